@@ -1,0 +1,35 @@
+"""rnndsl: recurrent networks from a declarative spec, compiled to numba loops.
+
+    import rnndsl
+    model = rnndsl.compile("embed(1000, 64) | lstm(32) | dense(10)")
+    model.summary()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import (CheckpointError, DataError, DeviceError, RnnError, SpecError, TrainingError,
+                     WeightsError)
+from .model import Model, compile_spec
+
+__version__ = "0.1.0"
+
+
+def compile(text: str, dtype: str = "float32", seed: int = 0, file: str = "<spec>", **kw) -> Model:
+    """Parse and check a spec; returns a Model (raises SpecError listing every problem)."""
+    return compile_spec(text, file=file, dtype=dtype, seed=seed, **kw)
+
+
+def load(path: str | Path, **kw) -> Model:
+    """Compile the spec in a .rnn file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RnnError(f"cannot read spec {path}: {e.strerror or e}") from None
+    return compile(text, file=str(path), **kw)
+
+
+__all__ = ["compile", "load", "Model", "RnnError", "SpecError", "DataError", "WeightsError",
+           "CheckpointError", "TrainingError", "DeviceError"]

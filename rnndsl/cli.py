@@ -1,0 +1,131 @@
+"""Command line: python -m rnndsl {check,summary,graph} SPEC.
+
+Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
+No Python traceback reaches the user: rnndsl errors print their message,
+anything unexpected prints one line asking for a bug report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import RnnError
+
+EXIT_SPEC, EXIT_USAGE = 1, 2
+DEFAULT_SPEC = "seq2seq.rnn"
+
+
+class UsageError(Exception):
+    pass
+
+
+def examples_dir() -> Path:
+    """Shipped examples: inside the installed package, else the source tree."""
+    packaged = Path(__file__).resolve().parent / "examples"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "examples"
+
+
+def _spec_path(arg: str | None) -> Path:
+    path = Path(arg) if arg else examples_dir() / DEFAULT_SPEC
+    if not path.is_file():
+        raise UsageError(f"no such spec file: {path}")
+    return path
+
+
+def _load(arg):
+    from . import load
+
+    return load(_spec_path(arg))
+
+
+def cmd_check(args) -> int:
+    model = _load(args.spec)
+    g = model.graph
+    print(f"{model.graph.file}: ok ({len(g.layers)} layers, {g.count_params():,} params, "
+          f"inputs: {', '.join(model.input_names)}; outputs: {', '.join(model.output_names)})")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    _load(args.spec).summary()
+    return 0
+
+
+def cmd_graph(args) -> int:
+    dot = _load(args.spec).to_dot()
+    if not args.output:
+        print(dot)
+        return 0
+    out = Path(args.output)
+    fmt = out.suffix.lstrip(".") or "svg"
+    if fmt == "dot":
+        out.write_text(dot + "\n")
+        return 0
+    exe = shutil.which("dot")
+    if exe is None:
+        print(f"rnndsl: cannot write {out}: Graphviz's `dot` is not installed "
+              "(apt-get install graphviz); without -o the DOT text goes to stdout", file=sys.stderr)
+        return EXIT_USAGE
+    proc = subprocess.run([exe, f"-T{fmt}", "-o", str(out)], input=dot, text=True, capture_output=True)
+    if proc.returncode != 0:
+        print(f"rnndsl: dot failed: {proc.stderr.strip()}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rnndsl", description="Recurrent networks from a .rnn spec.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    spec_help = f"the .rnn file (default: the shipped example {DEFAULT_SPEC})"
+
+    c = sub.add_parser("check", help="parse and check a spec: shapes, states, names",
+                       description="Parse a spec and check shapes, state edges and names before any compute.")
+    c.add_argument("spec", nargs="?", help=spec_help)
+    c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("summary", help="print a Keras-style summary with parameter counts",
+                       description="Print each layer's output shape, parameters and inputs.")
+    s.add_argument("spec", nargs="?", help=spec_help)
+    s.set_defaults(func=cmd_summary)
+
+    g = sub.add_parser("graph", help="the layer graph as Graphviz DOT (or a picture with -o)",
+                       description="Print the layer graph as Graphviz DOT; -o file.svg renders it with `dot`.")
+    g.add_argument("spec", nargs="?", help=spec_help)
+    g.add_argument("-o", "--output", help="write a picture (svg, png, pdf) or .dot file")
+    g.set_defaults(func=cmd_graph)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed usage already
+        return int(e.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"rnndsl: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except RnnError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_SPEC
+    except KeyboardInterrupt:
+        print("rnndsl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the promise is: no traceback for the user
+        print(f"rnndsl: internal error: {type(e).__name__}: {e} (please report it; "
+              "set RNNDSL_DEBUG=1 for the traceback)", file=sys.stderr)
+        import os
+
+        if os.environ.get("RNNDSL_DEBUG"):
+            raise
+        return 3

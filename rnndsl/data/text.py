@@ -1,0 +1,188 @@
+"""Text to integer sequences: tokenizer, vocabulary, padding, labelled files.
+
+Conventions (as Keras's TextVectorization): id 0 is padding, id 1 stands for
+out-of-vocabulary words, real words start at 2, most frequent first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from rnndsl.errors import DataError
+
+__all__ = ["tokenize", "Vocabulary", "pad_sequences", "load_labelled_text"]
+
+_TOKEN = re.compile(r"[^\W_]+")  # runs of letters/digits (any script); "_" splits too
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case ``text`` and split it on everything that is not a letter or digit."""
+    return _TOKEN.findall(text.lower())
+
+
+class Vocabulary:
+    """word <-> id. id 0 = ``pad_token``, id 1 = ``oov_token``, then the words."""
+
+    PAD = 0
+    OOV = 1
+
+    def __init__(self, words: Iterable[str] = (), pad_token: str = "<pad>", oov_token: str = "<oov>"):
+        self.id_to_word: list[str] = [pad_token, oov_token]
+        self.word_to_id: dict[str, int] = {pad_token: 0, oov_token: 1}
+        for w in words:
+            if w not in self.word_to_id:
+                self.word_to_id[w] = len(self.id_to_word)
+                self.id_to_word.append(w)
+
+    @classmethod
+    def build(cls, texts: Iterable, max_size: int | None = None, min_count: int = 1,
+              tokenizer=tokenize, **kw) -> "Vocabulary":
+        """From texts (strings, or token lists): words by decreasing count, ties in
+        order of first appearance; ``max_size`` caps the total size including the
+        two reserved ids (like Keras's max_tokens)."""
+        if max_size is not None and max_size < 2:
+            raise DataError(f"max_size must be >= 2 (padding and OOV ids), got {max_size}")
+        counts: Counter = Counter()
+        for t in texts:
+            counts.update(tokenizer(t) if isinstance(t, str) else t)
+        # Counter.most_common is stable for ties, i.e. first-seen order.
+        words = [w for w, c in counts.most_common() if c >= min_count]
+        if max_size is not None:
+            words = words[: max_size - 2]
+        return cls(words, **kw)
+
+    def __len__(self) -> int:
+        return len(self.id_to_word)
+
+    def __contains__(self, word) -> bool:
+        return word in self.word_to_id
+
+    def __getitem__(self, word: str) -> int:
+        return self.word_to_id.get(word, self.OOV)
+
+    @property
+    def pad_token(self) -> str:
+        return self.id_to_word[0]
+
+    @property
+    def oov_token(self) -> str:
+        return self.id_to_word[1]
+
+    def lookup(self, word: str) -> int:
+        """id of ``word`` (OOV id 1 when unknown)."""
+        return self.word_to_id.get(word, self.OOV)
+
+    def word(self, i: int) -> str:
+        """word of id ``i``."""
+        if not 0 <= i < len(self.id_to_word):
+            raise DataError(f"id {i} is out of range for a vocabulary of {len(self)} entries")
+        return self.id_to_word[i]
+
+    def encode(self, text, tokenizer=tokenize) -> list[int]:
+        """ids of a text (tokenized) or of a token list."""
+        tokens = tokenizer(text) if isinstance(text, str) else text
+        get = self.word_to_id.get
+        return [get(t, self.OOV) for t in tokens]
+
+    def decode(self, ids: Iterable[int], skip_padding: bool = True) -> list[str]:
+        """words of ids; padding ids are dropped unless skip_padding=False."""
+        return [self.word(int(i)) for i in ids if not (skip_padding and int(i) == self.PAD)]
+
+    def to_list(self) -> list[str]:
+        """All entries in id order (JSON-able); Vocabulary.from_list inverts it."""
+        return list(self.id_to_word)
+
+    @classmethod
+    def from_list(cls, entries: Sequence[str]) -> "Vocabulary":
+        if len(entries) < 2:
+            raise DataError("a vocabulary list needs at least the padding and OOV entries")
+        if len(set(entries)) != len(entries):
+            raise DataError("a vocabulary list must not repeat entries")
+        return cls(entries[2:], pad_token=entries[0], oov_token=entries[1])
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} entries)"
+
+
+def pad_sequences(sequences, maxlen: int | None = None, padding: str = "pre",
+                  truncating: str = "pre", value: int = 0, dtype=np.int32) -> np.ndarray:
+    """Keras's pad_sequences: a (N, maxlen) array; maxlen defaults to the longest.
+    "pre" pads/truncates at the start, "post" at the end."""
+    for name, v in (("padding", padding), ("truncating", truncating)):
+        if v not in ("pre", "post"):
+            raise DataError(f"{name} must be 'pre' or 'post', got {v!r}")
+    seqs = [list(s) for s in sequences]
+    if maxlen is None:
+        maxlen = max((len(s) for s in seqs), default=0)
+    if maxlen < 0:
+        raise DataError(f"maxlen must be >= 0, got {maxlen}")
+    out = np.full((len(seqs), maxlen), value, dtype=dtype)
+    for i, s in enumerate(seqs):
+        if len(s) > maxlen:
+            s = s[-maxlen:] if truncating == "pre" and maxlen else s[:maxlen]
+        if not s:
+            continue
+        if padding == "post":
+            out[i, : len(s)] = s
+        else:
+            out[i, maxlen - len(s):] = s
+    return out
+
+
+def _label_order(names: set[str]) -> list[str]:
+    # Numeric labels sort as numbers ("2" before "10"), others alphabetically.
+    try:
+        return sorted(names, key=lambda s: float(s))
+    except ValueError:
+        return sorted(names)
+
+
+def load_labelled_text(path, vocab: Vocabulary | None = None, max_words: int | None = None,
+                       maxlen: int | None = None, padding: str = "pre", truncating: str = "pre",
+                       labels: Sequence[str] | None = None):
+    """A file of ``label<TAB>text`` lines -> ``(x (N, maxlen) int32, y (N,) int64,
+    vocab, label_names)``. A new vocabulary (capped at ``max_words`` entries) is
+    built when ``vocab`` is None; label ids index ``label_names`` (given as
+    ``labels``, else the sorted distinct labels). Blank lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"text file not found: {path}")
+    label_strs: list[str] = []
+    token_lists: list[list[str]] = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                label, tab, text = line.partition("\t")
+                label = label.strip()
+                if not tab:
+                    raise DataError(f"{path}:{lineno}: expected 'label<TAB>text', found no tab")
+                if not label:
+                    raise DataError(f"{path}:{lineno}: empty label")
+                label_strs.append(label)
+                token_lists.append(tokenize(text))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text ({e})") from None
+    if not label_strs:
+        raise DataError(f"{path} holds no labelled lines")
+    if labels is None:
+        label_names = _label_order(set(label_strs))
+    else:
+        label_names = [str(s) for s in labels]
+        unknown = sorted(set(label_strs) - set(label_names))
+        if unknown:
+            raise DataError(f"{path}: label {unknown[0]!r} is not one of {label_names}")
+    label_id = {s: i for i, s in enumerate(label_names)}
+    if vocab is None:
+        vocab = Vocabulary.build(token_lists, max_size=max_words)
+    x = pad_sequences([vocab.encode(t) for t in token_lists], maxlen=maxlen, padding=padding,
+                      truncating=truncating)
+    y = np.array([label_id[s] for s in label_strs], dtype=np.int64)
+    return x, y, vocab, label_names

@@ -1,0 +1,358 @@
+"""Syntax tree -> checked layer graph.
+
+Statements are lowered in order; every name must be defined before it is used
+(so the graph is acyclic by construction). Each layer call becomes a node
+whose arguments are resolved against its spec and whose output and state
+ports are typed by the spec's `infer`. Problems are collected, not raised one
+at a time: a node whose input is already broken is skipped quietly so one
+mistake does not cascade into many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import layers as _layers  # noqa: F401  (registers the layer kinds)
+from ..errors import DiagnosticSink, Pos, did_you_mean
+from ..lang import ast
+from ..layers.base import REGISTRY, LayerSpec
+from ..layers.input import INPUT
+from .graph import Graph, Node, Output, PortRef
+from .train_section import check_train_block
+from .types import TensorType
+
+IMPLICIT_INPUT = "x"
+
+
+@dataclass
+class Symbol:
+    name: str
+    ref: PortRef | None     # None when its definition had errors
+    pos: Pos
+    kind: str               # "input" or "binding"
+    used: bool = False
+
+
+class _Ctx:
+    """What a spec's `infer` sees: error reporting at the node and hints about producers."""
+
+    def __init__(self, builder: "GraphBuilder"):
+        self.b = builder
+
+    def error(self, node: Node, message: str, hint: str | None = None, at: str | None = None) -> None:
+        self.b.sink.error(node.arg_pos.get(at, node.pos) if at else node.pos, message, hint)
+
+    def producer(self, node: Node, i: int) -> Node:
+        return self.b.nodes[node.inputs[i].node]
+
+    def seq_hint(self, node: Node, i: int) -> str:
+        p = self.producer(node, i)
+        if p.spec.recurrent:
+            return (f"add `seq` (return_sequences=true) to the {p.spec.name} at line {p.pos.line} "
+                    "so it returns every step")
+        return "repeat(n) turns a vector into a sequence of n steps"
+
+
+class GraphBuilder:
+    def __init__(self, spec: ast.Spec):
+        self.spec = spec
+        self.sink = DiagnosticSink(spec.source, spec.file)
+        self.nodes: list[Node] = []
+        self.symbols: dict[str, Symbol] = {}
+        self.outputs: list[Output] = []
+        self.names: dict[str, Pos] = {}
+        self.counters: dict[str, int] = {}
+        self.ctx = _Ctx(self)
+        self.train: dict = {}
+        self.train_pos: dict = {}
+        self.pending_binding: str | None = None
+
+    # --- entry --------------------------------------------------------------------------
+    def build(self) -> Graph:
+        stmts = self.spec.statements
+        decls = [s for s in stmts if isinstance(s, ast.InputDecl)]
+        for d in decls:
+            self.declare_input(d)
+        if not decls:
+            self.implicit_input(stmts)
+        for s in stmts:
+            if isinstance(s, ast.Binding):
+                self.binding(s)
+            elif isinstance(s, ast.Output):
+                self.output(s)
+            elif isinstance(s, ast.TrainBlock):
+                if self.train_pos:
+                    self.sink.error(s.pos, "a spec has one train block", "merge the two blocks")
+                self.train, self.train_pos = check_train_block(s, self.sink)
+        if not self.outputs and not self.sink.items:
+            pos = stmts[-1].pos if stmts else Pos(self.spec.file, 1, 1)
+            self.sink.error(pos, "the spec has no output",
+                            "add `output name | ...`, or end with a pipeline that is not bound to a name")
+        for sym in self.symbols.values():
+            if not sym.used and sym.ref is not None:
+                what = "input" if sym.kind == "input" else "name"
+                self.sink.error(sym.pos, f"{what} {sym.name!r} is never used",
+                                f"use it in a pipeline (`{sym.name} | ...`) or remove it")
+        self.sink.raise_if_any()
+        inputs = [n.id for n in self.nodes if n.spec is INPUT]
+        return Graph(self.nodes, inputs, self.outputs, self.train, self.train_pos,
+                     self.spec.source, self.spec.file)
+
+    # --- inputs -------------------------------------------------------------------------
+    def declare_input(self, d: ast.InputDecl) -> None:
+        if not self.define(d.name, d.pos):
+            return
+        t = self.input_type(d)
+        ref = None
+        if t is not None:
+            node = self.add_node(INPUT, d.name, {}, [], d.pos)
+            node.outputs["out"] = t
+            ref = PortRef(node.id)
+        self.symbols[d.name] = Symbol(d.name, ref, d.pos, "input")
+
+    def input_type(self, d: ast.InputDecl) -> TensorType | None:
+        dims = d.dims
+        for v in dims:
+            if v is not None and v < 1:
+                self.sink.error(d.type_pos, f"a dimension must be at least 1, got {v}")
+                return None
+        if d.dtype == "int":
+            if len(dims) != 1:
+                self.sink.error(d.type_pos, f"int[...] takes one dimension (steps), got {len(dims)}",
+                                "token ids are `int[steps]`, e.g. `int[?]`; feature sequences are `float[steps, features]`")
+                return None
+            return TensorType(True, None, dims[0], dtype="int")
+        if d.dtype == "float":
+            if len(dims) == 2:
+                if dims[1] is None:
+                    self.sink.error(d.type_pos, "the feature size of a float input must be a number, not ?",
+                                    "e.g. `float[?, 28]`: ? steps of 28 features")
+                    return None
+                return TensorType(True, dims[1], dims[0])
+            if len(dims) == 1 and dims[0] is not None:
+                return TensorType(False, dims[0])
+            self.sink.error(d.type_pos, f"float[...] takes [steps, features] or [features], got {len(dims)} dimensions",
+                            "e.g. `float[?, 28]`")
+            return None
+        hint = did_you_mean(d.dtype, ("int", "float")) or "inputs are int[steps] or float[steps, features]"
+        self.sink.error(d.type_pos, f"unknown input type {d.dtype!r}", hint)
+        return None
+
+    def implicit_input(self, stmts) -> None:
+        """A spec with no `input` that starts with embed(...) reads token ids, int[?]."""
+        for s in stmts:
+            if isinstance(s, (ast.Binding, ast.Output)):
+                first = s.pipeline.stages[0]
+                if isinstance(first, ast.Call) and REGISTRY.get(first.name) is REGISTRY["embed"]:
+                    node = self.add_node(INPUT, IMPLICIT_INPUT, {}, [], first.pos)
+                    node.outputs["out"] = TensorType(True, None, None, dtype="int")
+                    self.symbols[IMPLICIT_INPUT] = Symbol(IMPLICIT_INPUT, PortRef(node.id), first.pos, "input", True)
+                    self.implicit = PortRef(node.id)
+                return
+
+    implicit: PortRef | None = None
+
+    # --- statements ---------------------------------------------------------------------
+    def define(self, name: str, pos: Pos) -> bool:
+        if name in self.symbols:
+            first = self.symbols[name].pos
+            self.sink.error(pos, f"{name!r} is already defined at line {first.line}",
+                            "pick another name")
+            return False
+        return True
+
+    def binding(self, s: ast.Binding) -> None:
+        ok = self.define(s.name, s.pos)
+        self.pending_binding = s.name
+        ref = self.pipeline(s.pipeline, s.name)
+        if ok:
+            self.symbols[s.name] = Symbol(s.name, ref, s.pos, "binding")
+
+    def output(self, s: ast.Output) -> None:
+        self.pending_binding = None
+        ref = self.pipeline(s.pipeline, s.name)
+        if ref is None:
+            return
+        name = s.name
+        if name is None:
+            stages = s.pipeline.stages
+            name = str(stages[0]) if len(stages) == 1 and isinstance(stages[0], ast.Ref) else self.nodes[ref.node].name
+        if any(o.name == name for o in self.outputs):
+            self.sink.error(s.pos, f"output {name!r} is defined twice", "name outputs: `output y2 = ...`")
+            return
+        if ref.port not in ("out", "forward", "backward"):
+            self.sink.error(s.pos, "an output is a sequence or a vector, not a state",
+                            "states go to initial_state=; output the layer itself")
+            return
+        self.outputs.append(Output(name, ref, s.pos))
+
+    # --- pipelines ------------------------------------------------------------------------
+    def pipeline(self, p: ast.Pipeline, bind_name: str | None) -> PortRef | None:
+        cur: PortRef | None = None
+        broken = False
+        last = len(p.stages) - 1
+        for i, stage in enumerate(p.stages):
+            if isinstance(stage, ast.Ref):
+                if i > 0:
+                    self.sink.error(stage.pos, f"the name {stage} can only start a pipeline",
+                                    f"did you mean a layer call such as {stage}(...)? To join branches use concat(a, b)"
+                                    if stage.port is None else "to join branches use concat(a, b) or add(a, b)")
+                    broken = True
+                    continue
+                cur = self.resolve_ref(stage, "out")
+                broken = cur is None
+                continue
+            spec = REGISTRY.get(stage.name)
+            if spec is None:
+                hint = did_you_mean(stage.name, REGISTRY) or f"layers: {', '.join(sorted(set(s.name for s in REGISTRY.values())))}"
+                self.sink.error(stage.pos, f"unknown layer {stage.name!r}", hint)
+                broken = True
+                continue
+            name_hint = bind_name if i == last else None
+            cur, broken = self.layer(spec, stage, cur, broken, i == 0, name_hint)
+        return None if broken else cur
+
+    def layer(self, spec: LayerSpec, call: ast.Call, cur, broken: bool, first: bool, name_hint):
+        opts, arg_pos, refs = spec.resolve(call, self.sink.error)
+        inputs: list[PortRef] = []
+        if cur is not None:
+            inputs.append(cur)
+        elif first and not spec.fan_in:
+            if self.implicit is not None and not self.implicit_used_by_pipeline_start():
+                inputs.append(self.implicit)
+            else:
+                decl = [s for s in self.symbols.values() if s.kind == "input"]
+                hint = (f"start it with an input: `{decl[0].name} | {call.name}(...)`" if decl else
+                        "declare an input first, e.g. `input x: float[?, 28]`, then `x | ...`")
+                self.sink.error(call.pos, f"{call.name}(...) has no input", hint)
+                return None, True
+        for r in refs:
+            ref = self.resolve_ref(r, "out")
+            if ref is None:
+                broken = True
+            else:
+                inputs.append(ref)
+        node = self.add_node(spec, self.node_name(spec, opts, name_hint, call.pos), opts, inputs, call.pos, arg_pos)
+        init = opts.get("initial_state")
+        if init is not None:
+            node.initial_state = self.state_edge(node, init)
+            broken = broken or node.initial_state is None
+        if broken or any(not self.nodes[r.node].outputs.get(r.port) for r in inputs):
+            return PortRef(node.id), True
+        ins = [self.nodes[r.node].outputs[r.port] for r in inputs]
+        n_errors = len(self.sink.items)
+        spec.infer(node, ins, self.ctx)
+        if len(self.sink.items) > n_errors or not node.outputs:
+            return PortRef(node.id), True
+        if "out" not in node.outputs:   # bidirectional(merge_mode=none): only .forward / .backward
+            return PortRef(node.id, "forward"), False
+        return PortRef(node.id), False
+
+    def implicit_used_by_pipeline_start(self) -> bool:
+        # The implicit input feeds exactly one pipeline: the one that starts with embed.
+        return any(r.node == self.implicit.node for n in self.nodes for r in n.inputs)
+
+    def resolve_ref(self, r: ast.Ref, want: str) -> PortRef | None:
+        sym = self.symbols.get(r.name)
+        if sym is None:
+            later = [s for s in self.spec.statements if isinstance(s, ast.Binding) and s.name == r.name]
+            if self.pending_binding == r.name:
+                self.sink.error(r.pos, f"{r.name!r} refers to itself", "a pipeline cannot feed into itself (a cycle)")
+            elif later:
+                self.sink.error(r.pos, f"{r.name!r} is used before it is defined (line {later[0].pos.line})",
+                                "move its definition above this line")
+            else:
+                hint = did_you_mean(r.name, self.symbols) or "define it with `name = ...` or `input name: ...`"
+                self.sink.error(r.pos, f"unknown name {r.name!r}", hint)
+            return None
+        sym.used = True
+        if sym.ref is None:
+            return None
+        node = self.nodes[sym.ref.node]
+        port = r.port
+        if port is None:
+            if "out" not in node.outputs and node.outputs:
+                self.sink.error(r.pos, f"{r.name} has two outputs (merge_mode=none)",
+                                f"use {r.name}.forward or {r.name}.backward")
+                return None
+            if want == "state":
+                self.sink.error(r.pos, f"initial_state takes a state port, not the output of {r.name}",
+                                f"write {r.name}.state (and give its layer `state`)")
+                return None
+            return PortRef(sym.ref.node, "out")
+        if port == "state":
+            if want != "state":
+                self.sink.error(r.pos, f"{r} is a state; it can only go to initial_state=",
+                                f"pipe the output instead: `{r.name} | ...`")
+                return None
+            if node.state is None:
+                if node.spec.recurrent:
+                    hint = f"add `state` (return_state=true) to the {node.spec.name} at line {node.pos.line}"
+                else:
+                    hint = f"{r.name} is a {node.spec.name}; only recurrent layers have a state"
+                self.sink.error(r.pos, f"{r.name} has no state port", hint)
+                return None
+            return PortRef(sym.ref.node, "state")
+        if port in ("forward", "backward") and port in node.outputs:
+            return PortRef(sym.ref.node, port)
+        ports = ["state"] if node.spec.recurrent else []
+        ports += [p for p in ("forward", "backward") if p in node.outputs]
+        hint = did_you_mean(port, ports) or (f"{r.name} has: {', '.join(ports)}" if ports else None)
+        self.sink.error(r.pos, f"{r.name} has no port {port!r}", hint)
+        return None
+
+    def state_edge(self, node: Node, value) -> PortRef | None:
+        pos = node.arg_pos.get("initial_state", node.pos)
+        if isinstance(value, ast.ListValue):
+            self.sink.error(pos, "initial_state takes one state port, e.g. enc.state",
+                            "a state port already holds all of a layer's states (h, c)")
+            return None
+        ref = self.resolve_ref(value, "state")
+        if ref is None:
+            return None
+        got = self.nodes[ref.node].state
+        want = node.spec.takes_state(node)
+        if want is None:
+            return None
+        if not got.fits(want):
+            src = self.nodes[ref.node]
+            self.sink.error(pos, f"{node.spec.name}({want.parts[0][1]}) takes a state {want}, but {value} is "
+                                 f"{got} from {src.spec.name} at line {src.pos.line}",
+                            _state_hint(got, want))
+            return None
+        return ref
+
+    # --- nodes ----------------------------------------------------------------------------
+    def node_name(self, spec: LayerSpec, opts, name_hint, pos) -> str:
+        name = opts.get("name") or name_hint
+        if name and name not in self.names:
+            self.names[name] = pos
+            return name
+        if opts.get("name"):
+            self.sink.error(pos, f"layer name {name!r} is used twice", "names of layers must be unique")
+        base = spec.keras_name
+        while True:
+            k = self.counters.get(base, 0)
+            self.counters[base] = k + 1
+            candidate = base if k == 0 else f"{base}_{k}"
+            if candidate not in self.names:
+                self.names[candidate] = pos
+                return candidate
+
+    def add_node(self, spec, name, opts, inputs, pos, arg_pos=None) -> Node:
+        node = Node(len(self.nodes), spec, name, opts, inputs, pos, arg_pos or {})
+        self.nodes.append(node)
+        if spec is INPUT:
+            self.names[name] = pos
+        return node
+
+
+def _state_hint(got, want) -> str:
+    if len(got.parts) != len(want.parts):
+        return (f"a {got.cell} state has {len(got.parts)} part(s) and this layer needs {len(want.parts)}: "
+                "pass state between layers of the same kind (lstm to lstm, gru to gru)")
+    return f"make the units match: both layers need {got.sizes[0]} units, or both {want.sizes[0]}"
+
+
+def build_graph(spec: ast.Spec) -> Graph:
+    return GraphBuilder(spec).build()

@@ -1,0 +1,109 @@
+"""The layer graph: nodes in topological order, sequence edges and state edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Pos
+from .types import StateType, TensorType
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..layers.base import LayerSpec
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """One output of a node: "out" (its sequence or vector), "state", "forward", "backward"."""
+
+    node: int
+    port: str = "out"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One weight array, named and laid out as Keras names and lays it out."""
+
+    name: str
+    shape: tuple[int, ...]
+    init: str
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass
+class Node:
+    id: int
+    spec: "LayerSpec"
+    name: str
+    opts: dict[str, Any]
+    inputs: list[PortRef]
+    pos: Pos
+    arg_pos: dict[str, Pos] = field(default_factory=dict)
+    outputs: dict[str, TensorType] = field(default_factory=dict)
+    state: StateType | None = None
+    initial_state: PortRef | None = None
+    weights: list[WeightSpec] = field(default_factory=list)
+
+    @property
+    def out(self) -> TensorType | None:
+        return self.outputs.get("out")
+
+    @property
+    def kind(self) -> str:
+        return self.spec.name
+
+    def param_count(self, trainable: bool | None = None) -> int:
+        return sum(w.size for w in self.weights if trainable is None or w.trainable == trainable)
+
+    def input_nodes(self) -> list[int]:
+        ids = [p.node for p in self.inputs]
+        if self.initial_state is not None:
+            ids.append(self.initial_state.node)
+        return ids
+
+
+@dataclass
+class Output:
+    name: str
+    ref: PortRef
+    pos: Pos
+
+
+@dataclass
+class Graph:
+    """Nodes (inputs first, then layers in topological order) and named outputs."""
+
+    nodes: list[Node]
+    inputs: list[int]
+    outputs: list[Output]
+    train: dict[str, Any] = field(default_factory=dict)
+    train_pos: dict[str, Pos] = field(default_factory=dict)
+    source: str = ""
+    file: str = "<spec>"
+
+    def node(self, ref: PortRef | int) -> Node:
+        return self.nodes[ref.node if isinstance(ref, PortRef) else ref]
+
+    def type_of(self, ref: PortRef):
+        node = self.nodes[ref.node]
+        return node.state if ref.port == "state" else node.outputs[ref.port]
+
+    @property
+    def layers(self) -> list[Node]:
+        return [n for n in self.nodes if n.kind != "input"]
+
+    def weight_specs(self) -> list[tuple[Node, WeightSpec]]:
+        return [(n, w) for n in self.nodes for w in n.weights]
+
+    def count_params(self, trainable: bool | None = None) -> int:
+        return sum(n.param_count(trainable) for n in self.nodes)
+
+    def consumers(self, node_id: int) -> list[Node]:
+        return [n for n in self.nodes if node_id in n.input_nodes()]

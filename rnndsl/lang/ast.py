@@ -1,0 +1,143 @@
+"""The syntax tree of a .rnn spec. Every node carries its source position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from ..errors import Pos
+
+
+@dataclass
+class Num:
+    value: int | float
+    pos: Pos
+
+
+@dataclass
+class Str:
+    value: str
+    pos: Pos
+
+
+@dataclass
+class Bool:
+    value: bool
+    pos: Pos
+
+
+@dataclass
+class Ref:
+    """`name` or `name.port` (e.g. `enc.state`)."""
+
+    parts: list[str]
+    pos: Pos
+
+    @property
+    def name(self) -> str:
+        return self.parts[0]
+
+    @property
+    def port(self) -> str | None:
+        return ".".join(self.parts[1:]) or None
+
+    def __str__(self) -> str:
+        return ".".join(self.parts)
+
+
+@dataclass
+class Arg:
+    """A positional (`name is None`) or keyword argument."""
+
+    name: str | None
+    value: "Value"
+    pos: Pos
+
+
+@dataclass
+class Call:
+    """`name(args...)`: a layer, an optimizer, a data source."""
+
+    name: str
+    args: list[Arg]
+    pos: Pos
+
+    @property
+    def positional(self) -> list[Arg]:
+        return [a for a in self.args if a.name is None]
+
+    @property
+    def keywords(self) -> list[Arg]:
+        return [a for a in self.args if a.name is not None]
+
+
+@dataclass
+class ListValue:
+    items: list["Value"]
+    pos: Pos
+
+
+Value = Union[Num, Str, Bool, Ref, Call, ListValue]
+Stage = Union[Call, Ref]
+
+
+@dataclass
+class Pipeline:
+    stages: list[Stage]
+    pos: Pos
+
+
+@dataclass
+class InputDecl:
+    name: str
+    dtype: str            # "int" or "float"
+    dims: list[int | None]  # None for `?`
+    pos: Pos
+    type_pos: Pos
+
+
+@dataclass
+class Binding:
+    name: str
+    pipeline: Pipeline
+    pos: Pos
+
+
+@dataclass
+class Output:
+    name: str | None
+    pipeline: Pipeline
+    pos: Pos
+
+
+@dataclass
+class Setting:
+    name: str
+    value: Value
+    pos: Pos
+
+
+@dataclass
+class TrainBlock:
+    settings: list[Setting]
+    pos: Pos
+
+
+Statement = Union[InputDecl, Binding, Output, TrainBlock]
+
+
+@dataclass
+class Spec:
+    statements: list[Statement]
+    file: str = "<spec>"
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def plain(value: Value):
+    """The Python value of a literal (lists recursively); refs and calls as they are."""
+    if isinstance(value, (Num, Str, Bool)):
+        return value.value
+    if isinstance(value, ListValue):
+        return [plain(v) for v in value.items]
+    return value

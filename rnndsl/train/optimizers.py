@@ -1,0 +1,410 @@
+"""Optimizers with Keras 3's update rules, updating NumPy arrays in place.
+
+One step, ``apply(params, grads)``, does as Keras 3 does:
+
+1. clip the gradients: ``clipnorm`` (each gradient to L2 norm <= c),
+   ``global_clipnorm`` (all gradients together), or ``clipvalue`` (elementwise
+   to [-c, c]); at most one of the three may be set;
+2. decoupled weight decay: ``w -= lr * weight_decay * w``;
+3. the update rule of the optimizer (see each class);
+4. ``iterations += 1``.
+
+Slots (momenta, accumulators) are created on the first gradient a parameter
+gets and named by its position: ``state_dict()`` holds ``"iterations"`` and
+``"<slot>/<index>"`` arrays, e.g. ``"m/0"``, ``"v/0"`` for Adam.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+
+from rnndsl.errors import CheckpointError, RnnError, TrainingError, did_you_mean
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer"]
+
+
+def _check_range(name: str, value, lo=None, hi=None, lo_open=False, hi_open=False, optional=False):
+    if value is None and optional:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise RnnError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise RnnError(f"{name} must be finite, got {value!r}")
+    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (
+        hi is not None and (v >= hi if hi_open else v > hi)
+    )
+    if bad:
+        lb = "(" if lo_open else "["
+        rb = ")" if hi_open else "]"
+        raise RnnError(f"{name} must be in {lb}{lo if lo is not None else '-inf'}, "
+                       f"{hi if hi is not None else 'inf'}{rb}, got {value!r}")
+    return v
+
+
+class Optimizer:
+    """Base class: clipping, weight decay, iterations, slots and their state."""
+
+    name = "optimizer"
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: float = 0.001, *, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None):
+        self.learning_rate = _check_range("learning_rate", learning_rate, lo=0.0)
+        self.weight_decay = _check_range("weight_decay", weight_decay, lo=0.0, optional=True)
+        self.clipnorm = _check_range("clipnorm", clipnorm, lo=0.0, lo_open=True, optional=True)
+        self.clipvalue = _check_range("clipvalue", clipvalue, lo=0.0, lo_open=True, optional=True)
+        self.global_clipnorm = _check_range("global_clipnorm", global_clipnorm, lo=0.0,
+                                            lo_open=True, optional=True)
+        n_clip = sum(c is not None for c in (self.clipnorm, self.clipvalue, self.global_clipnorm))
+        if n_clip > 1:
+            raise RnnError("only one of clipnorm, clipvalue and global_clipnorm can be set "
+                           f"(got clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                           f"global_clipnorm={global_clipnorm})")
+        self.iterations = 0
+        # slot name -> {param index -> array}; _scratch: per-param work buffers
+        self._slots: dict[str, dict[int, np.ndarray]] = {s: {} for s in self.slot_names}
+        self._scratch: dict[int, np.ndarray] = {}
+        self._clipbuf: dict[int, np.ndarray] = {}
+
+    # ----- the step -------------------------------------------------------
+    def apply(self, params: list[np.ndarray], grads: list[np.ndarray | None]) -> None:
+        """One update of ``params`` in place; ``None`` gradients are skipped."""
+        if len(params) != len(grads):
+            raise TrainingError(f"optimizer got {len(params)} parameters but {len(grads)} gradients")
+        live = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None:
+                continue
+            if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
+                raise TrainingError(f"parameter {i} must be a float ndarray, got "
+                                    f"{type(p).__name__} {getattr(p, 'dtype', '')}")
+            g = np.asarray(g)
+            if g.shape != p.shape:
+                raise TrainingError(f"gradient {i} has shape {g.shape} but its parameter has {p.shape}")
+            live.append((i, p, g))
+        live = self._clip(live)
+        lr = self.learning_rate
+        if self.weight_decay:
+            for i, p, _ in live:
+                tmp = self._work(i, p)
+                np.multiply(p, lr * self.weight_decay, out=tmp)
+                p -= tmp
+        self._prepare_step()
+        for i, p, g in live:
+            self._update(i, p, g, self._slots_for(i, p), self._work(i, p))
+        self.iterations += 1
+
+    def _clip(self, live):
+        if self.clipnorm is not None:
+            out = []
+            for i, p, g in live:
+                norm = float(np.sqrt(np.vdot(g, g).real))
+                if norm > self.clipnorm:
+                    g = self._scaled(i, g, self.clipnorm / norm)
+                out.append((i, p, g))
+            return out
+        if self.global_clipnorm is not None:
+            gnorm = math.sqrt(sum(float(np.vdot(g, g).real) for _, _, g in live))
+            if gnorm > self.global_clipnorm:
+                s = self.global_clipnorm / gnorm
+                return [(i, p, self._scaled(i, g, s)) for i, p, g in live]
+            return live
+        if self.clipvalue is not None:
+            c = self.clipvalue
+            return [(i, p, np.clip(g, -c, c, out=self._buf(i, g))) for i, p, g in live]
+        return live
+
+    def _buf(self, i, g):
+        # The caller's gradient arrays are never modified: clipping writes here.
+        b = self._clipbuf.get(i)
+        if b is None or b.shape != g.shape or b.dtype != g.dtype:
+            b = self._clipbuf[i] = np.empty_like(g)
+        return b
+
+    def _scaled(self, i, g, s):
+        return np.multiply(g, s, out=self._buf(i, g))
+
+    def _slots_for(self, i, p):
+        out = {}
+        for name in self.slot_names:
+            arr = self._slots[name].get(i)
+            if arr is None:
+                arr = self._slots[name][i] = self._init_slot(name, p)
+            elif arr.shape != p.shape:
+                raise CheckpointError(f"optimizer slot '{name}/{i}' has shape {arr.shape} but "
+                                      f"parameter {i} has shape {p.shape}")
+            elif arr.dtype != p.dtype:
+                arr = self._slots[name][i] = arr.astype(p.dtype)
+            out[name] = arr
+        return out
+
+    def _work(self, i, p):
+        w = self._scratch.get(i)
+        if w is None or w.shape != p.shape or w.dtype != p.dtype:
+            w = self._scratch[i] = np.empty_like(p)
+        return w
+
+    def _init_slot(self, name, p):
+        return np.zeros_like(p)
+
+    def _prepare_step(self):
+        """Per-step scalars shared by all parameters (e.g. Adam's bias correction)."""
+
+    def _update(self, i, p, g, slots, tmp):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ----- state ----------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Flat copy of the state: ``iterations`` and ``<slot>/<param index>``."""
+        d = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for name, per in self._slots.items():
+            for i, arr in sorted(per.items()):
+                d[f"{name}/{i}"] = arr.copy()
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore a state_dict(); shapes are checked on the next apply()."""
+        if "iterations" not in d:
+            raise CheckpointError("optimizer state has no 'iterations' entry")
+        slots: dict[str, dict[int, np.ndarray]] = {s: {} for s in self.slot_names}
+        for key, value in d.items():
+            if key == "iterations":
+                continue
+            name, _, idx = key.rpartition("/")
+            if name not in slots or not idx.isdigit():
+                hint = did_you_mean(name, self.slot_names) if name else None
+                raise CheckpointError(
+                    f"optimizer state entry '{key}' does not belong to {type(self).__name__} "
+                    f"(slots: {', '.join(self.slot_names) or 'none'})" + (f"; {hint}" if hint else ""))
+            slots[name][int(idx)] = np.array(value, copy=True)
+        self.iterations = int(np.asarray(d["iterations"]))
+        self._slots = slots
+
+    def get_config(self) -> dict:
+        """JSON-able constructor arguments plus ``name``; get_optimizer(config) rebuilds."""
+        cfg = {"name": self.name}
+        for p in _options(type(self)):
+            v = getattr(self, p)
+            cfg[p] = v if not isinstance(v, np.generic) else v.item()
+        return cfg
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Keras 3 SGD. momentum 0: w -= lr*g. Otherwise m = momentum*m - lr*g, then
+    w += m, or with nesterov w += momentum*m - lr*g (using the new m)."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 **kw):
+        self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
+        self.nesterov = bool(nesterov)
+        self.slot_names = ("momentum",) if self.momentum else ()
+        super().__init__(learning_rate, **kw)
+
+    def _update(self, i, p, g, slots, tmp):
+        lr = self.learning_rate
+        if not self.momentum:
+            np.multiply(g, lr, out=tmp)
+            p -= tmp
+            return
+        m = slots["momentum"]
+        m *= self.momentum
+        np.multiply(g, lr, out=tmp)
+        m -= tmp
+        if self.nesterov:
+            np.multiply(m, self.momentum, out=tmp)
+            p += tmp
+            np.multiply(g, lr, out=tmp)
+            p -= tmp
+        else:
+            p += m
+
+
+class Adam(Optimizer):
+    """Keras 3 Adam. t = iterations + 1; alpha = lr*sqrt(1-b2^t)/(1-b1^t);
+    m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); w -= alpha*m/(sqrt(v) + eps).
+    amsgrad keeps vhat = max(vhat, v) and uses it in place of v."""
+
+    name = "adam"
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, **kw):
+        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, hi_open=True)
+        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, hi_open=True)
+        self.epsilon = _check_range("epsilon", epsilon, lo=0.0)
+        self.amsgrad = bool(amsgrad)
+        self.slot_names = ("m", "v", "vhat") if self.amsgrad else ("m", "v")
+        super().__init__(learning_rate, **kw)
+
+    def _prepare_step(self):
+        t = self.iterations + 1
+        self._alpha = self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+
+    def _update(self, i, p, g, slots, tmp):
+        m, v = slots["m"], slots["v"]
+        np.subtract(g, m, out=tmp)
+        tmp *= 1.0 - self.beta_1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - self.beta_2
+        v += tmp
+        if self.amsgrad:
+            vhat = slots["vhat"]
+            np.maximum(vhat, v, out=vhat)
+            v = vhat
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= self._alpha
+        p -= tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay on by default (0.004, as Keras 3)."""
+
+    name = "adamw"
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, **kw):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kw)
+
+
+class RMSprop(Optimizer):
+    """Keras 3 RMSprop. v = rho*v + (1-rho)*g^2; centered: a = rho*a + (1-rho)*g
+    and denom = v - a^2 + eps, else denom = v + eps; inc = lr*g/sqrt(denom);
+    momentum 0: w -= inc, else mom = momentum*mom + inc; w -= mom."""
+
+    name = "rmsprop"
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, **kw):
+        self.rho = _check_range("rho", rho, 0.0, 1.0)
+        self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
+        self.epsilon = _check_range("epsilon", epsilon, lo=0.0)
+        self.centered = bool(centered)
+        slots = ["velocity"]
+        if self.momentum:
+            slots.append("momentum")
+        if self.centered:
+            slots.append("average_gradient")
+        self.slot_names = tuple(slots)
+        super().__init__(learning_rate, **kw)
+
+    def _update(self, i, p, g, slots, tmp):
+        rho, lr = self.rho, self.learning_rate
+        v = slots["velocity"]
+        v *= rho
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - rho
+        v += tmp
+        if self.centered:
+            a = slots["average_gradient"]
+            a *= rho
+            np.multiply(g, 1.0 - rho, out=tmp)
+            a += tmp
+            np.multiply(a, a, out=tmp)
+            np.subtract(v, tmp, out=tmp)
+            tmp += self.epsilon
+        else:
+            np.add(v, self.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        if self.momentum:
+            mom = slots["momentum"]
+            mom *= self.momentum
+            mom += tmp
+            p -= mom
+        else:
+            p -= tmp
+
+
+class Adagrad(Optimizer):
+    """Keras 3 Adagrad. acc starts at initial_accumulator_value; acc += g^2;
+    w -= lr*g/sqrt(acc + eps)."""
+
+    name = "adagrad"
+    slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, **kw):
+        self.initial_accumulator_value = _check_range(
+            "initial_accumulator_value", initial_accumulator_value, lo=0.0)
+        self.epsilon = _check_range("epsilon", epsilon, lo=0.0)
+        super().__init__(learning_rate, **kw)
+
+    def _init_slot(self, name, p):
+        return np.full_like(p, self.initial_accumulator_value)
+
+    def _update(self, i, p, g, slots, tmp):
+        acc = slots["accumulator"]
+        np.multiply(g, g, out=tmp)
+        acc += tmp
+        np.add(acc, self.epsilon, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(g, tmp, out=tmp)
+        tmp *= self.learning_rate
+        p -= tmp
+
+
+_OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+_BASE_OPTIONS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
+
+
+def _options(cls) -> list[str]:
+    """Constructor options of an optimizer class, in signature order."""
+    sig = inspect.signature(cls.__init__)
+    names = [n for n, p in sig.parameters.items()
+             if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return names + [o for o in _BASE_OPTIONS if o not in names]
+
+
+def get_optimizer(identifier="adam", **overrides) -> Optimizer:
+    """An Optimizer from a name ("adam", "Adam"), a config dict (``get_config()``
+    output, or Keras's ``{"class_name": ..., "config": {...}}``) or an Optimizer.
+    ``overrides`` set options (for an Optimizer instance a new one is built)."""
+    if isinstance(identifier, Optimizer):
+        if not overrides:
+            return identifier
+        identifier = identifier.get_config()
+    if isinstance(identifier, dict):
+        cfg = dict(identifier)
+        if "class_name" in cfg:
+            name = cfg["class_name"]
+            cfg = dict(cfg.get("config") or {})
+            cfg.pop("name", None)
+        else:
+            name = cfg.pop("name", None)
+            if name is None:
+                raise RnnError("optimizer config needs a 'name' (e.g. {'name': 'adam', ...})")
+        cfg.update(overrides)
+    elif isinstance(identifier, str):
+        name, cfg = identifier, dict(overrides)
+    else:
+        raise RnnError(f"optimizer must be a name, a config dict or an Optimizer, got "
+                       f"{type(identifier).__name__}")
+    key = str(name).strip().lower()
+    if key not in _OPTIMIZERS:
+        hint = did_you_mean(key, _OPTIMIZERS)
+        raise RnnError(f"unknown optimizer '{name}'" + (f"; {hint}" if hint else "")
+                       + f" (known: {', '.join(_OPTIMIZERS)})")
+    cls = _OPTIMIZERS[key]
+    allowed = _options(cls)
+    for opt in cfg:
+        if opt not in allowed:
+            hint = did_you_mean(opt, allowed)
+            raise RnnError(f"unknown option '{opt}' for optimizer '{key}'"
+                           + (f"; {hint}" if hint else "") + f" (options: {', '.join(allowed)})")
+    return cls(**cfg)
