@@ -213,7 +213,9 @@ class GraphBuilder:
         return None if broken else cur
 
     def layer(self, spec: LayerSpec, call: ast.Call, cur, broken: bool, first: bool, name_hint):
+        n_errors = len(self.sink.items)
         opts, arg_pos, refs = spec.resolve(call, self.sink.error)
+        broken = broken or len(self.sink.items) > n_errors
         inputs: list[PortRef] = []
         if cur is not None:
             inputs.append(cur)

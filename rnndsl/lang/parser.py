@@ -105,7 +105,7 @@ def split_statements(text: str) -> list[tuple[int, int]]:
             last_sig = ch
         i += 1
     if start is not None:
-        spans.append((start, n))
+        spans.append((start, len(text.rstrip())))
     return spans
 
 

@@ -173,7 +173,7 @@ class LayerSpec:
                 opts[key] = coerce(key, self.options[key], arg.value)
             except ArgError as e:
                 report(arg.value.pos, e.message, e.hint)
-            arg_pos[key] = arg.value.pos if arg.name is None else arg.pos
+            arg_pos[key] = arg.value.pos
         for key, opt in self.options.items():
             if opt.required and key not in arg_pos:
                 report(call.pos, f"{self.name} needs {key}", f"e.g. {self.name}({self._example()})")

@@ -1,0 +1,32 @@
+"""`pip install .` into a fresh venv finds the grammar and examples from another directory."""
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+
+@pytest.mark.slow
+def test_wheel_ships_grammar_and_runs_elsewhere(tmp_path):
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+                           capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"cannot build a wheel here (no network for hatchling?): {build.stderr[-300:]}")
+    wheel = next(tmp_path.glob("rnndsl-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "rnndsl/grammar/rnn.lark" in names
+    assert "rnndsl/examples/seq2seq.rnn" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run([str(py), "-c", "import rnndsl, sys; print(rnndsl.__file__)"], cwd=elsewhere,
+                       capture_output=True, text=True)
+    assert str(venv) in r.stdout
+    r = subprocess.run([str(py), "-m", "rnndsl", "summary"], cwd=elsewhere, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "Total params: 258,698" in r.stdout
