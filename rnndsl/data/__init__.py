@@ -1,0 +1,45 @@
+"""Data sources that need no network: files, text, the digits, synthetic tasks."""
+
+from .arrays import load_arrays, load_csv
+from .digits import digits_path, load_digits, train_test_split
+from .glove import load_glove, nearest
+from .registry import get_dataset, list_datasets
+from .tasks import (
+    ADDITION_CHARS,
+    addition,
+    copy_task,
+    decode_chars,
+    encode_chars,
+    reverse_task,
+    sine,
+    sine_series,
+    start_token,
+    stateful_batches,
+)
+from .text import Vocabulary, load_labelled_text, pad_sequences, tokenize
+
+__all__ = [
+    "ADDITION_CHARS",
+    "Vocabulary",
+    "addition",
+    "copy_task",
+    "decode_chars",
+    "digits_path",
+    "encode_chars",
+    "get_dataset",
+    "list_datasets",
+    "load_arrays",
+    "load_csv",
+    "load_digits",
+    "load_glove",
+    "load_labelled_text",
+    "nearest",
+    "pad_sequences",
+    "reverse_task",
+    "sine",
+    "sine_series",
+    "start_token",
+    "stateful_batches",
+    "tokenize",
+    "train_test_split",
+]
