@@ -1,7 +1,16 @@
-"""Model: a compiled spec. The front (summary, counts, graph) lives here; running,
-weights and training are attached by rnndsl.runtime and rnndsl.train."""
+"""Model: a compiled spec: its summary and graph, running it, its weights, its gradients.
+
+Arrays go in and come out batch-major, as in Keras: sequences (batch, steps,
+features), token ids (batch, steps), vectors (batch, features). Inside, the
+executor keeps sequences time-major.
+"""
 
 from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError, WeightsError
+from .runtime.executor import Executor
 
 from .graph.build import build_graph
 from .graph.graph import Graph
@@ -42,6 +51,125 @@ class Model:
 
     def weight_names(self) -> list[str]:
         return [w.name for _, w in self.graph.weight_specs()]
+
+    # --- running -------------------------------------------------------------------------
+    @property
+    def executor(self) -> Executor:
+        if getattr(self, "_executor", None) is None:
+            self._executor = Executor(self.graph, self.dtype, self.seed)
+        return self._executor
+
+    def _output_arrays(self, acts) -> list[np.ndarray]:
+        return [np.ascontiguousarray(a.data.transpose(1, 0, 2)) if a.data.ndim == 3 else a.data for a in acts]
+
+    def _pack(self, outs: list[np.ndarray]):
+        return outs[0] if len(outs) == 1 else outs
+
+    def predict_on_batch(self, x):
+        """Outputs for one batch, inference mode (dropout off, batchnorm on moving statistics)."""
+        ex = self.executor
+        tape = ex.forward(ex.prepare_inputs(x), training=False)
+        return self._pack(self._output_arrays(tape.outputs))
+
+    def predict(self, x, batch_size: int | None = None):
+        """Outputs for all samples, computed batch_size (default 32) at a time."""
+        xs = self._as_list(x)
+        n = len(xs[0])
+        bs = batch_size or 32
+        parts = [self._output_arrays(self.executor.forward(
+            self.executor.prepare_inputs([a[i:i + bs] for a in xs]), training=False).outputs)
+            for i in range(0, n, bs)]
+        return self._pack([np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))])
+
+    def _as_list(self, x) -> list:
+        if isinstance(x, dict):
+            names = self.input_names
+            missing = [k for k in names if k not in x]
+            if missing:
+                raise DataError(f"missing input(s) {missing}; the model takes {names}")
+            return [np.asarray(x[k]) for k in names]
+        return [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
+
+    def reset_states(self, states=None) -> None:
+        """Stateful layers forget their carried state (zeros, or `states` when given)."""
+        self.executor.reset_states(states)
+
+    # --- weights --------------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight array, in Keras's order and layout (see weight_names())."""
+        return [p.copy() for p in self.executor.params]
+
+    def set_weights(self, weights) -> None:
+        specs = self.graph.weight_specs()
+        weights = list(weights)
+        if len(weights) != len(specs):
+            raise WeightsError(f"set_weights expects {len(specs)} arrays ({', '.join(w.name for _, w in specs)}), "
+                               f"got {len(weights)}")
+        for (node, w), value in zip(specs, weights):
+            value = np.asarray(value)
+            if value.shape != w.shape:
+                raise WeightsError(f"layer {node.name!r}: weight {w.name} has shape {w.shape}, got {value.shape}")
+        for p, value in zip(self.executor.params, weights):
+            p[...] = np.asarray(value, dtype=p.dtype)
+
+    # --- gradients ------------------------------------------------------------------------
+    def loss_and_gradients(self, x, y, loss="sparse_categorical_crossentropy", from_logits=True,
+                           return_input_grads=False):
+        """(loss, gradients aligned with get_weights(); None for non-trainable arrays).
+
+        Training-mode forward, then full BPTT. The loss is the mean over samples (and over
+        unmasked time steps for a per-step output), summed over outputs.
+        """
+        ex = self.executor
+        tape = ex.forward(ex.prepare_inputs(x), training=True)
+        value, d_outputs = self._loss(tape.outputs, y, loss, from_logits)
+        w_grads, in_grads = ex.backward(tape, d_outputs)
+        if return_input_grads:
+            return value, w_grads, [None if g is None else (g.transpose(1, 0, 2) if g.ndim == 3 else g)
+                                    for g in in_grads]
+        return value, w_grads
+
+    def _loss(self, outputs, ys, loss, from_logits):
+        from .train.losses import get_loss
+
+        ys = self._as_targets(ys)
+        losses = loss if isinstance(loss, (list, tuple)) else [loss] * len(outputs)
+        total, grads = 0.0, []
+        for act, y, name, out in zip(outputs, ys, losses, self.graph.outputs):
+            fn = get_loss(name)
+            logits = from_logits and fn.takes_logits    # mse/mae have no from_logits
+            pred = act.data
+            if pred.ndim == 3:                          # per-step output: (T, B, C) -> (B*T, C)
+                T, B, C = pred.shape
+                p2 = pred.transpose(1, 0, 2).reshape(B * T, C)
+                y2 = self._check_target(y, (B, T), out.name).reshape((B * T,) + np.shape(y)[2:])
+                w = None if act.mask is None else act.mask.T.reshape(-1).astype(pred.dtype)
+                value, dp = fn(p2, y2, weights=w, from_logits=logits)
+                grads.append(np.ascontiguousarray(dp.reshape(B, T, C).transpose(1, 0, 2)))
+            else:
+                y2 = self._check_target(y, (pred.shape[0],), out.name)
+                value, dp = fn(pred, y2, from_logits=logits)
+                grads.append(dp)
+            total += float(value)
+        return total, grads
+
+    def _as_targets(self, ys) -> list:
+        n = len(self.graph.outputs)
+        if isinstance(ys, dict):
+            return [ys[k] for k in self.output_names]
+        if n > 1:
+            if not isinstance(ys, (list, tuple)) or len(ys) != n:
+                raise DataError(f"the model has {n} outputs ({', '.join(self.output_names)}); give a list of {n} targets")
+            return list(ys)
+        return [ys]
+
+    @staticmethod
+    def _check_target(y, lead: tuple, name: str) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape[:len(lead)] != lead:
+            raise DataError(f"targets for output {name!r} have shape {y.shape}, expected it to start with "
+                            f"{lead} (batch{', steps' if len(lead) == 2 else ''})")
+        return y
 
 
 def compile_spec(text: str, file: str = "<spec>", name: str | None = None, **kw) -> Model:

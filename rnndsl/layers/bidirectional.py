@@ -15,8 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..errors import Pos, did_you_mean
 from ..graph.types import StateType, TensorType
+from ..runtime.tensor import Act
 from .base import REGISTRY, LayerSpec, Opt, register
 from .gru import GRU
 from .lstm import LSTM
@@ -116,6 +119,82 @@ class Bidirectional(LayerSpec):
         else:
             node.outputs["out"] = merged
         node.state = self.state_type(node) if o["return_state"] else None
+
+    # --- run time ------------------------------------------------------------------------
+    def forward(self, node, W, ins, ctx, init_state=None):
+        inner = self.inner(node)
+        spec, o = inner.spec, inner.opts
+        x = ins[0]
+        B = x.data.shape[1]
+        half = len(W) // 2
+        n_states = len(spec.state_names)
+        init_f = init_b = None
+        from_edge = init_state is not None
+        if from_edge:
+            init_f, init_b = tuple(init_state[:n_states]), tuple(init_state[n_states:])
+        if o["stateful"]:
+            carried = ctx.stateful_state(node, B)
+            if carried is not None:
+                init_f, init_b, from_edge = tuple(carried[:n_states]), tuple(carried[n_states:]), False
+        seq = o["return_sequences"]
+        # Keras sets zero_output_for_mask on both halves when they return sequences.
+        zero_out = o["zero_output_for_mask"] or seq
+        fwd_backwards = o["go_backwards"]
+        out_f, fin_f, bp_f = spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out)
+        out_b, fin_b, bp_b = spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out)
+        final = fin_f + fin_b
+        if o["stateful"]:
+            ctx.keep_state(node, final)
+        # the backward half ran in reverse; put its sequence back in time order
+        yf, yb = (out_f, out_b[::-1]) if seq else (out_f[-1], out_b[-1])
+        mask = x.mask if seq else None
+        mode = node.opts["merge_mode"]
+        if mode == "concat":
+            merged = {"out": np.concatenate([yf, yb], axis=-1)}
+        elif mode == "sum":
+            merged = {"out": yf + yb}
+        elif mode == "mul":
+            merged = {"out": yf * yb}
+        elif mode == "ave":
+            merged = {"out": (yf + yb) * yf.dtype.type(0.5)}
+        else:
+            merged = {"forward": yf, "backward": np.ascontiguousarray(yb)}
+        outputs = {k: Act(np.ascontiguousarray(v), mask) for k, v in merged.items()}
+        if o["return_state"]:
+            outputs["state"] = final
+        u = o["units"]
+
+        def backprop(d):
+            dyf = dyb = None
+            g = d.get("out")
+            if g is not None:                       # undo the merge
+                if mode == "concat":
+                    dyf, dyb = g[..., :u], g[..., u:]
+                elif mode == "sum":
+                    dyf = dyb = g
+                elif mode == "mul":
+                    dyf, dyb = g * yb, g * yf
+                else:
+                    dyf = dyb = g * g.dtype.type(0.5)
+            else:
+                dyf, dyb = d.get("forward"), d.get("backward")
+            dout_f, dout_b = np.zeros_like(out_f), np.zeros_like(out_b)
+            if seq:
+                if dyf is not None:
+                    dout_f[...] = dyf
+                if dyb is not None:
+                    dout_b[...] = dyb[::-1]          # undo the re-reversal
+            else:
+                if dyf is not None:
+                    dout_f[-1] = dyf
+                if dyb is not None:
+                    dout_b[-1] = dyb
+            dstate = d.get("state") or tuple(np.zeros_like(s) for s in final)
+            dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
+            dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
+            return [dX_f + dX_b], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
+
+        return outputs, backprop
 
 
 class _BiShort(Bidirectional):

@@ -9,6 +9,11 @@ weights="vectors.txt" loads pretrained GloVe-format vectors.
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..kernels.cpu.ops import embedding_grad
+from ..runtime.tensor import Act
+
 from ..graph.graph import WeightSpec
 from ..graph.types import TensorType
 from .base import LayerSpec, Opt, register
@@ -40,3 +45,17 @@ class Embed(LayerSpec):
         node.weights = [WeightSpec(f"{node.name}/embeddings", (o["input_dim"], o["output_dim"]),
                                    "uniform_0.05", o["trainable"])]
         node.outputs["out"] = TensorType(True, o["output_dim"], x.steps, masked=o["mask_zero"])
+
+    def forward(self, node, W, ins, ctx, init_state=None):
+        ids = ins[0].data                                         # (T, B) token ids
+        E = W[0]
+        Y = E[ids]                                                # (T, B, dim)
+        mask = (ids != 0).astype(np.uint8) if node.opts["mask_zero"] else None
+
+        def backprop(d):
+            if not node.opts["trainable"]:
+                return [None], [None], None
+            dE = embedding_grad(ids.reshape(-1), d["out"].reshape(-1, E.shape[1]), E.shape[0])
+            return [None], [dE], None
+
+        return {"out": Act(Y, mask)}, backprop

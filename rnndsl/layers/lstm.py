@@ -12,6 +12,7 @@ quarter initialised to 1 (unit_forget_bias). State port: (h, c).
 
 from __future__ import annotations
 
+from ..kernels.cpu.lstm import lstm_backward, lstm_forward
 from .base import Opt, register
 from .recurrent import GATED_OPTIONS, RecurrentSpec
 
@@ -27,3 +28,14 @@ class LSTM(RecurrentSpec):
 
     def bias_init(self, opts) -> str:
         return "unit_forget_bias" if opts.get("unit_forget_bias", True) else "zeros"
+
+    def kernel_forward(self, xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec):
+        out, hT, cT, saved = lstm_forward(xp, U, init[0], init[1], mask=mask, rmask=rmask,
+                                          activation=opts["activation"],
+                                          recurrent_activation=opts["recurrent_activation"],
+                                          backwards=backwards, zero_output_for_mask=zero_out)
+        return out, (hT, cT), saved
+
+    def kernel_backward(self, saved, dout, dfinal):
+        dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
+        return dxp, dU, (dh0, dc0), None

@@ -6,7 +6,22 @@ A mask on any input travels on (Keras combines them with AND).
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..runtime.tensor import Act
+
 from .base import LayerSpec, Opt, register
+
+
+def merged_mask(ins):
+    """Keras combines the masks of merged inputs with AND."""
+    masks = [a.mask for a in ins if a.mask is not None]
+    if not masks:
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = out & m
+    return out
 
 
 class _Merge(LayerSpec):
@@ -45,6 +60,11 @@ class Concat(_Merge):
             node.outputs["out"] = ins[0].with_(features=sum(x.features for x in ins),
                                                masked=any(x.masked for x in ins))
 
+    def forward(self, node, W, ins, ctx, init_state=None):
+        sizes = np.cumsum([a.data.shape[-1] for a in ins])[:-1]
+        y = np.concatenate([a.data for a in ins], axis=-1)
+        return {"out": Act(y, merged_mask(ins))}, lambda d: (np.split(d["out"], sizes, axis=-1), [], None)
+
 
 @register
 class Add(_Merge):
@@ -61,3 +81,9 @@ class Add(_Merge):
                       "use concat(...) to join different sizes, or a dense(...) to match them")
             return
         node.outputs["out"] = ins[0].with_(masked=any(x.masked for x in ins))
+
+    def forward(self, node, W, ins, ctx, init_state=None):
+        y = ins[0].data.copy()
+        for a in ins[1:]:
+            y += a.data
+        return {"out": Act(y, merged_mask(ins))}, lambda d: ([d["out"]] * len(ins), [], None)

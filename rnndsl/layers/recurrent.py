@@ -10,7 +10,10 @@ recurrent kernel U (units, G*units) and a bias, G being the number of gates.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..graph.graph import WeightSpec
+from ..runtime.tensor import Act, flat
 from ..graph.types import StateType, TensorType
 from .base import RECURRENT_ACTIVATIONS, LayerSpec, Opt
 
@@ -82,3 +85,89 @@ class RecurrentSpec(LayerSpec):
 
     def takes_state(self, node) -> StateType:
         return self.state_type(node.opts)
+
+    # --- run time ------------------------------------------------------------------------
+    # A cell subclass adapts its compiled kernels to these two calls:
+    #   kernel_forward(xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec) -> (out, final, saved)
+    #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec)
+    # xp is the input projection of all steps (T, B, G*u); init and final are state tuples.
+
+    def split_bias(self, opts, bias):
+        """(input bias added to xp, recurrent bias given to the kernel)."""
+        return bias, None
+
+    def join_bias(self, db_in, db_rec):
+        return db_in
+
+    def zero_state(self, batch, units, dtype) -> tuple:
+        return tuple(np.zeros((batch, units), dtype) for _ in self.state_names)
+
+    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool):
+        """Run the cell over x: (out (T, B, u) in processing order, final state, backprop)."""
+        kernel, U = W[0], W[1]
+        bias = W[2] if opts["use_bias"] else None
+        X = x.data
+        T, B, F = X.shape
+        u, dtype = opts["units"], X.dtype
+        dmask = rmask = None
+        if ctx.training and opts["dropout"] > 0:          # one input mask per sequence, as Keras
+            p = opts["dropout"]
+            dmask = (ctx.rng.random((B, F)) >= p).astype(dtype) / dtype.type(1 - p)
+            X = X * dmask
+        if ctx.training and opts["recurrent_dropout"] > 0:
+            p = opts["recurrent_dropout"]
+            rmask = (ctx.rng.random((B, u)) >= p).astype(dtype) / dtype.type(1 - p)
+        b_in, b_rec = self.split_bias(opts, bias)
+        xp = flat(X) @ kernel                               # all steps' input projection: one product
+        if b_in is not None:
+            xp += b_in
+        xp = xp.reshape(T, B, -1)
+        if init is None:
+            init = self.zero_state(B, u, dtype)
+        out, final, saved = self.kernel_forward(xp, U, init, x.mask, rmask, opts, backwards, zero_out, b_rec)
+
+        def backprop(dout, dfinal):
+            dxp, dU, dinit, db_rec = self.kernel_backward(saved, dout, dfinal)
+            dxp2 = flat(dxp)
+            dK = flat(X).T @ dxp2                           # undo xp = X @ kernel
+            dX = (dxp2 @ kernel.T).reshape(T, B, F)
+            if dmask is not None:
+                dX *= dmask                                 # undo X = x * dmask
+            grads = [dK, dU]
+            if bias is not None:
+                grads.append(self.join_bias(dxp2.sum(axis=0), db_rec))
+            return dX, grads, dinit
+
+        return out, final, backprop
+
+    def forward(self, node, W, ins, ctx, init_state=None):
+        x = ins[0]
+        o = node.opts
+        T, B, _ = x.data.shape
+        u = o["units"]
+        init, from_edge = init_state, init_state is not None
+        if o["stateful"]:
+            carried = ctx.stateful_state(node, B)
+            if carried is not None:
+                init, from_edge = carried, False
+        out, final, backprop_cell = self.run_cell(o, W, x, ctx, init, o["go_backwards"], o["zero_output_for_mask"])
+        if o["stateful"]:
+            ctx.keep_state(node, final)
+        seq = o["return_sequences"]
+        mask = x.mask[::-1] if (x.mask is not None and o["go_backwards"]) else x.mask
+        outputs = {"out": Act(out if seq else out[-1], mask if seq else None)}
+        if o["return_state"]:
+            outputs["state"] = final
+
+        def backprop(d):
+            dout = np.zeros_like(out)
+            if d.get("out") is not None:
+                if seq:
+                    dout[...] = d["out"]
+                else:
+                    dout[-1] = d["out"]
+            dfinal = d.get("state") or tuple(np.zeros_like(s) for s in final)
+            dX, grads, dinit = backprop_cell(dout, dfinal)
+            return [dX], grads, (dinit if from_edge else None)
+
+        return outputs, backprop

@@ -5,6 +5,7 @@ Weights (Keras layout): kernel (features, units), recurrent_kernel (units, units
 
 from __future__ import annotations
 
+from ..kernels.cpu.simplernn import simplernn_backward, simplernn_forward
 from .base import register
 from .recurrent import COMMON_OPTIONS, RecurrentSpec
 
@@ -18,3 +19,12 @@ class SimpleRNN(RecurrentSpec):
     options = COMMON_OPTIONS
     gates = 1
     state_names = ("h",)
+
+    def kernel_forward(self, xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec):
+        out, hT, saved = simplernn_forward(xp, U, init[0], mask=mask, rmask=rmask, activation=opts["activation"],
+                                           backwards=backwards, zero_output_for_mask=zero_out)
+        return out, (hT,), saved
+
+    def kernel_backward(self, saved, dout, dfinal):
+        dxp, dU, dh0 = simplernn_backward(saved, dout, dfinal[0])
+        return dxp, dU, (dh0,), None

@@ -1,0 +1,262 @@
+"""GRU forward and backprop-through-time on CPU (Keras layout, gate order z, r, h).
+
+Per processing step s (input time t = s, or T-1-s with go_backwards), with
+U = [U_z | U_r | U_h] and xp[t] = [x_z | x_r | x_h] (= x @ W + input bias)::
+
+    Hd = H_{t-1} * rmask       Keras 3 overwrites h_tm1 with the dropped one, so
+                               Hd is used everywhere below, not only in matmuls
+
+  reset_after=True (Keras default; b_rec = Keras bias row 1, zeros if unused):
+    Rec = Hd @ U + b_rec
+    Z = ra(x_z + Rec_z)   R = ra(x_r + Rec_r)   HH = a(x_h + R * Rec_h)
+
+  reset_after=False (the whole bias is already in xp):
+    Z = ra(x_z + Hd @ U_z)   R = ra(x_r + Hd @ U_r)   HH = a(x_h + (R * Hd) @ U_h)
+
+    H_t = Z * Hd + (1 - Z) * HH = HH + Z * (Hd - HH)
+    out[s] = H_t
+
+At a padded step (mask[t, b] == 0) the row keeps H_{t-1} (undropped); its
+output is H_{t-1}, or zeros with zero_output_for_mask.
+
+Shapes: xp (T,B,3u), U (u,3u), h0 (B,u), b_rec (3u,).  ``a`` = activation,
+``ra`` = recurrent_activation (codes in activations.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .activations import (
+    KERNEL_OPTIONS,
+    act_add_row,
+    activation_code,
+    add_output_grad_row,
+    commit_row,
+    dact_row,
+    dropped_row,
+    emit_row,
+    is_real,
+    prepare_backward,
+    prepare_forward,
+    step_time,
+)
+
+
+class GRUSaved(NamedTuple):
+    """What gru_backward needs.  Per-step arrays are indexed by input time t."""
+
+    U: np.ndarray        # (u, 3u) recurrent kernel
+    mask: np.ndarray     # (T, B) uint8, or empty: no mask
+    rmask: np.ndarray    # (B, u) scaled dropout mask, or empty: none
+    activation: int
+    recurrent_activation: int
+    reset_after: bool
+    backwards: bool
+    zero_output_for_mask: bool
+    gates: np.ndarray    # (T, B, 3u) post-activation Z, R, HH
+    h_rec: np.ndarray    # (T, B, u) Hd = H_{t-1} * rmask
+    aux: np.ndarray      # (T, B, u) reset_after: Rec_h = Hd @ U_h + b_rec_h;
+                         #           otherwise:   R * Hd, the input of U_h
+
+
+@njit(**KERNEL_OPTIONS)
+def gru_forward_kernel(xp, U, h0, b_rec, mask, rmask, act, ract, reset_after,
+                       backwards, zero_output):
+    """Returns out, hT, gates, h_rec, aux (see GRUSaved)."""
+    T, B, G = xp.shape
+    u = G // 3
+    dt = xp.dtype
+    out = np.empty((T, B, u), dt)
+    gates = np.empty((T, B, G), dt)
+    h_rec = np.empty((T, B, u), dt)
+    aux = np.empty((T, B, u), dt)
+    Ht = h0.copy()
+    # Contiguous column blocks of U: np.dot wants contiguous operands.
+    U_zr = np.ascontiguousarray(U[:, : 2 * u])
+    U_h = np.ascontiguousarray(U[:, 2 * u :])
+    # reset_after: Rec = Hd @ U + b_rec in one product; otherwise Hd @ U_zr
+    # and (R * Hd) @ U_h land in separate contiguous buffers.
+    Rec = np.empty((B, G), dt)
+    Rec_zr = np.empty((B, 2 * u), dt)
+    Rec_h = np.empty((B, u), dt)
+    Ht_new = np.empty(u, dt)
+    for s in range(T):
+        t = step_time(s, T, backwards)
+        for b in range(B):
+            dropped_row(h_rec[t, b], Ht[b], rmask, b)
+        Hd = h_rec[t]
+        if reset_after:
+            np.dot(Hd, U, Rec)
+            for b in range(B):
+                for j in range(G):
+                    Rec[b, j] += b_rec[j]
+        else:
+            np.dot(Hd, U_zr, Rec_zr)
+        for b in range(B):
+            rec_zr = Rec[b, : 2 * u] if reset_after else Rec_zr[b]
+            act_add_row(gates[t, b, : 2 * u], xp[t, b, : 2 * u], rec_zr, ract)
+            Rt = gates[t, b, u : 2 * u]
+            if reset_after:
+                aux[t, b] = Rec[b, 2 * u :]
+            else:
+                for j in range(u):
+                    aux[t, b, j] = Rt[j] * Hd[b, j]
+        if not reset_after:
+            np.dot(aux[t], U_h, Rec_h)
+        for b in range(B):
+            Zt, Rt, HHt = gates[t, b, :u], gates[t, b, u : 2 * u], gates[t, b, 2 * u :]
+            if reset_after:
+                for j in range(u):
+                    Ht_new[j] = Rt[j] * aux[t, b, j]      # scratch: R * Rec_h
+                act_add_row(HHt, xp[t, b, 2 * u :], Ht_new, act)
+            else:
+                act_add_row(HHt, xp[t, b, 2 * u :], Rec_h[b], act)
+            for j in range(u):
+                Ht_new[j] = HHt[j] + Zt[j] * (Hd[b, j] - HHt[j])
+            real = is_real(mask, t, b)
+            commit_row(Ht[b], Ht_new, real)
+            emit_row(out[s, b], Ht[b], real, zero_output)
+    return out, Ht, gates, h_rec, aux
+
+
+@njit(**KERNEL_OPTIONS)
+def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
+                        gates, h_rec, aux, dout, dhT):
+    """Returns dxp (T,B,3u), dU (u,3u), dh0 (B,u), db_rec (3u,) (zeros unless reset_after)."""
+    T, B, G = gates.shape
+    u = G // 3
+    dt = gates.dtype
+    dxp = np.empty((T, B, G), dt)
+    # dL/d(matmul outputs), contiguous for the per-step and the final products:
+    # reset_after: dRec (T,B,3u); otherwise dZR (T,B,2u) for Hd @ U_zr and
+    # dHH (T,B,u) for (R * Hd) @ U_h.
+    dRec = np.empty((T if reset_after else 0, B, G), dt)
+    dZR = np.empty((0 if reset_after else T, B, 2 * u), dt)
+    dHH = np.empty((0 if reset_after else T, B, u), dt)
+    U_zr_T = np.ascontiguousarray(U[:, : 2 * u]).T
+    U_h_T = np.ascontiguousarray(U[:, 2 * u :]).T
+    UT = U.T
+    dHt = dhT.copy()              # dL/dH_t: state after the step being undone
+    dHd = np.empty((B, u), dt)    # dL/dHd through the Z * Hd term (and R * Hd)
+    dHt_rec = np.empty((B, u), dt)
+    dRHd = np.empty((B, u), dt)
+    dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
+    for s in range(T - 1, -1, -1):
+        t = step_time(s, T, backwards)
+        for b in range(B):
+            real = is_real(mask, t, b)
+            # out[s] = H_t (or zeros)
+            add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
+            dXt = dxp[t, b]
+            if not real:
+                # padded: H_t = H_{t-1}; dHt passes through
+                dXt[:] = 0
+                if reset_after:
+                    dRec[t, b] = 0
+                else:
+                    dHH[t, b] = 0
+                continue
+            Zt, Rt, HHt = gates[t, b, :u], gates[t, b, u : 2 * u], gates[t, b, 2 * u :]
+            Hd = h_rec[t, b]
+            dH = dHt[b]
+            # H_t = HH + Z * (Hd - HH)
+            for j in range(u):
+                dpost[j] = dH[j] * (Hd[j] - HHt[j])
+                dpost[2 * u + j] = dH[j] - dH[j] * Zt[j]
+                dHd[b, j] = dH[j] * Zt[j]
+            # Z = ra(x_z + ...), HH = a(x_h + ...)
+            dact_row(dXt[:u], dpost[:u], Zt, ract)
+            dact_row(dXt[2 * u :], dpost[2 * u :], HHt, act)
+            if reset_after:
+                # HH pre-activation = x_h + R * Rec_h
+                Rec_h = aux[t, b]
+                for j in range(u):
+                    dpost[u + j] = dXt[2 * u + j] * Rec_h[j]
+                    dRec[t, b, 2 * u + j] = dXt[2 * u + j] * Rt[j]
+                # R = ra(x_r + Rec_r)
+                dact_row(dXt[u : 2 * u], dpost[u : 2 * u], Rt, ract)
+                # Rec_z, Rec_r enter Z, R exactly like x_z, x_r
+                dRec[t, b, : 2 * u] = dXt[: 2 * u]
+            else:
+                # HH pre-activation = x_h + (R * Hd) @ U_h
+                dHH[t, b] = dXt[2 * u :]
+        if reset_after:
+            # Rec = Hd @ U + b_rec
+            np.dot(dRec[t], UT, dHt_rec)
+        else:
+            # (R * Hd) @ U_h
+            np.dot(dHH[t], U_h_T, dRHd)
+            for b in range(B):
+                if is_real(mask, t, b):
+                    Zt, Rt = gates[t, b, :u], gates[t, b, u : 2 * u]
+                    Hd = h_rec[t, b]
+                    dXt = dxp[t, b]
+                    # R * Hd
+                    for j in range(u):
+                        dpost[u + j] = dRHd[b, j] * Hd[j]
+                        dHd[b, j] += dRHd[b, j] * Rt[j]
+                    # R = ra(x_r + Hd @ U_r)
+                    dact_row(dXt[u : 2 * u], dpost[u : 2 * u], Rt, ract)
+                dZR[t, b] = dxp[t, b, : 2 * u]
+            # Hd @ U_zr
+            np.dot(dZR[t], U_zr_T, dHt_rec)
+        for b in range(B):
+            if is_real(mask, t, b):
+                for j in range(u):
+                    dHt_rec[b, j] += dHd[b, j]
+                # Hd = H_{t-1} * rmask
+                dropped_row(dHt[b], dHt_rec[b], rmask, b)
+    # dU = sum_t (matmul input)^T (its output gradient), one product per block
+    db_rec = np.zeros(G, dt)
+    if reset_after:
+        dRec2 = dRec.reshape(T * B, G)
+        dU = np.dot(h_rec.reshape(T * B, u).T, dRec2)
+        for k in range(T * B):
+            for j in range(G):
+                db_rec[j] += dRec2[k, j]
+    else:
+        dU = np.empty((u, G), dt)
+        dU[:, : 2 * u] = np.dot(h_rec.reshape(T * B, u).T, dZR.reshape(T * B, 2 * u))
+        dU[:, 2 * u :] = np.dot(aux.reshape(T * B, u).T, dHH.reshape(T * B, u))
+    return dxp, dU, dHt, db_rec
+
+
+def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
+                activation="tanh", recurrent_activation="sigmoid", backwards=False,
+                zero_output_for_mask=False):
+    """Run a GRU over time-major xp (T,B,3u).  Returns (out, hT, saved)."""
+    xp, U, (h0,), mask, rmask = prepare_forward(xp, 3, U, ((h0, "h0"),), mask, rmask)
+    G = xp.shape[2]
+    reset_after = bool(reset_after)
+    if b_rec is None:
+        b_rec = np.zeros(G, xp.dtype)
+    elif not reset_after:
+        raise ValueError("b_rec is only used with reset_after=True; "
+                         "with reset_after=False put the whole bias in xp")
+    else:
+        b_rec = np.ascontiguousarray(b_rec, dtype=xp.dtype)
+        if b_rec.shape != (G,):
+            raise ValueError(f"b_rec has shape {b_rec.shape}, expected {(G,)}")
+    a, ra = activation_code(activation), activation_code(recurrent_activation)
+    backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
+    out, hT, gates, h_rec, aux = gru_forward_kernel(
+        xp, U, h0, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output)
+    saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
+                     gates, h_rec, aux)
+    return out, hT, saved
+
+
+def gru_backward(saved, dout, dhT=None):
+    """Gradients of the loss.  Returns (dxp, dU, dh0, db_rec); db_rec (3u,) is
+    the gradient of the recurrent bias with reset_after, None otherwise."""
+    dout, (dhT,) = prepare_backward(saved.h_rec.dtype, saved.h_rec.shape, dout,
+                                    ((dhT, "dhT"),))
+    dxp, dU, dh0, db_rec = gru_backward_kernel(
+        saved.U, saved.mask, saved.rmask, saved.activation,
+        saved.recurrent_activation, saved.reset_after, saved.backwards,
+        saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout, dhT)
+    return dxp, dU, dh0, (db_rec if saved.reset_after else None)

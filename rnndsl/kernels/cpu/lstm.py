@@ -1,0 +1,182 @@
+"""LSTM forward and backprop-through-time on CPU (Keras layout, gate order i, f, c, o).
+
+Per processing step s (input time t = s, or T-1-s with go_backwards)::
+
+    Ht_prev_r = H_{t-1} * rmask             recurrent dropout (matmul only)
+    Z  = xp[t] + Ht_prev_r @ U              xp = x @ W + b, computed by the caller
+    I  = ra(Z_i)   F = ra(Z_f)   G = a(Z_c)   O = ra(Z_o)
+    C_t = F * C_{t-1} + I * G
+    H_t = O * a(C_t)
+    out[s] = H_t
+
+At a padded step (mask[t, b] == 0) the row keeps H_{t-1}, C_{t-1}; its
+output is H_{t-1}, or zeros with zero_output_for_mask.
+
+Shapes: xp (T,B,4u), U (u,4u), h0/c0 (B,u).  ``a`` = activation,
+``ra`` = recurrent_activation (codes in activations.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .activations import (
+    KERNEL_OPTIONS,
+    act_add_row,
+    act_row,
+    activation_code,
+    add_output_grad_row,
+    commit_row,
+    dact_row,
+    dropped_row,
+    emit_row,
+    is_real,
+    prepare_backward,
+    prepare_forward,
+    step_time,
+)
+
+
+class LSTMSaved(NamedTuple):
+    """What lstm_backward needs.  Per-step arrays are indexed by input time t."""
+
+    U: np.ndarray        # (u, 4u) recurrent kernel
+    mask: np.ndarray     # (T, B) uint8, or empty: no mask
+    rmask: np.ndarray    # (B, u) scaled dropout mask, or empty: none
+    activation: int
+    recurrent_activation: int
+    backwards: bool
+    zero_output_for_mask: bool
+    gates: np.ndarray    # (T, B, 4u) post-activation I, F, G, O
+    h_rec: np.ndarray    # (T, B, u) H_{t-1} * rmask, the matmul input
+    c_prev: np.ndarray   # (T, B, u) C_{t-1}
+    tanh_c: np.ndarray   # (T, B, u) a(C_t) of the candidate C_t
+
+
+@njit(**KERNEL_OPTIONS)
+def lstm_forward_kernel(xp, U, h0, c0, mask, rmask, act, ract, backwards, zero_output):
+    """Returns out, hT, cT, gates, h_rec, c_prev, tanh_c (see LSTMSaved)."""
+    T, B, G = xp.shape
+    u = G // 4
+    dt = xp.dtype
+    out = np.empty((T, B, u), dt)
+    gates = np.empty((T, B, G), dt)
+    h_rec = np.empty((T, B, u), dt)
+    c_prev = np.empty((T, B, u), dt)
+    tanh_c = np.empty((T, B, u), dt)
+    Ht = h0.copy()
+    Ct = c0.copy()
+    Zr = np.empty((B, G), dt)
+    Ct_new = np.empty(u, dt)
+    Ht_new = np.empty(u, dt)
+    for s in range(T):
+        t = step_time(s, T, backwards)
+        for b in range(B):
+            dropped_row(h_rec[t, b], Ht[b], rmask, b)
+        np.dot(h_rec[t], U, Zr)
+        c_prev[t] = Ct
+        for b in range(B):
+            Zt = gates[t, b]
+            x = xp[t, b]
+            act_add_row(Zt[: 2 * u], x[: 2 * u], Zr[b, : 2 * u], ract)
+            act_add_row(Zt[2 * u : 3 * u], x[2 * u : 3 * u], Zr[b, 2 * u : 3 * u], act)
+            act_add_row(Zt[3 * u :], x[3 * u :], Zr[b, 3 * u :], ract)
+            It, Ft, Gt, Ot = Zt[:u], Zt[u : 2 * u], Zt[2 * u : 3 * u], Zt[3 * u :]
+            Ct_prev = Ct[b]
+            for j in range(u):
+                Ct_new[j] = Ft[j] * Ct_prev[j] + It[j] * Gt[j]
+            act_row(tanh_c[t, b], Ct_new, act)
+            aC = tanh_c[t, b]
+            for j in range(u):
+                Ht_new[j] = Ot[j] * aC[j]
+            real = is_real(mask, t, b)
+            commit_row(Ct[b], Ct_new, real)
+            commit_row(Ht[b], Ht_new, real)
+            emit_row(out[s, b], Ht[b], real, zero_output)
+    return out, Ht, Ct, gates, h_rec, c_prev, tanh_c
+
+
+@njit(**KERNEL_OPTIONS)
+def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
+                         gates, h_rec, c_prev, tanh_c, dout, dhT, dcT):
+    """Returns dxp (T,B,4u), dU (u,4u), dh0 (B,u), dc0 (B,u)."""
+    T, B, G = gates.shape
+    u = G // 4
+    dt = gates.dtype
+    dxp = np.empty((T, B, G), dt)
+    dHt = dhT.copy()              # dL/dH_t: state after the step being undone
+    dCt = dcT.copy()
+    dHt_rec = np.empty((B, u), dt)
+    dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
+    dCt_full = np.empty(u, dt)
+    UT = U.T
+    for s in range(T - 1, -1, -1):
+        t = step_time(s, T, backwards)
+        for b in range(B):
+            real = is_real(mask, t, b)
+            # out[s] = H_t (or zeros)
+            add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
+            dZt = dxp[t, b]
+            if not real:
+                # padded: H_t = H_{t-1}, C_t = C_{t-1}; dHt, dCt pass through
+                dZt[:] = 0
+                continue
+            Zt = gates[t, b]
+            It, Ft, Gt, Ot = Zt[:u], Zt[u : 2 * u], Zt[2 * u : 3 * u], Zt[3 * u :]
+            aC = tanh_c[t, b]
+            Ct_prev = c_prev[t, b]
+            dH = dHt[b]
+            dC = dCt[b]
+            # H_t = O * a(C_t)
+            for j in range(u):
+                dpost[3 * u + j] = dH[j] * aC[j]
+                dHt_rec[b, j] = dH[j] * Ot[j]          # scratch: dL/d a(C_t)
+            dact_row(dCt_full, dHt_rec[b], aC, act)
+            for j in range(u):
+                dc = dC[j] + dCt_full[j]
+                # C_t = F * C_{t-1} + I * G
+                dpost[j] = dc * Gt[j]
+                dpost[u + j] = dc * Ct_prev[j]
+                dpost[2 * u + j] = dc * It[j]
+                dC[j] = dc * Ft[j]                      # becomes dL/dC_{t-1}
+            # I, F, O = ra(Z); G = a(Z); Z = xp[t] + Ht_prev_r @ U
+            dact_row(dZt[: 2 * u], dpost[: 2 * u], Zt[: 2 * u], ract)
+            dact_row(dZt[2 * u : 3 * u], dpost[2 * u : 3 * u], Gt, act)
+            dact_row(dZt[3 * u :], dpost[3 * u :], Ot, ract)
+        # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
+        np.dot(dxp[t], UT, dHt_rec)
+        for b in range(B):
+            if is_real(mask, t, b):
+                # Ht_prev_r = H_{t-1} * rmask
+                dropped_row(dHt[b], dHt_rec[b], rmask, b)
+    # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
+    dU = np.dot(h_rec.reshape(T * B, u).T, dxp.reshape(T * B, G))
+    return dxp, dU, dHt, dCt
+
+
+def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
+                 recurrent_activation="sigmoid", backwards=False,
+                 zero_output_for_mask=False):
+    """Run an LSTM over time-major xp (T,B,4u).  Returns (out, hT, cT, saved)."""
+    xp, U, (h0, c0), mask, rmask = prepare_forward(
+        xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask)
+    a, ra = activation_code(activation), activation_code(recurrent_activation)
+    backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
+    out, hT, cT, gates, h_rec, c_prev, tanh_c = lstm_forward_kernel(
+        xp, U, h0, c0, mask, rmask, a, ra, backwards, zero_output)
+    saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
+                      gates, h_rec, c_prev, tanh_c)
+    return out, hT, cT, saved
+
+
+def lstm_backward(saved, dout, dhT=None, dcT=None):
+    """Gradients of the loss.  Returns (dxp, dU, dh0, dc0)."""
+    dout, (dhT, dcT) = prepare_backward(
+        saved.gates.dtype, saved.h_rec.shape, dout, ((dhT, "dhT"), (dcT, "dcT")))
+    return lstm_backward_kernel(
+        saved.U, saved.mask, saved.rmask, saved.activation,
+        saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
+        saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dhT, dcT)

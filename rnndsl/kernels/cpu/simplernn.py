@@ -1,0 +1,126 @@
+"""SimpleRNN forward and backprop-through-time on CPU (Keras layout).
+
+Per processing step s (input time t = s, or T-1-s with go_backwards)::
+
+    Ht_prev_r = H_{t-1} * rmask         recurrent dropout (Keras 3: prev_output * mask)
+    H_t = a(xp[t] + Ht_prev_r @ U)      xp = x @ W + b, computed by the caller
+    out[s] = H_t
+
+At a padded step (mask[t, b] == 0) the row keeps H_{t-1}; its output is
+H_{t-1}, or zeros with zero_output_for_mask.
+
+Shapes: xp (T,B,u), U (u,u), h0 (B,u).  ``a`` = activation (codes in
+activations.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .activations import (
+    KERNEL_OPTIONS,
+    act_add_row,
+    activation_code,
+    add_output_grad_row,
+    commit_row,
+    dact_row,
+    dropped_row,
+    emit_row,
+    is_real,
+    prepare_backward,
+    prepare_forward,
+    step_time,
+)
+
+
+class SimpleRNNSaved(NamedTuple):
+    """What simplernn_backward needs.  Per-step arrays are indexed by input time t."""
+
+    U: np.ndarray        # (u, u) recurrent kernel
+    mask: np.ndarray     # (T, B) uint8, or empty: no mask
+    rmask: np.ndarray    # (B, u) scaled dropout mask, or empty: none
+    activation: int
+    backwards: bool
+    zero_output_for_mask: bool
+    h_rec: np.ndarray    # (T, B, u) H_{t-1} * rmask, the matmul input
+    h_new: np.ndarray    # (T, B, u) candidate H_t = a(...) (also at padded steps)
+
+
+@njit(**KERNEL_OPTIONS)
+def simplernn_forward_kernel(xp, U, h0, mask, rmask, act, backwards, zero_output):
+    """Returns out, hT, h_rec, h_new (see SimpleRNNSaved)."""
+    T, B, u = xp.shape
+    dt = xp.dtype
+    out = np.empty((T, B, u), dt)
+    h_rec = np.empty((T, B, u), dt)
+    h_new = np.empty((T, B, u), dt)
+    Ht = h0.copy()
+    Zr = np.empty((B, u), dt)
+    for s in range(T):
+        t = step_time(s, T, backwards)
+        for b in range(B):
+            dropped_row(h_rec[t, b], Ht[b], rmask, b)
+        np.dot(h_rec[t], U, Zr)
+        for b in range(B):
+            act_add_row(h_new[t, b], xp[t, b], Zr[b], act)
+            real = is_real(mask, t, b)
+            commit_row(Ht[b], h_new[t, b], real)
+            emit_row(out[s, b], Ht[b], real, zero_output)
+    return out, Ht, h_rec, h_new
+
+
+@njit(**KERNEL_OPTIONS)
+def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
+                              h_rec, h_new, dout, dhT):
+    """Returns dxp (T,B,u), dU (u,u), dh0 (B,u)."""
+    T, B, u = h_new.shape
+    dt = h_new.dtype
+    dxp = np.empty((T, B, u), dt)
+    dHt = dhT.copy()              # dL/dH_t: state after the step being undone
+    dHt_rec = np.empty((B, u), dt)
+    UT = U.T
+    for s in range(T - 1, -1, -1):
+        t = step_time(s, T, backwards)
+        for b in range(B):
+            real = is_real(mask, t, b)
+            # out[s] = H_t (or zeros)
+            add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
+            if real:
+                # H_t = a(Z_t)
+                dact_row(dxp[t, b], dHt[b], h_new[t, b], act)
+            else:
+                # padded: H_t = H_{t-1}; dHt passes through
+                dxp[t, b] = 0
+        # Z_t = xp[t] + Ht_prev_r @ U  (padded rows of dxp are zero)
+        np.dot(dxp[t], UT, dHt_rec)
+        for b in range(B):
+            if is_real(mask, t, b):
+                # Ht_prev_r = H_{t-1} * rmask
+                dropped_row(dHt[b], dHt_rec[b], rmask, b)
+    # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
+    dU = np.dot(h_rec.reshape(T * B, u).T, dxp.reshape(T * B, u))
+    return dxp, dU, dHt
+
+
+def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
+                      backwards=False, zero_output_for_mask=False):
+    """Run a SimpleRNN over time-major xp (T,B,u).  Returns (out, hT, saved)."""
+    xp, U, (h0,), mask, rmask = prepare_forward(xp, 1, U, ((h0, "h0"),), mask, rmask)
+    a = activation_code(activation)
+    backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
+    out, hT, h_rec, h_new = simplernn_forward_kernel(
+        xp, U, h0, mask, rmask, a, backwards, zero_output)
+    saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new)
+    return out, hT, saved
+
+
+def simplernn_backward(saved, dout, dhT=None):
+    """Gradients of the loss.  Returns (dxp, dU, dh0)."""
+    dout, (dhT,) = prepare_backward(saved.h_new.dtype, saved.h_new.shape, dout,
+                                    ((dhT, "dhT"),))
+    return simplernn_backward_kernel(
+        saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
+        saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dhT)

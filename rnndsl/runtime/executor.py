@@ -1,0 +1,219 @@
+"""Runs a layer graph: inputs are checked, then each node's forward runs in graph
+order and leaves a backprop closure on a tape; backward walks the tape in
+reverse, summing gradients where a value fans out.
+
+Python runs here once per layer per batch; the time loops are inside the
+layers' compiled kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+from ..graph.graph import Graph, Node
+from .init import initial_weights
+from .tensor import Act
+
+
+@dataclass
+class RunCtx:
+    """What a layer's forward sees besides its weights and inputs."""
+
+    training: bool
+    rng: np.random.Generator
+    executor: "Executor"
+    updates: list = field(default_factory=list)   # (array, new value): applied only by a train step
+
+    def stateful_state(self, node: Node, batch: int):
+        return self.executor.stateful_state(node, batch)
+
+    def keep_state(self, node: Node, state: tuple) -> None:
+        self.executor.states[node.id] = tuple(np.array(s, copy=True) for s in state)
+
+
+@dataclass
+class Tape:
+    entries: list
+    outputs: list[Act]
+    values: dict
+
+
+class Executor:
+    def __init__(self, graph: Graph, dtype: str = "float32", seed: int = 0):
+        self.graph = graph
+        self.dtype = np.dtype(dtype)
+        specs = [w for _, w in graph.weight_specs()]
+        self.params: list[np.ndarray] = initial_weights(specs, seed, self.dtype)
+        self.slices: dict[int, slice] = {}
+        k = 0
+        for n in graph.nodes:
+            self.slices[n.id] = slice(k, k + len(n.weights))
+            k += len(n.weights)
+        self.trainable = [w.trainable for w in specs]
+        self.states: dict[int, tuple] = {}
+        self.state_batch: dict[int, int] = {}
+        self.reset_to: dict[int, tuple] = {}
+        self.rng = np.random.default_rng([seed, 1])
+        self.vocab_limits = self._vocab_limits()
+
+    # --- stateful layers ----------------------------------------------------------------
+    def stateful_state(self, node: Node, batch: int):
+        known = self.state_batch.get(node.id)
+        if known is not None and known != batch:
+            raise DataError(f"stateful layer {node.name!r} holds state for batch size {known}, "
+                            f"but this call has batch size {batch}; keep the batch size fixed, "
+                            "or call reset_states() first")
+        self.state_batch[node.id] = batch
+        if node.id in self.states:
+            return self.states[node.id]
+        if node.id in self.reset_to:
+            return self.reset_to[node.id]
+        return None
+
+    def reset_states(self, states=None) -> None:
+        """Forget carried states (back to zeros, or to `states` for the one stateful layer given)."""
+        self.states.clear()
+        self.state_batch.clear()
+        self.reset_to.clear()
+        if states is not None:
+            stateful = [n for n in self.graph.nodes if n.opts.get("stateful")
+                        or (n.opts.get("layer") is not None and getattr(n.opts["layer"], "opts", {}).get("stateful"))]
+            if len(stateful) != 1:
+                raise DataError(f"reset_states(states) needs exactly one stateful layer, the model has {len(stateful)}")
+            self.reset_to[stateful[0].id] = tuple(np.asarray(s, dtype=self.dtype) for s in states)
+
+    # --- inputs -------------------------------------------------------------------------
+    def _vocab_limits(self) -> dict[int, tuple[int, str]]:
+        """For each token input, the smallest vocabulary among the embeds that read it."""
+        limits = {}
+        for n in self.graph.nodes:
+            if n.kind == "embed":
+                src = n.inputs[0].node
+                v = n.opts["input_dim"]
+                if src not in limits or v < limits[src][0]:
+                    limits[src] = (v, n.name)
+        return limits
+
+    def prepare_inputs(self, xs) -> list[Act]:
+        """Check user arrays against the declared inputs; batch-major in, time-major out."""
+        names = [self.graph.nodes[i].name for i in self.graph.inputs]
+        if isinstance(xs, dict):
+            missing = [n for n in names if n not in xs]
+            extra = [k for k in xs if k not in names]
+            if missing or extra:
+                raise DataError(f"inputs by name: expected {names}, missing {missing}, unknown {extra}")
+            xs = [xs[n] for n in names]
+        elif not isinstance(xs, (list, tuple)):
+            xs = [xs]
+        if len(xs) != len(names):
+            raise DataError(f"the model takes {len(names)} input(s) ({', '.join(names)}), got {len(xs)}")
+        acts, batch = [], None
+        for name, node_id, x in zip(names, self.graph.inputs, xs):
+            act = self._prepare_one(name, node_id, x)
+            b = act.data.shape[1] if act.data.ndim >= 2 and self.graph.nodes[node_id].out.seq else act.data.shape[0]
+            if batch is not None and b != batch:
+                raise DataError(f"input {name!r} has batch size {b}, the others {batch}")
+            batch = b
+            acts.append(act)
+        return acts
+
+    def _prepare_one(self, name: str, node_id: int, x) -> Act:
+        t = self.graph.nodes[node_id].out
+        try:
+            x = np.asarray(x)
+        except Exception as e:  # ragged lists and the like
+            raise DataError(f"input {name!r}: cannot make an array of it ({e})") from None
+        want = f"(batch, {'?' if t.steps is None else t.steps}" + (")" if t.is_tokens else f", {t.features})") \
+            if t.seq else f"(batch, {t.features})"
+        rank = 2 if (t.is_tokens or not t.seq) else 3
+        if x.ndim != rank:
+            raise DataError(f"input {name!r} expects shape {want}, got {x.shape}")
+        if t.seq and t.steps is not None and x.shape[1] != t.steps:
+            raise DataError(f"input {name!r} expects {t.steps} steps, shape {want}, got {x.shape}")
+        if not t.is_tokens and x.shape[-1] != t.features:
+            raise DataError(f"input {name!r} expects {t.features} features, shape {want}, got {x.shape}")
+        if x.shape[0] == 0:
+            raise DataError(f"input {name!r} is empty, shape {x.shape}")
+        if t.is_tokens:
+            if x.dtype.kind == "f":
+                if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+                    raise DataError(f"input {name!r} expects token ids (integers), got float values "
+                                    f"such as {x.ravel()[np.flatnonzero(x != np.round(x))[:1]].tolist() or 'nan/inf'}")
+            elif x.dtype.kind not in "iub":
+                raise DataError(f"input {name!r} expects token ids (integers), got dtype {x.dtype}")
+            ids = x.astype(np.int64)
+            lim = self.vocab_limits.get(node_id)
+            if ids.size and (ids.min() < 0 or (lim and ids.max() >= lim[0])):
+                bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+                raise DataError(f"input {name!r}: token id {bad} is out of range for {lim[1]!r} "
+                                f"(vocabulary {lim[0]}: ids 0..{lim[0] - 1})" if lim else
+                                f"input {name!r}: token id {bad} is negative")
+            return Act(np.ascontiguousarray(ids.T))
+        if x.dtype.kind not in "fiub":
+            raise DataError(f"input {name!r} expects numbers, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        if not np.all(np.isfinite(x)):
+            where = np.argwhere(~np.isfinite(x))[0].tolist()
+            raise DataError(f"input {name!r} holds NaN or inf (first at index {tuple(where)})")
+        if t.seq:
+            return Act(np.ascontiguousarray(x.transpose(1, 0, 2)))
+        return Act(np.ascontiguousarray(x))
+
+    # --- forward and backward -----------------------------------------------------------
+    def forward(self, inputs: list[Act], training: bool, ctx: RunCtx | None = None) -> Tape:
+        ctx = ctx or RunCtx(training, self.rng, self)
+        values: dict = {}
+        entries = []
+        for k, nid in enumerate(self.graph.inputs):
+            values[(nid, "out")] = inputs[k]
+        for node in self.graph.nodes:
+            if node.kind == "input":
+                continue
+            ins = [values[(r.node, r.port)] for r in node.inputs]
+            init = values[(node.initial_state.node, "state")] if node.initial_state is not None else None
+            W = self.params[self.slices[node.id]]
+            outs, backprop = node.spec.forward(node, W, ins, ctx, init)
+            for port, v in outs.items():
+                values[(node.id, port)] = v
+            entries.append((node, backprop))
+        outputs = [values[(o.ref.node, o.ref.port)] for o in self.graph.outputs]
+        tape = Tape(entries, outputs, values)
+        tape.ctx = ctx
+        return tape
+
+    def backward(self, tape: Tape, d_outputs: list[np.ndarray | None]):
+        """Gradients of the weights (None where not trainable) and of the float inputs."""
+        grads: dict = {}
+
+        def add(key, g):
+            if g is None:
+                return
+            if key in grads:
+                old = grads[key]
+                grads[key] = tuple(a + b for a, b in zip(old, g)) if isinstance(g, tuple) else old + g
+            else:
+                grads[key] = g
+
+        for o, d in zip(self.graph.outputs, d_outputs):
+            add((o.ref.node, o.ref.port), d)
+        w_grads: list = [None] * len(self.params)
+        for node, backprop in reversed(tape.entries):
+            d_out = {port: grads.pop((node.id, port), None) for port in (*node.outputs, "state")}
+            sl = self.slices[node.id]
+            if all(v is None for v in d_out.values()):
+                for i in range(sl.start, sl.stop):
+                    if self.trainable[i]:
+                        w_grads[i] = np.zeros_like(self.params[i])
+                continue
+            d_ins, d_W, d_init = backprop(d_out)
+            for r, g in zip(node.inputs, d_ins):
+                add((r.node, r.port), g)
+            if node.initial_state is not None:
+                add((node.initial_state.node, "state"), d_init)
+            for i, g in zip(range(sl.start, sl.stop), d_W):
+                w_grads[i] = g if self.trainable[i] else None
+        in_grads = [grads.get((nid, "out")) for nid in self.graph.inputs]
+        return w_grads, in_grads

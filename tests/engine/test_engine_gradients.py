@@ -1,0 +1,147 @@
+"""Backprop through time against central finite differences, float64.
+
+Every layer and option: each trainable weight entry and each float input entry
+is perturbed by ±1e-6 and the relative error of the whole gradient must stay
+below 1e-6. Dropout masks are drawn from a generator reset before each pass,
+so every pass sees the same masks.
+"""
+
+import numpy as np
+import pytest
+
+import rnndsl
+
+EPS = 1e-6
+
+
+def rel_err(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
+
+
+def check(text, x, y, loss="sparse_categorical_crossentropy", from_logits=True, seed=2):
+    m = rnndsl.compile(text, dtype="float64", seed=seed)
+    rng = np.random.default_rng(11)
+    m.set_weights([w + rng.normal(0, 0.3, w.shape) if "variance" not in n else w
+                   for n, w in zip(m.weight_names(), m.get_weights())])
+
+    def run(xs, grads=False):
+        m.executor.rng = np.random.default_rng(5)
+        if grads:
+            return m.loss_and_gradients(xs, y, loss=loss, from_logits=from_logits, return_input_grads=True)
+        return m.loss_and_gradients(xs, y, loss=loss, from_logits=from_logits)[0]
+
+    xs = [np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
+          for a in (x if isinstance(x, list) else [x])]
+    _, w_grads, in_grads = run(xs, grads=True)
+    params = m.executor.params
+    checked = 0
+    for i, (p, g) in enumerate(zip(params, w_grads)):
+        if g is None:
+            assert not m.executor.trainable[i]
+            continue
+        num = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + EPS
+            lp = run(xs)
+            p[idx] = old - EPS
+            lm = run(xs)
+            p[idx] = old
+            num[idx] = (lp - lm) / (2 * EPS)
+        assert rel_err(num, g) < 1e-6, (m.weight_names()[i], rel_err(num, g))
+        checked += 1
+    for k, a in enumerate(xs):
+        if a.dtype.kind != "f":
+            continue
+        num = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + EPS
+            lp = run(xs)
+            a[idx] = old - EPS
+            lm = run(xs)
+            a[idx] = old
+            num[idx] = (lp - lm) / (2 * EPS)
+        assert rel_err(num, in_grads[k]) < 1e-6, ("input", k, rel_err(num, in_grads[k]))
+    assert checked > 0
+    return m
+
+
+R = np.random.default_rng(1)
+X = R.normal(size=(3, 4, 2))
+Y = np.array([0, 2, 1])
+YSEQ = R.integers(0, 3, (3, 4))
+
+CASES = {
+    "simplernn": "simplernn(3)",
+    "simplernn relu backwards": "simplernn(3, activation=relu, go_backwards=true)",
+    "lstm": "lstm(3)",
+    "lstm seq": "lstm(3, seq)",
+    "lstm options": 'lstm(3, activation=tanh, recurrent_activation="hard_sigmoid", go_backwards=true)',
+    "lstm no bias": "lstm(3, use_bias=false)",
+    "gru reset_after": "gru(3)",
+    "gru reset_before": "gru(3, reset_after=false)",
+    "gru seq backwards": "gru(3, seq, go_backwards=true)",
+    "gru linear": "gru(3, activation=linear, reset_after=false)",
+    "dropout recurrent_dropout lstm": "lstm(3, dropout=0.3, recurrent_dropout=0.4)",
+    "dropout recurrent_dropout gru": "gru(3, seq, dropout=0.3, recurrent_dropout=0.4)",
+    "dropout recurrent_dropout simplernn": "simplernn(3, dropout=0.2, recurrent_dropout=0.3)",
+    "bilstm concat": "bilstm(3, seq)",
+    "bigru sum": 'bigru(2, merge_mode="sum")',
+    "birnn mul": "birnn(2, seq, merge_mode=mul)",
+    "bilstm ave": "bilstm(2, merge_mode=ave)",
+    "stacked": "lstm(3, seq) | gru(3, seq) | simplernn(2)",
+    "dense relu per step": "lstm(3, seq) | dense(4, activation=relu)",
+    "dense tanh": "gru(3) | dense(4, activation=tanh)",
+    "dense sigmoid": "gru(3) | dense(4, activation=sigmoid)",
+    "batchnorm": "lstm(3) | batchnorm()",
+    "batchnorm per step": "lstm(3, seq) | batchnorm()",
+    "dropout layer": "lstm(3, seq) | dropout(0.4) | lstm(3)",
+    "repeat": "lstm(3) | repeat(2) | gru(3)",
+}
+
+
+@pytest.mark.parametrize("body", list(CASES.values()), ids=list(CASES))
+def test_layer_gradients(body):
+    text = f"input x: float[?, 2]\noutput x | {body} | dense(3)"
+    seq_out = rnndsl.compile(text).graph.layers[-1].out.seq
+    check(text, X, YSEQ if seq_out else Y)
+
+
+def test_softmax_output_with_crossentropy_on_probabilities():
+    check('input x: float[?, 2]\noutput x | lstm(3) | dense(3, activation="softmax")', X, Y, from_logits=False)
+
+
+def test_mse_on_sequences():
+    check("input x: float[?, 2]\noutput x | gru(3, seq)", X, R.normal(size=(3, 4, 3)), loss="mse")
+
+
+def test_masked_embedding_stack():
+    ids = np.array([[3, 4, 0, 0], [1, 2, 3, 4], [5, 0, 0, 0]])
+    check("embed(8, 2, mask_zero=true) | bilstm(2, seq) | gru(2, seq) | dense(3)", ids, YSEQ)
+    check("embed(8, 2, mask_zero=true) | lstm(2, seq, zero_output_for_mask=true) | simplernn(2) | dense(3)", ids, Y)
+
+
+def test_frozen_embedding_has_no_gradient():
+    ids = R.integers(0, 8, (3, 4))
+    m = check("embed(8, 2, trainable=false) | lstm(2) | dense(3)", ids, Y)
+    assert m.loss_and_gradients(ids, Y)[1][0] is None
+
+
+def test_encoder_decoder_state_edge():
+    src, tgt = R.integers(1, 8, (3, 5)), R.integers(1, 9, (3, 4))
+    check("input src: int[?]\ninput tgt: int[?]\nenc = src | embed(8, 2) | lstm(3, state)\n"
+          "dec = tgt | embed(9, 2) | lstm(3, seq, initial_state=enc.state)\noutput dec | dense(3)",
+          [src, tgt], YSEQ)
+    check("input a: float[?, 2]\ninput b: float[?, 2]\nenc = a | bigru(2, state)\n"
+          "output b | bigru(2, initial_state=enc.state) | dense(3)", [X, X[:, :3]], Y)
+
+
+def test_concat_add_fan_out():
+    check("input x: float[?, 2]\na = x | lstm(2, seq)\nb = x | gru(2, seq, go_backwards=true)\n"
+          "c = concat(a, b) | simplernn(2)\nd = add(a, b) | lstm(2)\noutput add(c, d) | dense(3)", X, Y)
+
+
+def test_two_outputs():
+    check("input x: float[?, 2]\nh = x | lstm(3, seq)\noutput h | dense(3)\noutput h | gru(2) | dense(3)",
+          X, [YSEQ, Y])
