@@ -31,5 +31,12 @@ def load(path: str | Path, **kw) -> Model:
     return compile(text, file=str(path), **kw)
 
 
-__all__ = ["compile", "load", "Model", "RnnError", "SpecError", "DataError", "WeightsError",
+def load_model(path) -> Model:
+    """A model saved with Model.save(path): weights, optimizer state, epoch and generators."""
+    from .train.saving import load_model as _load_model
+
+    return _load_model(path)
+
+
+__all__ = ["load_model", "compile", "load", "Model", "RnnError", "SpecError", "DataError", "WeightsError",
            "CheckpointError", "TrainingError", "DeviceError"]

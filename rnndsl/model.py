@@ -24,6 +24,8 @@ class Model:
         self.name = name
         self.dtype = dtype
         self.seed = seed
+        self.epoch = 0
+        self.train_config = None
 
     @property
     def source(self) -> str:
@@ -94,6 +96,55 @@ class Model:
         """Stateful layers forget their carried state (zeros, or `states` when given)."""
         self.executor.reset_states(states)
 
+    # --- training -------------------------------------------------------------------------
+    def configure(self, loss=None, optimizer=None, metrics=None, from_logits=None) -> "Model":
+        """Keras's compile(): loss(es), optimizer (a name with Keras defaults or an Optimizer), metrics.
+
+        Anything not given comes from the spec's train section. from_logits=None decides
+        by the output: logits unless it ends in softmax or sigmoid.
+        """
+        from .train.loop import configure
+
+        self.train_config = configure(self, loss, optimizer, metrics, from_logits)
+        return self
+
+    def train_on_batch(self, x, y) -> float:
+        """One forward pass, BPTT and optimizer step; returns the loss."""
+        from .train.loop import train_on_batch
+
+        return train_on_batch(self, x, y)
+
+    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
+            seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None):
+        """Train; returns a History whose .history maps "loss", metrics, "val_..." to per-epoch values."""
+        from .train.loop import fit
+
+        return fit(self, x, y, batch_size, epochs, validation_data, validation_split, shuffle, seed, verbose,
+                   callbacks, initial_epoch, early_stopping)
+
+    def evaluate(self, x, y, batch_size=32, return_dict=False):
+        """Loss, or [loss, *metrics], in inference mode."""
+        from .train.loop import evaluate
+
+        return evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict)
+
+    @property
+    def fit_rng(self) -> np.random.Generator:
+        if getattr(self, "_fit_rng", None) is None:
+            self._fit_rng = np.random.default_rng([self.seed, 2])
+        return self._fit_rng
+
+    def reseed(self, seed: int) -> None:
+        """Restart the shuffling and dropout generators from `seed`."""
+        self._fit_rng = np.random.default_rng([seed, 2])
+        self.executor.rng = np.random.default_rng([seed, 1])
+
+    def save(self, path) -> None:
+        """One file: spec, weights, optimizer state, epoch, generator states (atomic write)."""
+        from .train.saving import save_model
+
+        save_model(self, path)
+
     # --- weights --------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every weight array, in Keras's order and layout (see weight_names())."""
@@ -122,34 +173,45 @@ class Model:
         """
         ex = self.executor
         tape = ex.forward(ex.prepare_inputs(x), training=True)
-        value, d_outputs = self._loss(tape.outputs, y, loss, from_logits)
+        value, d_outputs = self._loss(tape.outputs, self._as_targets(y), loss, from_logits)
         w_grads, in_grads = ex.backward(tape, d_outputs)
         if return_input_grads:
             return value, w_grads, [None if g is None else (g.transpose(1, 0, 2) if g.ndim == 3 else g)
                                     for g in in_grads]
         return value, w_grads
 
+    def _flat_pred_target(self, act, y, name: str):
+        """(predictions (N, C), targets (N, ...), mask weights (N,) or None), batch-major rows.
+
+        A per-step output (T, B, C) becomes B*T rows, so a loss or metric is the mean
+        over samples and time steps, with masked steps weighted 0.
+        """
+        pred = act.data
+        if pred.ndim == 3:
+            T, B, C = pred.shape
+            y = self._check_target(y, (B, T), name)
+            w = None if act.mask is None else act.mask.T.reshape(-1).astype(pred.dtype)
+            return pred.transpose(1, 0, 2).reshape(B * T, C), y.reshape((B * T,) + y.shape[2:]), w
+        return pred, self._check_target(y, (pred.shape[0],), name), None
+
     def _loss(self, outputs, ys, loss, from_logits):
+        """Summed loss over outputs and the gradient for each output (time-major like the outputs).
+
+        `ys` holds one target array per output (see _as_targets)."""
         from .train.losses import get_loss
 
-        ys = self._as_targets(ys)
-        losses = loss if isinstance(loss, (list, tuple)) else [loss] * len(outputs)
+        n = len(outputs)
+        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n
+        logits = list(from_logits) if isinstance(from_logits, (list, tuple)) else [from_logits] * n
         total, grads = 0.0, []
-        for act, y, name, out in zip(outputs, ys, losses, self.graph.outputs):
+        for act, y, name, fl, out in zip(outputs, ys, losses, logits, self.graph.outputs):
             fn = get_loss(name)
-            logits = from_logits and fn.takes_logits    # mse/mae have no from_logits
-            pred = act.data
-            if pred.ndim == 3:                          # per-step output: (T, B, C) -> (B*T, C)
-                T, B, C = pred.shape
-                p2 = pred.transpose(1, 0, 2).reshape(B * T, C)
-                y2 = self._check_target(y, (B, T), out.name).reshape((B * T,) + np.shape(y)[2:])
-                w = None if act.mask is None else act.mask.T.reshape(-1).astype(pred.dtype)
-                value, dp = fn(p2, y2, weights=w, from_logits=logits)
-                grads.append(np.ascontiguousarray(dp.reshape(B, T, C).transpose(1, 0, 2)))
-            else:
-                y2 = self._check_target(y, (pred.shape[0],), out.name)
-                value, dp = fn(pred, y2, from_logits=logits)
-                grads.append(dp)
+            pred, target, w = self._flat_pred_target(act, y, out.name)
+            value, dp = fn(pred, target, weights=w, from_logits=bool(fl) and fn.takes_logits)
+            if act.data.ndim == 3:
+                T, B, C = act.data.shape
+                dp = np.ascontiguousarray(dp.reshape(B, T, C).transpose(1, 0, 2))
+            grads.append(dp)
             total += float(value)
         return total, grads
 

@@ -1,0 +1,303 @@
+"""The training loop behind Model.configure / train_on_batch / fit / evaluate.
+
+One train step: forward in training mode, loss, BPTT, a finite check, the
+optimizer update, then the deferred updates (batchnorm's moving statistics).
+A NaN or inf loss or gradient raises TrainingError *before* the update, so
+the model keeps the weights of its last good step.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError, RnnError, TrainingError
+from .losses import get_loss
+from .metrics import get_metric
+from .optimizers import Optimizer, get_optimizer
+from .progress import Progbar
+
+CROSSENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+
+
+class NonFiniteLoss(TrainingError):
+    def __init__(self, message: str, epoch: int | None = None, batch: int | None = None):
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
+
+
+@dataclass
+class TrainConfig:
+    losses: list[str]
+    from_logits: list[bool]
+    optimizer: Optimizer
+    metric_names: list[str]
+    metrics: list[list] = field(default_factory=list)   # per output
+
+    def fresh_metrics(self):
+        self.metrics = [[get_metric(n) for n in self.metric_names] for _ in self.losses]
+
+
+@dataclass
+class History:
+    """Keras's History: `history` maps "loss", "accuracy", "val_loss", ... to per-epoch values."""
+
+    history: dict = field(default_factory=dict)
+    epoch: list = field(default_factory=list)
+    stopped_early: bool = False
+
+    def append(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when `monitor` has not improved for `patience` epochs; optionally restore the best weights."""
+
+    monitor: str = "val_loss"
+    patience: int = 3
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+    best: float = math.inf
+    best_weights: list | None = None
+    wait: int = 0
+
+    def update(self, model, logs: dict) -> bool:
+        """True when training should stop."""
+        value = logs.get(self.monitor, logs.get("loss"))
+        if value is None:
+            return False
+        if value < self.best - self.min_delta:
+            self.best, self.wait = value, 0
+            if self.restore_best_weights:
+                self.best_weights = model.get_weights()
+            return False
+        self.wait += 1
+        if self.wait >= self.patience:
+            if self.restore_best_weights and self.best_weights is not None:
+                model.set_weights(self.best_weights)
+            return True
+        return False
+
+
+# --- configuration ----------------------------------------------------------------------
+
+def _output_activation(model, ref) -> str:
+    node = model.graph.node(ref)
+    return node.opts.get("activation", "linear") if node.kind == "dense" else "linear"
+
+
+def configure(model, loss=None, optimizer=None, metrics=None, from_logits=None) -> TrainConfig:
+    """Losses per output, an optimizer, metrics; defaults come from the spec's train section."""
+    spec = model.graph.train
+    loss = loss if loss is not None else spec.get("loss")
+    if loss is None:
+        raise TrainingError("no loss: pass configure(loss=...) or set `loss = ...` in the spec's train section")
+    optimizer = optimizer if optimizer is not None else spec.get("optimizer", "adam")
+    metrics = metrics if metrics is not None else spec.get("metrics", [])
+    from_logits = from_logits if from_logits is not None else spec.get("from_logits")
+    outs = model.graph.outputs
+    losses = list(loss) if isinstance(loss, (list, tuple)) else [loss] * len(outs)
+    if len(losses) != len(outs):
+        raise TrainingError(f"{len(losses)} losses for {len(outs)} outputs")
+    logits = []
+    for name, out in zip(losses, outs):
+        fn = get_loss(name)
+        t = model.graph.type_of(out.ref)
+        act = _output_activation(model, out.ref)
+        key = fn.name
+        if key in ("sparse_categorical_crossentropy", "categorical_crossentropy") and t.features < 2:
+            raise TrainingError(f"loss {key} needs at least 2 classes, but output {out.name!r} has "
+                                f"{t.features} feature(s); use binary_crossentropy or widen the dense layer")
+        if key == "binary_crossentropy" and act == "softmax":
+            raise TrainingError(f"output {out.name!r} ends in softmax; binary_crossentropy wants sigmoid or logits")
+        if from_logits is None:
+            fl = key in CROSSENTROPY and act not in ("softmax", "sigmoid")
+        else:
+            fl = bool(from_logits) and fn.takes_logits
+            if fl and act in ("softmax", "sigmoid"):
+                raise TrainingError(f"output {out.name!r} already applies {act}; set from_logits=false")
+        logits.append(fl)
+    opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer)
+    cfg = TrainConfig([get_loss(n).name for n in losses], logits, opt, list(metrics))
+    cfg.fresh_metrics()
+    return cfg
+
+
+def _config(model) -> TrainConfig:
+    cfg = getattr(model, "train_config", None)
+    if cfg is None:
+        if not model.graph.train.get("loss"):
+            raise TrainingError("the model is not configured: call model.configure(loss=..., optimizer=...) "
+                                "or give the spec a train section with a loss")
+        cfg = model.train_config = configure(model)
+    return cfg
+
+
+# --- one step ---------------------------------------------------------------------------
+
+def _finite_grads(grads) -> bool:
+    return all(g is None or np.isfinite(g).all() for g in grads)
+
+
+def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False) -> float:
+    cfg = cfg or _config(model)
+    ex = model.executor
+    tape = ex.forward(ex.prepare_inputs(x), training=True)
+    ys = y if targets_listed else model._as_targets(y)
+    loss, d_outs = model._loss(tape.outputs, ys, cfg.losses, cfg.from_logits)
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(f"the loss became {loss}")
+    grads, _ = ex.backward(tape, d_outs)
+    if not _finite_grads(grads):
+        bad = [n for n, g in zip(model.weight_names(), grads) if g is not None and not np.isfinite(g).all()]
+        raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
+    cfg.optimizer.apply(ex.params, grads)
+    for arr, new in tape.ctx.updates:
+        arr[...] = new
+    _update_metrics(model, cfg, tape.outputs, ys)
+    return loss
+
+
+def _update_metrics(model, cfg, outputs, ys) -> None:
+    for metrics, act, y, out in zip(cfg.metrics, outputs, ys, model.graph.outputs):
+        if metrics:
+            pred, target, w = model._flat_pred_target(act, y, out.name)
+            for m in metrics:
+                m.update_state(pred, target, w)
+
+
+def _metric_logs(model, cfg, prefix="") -> dict:
+    logs = {}
+    multi = len(cfg.metrics) > 1
+    for metrics, out in zip(cfg.metrics, model.graph.outputs):
+        for m in metrics:
+            logs[f"{prefix}{out.name + '_' if multi else ''}{m.name}"] = m.result()
+    return logs
+
+
+# --- data checks ------------------------------------------------------------------------
+
+def check_data(model, xs: list, ys: list, cfg: TrainConfig) -> None:
+    """Problems that would otherwise surface mid-epoch: lengths, label ranges, target shapes."""
+    n = len(xs[0])
+    for name, a in zip(model.input_names, xs):
+        if len(a) != n:
+            raise DataError(f"inputs have different numbers of samples: {model.input_names[0]!r} has {n}, "
+                            f"{name!r} has {len(a)}")
+    for out, y, loss in zip(model.graph.outputs, ys, cfg.losses):
+        y = np.asarray(y)
+        if len(y) != n:
+            raise DataError(f"x has {n} samples but the targets for {out.name!r} have {len(y)}")
+        t = model.graph.type_of(out.ref)
+        if loss == "sparse_categorical_crossentropy":
+            if y.dtype.kind == "f" and np.any(y != np.round(y)):
+                raise DataError(f"targets for {out.name!r} must be class ids for {loss}, got fractional values")
+            if y.size and (y.min() < 0 or y.max() >= t.features):
+                bad = int(y.min()) if y.min() < 0 else int(y.max())
+                raise DataError(f"label {bad} in the targets for {out.name!r} is out of range: the output has "
+                                f"{t.features} classes (labels 0..{t.features - 1})")
+
+
+# --- fit and evaluate -------------------------------------------------------------------
+
+def _slice(arrays, idx):
+    return [a[idx] for a in arrays]
+
+
+def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
+        seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None, stream=None) -> History:
+    cfg = _config(model)
+    stream = stream or sys.stdout
+    verbose = 1 if verbose == "auto" else int(verbose)
+    xs, ys = model._as_list(x), [np.asarray(t) for t in model._as_targets(y)]
+    check_data(model, xs, ys, cfg)
+    n = len(xs[0])
+    if validation_data is None and validation_split:
+        # Keras takes the validation samples from the end, before shuffling.
+        cut = n - int(round(n * validation_split))
+        if cut <= 0 or cut >= n:
+            raise DataError(f"validation_split={validation_split} leaves no training or no validation samples of {n}")
+        vx, vy = _slice(xs, slice(cut, None)), _slice(ys, slice(cut, None))
+        xs, ys, n = _slice(xs, slice(0, cut)), _slice(ys, slice(0, cut)), cut
+    elif validation_data is not None:
+        vx, vy = validation_data
+        vx, vy = model._as_list(vx), [np.asarray(t) for t in model._as_targets(vy)]
+        check_data(model, vx, vy, cfg)
+    validating = validation_data is not None or bool(validation_split)
+    if seed is not None:
+        model.reseed(seed)
+    stopper = early_stopping
+    if isinstance(stopper, int):
+        stopper = EarlyStopping(patience=stopper)
+    history = History()
+    steps = math.ceil(n / batch_size)
+    for epoch in range(initial_epoch, epochs):
+        if verbose:
+            stream.write(f"Epoch {epoch + 1}/{epochs}\n")
+        bar = Progbar(steps, verbose=verbose, stream=stream)
+        order = model.fit_rng.permutation(n) if shuffle else np.arange(n)
+        cfg.fresh_metrics()
+        total, seen = 0.0, 0
+        for step in range(steps):
+            idx = order[step * batch_size:(step + 1) * batch_size]
+            try:
+                loss = train_on_batch(model, _slice(xs, idx), [t[idx] for t in ys], cfg, targets_listed=True)
+            except NonFiniteLoss as e:
+                raise NonFiniteLoss(f"{e} at epoch {epoch + 1}, batch {step + 1}; training stopped and the "
+                                    "weights are those of the last good step (lower the learning rate or "
+                                    "clip gradients with clipnorm)", epoch + 1, step + 1) from None
+            total += loss * len(idx)
+            seen += len(idx)
+            bar.update(step + 1, {"loss": total / seen, **_metric_logs(model, cfg)}, finalize=False)
+        logs = {"loss": total / seen, **_metric_logs(model, cfg)}
+        if validating:
+            logs.update(evaluate(model, vx, vy, batch_size=batch_size, return_dict=True, prefix="val_"))
+        bar.update(steps, logs, finalize=True)
+        model.epoch = epoch + 1
+        history.append(epoch, logs)
+        for cb in callbacks or ():
+            cb(model, epoch + 1, logs)
+        if stopper is not None and stopper.update(model, logs):
+            history.stopped_early = True
+            if verbose:
+                stream.write(f"Early stopping after epoch {epoch + 1}: {stopper.monitor} did not improve "
+                             f"for {stopper.patience} epochs\n")
+            break
+    return history
+
+
+def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0):
+    """Loss (and metrics) over the whole data in inference mode, weighted by batch size."""
+    cfg = _config(model)
+    xs, ys = (x, y) if prefix else (model._as_list(x), [np.asarray(t) for t in model._as_targets(y)])
+    check_data(model, xs, ys, cfg)
+    n = len(xs[0])
+    metrics = [[get_metric(name) for name in cfg.metric_names] for _ in ys]
+    saved, cfg.metrics = cfg.metrics, metrics
+    total = 0.0
+    try:
+        for start in range(0, n, batch_size):
+            sl = slice(start, start + batch_size)
+            ex = model.executor
+            tape = ex.forward(ex.prepare_inputs(_slice(xs, sl)), training=False)
+            part = [t[sl] for t in ys]
+            loss, _ = model._loss(tape.outputs, part, cfg.losses, cfg.from_logits)
+            total += loss * len(part[0])
+            _update_metrics(model, cfg, tape.outputs, part)
+        logs = {f"{prefix}loss": total / n, **_metric_logs(model, cfg, prefix)}
+    finally:
+        cfg.metrics = saved
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+__all__ = ["configure", "train_on_batch", "fit", "evaluate", "History", "EarlyStopping", "TrainConfig",
+           "NonFiniteLoss", "RnnError"]
