@@ -1,0 +1,71 @@
+"""Bad input data gets an rnndsl error naming the input, what was expected and what came."""
+
+import numpy as np
+import pytest
+
+import rnndsl
+from rnndsl import DataError
+
+R = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def two_inputs():
+    return rnndsl.compile("input src: int[?]\ninput feats: float[?, 3]\nenc = src | embed(10, 4) | lstm(4)\n"
+                          "f = feats | gru(4)\noutput concat(enc, f) | dense(2)")
+
+
+def test_wrong_number_of_inputs(two_inputs):
+    with pytest.raises(DataError, match=r"takes 2 input\(s\) \(src, feats\), got 1"):
+        two_inputs.predict(R.integers(0, 10, (2, 5)))
+
+
+def test_wrong_rank(two_inputs):
+    with pytest.raises(DataError, match=r"input 'feats' expects shape \(batch, \?, 3\), got \(2, 5\)"):
+        two_inputs.predict([R.integers(0, 10, (2, 5)), R.normal(size=(2, 5))])
+
+
+def test_wrong_feature_size(two_inputs):
+    with pytest.raises(DataError, match=r"input 'feats' expects 3 features.*got \(2, 5, 4\)"):
+        two_inputs.predict([R.integers(0, 10, (2, 5)), R.normal(size=(2, 5, 4))])
+
+
+def test_fixed_steps():
+    m = rnndsl.compile("input x: float[5, 2]\noutput x | lstm(3)")
+    with pytest.raises(DataError, match=r"expects 5 steps.*got \(1, 4, 2\)"):
+        m.predict(np.zeros((1, 4, 2)))
+
+
+def test_float_where_token_ids_expected(two_inputs):
+    with pytest.raises(DataError, match=r"input 'src' expects token ids \(integers\), got float values such as \[0.5\]"):
+        two_inputs.predict([np.full((2, 5), 0.5), R.normal(size=(2, 5, 3))])
+
+
+def test_token_id_out_of_range(two_inputs):
+    ids = R.integers(0, 10, (2, 5))
+    ids[1, 2] = 10
+    with pytest.raises(DataError, match=r"token id 10 is out of range for 'embedding' \(vocabulary 10: ids 0..9\)"):
+        two_inputs.predict([ids, R.normal(size=(2, 5, 3))])
+    ids[1, 2] = -1
+    with pytest.raises(DataError, match="token id -1"):
+        two_inputs.predict([ids, R.normal(size=(2, 5, 3))])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_in_inputs(two_inputs, bad):
+    x = R.normal(size=(2, 5, 3))
+    x[1, 3, 2] = bad
+    with pytest.raises(DataError, match=r"input 'feats' holds NaN or inf \(first at index \(1, 3, 2\)\)"):
+        two_inputs.predict([R.integers(0, 10, (2, 5)), x])
+
+
+def test_inputs_by_name_and_batch_mismatch(two_inputs):
+    with pytest.raises(DataError, match="missing"):
+        two_inputs.predict({"src": R.integers(0, 10, (2, 5))})
+    with pytest.raises(DataError, match="batch size 3"):
+        two_inputs.predict_on_batch({"src": R.integers(0, 10, (2, 5)), "feats": R.normal(size=(3, 5, 3))})
+
+
+def test_strings_are_rejected(two_inputs):
+    with pytest.raises(DataError, match="token ids"):
+        two_inputs.predict([np.array([["a", "b"]]), R.normal(size=(1, 2, 3))])
