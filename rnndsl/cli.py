@@ -1,4 +1,4 @@
-"""Command line: python -m rnndsl {check,summary,graph} SPEC.
+"""Command line: python -m rnndsl {run,check,summary,graph} SPEC.
 
 Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
 No Python traceback reaches the user: rnndsl errors print their message,
@@ -78,6 +78,26 @@ def cmd_graph(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from .train.runner import predict_checkpoint, train_spec
+
+    path = _spec_path(args.spec)
+    if path.suffix == ".npz":
+        if not args.input:
+            raise UsageError("predicting with a checkpoint needs --input data.npz")
+        inp = Path(args.input)
+        if not inp.is_file():
+            raise UsageError(f"no such input file: {inp}")
+        predict_checkpoint(path, inp, Path(args.output) if args.output else None)
+        return 0
+    try:
+        train_spec(path, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet,
+                   out=args.out, device=args.device)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnndsl", description="Recurrent networks from a .rnn spec.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -98,6 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("spec", nargs="?", help=spec_help)
     g.add_argument("-o", "--output", help="write a picture (svg, png, pdf) or .dot file")
     g.set_defaults(func=cmd_graph)
+
+    r = sub.add_parser("run", help="train a spec on its data (or predict with a checkpoint)",
+                       description="Train SPEC.rnn on the data its train section names, evaluate on the "
+                                   "held-out split, print the metrics and write a checkpoint. With a "
+                                   "checkpoint (.npz) and --input, predict instead.")
+    r.add_argument("spec", nargs="?", help="a .rnn spec, or a checkpoint .npz to predict with "
+                                           f"(default: the shipped example {DEFAULT_SPEC})")
+    r.add_argument("--epochs", type=int, help="override the spec's epochs")
+    r.add_argument("--batch-size", type=int, help="override the spec's batch_size")
+    r.add_argument("--seed", type=int, help="seed for weights, shuffling, dropout and data")
+    r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--out", help="checkpoint path (default: beside the spec, SPEC.ckpt.npz)")
+    r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict")
+    r.add_argument("--output", help="with a checkpoint: write predictions to this .npy")
+    r.set_defaults(func=cmd_run)
     return p
 
 

@@ -95,12 +95,12 @@ GRU = Cell(3, ("h0",), ("xp", "U"), _gru_run, _gru_grads, _gru_ref)
 GRU_RESET_AFTER = Cell(3, ("h0",), ("xp", "U", "b_rec"), _gru_run, _gru_grads, _gru_ref)
 
 
-def make_inputs(cell, T=5, B=3, u=4, seed=0, zero_state=False):
-    """Random float64 inputs; U is scaled so activations are not saturated."""
+def make_inputs(cell, T=5, B=3, u=4, seed=0, zero_state=False, scale=1.0):
+    """Random float64 inputs, scaled so activations are mostly not saturated."""
     rng = np.random.default_rng(seed)
     p = {
-        "xp": rng.normal(size=(T, B, cell.gates * u)),
-        "U": rng.normal(size=(u, cell.gates * u)) * 0.6,
+        "xp": rng.normal(size=(T, B, cell.gates * u)) * 0.7 * scale,
+        "U": rng.normal(size=(u, cell.gates * u)) * 0.5 * scale,
     }
     for name in cell.states:
         p[name] = np.zeros((B, u)) if zero_state else rng.normal(size=(B, u))
@@ -158,8 +158,8 @@ def assert_grad_close(analytic, numeric, name, tol=1e-6):
     assert err < tol, f"d{name}: relative error {err:.2e}"
 
 
-def check_forward(cell, opts, dtype, seed=0, zero_state=False, **shape):
-    p = make_inputs(cell, seed=seed, zero_state=zero_state, **shape)
+def check_forward(cell, opts, dtype, seed=0, zero_state=False, scale=1.0, **shape):
+    p = make_inputs(cell, seed=seed, zero_state=zero_state, scale=scale, **shape)
     T, B, _ = p["xp"].shape
     u = p["U"].shape[0]
     opts = dict(opts)
@@ -259,3 +259,48 @@ def check_padded_matches_single(cell, opts, pre_padding=False, seed=0):
     np.testing.assert_allclose(grads["U"], dU_sum, rtol=1e-10, atol=1e-12)
     if db_sum is not None:
         np.testing.assert_allclose(grads["b_rec"], db_sum, rtol=1e-10, atol=1e-12)
+
+
+# --- option sets shared by the three test files --------------------------------------
+
+DTYPES = [np.float32, np.float64]
+
+OPTION_CASES = [
+    {},
+    {"masked": True},
+    {"masked": True, "zero_output_for_mask": True},
+    {"backwards": True},
+    {"masked": True, "backwards": True},
+    {"masked": True, "backwards": True, "zero_output_for_mask": True},
+    {"dropout": True},
+    {"masked": True, "dropout": True, "backwards": True},
+]
+
+ACTIVATION_CASES = [{"activation": a} for a in ACTIVATIONS] + [
+    {"recurrent_activation": a} for a in ACTIVATIONS
+]
+
+GRADIENT_CASES = OPTION_CASES + [
+    {"activation": "relu", "recurrent_activation": "hard_sigmoid", "masked": True},
+    {"activation": "linear", "recurrent_activation": "tanh", "dropout": True},
+    {"activation": "hard_sigmoid", "recurrent_activation": "relu", "backwards": True},
+    {"activation": "sigmoid", "recurrent_activation": "linear", "masked": True,
+     "zero_output_for_mask": True},
+]
+
+PADDING_CASES = [
+    {"pre_padding": False},
+    {"pre_padding": True},
+    {"pre_padding": False, "backwards": True},
+    {"pre_padding": True, "backwards": True, "dropout": True},
+    {"pre_padding": False, "zero_output_for_mask": True, "dropout": True},
+]
+
+
+def case_id(opts):
+    return "-".join(f"{k}={v}" if not isinstance(v, bool) else k for k, v in opts.items()) or "plain"
+
+
+def without_recurrent_activation(cases):
+    """SimpleRNN has no recurrent activation."""
+    return [c for c in cases if "recurrent_activation" not in c]

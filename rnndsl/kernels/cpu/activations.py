@@ -38,6 +38,11 @@ Kernel conventions for optional arrays: "no mask" is an empty ``(0, 0)``
 uint8 array and "no recurrent dropout" an empty ``(0, 0)`` float array, so the
 kernels keep one signature per dtype (one cache entry) and test
 ``arr.shape[0] == 0`` instead of taking extra flags.
+
+Caching caveat: numba's on-disk cache checks only the kernel's own source
+file, so after editing this module delete
+``rnndsl/kernels/cpu/__pycache__/*.nbi`` / ``*.nbc`` (or touch the cell
+files), otherwise kernels compiled against the old helpers are reused.
 """
 
 from __future__ import annotations
@@ -100,30 +105,61 @@ def sigmoid_(x):
     return 1.0 / (1.0 + math.exp(-x)) if x >= -700.0 else 0.0
 
 
+def relu_(x):
+    return max(x, 0.0)
+
+
+def hard_sigmoid_(x):
+    return min(max(x / 6.0 + 0.5, 0.0), 1.0)
+
+
+def dtanh_(y):
+    return 1.0 - y * y
+
+
+def dsigmoid_(y):
+    return y - y * y
+
+
+def drelu_(y):
+    return 1.0 if y > 0.0 else 0.0
+
+
+def dlinear_(y):
+    return 1.0
+
+
+def dhard_sigmoid_(y):
+    # The clip's flat parts have zero slope; its kinks count as flat.
+    return 1.0 / 6.0 if 0.0 < y < 1.0 else 0.0
+
+
+@njit(inline="always")
 def act_(x, code):
     """f_code(x)."""
     if code == TANH:
         return tanh_(x)
-    if code == SIGMOID:
+    elif code == SIGMOID:
         return sigmoid_(x)
-    if code == RELU:
-        return max(x, 0.0)
-    if code == HARD_SIGMOID:
-        return min(max(x / 6.0 + 0.5, 0.0), 1.0)
+    elif code == RELU:
+        return relu_(x)
+    elif code == HARD_SIGMOID:
+        return hard_sigmoid_(x)
     return x
 
 
+@njit(inline="always")
 def dact_(y, code):
     """f_code'(x) expressed through y = f_code(x)."""
     if code == TANH:
-        return 1.0 - y * y
-    if code == SIGMOID:
-        return y - y * y
-    if code == RELU:
-        return 1.0 if y > 0.0 else 0.0
-    if code == HARD_SIGMOID:
-        return 1.0 / 6.0 if 0.0 < y < 1.0 else 0.0
-    return 1.0
+        return dtanh_(y)
+    elif code == SIGMOID:
+        return dsigmoid_(y)
+    elif code == RELU:
+        return drelu_(y)
+    elif code == HARD_SIGMOID:
+        return dhard_sigmoid_(y)
+    return dlinear_(y)
 
 
 def _constants(x):
@@ -132,7 +168,61 @@ def _constants(x):
     return ty(0.0), ty(1.0), ty(0.5), ty(1.0 / 6.0)
 
 
-@overload(tanh_, jit_options=_OVERLOAD_JIT, inline="always")
+def _typed(stub):
+    """Compile ``stub`` per float type from ``make(zero, one, half, sixth)``,
+    so float32 code never meets a float64 constant."""
+
+    def register(make):
+        def typer(t):
+            return make(*_constants(t)) if isinstance(t, types.Float) else None
+
+        # numba wants the typer's argument named as the stub's.
+        if stub.__code__.co_varnames[0] == "y":
+            overload(stub, jit_options=_OVERLOAD_JIT)(lambda y: typer(y))
+        else:
+            overload(stub, jit_options=_OVERLOAD_JIT)(lambda x: typer(x))
+        return make
+
+    return register
+
+
+@_typed(relu_)
+def _relu(zero, one, half, sixth):
+    return lambda x: max(x, zero)
+
+
+@_typed(hard_sigmoid_)
+def _hard_sigmoid(zero, one, half, sixth):
+    # min/max rather than `if`: selects keep the loop vectorisable.
+    return lambda x: min(max(x * sixth + half, zero), one)
+
+
+@_typed(dtanh_)
+def _dtanh(zero, one, half, sixth):
+    return lambda y: one - y * y
+
+
+@_typed(dsigmoid_)
+def _dsigmoid(zero, one, half, sixth):
+    return lambda y: y - y * y
+
+
+@_typed(drelu_)
+def _drelu(zero, one, half, sixth):
+    return lambda y: one if y > zero else zero
+
+
+@_typed(dlinear_)
+def _dlinear(zero, one, half, sixth):
+    return lambda y: one
+
+
+@_typed(dhard_sigmoid_)
+def _dhard_sigmoid(zero, one, half, sixth):
+    return lambda y: sixth if (y > zero) & (y < one) else zero
+
+
+@overload(tanh_, jit_options=_OVERLOAD_JIT)
 def _tanh_impl(x):
     if x == types.float32:
         clamp = np.float32(_TANH_CLAMP)
@@ -153,7 +243,7 @@ def _tanh_impl(x):
     return None
 
 
-@overload(sigmoid_, jit_options=_OVERLOAD_JIT, inline="always")
+@overload(sigmoid_, jit_options=_OVERLOAD_JIT)
 def _sigmoid_impl(x):
     if x == types.float32:
         half = np.float32(0.5)
@@ -162,47 +252,6 @@ def _sigmoid_impl(x):
         # exp(-x) overflowing to inf gives exactly 0, as it should.
         return lambda x: 1.0 / (1.0 + np.exp(-x))
     return None
-
-
-@overload(act_, jit_options=_OVERLOAD_JIT, inline="always")
-def _act_impl(x, code):
-    if not isinstance(x, types.Float):
-        return None
-    zero, one, half, sixth = _constants(x)
-
-    def impl(x, code):
-        if code == TANH:
-            return tanh_(x)
-        elif code == SIGMOID:
-            return sigmoid_(x)
-        elif code == RELU:
-            return max(x, zero)
-        elif code == HARD_SIGMOID:
-            return min(max(x * sixth + half, zero), one)
-        return x
-
-    return impl
-
-
-@overload(dact_, jit_options=_OVERLOAD_JIT, inline="always")
-def _dact_impl(y, code):
-    if not isinstance(y, types.Float):
-        return None
-    zero, one, _, sixth = _constants(y)
-
-    def impl(y, code):
-        if code == TANH:
-            return one - y * y
-        elif code == SIGMOID:
-            return y - y * y
-        elif code == RELU:
-            return one if y > zero else zero
-        elif code == HARD_SIGMOID:
-            # The clip's flat parts have zero slope; its kinks count as flat.
-            return sixth if (y > zero) & (y < one) else zero
-        return one
-
-    return impl
 
 
 # ---------------------------------------------------------------------------
@@ -248,6 +297,16 @@ def is_real(mask, t, b):
     return mask.shape[0] == 0 or mask[t, b] != 0
 
 
+# Row copies are explicit loops: numba's generic slice assignment costs more
+# than the copy itself at these row lengths.
+
+
+@njit(inline="always")
+def copy_row(dst, src):
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
 @njit(inline="always")
 def dropped_row(dst, src, rmask, b):
     """dst = src * rmask[b], or a copy when there is no recurrent dropout.
@@ -255,7 +314,7 @@ def dropped_row(dst, src, rmask, b):
     Used forward on h_tm1 and backward on its gradient (the same scaling).
     """
     if rmask.shape[0] == 0:
-        dst[:] = src
+        copy_row(dst, src)
     else:
         for j in range(dst.shape[0]):
             dst[j] = src[j] * rmask[b, j]
@@ -265,7 +324,7 @@ def dropped_row(dst, src, rmask, b):
 def commit_row(state, new, real):
     """A padded step carries the state unchanged."""
     if real:
-        state[:] = new
+        copy_row(state, new)
 
 
 @njit(inline="always")
@@ -273,9 +332,10 @@ def emit_row(out, h, real, zero_output):
     """Output of a step: the (committed) state h, or zeros at padded steps
     when zero_output_for_mask."""
     if real or not zero_output:
-        out[:] = h
+        copy_row(out, h)
     else:
-        out[:] = 0
+        for j in range(out.shape[0]):
+            out[j] = 0
 
 
 @njit(inline="always")

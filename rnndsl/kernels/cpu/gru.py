@@ -36,6 +36,7 @@ from .activations import (
     activation_code,
     add_output_grad_row,
     commit_row,
+    copy_row,
     dact_row,
     dropped_row,
     emit_row,
@@ -83,6 +84,7 @@ def gru_forward_kernel(xp, U, h0, b_rec, mask, rmask, act, ract, reset_after,
     Rec = np.empty((B, G), dt)
     Rec_zr = np.empty((B, 2 * u), dt)
     Rec_h = np.empty((B, u), dt)
+    RRec_h = np.empty(u, dt)      # R * Rec_h (reset_after)
     Ht_new = np.empty(u, dt)
     for s in range(T):
         t = step_time(s, T, backwards)
@@ -101,7 +103,7 @@ def gru_forward_kernel(xp, U, h0, b_rec, mask, rmask, act, ract, reset_after,
             act_add_row(gates[t, b, : 2 * u], xp[t, b, : 2 * u], rec_zr, ract)
             Rt = gates[t, b, u : 2 * u]
             if reset_after:
-                aux[t, b] = Rec[b, 2 * u :]
+                copy_row(aux[t, b], Rec[b, 2 * u :])
             else:
                 for j in range(u):
                     aux[t, b, j] = Rt[j] * Hd[b, j]
@@ -111,8 +113,8 @@ def gru_forward_kernel(xp, U, h0, b_rec, mask, rmask, act, ract, reset_after,
             Zt, Rt, HHt = gates[t, b, :u], gates[t, b, u : 2 * u], gates[t, b, 2 * u :]
             if reset_after:
                 for j in range(u):
-                    Ht_new[j] = Rt[j] * aux[t, b, j]      # scratch: R * Rec_h
-                act_add_row(HHt, xp[t, b, 2 * u :], Ht_new, act)
+                    RRec_h[j] = Rt[j] * aux[t, b, j]
+                act_add_row(HHt, xp[t, b, 2 * u :], RRec_h, act)
             else:
                 act_add_row(HHt, xp[t, b, 2 * u :], Rec_h[b], act)
             for j in range(u):
@@ -180,10 +182,10 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                 # R = ra(x_r + Rec_r)
                 dact_row(dXt[u : 2 * u], dpost[u : 2 * u], Rt, ract)
                 # Rec_z, Rec_r enter Z, R exactly like x_z, x_r
-                dRec[t, b, : 2 * u] = dXt[: 2 * u]
+                copy_row(dRec[t, b, : 2 * u], dXt[: 2 * u])
             else:
                 # HH pre-activation = x_h + (R * Hd) @ U_h
-                dHH[t, b] = dXt[2 * u :]
+                copy_row(dHH[t, b], dXt[2 * u :])
         if reset_after:
             # Rec = Hd @ U + b_rec
             np.dot(dRec[t], UT, dHt_rec)
@@ -201,7 +203,7 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                         dHd[b, j] += dRHd[b, j] * Rt[j]
                     # R = ra(x_r + Hd @ U_r)
                     dact_row(dXt[u : 2 * u], dpost[u : 2 * u], Rt, ract)
-                dZR[t, b] = dxp[t, b, : 2 * u]
+                copy_row(dZR[t, b], dxp[t, b, : 2 * u])
             # Hd @ U_zr
             np.dot(dZR[t], U_zr_T, dHt_rec)
         for b in range(B):

@@ -30,6 +30,7 @@ from .activations import (
     activation_code,
     add_output_grad_row,
     commit_row,
+    copy_row,
     dact_row,
     dropped_row,
     emit_row,
@@ -77,7 +78,6 @@ def lstm_forward_kernel(xp, U, h0, c0, mask, rmask, act, ract, backwards, zero_o
         for b in range(B):
             dropped_row(h_rec[t, b], Ht[b], rmask, b)
         np.dot(h_rec[t], U, Zr)
-        c_prev[t] = Ct
         for b in range(B):
             Zt = gates[t, b]
             x = xp[t, b]
@@ -86,6 +86,7 @@ def lstm_forward_kernel(xp, U, h0, c0, mask, rmask, act, ract, backwards, zero_o
             act_add_row(Zt[3 * u :], x[3 * u :], Zr[b, 3 * u :], ract)
             It, Ft, Gt, Ot = Zt[:u], Zt[u : 2 * u], Zt[2 * u : 3 * u], Zt[3 * u :]
             Ct_prev = Ct[b]
+            copy_row(c_prev[t, b], Ct_prev)
             for j in range(u):
                 Ct_new[j] = Ft[j] * Ct_prev[j] + It[j] * Gt[j]
             act_row(tanh_c[t, b], Ct_new, act)
@@ -111,7 +112,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     dCt = dcT.copy()
     dHt_rec = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
-    dCt_full = np.empty(u, dt)
+    daC = np.empty(u, dt)         # dL/d a(C_t)
+    dCt_h = np.empty(u, dt)       # dL/dC_t through H_t
     UT = U.T
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
@@ -133,10 +135,10 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             # H_t = O * a(C_t)
             for j in range(u):
                 dpost[3 * u + j] = dH[j] * aC[j]
-                dHt_rec[b, j] = dH[j] * Ot[j]          # scratch: dL/d a(C_t)
-            dact_row(dCt_full, dHt_rec[b], aC, act)
+                daC[j] = dH[j] * Ot[j]
+            dact_row(dCt_h, daC, aC, act)
             for j in range(u):
-                dc = dC[j] + dCt_full[j]
+                dc = dC[j] + dCt_h[j]
                 # C_t = F * C_{t-1} + I * G
                 dpost[j] = dc * Gt[j]
                 dpost[u + j] = dc * Ct_prev[j]

@@ -1,0 +1,139 @@
+"""`python -m rnndsl run`: train a spec on its data, evaluate, checkpoint; or predict with a checkpoint."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, DeviceError, TrainingError
+from .sources import load_source
+
+
+def default_checkpoint(spec_path: Path) -> Path:
+    return spec_path.with_suffix(".ckpt.npz")
+
+
+def check_device(device: str | None) -> None:
+    if device in (None, "cpu", "auto"):
+        return
+    if device == "cuda":
+        raise DeviceError("device 'cuda': this version of rnndsl runs on the CPU only; use --device cpu")
+    raise DeviceError(f"unknown device {device!r}; use cpu or auto")
+
+
+def _sequence_report(model, split, out) -> dict:
+    """Per-step and exact-sequence accuracy for a per-step classifier."""
+    pred = model.predict(split.x_test)
+    if isinstance(pred, list) or pred.ndim != 3 or split.y_test.ndim != 2:
+        return {}
+    hit = pred.argmax(-1) == split.y_test
+    return {"per_step_accuracy": float(hit.mean()), "sequence_accuracy": float(hit.all(axis=1).mean())}
+
+
+def _stateful_report(model, split, batch_size) -> dict:
+    """Test loss with the state carried across chunks against the state reset before each chunk."""
+    xs, y = split.x_test, split.y_test
+    n = len(y)
+
+    def run(carry: bool) -> float:
+        model.reset_states()
+        total = 0.0
+        for start in range(0, n - batch_size + 1, batch_size):
+            if not carry:
+                model.reset_states()
+            sl = slice(start, start + batch_size)
+            total += model.evaluate([a[sl] for a in xs], y[sl], batch_size=batch_size) * batch_size
+        return total / (n - n % batch_size)
+
+    return {"loss_state_carried": run(True), "loss_state_reset": run(False)}
+
+
+def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=False, out=None, device=None,
+               stream=None) -> dict:
+    from .. import load
+
+    check_device(device)
+    stream = stream or sys.stdout
+    model = load(spec_path, seed=seed or 0)
+    cfg = dict(model.graph.train)
+    if "data" not in cfg:
+        raise TrainingError(f"{spec_path}: the train section names no data; add e.g. `data = digits()`")
+    if "loss" not in cfg:
+        raise TrainingError(f"{spec_path}: the train section names no loss")
+    seed = seed if seed is not None else cfg.get("seed", 0)
+    epochs = epochs or cfg.get("epochs", 10)
+    split = load_source(model, cfg["data"], seed=seed, base=spec_path.parent)
+    batch_size = batch_size or split.batch_size or cfg.get("batch_size", 32)
+    if split.batch_size and batch_size != split.batch_size:
+        raise DataError(f"this data comes in {split.batch_size} parallel streams; batch_size must be "
+                        f"{split.batch_size}, got {batch_size}")
+    model.configure()
+    out = Path(out) if out else default_checkpoint(spec_path)
+    verbose = 0 if quiet else cfg.get("verbose", "auto")
+    if not quiet:
+        for note in split.notes:
+            stream.write(f"data: {note}\n")
+        stream.write(f"data: {len(split.y_train)} training samples, {len(split.y_test)} held out\n")
+    early = cfg.get("patience")
+    t0 = time.perf_counter()
+    try:
+        history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
+                            validation_split=cfg.get("validation_split", 0.0), shuffle=split.shuffle and
+                            cfg.get("shuffle", True), seed=seed, verbose=verbose,
+                            early_stopping=early)
+    except TrainingError:
+        model.save(out)
+        stream.write(f"saved the last good weights to {out}\n")
+        raise
+    except KeyboardInterrupt:
+        model.save(out)
+        stream.write(f"\ninterrupted: saved a checkpoint of epoch {model.epoch} to {out}\n")
+        raise
+    seconds = time.perf_counter() - t0
+    result = {"epochs": len(history.epoch), "seconds": seconds}
+    if split.batch_size:
+        result.update(_stateful_report(model, split, batch_size))
+    else:
+        test = model.evaluate(split.x_test, split.y_test, batch_size=batch_size, return_dict=True)
+        result.update({f"test_{k}": v for k, v in test.items()})
+        result.update(_sequence_report(model, split, stream))
+    model.save(out)
+    result["checkpoint"] = str(out)
+    stream.write(f"trained {result['epochs']} epochs in {seconds:.1f}s\n")
+    for k, v in result.items():
+        if k not in ("epochs", "seconds", "checkpoint"):
+            stream.write(f"{k}: {v:.4f}\n")
+    stream.write(f"checkpoint: {out}\n")
+    return result
+
+
+def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream=None) -> np.ndarray:
+    from ..data import load_arrays
+    from .saving import load_model
+
+    stream = stream or sys.stdout
+    model = load_model(ckpt)
+    if input_path.suffix == ".npz":
+        with np.load(input_path, allow_pickle=False) as f:
+            keys = list(f.keys())
+            if all(n in keys for n in model.input_names):
+                x = [f[n] for n in model.input_names]
+            elif "x" in keys:
+                x = f["x"]
+            else:
+                raise DataError(f"{input_path}: expected arrays named {model.input_names} or 'x', found {keys}")
+    else:
+        x, _ = load_arrays(input_path, y_key=None)
+    pred = model.predict(x)
+    if output:
+        tmp = Path(str(output) + ".tmp.npy")
+        np.save(tmp, pred if not isinstance(pred, list) else pred[0])
+        tmp.replace(output)
+        stream.write(f"wrote predictions {np.shape(pred)} to {output}\n")
+    else:
+        np.set_printoptions(precision=4, suppress=True, threshold=200)
+        stream.write(f"{pred}\n")
+    return pred
