@@ -25,6 +25,7 @@ class Split:
     y_test: np.ndarray
     shuffle: bool = True
     batch_size: int | None = None
+    decoder: bool = False         # x[1] is a teacher-forced decoder input
     notes: list[str] = field(default_factory=list)
 
 
@@ -90,10 +91,11 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Sp
                         f"{len(model.graph.inputs)} ({', '.join(model.input_names)})")
     if y is None:
         raise DataError(f"data {name!r} has no targets (y)")
+    decoder = len(xs) == 2 and name in ("copy", "reverse")
     xs = _fit_inputs(model, xs)
     n = len(y)
     order = np.random.default_rng([split_seed, 3]).permutation(n)
     cut = n - int(round(n * test_split))
     tr, te = order[:cut], order[cut:]
     return Split([a[tr] for a in xs], np.asarray(y)[tr], [a[te] for a in xs], np.asarray(y)[te],
-                 shuffle, batch_size, notes)
+                 shuffle, batch_size, decoder, notes)
