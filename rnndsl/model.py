@@ -163,6 +163,50 @@ class Model:
         for p, value in zip(self.executor.params, weights):
             p[...] = np.asarray(value, dtype=p.dtype)
 
+    # --- embeddings -----------------------------------------------------------------------
+    def _embed_node(self, layer: str | None):
+        embeds = [n for n in self.graph.nodes if n.kind == "embed"]
+        if layer is not None:
+            embeds = [n for n in embeds if n.name == layer]
+        if not embeds:
+            raise WeightsError(f"no embed layer{' named ' + repr(layer) if layer else ''} in the model")
+        return embeds[0]
+
+    def load_embedding_vectors(self, vocab, path=None, layer: str | None = None) -> dict:
+        """Fill an embed table from a GloVe-format file (word, then floats, per line).
+
+        `vocab` maps words to ids (a dict or rnndsl.data.Vocabulary); words the file lacks
+        keep a random uniform(-0.05, 0.05) row, id 0 (padding) is zero. The path defaults to
+        the layer's `weights=` option. Returns {"found": n, "missing": n, "message": text}.
+        """
+        from .data import load_glove
+
+        node = self._embed_node(layer)
+        path = path or node.opts.get("weights")
+        if path is None:
+            raise WeightsError(f"embed {node.name!r} has no weights= file and none was given")
+        vocab = getattr(vocab, "word_to_id", vocab)
+        vocab_size, dim = node.opts["input_dim"], node.opts["output_dim"]
+        if max(vocab.values(), default=0) >= vocab_size:
+            raise WeightsError(f"the vocabulary has ids up to {max(vocab.values())}, embed {node.name!r} "
+                               f"holds {vocab_size} rows")
+        matrix, found, missing = load_glove(path, vocab, dim, rng=np.random.default_rng([self.seed, 4]),
+                                            dtype=self.executor.dtype)
+        matrix[0] = 0.0
+        table = self.executor.params[self.executor.slices[node.id].start]
+        table[:len(matrix)] = matrix
+        message = (f"{node.name}: {found} of {found + len(missing)} words found in {path}; "
+                   f"{len(missing)} initialised randomly" + ("" if node.opts["trainable"] else " (frozen)"))
+        return {"found": found, "missing": len(missing), "missing_words": missing, "message": message}
+
+    def nearest_words(self, query, vocab, k: int = 5, layer: str | None = None) -> list[tuple[str, float]]:
+        """The k words whose embedding rows are closest to `query` (a word or a vector) by cosine."""
+        from .data import nearest
+
+        node = self._embed_node(layer)
+        table = self.executor.params[self.executor.slices[node.id].start]
+        return nearest(table, query, getattr(vocab, "word_to_id", vocab), k)
+
     # --- gradients ------------------------------------------------------------------------
     def loss_and_gradients(self, x, y, loss="sparse_categorical_crossentropy", from_logits=True,
                            return_input_grads=False):

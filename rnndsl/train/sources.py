@@ -69,6 +69,10 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Sp
         x, y, vocab, labels = load_labelled_text(_resolve(cfg["path"], base), **opts)
         xs = [x]
         notes.append(f"vocabulary {len(vocab.to_list())} words, labels {labels}")
+        for node in model.graph.nodes:          # pretrained vectors for embed(..., weights="file")
+            if node.kind == "embed" and node.opts.get("weights"):
+                info = model.load_embedding_vectors(vocab, _resolve(node.opts["weights"], base), node.name)
+                notes.append(info["message"])
     elif name == "series":
         # one long series in consecutive chunks for stateful layers: batches must stay in order
         batch_size = int(opts.pop("batch_size", 8))
