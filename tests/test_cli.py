@@ -71,3 +71,71 @@ def test_usage_errors_exit_2(args):
 def test_help(cmd):
     r = run(cmd, "--help")
     assert r.returncode == 0 and "usage:" in r.stdout
+
+
+def test_run_trains_and_predicts_from_checkpoint(tmp_path):
+    ckpt = tmp_path / "digits.npz"
+    r = run("run", "examples/digits.rnn", "--epochs", "2", "--quiet", "--out", str(ckpt))
+    assert r.returncode == 0, r.stderr
+    assert "test_accuracy:" in r.stdout and ckpt.exists()
+    import numpy as np
+
+    from rnndsl.data import load_digits
+
+    x, _ = load_digits()
+    np.savez(tmp_path / "in.npz", x=x[:5])
+    r = run("run", str(ckpt), "--input", str(tmp_path / "in.npz"), "--output", str(tmp_path / "p.npy"))
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "p.npy").shape == (5, 10)
+
+
+def test_run_progress_one_line_per_epoch_when_not_a_terminal(tmp_path):
+    r = run("run", "examples/digits.rnn", "--epochs", "3", "--out", str(tmp_path / "c.npz"))
+    assert r.returncode == 0
+    lines = [ln for ln in r.stdout.splitlines() if "step - loss:" in ln]
+    assert len(lines) == 3 and all("accuracy:" in ln and "\r" not in ln for ln in lines)
+
+
+def test_run_nan_loss_stops_and_saves(tmp_path):
+    spec = tmp_path / "bad.rnn"
+    spec.write_text("input x: float[8, 8]\noutput x | lstm(8) | dense(10)\n"
+                    "train {\n data = digits()\n loss = \"sparse_categorical_crossentropy\"\n"
+                    " optimizer = sgd(learning_rate=1e38)\n epochs = 3\n}\n")
+    r = run("run", str(spec), "--quiet")
+    assert r.returncode == 1
+    assert "at epoch 1, batch" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "bad.ckpt.npz").exists()
+
+
+def test_run_errors_before_training(tmp_path):
+    spec = tmp_path / "nodata.rnn"
+    spec.write_text("input x: float[8, 8]\noutput x | lstm(8) | dense(10)\ntrain {\n loss = \"mse\"\n}\n")
+    r = run("run", str(spec))
+    assert r.returncode == 1 and "names no data" in r.stderr
+    spec.write_text("input x: float[8, 8]\noutput x | lstm(8) | dense(10)\n"
+                    "train {\n data = npz(\"missing.npz\")\n loss = \"sparse_categorical_crossentropy\"\n}\n")
+    r = run("run", str(spec))
+    assert r.returncode == 1 and "missing.npz" in r.stderr and "Traceback" not in r.stderr
+    r = run("run", "examples/digits.rnn", "--device", "cuda")
+    assert r.returncode == 1 and "cpu" in r.stderr
+
+
+def test_run_ctrl_c_saves_a_checkpoint(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "int.npz"
+    p = subprocess.Popen([sys.executable, "-m", "rnndsl", "run", "examples/addition.rnn", "--epochs", "500",
+                          "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    seen = ""
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        seen += line
+        if "loss:" in line:           # one epoch done: training is under way
+            break
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert out.exists() and "interrupted" in stdout + seen
