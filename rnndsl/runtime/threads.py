@@ -25,6 +25,7 @@ def _libs():
     global _controller
     if _controller is None:
         try:
+            import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot BLAS: load it so it is seen)
             from threadpoolctl import ThreadpoolController
 
             _controller = ThreadpoolController().select(user_api="blas")
