@@ -83,6 +83,19 @@ class Model:
             for i in range(0, n, bs)]
         return self._pack([np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))])
 
+    def step(self, x_t):
+        """One time step of a stateful model: x_t is (batch, features) (or (batch,) token ids)
+        per input; the state carries over to the next call. Returns the step's output."""
+        from .errors import DataError as _DataError
+
+        if not any(n.opts.get("stateful") or getattr(n.opts.get("layer"), "opts", {}).get("stateful")
+                   for n in self.graph.nodes):
+            raise _DataError("step() runs one time step and keeps the state: the model needs stateful=true layers")
+        xs = [np.asarray(a)[:, None] for a in self._as_list(x_t)]
+        out = self.predict_on_batch(xs if len(xs) > 1 else xs[0])
+        outs = out if isinstance(out, list) else [out]
+        return self._pack([o[:, 0] if o.ndim == 3 else o for o in outs])
+
     def _as_list(self, x) -> list:
         if isinstance(x, dict):
             names = self.input_names

@@ -240,3 +240,15 @@ def test_weight_names_follow_keras():
     assert m.weight_names() == ["gru/kernel", "gru/recurrent_kernel", "gru/bias", "batch_normalization/gamma",
                                 "batch_normalization/beta", "batch_normalization/moving_mean",
                                 "batch_normalization/moving_variance", "dense/kernel", "dense/bias"]
+
+
+def test_step_by_step_equals_whole_sequence():
+    m = model("input x: float[?, 3]\noutput x | lstm(4, seq, stateful=true) | dense(2)")
+    randomize(m)
+    x = RNG.normal(size=(2, 5, 3))
+    whole = m.predict_on_batch(x)
+    m.reset_states()
+    steps = np.stack([m.step(x[:, t]) for t in range(5)], axis=1)
+    np.testing.assert_allclose(steps, whole, atol=1e-12)
+    with pytest.raises(rnndsl.DataError, match="stateful"):
+        model("input x: float[?, 3]\noutput x | lstm(4)").step(x[:, 0])
