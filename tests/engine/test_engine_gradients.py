@@ -145,3 +145,30 @@ def test_concat_add_fan_out():
 def test_two_outputs():
     check("input x: float[?, 2]\nh = x | lstm(3, seq)\noutput h | dense(3)\noutput h | gru(2) | dense(3)",
           X, [YSEQ, Y])
+
+
+def test_bidirectional_merge_none_gradients():
+    check("input x: float[?, 2]\nb = x | bilstm(2, seq, merge_mode=none)\noutput b.forward | dense(3)\n"
+          "output b.backward | dense(3)", X, [YSEQ, YSEQ])
+
+
+def test_padded_batch_gradients_equal_sequences_one_by_one():
+    """A padded batch's loss is the mean over its real steps, so its gradient is the
+    step-count-weighted mean of each sequence's own gradient."""
+    text = "embed(12, 3, mask_zero=true) | bigru(3, seq) | lstm(3, seq) | dense(4)"
+    m = rnndsl.compile(text, dtype="float64", seed=1)
+    seqs = [[4, 5, 6, 7], [8, 9], [10, 11, 3]]
+    targets = [[0, 1, 2, 3], [3, 2], [1, 1, 0]]
+    x = np.zeros((3, 4), int)
+    y = np.zeros((3, 4), int)
+    for i, (s, t) in enumerate(zip(seqs, targets)):
+        x[i, :len(s)], y[i, :len(t)] = s, t
+    _, batch_grads = m.loss_and_gradients(x, y)
+    total = sum(len(s) for s in seqs)
+    want = [np.zeros_like(g) for g in batch_grads]
+    for s, t in zip(seqs, targets):
+        _, g = m.loss_and_gradients(np.array([s]), np.array([t]))
+        for acc, gi in zip(want, g):
+            acc += gi * len(s) / total
+    for a, b in zip(batch_grads, want):
+        np.testing.assert_allclose(a, b, atol=1e-12)
