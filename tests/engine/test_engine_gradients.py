@@ -18,6 +18,20 @@ def rel_err(a, b):
     return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
 
 
+def numerical_grad(loss, a):
+    """Central differences of loss() with respect to every entry of the array a (changed in place)."""
+    num = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        old = a[idx]
+        a[idx] = old + EPS
+        lp = loss()
+        a[idx] = old - EPS
+        lm = loss()
+        a[idx] = old
+        num[idx] = (lp - lm) / (2 * EPS)
+    return num
+
+
 def check(text, x, y, loss="sparse_categorical_crossentropy", from_logits=True, seed=2):
     m = rnndsl.compile(text, dtype="float64", seed=seed)
     rng = np.random.default_rng(11)
@@ -39,30 +53,13 @@ def check(text, x, y, loss="sparse_categorical_crossentropy", from_logits=True, 
         if g is None:
             assert not m.executor.trainable[i]
             continue
-        num = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + EPS
-            lp = run(xs)
-            p[idx] = old - EPS
-            lm = run(xs)
-            p[idx] = old
-            num[idx] = (lp - lm) / (2 * EPS)
+        num = numerical_grad(lambda: run(xs), p)
         assert rel_err(num, g) < 1e-6, (m.weight_names()[i], rel_err(num, g))
         checked += 1
     for k, a in enumerate(xs):
-        if a.dtype.kind != "f":
-            continue
-        num = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + EPS
-            lp = run(xs)
-            a[idx] = old - EPS
-            lm = run(xs)
-            a[idx] = old
-            num[idx] = (lp - lm) / (2 * EPS)
-        assert rel_err(num, in_grads[k]) < 1e-6, ("input", k, rel_err(num, in_grads[k]))
+        if a.dtype.kind == "f":
+            num = numerical_grad(lambda: run(xs), a)
+            assert rel_err(num, in_grads[k]) < 1e-6, ("input", k, rel_err(num, in_grads[k]))
     assert checked > 0
     return m
 
