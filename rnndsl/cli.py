@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import RnnError
 
 EXIT_SPEC, EXIT_USAGE = 1, 2
-DEFAULT_SPEC = "seq2seq.rnn"
+DEFAULT_SPEC = "digits.rnn"
 
 
 class UsageError(Exception):

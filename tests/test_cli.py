@@ -14,7 +14,7 @@ def run(*args, cwd=ROOT):
 
 
 def test_check_ok():
-    r = run("check", "examples/seq2seq.rnn")
+    r = run("check", "examples/encoder_decoder.rnn")
     assert r.returncode == 0, r.stderr
     assert "258,698 params" in r.stdout
 
@@ -29,18 +29,18 @@ def test_summary_table():
 def test_default_spec_is_embedded():
     r = run("summary", cwd="/")
     assert r.returncode == 0, r.stderr
-    assert "Total params: 258,698" in r.stdout
+    assert "Total params: 19,370" in r.stdout   # examples/digits.rnn
 
 
 def test_graph_dot():
-    r = run("graph", "examples/seq2seq.rnn")
+    r = run("graph", "examples/encoder_decoder.rnn")
     assert r.returncode == 0
     assert r.stdout.startswith("digraph")
     assert "style=dashed" in r.stdout  # the state edge
 
 
 def test_graph_svg_needs_dot(tmp_path):
-    r = run("graph", "examples/seq2seq.rnn", "-o", str(tmp_path / "g.svg"))
+    r = run("graph", "examples/encoder_decoder.rnn", "-o", str(tmp_path / "g.svg"))
     import shutil
 
     if shutil.which("dot"):

@@ -30,7 +30,7 @@ def test_addition_learns(tmp_path):
 
 @pytest.mark.slow
 def test_seq2seq_reverse_learns_with_greedy_decoding(tmp_path):
-    r = train("reverse", 3, tmp_path)
+    r = train("seq2seq", 3, tmp_path)
     assert r["greedy_sequence_accuracy"] > 0.8   # chance: 8^-6
 
 

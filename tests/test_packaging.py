@@ -17,7 +17,8 @@ def test_wheel_ships_grammar_and_runs_elsewhere(tmp_path):
     wheel = next(tmp_path.glob("rnndsl-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "rnndsl/grammar/rnn.lark" in names
-    assert "rnndsl/examples/seq2seq.rnn" in names
+    assert "rnndsl/examples/digits.rnn" in names
+    assert "rnndsl/examples/data/digits.npz" in names
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -29,4 +30,8 @@ def test_wheel_ships_grammar_and_runs_elsewhere(tmp_path):
     assert str(venv) in r.stdout
     r = subprocess.run([str(py), "-m", "rnndsl", "summary"], cwd=elsewhere, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "Total params: 258,698" in r.stdout
+    assert "Total params: 19,370" in r.stdout
+    r = subprocess.run([str(py), "-m", "rnndsl", "run", "--epochs", "1", "--quiet", "--out", "c.npz"],
+                       cwd=elsewhere, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "test_accuracy" in r.stdout

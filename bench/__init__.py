@@ -1,0 +1,1 @@
+"""Benchmarks of rnndsl against PyTorch and Keras: `python bench/run.py --help`."""
