@@ -16,9 +16,12 @@ from .model import Model, compile_spec
 __version__ = "0.1.0"
 
 
-def compile(text: str, dtype: str = "float32", seed: int = 0, file: str = "<spec>", **kw) -> Model:
-    """Parse and check a spec; returns a Model (raises SpecError listing every problem)."""
-    return compile_spec(text, file=file, dtype=dtype, seed=seed, **kw)
+def compile(text: str, dtype: str = "float32", seed: int = 0, file: str = "<spec>", device: str = "cpu",
+            **kw) -> Model:
+    """Parse and check a spec; returns a Model (raises SpecError listing every problem).
+
+    device: "cpu", "cuda" or "auto" (CUDA when a GPU is visible)."""
+    return compile_spec(text, file=file, dtype=dtype, seed=seed, device=device, **kw)
 
 
 def load(path: str | Path, **kw) -> Model:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DataError, WeightsError
-from .runtime.executor import Executor
+from .runtime import make_executor, resolve_device
 
 from .graph.build import build_graph
 from .graph.graph import Graph
@@ -19,7 +19,9 @@ from .lang.parser import parse
 
 
 class Model:
-    def __init__(self, graph: Graph, name: str = "model", dtype: str = "float32", seed: int = 0):
+    def __init__(self, graph: Graph, name: str = "model", dtype: str = "float32", seed: int = 0,
+                 device: str = "cpu"):
+        self.device = resolve_device(device)
         self.graph = graph
         self.name = name
         self.dtype = dtype
@@ -56,10 +58,25 @@ class Model:
 
     # --- running -------------------------------------------------------------------------
     @property
-    def executor(self) -> Executor:
+    def executor(self):
         if getattr(self, "_executor", None) is None:
-            self._executor = Executor(self.graph, self.dtype, self.seed)
+            self._executor = make_executor(self.graph, self.dtype, self.seed, self.device)
         return self._executor
+
+    def to(self, device: str) -> "Model":
+        """Move the model to "cpu", "cuda" or "auto": weights, stateful states and the
+        optimizer's state follow; the numbers stay the same within float tolerance."""
+        device = resolve_device(device)
+        if device == self.device:
+            return self
+        old = getattr(self, "_executor", None)
+        self.device = device
+        if old is not None:
+            weights, rng = old.read_weights(), old.rng
+            self._executor = None
+            self.executor.write_weights(weights)
+            self.executor.rng = rng
+        return self
 
     def _output_arrays(self, acts) -> list[np.ndarray]:
         return [np.ascontiguousarray(a.data.transpose(1, 0, 2)) if a.data.ndim == 3 else a.data for a in acts]
@@ -161,7 +178,7 @@ class Model:
     # --- weights --------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every weight array, in Keras's order and layout (see weight_names())."""
-        return [p.copy() for p in self.executor.params]
+        return self.executor.read_weights()
 
     def set_weights(self, weights) -> None:
         specs = self.graph.weight_specs()
@@ -173,8 +190,7 @@ class Model:
             value = np.asarray(value)
             if value.shape != w.shape:
                 raise WeightsError(f"layer {node.name!r}: weight {w.name} has shape {w.shape}, got {value.shape}")
-        for p, value in zip(self.executor.params, weights):
-            p[...] = np.asarray(value, dtype=p.dtype)
+        self.executor.write_weights(weights)
 
     # --- embeddings -----------------------------------------------------------------------
     def _embed_node(self, layer: str | None):
@@ -206,8 +222,10 @@ class Model:
         matrix, found, missing = load_glove(path, vocab, dim, rng=np.random.default_rng([self.seed, 4]),
                                             dtype=self.executor.dtype)
         matrix[0] = 0.0
-        table = self.executor.params[self.executor.slices[node.id].start]
-        table[:len(matrix)] = matrix
+        weights = self.get_weights()
+        k = self.executor.slices[node.id].start
+        weights[k][:len(matrix)] = matrix
+        self.set_weights(weights)
         message = (f"{node.name}: {found} of {found + len(missing)} words found in {path}; "
                    f"{len(missing)} initialised randomly" + ("" if node.opts["trainable"] else " (frozen)"))
         return {"found": found, "missing": len(missing), "missing_words": missing, "message": message}
@@ -217,7 +235,7 @@ class Model:
         from .data import nearest
 
         node = self._embed_node(layer)
-        table = self.executor.params[self.executor.slices[node.id].start]
+        table = self.get_weights()[self.executor.slices[node.id].start]
         return nearest(table, query, getattr(vocab, "word_to_id", vocab), k)
 
     # --- gradients ------------------------------------------------------------------------

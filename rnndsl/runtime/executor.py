@@ -60,6 +60,17 @@ class Executor:
         self.rng = np.random.default_rng([seed, 1])
         self.vocab_limits = self._vocab_limits()
 
+    # --- weights (host arrays here; a device executor copies) ----------------------------
+    def read_weights(self) -> list[np.ndarray]:
+        return [p.copy() for p in self.params]
+
+    def write_weights(self, weights) -> None:
+        for p, value in zip(self.params, weights):
+            p[...] = np.asarray(value, dtype=p.dtype)
+
+    def apply_update(self, optimizer, grads) -> None:
+        optimizer.apply(self.params, grads)
+
     # --- stateful layers ----------------------------------------------------------------
     def stateful_state(self, node: Node, batch: int):
         known = self.state_batch.get(node.id)

@@ -157,7 +157,7 @@ def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: 
     if not _finite_grads(grads):
         bad = [n for n, g in zip(model.weight_names(), grads) if g is not None and not np.isfinite(g).all()]
         raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
-    cfg.optimizer.apply(ex.params, grads)
+    ex.apply_update(cfg.optimizer, grads)
     for arr, new in tape.ctx.updates:
         arr[...] = new
     _update_metrics(model, cfg, tape.outputs, ys)
@@ -254,6 +254,10 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
                                     "clip gradients with clipnorm)", epoch + 1, step + 1) from None
             total += loss * len(idx)
             seen += len(idx)
+            if getattr(model, "stop_requested", False):
+                # set by a SIGINT handler: stop between batches, never inside compiled code
+                model.stop_requested = False
+                raise KeyboardInterrupt
             bar.update(step + 1, {"loss": total / seen, **_metric_logs(model, cfg)}, finalize=False)
         logs = {"loss": total / seen, **_metric_logs(model, cfg)}
         if validating:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,6 +76,21 @@ def _stateful_report(model, split, batch_size) -> dict:
     return {"loss_state_carried": run(True), "loss_state_reset": run(False)}
 
 
+def _catch_interrupt(model):
+    """Turn the first Ctrl-C into a request to stop after the current batch (a second one
+    interrupts at once). Returns the previous handler, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        model.stop_requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, handler)
+    return previous
+
+
 def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=False, out=None, device=None,
                stream=None) -> dict:
     from .. import load
@@ -102,6 +119,7 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
         stream.write(f"data: {len(split.y_train)} training samples, {len(split.y_test)} held out\n")
     early = cfg.get("patience")
     t0 = time.perf_counter()
+    previous = _catch_interrupt(model)
     try:
         history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
                             validation_split=cfg.get("validation_split", 0.0), shuffle=split.shuffle and
@@ -115,6 +133,9 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
         model.save(out)
         stream.write(f"\ninterrupted: saved a checkpoint of epoch {model.epoch} to {out}\n")
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     seconds = time.perf_counter() - t0
     result = {"epochs": len(history.epoch), "seconds": seconds}
     if split.batch_size:

@@ -12,7 +12,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 
 
 def save_model(model, path) -> Path:
-    arrays = {f"weight/{i:04d}": p for i, p in enumerate(model.executor.params)}
+    weights = model.get_weights()
+    arrays = {f"weight/{i:04d}": p for i, p in enumerate(weights)}
     meta = {
         "spec": model.source,
         "file": model.graph.file,
@@ -20,7 +21,7 @@ def save_model(model, path) -> Path:
         "dtype": str(model.dtype),
         "seed": model.seed,
         "epoch": model.epoch,
-        "weights": [[n, list(p.shape)] for n, p in zip(model.weight_names(), model.executor.params)],
+        "weights": [[n, list(p.shape)] for n, p in zip(model.weight_names(), weights)],
         "rng": {"fit": model.fit_rng.bit_generator.state, "dropout": model.executor.rng.bit_generator.state},
     }
     cfg = model.train_config
