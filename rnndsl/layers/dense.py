@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.cpu.parallel import matmul
 from ..runtime import activations
 from ..runtime.tensor import Act, flat
 
@@ -44,7 +45,7 @@ class Dense(LayerSpec):
         x = ins[0]
         kernel, bias = W[0], (W[1] if node.opts["use_bias"] else None)
         X = flat(x.data)
-        Z = X @ kernel                                  # (rows, in) @ (in, units)
+        Z = matmul(X, kernel)                           # (rows, in) @ (in, units)
         if bias is not None:
             Z += bias
         act = node.opts["activation"]
@@ -53,8 +54,8 @@ class Dense(LayerSpec):
 
         def backprop(d):
             dZ = activations.backward(act, Y, flat(d["out"]))     # undo Y = act(Z)
-            dK = X.T @ dZ                                          # undo Z = X @ kernel
-            dX = (dZ @ kernel.T).reshape(x.data.shape)
+            dK = matmul(X.T, dZ)                                   # undo Z = X @ kernel
+            dX = matmul(dZ, kernel.T).reshape(x.data.shape)
             return [dX], [dK] + ([dZ.sum(axis=0)] if bias is not None else []), None
 
         return {"out": Act(Y.reshape(shape), x.mask)}, backprop

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph.graph import WeightSpec
+from ..kernels.cpu.parallel import matmul
 from ..runtime.tensor import Act, flat
 from ..graph.types import StateType, TensorType
 from .base import RECURRENT_ACTIVATIONS, LayerSpec, Opt
@@ -88,7 +89,7 @@ class RecurrentSpec(LayerSpec):
 
     # --- run time ------------------------------------------------------------------------
     # A cell subclass adapts its compiled kernels to these two calls:
-    #   kernel_forward(xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec) -> (out, final, saved)
+    #   kernel_forward(xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep) -> (out, final, saved)
     #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec)
     # xp is the input projection of all steps (T, B, G*u); init and final are state tuples.
 
@@ -118,19 +119,21 @@ class RecurrentSpec(LayerSpec):
             p = opts["recurrent_dropout"]
             rmask = (ctx.rng.random((B, u)) >= p).astype(dtype) / dtype.type(1 - p)
         b_in, b_rec = self.split_bias(opts, bias)
-        xp = flat(X) @ kernel                               # all steps' input projection: one product
+        xp = matmul(flat(X), kernel)                        # all steps' input projection: one product
         if b_in is not None:
             xp += b_in
         xp = xp.reshape(T, B, -1)
         if init is None:
             init = self.zero_state(B, u, dtype)
-        out, final, saved = self.kernel_forward(xp, U, init, x.mask, rmask, opts, backwards, zero_out, b_rec)
+        # inference keeps nothing for backward: less memory traffic, no (T, B, G) arrays
+        out, final, saved = self.kernel_forward(xp, U, init, x.mask, rmask, opts, backwards, zero_out, b_rec,
+                                                keep=ctx.training)
 
         def backprop(dout, dfinal):
             dxp, dU, dinit, db_rec = self.kernel_backward(saved, dout, dfinal)
             dxp2 = flat(dxp)
-            dK = flat(X).T @ dxp2                           # undo xp = X @ kernel
-            dX = (dxp2 @ kernel.T).reshape(T, B, F)
+            dK = matmul(flat(X).T, dxp2)                    # undo xp = X @ kernel
+            dX = matmul(dxp2, kernel.T).reshape(T, B, F)
             if dmask is not None:
                 dX *= dmask                                 # undo X = x * dmask
             grads = [dK, dU]

@@ -20,9 +20,9 @@ class SimpleRNN(RecurrentSpec):
     gates = 1
     state_names = ("h",)
 
-    def kernel_forward(self, xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec):
+    def kernel_forward(self, xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True):
         out, hT, saved = simplernn_forward(xp, U, init[0], mask=mask, rmask=rmask, activation=opts["activation"],
-                                           backwards=backwards, zero_output_for_mask=zero_out)
+                                           backwards=backwards, zero_output_for_mask=zero_out, keep=keep)
         return out, (hT,), saved
 
     def kernel_backward(self, saved, dout, dfinal):

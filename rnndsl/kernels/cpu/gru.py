@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .parallel import matmul, run_split
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
@@ -65,17 +66,14 @@ class GRUSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_forward_kernel(xp, U, h0, b_rec, mask, rmask, act, ract, reset_after,
-                       backwards, zero_output):
-    """Returns out, hT, gates, h_rec, aux (see GRUSaved)."""
+def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+                       backwards, zero_output, out, gates, h_rec, aux, b0, b1):
+    """Rows b0..b1 of every step; Ht holds h0 and ends as hT. The saved arrays have
+    T steps when backward will run, else 1 (scratch)."""
     T, B, G = xp.shape
     u = G // 3
     dt = xp.dtype
-    out = np.empty((T, B, u), dt)
-    gates = np.empty((T, B, G), dt)
-    h_rec = np.empty((T, B, u), dt)
-    aux = np.empty((T, B, u), dt)
-    Ht = h0.copy()
+    keep = gates.shape[0] == T
     # Contiguous column blocks of U: np.dot wants contiguous operands.
     U_zr = np.ascontiguousarray(U[:, : 2 * u])
     U_h = np.ascontiguousarray(U[:, 2 * u :])
@@ -88,32 +86,33 @@ def gru_forward_kernel(xp, U, h0, b_rec, mask, rmask, act, ract, reset_after,
     Ht_new = np.empty(u, dt)
     for s in range(T):
         t = step_time(s, T, backwards)
-        for b in range(B):
-            dropped_row(h_rec[t, b], Ht[b], rmask, b)
-        Hd = h_rec[t]
+        k = t if keep else 0
+        for b in range(b0, b1):
+            dropped_row(h_rec[k, b], Ht[b], rmask, b)
+        Hd = h_rec[k]
         if reset_after:
-            np.dot(Hd, U, Rec)
-            for b in range(B):
+            np.dot(Hd[b0:b1], U, Rec[b0:b1])
+            for b in range(b0, b1):
                 for j in range(G):
                     Rec[b, j] += b_rec[j]
         else:
-            np.dot(Hd, U_zr, Rec_zr)
-        for b in range(B):
+            np.dot(Hd[b0:b1], U_zr, Rec_zr[b0:b1])
+        for b in range(b0, b1):
             rec_zr = Rec[b, : 2 * u] if reset_after else Rec_zr[b]
-            act_add_row(gates[t, b, : 2 * u], xp[t, b, : 2 * u], rec_zr, ract)
-            Rt = gates[t, b, u : 2 * u]
+            act_add_row(gates[k, b, : 2 * u], xp[t, b, : 2 * u], rec_zr, ract)
+            Rt = gates[k, b, u : 2 * u]
             if reset_after:
-                copy_row(aux[t, b], Rec[b, 2 * u :])
+                copy_row(aux[k, b], Rec[b, 2 * u :])
             else:
                 for j in range(u):
-                    aux[t, b, j] = Rt[j] * Hd[b, j]
+                    aux[k, b, j] = Rt[j] * Hd[b, j]
         if not reset_after:
-            np.dot(aux[t], U_h, Rec_h)
-        for b in range(B):
-            Zt, Rt, HHt = gates[t, b, :u], gates[t, b, u : 2 * u], gates[t, b, 2 * u :]
+            np.dot(aux[k, b0:b1], U_h, Rec_h[b0:b1])
+        for b in range(b0, b1):
+            Zt, Rt, HHt = gates[k, b, :u], gates[k, b, u : 2 * u], gates[k, b, 2 * u :]
             if reset_after:
                 for j in range(u):
-                    RRec_h[j] = Rt[j] * aux[t, b, j]
+                    RRec_h[j] = Rt[j] * aux[k, b, j]
                 act_add_row(HHt, xp[t, b, 2 * u :], RRec_h, act)
             else:
                 act_add_row(HHt, xp[t, b, 2 * u :], Rec_h[b], act)
@@ -122,34 +121,26 @@ def gru_forward_kernel(xp, U, h0, b_rec, mask, rmask, act, ract, reset_after,
             real = is_real(mask, t, b)
             commit_row(Ht[b], Ht_new, real)
             emit_row(out[s, b], Ht[b], real, zero_output)
-    return out, Ht, gates, h_rec, aux
 
 
 @njit(**KERNEL_OPTIONS)
 def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
-                        gates, h_rec, aux, dout, dhT):
-    """Returns dxp (T,B,3u), dU (u,3u), dh0 (B,u), db_rec (3u,) (zeros unless reset_after)."""
+                        gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, b0, b1):
+    """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
+    (T,B,3u); otherwise dZR (T,B,2u), dHH (T,B,u)); dHt holds dhT and ends as dh0."""
     T, B, G = gates.shape
     u = G // 3
     dt = gates.dtype
-    dxp = np.empty((T, B, G), dt)
-    # dL/d(matmul outputs), contiguous for the per-step and the final products:
-    # reset_after: dRec (T,B,3u); otherwise dZR (T,B,2u) for Hd @ U_zr and
-    # dHH (T,B,u) for (R * Hd) @ U_h.
-    dRec = np.empty((T if reset_after else 0, B, G), dt)
-    dZR = np.empty((0 if reset_after else T, B, 2 * u), dt)
-    dHH = np.empty((0 if reset_after else T, B, u), dt)
     U_zr_T = np.ascontiguousarray(U[:, : 2 * u]).T
     U_h_T = np.ascontiguousarray(U[:, 2 * u :]).T
     UT = U.T
-    dHt = dhT.copy()              # dL/dH_t: state after the step being undone
     dHd = np.empty((B, u), dt)    # dL/dHd through the Z * Hd term (and R * Hd)
     dHt_rec = np.empty((B, u), dt)
     dRHd = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
-        for b in range(B):
+        for b in range(b0, b1):
             real = is_real(mask, t, b)
             # out[s] = H_t (or zeros)
             add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
@@ -188,11 +179,11 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                 copy_row(dHH[t, b], dXt[2 * u :])
         if reset_after:
             # Rec = Hd @ U + b_rec
-            np.dot(dRec[t], UT, dHt_rec)
+            np.dot(dRec[t, b0:b1], UT, dHt_rec[b0:b1])
         else:
             # (R * Hd) @ U_h
-            np.dot(dHH[t], U_h_T, dRHd)
-            for b in range(B):
+            np.dot(dHH[t, b0:b1], U_h_T, dRHd[b0:b1])
+            for b in range(b0, b1):
                 if is_real(mask, t, b):
                     Zt, Rt = gates[t, b, :u], gates[t, b, u : 2 * u]
                     Hd = h_rec[t, b]
@@ -205,34 +196,23 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                     dact_row(dXt[u : 2 * u], dpost[u : 2 * u], Rt, ract)
                 copy_row(dZR[t, b], dxp[t, b, : 2 * u])
             # Hd @ U_zr
-            np.dot(dZR[t], U_zr_T, dHt_rec)
-        for b in range(B):
+            np.dot(dZR[t, b0:b1], U_zr_T, dHt_rec[b0:b1])
+        for b in range(b0, b1):
             if is_real(mask, t, b):
                 for j in range(u):
                     dHt_rec[b, j] += dHd[b, j]
                 # Hd = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
-    # dU = sum_t (matmul input)^T (its output gradient), one product per block
-    db_rec = np.zeros(G, dt)
-    if reset_after:
-        dRec2 = dRec.reshape(T * B, G)
-        dU = np.dot(h_rec.reshape(T * B, u).T, dRec2)
-        for k in range(T * B):
-            for j in range(G):
-                db_rec[j] += dRec2[k, j]
-    else:
-        dU = np.empty((u, G), dt)
-        dU[:, : 2 * u] = np.dot(h_rec.reshape(T * B, u).T, dZR.reshape(T * B, 2 * u))
-        dU[:, 2 * u :] = np.dot(aux.reshape(T * B, u).T, dHH.reshape(T * B, u))
-    return dxp, dU, dHt, db_rec
 
 
 def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
                 activation="tanh", recurrent_activation="sigmoid", backwards=False,
-                zero_output_for_mask=False):
-    """Run a GRU over time-major xp (T,B,3u).  Returns (out, hT, saved)."""
+                zero_output_for_mask=False, keep=True):
+    """Run a GRU over time-major xp (T,B,3u).  Returns (out, hT, saved); saved is None
+    with keep=False (inference)."""
     xp, U, (h0,), mask, rmask = prepare_forward(xp, 3, U, ((h0, "h0"),), mask, rmask)
-    G = xp.shape[2]
+    T, B, G = xp.shape
+    u = G // 3
     reset_after = bool(reset_after)
     if b_rec is None:
         b_rec = np.zeros(G, xp.dtype)
@@ -245,10 +225,16 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
             raise ValueError(f"b_rec has shape {b_rec.shape}, expected {(G,)}")
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
-    out, hT, gates, h_rec, aux = gru_forward_kernel(
-        xp, U, h0, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output)
+    n = T if keep else 1
+    dt = xp.dtype
+    out = np.empty((T, B, u), dt)
+    gates, h_rec, aux = np.empty((n, B, G), dt), np.empty((n, B, u), dt), np.empty((n, B, u), dt)
+    hT = h0.copy()
+    run_split(lambda b0, b1: gru_forward_kernel(
+        xp, U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
+        out, gates, h_rec, aux, b0, b1), B, T * B * G * u)
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
-                     gates, h_rec, aux)
+                     gates, h_rec, aux) if keep else None
     return out, hT, saved
 
 
@@ -257,8 +243,27 @@ def gru_backward(saved, dout, dhT=None):
     the gradient of the recurrent bias with reset_after, None otherwise."""
     dout, (dhT,) = prepare_backward(saved.h_rec.dtype, saved.h_rec.shape, dout,
                                     ((dhT, "dhT"),))
-    dxp, dU, dh0, db_rec = gru_backward_kernel(
-        saved.U, saved.mask, saved.rmask, saved.activation,
-        saved.recurrent_activation, saved.reset_after, saved.backwards,
-        saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout, dhT)
-    return dxp, dU, dh0, (db_rec if saved.reset_after else None)
+    T, B, G = saved.gates.shape
+    u = G // 3
+    dt = saved.gates.dtype
+    ra_ = saved.reset_after
+    dxp = np.empty((T, B, G), dt)
+    # dL/d(matmul outputs), contiguous for the per-step and the final products:
+    # reset_after: dRec for Hd @ U + b_rec; otherwise dZR for Hd @ U_zr and dHH for (R * Hd) @ U_h.
+    dRec = np.empty((T if ra_ else 0, B, G), dt)
+    dZR = np.empty((0 if ra_ else T, B, 2 * u), dt)
+    dHH = np.empty((0 if ra_ else T, B, u), dt)
+    dh0 = dhT.copy()
+    run_split(lambda b0, b1: gru_backward_kernel(
+        saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
+        saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
+        dh0, dxp, dRec, dZR, dHH, b0, b1), B, T * B * G * u)
+    # dU = sum_t (matmul input)^T (its output gradient): one product per block over all steps
+    H = saved.h_rec.reshape(T * B, u).T
+    if ra_:
+        dRec2 = dRec.reshape(T * B, G)
+        return dxp, matmul(H, dRec2), dh0, dRec2.sum(axis=0)
+    dU = np.empty((u, G), dt)
+    dU[:, : 2 * u] = matmul(H, dZR.reshape(T * B, 2 * u))
+    dU[:, 2 * u :] = matmul(saved.aux.reshape(T * B, u).T, dHH.reshape(T * B, u))
+    return dxp, dU, dh0, None

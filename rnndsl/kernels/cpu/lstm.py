@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .parallel import matmul, run_split
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
@@ -58,58 +59,51 @@ class LSTMSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, U, h0, c0, mask, rmask, act, ract, backwards, zero_output):
-    """Returns out, hT, cT, gates, h_rec, c_prev, tanh_c (see LSTMSaved)."""
+def lstm_forward_kernel(xp, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+                        out, gates, h_rec, c_prev, tanh_c, b0, b1):
+    """Rows b0..b1 of every step. Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays
+    have T steps when backward will run, else 1 (scratch, overwritten each step)."""
     T, B, G = xp.shape
     u = G // 4
     dt = xp.dtype
-    out = np.empty((T, B, u), dt)
-    gates = np.empty((T, B, G), dt)
-    h_rec = np.empty((T, B, u), dt)
-    c_prev = np.empty((T, B, u), dt)
-    tanh_c = np.empty((T, B, u), dt)
-    Ht = h0.copy()
-    Ct = c0.copy()
+    keep = gates.shape[0] == T
     Zr = np.empty((B, G), dt)
     Ct_new = np.empty(u, dt)
     Ht_new = np.empty(u, dt)
     for s in range(T):
         t = step_time(s, T, backwards)
-        for b in range(B):
-            dropped_row(h_rec[t, b], Ht[b], rmask, b)
-        np.dot(h_rec[t], U, Zr)
-        for b in range(B):
-            Zt = gates[t, b]
+        k = t if keep else 0
+        for b in range(b0, b1):
+            dropped_row(h_rec[k, b], Ht[b], rmask, b)
+        np.dot(h_rec[k, b0:b1], U, Zr[b0:b1])
+        for b in range(b0, b1):
+            Zt = gates[k, b]
             x = xp[t, b]
             act_add_row(Zt[: 2 * u], x[: 2 * u], Zr[b, : 2 * u], ract)
             act_add_row(Zt[2 * u : 3 * u], x[2 * u : 3 * u], Zr[b, 2 * u : 3 * u], act)
             act_add_row(Zt[3 * u :], x[3 * u :], Zr[b, 3 * u :], ract)
             It, Ft, Gt, Ot = Zt[:u], Zt[u : 2 * u], Zt[2 * u : 3 * u], Zt[3 * u :]
             Ct_prev = Ct[b]
-            copy_row(c_prev[t, b], Ct_prev)
+            copy_row(c_prev[k, b], Ct_prev)
             for j in range(u):
                 Ct_new[j] = Ft[j] * Ct_prev[j] + It[j] * Gt[j]
-            act_row(tanh_c[t, b], Ct_new, act)
-            aC = tanh_c[t, b]
+            act_row(tanh_c[k, b], Ct_new, act)
+            aC = tanh_c[k, b]
             for j in range(u):
                 Ht_new[j] = Ot[j] * aC[j]
             real = is_real(mask, t, b)
             commit_row(Ct[b], Ct_new, real)
             commit_row(Ht[b], Ht_new, real)
             emit_row(out[s, b], Ht[b], real, zero_output)
-    return out, Ht, Ct, gates, h_rec, c_prev, tanh_c
 
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, dout, dhT, dcT):
-    """Returns dxp (T,B,4u), dU (u,4u), dh0 (B,u), dc0 (B,u)."""
+                         gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, b0, b1):
+    """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
-    dxp = np.empty((T, B, G), dt)
-    dHt = dhT.copy()              # dL/dH_t: state after the step being undone
-    dCt = dcT.copy()
     dHt_rec = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
     daC = np.empty(u, dt)         # dL/d a(C_t)
@@ -117,7 +111,7 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     UT = U.T
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
-        for b in range(B):
+        for b in range(b0, b1):
             real = is_real(mask, t, b)
             # out[s] = H_t (or zeros)
             add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
@@ -149,28 +143,35 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             dact_row(dZt[2 * u : 3 * u], dpost[2 * u : 3 * u], Gt, act)
             dact_row(dZt[3 * u :], dpost[3 * u :], Ot, ract)
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
-        np.dot(dxp[t], UT, dHt_rec)
-        for b in range(B):
+        np.dot(dxp[t, b0:b1], UT, dHt_rec[b0:b1])
+        for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
-    # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
-    dU = np.dot(h_rec.reshape(T * B, u).T, dxp.reshape(T * B, G))
-    return dxp, dU, dHt, dCt
 
 
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  recurrent_activation="sigmoid", backwards=False,
-                 zero_output_for_mask=False):
-    """Run an LSTM over time-major xp (T,B,4u).  Returns (out, hT, cT, saved)."""
+                 zero_output_for_mask=False, keep=True):
+    """Run an LSTM over time-major xp (T,B,4u).  Returns (out, hT, cT, saved);
+    saved is None with keep=False (inference: nothing kept for backward)."""
     xp, U, (h0, c0), mask, rmask = prepare_forward(
         xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask)
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
-    out, hT, cT, gates, h_rec, c_prev, tanh_c = lstm_forward_kernel(
-        xp, U, h0, c0, mask, rmask, a, ra, backwards, zero_output)
+    T, B, G = xp.shape
+    u = G // 4
+    n = T if keep else 1
+    dt = xp.dtype
+    out = np.empty((T, B, u), dt)
+    gates, h_rec = np.empty((n, B, G), dt), np.empty((n, B, u), dt)
+    c_prev, tanh_c = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
+    hT, cT = h0.copy(), c0.copy()
+    run_split(lambda b0, b1: lstm_forward_kernel(
+        xp, U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
+        out, gates, h_rec, c_prev, tanh_c, b0, b1), B, T * B * G * u)
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
-                      gates, h_rec, c_prev, tanh_c)
+                      gates, h_rec, c_prev, tanh_c) if keep else None
     return out, hT, cT, saved
 
 
@@ -178,7 +179,15 @@ def lstm_backward(saved, dout, dhT=None, dcT=None):
     """Gradients of the loss.  Returns (dxp, dU, dh0, dc0)."""
     dout, (dhT, dcT) = prepare_backward(
         saved.gates.dtype, saved.h_rec.shape, dout, ((dhT, "dhT"), (dcT, "dcT")))
-    return lstm_backward_kernel(
+    T, B, G = saved.gates.shape
+    u = G // 4
+    dxp = np.empty((T, B, G), saved.gates.dtype)
+    dh0, dc0 = dhT.copy(), dcT.copy()
+    run_split(lambda b0, b1: lstm_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation,
         saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
-        saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dhT, dcT)
+        saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, b0, b1),
+        B, T * B * G * u)
+    # dU = sum_t Ht_prev_r^T dZ_t: one product over all steps
+    dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, G))
+    return dxp, dU, dh0, dc0

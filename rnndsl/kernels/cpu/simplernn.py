@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .parallel import matmul, run_split
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
@@ -50,41 +51,38 @@ class SimpleRNNSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def simplernn_forward_kernel(xp, U, h0, mask, rmask, act, backwards, zero_output):
-    """Returns out, hT, h_rec, h_new (see SimpleRNNSaved)."""
+def simplernn_forward_kernel(xp, U, Ht, mask, rmask, act, backwards, zero_output,
+                             out, h_rec, h_new, b0, b1):
+    """Rows b0..b1 of every step; Ht holds h0 and ends as hT. The saved arrays have
+    T steps when backward will run, else 1 (scratch)."""
     T, B, u = xp.shape
     dt = xp.dtype
-    out = np.empty((T, B, u), dt)
-    h_rec = np.empty((T, B, u), dt)
-    h_new = np.empty((T, B, u), dt)
-    Ht = h0.copy()
+    keep = h_new.shape[0] == T
     Zr = np.empty((B, u), dt)
     for s in range(T):
         t = step_time(s, T, backwards)
-        for b in range(B):
-            dropped_row(h_rec[t, b], Ht[b], rmask, b)
-        np.dot(h_rec[t], U, Zr)
-        for b in range(B):
-            act_add_row(h_new[t, b], xp[t, b], Zr[b], act)
+        k = t if keep else 0
+        for b in range(b0, b1):
+            dropped_row(h_rec[k, b], Ht[b], rmask, b)
+        np.dot(h_rec[k, b0:b1], U, Zr[b0:b1])
+        for b in range(b0, b1):
+            act_add_row(h_new[k, b], xp[t, b], Zr[b], act)
             real = is_real(mask, t, b)
-            commit_row(Ht[b], h_new[t, b], real)
+            commit_row(Ht[b], h_new[k, b], real)
             emit_row(out[s, b], Ht[b], real, zero_output)
-    return out, Ht, h_rec, h_new
 
 
 @njit(**KERNEL_OPTIONS)
 def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
-                              h_rec, h_new, dout, dhT):
-    """Returns dxp (T,B,u), dU (u,u), dh0 (B,u)."""
+                              h_rec, h_new, dout, dHt, dxp, b0, b1):
+    """Rows b0..b1: fills dxp (T,B,u); dHt holds dhT and ends as dh0."""
     T, B, u = h_new.shape
     dt = h_new.dtype
-    dxp = np.empty((T, B, u), dt)
-    dHt = dhT.copy()              # dL/dH_t: state after the step being undone
     dHt_rec = np.empty((B, u), dt)
     UT = U.T
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
-        for b in range(B):
+        for b in range(b0, b1):
             real = is_real(mask, t, b)
             # out[s] = H_t (or zeros)
             add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
@@ -95,25 +93,28 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
                 # padded: H_t = H_{t-1}; dHt passes through
                 dxp[t, b] = 0
         # Z_t = xp[t] + Ht_prev_r @ U  (padded rows of dxp are zero)
-        np.dot(dxp[t], UT, dHt_rec)
-        for b in range(B):
+        np.dot(dxp[t, b0:b1], UT, dHt_rec[b0:b1])
+        for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
-    # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
-    dU = np.dot(h_rec.reshape(T * B, u).T, dxp.reshape(T * B, u))
-    return dxp, dU, dHt
 
 
 def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
-                      backwards=False, zero_output_for_mask=False):
-    """Run a SimpleRNN over time-major xp (T,B,u).  Returns (out, hT, saved)."""
+                      backwards=False, zero_output_for_mask=False, keep=True):
+    """Run a SimpleRNN over time-major xp (T,B,u).  Returns (out, hT, saved);
+    saved is None with keep=False (inference)."""
     xp, U, (h0,), mask, rmask = prepare_forward(xp, 1, U, ((h0, "h0"),), mask, rmask)
     a = activation_code(activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
-    out, hT, h_rec, h_new = simplernn_forward_kernel(
-        xp, U, h0, mask, rmask, a, backwards, zero_output)
-    saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new)
+    T, B, u = xp.shape
+    n = T if keep else 1
+    out = np.empty((T, B, u), xp.dtype)
+    h_rec, h_new = np.empty((n, B, u), xp.dtype), np.empty((n, B, u), xp.dtype)
+    hT = h0.copy()
+    run_split(lambda b0, b1: simplernn_forward_kernel(
+        xp, U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1), B, T * B * u * u)
+    saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new) if keep else None
     return out, hT, saved
 
 
@@ -121,6 +122,12 @@ def simplernn_backward(saved, dout, dhT=None):
     """Gradients of the loss.  Returns (dxp, dU, dh0)."""
     dout, (dhT,) = prepare_backward(saved.h_new.dtype, saved.h_new.shape, dout,
                                     ((dhT, "dhT"),))
-    return simplernn_backward_kernel(
+    T, B, u = saved.h_new.shape
+    dxp = np.empty((T, B, u), saved.h_new.dtype)
+    dh0 = dhT.copy()
+    run_split(lambda b0, b1: simplernn_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
-        saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dhT)
+        saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, b0, b1), B, T * B * u * u)
+    # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
+    dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, u))
+    return dxp, dU, dh0

@@ -1,0 +1,74 @@
+"""The batch-split (multi-core) path gives exactly what one thread gives."""
+
+import numpy as np
+import pytest
+
+from rnndsl.kernels.cpu import gru_backward, gru_forward, lstm_backward, lstm_forward, parallel
+from rnndsl.kernels.cpu import simplernn_backward, simplernn_forward
+
+
+@pytest.fixture
+def forced_split(monkeypatch):
+    def run(fn):
+        monkeypatch.setattr(parallel, "WORKERS", 1)
+        one = fn()
+        monkeypatch.setattr(parallel, "WORKERS", 3)
+        monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
+        monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+        assert len(parallel.chunks(7, 1)) == 3
+        return one, fn()
+    return run
+
+
+def _inputs(G, u, B=7, T=4, seed=0):
+    r = np.random.default_rng(seed)
+    xp = r.normal(size=(T, B, G * u))
+    U = r.normal(0, 0.5, size=(u, G * u))
+    mask = (r.random((T, B)) > 0.3).astype(np.uint8)
+    rmask = (r.random((B, u)) > 0.2) / 0.8
+    return xp, U, mask, rmask, r.normal(size=(T, B, u)), r.normal(size=(B, u))
+
+
+def _same(a, b):
+    for x, y in zip(a, b):
+        if x is None:
+            assert y is None
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
+
+
+def test_lstm_split(forced_split):
+    xp, U, mask, rmask, dout, h0 = _inputs(4, 3)
+
+    def run():
+        out, hT, cT, saved = lstm_forward(xp, U, h0, h0 * 0.5, mask=mask, rmask=rmask, backwards=True)
+        return (out, hT, cT) + tuple(lstm_backward(saved, dout, h0, h0))
+    _same(*forced_split(run))
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_split(forced_split, reset_after):
+    xp, U, mask, rmask, dout, h0 = _inputs(3, 3)
+    b_rec = np.linspace(-1, 1, 9) if reset_after else None
+
+    def run():
+        out, hT, saved = gru_forward(xp, U, h0, b_rec=b_rec, reset_after=reset_after, mask=mask, rmask=rmask)
+        return (out, hT) + tuple(gru_backward(saved, dout, h0))
+    _same(*forced_split(run))
+
+
+def test_simplernn_split(forced_split):
+    xp, U, mask, rmask, dout, h0 = _inputs(1, 3)
+
+    def run():
+        out, hT, saved = simplernn_forward(xp, U, h0, mask=mask, rmask=rmask, zero_output_for_mask=True)
+        return (out, hT) + tuple(simplernn_backward(saved, dout, h0))
+    _same(*forced_split(run))
+
+
+def test_inference_keeps_nothing_and_matches():
+    xp, U, mask, rmask, dout, h0 = _inputs(4, 3)
+    out, hT, cT, saved = lstm_forward(xp, U, h0, h0, mask=mask)
+    out2, hT2, cT2, none = lstm_forward(xp, U, h0, h0, mask=mask, keep=False)
+    assert none is None
+    _same((out, hT, cT), (out2, hT2, cT2))
