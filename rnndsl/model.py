@@ -108,10 +108,22 @@ class Model:
         if not any(n.opts.get("stateful") or getattr(n.opts.get("layer"), "opts", {}).get("stateful")
                    for n in self.graph.nodes):
             raise _DataError("step() runs one time step and keeps the state: the model needs stateful=true layers")
+        plan = self._step_plan()
+        if plan is not None and not isinstance(x_t, (list, tuple, dict)):
+            return plan(x_t)
         xs = [np.asarray(a)[:, None] for a in self._as_list(x_t)]
         out = self.predict_on_batch(xs if len(xs) > 1 else xs[0])
         outs = out if isinstance(out, list) else [out]
         return self._pack([o[:, 0] if o.ndim == 3 else o for o in outs])
+
+    def _step_plan(self):
+        """The compiled single-step path when the graph is a simple stateful chain (else None)."""
+        from .runtime.stepper import StepPlan
+
+        if getattr(self, "_plan_for", None) is not self.executor:
+            self._plan = StepPlan.build(self.executor) if self.device == "cpu" else None
+            self._plan_for = self.executor
+        return self._plan
 
     def _as_list(self, x) -> list:
         if isinstance(x, dict):

@@ -252,3 +252,23 @@ def test_step_by_step_equals_whole_sequence():
     np.testing.assert_allclose(steps, whole, atol=1e-12)
     with pytest.raises(rnndsl.DataError, match="stateful"):
         model("input x: float[?, 3]\noutput x | lstm(4)").step(x[:, 0])
+
+
+@pytest.mark.parametrize("chain", [
+    "lstm(4, seq, stateful=true) | gru(3, seq, stateful=true) | dense(2)",
+    "simplernn(4, seq, stateful=true, use_bias=false) | gru(3, seq, stateful=true, reset_after=false)",
+    'gru(4, seq, stateful=true, activation=relu) | dense(3, activation="softmax")',
+])
+def test_compiled_step_path_equals_whole_sequence(chain):
+    m = model(f"input x: float[?, 3]\noutput x | {chain}", dtype="float32")
+    randomize(m)
+    assert m._step_plan() is not None
+    x = RNG.normal(size=(2, 6, 3)).astype(np.float32)
+    whole = m.predict_on_batch(x)
+    m.reset_states()
+    steps = np.stack([m.step(x[:, t]) for t in range(6)], axis=1)
+    np.testing.assert_allclose(steps, whole, rtol=1e-5, atol=1e-5)
+    # step() and predict_on_batch() share the carried state
+    m.reset_states()
+    m.step(x[:, 0])
+    np.testing.assert_allclose(m.predict_on_batch(x[:, 1:]), whole[:, 1:], rtol=1e-5, atol=1e-5)
