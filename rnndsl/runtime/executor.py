@@ -16,7 +16,7 @@ from ..errors import DataError
 from ..graph.graph import Graph, Node
 from .init import initial_weights
 from .tensor import Act
-from .threads import threads_for, use_threads
+from .threads import use_threads
 
 
 @dataclass
@@ -175,20 +175,9 @@ class Executor:
         return Act(np.ascontiguousarray(x))
 
     # --- forward and backward -----------------------------------------------------------
-    def step_macs(self, batch: int) -> int:
-        """The largest per-step recurrent product of the graph at this batch size."""
-        best = 0
-        for n in self.graph.nodes:
-            for w in n.weights:
-                if w.name.endswith("recurrent_kernel"):
-                    best = max(best, batch * w.shape[0] * w.shape[1])
-        return best
-
     def forward(self, inputs: list[Act], training: bool, ctx: RunCtx | None = None) -> Tape:
         ctx = ctx or RunCtx(training, self.rng, self)
-        batch = inputs[0].data.shape[1] if inputs[0].data.ndim == 3 or inputs[0].data.dtype.kind in "iu" \
-            else inputs[0].data.shape[0]
-        use_threads(threads_for(self.step_macs(batch)))
+        use_threads()
         values: dict = {}
         entries = []
         for k, nid in enumerate(self.graph.inputs):

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import DataError
 from ..kernels.cpu import step as K
 from ..kernels.cpu.activations import ACTIVATIONS
+from .threads import use_threads
 
 RECURRENT = ("simplernn", "lstm", "gru")
 
@@ -51,6 +52,7 @@ class StepPlan:
             prev = n.id
         if g.outputs[0].ref.node != prev or not any(n.kind in RECURRENT for n in chain):
             return None
+        use_threads()
         return cls(executor, chain, src.out.features)
 
     def _buf(self, key, shape, dtype):

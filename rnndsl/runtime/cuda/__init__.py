@@ -1,0 +1,187 @@
+"""The CUDA executor: the CPU Executor's interface, with everything on the device.
+
+Weights, activations, gradients, stateful states and the optimizer's slots
+live in device memory across layers and batches. Per call only these cross
+the bus: the inputs (and dropout masks, drawn on the host so that both
+engines draw the same numbers) on the way in, the graph's outputs once at the
+end of forward, the output gradients at the start of backward and the weight
+and input gradients once at its end (the train loop checks them for NaN on
+the host; apply_update then reuses the device copies). The time loops run
+on the host, launching per step one GEMM and one fused kernel; nothing is
+copied per step. Kernels and launch geometry: rnndsl/kernels/cuda.
+
+The layer code is in layers.py and recurrent.py, device helpers in device.py,
+optimizer steps in optim.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...graph.graph import Graph, Node
+from ..executor import Executor, Tape
+from ..tensor import Act
+from .device import DAct, Engine
+from .layers import forward_node
+from .optim import DeviceSlots, apply_update
+
+__all__ = ["CudaExecutor", "DAct"]
+
+
+@dataclass
+class DeviceCtx:
+    """What a device layer sees besides its weights and inputs (as executor.RunCtx)."""
+
+    training: bool
+    rng: np.random.Generator
+    executor: "CudaExecutor"
+    updates: list = field(default_factory=list)   # (target, new device value): applied by a train step
+
+    def stateful_state(self, node: Node, batch: int):
+        return self.executor.stateful_state(node, batch)
+
+    def keep_state(self, node: Node, state: tuple) -> None:
+        # the final-state buffers belong to this call and are never written again: no copy
+        self.executor.states[node.id] = tuple(state)
+
+
+class CudaExecutor(Executor):
+    """Executor whose params, states and tape live on the GPU (or numba's simulator).
+
+    Initial weights are drawn on the host exactly as the CPU executor draws
+    them, then copied, so the same seed gives the same model on both.
+    """
+
+    def __init__(self, graph: Graph, dtype: str = "float32", seed: int = 0):
+        super().__init__(graph, dtype, seed)
+        self.eng = Engine(self.dtype)
+        self.params = [self.eng.upload(p) for p in self.params]
+        self.opt_slots = DeviceSlots(self.eng)
+        self._grads = None            # (host grads returned by backward, their device copies)
+
+    # --- weights -------------------------------------------------------------------------
+    def read_weights(self) -> list[np.ndarray]:
+        return [p.copy_to_host() for p in self.params]
+
+    def write_weights(self, weights) -> None:
+        for p, value in zip(self.params, weights):
+            p.copy_to_device(np.ascontiguousarray(value, dtype=self.dtype))
+
+    def apply_update(self, optimizer, grads) -> None:
+        """One optimizer step on the device (slots stay there: see optim.DeviceSlots)."""
+        apply_update(self.eng, self.opt_slots, optimizer, self.params, self._device_grads(grads))
+
+    def _device_grads(self, grads):
+        """The device copies when grads are what backward returned, else uploads."""
+        if self._grads is not None:
+            host, dev = self._grads
+            if len(host) == len(grads) and all(a is b for a, b in zip(host, grads)):
+                return dev
+        return [None if g is None else self.eng.upload(g, self.dtype) for g in grads]
+
+    def sync_optimizer(self) -> None:
+        """Copy the optimizer's device slots into its host state (what state_dict() saves)."""
+        self.opt_slots.sync()
+
+    def release(self) -> None:
+        """Hand the optimizer's slots back to the host (before the model moves to another device)."""
+        self.opt_slots.release()
+
+    # --- stateful layers -----------------------------------------------------------------
+    def reset_states(self, states=None) -> None:
+        super().reset_states(states)
+        self.reset_to = {k: tuple(self.eng.upload(s) for s in v) for k, v in self.reset_to.items()}
+
+    def export_states(self) -> dict:
+        """Carried states as host arrays: {"states", "batch", "reset_to"} (for Model.to)."""
+        host = lambda d: {k: tuple(s.copy_to_host() for s in v) for k, v in d.items()}  # noqa: E731
+        return {"states": host(self.states), "batch": dict(self.state_batch), "reset_to": host(self.reset_to)}
+
+    def import_states(self, d: dict) -> None:
+        dev = lambda m: {k: tuple(self.eng.upload(np.asarray(s), self.dtype) for s in v)  # noqa: E731
+                         for k, v in m.items()}
+        self.states, self.reset_to = dev(d["states"]), dev(d["reset_to"])
+        self.state_batch = dict(d["batch"])
+
+    # --- forward and backward ------------------------------------------------------------
+    def _upload_input(self, act) -> DAct:
+        if isinstance(act, DAct):
+            return act
+        data = np.ascontiguousarray(act.data)
+        mask = None if act.mask is None else self.eng.upload(act.mask)
+        return DAct(self.eng.upload(data), mask, act.mask, host=data)
+
+    def forward(self, inputs, training: bool, ctx: DeviceCtx | None = None) -> Tape:
+        """Run the graph; the tape's `outputs` are host Acts (copied once), `values` device ones."""
+        ctx = ctx or DeviceCtx(training, self.rng, self)
+        values: dict = {}
+        entries = []
+        for k, nid in enumerate(self.graph.inputs):
+            values[(nid, "out")] = self._upload_input(inputs[k])
+        for node in self.graph.nodes:
+            if node.kind == "input":
+                continue
+            ins = [values[(r.node, r.port)] for r in node.inputs]
+            init = values[(node.initial_state.node, "state")] if node.initial_state is not None else None
+            W = self.params[self.slices[node.id]]
+            outs, backprop = forward_node(self, node, W, ins, ctx, init)
+            for port, v in outs.items():
+                values[(node.id, port)] = v
+            entries.append((node, backprop))
+        outputs = [self._to_host(values[(o.ref.node, o.ref.port)]) for o in self.graph.outputs]
+        tape = Tape(entries, outputs, values)
+        tape.ctx = ctx
+        return tape
+
+    def _to_host(self, v):
+        if isinstance(v, DAct):
+            return Act(np.ascontiguousarray(v.data.copy_to_host()), v.hmask)
+        return tuple(s.copy_to_host() for s in v)
+
+    def backward(self, tape: Tape, d_outputs):
+        """Gradients of the weights (None where not trainable) and of the float inputs, as host
+        arrays; the device copies of the weight gradients are kept for apply_update."""
+        eng = self.eng
+        grads: dict = {}
+
+        def add(key, g):
+            if g is None:
+                return
+            if key in grads:
+                old = grads[key]
+                grads[key] = tuple(eng.add(a, b) for a, b in zip(old, g)) if isinstance(g, tuple) \
+                    else eng.add(old, g)
+            else:
+                grads[key] = g
+
+        for o, d in zip(self.graph.outputs, d_outputs):
+            if d is not None:
+                d = tuple(eng.upload(x, self.dtype) for x in d) if isinstance(d, tuple) \
+                    else eng.upload(d, self.dtype)
+            add((o.ref.node, o.ref.port), d)
+        w_grads: list = [None] * len(self.params)
+        for node, backprop in reversed(tape.entries):
+            d_out = {port: grads.pop((node.id, port), None) for port in (*node.outputs, "state")}
+            sl = self.slices[node.id]
+            if all(v is None for v in d_out.values()):
+                for i in range(sl.start, sl.stop):
+                    if self.trainable[i]:
+                        w_grads[i] = eng.zeros(self.params[i].shape)
+                continue
+            d_ins, d_W, d_init = backprop(d_out)
+            for r, g in zip(node.inputs, d_ins):
+                add((r.node, r.port), g)
+            if node.initial_state is not None:
+                add((node.initial_state.node, "state"), d_init)
+            for i, g in zip(range(sl.start, sl.stop), d_W):
+                w_grads[i] = g if self.trainable[i] else None
+        host = [None if g is None else g.copy_to_host() for g in w_grads]
+        self._grads = (host, w_grads)
+        in_grads = []
+        for nid in self.graph.inputs:
+            g = grads.get((nid, "out"))
+            in_grads.append(None if g is None else g.copy_to_host())
+        return host, in_grads
+

@@ -1,0 +1,255 @@
+"""The non-recurrent layers on the device: embed, dense, batchnorm, dropout, repeat, concat, add.
+
+Each function mirrors the layer's CPU `forward` (layers/*.py: the math is in
+their docstrings) and returns ``(outputs, backprop)`` the same way, with
+device arrays (DAct) in place of NumPy arrays. `forward_node` picks the
+function for a node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import DeviceError
+from ...kernels.cpu.activations import activation_code
+from ...layers.batchnorm import BatchNorm
+from ...layers.bidirectional import Bidirectional
+from ...layers.dense import Dense
+from ...layers.dropout import Dropout
+from ...layers.embed import Embed
+from ...layers.merge import Add, Concat
+from ...layers.recurrent import RecurrentSpec
+from ...layers.repeat import Repeat
+from .device import DAct
+from .recurrent import bidirectional_forward, recurrent_forward
+
+
+def _merged_mask(eng, ins):
+    """Keras ANDs the masks of merged inputs (done on the small host copies, then uploaded)."""
+    masks = [a for a in ins if a.hmask is not None]
+    if not masks:
+        return None, None
+    if len(masks) == 1:
+        return masks[0].mask, masks[0].hmask
+    h = masks[0].hmask
+    for a in masks[1:]:
+        h = h & a.hmask
+    return eng.upload(h), h
+
+
+def embed_forward(ex, node, W, ins, ctx, init_state=None):
+    eng = ex.eng
+    ids = ins[0].data                                        # (T, B) token ids on the device
+    T, B = ids.shape
+    E = W[0]
+    D = E.shape[1]
+    Y = eng.empty((T, B, D))
+    flat_ids = eng.flat(ids)
+    eng.run(eng.k.gather_rows, T * B * D, eng.rows(Y), E, flat_ids)
+    mask = hmask = None
+    if node.opts["mask_zero"]:
+        hmask = (ins[0].host != 0).astype(np.uint8)
+        mask = eng.upload(hmask)
+
+    def backprop(d):
+        if not node.opts["trainable"]:
+            return [None], [None], None
+        dE = eng.zeros(E.shape)
+        eng.run(eng.k.scatter_add_rows, T * B * D, dE, eng.rows(d["out"]), flat_ids)
+        return [None], [dE], None
+
+    return {"out": DAct(Y, mask, hmask)}, backprop
+
+
+def dense_forward(ex, node, W, ins, ctx, init_state=None):
+    eng = ex.eng
+    x = ins[0]
+    kernel = W[0]
+    bias = W[1] if node.opts["use_bias"] else None
+    X = eng.rows(x.data)
+    units = kernel.shape[1]
+    Z = eng.empty((X.shape[0], units))
+    eng.gemm(X, kernel, Z, bias=bias)                        # (rows, in) @ (in, units) + b
+    act = node.opts["activation"]
+    if act == "softmax":
+        eng.run(eng.k.softmax_rows, Z.shape[0], Z)
+    elif act != "linear":
+        eng.run(eng.k.act_inplace, Z.size, eng.flat(Z), activation_code(act))
+    Y = Z                                                    # activated in place
+    shape = x.data.shape[:-1] + (units,)
+
+    def backprop(d):
+        dY = eng.rows(d["out"])
+        if act == "linear":
+            dZ = dY
+        elif act == "softmax":
+            dZ = eng.empty(Y.shape)
+            eng.run(eng.k.softmax_back_rows, Y.shape[0], dZ, Y, dY)
+        else:
+            dZ = eng.empty(Y.shape)
+            eng.run(eng.k.act_back, Y.size, eng.flat(dZ), eng.flat(Y), eng.flat(dY), activation_code(act))
+        dK = eng.gemm(X, dZ, eng.empty(kernel.shape), ta=True)          # undo Z = X @ kernel
+        dX = eng.empty(x.data.shape)
+        eng.gemm(dZ, kernel, eng.rows(dX), tb=True)
+        grads = [dK]
+        if bias is not None:
+            grads.append(eng.colsum(eng.empty(bias.shape), dZ))
+        return [dX], grads, None
+
+    return {"out": DAct(Y.reshape(*shape), x.mask, x.hmask)}, backprop
+
+
+class _Assign:
+    """`arr[...] = new` on a device array: the train loop applies batchnorm's deferred
+    moving-statistics updates that way."""
+
+    def __init__(self, eng, arr):
+        self.eng, self.arr = eng, arr
+
+    def __setitem__(self, key, value):
+        self.eng.assign(self.arr, value)
+
+
+def batchnorm_forward(ex, node, W, ins, ctx, init_state=None):
+    eng = ex.eng
+    x = ins[0]
+    o = node.opts
+    k = 0
+    gamma = beta = None
+    if o["scale"]:
+        gamma, k = W[k], k + 1
+    if o["center"]:
+        beta, k = W[k], k + 1
+    moving_mean, moving_var = W[k], W[k + 1]
+    X = eng.rows(x.data)
+    R, C = X.shape
+    eps = o["epsilon"]
+    Xc = eng.empty(X.shape)
+    w = None
+    if ctx.training:
+        # batch statistics over every unmasked row (batch and, for sequences, steps)
+        if x.hmask is not None:
+            hw = x.hmask.reshape(-1).astype(eng.dtype)
+            w = eng.upload(hw)
+            n = max(hw.sum(), 1.0)
+        else:
+            n = max(eng.dtype.type(R), 1.0)
+        mean = eng.colsum(eng.empty(C), X, w=w, divisor=n)
+        eng.run(eng.k.sub_cols, R * C, eng.flat(Xc), eng.flat(X), mean)
+        var = eng.colsum(eng.empty(C), Xc, Xc, w=w, divisor=n)
+        m = o["momentum"]
+        for arr, stat in ((moving_mean, mean), (moving_var, var)):
+            new = eng.empty(C)
+            eng.run(eng.k.lerp, C, new, arr, stat, eng.ty(m), eng.ty(1 - m))
+            ctx.updates.append((_Assign(eng, arr), new))
+    else:
+        mean, var = moving_mean, moving_var
+        eng.run(eng.k.sub_cols, R * C, eng.flat(Xc), eng.flat(X), mean)
+    inv = eng.empty(C)
+    eng.run(eng.k.inv_std, C, inv, var, eng.ty(eps))
+    Xhat, Y = eng.empty(X.shape), eng.empty(X.shape)
+    eng.run(eng.k.bn_apply, R * C, eng.flat(Xhat), eng.flat(Y), eng.flat(Xc), inv,
+            eng.none if gamma is None else gamma, eng.none if beta is None else beta)
+
+    def backprop(d):
+        dY = eng.rows(d["out"])
+        if gamma is not None:                                  # undo Y = gamma * Xhat + beta
+            dXhat = eng.empty(X.shape)
+            eng.run(eng.k.mul_cols, R * C, eng.flat(dXhat), eng.flat(dY), gamma)
+        else:
+            dXhat = dY
+        grads = []
+        if gamma is not None:
+            grads.append(eng.colsum(eng.empty(C), dY, Xhat))
+        if beta is not None:
+            grads.append(eng.colsum(eng.empty(C), dY))
+        grads += [None, None]                                  # moving statistics: not trained
+        dX = eng.empty(x.data.shape)
+        if not ctx.training:                                   # inference: statistics are constants
+            eng.run(eng.k.mul_cols, R * C, eng.flat(dX), eng.flat(dXhat), inv)
+            return [dX], grads, None
+        # undo Xhat = (X - mean) * inv_std with mean and var taken over the weighted rows
+        s_xc = eng.colsum(eng.empty(C), dXhat, Xc)
+        s_dxh = eng.colsum(eng.empty(C), dXhat)
+        dvar, dmean = eng.empty(C), eng.empty(C)
+        eng.run(eng.k.bn_stat_grads, C, dvar, dmean, s_xc, s_dxh, inv)
+        eng.run(eng.k.bn_back, R * C, eng.flat(dX), eng.flat(dXhat), eng.flat(Xc), inv,
+                eng.none if w is None else w, eng.ty(1.0 / n), dvar, dmean)
+        return [dX], grads, None
+
+    return {"out": DAct(Y.reshape(*x.data.shape), x.mask, x.hmask)}, backprop
+
+
+def dropout_forward(ex, node, W, ins, ctx, init_state=None):
+    eng = ex.eng
+    x = ins[0]
+    rate = node.opts["rate"]
+    if not ctx.training or rate == 0.0:
+        return {"out": x}, lambda d: ([d["out"]], [], None)
+    # drawn on the host with the CPU engine's generator and shape (time-major), copied once
+    keep = eng.upload((ctx.rng.random(x.data.shape) >= rate).astype(eng.dtype) / (1.0 - rate))
+    return {"out": DAct(eng.mul(x.data, keep), x.mask, x.hmask)}, lambda d: ([eng.mul(d["out"], keep)], [], None)
+
+
+def repeat_forward(ex, node, W, ins, ctx, init_state=None):
+    eng = ex.eng
+    x = ins[0].data                                          # (B, F)
+    n = node.opts["n"]
+    y = eng.empty((n,) + x.shape)
+    eng.run(eng.k.repeat, y.size, eng.flat(y), eng.flat(x))
+
+    def backprop(d):                                         # undo the copies: sum them
+        dx = eng.empty(x.shape)
+        eng.run(eng.k.sum_copies, dx.size, eng.flat(dx), eng.flat(d["out"]), n)
+        return [dx], [], None
+
+    return {"out": DAct(y)}, backprop
+
+
+def concat_forward(ex, node, W, ins, ctx, init_state=None):
+    eng = ex.eng
+    widths = [a.data.shape[-1] for a in ins]
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).tolist()
+    y = eng.empty(ins[0].data.shape[:-1] + (sum(widths),))
+    for a, off in zip(ins, offsets):
+        eng.run(eng.k.put_cols, a.data.size, eng.rows(y), eng.rows(a.data), off)
+    mask, hmask = _merged_mask(eng, ins)
+
+    def backprop(d):
+        parts = []
+        for a, off in zip(ins, offsets):
+            part = eng.empty(a.data.shape)
+            eng.run(eng.k.take_cols, part.size, eng.rows(part), eng.rows(d["out"]), off)
+            parts.append(part)
+        return parts, [], None
+
+    return {"out": DAct(y, mask, hmask)}, backprop
+
+
+def add_forward(ex, node, W, ins, ctx, init_state=None):
+    eng = ex.eng
+    y = ins[0].data
+    for a in ins[1:]:
+        y = eng.add(y, a.data)
+    mask, hmask = _merged_mask(eng, ins)
+    return {"out": DAct(y, mask, hmask)}, lambda d: ([d["out"]] * len(ins), [], None)
+
+
+_FORWARD = [
+    (Embed, embed_forward),
+    (Dense, dense_forward),
+    (BatchNorm, batchnorm_forward),
+    (Dropout, dropout_forward),
+    (Repeat, repeat_forward),
+    (Concat, concat_forward),
+    (Add, add_forward),
+    (Bidirectional, bidirectional_forward),
+    (RecurrentSpec, recurrent_forward),
+]
+
+
+def forward_node(ex, node, W, ins, ctx, init_state=None):
+    for cls, fn in _FORWARD:
+        if isinstance(node.spec, cls):
+            return fn(ex, node, W, ins, ctx, init_state)
+    raise DeviceError(f"layer {node.name!r} ({node.kind}) has no CUDA implementation; use device='cpu'")

@@ -1,0 +1,322 @@
+"""SimpleRNN, LSTM and GRU layers on the device, and their Bidirectional wrapper.
+
+The device counterpart of layers/recurrent.py and layers/bidirectional.py
+(see those for the math and Keras's conventions). Per call:
+
+    xp = (x * dropout mask) @ W + b          one GEMM over all T*B rows
+    for each step s: Zr = h_rec[t] @ U       one GEMM (B x G)
+                     cell step kernel        gates, state, output, saved values
+    backward, for each step from the last:
+                     cell gradient kernel    dxp[t] (and dc)
+                     dHrec = dxp[t] @ U^T    one GEMM
+    dU = h_rec^T @ dxp, dW = x^T @ dxp, dx = dxp @ W^T, db = column sums of dxp:
+    one GEMM (or reduction) each, over all steps at once.
+
+Dropout masks are drawn on the host from the executor's generator in the CPU
+engine's order and copied once per call, so both engines see the same masks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...kernels.cpu.activations import activation_code
+from ...layers.gru import GRU
+from ...layers.lstm import LSTM
+from ...layers.simplernn import SimpleRNN
+from .device import DAct
+
+
+def _time(s: int, T: int, backwards: bool) -> int:
+    """Input time read at processing step s (-1 past the end)."""
+    if s >= T:
+        return -1
+    return T - 1 - s if backwards else s
+
+
+def _draw_masks(eng, opts, ctx, B, F):
+    """The input and recurrent dropout masks, drawn exactly as RecurrentSpec.run_cell draws them."""
+    dtype = eng.dtype
+    dmask = rmask = None
+    if ctx.training and opts["dropout"] > 0:
+        p = opts["dropout"]
+        dmask = eng.upload((ctx.rng.random((B, F)) >= p).astype(dtype) / dtype.type(1 - p))
+    if ctx.training and opts["recurrent_dropout"] > 0:
+        p = opts["recurrent_dropout"]
+        rmask = eng.upload((ctx.rng.random((B, opts["units"])) >= p).astype(dtype) / dtype.type(1 - p))
+    return dmask, rmask
+
+
+def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: bool):
+    """Run the cell over x: (out (T, B, u) in processing order, final state tuple, backprop).
+
+    backprop(dout, dfinal) -> (dX, weight grads [dW, dU, (db)], dinit)."""
+    kernel, U = W[0], W[1]
+    bias = W[2] if opts["use_bias"] else None
+    X = x.data
+    T, B, F = X.shape
+    u = opts["units"]
+    gates = spec.gates
+    G = gates * u
+    c = eng.cells
+    dmask, rmask = _draw_masks(eng, opts, ctx, B, F)
+    if dmask is not None:
+        X = eng.mul_bcast(X, dmask)                 # one input mask per sequence, as Keras
+    rm = eng.none2 if rmask is None else rmask
+    mask = eng.nomask if x.mask is None else x.mask
+    reset_after = isinstance(spec, GRU) and opts["reset_after"]
+    b_in, b_rec = bias, None
+    if bias is not None and reset_after:            # row 0 joins xp, row 1 sits inside r * (h U_h + b_rh)
+        b_in, b_rec = bias[0], bias[1]
+    xp = eng.empty((T, B, G))
+    eng.gemm(eng.rows(X), kernel, eng.rows(xp), bias=b_in)
+    if init is None:
+        init = tuple(eng.zeros((B, u)) for _ in spec.state_names)
+    a = activation_code(opts["activation"])
+    ra = activation_code(opts.get("recurrent_activation", "sigmoid"))
+    n = B * u
+    H = eng.copy(init[0])
+    out = eng.empty((T, B, u))
+    h_rec = eng.empty((T, B, u))                    # h_{t-1} * rmask: each step's matmul input
+    eng.run(c.drop_state, n, h_rec, _time(0, T, backwards), H, rm)
+    zo = int(zero_out)
+
+    if isinstance(spec, LSTM):
+        C = eng.copy(init[1])
+        g_all, c_prev, act_c = eng.empty((T, B, G)), eng.empty((T, B, u)), eng.empty((T, B, u))
+        Zr = eng.empty((B, G))
+        for s in range(T):
+            t = _time(s, T, backwards)
+            eng.gemm(h_rec[t], U, Zr)
+            eng.run(c.lstm_step, n, xp, Zr, s, t, _time(s + 1, T, backwards), mask, rm, a, ra, zo,
+                    H, C, g_all, c_prev, act_c, out, h_rec)
+        final = (H, C)
+    elif isinstance(spec, SimpleRNN):
+        h_new = eng.empty((T, B, u))
+        Zr = eng.empty((B, u))
+        for s in range(T):
+            t = _time(s, T, backwards)
+            eng.gemm(h_rec[t], U, Zr)
+            eng.run(c.simplernn_step, n, xp, Zr, s, t, _time(s + 1, T, backwards), mask, rm, a, zo,
+                    H, h_new, out, h_rec)
+        final = (H,)
+    elif reset_after:
+        g_all, aux = eng.empty((T, B, G)), eng.empty((T, B, u))   # aux: Rec_h = h_rec U_h + b_rh
+        Rec = eng.empty((B, G))
+        for s in range(T):
+            t = _time(s, T, backwards)
+            eng.gemm(h_rec[t], U, Rec)
+            eng.run(c.gru_step_after, n, xp, Rec, eng.none if b_rec is None else b_rec, s, t,
+                    _time(s + 1, T, backwards), mask, rm, a, ra, zo, H, g_all, h_rec, aux, out)
+        final = (H,)
+    else:
+        g_all, aux = eng.empty((T, B, G)), eng.empty((T, B, u))   # aux: r * h_rec, the input of U_h
+        U_zr, U_h = U[:, :2 * u], U[:, 2 * u:]
+        Rzr, Rh = eng.empty((B, 2 * u)), eng.empty((B, u))
+        for s in range(T):
+            t = _time(s, T, backwards)
+            eng.gemm(h_rec[t], U_zr, Rzr)
+            eng.run(c.gru_step_before_a, n, xp, Rzr, t, ra, g_all, h_rec, aux, u)
+            eng.gemm(aux[t], U_h, Rh)
+            eng.run(c.gru_step_before_b, n, xp, Rh, s, t, _time(s + 1, T, backwards), mask, rm, a, zo,
+                    H, g_all, h_rec, out)
+        final = (H,)
+
+    def backprop(dout, dfinal):
+        dxp = eng.empty((T, B, G))
+        dHc = eng.copy(dfinal[0])                   # dL/dh carried through padded steps
+        dHrec = eng.empty((B, u))                   # dL/dh_rec of the step undone before
+        dHd = eng.none2                             # GRU: dL/dh through z * h (and r * h)
+        dU = eng.empty((u, G))
+        prev = -1
+        if isinstance(spec, LSTM):
+            dC = eng.copy(dfinal[1])
+            for s in range(T - 1, -1, -1):
+                t = _time(s, T, backwards)
+                eng.run(c.lstm_back, n, s, t, prev, mask, rm, a, ra, zo, g_all, c_prev, act_c, dout,
+                        dHrec, dHc, dC, dxp, eng.none2)
+                eng.gemm(dxp[t], U, dHrec, tb=True)
+                prev = t
+            eng.gemm(eng.rows(h_rec), eng.rows(dxp), dU, ta=True)
+        elif isinstance(spec, SimpleRNN):
+            for s in range(T - 1, -1, -1):
+                t = _time(s, T, backwards)
+                eng.run(c.simplernn_back, n, s, t, prev, mask, rm, a, zo, h_new, dout, dHrec, dHd, dHc, dxp)
+                eng.gemm(dxp[t], U, dHrec, tb=True)
+                prev = t
+            eng.gemm(eng.rows(h_rec), eng.rows(dxp), dU, ta=True)
+        elif reset_after:
+            dHd = eng.empty((B, u))
+            dRec = eng.empty((T, B, G))              # dL/dRec: dxp with the h block times r
+            for s in range(T - 1, -1, -1):
+                t = _time(s, T, backwards)
+                eng.run(c.gru_back_after, n, s, t, prev, mask, rm, a, ra, zo, g_all, h_rec, aux, dout,
+                        dHrec, dHd, dHc, dxp, dRec)
+                eng.gemm(dRec[t], U, dHrec, tb=True)
+                prev = t
+            eng.gemm(eng.rows(h_rec), eng.rows(dRec), dU, ta=True)
+        else:
+            dHd = eng.empty((B, u))
+            dRHd = eng.empty((B, u))
+            for s in range(T - 1, -1, -1):
+                t = _time(s, T, backwards)
+                eng.run(c.gru_back_before_a, n, s, t, prev, mask, rm, a, ra, zo, g_all, h_rec, dout,
+                        dHrec, dHd, dHc, dxp)
+                eng.gemm(dxp[t][:, 2 * u:], U_h, dRHd, tb=True)    # dxp's h block is d((r h) U_h)
+                eng.run(c.gru_back_before_b, n, t, mask, ra, g_all, h_rec, dRHd, dHd, dxp, u)
+                eng.gemm(dxp[t][:, :2 * u], U_zr, dHrec, tb=True)
+                prev = t
+            dxp2 = eng.rows(dxp)
+            eng.gemm(eng.rows(h_rec), dxp2[:, :2 * u], dU[:, :2 * u], ta=True)
+            eng.gemm(eng.rows(aux), dxp2[:, 2 * u:], dU[:, 2 * u:], ta=True)
+        dh0 = eng.empty((B, u))
+        eng.run(c.finish, n, dh0, prev, mask, rm, dHrec, dHd, dHc)
+        dinit = (dh0, dC) if isinstance(spec, LSTM) else (dh0,)
+        # undo xp = X @ kernel + b over all steps at once
+        dxp2 = eng.rows(dxp)
+        dK = eng.empty(kernel.shape)
+        eng.gemm(eng.rows(X), dxp2, dK, ta=True)
+        dX = eng.empty((T, B, F))
+        eng.gemm(dxp2, kernel, eng.rows(dX), tb=True)
+        if dmask is not None:
+            dX = eng.mul_bcast(dX, dmask)            # undo X = x * dmask
+        grads = [dK, dU]
+        if bias is not None:
+            db = eng.empty(bias.shape)
+            if reset_after:
+                eng.colsum(db[0], dxp2)
+                eng.colsum(db[1], eng.rows(dRec))
+            else:
+                eng.colsum(db, dxp2)
+            grads.append(db)
+        return dX, grads, dinit
+
+    return out, final, backprop
+
+
+def _step_mask(eng, x: DAct, reverse: bool):
+    """(device mask, host mask) of a sequence output, reversed in time for go_backwards."""
+    if x.hmask is None:
+        return None, None
+    if not reverse:
+        return x.mask, x.hmask
+    h = np.ascontiguousarray(x.hmask[::-1])
+    return eng.upload(h), h
+
+
+def _dout(eng, out, seq: bool, d):
+    """The gradient of the whole (T, B, u) output from the gradient of what the layer returned."""
+    if seq and d is not None:
+        return d
+    dout = eng.zeros(out.shape)
+    if d is not None:
+        eng.assign(dout[out.shape[0] - 1], d)       # only the last step was returned
+    return dout
+
+
+def recurrent_forward(ex, node, W, ins, ctx, init_state=None):
+    """RecurrentSpec.forward on the device."""
+    eng = ex.eng
+    spec, o = node.spec, node.opts
+    x = ins[0]
+    T, B, _ = x.data.shape
+    init, from_edge = init_state, init_state is not None
+    if o["stateful"]:
+        carried = ctx.stateful_state(node, B)
+        if carried is not None:
+            init, from_edge = carried, False
+    out, final, backprop_cell = run_cell(eng, spec, o, W, x, ctx, init, o["go_backwards"],
+                                         o["zero_output_for_mask"])
+    if o["stateful"]:
+        ctx.keep_state(node, final)
+    seq = o["return_sequences"]
+    if seq:
+        mask, hmask = _step_mask(eng, x, o["go_backwards"])
+        outputs = {"out": DAct(out, mask, hmask)}
+    else:
+        outputs = {"out": DAct(out[T - 1])}
+    if o["return_state"]:
+        outputs["state"] = final
+
+    def backprop(d):
+        dout = _dout(eng, out, seq, d.get("out"))
+        dfinal = d.get("state") or tuple(eng.zeros(s.shape) for s in final)
+        dX, grads, dinit = backprop_cell(dout, dfinal)
+        return [dX], grads, (dinit if from_edge else None)
+
+    return outputs, backprop
+
+
+def bidirectional_forward(ex, node, W, ins, ctx, init_state=None):
+    """Bidirectional.forward on the device: two cell runs, then the merge."""
+    eng = ex.eng
+    inner = node.spec.inner(node)
+    spec, o = inner.spec, inner.opts
+    x = ins[0]
+    T, B, _ = x.data.shape
+    half = len(W) // 2
+    n_states = len(spec.state_names)
+    init_f = init_b = None
+    from_edge = init_state is not None
+    if from_edge:
+        init_f, init_b = tuple(init_state[:n_states]), tuple(init_state[n_states:])
+    if o["stateful"]:
+        carried = ctx.stateful_state(node, B)
+        if carried is not None:
+            init_f, init_b, from_edge = tuple(carried[:n_states]), tuple(carried[n_states:]), False
+    seq = o["return_sequences"]
+    zero_out = o["zero_output_for_mask"] or seq        # Keras sets it on both halves with sequences
+    fwd_backwards = o["go_backwards"]
+    out_f, fin_f, bp_f = run_cell(eng, spec, o, W[:half], x, ctx, init_f, fwd_backwards, zero_out)
+    out_b, fin_b, bp_b = run_cell(eng, spec, o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out)
+    final = fin_f + fin_b
+    if o["stateful"]:
+        ctx.keep_state(node, final)
+    # the backward half ran in reverse; put its sequence back in time order
+    yf, yb = (out_f, eng.reverse_time(out_b)) if seq else (out_f[T - 1], out_b[T - 1])
+    mask, hmask = (x.mask, x.hmask) if seq else (None, None)
+    mode = node.opts["merge_mode"]
+    u = o["units"]
+    if mode == "concat":
+        y = eng.empty(yf.shape[:-1] + (2 * u,))
+        for k, part in enumerate((yf, yb)):
+            eng.run(eng.k.put_cols, part.size, eng.rows(y), eng.rows(part), k * u)
+        merged = {"out": y}
+    elif mode == "sum":
+        merged = {"out": eng.add(yf, yb)}
+    elif mode == "mul":
+        merged = {"out": eng.mul(yf, yb)}
+    elif mode == "ave":
+        merged = {"out": eng.scale(eng.add(yf, yb), 0.5)}
+    else:
+        merged = {"forward": yf, "backward": yb}
+    outputs = {k: DAct(v, mask, hmask) for k, v in merged.items()}
+    if o["return_state"]:
+        outputs["state"] = final
+
+    def backprop(d):
+        g = d.get("out")
+        if g is not None:                           # undo the merge
+            if mode == "concat":
+                dyf, dyb = eng.empty(yf.shape), eng.empty(yb.shape)
+                for k, part in enumerate((dyf, dyb)):
+                    eng.run(eng.k.take_cols, part.size, eng.rows(part), eng.rows(g), k * u)
+            elif mode == "sum":
+                dyf = dyb = g
+            elif mode == "mul":
+                dyf, dyb = eng.mul(g, yb), eng.mul(g, yf)
+            else:
+                dyf = dyb = eng.scale(g, 0.5)
+        else:
+            dyf, dyb = d.get("forward"), d.get("backward")
+        dout_f = _dout(eng, out_f, seq, dyf)
+        if seq and dyb is not None:
+            dout_b = eng.reverse_time(dyb)          # undo the re-reversal
+        else:
+            dout_b = _dout(eng, out_b, seq, None if seq else dyb)
+        dstate = d.get("state") or tuple(eng.zeros(s.shape) for s in final)
+        dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
+        dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
+        return [eng.add(dX_f, dX_b)], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
+
+    return outputs, backprop
