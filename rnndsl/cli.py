@@ -1,4 +1,4 @@
-"""Command line: python -m rnndsl {run,check,summary,graph} SPEC.
+"""Command line: python -m rnndsl {run,check,summary,graph,cell} SPEC.
 
 Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
 No Python traceback reaches the user: rnndsl errors print their message,
@@ -78,6 +78,36 @@ def cmd_graph(args) -> int:
     return 0
 
 
+def cmd_cell(args) -> int:
+    from .cells import define_cells
+    from .errors import DiagnosticSink, did_you_mean
+    from .lang.parser import parse
+
+    path = _spec_path(args.spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    spec = parse(text, str(path))
+    sink = DiagnosticSink(text, str(path))
+    cells = define_cells(spec, sink)
+    sink.raise_if_any()
+    if not cells:
+        raise UsageError(f"{path} defines no cell (`cell NAME(units) {{ ... }}`)")
+    names = list(cells)
+    if args.name:
+        if args.name not in cells:
+            hint = did_you_mean(args.name, cells)
+            raise UsageError(f"{path} has no cell {args.name!r}" + (f"; {hint}" if hint else
+                             f" (cells: {', '.join(cells)})"))
+        names = [args.name]
+    for i, name in enumerate(names):
+        if i:
+            print()
+        print(cells[name].source if args.show else cells[name].describe())
+    return 0
+
+
 def cmd_run(args) -> int:
     from .train.runner import predict_checkpoint, train_spec
 
@@ -118,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("spec", nargs="?", help=spec_help)
     g.add_argument("-o", "--output", help="write a picture (svg, png, pdf) or .dot file")
     g.set_defaults(func=cmd_graph)
+
+    ce = sub.add_parser("cell", help="a spec's custom cells: weights and schedule, or the generated kernels",
+                        description="Check the `cell` definitions of a spec and describe each: its weights in "
+                                    "get_weights() order, which products are hoisted out of the time loop, "
+                                    "where the generated kernels are cached. --show prints the generated "
+                                    "numba source (forward and backprop through time).")
+    ce.add_argument("spec", help="a .rnn file with cell definitions")
+    ce.add_argument("--show", action="store_true", help="print the generated kernel source")
+    ce.add_argument("--name", help="only this cell")
+    ce.set_defaults(func=cmd_cell)
 
     r = sub.add_parser("run", help="train a spec on its data (or predict with a checkpoint)",
                        description="Train SPEC.rnn on the data its train section names, evaluate on the "

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import layers as _layers  # noqa: F401  (registers the layer kinds)
+from ..cells import CellTable, cell_scope, define_cells
 from ..errors import DiagnosticSink, Pos, did_you_mean
 from ..lang import ast
 from ..layers.base import REGISTRY, LayerSpec
@@ -66,9 +67,31 @@ class GraphBuilder:
         self.train: dict = {}
         self.train_pos: dict = {}
         self.pending_binding: str | None = None
+        self.cells: CellTable = CellTable()
 
     # --- entry --------------------------------------------------------------------------
     def build(self) -> Graph:
+        # cell definitions are declarations, like inputs: usable anywhere in the file
+        self.cells = self.collect_cells()
+        with cell_scope(self.cells):
+            return self._build()
+
+    def collect_cells(self) -> CellTable:
+        cells = define_cells(self.spec, self.sink)
+        for s in self.spec.statements:
+            if isinstance(s, ast.CellDef) and s.name in REGISTRY:
+                self.sink.error(s.pos, f"{s.name!r} is a layer; a cell needs another name",
+                                f"e.g. cell my{s.name}(units) {{ ... }}")
+                cells[s.name] = None
+        return cells
+
+    def unused_cells(self) -> None:
+        for s in self.spec.statements:
+            if isinstance(s, ast.CellDef) and s.name not in self.cells.used and s.name not in REGISTRY:
+                self.sink.error(s.pos, f"cell {s.name!r} is never used",
+                                f"run it with rnn({s.name}(32)), or remove it")
+
+    def _build(self) -> Graph:
         stmts = self.spec.statements
         decls = [s for s in stmts if isinstance(s, ast.InputDecl)]
         for d in decls:
@@ -88,6 +111,7 @@ class GraphBuilder:
             pos = stmts[-1].pos if stmts else Pos(self.spec.file, 1, 1)
             self.sink.error(pos, "the spec has no output",
                             "add `output name | ...`, or end with a pipeline that is not bound to a name")
+        self.unused_cells()
         for sym in self.symbols.values():
             if not sym.used and sym.ref is not None:
                 what = "input" if sym.kind == "input" else "name"
@@ -203,6 +227,12 @@ class GraphBuilder:
                 broken = cur is None
                 continue
             spec = REGISTRY.get(stage.name)
+            if spec is None and stage.name in self.cells:
+                self.cells.used.add(stage.name)
+                self.sink.error(stage.pos, f"{stage.name} is a cell, not a layer",
+                                f"run it in a recurrent layer: rnn({stage.name}(...))")
+                broken = True
+                continue
             if spec is None:
                 hint = did_you_mean(stage.name, REGISTRY) or f"layers: {', '.join(sorted(set(s.name for s in REGISTRY.values())))}"
                 self.sink.error(stage.pos, f"unknown layer {stage.name!r}", hint)

@@ -123,7 +123,81 @@ class TrainBlock:
     pos: Pos
 
 
-Statement = Union[InputDecl, Binding, Output, TrainBlock]
+# --- custom cells -------------------------------------------------------------------
+
+
+@dataclass
+class ENum:
+    """A number in a cell equation."""
+
+    value: float
+    pos: Pos
+
+
+@dataclass
+class EVar:
+    """A name in a cell equation: an input, a state, an earlier result or a weight."""
+
+    name: str
+    pos: Pos
+
+
+@dataclass
+class ECall:
+    """`sigmoid(expr)`: a function applied element-wise."""
+
+    func: str
+    args: list["Expr"]
+    pos: Pos          # the whole call
+    name_pos: Pos     # the function's name
+
+
+@dataclass
+class EUnary:
+    op: str           # "-"
+    operand: "Expr"
+    pos: Pos
+
+
+@dataclass
+class EBinary:
+    op: str           # "+", "-", "*", "/", "@"
+    left: "Expr"
+    right: "Expr"
+    pos: Pos          # the whole expression
+
+
+Expr = Union[ENum, EVar, ECall, EUnary, EBinary]
+
+
+@dataclass
+class Equation:
+    """`target = expr`, one line of a cell body."""
+
+    target: str
+    expr: Expr
+    pos: Pos          # the target name
+
+
+@dataclass
+class CellDef:
+    """`cell name(units) clause(...)* { equations }`.
+
+    `head` is the call `name(units)`; `clauses` are the calls after it, such as
+    `state(h, c)`, `inputs(x1, x2)` and `init(bf = ones)`.
+    """
+
+    head: Call
+    clauses: list[Call]
+    equations: list[Equation]
+    pos: Pos
+
+    @property
+    def name(self) -> str:
+        return self.head.name
+
+
+Statement = Union[InputDecl, Binding, Output, TrainBlock, CellDef]
 
 
 @dataclass

@@ -42,8 +42,10 @@ def grammar_path() -> Path:
 def lark_parser() -> Lark:
     """The LALR parser, built once per process (Lark also caches the tables on disk)."""
     text = grammar_path().read_text(encoding="utf-8")
+    # Two start symbols: `start` for every statement, `cell_def` for a statement that
+    # begins `cell NAME(`; so `cell` is a keyword there only and still a plain name elsewhere.
     return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                cache=_cache_file(text))
+                start=["start", "cell_def"], cache=_cache_file(text))
 
 
 def _cache_file(text: str) -> str | bool:
@@ -68,6 +70,7 @@ def split_statements(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     depth = 0
     start = None
+    in_cell = False        # the current statement is a cell definition
     last_sig = ""          # last significant character seen in the current statement
     i, n = 0, len(text)
     while i < n:
@@ -90,7 +93,9 @@ def split_statements(text: str) -> list[tuple[int, int]]:
             continue
         if ch == "\n":
             ends = depth <= 0 and last_sig != "|" and not _next_line_continues(text, i + 1)
-            if start is not None and (ends or _STATEMENT_START.match(text, i + 1)):
+            # Inside a cell body `name = ...` is an equation, not a new statement.
+            pattern = _CELL_BODY_BREAK if (in_cell and depth > 0) else _STATEMENT_START
+            if start is not None and (ends or pattern.match(text, i + 1)):
                 spans.append((start, i))
                 start, depth, last_sig = None, 0, ""
             i += 1
@@ -98,6 +103,7 @@ def split_statements(text: str) -> list[tuple[int, int]]:
         if not ch.isspace():
             if start is None:
                 start = i
+                in_cell = bool(CELL_START.match(text, i))
             if ch in "([{":
                 depth += 1
             elif ch in ")]}":
@@ -111,7 +117,11 @@ def split_statements(text: str) -> list[tuple[int, int]]:
 
 # An unindented `input`, `output`, `train` or `name =` starts a new statement even
 # when a bracket above was left open, so one missing ')' does not swallow the rest.
-_STATEMENT_START = re.compile(r"(input|output|train)\b|[A-Za-z_]\w*\s*=[^=]")
+_STATEMENT_START = re.compile(r"(input|output|train)\b|cell\s+[A-Za-z_]|[A-Za-z_]\w*\s*=[^=]")
+# Inside a cell body only the keywords do (equations look like bindings).
+_CELL_BODY_BREAK = re.compile(r"(input|output|train)\b|cell\s+[A-Za-z_]")
+# A statement that is a cell definition: `cell NAME(`.
+CELL_START = re.compile(r"cell\s+[A-Za-z_]\w*\s*\(")
 
 
 def _next_line_continues(text: str, i: int) -> bool:
@@ -239,6 +249,47 @@ class _ToAst(Transformer):
     def setting(self, meta, items):
         return ast.Setting(str(items[0]), items[1], self._tok(items[0]))
 
+    # --- custom cells ---------------------------------------------------------------
+    @v_args(meta=True)
+    def cell_def(self, meta, items):
+        calls = [i for i in items if isinstance(i, ast.Call)]
+        equations = [i for i in items if isinstance(i, ast.Equation)]
+        return ast.CellDef(calls[0], calls[1:], equations, calls[0].pos)
+
+    @v_args(meta=True)
+    def equation(self, meta, items):
+        return ast.Equation(str(items[0]), items[1], self._tok(items[0]))
+
+    def _bin(op):
+        @v_args(meta=True)
+        def make(self, meta, items):
+            return ast.EBinary(op, items[0], items[1], self._pos(meta))
+        return make
+
+    e_add, e_sub, e_mul, e_div, e_matmul = _bin("+"), _bin("-"), _bin("*"), _bin("/"), _bin("@")
+    del _bin
+
+    @v_args(meta=True)
+    def e_neg(self, meta, items):
+        return ast.EUnary("-", items[0], self._pos(meta))
+
+    @v_args(meta=True)
+    def e_var(self, meta, items):
+        return ast.EVar(str(items[0]), self._tok(items[0]))
+
+    @v_args(meta=True)
+    def e_int(self, meta, items):
+        return ast.ENum(float(int(items[0])), self._tok(items[0]))
+
+    @v_args(meta=True)
+    def e_float(self, meta, items):
+        return ast.ENum(float(items[0]), self._tok(items[0]))
+
+    @v_args(meta=True)
+    def e_call(self, meta, items):
+        name, *args = items
+        return ast.ECall(str(name), [a for a in args if a is not None], self._pos(meta), self._tok(name))
+
 
 # --------------------------------------------------------------------------------------
 # errors
@@ -249,7 +300,10 @@ _TOKEN_WORDS = {
     "DOT": "'.'", "SEMICOLON": "';'", "QMARK": "'?'", "NAME": "a name", "INT": "a whole number",
     "FLOAT": "a number", "STRING": "a string", "TRUE": "true", "FALSE": "false",
     "$END": "the end of the statement",
+    "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "AT": "'@'", "CELL": "cell",
 }
+# Operators of cell equations: anywhere else they are stray characters.
+_CELL_OPERATORS = ("PLUS", "MINUS", "STAR", "SLASH", "AT")
 
 
 def _describe_expected(expected) -> str:
@@ -267,6 +321,8 @@ def _syntax_hint(token_type: str, expected: set, statement: str) -> str | None:
         if statement.count("[") > statement.count("]"):
             return "a '[' is not closed: add ']'"
         if statement.count("{") > statement.count("}"):
+            if CELL_START.match(statement):
+                return "the cell body is not closed: add '}'"
             return "the train block is not closed: add '}'"
         if "NAME" in expected or "LPAR" in expected:
             return "the statement stops short: a layer or a name is missing"
@@ -274,6 +330,12 @@ def _syntax_hint(token_type: str, expected: set, statement: str) -> str | None:
         return "join the stages of a pipeline with '|', e.g. `x | lstm(64) | dense(10)`"
     if "RPAR" in expected and "COMMA" in expected:
         return "separate arguments with ',' and close the call with ')'"
+    if CELL_START.match(statement):
+        if token_type == "NAME" and expected & {"PLUS", "STAR", "AT"}:
+            return "put an operator (+ - * / @) between two terms, or start a new equation on a new line"
+        if token_type == "LBRACE" or "LBRACE" in expected:
+            return "a cell is `cell name(units) { h = ... }`, optionally with state(h, c), inputs(x1, x2), init(w = ones)"
+        return None
     if token_type == "EQUAL":
         return "'=' binds a name at the start of a statement (`enc = x | lstm(64)`) or sets an option inside a call"
     return None
@@ -288,8 +350,9 @@ def parse(text: str, file: str = "<spec>") -> ast.Spec:
         line = text.count("\n", 0, start) + 1
         col = start - (text.rfind("\n", 0, start) + 1)
         chunk = "\n" * (line - 1) + " " * col + text[start:end]
+        is_cell = bool(CELL_START.match(text, start))
         try:
-            tree = parser.parse(chunk)
+            tree = parser.parse(chunk, start="cell_def" if is_cell else "start")
             statements.append(_ToAst(file).transform(tree))
         except UnexpectedCharacters as e:
             ch = chunk[e.pos_in_stream] if e.pos_in_stream < len(chunk) else "?"
@@ -299,6 +362,11 @@ def parse(text: str, file: str = "<spec>") -> ast.Spec:
             sink.error(Pos(file, e.line, e.column), f"unexpected character {ch!r}", hint)
         except UnexpectedToken as e:
             tok = e.token
+            if tok.type in _CELL_OPERATORS and not is_cell:
+                # an arithmetic operator outside a cell is a stray character, as before cells existed
+                hint = "stages of a pipeline are joined with '|'" if tok.value == "-" else None
+                sink.error(Pos(file, tok.line, tok.column, tok.end_column), f"unexpected character {tok.value!r}", hint)
+                continue
             if tok.type == "$END":
                 last_line = text.count("\n", 0, end) + 1
                 last_col = end - (text.rfind("\n", 0, end) + 1) + 1

@@ -127,7 +127,7 @@ class Bidirectional(LayerSpec):
         x = ins[0]
         B = x.data.shape[1]
         half = len(W) // 2
-        n_states = len(spec.state_names)
+        n_states = len(spec.state_type(o).parts)
         init_f = init_b = None
         from_edge = init_state is not None
         if from_edge:

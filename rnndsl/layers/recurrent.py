@@ -103,6 +103,19 @@ class RecurrentSpec(LayerSpec):
     def zero_state(self, batch, units, dtype) -> tuple:
         return tuple(np.zeros((batch, units), dtype) for _ in self.state_names)
 
+    @staticmethod
+    def dropout_masks(opts, ctx, B: int, F: int, u: int, dtype):
+        """Input and recurrent dropout masks, scaled by 1/(1-p): one per sequence, as Keras
+        draws them, and only in training (None otherwise)."""
+        dmask = rmask = None
+        if ctx.training and opts["dropout"] > 0:
+            p = opts["dropout"]
+            dmask = (ctx.rng.random((B, F)) >= p).astype(dtype) / dtype.type(1 - p)
+        if ctx.training and opts["recurrent_dropout"] > 0:
+            p = opts["recurrent_dropout"]
+            rmask = (ctx.rng.random((B, u)) >= p).astype(dtype) / dtype.type(1 - p)
+        return dmask, rmask
+
     def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool):
         """Run the cell over x: (out (T, B, u) in processing order, final state, backprop)."""
         kernel, U = W[0], W[1]
@@ -110,14 +123,9 @@ class RecurrentSpec(LayerSpec):
         X = x.data
         T, B, F = X.shape
         u, dtype = opts["units"], X.dtype
-        dmask = rmask = None
-        if ctx.training and opts["dropout"] > 0:          # one input mask per sequence, as Keras
-            p = opts["dropout"]
-            dmask = (ctx.rng.random((B, F)) >= p).astype(dtype) / dtype.type(1 - p)
+        dmask, rmask = self.dropout_masks(opts, ctx, B, F, u, dtype)
+        if dmask is not None:
             X = X * dmask
-        if ctx.training and opts["recurrent_dropout"] > 0:
-            p = opts["recurrent_dropout"]
-            rmask = (ctx.rng.random((B, u)) >= p).astype(dtype) / dtype.type(1 - p)
         b_in, b_rec = self.split_bias(opts, bias)
         xp = matmul(flat(X), kernel)                        # all steps' input projection: one product
         if b_in is not None:

@@ -1,0 +1,126 @@
+"""Symbolic reverse-mode differentiation of a cell step.
+
+Each operation n = op(a, b) has local derivatives, written as terms over the
+forward values (Val), numbers, and function derivatives expressed through the
+function's output y = f(z), so the backward pass never needs a pre-activation:
+
+    n = a + b     dn/da = 1            dn/db = 1
+    n = a - b     dn/da = 1            dn/db = -1
+    n = -a        dn/da = -1
+    n = a * b     dn/da = b            dn/db = a
+    n = a / b     dn/da = 1 / b        dn/db = -n / b
+    n = f(a)      dn/da = f'(y), y = n:
+                  sigmoid y(1 - y), tanh 1 - y^2, relu [y > 0], exp y,
+                  hard_sigmoid [0 < y < 1] / 6
+    new state     dn/da = 1
+
+The chain rule gives each argument's adjoint as a sum over its consumers,
+adj(a) = sum_n adj(n) * dn/da; `contributions` lists those products, one per
+(consumer, argument) edge. A product `a @ W` is not an element-wise node: its
+adjoint flows back as adj(a) += adj(n) @ W^T and dW += a^T adj(n), which the
+code generator emits as matrix products (dW over all steps at once).
+
+Terms are tuples: ("val", node), ("adj", node), ("num", c), ("mul", s, t),
+("div", s, t), ("neg", t), ("dfn", name, t).
+"""
+
+from __future__ import annotations
+
+from .expr import Node
+
+ONE = ("num", 1.0)
+
+
+def mul(s, t):
+    if s == ONE:
+        return t
+    if t == ONE:
+        return s
+    if t == ("num", -1.0):
+        return neg(s)
+    if s == ("num", -1.0):
+        return neg(t)
+    return ("mul", s, t)
+
+
+def neg(t):
+    if t[0] == "neg":
+        return t[1]
+    if t[0] == "num":
+        return ("num", -t[1])
+    return ("neg", t)
+
+
+def val(n: Node):
+    return ("num", n.attr) if n.op == "const" else ("val", n)
+
+
+def local_partials(n: Node) -> list[tuple[Node, tuple]]:
+    """(argument, dn/d argument) for each argument that is not a number."""
+    op, args = n.op, n.args
+    if op in ("add", "new"):
+        out = [(a, ONE) for a in args]
+    elif op == "sub":
+        out = [(args[0], ONE), (args[1], ("num", -1.0))]
+    elif op == "neg":
+        out = [(args[0], ("num", -1.0))]
+    elif op == "mul":
+        a, b = args
+        out = [(a, val(b)), (b, val(a))]
+    elif op == "div":
+        a, b = args
+        out = [(a, ("div", ONE, val(b))), (b, neg(("div", ("val", n), val(b))))]
+    elif op == "func":
+        out = [(args[0], ONE if n.attr == "linear" else ("dfn", n.attr, ("val", n)))]
+    else:  # pragma: no cover - leaves and products have no element-wise partials
+        raise AssertionError(op)
+    return [(a, d) for a, d in out if a.op != "const"]
+
+
+def contributions(n: Node) -> list[tuple[Node, tuple]]:
+    """(argument, adj(n) * dn/d argument): what n adds to each argument's adjoint."""
+    return [(a, mul(("adj", n), d)) for a, d in local_partials(n)]
+
+
+def values_in(term) -> list[Node]:
+    """The forward values a term reads."""
+    if term[0] == "val":
+        return [term[1]]
+    if term[0] in ("adj", "num"):
+        return []
+    return [v for t in term[1:] if isinstance(t, tuple) for v in values_in(t)]
+
+
+# derivative of each function through its output y, as a call into activations.py
+DERIVATIVE = {
+    "sigmoid": "dsigmoid_({})",
+    "tanh": "dtanh_({})",
+    "relu": "drelu_({})",
+    "hard_sigmoid": "dhard_sigmoid_({})",
+    "exp": "{}",
+}
+
+
+def render(term, value, adjoint, number) -> str:
+    """Python source of a term; value(node), adjoint(node) and number(c) give the leaves."""
+    kind = term[0]
+    if kind == "val":
+        return value(term[1])
+    if kind == "adj":
+        return adjoint(term[1])
+    if kind == "num":
+        return number(term[1])
+    if kind == "neg":
+        return f"-({render(term[1], value, adjoint, number)})"
+    if kind == "mul":
+        return f"{_paren(term[1], value, adjoint, number)} * {_paren(term[2], value, adjoint, number)}"
+    if kind == "div":
+        return f"{_paren(term[1], value, adjoint, number)} / {_paren(term[2], value, adjoint, number)}"
+    if kind == "dfn":
+        return DERIVATIVE[term[1]].format(render(term[2], value, adjoint, number))
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _paren(term, value, adjoint, number) -> str:
+    text = render(term, value, adjoint, number)
+    return f"({text})" if term[0] in ("mul", "div", "neg") else text

@@ -1,0 +1,756 @@
+"""Schedule a cell step and emit the Python source of its numba kernels.
+
+Schedule. Products `a @ W` are the only operations that mix units, so they
+split a step into phases. A product whose left side is an input (`x @ W`)
+does not depend on the recurrence: all such products of one input are hoisted
+out of the time loop as one matrix product over every step, xp_k = X_k @ [W1|W2|..]
+(T*B rows), done by the caller. Every other product is done per step, and the
+products that share a left side are fused into one, `h @ [Uz|Ur]`:
+
+    phase(leaf) = 0          phase(x_k @ W) = 0          phase(a @ W) = phase(a) + 1
+    phase(op(a, b, ...)) = max(phase(a), phase(b), ...)
+
+A step runs phase 0's element-wise pass, then phase 1's products and pass, and
+so on; an element-wise pass is one loop over the batch rows and the units,
+with every operation of that phase inlined (values that later phases or the
+products read go through per-step arrays, the rest stay in registers). New
+states are committed after the last phase (a padded step keeps the old row).
+
+Backward (BPTT) runs the phases in reverse at every step, going back in time.
+Its element-wise passes push adjoint contributions (autodiff.contributions)
+from each node to its arguments; a product's adjoint turns into the adjoint
+of its left side by one matrix product with W^T per step, and into dW by one
+product over all steps after the loop (done by the caller). What backward
+reads of the forward pass is saved per step: the values that appear in the
+local derivatives and the left sides of the per-step products. Adjoints that
+are equal by construction are stored once (Plan._share_adjoints): in
+`x @ W + h @ U + b` the per-step product reuses the hoisted product's adjoint
+array and b's gradient is a column sum of it, as in the hand-written LSTM.
+
+Conventions follow the hand-written kernels (kernels/cpu/lstm.py, gru.py):
+time-major arrays; each call runs rows b0..b1 of the batch over every step
+(the caller splits the batch across cores, kernels/cpu/parallel.py, and
+allocates every (T, B, .) array); go_backwards; a (T, B) uint8 mask or an
+empty one; a (B, u) recurrent-dropout mask (or empty) applied to the first
+state wherever the step reads it (as Keras 3 does for h_tm1);
+zero_output_for_mask; saved arrays of one step in inference (keep=False);
+and the activations of kernels/cpu/activations.py (fast float32 tanh, exact
+float64). Numbers reach the kernels as a `consts` array of the data's dtype,
+so float32 code never meets a float64 constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .autodiff import contributions, render, values_in
+from .expr import U, Node
+
+FORWARD_FN = {
+    "sigmoid": "sigmoid_({})",
+    "tanh": "tanh_({})",
+    "relu": "relu_({})",
+    "hard_sigmoid": "hard_sigmoid_({})",
+    "exp": "np.exp({})",
+    "linear": "{}",
+}
+
+
+@dataclass
+class Group:
+    """Products that share a left side: one matrix product with W = [W1 | W2 | ...]."""
+
+    index: int
+    hoisted: bool
+    left: Node            # an input leaf (hoisted), a previous state or an element-wise node
+    weights: list[int] = field(default_factory=list)     # weight index of each column block
+    nodes: list[Node] = field(default_factory=list)      # the product node of each block
+    phase: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"xp{self.left.attr}" if self.hoisted else f"M{self.index}"
+
+
+class Plan:
+    """What the kernels compute, store and save, derived from a Cell's graph."""
+
+    def __init__(self, cell):
+        self.cell = cell
+        self.nodes: list[Node] = cell.graph.live(cell.new)
+        self.n_states = len(cell.states)
+        self.n_inputs = len(cell.inputs)
+        live = {n.id for n in self.nodes}
+        self.consumers: dict[int, list[Node]] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            for a in n.args:
+                self.consumers[a.id].append(n)
+
+        # products: hoisted per input, per-step groups per left side
+        self.hoisted: list[Group] = []
+        self.groups: list[Group] = []
+        self.block: dict[int, tuple[Group, int]] = {}
+        by_left: dict[tuple, Group] = {}
+        for n in self.nodes:
+            if n.op != "matmul":
+                continue
+            left = n.args[0]
+            hoisted = left.op == "input"
+            key = ("input", left.attr) if hoisted else ("node", left.id)
+            grp = by_left.get(key)
+            if grp is None:
+                grp = by_left[key] = Group(0, hoisted, left)
+                (self.hoisted if hoisted else self.groups).append(grp)
+            self.block[n.id] = (grp, len(grp.nodes))
+            grp.weights.append(n.attr)
+            grp.nodes.append(n)
+        self.hoisted.sort(key=lambda g: g.left.attr)
+        for i, grp in enumerate(self.hoisted):
+            grp.index = i
+        for i, grp in enumerate(self.groups):
+            grp.index = i
+
+        # phases
+        self.phase: dict[int, int] = {}
+        for n in self.nodes:
+            if n.op == "matmul":
+                self.phase[n.id] = 0 if n.args[0].op == "input" else self.phase[n.args[0].id] + 1
+            elif n.args:
+                self.phase[n.id] = max(self.phase[a.id] for a in n.args)
+            else:
+                self.phase[n.id] = 0
+        for grp in self.groups:
+            grp.phase = self.phase[grp.nodes[0].id]
+        self.n_phases = max(self.phase.values(), default=0) + 1
+
+        # leaves
+        self.vecs: list[int] = sorted({n.attr for n in self.nodes if n.op == "vec"})
+        self.vec_slot = {w: i for i, w in enumerate(self.vecs)}
+        self.loop_inputs: list[int] = sorted({n.attr for n in self.nodes if n.op == "input"
+                                              and any(c.op != "matmul" for c in self.consumers[n.id])})
+        self.prevs: list[int] = sorted({n.attr for n in self.nodes if n.op == "prev"})
+
+        self._share_adjoints()
+
+        # what backward reads: values in the local derivatives, left sides of per-step products
+        needed: set[int] = set()
+        for n in self.nodes:
+            if n.op in ELEMENTWISE_OPS:
+                for _, term in contributions(n):
+                    needed.update(v.id for v in values_in(term))
+        for grp in self.groups:
+            needed.add(grp.left.id)
+        self.needed = needed & live
+        self.elementwise = [n for n in self.nodes if n.op in ELEMENTWISE_OPS]
+        # element-wise nodes read outside their own pass: by a later phase or by a product
+        self.cross: set[int] = set()
+        for n in self.elementwise:
+            for c in self.consumers[n.id]:
+                if c.op == "matmul" or self.phase[c.id] != self.phase[n.id]:
+                    self.cross.add(n.id)
+        self.stored = {n.id for n in self.elementwise if n.op != "new" and (n.id in self.cross or n.id in self.needed)}
+        self.saved_prev = [k for k in self.prevs
+                           if any(n.op == "prev" and n.attr == k and n.id in self.needed for n in self.nodes)]
+        # the first state is always copied (dropped) into P0 when read; others only when saved
+        self.materialized_prev = sorted(set(self.saved_prev) | ({0} if 0 in self.prevs else set()))
+        self.saved_nodes = [n for n in self.elementwise if n.id in self.needed]
+        self.saved_groups = [g for g in self.groups if any(n.id in self.needed for n in g.nodes)]
+        # saved arrays, in the order forward returns them and backward takes them
+        self.saved: list[tuple] = ([("prev", k) for k in self.saved_prev]
+                                   + [("node", n.id) for n in self.saved_nodes]
+                                   + [("group", g.index) for g in self.saved_groups])
+        self.consts: list[float] = [0.0, 1.0]
+        # the width of each input, known from a weight it multiplies
+        self.input_weight: dict[int, int] = {}
+        for grp in self.hoisted:
+            self.input_weight.setdefault(grp.left.attr, grp.weights[0])
+        for grp in self.groups:
+            if grp.left.width != U and grp.left.width is not None:
+                self.input_weight.setdefault(grp.left.width[1], grp.weights[0])
+
+    def _share_adjoints(self) -> None:
+        """Find adjoints that are equal, so each is computed and stored once.
+
+        A node whose only consumer is a sum (or a new state) with derivative 1 has the
+        adjoint of that consumer: rep(n) = rep(consumer). In `x @ W + h @ U + b` the two
+        products and the bias share one adjoint, as in a hand-written kernel: then the
+        per-step product's adjoint is the hoisted one's array (no copy), and the bias
+        gradient is a column sum of it after the loop (nothing accumulated in the loop).
+        """
+        rep: dict[int, int] = {}
+        for n in reversed(self.nodes):
+            cons = self.consumers[n.id]
+            c = cons[0] if len(cons) == 1 else None
+            if c is not None and (c.op in ("add", "new") or (c.op == "sub" and c.args[0] is n and c.args[1] is not n)):
+                rep[n.id] = rep[c.id]
+            else:
+                rep[n.id] = n.id
+        self.rep = rep
+        # where each shared adjoint is stored: (array kind, group, block)
+        stored_at: dict[int, tuple] = {}
+        for grp in self.hoisted:
+            for blk, n in enumerate(grp.nodes):
+                stored_at.setdefault(rep[n.id], ("xp", grp, blk))
+        self.alias: dict[int, Group] = {}        # per-step group index -> hoisted group with its adjoint
+        for grp in self.groups:
+            for h in self.hoisted:
+                if len(h.nodes) == len(grp.nodes) and all(rep[a.id] == rep[b.id] and
+                                                          stored_at.get(rep[a.id]) == ("xp", h, blk)
+                                                          for blk, (a, b) in enumerate(zip(grp.nodes, h.nodes))):
+                    self.alias[grp.index] = h
+                    break
+            if grp.index not in self.alias:
+                for blk, n in enumerate(grp.nodes):
+                    stored_at.setdefault(rep[n.id], ("M", grp, blk))
+        # vector weights whose gradient is a column sum of a stored adjoint
+        self.vec_from: dict[int, tuple] = {}
+        for n in self.nodes:
+            if n.op == "vec" and rep[n.id] != n.id and rep[n.id] in stored_at:
+                self.vec_from.setdefault(self.vec_slot[n.attr], stored_at[rep[n.id]])
+        self.loop_vecs = [i for i in range(len(self.vecs)) if i not in self.vec_from]
+
+    def skip_push(self, n: Node) -> bool:
+        """Whether the adjoint of n is already stored through an equal one (see _share_adjoints)."""
+        if n.op == "matmul":
+            grp, _ = self.block[n.id]
+            return not grp.hoisted and grp.index in self.alias
+        if n.op == "vec":
+            return self.vec_slot[n.attr] in self.vec_from
+        return False
+
+    def dM_name(self, grp: Group) -> str:
+        h = self.alias.get(grp.index)
+        return f"d{h.name}" if h is not None else f"dM{grp.index}"
+
+    def saved_index(self, key) -> int:
+        return self.saved.index(key)
+
+    def saved_shape(self, key, T: int, B: int, u: int, features: list[int]) -> tuple[int, int, int]:
+        kind, i = key
+        if kind == "prev":
+            return (T, B, u)
+        if kind == "group":
+            return (T, B, len(self.groups[i].nodes) * u)
+        w = self.cell.graph.nodes[i].width
+        return (T, B, u if w in (U, None) else features[w[1]])
+
+    def work(self, T: int, B: int, u: int) -> int:
+        """Multiply-adds of a pass over the steps, to decide whether splitting the batch pays."""
+        cols = sum(len(g.nodes) for g in self.groups) * u
+        return T * B * u * (cols + 8 * len(self.elementwise))
+
+    def const(self, value: float) -> str:
+        if value not in self.consts:
+            self.consts.append(value)
+        return f"k{self.consts.index(value)}"
+
+    def passes(self, phase: int) -> list[tuple[object, list[Node]]]:
+        """(width, nodes) of the element-wise loops of a phase, u-wide first."""
+        by_width: dict = {}
+        for n in self.elementwise:
+            if self.phase[n.id] == phase:
+                w = n.width if n.width not in (None,) else U
+                by_width.setdefault(w, []).append(n)
+        return sorted(by_width.items(), key=lambda kv: (kv[0] != U, str(kv[0])))
+
+
+ELEMENTWISE_OPS = ("add", "sub", "mul", "div", "neg", "func", "new")
+
+
+class _Loop:
+    """Row views (`a_b = a[b]`, `a_tb = a[t, b]`) used in one loop body over units."""
+
+    def __init__(self):
+        self.views: dict[str, str] = {}
+
+    def b(self, arr: str) -> str:
+        self.views[f"{arr}_b"] = f"{arr}[b]"
+        return f"{arr}_b"
+
+    def tb(self, arr: str) -> str:
+        self.views[f"{arr}_tb"] = f"{arr}[t, b]"
+        return f"{arr}_tb"
+
+
+class _Src:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def __call__(self, line: str = "") -> None:
+        self.lines.append(("    " * self.depth + line) if line else "")
+
+    def indent(self, n: int = 1):
+        self.depth += n
+
+    def dedent(self, n: int = 1):
+        self.depth -= n
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _offset(block: int) -> str:
+    return "j" if block == 0 else f"{block} * u + j"
+
+
+def _width(plan: Plan, width) -> str:
+    return "u" if width in (U, None) else f"nx{width[1]}"
+
+
+def _real(t="t") -> str:
+    return f"(mask.shape[0] == 0 or mask[{t}, b] != 0)"
+
+
+ROWS = "for b in range(b0, b1):"
+
+
+class _Gen:
+    def __init__(self, plan: Plan):
+        self.p = plan
+        self.src = _Src()
+
+    # --- arguments ----------------------------------------------------------------------
+    def weight_args(self, forward: bool) -> list[str]:
+        p = self.p
+        args = [g.name for g in p.hoisted]
+        args += [f"X{k}" for k in p.loop_inputs]
+        args += [(f"W{g.index}" if forward else f"WT{g.index}") for g in p.groups]
+        args += [f"V{i}" for i in range(len(p.vecs))]
+        return args
+
+    def forward_args(self) -> list[str]:
+        p = self.p
+        return (self.weight_args(True) + [f"S{k}" for k in range(p.n_states)]
+                + ["mask", "rmask", "consts", "backwards", "zero_output", "out"]
+                + [self.saved_name(k) for k in p.saved] + ["b0", "b1"])
+
+    def backward_args(self) -> list[str]:
+        p = self.p
+        return (self.weight_args(False) + ["mask", "rmask", "consts", "backwards", "zero_output"]
+                + [self.saved_name(k) for k in p.saved] + ["dout"]
+                + [f"dS{k}" for k in range(p.n_states)] + self.gradient_arrays() + ["b0", "b1"])
+
+    def gradient_arrays(self) -> list[str]:
+        p = self.p
+        return ([f"d{g.name}" for g in p.hoisted] + [f"dXl{k}" for k in p.loop_inputs]
+                + [f"dM{g.index}" for g in p.groups if g.index not in p.alias]
+                + [f"dV{i}" for i in p.loop_vecs])
+
+    def saved_name(self, key) -> str:
+        kind, i = key
+        return {"prev": "SP", "node": "SV", "group": "SM"}[kind] + str(i)
+
+    def prologue(self) -> None:
+        p, s = self.p, self.src
+        s("T, B, u = out.shape" if self.forward_mode else "T, B, u = dout.shape")
+        s("dt = out.dtype" if self.forward_mode else "dt = dout.dtype")
+        for k in p.loop_inputs:
+            s(f"nx{k} = X{k}.shape[2]")
+        if p.saved and self.forward_mode:
+            s(f"keep = {self.saved_name(p.saved[0])}.shape[0] == T   # else inference: saved arrays hold one step")
+        s("#@CONSTS@")
+
+    # --- forward ------------------------------------------------------------------------
+    def fval(self, n: Node, phase: int, loop: _Loop) -> str:
+        p = self.p
+        if n.op == "const":
+            return p.const(n.attr)
+        if n.op == "vec":
+            return f"V{p.vec_slot[n.attr]}[j]"
+        if n.op == "input":
+            return f"{loop.tb(f'X{n.attr}')}[j]"
+        if n.op == "prev":
+            k = n.attr
+            arr = f"P{k}" if k in p.materialized_prev else f"S{k}"
+            return f"{loop.b(arr)}[j]"
+        if n.op == "matmul":
+            grp, blk = p.block[n.id]
+            if grp.hoisted:
+                return f"{loop.tb(grp.name)}[{_offset(blk)}]"
+            return f"{loop.b(grp.name)}[{_offset(blk)}]"
+        if p.phase[n.id] == phase:
+            return f"v{n.id}"
+        return f"{loop.b(f'E{n.id}')}[j]"
+
+    def fexpr(self, n: Node, phase: int, loop: _Loop) -> str:
+        a = [self.fval(x, phase, loop) for x in n.args]
+        op = n.op
+        if op == "add":
+            return f"{a[0]} + {a[1]}"
+        if op == "sub":
+            return f"{a[0]} - {a[1]}"
+        if op == "mul":
+            return f"{a[0]} * {a[1]}"
+        if op == "div":
+            return f"{a[0]} / {a[1]}"
+        if op == "neg":
+            return f"-{a[0]}"
+        if op == "func":
+            return FORWARD_FN[n.attr].format(a[0])
+        raise AssertionError(op)  # pragma: no cover
+
+    def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
+        s = self.src
+        s(ROWS)
+        s.indent()
+        if skip_padded:
+            s(f"if not {_real()}:")
+            s("    continue")
+        for name, expr in loop.views.items():
+            s(f"{name} = {expr}")
+        s(f"for j in range({width}):")
+        s.indent()
+        for line in body:
+            s(line)
+        s.dedent(2)
+
+    def forward_pass(self, phase: int) -> None:
+        p = self.p
+        for width, nodes in p.passes(phase):
+            loop, body = _Loop(), []
+            for n in nodes:
+                if n.op == "new":
+                    body.append(f"{loop.b(f'N{n.attr}')}[j] = {self.fval(n.args[0], phase, loop)}")
+                    continue
+                body.append(f"v{n.id} = {self.fexpr(n, phase, loop)}")
+                if n.id in p.stored:
+                    body.append(f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
+            self.src(f"# phase {phase}: {', '.join(_describe(p, n) for n in nodes)}")
+            self.emit_loop(_width(p, width), loop, body)
+
+    def left_array(self, grp: Group) -> str:
+        left = grp.left
+        if left.op == "prev":
+            return f"P{left.attr}" if left.attr in self.p.materialized_prev else f"S{left.attr}"
+        return f"E{left.id}"
+
+    def forward(self) -> None:
+        p, s = self.p, self.src
+        self.forward_mode = True
+        s("@njit(**KERNEL_OPTIONS)")
+        s(f"def cell_forward({', '.join(self.forward_args())}):")
+        s.indent()
+        s('"""Rows b0..b1 of every step. S0.. hold the initial states and end as the final ones;')
+        s("out and the saved arrays are filled (see the module docstring)." + '"""')
+        self.prologue()
+        # per-step arrays that are not saved are scratch rows (B, width) of this call
+        for k in range(p.n_states):
+            s(f"N{k} = np.empty((B, u), dt)")
+        for k in p.materialized_prev:
+            if k not in p.saved_prev:
+                s(f"P{k} = np.empty((B, u), dt)")
+        for n in p.elementwise:
+            if n.id in p.stored and n.id not in p.needed:
+                s(f"E{n.id} = np.empty((B, {_width(p, n.width)}), dt)")
+        for g in p.groups:
+            if g not in p.saved_groups:
+                s(f"M{g.index} = np.empty((B, {len(g.nodes)} * u), dt)")
+        s("for s in range(T):")
+        s.indent()
+        s("t = T - 1 - s if backwards else s")
+        if p.saved:
+            s("k = t if keep else 0")
+        for k in p.saved_prev:
+            s(f"P{k} = SP{k}[k]")
+        for n in p.saved_nodes:
+            s(f"E{n.id} = SV{n.id}[k]")
+        for g in p.saved_groups:
+            s(f"M{g.index} = SM{g.index}[k]")
+        if p.materialized_prev:
+            s("# the previous states this step reads (the first one with recurrent dropout)")
+            s(ROWS)
+            s.indent()
+            for k in p.materialized_prev:
+                s(f"S{k}_b = S{k}[b]")
+                s(f"P{k}_b = P{k}[b]")
+                if k == 0:
+                    s("if rmask.shape[0] == 0:")
+                    s("    for j in range(u):")
+                    s("        P0_b[j] = S0_b[j]")
+                    s("else:")
+                    s("    rm_b = rmask[b]")
+                    s("    for j in range(u):")
+                    s("        P0_b[j] = S0_b[j] * rm_b[j]")
+                else:
+                    s("for j in range(u):")
+                    s(f"    P{k}_b[j] = S{k}_b[j]")
+            s.dedent()
+        for phase in range(p.n_phases):
+            for g in p.groups:
+                if g.phase == phase:
+                    s(f"# {_describe_group(p, g)}")
+                    s(f"np.dot({self.left_array(g)}[b0:b1], W{g.index}, M{g.index}[b0:b1])")
+            self.forward_pass(phase)
+        s("# commit the new states (a padded step keeps the old ones) and emit the output")
+        s(ROWS)
+        s.indent()
+        s(f"real = {_real()}")
+        s("if real:")
+        s.indent()
+        for k in range(p.n_states):
+            s(f"S{k}_b = S{k}[b]")
+            s(f"N{k}_b = N{k}[b]")
+            s("for j in range(u):")
+            s(f"    S{k}_b[j] = N{k}_b[j]")
+        s.dedent()
+        s("S0_b = S0[b]")
+        s("o_b = out[s, b]")
+        s("if real or not zero_output:")
+        s("    for j in range(u):")
+        s("        o_b[j] = S0_b[j]")
+        s("else:")
+        s("    for j in range(u):")
+        s("        o_b[j] = k0")
+        s.dedent(3)
+
+    # --- backward -----------------------------------------------------------------------
+    def bval(self, n: Node, loop: _Loop) -> str:
+        p = self.p
+        if n.op == "const":
+            return p.const(n.attr)
+        if n.op == "vec":
+            return f"V{p.vec_slot[n.attr]}[j]"
+        if n.op == "input":
+            return f"{loop.tb(f'X{n.attr}')}[j]"
+        if n.op == "prev":
+            return f"{loop.tb(f'SP{n.attr}')}[j]"
+        if n.op == "matmul":
+            grp, blk = p.block[n.id]
+            arr = grp.name if grp.hoisted else f"SM{grp.index}"
+            return f"{loop.tb(arr)}[{_offset(blk)}]"
+        return f"{loop.tb(f'SV{n.id}')}[j]"
+
+    def badj(self, n: Node, phase: int, loop: _Loop) -> str | None:
+        p = self.p
+        if n.op == "const" or p.skip_push(n):
+            return None
+        if n.op == "vec":
+            return f"{loop.b(f'dV{p.vec_slot[n.attr]}')}[j]"
+        if n.op == "input":
+            return f"{loop.tb(f'dXl{n.attr}')}[j]"
+        if n.op == "prev":
+            return f"{loop.b(f'dP{n.attr}')}[j]"
+        if n.op == "matmul":
+            grp, blk = p.block[n.id]
+            arr = f"d{grp.name}" if grp.hoisted else f"dM{grp.index}"
+            return f"{loop.tb(arr)}[{_offset(blk)}]"
+        if p.phase[n.id] == phase:
+            return f"g{n.id}"
+        return f"{loop.b(f'A{n.id}')}[j]"
+
+    def backward_pass(self, phase: int) -> None:
+        p = self.p
+        for width, nodes in reversed(p.passes(phase)):
+            loop, body = _Loop(), []
+            for n in nodes:
+                init = []
+                if n.id in p.cross:
+                    init.append(f"{loop.b(f'A{n.id}')}[j]")
+                if n.op == "new":
+                    init.append(f"{loop.b(f'dS{n.attr}')}[j]")
+                body.append(f"g{n.id} = {' + '.join(init) if init else p.const(0.0)}")
+            for n in reversed(nodes):
+                for arg, term in contributions(n):
+                    target = self.badj(arg, phase, loop)
+                    if target is None:
+                        continue
+                    expr = render(term, lambda v: self.bval(v, loop), lambda a: f"g{a.id}", p.const)
+                    body.append(f"{target} += {expr}")
+            self.src(f"# phase {phase} backward: {', '.join(_describe(p, n) for n in reversed(nodes))}")
+            self.emit_loop(_width(p, width), loop, body, skip_padded=True)
+
+    def backward(self) -> None:
+        p, s = self.p, self.src
+        self.forward_mode = False
+        s("@njit(**KERNEL_OPTIONS)")
+        s(f"def cell_backward({', '.join(self.backward_args())}):")
+        s.indent()
+        s('"""Rows b0..b1, back through the steps. dS0.. hold the final-state gradients and end as')
+        s("the initial-state ones; the gradient arrays (zeros on entry) are added to." + '"""')
+        self.prologue()
+        for g in p.groups:
+            s(f"tmp{g.index} = np.empty((B, {_width(p, g.left.width)}), dt)")
+        for n in p.elementwise:
+            if n.id in p.cross:
+                s(f"A{n.id} = np.empty((B, {_width(p, n.width)}), dt)")
+        for k in p.prevs:
+            s(f"dP{k} = np.empty((B, u), dt)")
+        s("for s in range(T - 1, -1, -1):")
+        s.indent()
+        s("t = T - 1 - s if backwards else s")
+        s("# the output of this step was the first state (or zeros at a masked step)")
+        s(ROWS)
+        s(f"    if {_real()} or not zero_output:")
+        s("        dS0_b = dS0[b]")
+        s("        do_b = dout[s, b]")
+        s("        for j in range(u):")
+        s("            dS0_b[j] += do_b[j]")
+        buffers = [(f"A{n.id}", _width(p, n.width)) for n in p.elementwise if n.id in p.cross]
+        buffers += [(f"dP{k}", "u") for k in p.prevs]
+        if buffers:
+            s("# adjoints gathered across passes start at zero every step")
+            s(ROWS)
+            s.indent()
+            for name, width in buffers:
+                s(f"{name}_b = {name}[b]")
+                s(f"for j in range({width}):")
+                s(f"    {name}_b[j] = k0")
+            s.dedent()
+        for phase in reversed(range(p.n_phases)):
+            self.backward_pass(phase)
+            for g in p.groups:
+                if g.phase != phase:
+                    continue
+                left = g.left
+                target = f"dP{left.attr}" if left.op == "prev" else f"A{left.id}"
+                s(f"# {_describe_group(p, g)}: its left side's adjoint gets dM @ W^T")
+                s(f"np.dot({p.dM_name(g)}[t, b0:b1], WT{g.index}, tmp{g.index}[b0:b1])")
+                s(ROWS)
+                s(f"    tmp_b = tmp{g.index}[b]")
+                s(f"    tgt_b = {target}[b]")
+                s(f"    for j in range({_width(p, left.width)}):")
+                s("        tgt_b[j] += tmp_b[j]")
+        s("# hand the adjoints of the previous states to the step before (padded rows pass theirs on)")
+        s(ROWS)
+        s.indent()
+        s(f"if {_real()}:")
+        s.indent()
+        for k in range(p.n_states):
+            s(f"dS{k}_b = dS{k}[b]")
+            if k not in p.prevs:
+                s("for j in range(u):")
+                s(f"    dS{k}_b[j] = k0")
+                continue
+            s(f"dP{k}_b = dP{k}[b]")
+            if k == 0:
+                s("if rmask.shape[0] == 0:")
+                s("    for j in range(u):")
+                s("        dS0_b[j] = dP0_b[j]")
+                s("else:")
+                s("    rm_b = rmask[b]")
+                s("    for j in range(u):")
+                s("        dS0_b[j] = dP0_b[j] * rm_b[j]")
+            else:
+                s("for j in range(u):")
+                s(f"    dS{k}_b[j] = dP{k}_b[j]")
+        s.dedent(4)
+
+
+def _describe(p: Plan, n: Node) -> str:
+    cell = p.cell
+    if n.op == "new":
+        return f"new {cell.states[n.attr]}"
+    return f"{n.op}{'(' + n.attr + ')' if n.op == 'func' else ''}#{n.id}"
+
+
+def _describe_group(p: Plan, g: Group) -> str:
+    cell = p.cell
+    return f"{expr_text(cell, g.left, 3)} @ [{' | '.join(cell.weights[w].name for w in g.weights)}]"
+
+
+_PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3}
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def expr_text(cell, n: Node, outer: int = 0) -> str:
+    """The node as an expression of the cell's names (results by their equation's name)."""
+    name = cell.names.get(n.id)
+    if name is not None:
+        return name
+    if n.op == "const":
+        return f"{n.attr:g}"
+    if n.op == "input":
+        return cell.inputs[n.attr]
+    if n.op == "prev":
+        return cell.states[n.attr]
+    if n.op == "vec":
+        return cell.weights[n.attr].name
+    if n.op == "func":
+        inner = expr_text(cell, n.args[0])
+        return inner if n.attr == "linear" else f"{n.attr}({inner})"
+    prec = _PRECEDENCE.get(n.op, 0)
+    if n.op == "matmul":
+        text = f"{expr_text(cell, n.args[0], 3)} @ {cell.weights[n.attr].name}"
+    elif n.op == "neg":
+        text = f"-{expr_text(cell, n.args[0], prec)}"
+    else:
+        a, b = n.args
+        text = f"{expr_text(cell, a, prec)} {_SYMBOL[n.op]} {expr_text(cell, b, prec + 1)}"
+    return f"({text})" if prec < outer else text
+
+
+HEADER = '''"""Generated by rnndsl from `cell {name}` ({states}; inputs {inputs}). Do not edit.
+
+{equations}
+
+cell_forward({fargs})
+cell_backward({bargs})
+
+Constants k0, k1, ...: {consts}
+Products hoisted out of the time loop (the caller computes them over all steps):
+{hoisted}
+Products per step (fused by left side):
+{groups}
+Saved for backward (T, B, width) each: {saved}
+Gradients after the loop (the caller): dW of a hoisted product = X^T dxp, dW of a
+per-step product = (its saved left side)^T dM, over all steps at once.{shared}
+"""
+
+import numpy as np
+from numba import njit
+
+# activations.py {activations}: numba's cache checks only this file, so its hash is part of the name
+from rnndsl.kernels.cpu.activations import (
+    KERNEL_OPTIONS, dhard_sigmoid_, drelu_, dsigmoid_, dtanh_, hard_sigmoid_, relu_, sigmoid_, tanh_,
+)
+
+'''
+
+
+def generate(plan: Plan) -> str:
+    """The module source: cell_forward and cell_backward, numba-compiled with cache=True."""
+    gen = _Gen(plan)
+    gen.forward()
+    fwd_lines = gen.src.lines
+    gen.src = _Src()
+    gen.src()
+    gen.src()
+    gen.backward()
+    body = "\n".join(fwd_lines + gen.src.lines) + "\n"
+    consts = "\n".join(f"    k{i} = consts[{i}]" for i in range(len(plan.consts)))
+    body = body.replace("    #@CONSTS@", consts)
+    cell = plan.cell
+    shared = []
+    for gi, h in plan.alias.items():
+        shared.append(f"{_describe_group(plan, plan.groups[gi])} shares its adjoint with {_describe_group(plan, h)} (dM = d{h.name})")
+    for slot, (kind, grp, blk) in plan.vec_from.items():
+        arr = f"d{grp.name}" if kind == "xp" else f"dM{grp.index}"
+        shared.append(f"d{cell.weights[plan.vecs[slot]].name} = column sum of {arr} block {blk}")
+    lines = [line.rstrip() for line in cell.equations]
+    indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
+    header = HEADER.format(
+        activations=_activations_digest(),
+        name=cell.name,
+        states=("states " if len(cell.states) > 1 else "state ") + ", ".join(cell.states),
+        inputs=", ".join(cell.inputs),
+        equations="\n".join("    " + line[indent:] for line in lines),
+        fargs=", ".join(gen.forward_args()),
+        bargs=", ".join(gen.backward_args()),
+        consts=", ".join(repr(c) for c in plan.consts),
+        hoisted="\n".join(f"    {_describe_group(plan, g)}" for g in plan.hoisted) or "    (none)",
+        groups="\n".join(f"    phase {g.phase}: {_describe_group(plan, g)}" for g in plan.groups) or "    (none)",
+        saved=", ".join(gen.saved_name(k) for k in plan.saved) or "nothing",
+        shared="".join(f"\n  {x}" for x in shared) and ("\nShared adjoints:" + "".join(f"\n    {x}" for x in shared)),
+    )
+    return header + body
+
+
+def _activations_digest() -> str:
+    """A hash of the activations the kernels inline: editing them changes every generated module."""
+    import hashlib
+
+    from ..kernels.cpu import activations
+
+    return hashlib.sha256(Path(activations.__file__).read_bytes()).hexdigest()[:16]

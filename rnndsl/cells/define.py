@@ -1,0 +1,445 @@
+"""A `cell` definition of the language -> a checked :class:`Cell` (expression graph, weights).
+
+    cell NAME(units) [state(s1, s2, ...)] [inputs(x1, x2, ...)] [init(w = initializer, ...)] {
+      name = expression            one equation per line (or separated by ';')
+    }
+
+Names in the equations are told apart by declaration and position:
+
+* inputs: `x`, or the names in inputs(...); the value of that input at this step;
+* states: `h`, or the names in state(...) (the first one is the layer's output).
+  Before its equation a state name reads the state of the previous step; its
+  equation gives the new state; after it the name reads the new value;
+* results: any other name that an equation assigns; readable after its equation;
+* weights: every other name. `a @ W` makes W a matrix (rows: a's width, columns:
+  units); any other use makes a vector of units. Initialisers follow Keras: a
+  matrix glorot_uniform, or orthogonal when its left side depends on a state; a
+  vector that multiplies or divides something glorot_uniform (an element-wise
+  weight, as Keras's peephole weights), any other vector zeros (a bias).
+
+Problems are reported at their line and column into the DiagnosticSink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..errors import DiagnosticSink, Pos, did_you_mean
+from ..graph.graph import WeightSpec
+from ..lang import ast
+from .expr import FUNCTIONS, U, ExprGraph, Node
+
+INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "zeros", "ones", "uniform_0.05")
+CLAUSES = {"state": "state", "states": "state", "input": "inputs", "inputs": "inputs", "init": "init"}
+
+
+@dataclass
+class Weight:
+    name: str
+    kind: str                     # "matrix" or "vector"
+    pos: Pos                      # first use
+    rows: object = U              # matrix: "u" or ("x", k)
+    on_state: bool = False        # matrix: some left side depends on a state
+    multiplies: bool = False      # vector: an operand of * or /
+    init: str | None = None       # from init(...); None: the default
+
+    @property
+    def initializer(self) -> str:
+        if self.init:
+            return self.init
+        if self.kind == "matrix":
+            return "orthogonal" if self.on_state else "glorot_uniform"
+        return "glorot_uniform" if self.multiplies else "zeros"
+
+
+@dataclass
+class Cell:
+    """A checked cell: its inputs, states (first = output), weights and step graph."""
+
+    name: str
+    inputs: list[str]
+    states: list[str]
+    weights: list[Weight]                  # in order of first appearance
+    graph: ExprGraph
+    new: list[Node]                        # per state: the "new" node holding its next value
+    pos: Pos
+    equations: list[str] = field(default_factory=list)   # the source lines, for `rnndsl cell`
+    names: dict[int, str] = field(default_factory=dict)    # node id -> the name of its equation
+
+    def shape(self, w: Weight, units: int, features: list[int]) -> tuple[int, ...]:
+        if w.kind == "vector":
+            return (units,)
+        rows = units if w.rows == U else features[w.rows[1]]
+        return (rows, units)
+
+    def weight_specs(self, units: int, features: list[int], prefix: str, trainable: bool = True) -> list[WeightSpec]:
+        return [WeightSpec(f"{prefix}/{w.name}", self.shape(w, units, features), w.initializer, trainable)
+                for w in self.weights]
+
+    def describe_width(self, width) -> str:
+        if width == U:
+            return "units"
+        if width is None:
+            return "a number"
+        return f"the features of input {self.inputs[width[1]]}"
+
+    @cached_property
+    def plan(self):
+        from .codegen import Plan
+
+        return Plan(self)
+
+    @cached_property
+    def source(self) -> str:
+        from .codegen import generate
+
+        return generate(self.plan)
+
+    def describe(self) -> str:
+        """What `python -m rnndsl cell SPEC` prints: names, weights, how the step is scheduled."""
+        from .cache import module_path
+        from .codegen import _describe_group
+
+        plan = self.plan
+        out = [f"cell {self.name}(units): inputs {', '.join(self.inputs)}; "
+               f"state{'s' if len(self.states) > 1 else ''} {', '.join(self.states)} "
+               f"(the layer's output is {self.states[0]})"]
+        out.append("  weights, in get_weights() order:")
+        width = max(len(w.name) for w in self.weights)
+        for w in self.weights:
+            if w.kind == "vector":
+                shape = "(units,)"
+            else:
+                rows = "units" if w.rows == U else f"features of {self.inputs[w.rows[1]]}"
+                shape = f"({rows}, units)"
+            out.append(f"    {w.name.ljust(width)}  {shape:<28} {w.initializer}")
+        hoisted = "; ".join(_describe_group(plan, g) for g in plan.hoisted) or "none"
+        per_step = "; ".join(f"{_describe_group(plan, g)}" for g in plan.groups) or "none"
+        out.append(f"  input products hoisted out of the time loop: {hoisted}")
+        out.append(f"  products per step: {per_step}")
+        out.append(f"  saved per step for backward: {len(plan.saved)} array(s)")
+        out.append(f"  generated kernels: {module_path(self.source)}")
+        return "\n".join(out)
+
+    def kernels(self):
+        """The compiled module (generated source written to the cache folder and imported)."""
+        from .cache import load_module
+
+        return load_module(self.source)
+
+
+class _Definer:
+    def __init__(self, cdef: ast.CellDef, sink: DiagnosticSink):
+        self.cdef = cdef
+        self.sink = sink
+        self.ok = True
+        self.g = ExprGraph()
+        self.inputs: list[str] = ["x"]
+        self.input_pos: list[Pos] = [cdef.pos]
+        self.states: list[str] = ["h"]
+        self.state_pos: list[Pos] = [cdef.pos]
+        self.states_declared = False
+        self.inits: dict[str, tuple[str, Pos]] = {}
+        self.weights: dict[str, Weight] = {}
+        self.env: dict[str, Node] = {}               # results and new states assigned so far
+        self.assigned_at: dict[str, Pos] = {}
+        self.reads: dict[str, int] = {}
+        self.inputs_used: set[int] = set()
+        self.new: dict[int, Node] = {}
+
+    def error(self, pos: Pos, message: str, hint: str | None = None) -> None:
+        self.ok = False
+        self.sink.error(pos, message, hint)
+
+    # --- header ---------------------------------------------------------------------
+    def header(self) -> None:
+        head = self.cdef.head
+        params = [a for a in head.args]
+        if len(params) != 1 or params[0].name is not None or not _bare_name(params[0].value):
+            pos = params[1].pos if len(params) > 1 else (params[0].pos if params else head.pos)
+            self.error(pos, f"a cell takes one parameter, its units: cell {head.name}(units)",
+                       f"write `cell {head.name}(units) {{ ... }}` and use it as rnn({head.name}(32))")
+        seen: dict[str, Pos] = {}
+        for clause in self.cdef.clauses:
+            kind = CLAUSES.get(clause.name)
+            if kind is None:
+                hint = did_you_mean(clause.name, CLAUSES) or "a cell takes state(...), inputs(...) and init(...)"
+                self.error(clause.pos, f"unknown cell clause {clause.name!r}", hint)
+                continue
+            if kind in seen:
+                self.error(clause.pos, f"{clause.name}(...) is given twice (first at line {seen[kind].line})",
+                           "list all the names in one clause")
+                continue
+            seen[kind] = clause.pos
+            if kind == "init":
+                self.init_clause(clause)
+            else:
+                names = self.name_list(clause)
+                if not names:
+                    continue
+                if kind == "state":
+                    self.states, self.state_pos = [n for n, _ in names], [p for _, p in names]
+                    self.states_declared = True
+                else:
+                    self.inputs, self.input_pos = [n for n, _ in names], [p for _, p in names]
+        for name, pos in zip(self.inputs, self.input_pos):
+            if name in self.states:
+                self.error(pos, f"{name!r} is both an input and a state of the cell", "give them different names")
+
+    def name_list(self, clause: ast.Call) -> list[tuple[str, Pos]]:
+        out: list[tuple[str, Pos]] = []
+        for a in clause.args:
+            if a.name is not None or not _bare_name(a.value):
+                self.error(a.pos, f"{clause.name}(...) takes names, e.g. {clause.name}(h, c)")
+                continue
+            name = a.value.parts[0]
+            if name in FUNCTIONS:
+                self.error(a.pos, f"{name!r} is a function; pick another name")
+                continue
+            if any(n == name for n, _ in out):
+                self.error(a.pos, f"{name!r} is listed twice")
+                continue
+            out.append((name, a.pos))
+        if not out and not clause.args:
+            self.error(clause.pos, f"{clause.name}() names nothing", f"e.g. {clause.name}(h, c)")
+        return out
+
+    def init_clause(self, clause: ast.Call) -> None:
+        for a in clause.args:
+            if a.name is None:
+                self.error(a.pos, "init takes weight = initializer, e.g. init(bf = ones)")
+                continue
+            v = a.value
+            word = v.value if isinstance(v, ast.Str) else (v.parts[0] if _bare_name(v) else None)
+            if word not in INITIALIZER_NAMES:
+                hint = (did_you_mean(str(word), INITIALIZER_NAMES) if word else None) or \
+                    f"initializers: {', '.join(INITIALIZER_NAMES)}"
+                self.error(v.pos, f"unknown initializer {word if word else 'value'!r}", hint)
+                continue
+            if a.name in self.inits:
+                self.error(a.pos, f"init for {a.name!r} is given twice")
+                continue
+            self.inits[a.name] = (word, a.pos)
+
+    # --- body -----------------------------------------------------------------------
+    def body(self) -> None:
+        eqs = self.cdef.equations
+        self.first_assignment = {}
+        for eq in eqs:
+            self.first_assignment.setdefault(eq.target, eq.pos)
+        for eq in eqs:
+            self.equation(eq)
+
+    def equation(self, eq: ast.Equation) -> None:
+        name = eq.target
+        if name in self.inputs:
+            self.error(eq.pos, f"{name!r} is an input of the cell; it cannot be assigned",
+                       "give the result another name")
+            return
+        value = self.expr(eq.expr)
+        if name in self.assigned_at:
+            first = self.assigned_at[name]
+            if name in self.states:
+                self.error(eq.pos, f"state {name!r} is updated twice (first at line {first.line})",
+                           "a state takes one new value per step; give the intermediate value another name")
+            else:
+                self.error(eq.pos, f"{name!r} is assigned twice (first at line {first.line})",
+                           "each name is assigned once; use a new name")
+            return
+        self.assigned_at[name] = eq.pos
+        if value is None:
+            self.env[name] = None          # broken: later reads stay quiet instead of cascading
+            return
+        if name in self.states:
+            k = self.states.index(name)
+            if value.width not in (U, None):
+                self.error(eq.pos, f"state {name!r} has units features, but its new value has "
+                                   f"{self.describe(value.width)}",
+                           "project it to units, e.g. `... @ W`")
+                return
+            self.new[k] = self.g.new(k, value, eq.pos)
+        self.env[name] = value
+
+    def describe(self, width) -> str:
+        if width == U:
+            return "units"
+        return f"the features of input {self.inputs[width[1]]}"
+
+    def expr(self, e) -> Node | None:
+        if isinstance(e, ast.ENum):
+            return self.g.const(e.value, e.pos)
+        if isinstance(e, ast.EVar):
+            return self.var(e)
+        if isinstance(e, ast.EUnary):
+            a = self.expr(e.operand)
+            return None if a is None else self.g.op("neg", (a,), a.width, e.pos)
+        if isinstance(e, ast.ECall):
+            return self.call(e)
+        if e.op == "@":
+            return self.matmul(e)
+        a, b = self.expr(e.left), self.expr(e.right)
+        if a is None or b is None:
+            return None
+        if a.width is not None and b.width is not None and a.width != b.width:
+            hint = ("project the input to units first, e.g. `x @ W`" if ("x" in (a.width[0], b.width[0]))
+                    else None)
+            self.error(e.pos, f"the terms of '{e.op}' do not match: the left has {self.describe(a.width)}, "
+                              f"the right {self.describe(b.width)}", hint)
+            return None
+        if e.op in "*/":
+            for side in (a, b):
+                if side.op == "vec":
+                    list(self.weights.values())[side.attr].multiplies = True
+        width = a.width if a.width is not None else b.width
+        op = {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op]
+        return self.g.op(op, (a, b), width, e.pos)
+
+    def call(self, e: ast.ECall) -> Node | None:
+        if e.func not in FUNCTIONS:
+            hint = did_you_mean(e.func, FUNCTIONS) or f"functions: {', '.join(FUNCTIONS)}"
+            self.error(e.name_pos, f"unknown function {e.func!r}", hint)
+            for a in e.args:
+                self.expr(a)
+            return None
+        if len(e.args) != 1:
+            self.error(e.pos, f"{e.func} takes one argument, got {len(e.args)}")
+            return None
+        a = self.expr(e.args[0])
+        if a is None:
+            return None
+        if e.func == "linear":
+            return a
+        return self.g.op("func", (a,), a.width, e.pos, attr=e.func)
+
+    def var(self, e: ast.EVar) -> Node | None:
+        name = e.name
+        if name in self.env:
+            self.reads[name] = self.reads.get(name, 0) + 1
+            return self.env[name]          # None for a result whose equation had an error
+        if name in self.states:
+            return self.g.prev(self.states.index(name), e.pos)
+        if name in self.inputs:
+            k = self.inputs.index(name)
+            self.inputs_used.add(k)
+            return self.g.input(k, e.pos)
+        if name in self.first_assignment:
+            line = self.first_assignment[name].line
+            hint = ("move its equation above this line; only states can be read before their equation "
+                    "(they give the previous step's value)")
+            if not self.states_declared:
+                hint += f": to make {name!r} a state, declare state(h, {name})"
+            self.error(e.pos, f"{name!r} is used before it is defined (line {line})", hint)
+            return None
+        if name in FUNCTIONS:
+            self.error(e.pos, f"{name!r} is a function", f"call it: {name}(...)")
+            return None
+        w = self.weight(name, "vector", e.pos)
+        if w is None:
+            return None
+        return self.g.vec(list(self.weights).index(name), e.pos)
+
+    def weight(self, name: str, kind: str, pos: Pos) -> Weight | None:
+        w = self.weights.get(name)
+        if w is None:
+            w = self.weights[name] = Weight(name, kind, pos)
+            return w
+        if w.kind != kind:
+            first = "a matrix (after @)" if w.kind == "matrix" else "a vector"
+            self.error(pos, f"weight {name!r} is {first} at line {w.pos.line}, here it is used as "
+                            f"{'a matrix (after @)' if kind == 'matrix' else 'a vector'}",
+                       "use two weights with different names")
+            return None
+        return w
+
+    def matmul(self, e: ast.EBinary) -> Node | None:
+        left = self.expr(e.left)
+        r = e.right
+        if not isinstance(r, ast.EVar) or r.name in self.env or r.name in self.states or \
+                r.name in self.inputs or r.name in FUNCTIONS or r.name in self.first_assignment:
+            self.error(r.pos, "the right side of @ must be a weight: a name no equation assigns",
+                       "write products as `value @ W`, e.g. `x @ Wf` or `(r * h) @ U`")
+            return None
+        if left is None:
+            return None
+        if not left.batched:
+            self.error(e.left.pos, "the left side of @ must depend on an input or a state",
+                       "weights multiply values of the step, e.g. `x @ W` or `h @ U`")
+            return None
+        seen = r.name in self.weights
+        w = self.weight(r.name, "matrix", r.pos)
+        if w is None:
+            return None
+        if seen and w.rows != left.width:
+            self.error(e.pos, f"weight {r.name!r} multiplies {self.describe(left.width)} here but "
+                              f"{self.describe(w.rows)} at line {w.pos.line}",
+                       "use two weights with different names")
+            return None
+        w.rows = left.width
+        w.on_state = w.on_state or left.on_state
+        if left.op == "matmul":
+            # a product of a product: the inner one goes through an identity node, so the
+            # kernels hold it in an array of its own (the left side of a per-step product)
+            left = self.g.op("func", (left,), left.width, e.left.pos, attr="linear")
+        return self.g.matmul(left, list(self.weights).index(r.name), e.pos)
+
+    # --- after the body ---------------------------------------------------------------
+    def finish(self) -> None:
+        # "never used" findings follow from other errors often (a broken equation reads nothing),
+        # so they are reported only for a body that is otherwise clean
+        clean = self.ok
+        for k, (name, pos) in enumerate(zip(self.states, self.state_pos)):
+            if name not in self.assigned_at:
+                hint = f"give it an equation, e.g. `{name} = ...`"
+                if not self.states_declared:
+                    hint += "; a cell's state is h unless state(...) names its states"
+                self.error(pos, f"state {name!r} is never updated", hint)
+        if not clean:
+            return
+        for name, pos in self.assigned_at.items():
+            if name not in self.states and not self.reads.get(name):
+                self.error(pos, f"{name!r} is never used",
+                           "use it in an equation that leads to a state, or remove the line")
+        for k, (name, pos) in enumerate(zip(self.inputs, self.input_pos)):
+            if k not in self.inputs_used and name not in self.states:
+                self.error(pos, f"input {name!r} is never used",
+                           f"use it in an equation, e.g. `{name} @ W`; inputs(...) names the cell's inputs")
+        for name, (init, pos) in self.inits.items():
+            w = self.weights.get(name)
+            if w is None:
+                if name in self.assigned_at or name in self.states or name in self.inputs:
+                    self.error(pos, f"{name!r} is not a weight, so it takes no initializer")
+                else:
+                    hint = did_you_mean(name, self.weights) or "init(...) names weights used in the equations"
+                    self.error(pos, f"weight {name!r} is never used", hint)
+                continue
+            w.init = init
+
+
+def _bare_name(v) -> bool:
+    return isinstance(v, ast.Ref) and len(v.parts) == 1
+
+
+def define_cell(cdef: ast.CellDef, sink: DiagnosticSink, source: str = "") -> Cell | None:
+    """The checked Cell of a definition, or None after reporting its problems into sink."""
+    d = _Definer(cdef, sink)
+    d.header()
+    if not d.ok:
+        return None
+    d.body()
+    d.finish()
+    if not d.ok:
+        return None
+    weights = list(d.weights.values())
+    new = [d.new[k] for k in range(len(d.states))]
+    lines = []
+    if source and cdef.pos.line > 0:
+        src_lines = source.splitlines()
+        last = max([eq.pos.line for eq in cdef.equations] + [cdef.pos.line])
+        end = last
+        while end < len(src_lines) and "}" not in src_lines[end - 1]:
+            end += 1
+        lines = src_lines[cdef.pos.line - 1:end]
+    names = {node.id: name for name, node in d.env.items() if node is not None and node.op not in
+             ("const", "input", "prev", "vec")}
+    return Cell(cdef.name, d.inputs, d.states, weights, d.g, new, cdef.pos, lines, names)
