@@ -72,10 +72,11 @@ class Model:
         old = getattr(self, "_executor", None)
         self.device = device
         if old is not None:
-            weights, rng = old.read_weights(), old.rng
+            weights, rng, states = old.read_weights(), old.rng, old.export_states()
             self._executor = None
             self.executor.write_weights(weights)
             self.executor.rng = rng
+            self.executor.import_states(states)
         return self
 
     def _output_arrays(self, acts) -> list[np.ndarray]:

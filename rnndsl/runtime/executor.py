@@ -85,6 +85,18 @@ class Executor:
             return self.reset_to[node.id]
         return None
 
+    def export_states(self) -> dict:
+        """Carried states as host arrays (Model.to moves them to another executor)."""
+        def copy(d):
+            return {k: tuple(np.array(s, copy=True) for s in v) for k, v in d.items()}
+        return {"states": copy(self.states), "batch": dict(self.state_batch), "reset_to": copy(self.reset_to)}
+
+    def import_states(self, d: dict) -> None:
+        def conv(m):
+            return {k: tuple(np.asarray(s, dtype=self.dtype) for s in v) for k, v in m.items()}
+        self.states, self.reset_to = conv(d["states"]), conv(d["reset_to"])
+        self.state_batch = dict(d["batch"])
+
     def reset_states(self, states=None) -> None:
         """Forget carried states (back to zeros, or to `states` for the one stateful layer given)."""
         self.states.clear()

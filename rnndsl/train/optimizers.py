@@ -50,6 +50,8 @@ class Optimizer:
     """Base class: clipping, weight decay, iterations, slots and their state."""
 
     name = "optimizer"
+    # A device executor that keeps the slots on a GPU sets this to a callable copying them into _slots.
+    device_sync = None
     slot_names: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: float = 0.001, *, weight_decay: float | None = None,
@@ -75,6 +77,9 @@ class Optimizer:
     # ----- the step -------------------------------------------------------
     def apply(self, params: list[np.ndarray], grads: list[np.ndarray | None]) -> None:
         """One update of ``params`` in place; ``None`` gradients are skipped."""
+        if self.device_sync is not None:          # the slots were last updated on a GPU: bring them home
+            sync, self.device_sync = self.device_sync, None
+            sync()
         if len(params) != len(grads):
             raise TrainingError(f"optimizer got {len(params)} parameters but {len(grads)} gradients")
         live = []
@@ -162,6 +167,8 @@ class Optimizer:
     # ----- state ----------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat copy of the state: ``iterations`` and ``<slot>/<param index>``."""
+        if self.device_sync is not None:
+            self.device_sync()
         d = {"iterations": np.array(self.iterations, dtype=np.int64)}
         for name, per in self._slots.items():
             for i, arr in sorted(per.items()):

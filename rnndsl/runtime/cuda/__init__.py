@@ -24,7 +24,7 @@ from ...graph.graph import Graph, Node
 from ..executor import Executor, Tape
 from ..tensor import Act
 from .device import DAct, Engine
-from .layers import forward_node
+from .layers import check_supported, forward_node
 from .optim import DeviceSlots, apply_update
 
 __all__ = ["CudaExecutor", "DAct"]
@@ -55,6 +55,7 @@ class CudaExecutor(Executor):
     """
 
     def __init__(self, graph: Graph, dtype: str = "float32", seed: int = 0):
+        check_supported(graph)
         super().__init__(graph, dtype, seed)
         self.eng = Engine(self.dtype)
         self.params = [self.eng.upload(p) for p in self.params]

@@ -68,7 +68,8 @@ class Engine:
     @staticmethod
     def rows(a):
         """(T, B, F) or (B, F) as a 2-D (rows, F) view."""
-        return a.reshape(a.size // a.shape[-1], a.shape[-1])
+        f = a.shape[a.ndim - 1]          # (the simulator's shapes refuse negative indices)
+        return a.reshape(a.size // f, f)
 
     # --- launches ------------------------------------------------------------------------
     def grid(self, n):
@@ -125,7 +126,8 @@ class Engine:
         C = A.shape[1]
         if C == 0:
             return out
-        self.k.colsum[(-(-C // self.reduce_cols),), (self.reduce_cols, self.reduce_rows)](
+        shared = self.reduce_cols * self.reduce_rows * self.dtype.itemsize
+        self.k.colsum[(-(-C // self.reduce_cols),), (self.reduce_cols, self.reduce_rows), 0, shared](
             out, A, self.none2 if A2 is None else A2, self.none if w is None else w,
             self.ty(divisor), int(accumulate))
         return out
@@ -136,7 +138,7 @@ class Engine:
         if n:
             threads = self.reduce_cols * self.reduce_rows
             blocks = min(self.max_blocks, -(-n // threads))
-            self.k.sumsq[blocks, threads](acc, self.flat(a))
+            self.k.sumsq[blocks, threads, 0, threads * 8](acc, self.flat(a))
 
     def to_host(self, a):
         return a.copy_to_host()

@@ -17,9 +17,11 @@ from ...layers.bidirectional import Bidirectional
 from ...layers.dense import Dense
 from ...layers.dropout import Dropout
 from ...layers.embed import Embed
+from ...layers.gru import GRU
+from ...layers.lstm import LSTM
 from ...layers.merge import Add, Concat
-from ...layers.recurrent import RecurrentSpec
 from ...layers.repeat import Repeat
+from ...layers.simplernn import SimpleRNN
 from .device import DAct
 from .recurrent import bidirectional_forward, recurrent_forward
 
@@ -208,7 +210,7 @@ def repeat_forward(ex, node, W, ins, ctx, init_state=None):
 
 def concat_forward(ex, node, W, ins, ctx, init_state=None):
     eng = ex.eng
-    widths = [a.data.shape[-1] for a in ins]
+    widths = [a.data.shape[a.data.ndim - 1] for a in ins]
     offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).tolist()
     y = eng.empty(ins[0].data.shape[:-1] + (sum(widths),))
     for a, off in zip(ins, offsets):
@@ -244,12 +246,32 @@ _FORWARD = [
     (Concat, concat_forward),
     (Add, add_forward),
     (Bidirectional, bidirectional_forward),
-    (RecurrentSpec, recurrent_forward),
+    ((SimpleRNN, LSTM, GRU), recurrent_forward),
 ]
+CELLS = (SimpleRNN, LSTM, GRU)          # the recurrent layers with CUDA kernels (also inside bidirectional)
+
+
+def _forward_fn(node):
+    if isinstance(node.spec, Bidirectional):
+        inner = node.spec.inner(node)
+        return bidirectional_forward if inner is not None and isinstance(inner.spec, CELLS) else None
+    for cls, fn in _FORWARD:
+        if isinstance(node.spec, cls):
+            return fn
+    return None
+
+
+def check_supported(graph) -> None:
+    """DeviceError naming the layers the CUDA engine cannot run (checked when it is created)."""
+    missing = [f"{n.name} ({n.spec.display_name(n)})" for n in graph.nodes
+               if n.kind != "input" and _forward_fn(n) is None]
+    if missing:
+        raise DeviceError(f"no CUDA implementation for layer{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)}; use device='cpu'")
 
 
 def forward_node(ex, node, W, ins, ctx, init_state=None):
-    for cls, fn in _FORWARD:
-        if isinstance(node.spec, cls):
-            return fn(ex, node, W, ins, ctx, init_state)
-    raise DeviceError(f"layer {node.name!r} ({node.kind}) has no CUDA implementation; use device='cpu'")
+    fn = _forward_fn(node)
+    if fn is None:
+        check_supported(ex.graph)
+    return fn(ex, node, W, ins, ctx, init_state)

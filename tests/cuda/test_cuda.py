@@ -1,0 +1,88 @@
+"""The CUDA engine (rnndsl/runtime/cuda) against the CPU engine, under numba's CUDA simulator.
+
+numba reads NUMBA_ENABLE_CUDASIM once, when it is imported, and this pytest
+process has imported numba already; so every case of cases.py runs in one
+subprocess started with the variable set, and each case here checks that
+subprocess's report line. On a GPU machine run cases.py directly instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rnndsl
+from rnndsl import DeviceError
+from rnndsl.runtime import cuda_available, resolve_device
+
+HERE = Path(__file__).parent
+_spec = importlib.util.spec_from_file_location("rnndsl_cuda_cases", HERE / "cases.py")
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)      # only the case table: nothing touches numba.cuda here
+
+NAMES = list(cases.cases())
+SHARDS = 2
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """name -> report of every case, run once under the simulator."""
+    package_root = str(Path(rnndsl.__file__).resolve().parent.parent)   # the rnndsl this process tests
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
+               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    # the simulator is slow (one Python thread per CUDA thread) and single-core bound: two shards at once
+    shards = [subprocess.Popen([sys.executable, str(HERE / "cases.py"), "--shard", f"{k}/{SHARDS}"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for k in range(1, SHARDS + 1)]
+    reports, errors = {}, []
+    for p in shards:
+        out, err = p.communicate(timeout=600)
+        errors.append(err)
+        for line in out.splitlines():
+            if line.startswith("{"):
+                rec = json.loads(line)
+                reports[rec["name"]] = rec
+    stderr = "\n".join(errors)
+    if not reports:
+        pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
+    return reports, stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_equals_cpu(simulated, name):
+    reports, stderr = simulated
+    rec = reports.get(name)
+    assert rec is not None, f"case {name!r} did not report; the run stopped early:\n{stderr[-4000:]}"
+    if rec.get("skipped"):
+        pytest.skip(rec["detail"])
+    assert rec["ok"], rec["detail"]
+
+
+def test_device_cuda_without_a_gpu_names_the_simulator():
+    if cuda_available():
+        pytest.skip("a CUDA GPU (or the simulator) is visible to this process")
+    with pytest.raises(DeviceError, match="NUMBA_ENABLE_CUDASIM=1"):
+        rnndsl.compile("input x: float[?, 2]\noutput x | lstm(2) | dense(2)", device="cuda")
+    with pytest.raises(DeviceError, match="NUMBA_ENABLE_CUDASIM=1"):
+        rnndsl.compile("input x: float[?, 2]\noutput x | lstm(2) | dense(2)").to("cuda")
+
+
+def test_auto_device_is_cpu_without_a_gpu():
+    if cuda_available():
+        pytest.skip("a CUDA GPU (or the simulator) is visible to this process")
+    assert resolve_device("auto") == "cpu"
+    assert rnndsl.compile("input x: float[?, 2]\noutput x | gru(2)", device="auto").device == "cpu"
+
+
+def test_cuda_engine_imports_without_a_gpu():
+    """Importing the engine compiles nothing: kernels are built on first use."""
+    from rnndsl.runtime.cuda import CudaExecutor  # noqa: F401
+    from rnndsl.runtime import _cuda_backend
+
+    assert _cuda_backend()
