@@ -118,7 +118,7 @@ def cmd_run(args) -> int:
         inp = Path(args.input)
         if not inp.is_file():
             raise UsageError(f"no such input file: {inp}")
-        predict_checkpoint(path, inp, Path(args.output) if args.output else None)
+        predict_checkpoint(path, inp, Path(args.output) if args.output else None, device=args.device)
         return 0
     try:
         train_spec(path, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet,

@@ -10,20 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, DeviceError, TrainingError
+from ..errors import DataError, TrainingError
 from .sources import load_source
 
 
 def default_checkpoint(spec_path: Path) -> Path:
     return spec_path.with_suffix(".ckpt.npz")
-
-
-def check_device(device: str | None) -> None:
-    if device in (None, "cpu", "auto"):
-        return
-    if device == "cuda":
-        raise DeviceError("device 'cuda': this version of rnndsl runs on the CPU only; use --device cpu")
-    raise DeviceError(f"unknown device {device!r}; use cpu or auto")
 
 
 def greedy_decode(model, src, start_column) -> np.ndarray:
@@ -95,9 +87,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
                stream=None) -> dict:
     from .. import load
 
-    check_device(device)
     stream = stream or sys.stdout
-    model = load(spec_path, seed=seed or 0)
+    model = load(spec_path, seed=seed or 0, device=device or "cpu")
     cfg = dict(model.graph.train)
     if "data" not in cfg:
         raise TrainingError(f"{spec_path}: the train section names no data; add e.g. `data = digits()`")
@@ -154,12 +145,15 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     return result
 
 
-def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream=None) -> np.ndarray:
+def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream=None,
+                       device: str | None = None) -> np.ndarray:
     from ..data import load_arrays
     from .saving import load_model
 
     stream = stream or sys.stdout
     model = load_model(ckpt)
+    if device:
+        model.to(device)
     if input_path.suffix == ".npz":
         with np.load(input_path, allow_pickle=False) as f:
             keys = list(f.keys())
