@@ -16,7 +16,8 @@ Timers are put around rnndsl's own functions for the duration of the profile
 Inside a kernel, the share of the matrix products is measured by issuing the
 same products alone with the shapes the kernel saw (one (B,u)x(u,G*u) product
 per step, and in BPTT one (B,G*u)x(G*u,u) per step plus the (u,T*B)x(T*B,G*u)
-product for dU), from a numba loop like the kernels'; the rest of the kernel
+product for dU), from a numba loop like the kernels', split by batch rows
+across rnndsl's workers as its kernels are, BLAS at rnndsl's thread count; the rest of the kernel
 time is gate math and bookkeeping. The input projection x W (and its backward
 products) is measured the same way with NumPy; the remainder of a recurrent
 layer's own time outside its kernel is NumPy glue (bias add, zero-filled
@@ -148,8 +149,9 @@ class Probe:
                 finally:
                     probe.acc[(name, part)] += time.perf_counter() - t0
                     if capture:
-                        xp, U = a[0], a[1]
-                        probe.kernels[name].append((xp.shape[0], xp.shape[1], xp.shape[2], U.shape[0]))
+                        xp, U = (a + (None, None))[:2]
+                        if getattr(xp, "ndim", 0) == 3 and getattr(U, "ndim", 0) == 2:
+                            probe.kernels[name].append((xp.shape[0], xp.shape[1], xp.shape[2], U.shape[0]))
             return kernel
         return make
 
@@ -169,18 +171,65 @@ def _numba_loops():
                 np.dot(H[t], U, Z)
 
         @njit(nogil=True)
-        def rec_bwd(dZ, U, dH, H):
+        def rec_bwd(dZ, U, dH):
             UT = U.T
             for t in range(dZ.shape[0] - 1, -1, -1):
                 np.dot(dZ[t], UT, dH)
-            T, B, u = H.shape
-            return np.dot(H.reshape(T * B, u).T, dZ.reshape(T * B, dZ.shape[2]))
 
         _NUMBA.update(rec_fwd=rec_fwd, rec_bwd=rec_bwd)
     return _NUMBA
 
 
-def _best(fn, reps=7) -> float:
+def _rnndsl_split(rows: int, work: int) -> list[tuple[int, int]]:
+    """The batch-row split rnndsl's kernels use for this much work (one part when it has none)."""
+    try:
+        from rnndsl.kernels.cpu.parallel import chunks
+    except ImportError:
+        return [(0, rows)]
+    return chunks(rows, work)
+
+
+def _rnndsl_matmul():
+    try:
+        from rnndsl.kernels.cpu.parallel import matmul
+        return matmul
+    except ImportError:
+        return np.matmul
+
+
+def _blas_context():
+    """BLAS threads as rnndsl runs them: one per pool when rnndsl manages them."""
+    import contextlib
+    import os
+
+    try:
+        import rnndsl.runtime.threads  # noqa: F401
+    except ImportError:
+        return contextlib.nullcontext()
+    from bench.timing import blas_threads
+    return blas_threads(int(os.environ.get("RNNDSL_BLAS_THREADS", 1)))
+
+
+_POOL = None
+
+
+def _in_parts(fns) -> None:
+    """Run fns concurrently, the first on this thread (as rnndsl's run_split does)."""
+    global _POOL
+    if len(fns) == 1:
+        fns[0]()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _POOL is None or _POOL._max_workers < len(fns) - 1:
+        _POOL = ThreadPoolExecutor(max_workers=len(fns) - 1)
+    futures = [_POOL.submit(f) for f in fns[1:]]
+    fns[0]()
+    for f in futures:
+        f.result()
+
+
+def _median_time(fn, reps=7) -> float:
     fn()
     ts = []
     for _ in range(reps):
@@ -192,25 +241,43 @@ def _best(fn, reps=7) -> float:
 
 def matmul_alone(T: int, B: int, G: int, u: int, F: int | None) -> dict:
     """Seconds for the recurrent products (forward; BPTT) and the input projection
-    (forward; its two backward products) of one kernel call of these shapes."""
+    (forward; its two backward products) of one kernel call of these shapes, issued the
+    way rnndsl issues them: the per-step loops split by batch rows across its workers,
+    the large products through its row-split matmul, BLAS at rnndsl's thread count."""
     nb = _numba_loops()
+    mm = _rnndsl_matmul()
     rng = np.random.default_rng(0)
     f32 = np.float32
-    H = rng.standard_normal((T, B, u)).astype(f32)
     U = rng.standard_normal((u, G)).astype(f32)
-    Z = np.empty((B, G), f32)
-    dZ = rng.standard_normal((T, B, G)).astype(f32)
-    dH = np.empty((B, u), f32)
-    out = {"rec_fwd": _best(lambda: nb["rec_fwd"](H, U, Z)),
-           "rec_bwd": _best(lambda: nb["rec_bwd"](dZ, U, dH, H))}
-    if F:
-        X = rng.standard_normal((T * B, F)).astype(f32)
-        K = rng.standard_normal((F, G)).astype(f32)
-        dZ2 = dZ.reshape(T * B, G)
-        out["proj_fwd"] = _best(lambda: X @ K)
-        out["proj_bwd"] = _best(lambda: (X.T @ dZ2, dZ2 @ K.T))
-    else:
-        out["proj_fwd"] = out["proj_bwd"] = 0.0
+    parts = _rnndsl_split(B, T * B * G * u)
+    bufs = []
+    for b0, b1 in parts:
+        b = b1 - b0
+        bufs.append((rng.standard_normal((T, b, u)).astype(f32), np.empty((b, G), f32),
+                     rng.standard_normal((T, b, G)).astype(f32), np.empty((b, u), f32)))
+    H2 = rng.standard_normal((T * B, u)).astype(f32)
+    dZ2 = rng.standard_normal((T * B, G)).astype(f32)
+
+    def fwd():
+        _in_parts([lambda w=w: nb["rec_fwd"](w[0], U, w[1]) for w in bufs])
+
+    def bwd():
+        _in_parts([lambda w=w: nb["rec_bwd"](w[2], U, w[3]) for w in bufs])
+        mm(H2.T, dZ2)                                   # dU over all steps
+
+    with _blas_context():
+        out = {"rec_fwd": _median_time(fwd), "rec_bwd": _median_time(bwd), "split": len(parts)}
+        if F:
+            X = rng.standard_normal((T * B, F)).astype(f32)
+            K = rng.standard_normal((F, G)).astype(f32)
+            out["proj_fwd"] = _median_time(lambda: mm(X, K))
+            out["proj_bwd"] = _median_time(lambda: (mm(X.T, dZ2), mm(dZ2, K.T)))
+        else:
+            out["proj_fwd"] = out["proj_bwd"] = 0.0
+        bias = rng.standard_normal(G).astype(f32)
+        xp = np.empty((T * B, G), f32)
+        out["bias_fwd"] = _median_time(lambda: xp.__iadd__(bias))      # xp += b over all steps
+        out["bias_bwd"] = _median_time(lambda: dZ2.sum(axis=0))        # the bias gradient
     return out
 
 
@@ -261,10 +328,15 @@ def profile_phase(fn, model, steps: int, phase: str) -> dict:
             shapes = calls[:k_calls]
             F = probe.features.get(name)
             mm = [matmul_alone(T, B, G, u, F) for T, B, G, u in shapes]
-            rec = sum(m["rec_fwd"] for m in mm) + (sum(m["rec_bwd"] for m in mm) if phase == "train" else 0.0)
-            proj = sum(m["proj_fwd"] for m in mm) + (sum(m["proj_bwd"] for m in mm) if phase == "train" else 0.0)
+            train = phase == "train"
+
+            def both(key):
+                return sum(m[key + "_fwd"] for m in mm) + (sum(m[key + "_bwd"] for m in mm) if train else 0.0)
+
+            rec, proj = both("rec"), both("proj")
             row.update(kernel_fwd=kf, kernel_bwd=kb, kernel_shapes=[list(s) for s in shapes],
-                       rec_matmul=rec, projection=proj)
+                       rec_matmul=rec, projection=proj, bias_alone=both("bias"),
+                       split=mm[0].get("split", 1))
             cat["rec_matmul"] += rec
             cat["kernel_rest"] += kf + kb - rec
             cat["projection"] += proj
@@ -318,7 +390,8 @@ def format_profile(name: str, prof: dict) -> str:
             if "kernel_fwd" in row:
                 detail += f" (kernels {1e3 * (row['kernel_fwd'] + row['kernel_bwd']):.2f}, of which recurrent " \
                           f"matmuls alone {1e3 * row['rec_matmul']:.2f}; projection alone " \
-                          f"{1e3 * row['projection']:.2f})"
+                          f"{1e3 * row['projection']:.2f}; bias add/sum alone {1e3 * row['bias_alone']:.2f}; " \
+                          f"rows split {row['split']} ways)"
             lines.append(f"      {node} ({row['kind']}): {detail} ms")
         book = ", ".join(f"{k.strip('()')} {1e3 * v:.2f}" for k, v in p["bookkeeping"].items())
         if book:
@@ -327,6 +400,7 @@ def format_profile(name: str, prof: dict) -> str:
 
 
 def main(args) -> int:
+    from bench.timing import BackgroundLoad, wait_quiet
     from bench.workloads import select
 
     out_path = Path(args.json) if args.json else HERE / "profile.json"
@@ -336,8 +410,14 @@ def main(args) -> int:
     for wl in select(args.only):
         if wl.kind == "stream":
             continue
-        results[wl.name] = profile_workload(wl, steps, warmup)
+        if getattr(args, "wait_quiet", 0) > 0:
+            wait_quiet(args.wait_quiet)
+        with BackgroundLoad() as bg:
+            results[wl.name] = profile_workload(wl, steps, warmup)
+        results[wl.name]["background_cpu_share"] = bg.share
         print(format_profile(wl.name, results[wl.name]), flush=True)
+        if (bg.share or 0) > 0.1:
+            print(f"  (other processes used {100 * bg.share:.0f}% of the CPU meanwhile: noisy)", flush=True)
     doc = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "threads": args.threads, "steps": steps,
            "workloads": results}
     out_path.write_text(json.dumps(doc, indent=1) + "\n")

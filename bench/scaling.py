@@ -141,6 +141,7 @@ def _ms(s) -> str:
 
 def main(args) -> int:
     from bench.run import markdown_table
+    from bench.timing import wait_quiet
 
     out_path = Path(args.json) if args.json else HERE / "scaling.json"
     reps = args.steps or (2 if args.quick else 5)
@@ -153,6 +154,8 @@ def main(args) -> int:
     for T, H in points:
         got = {}
         for mode in ("infer", "train"):
+            if getattr(args, "wait_quiet", 0) > 0:
+                wait_quiet(args.wait_quiet)
             res = _one({"T": T, "H": H, "mode": mode, "reps": reps}, args.threads, timeout=300)
             results.append(res)
             got[mode] = res

@@ -111,8 +111,23 @@ def measure_interleaved(entries: list, warmup: int, steps: int, chunk: int = 5, 
     return out
 
 
-def sgemm_ceiling(n: int = 2048, reps: int = 10) -> dict:
-    """NumPy float32 n x n matmul throughput in GFLOP/s (median and best of `reps`)."""
+def blas_threads(n: int):
+    """A context holding every loaded BLAS at n threads (rnndsl sets its pools to one thread
+    when it runs; the ceiling is measured with all the benchmark's threads)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def sgemm_ceiling(n: int = 2048, reps: int = 20, threads: int | None = None) -> dict:
+    """NumPy float32 n x n matmul throughput in GFLOP/s: best and median of `reps` products.
+    The ceiling is the best (a peak; on a shared machine the median can be dragged down
+    by other processes)."""
+    if threads is not None:
+        with blas_threads(threads):
+            return sgemm_ceiling(n, reps)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(np.float32)
     b = rng.standard_normal((n, n)).astype(np.float32)
@@ -171,12 +186,25 @@ class BackgroundLoad:
     def __exit__(self, *exc):
         j1 = _cpu_jiffies()
         wall = time.perf_counter() - self.t0
+        self.capacity = wall * (os.cpu_count() or 1)          # core-seconds
         if self.j0 is None or j1 is None or wall <= 0:
-            self.share = None
+            self.share = self.others = None
         else:
-            others = (j1[0] - self.j0[0]) - (j1[1] - self.j0[1])
-            self.share = max(0.0, min(1.0, others / (wall * (os.cpu_count() or 1))))
+            self.others = max(0.0, (j1[0] - self.j0[0]) - (j1[1] - self.j0[1]))
+            self.share = min(1.0, self.others / self.capacity)
         return False
+
+
+def wait_quiet(max_s: float, threshold: float = 0.15, window: float = 2.0) -> float | None:
+    """Sleep (up to max_s) until other processes use less than `threshold` of the CPU over
+    a `window`-second sample; returns the last share seen."""
+    share, t_end = None, time.perf_counter() + max_s
+    while True:
+        with BackgroundLoad() as bg:
+            time.sleep(window)
+        share = bg.share
+        if share is None or share < threshold or time.perf_counter() >= t_end:
+            return share
 
 
 def machine_info(threads: int) -> dict:
