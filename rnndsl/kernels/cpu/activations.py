@@ -308,6 +308,21 @@ def copy_row(dst, src):
 
 
 @njit(inline="always")
+def flush_row(row, tiny):
+    """Values with |v| < tiny (about the smallest normal float) to zero.
+
+    A gradient decaying backwards through a long sequence spends about a hundred
+    steps in the subnormal range, where x86 arithmetic is some 100x slower: a
+    500-step lstm(64) train step took 70 ms instead of 7. Flushing the carried
+    state gradients each step keeps everything downstream normal; the values
+    dropped are below 1.2e-35 (float32), far under any gradient that matters.
+    """
+    for j in range(row.shape[0]):
+        v = row[j]
+        row[j] = v if abs(v) >= tiny else v * 0
+
+
+@njit(inline="always")
 def dropped_row(dst, src, rmask, b):
     """dst = src * rmask[b], or a copy when there is no recurrent dropout.
 
@@ -389,6 +404,12 @@ def prepare_forward(xp, n_gates, U, states, mask, rmask):
     else:
         rmask = _as(rmask, dtype, (B, u), "rmask (recurrent dropout mask)")
     return xp, U, states, mask, rmask
+
+
+def smallest_normal(arr):
+    """flush_row's threshold: 1024 times the smallest normal value of arr's float type, so
+    that a flushed gradient times a factor in (0, 1) stays out of the subnormal range."""
+    return arr.dtype.type(np.finfo(arr.dtype).tiny * 1024)
 
 
 def prepare_backward(saved_dtype, out_shape, dout, final_grads):

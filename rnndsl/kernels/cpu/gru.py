@@ -38,12 +38,14 @@ from .activations import (
     add_output_grad_row,
     commit_row,
     copy_row,
+    flush_row,
     dact_row,
     dropped_row,
     emit_row,
     is_real,
     prepare_backward,
     prepare_forward,
+    smallest_normal as _tiny,
     step_time,
 )
 
@@ -125,7 +127,7 @@ def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
 
 @njit(**KERNEL_OPTIONS)
 def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
-                        gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, b0, b1):
+                        gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
     (T,B,3u); otherwise dZR (T,B,2u), dHH (T,B,u)); dHt holds dhT and ends as dh0."""
     T, B, G = gates.shape
@@ -203,6 +205,7 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                     dHt_rec[b, j] += dHd[b, j]
                 # Hd = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
+                flush_row(dHt[b], tiny)
 
 
 def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
@@ -257,7 +260,7 @@ def gru_backward(saved, dout, dhT=None):
     run_split(lambda b0, b1: gru_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
         saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
-        dh0, dxp, dRec, dZR, dHH, b0, b1), B, T * B * G * u)
+        dh0, dxp, dRec, dZR, dHH, b0, b1, _tiny(dxp)), B, T * B * G * u)
     # dU = sum_t (matmul input)^T (its output gradient): one product per block over all steps
     H = saved.h_rec.reshape(T * B, u).T
     if ra_:

@@ -32,12 +32,14 @@ from .activations import (
     add_output_grad_row,
     commit_row,
     copy_row,
+    flush_row,
     dact_row,
     dropped_row,
     emit_row,
     is_real,
     prepare_backward,
     prepare_forward,
+    smallest_normal as _tiny,
     step_time,
 )
 
@@ -99,7 +101,7 @@ def lstm_forward_kernel(xp, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_o
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, b0, b1):
+                         gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0."""
     T, B, G = gates.shape
     u = G // 4
@@ -142,12 +144,15 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             dact_row(dZt[: 2 * u], dpost[: 2 * u], Zt[: 2 * u], ract)
             dact_row(dZt[2 * u : 3 * u], dpost[2 * u : 3 * u], Gt, act)
             dact_row(dZt[3 * u :], dpost[3 * u :], Ot, ract)
+            flush_row(dZt, tiny)
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
         np.dot(dxp[t, b0:b1], UT, dHt_rec[b0:b1])
         for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
+                flush_row(dHt[b], tiny)
+                flush_row(dCt[b], tiny)
 
 
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
@@ -186,7 +191,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None):
     run_split(lambda b0, b1: lstm_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation,
         saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
-        saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, b0, b1),
+        saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, b0, b1, _tiny(dxp)),
         B, T * B * G * u)
     # dU = sum_t Ht_prev_r^T dZ_t: one product over all steps
     dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, G))

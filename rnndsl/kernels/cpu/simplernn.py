@@ -27,12 +27,14 @@ from .activations import (
     activation_code,
     add_output_grad_row,
     commit_row,
+    flush_row,
     dact_row,
     dropped_row,
     emit_row,
     is_real,
     prepare_backward,
     prepare_forward,
+    smallest_normal as _tiny,
     step_time,
 )
 
@@ -74,7 +76,7 @@ def simplernn_forward_kernel(xp, U, Ht, mask, rmask, act, backwards, zero_output
 
 @njit(**KERNEL_OPTIONS)
 def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
-                              h_rec, h_new, dout, dHt, dxp, b0, b1):
+                              h_rec, h_new, dout, dHt, dxp, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,u); dHt holds dhT and ends as dh0."""
     T, B, u = h_new.shape
     dt = h_new.dtype
@@ -89,6 +91,7 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
             if real:
                 # H_t = a(Z_t)
                 dact_row(dxp[t, b], dHt[b], h_new[t, b], act)
+                flush_row(dxp[t, b], tiny)
             else:
                 # padded: H_t = H_{t-1}; dHt passes through
                 dxp[t, b] = 0
@@ -98,6 +101,7 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
+                flush_row(dHt[b], tiny)
 
 
 def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
@@ -127,7 +131,7 @@ def simplernn_backward(saved, dout, dhT=None):
     dh0 = dhT.copy()
     run_split(lambda b0, b1: simplernn_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
-        saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, b0, b1), B, T * B * u * u)
+        saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, b0, b1, _tiny(dxp)), B, T * B * u * u)
     # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
     dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, u))
     return dxp, dU, dh0
