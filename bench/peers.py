@@ -45,10 +45,10 @@ def rnndsl_version() -> str:
     return getattr(rnndsl, "__version__", "?")
 
 
-def rnndsl_runner(wl: Workload, x, y) -> Runner:
+def rnndsl_runner(wl: Workload, x, y, device: str = "cpu") -> Runner:
     import rnndsl
 
-    m = rnndsl.compile(wl.spec, dtype="float32", seed=0)
+    m = rnndsl.compile(wl.spec, dtype="float32", seed=0, device=device)
     if wl.kind == "stream":
         return _rnndsl_stream(m, x)
     r = Runner("rnndsl", infer=lambda: m.predict_on_batch(x), model=m)

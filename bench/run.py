@@ -77,6 +77,44 @@ def set_threads(n: int) -> None:
               "run this file as a script (python bench/run.py)", file=sys.stderr)
 
 
+def gpu_section(wls, args) -> dict:
+    """rnndsl's CUDA engine on the same workloads when a real GPU is visible; else say why not."""
+    import os
+
+    import numpy as np
+
+    from bench import peers
+    from bench.timing import measure
+    from rnndsl.runtime import cuda_available
+
+    if os.environ.get("NUMBA_ENABLE_CUDASIM"):
+        reason = "NUMBA_ENABLE_CUDASIM is set: the simulator is for tests, not timings"
+    elif not cuda_available():
+        reason = "no CUDA GPU visible"
+    else:
+        reason = None
+    if reason:
+        print(f"\nGPU path: skipped ({reason}).")
+        return {"skipped": reason}
+    print("\nGPU path (rnndsl device=\"cuda\", float32):")
+    rows, out = [], {}
+    for wl in wls:
+        if wl.kind == "stream":
+            continue
+        warmup, steps = _settings(args, wl)
+        x, y = wl.make_data(np.random.default_rng(0))
+        try:
+            r = peers.rnndsl_runner(wl, x, y, device="cuda")
+            tr, inf = measure(r.train, warmup, steps), measure(r.infer, warmup, steps)
+            out[wl.name] = {"train": tr, "infer": inf}
+            rows.append((wl.name, f"{tr['median'] * 1e3:.3g}", f"{inf['median'] * 1e3:.3g}"))
+        except Exception as e:                      # noqa: BLE001 - recorded, the run goes on
+            out[wl.name] = {"error": _error_text(e)}
+            rows.append((wl.name, "error", _error_text(e)[:60]))
+    print(markdown_table(("workload", "rnndsl cuda train ms", "rnndsl cuda infer ms"), rows))
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
@@ -366,6 +404,7 @@ def compare(args) -> int:
         print("\n" + "\n".join(notes))
     verdicts = _verdict_lines(results)
     print("\ntargets (issue 5):\n" + "\n".join(verdicts))
+    gpu = gpu_section(wls, args)
     info["load_average_at_end"] = load_average()
     doc = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
@@ -377,6 +416,7 @@ def compare(args) -> int:
         "workloads": results,
         "table": {"header": list(HEADER), "rows": [list(r) for r in table_rows(results)]},
         "wall_s": time.perf_counter() - t_start,
+        "gpu": gpu,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
