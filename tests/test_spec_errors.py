@@ -2,22 +2,8 @@
 
 import pytest
 
-import rnndsl
+from spec_helpers import col_of, errors_of
 from rnndsl.errors import SpecError
-
-
-def errors_of(text: str) -> list:
-    with pytest.raises(SpecError) as info:
-        rnndsl.compile(text, file="bad.rnn")
-    return info.value.diagnostics
-
-
-def col_of(text: str, line: int, culprit: str, nth: int = 0) -> int:
-    src = text.splitlines()[line - 1]
-    idx = -1
-    for _ in range(nth + 1):
-        idx = src.index(culprit, idx + 1)
-    return idx + 1
 
 
 # (spec, line, culprit substring (column = where it starts), message part, hint part or None)

@@ -378,7 +378,7 @@ def parse(text: str, file: str = "<spec>") -> ast.Spec:
             expected = set(e.expected)
             sink.error(pos, f"{found}; expected {_describe_expected(expected)}",
                        _syntax_hint(tok.type, expected, text[start:end]))
-        except UnexpectedEOF as e:  # pragma: no cover - lalr reports UnexpectedToken($END)
+        except UnexpectedEOF:  # pragma: no cover - lalr reports UnexpectedToken($END)
             sink.error(Pos(file, line, col + 1), "unexpected end of input")
         except VisitError as e:  # pragma: no cover - a transformer bug, not a user error
             raise e.orig_exc

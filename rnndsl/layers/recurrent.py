@@ -155,7 +155,6 @@ class RecurrentSpec(LayerSpec):
         x = ins[0]
         o = node.opts
         T, B, _ = x.data.shape
-        u = o["units"]
         init, from_edge = init_state, init_state is not None
         if o["stateful"]:
             carried = ctx.stateful_state(node, B)

@@ -209,8 +209,18 @@ class Executor:
         tape.ctx = ctx
         return tape
 
-    def backward(self, tape: Tape, d_outputs: list[np.ndarray | None]):
-        """Gradients of the weights (None where not trainable) and of the float inputs."""
+    # --- array operations a device executor replaces ------------------------------------
+    def _add(self, a, b):
+        return a + b
+
+    def _zeros_like(self, param):
+        return np.zeros_like(param)
+
+    def _to_engine(self, g):
+        return g
+
+    def _walk_tape(self, tape: Tape, d_outputs):
+        """(weight gradients, gradients by (node, port)): the tape in reverse, fan-out summed."""
         grads: dict = {}
 
         def add(key, g):
@@ -218,11 +228,14 @@ class Executor:
                 return
             if key in grads:
                 old = grads[key]
-                grads[key] = tuple(a + b for a, b in zip(old, g)) if isinstance(g, tuple) else old + g
+                grads[key] = tuple(self._add(a, b) for a, b in zip(old, g)) if isinstance(g, tuple) \
+                    else self._add(old, g)
             else:
                 grads[key] = g
 
         for o, d in zip(self.graph.outputs, d_outputs):
+            if d is not None:
+                d = tuple(self._to_engine(x) for x in d) if isinstance(d, tuple) else self._to_engine(d)
             add((o.ref.node, o.ref.port), d)
         w_grads: list = [None] * len(self.params)
         for node, backprop in reversed(tape.entries):
@@ -231,7 +244,7 @@ class Executor:
             if all(v is None for v in d_out.values()):
                 for i in range(sl.start, sl.stop):
                     if self.trainable[i]:
-                        w_grads[i] = np.zeros_like(self.params[i])
+                        w_grads[i] = self._zeros_like(self.params[i])
                 continue
             d_ins, d_W, d_init = backprop(d_out)
             for r, g in zip(node.inputs, d_ins):
@@ -240,5 +253,10 @@ class Executor:
                 add((node.initial_state.node, "state"), d_init)
             for i, g in zip(range(sl.start, sl.stop), d_W):
                 w_grads[i] = g if self.trainable[i] else None
+        return w_grads, grads
+
+    def backward(self, tape: Tape, d_outputs: list[np.ndarray | None]):
+        """Gradients of the weights (None where not trainable) and of the float inputs."""
+        w_grads, grads = self._walk_tape(tape, d_outputs)
         in_grads = [grads.get((nid, "out")) for nid in self.graph.inputs]
         return w_grads, in_grads

@@ -2,28 +2,13 @@
 
 import pytest
 
-import rnndsl
-from rnndsl.errors import SpecError
+from spec_helpers import col_of, errors_of
 
 USE = "input x: float[?, 4]\noutput x | rnn({}(8)) | dense(1)\n"
 
 
 def cell(body: str, head: str = "c(units)", name: str = "c") -> str:
     return f"cell {head} {{\n{body}\n}}\n" + USE.format(name)
-
-
-def errors_of(text: str) -> list:
-    with pytest.raises(SpecError) as info:
-        rnndsl.compile(text, file="bad.rnn")
-    return info.value.diagnostics
-
-
-def col_of(text: str, line: int, culprit: str, nth: int = 0) -> int:
-    src = text.splitlines()[line - 1]
-    idx = -1
-    for _ in range(nth + 1):
-        idx = src.index(culprit, idx + 1)
-    return idx + 1
 
 
 # (spec, line, culprit substring (column = where it starts; nth occurrence), message part, hint part or None)

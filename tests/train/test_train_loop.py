@@ -1,6 +1,5 @@
 """fit / evaluate / train_on_batch / checkpoints on small real tasks."""
 
-import io
 import math
 
 import numpy as np
@@ -24,8 +23,7 @@ def test_fit_learns_digits_and_history(digits):
     xtr, xte, ytr, yte = digits
     m = rnndsl.compile(DIGITS, seed=0).configure(loss="sparse_categorical_crossentropy",
                                                    optimizer=Adam(0.01), metrics=["accuracy"])
-    out = io.StringIO()
-    h = m.fit(xtr[:600], ytr[:600], epochs=4, batch_size=32, validation_split=0.2, verbose=1, seed=1)
+    h = m.fit(xtr[:600], ytr[:600], epochs=4, batch_size=32, validation_split=0.2, verbose=0, seed=1)
     assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert len(h.history["loss"]) == 4 and h.history["loss"][-1] < h.history["loss"][0]
     loss, acc = m.evaluate(xte, yte)

@@ -141,43 +141,19 @@ class CudaExecutor(Executor):
             return Act(np.ascontiguousarray(v.data.copy_to_host()), v.hmask)
         return tuple(s.copy_to_host() for s in v)
 
+    def _add(self, a, b):
+        return self.eng.add(a, b)
+
+    def _zeros_like(self, param):
+        return self.eng.zeros(param.shape)
+
+    def _to_engine(self, g):
+        return self.eng.upload(g, self.dtype)
+
     def backward(self, tape: Tape, d_outputs):
         """Gradients of the weights (None where not trainable) and of the float inputs, as host
         arrays; the device copies of the weight gradients are kept for apply_update."""
-        eng = self.eng
-        grads: dict = {}
-
-        def add(key, g):
-            if g is None:
-                return
-            if key in grads:
-                old = grads[key]
-                grads[key] = tuple(eng.add(a, b) for a, b in zip(old, g)) if isinstance(g, tuple) \
-                    else eng.add(old, g)
-            else:
-                grads[key] = g
-
-        for o, d in zip(self.graph.outputs, d_outputs):
-            if d is not None:
-                d = tuple(eng.upload(x, self.dtype) for x in d) if isinstance(d, tuple) \
-                    else eng.upload(d, self.dtype)
-            add((o.ref.node, o.ref.port), d)
-        w_grads: list = [None] * len(self.params)
-        for node, backprop in reversed(tape.entries):
-            d_out = {port: grads.pop((node.id, port), None) for port in (*node.outputs, "state")}
-            sl = self.slices[node.id]
-            if all(v is None for v in d_out.values()):
-                for i in range(sl.start, sl.stop):
-                    if self.trainable[i]:
-                        w_grads[i] = eng.zeros(self.params[i].shape)
-                continue
-            d_ins, d_W, d_init = backprop(d_out)
-            for r, g in zip(node.inputs, d_ins):
-                add((r.node, r.port), g)
-            if node.initial_state is not None:
-                add((node.initial_state.node, "state"), d_init)
-            for i, g in zip(range(sl.start, sl.stop), d_W):
-                w_grads[i] = g if self.trainable[i] else None
+        w_grads, grads = self._walk_tape(tape, d_outputs)
         host = [None if g is None else g.copy_to_host() for g in w_grads]
         self._grads = (host, w_grads)
         in_grads = []
