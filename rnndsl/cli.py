@@ -104,6 +104,11 @@ def cmd_cell(args) -> int:
     for i, name in enumerate(names):
         if i:
             print()
+        if getattr(args, "cuda", False):
+            from .cells.cuda_codegen import generate, unsupported
+            why = unsupported(cells[name])
+            print(f"# {why}: no CUDA kernels" if why else generate(cells[name], "float32"), end="" if not why else "\n")
+            continue
         print(cells[name].source if args.show else cells[name].describe())
     return 0
 
@@ -157,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("spec", help="a .rnn file with cell definitions")
     ce.add_argument("--show", action="store_true", help="print the generated kernel source")
     ce.add_argument("--name", help="only this cell")
+    ce.add_argument("--cuda", action="store_true",
+                    help="print the generated numba.cuda source (float32) instead of the CPU kernels")
     ce.set_defaults(func=cmd_cell)
 
     r = sub.add_parser("run", help="train a spec on its data (or predict with a checkpoint)",

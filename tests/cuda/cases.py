@@ -346,15 +346,16 @@ def hooks_case(dtype="float32"):
 
 
 def unsupported_case():
-    """A layer without CUDA kernels (a spec-declared cell) is refused when the engine is made."""
+    """A layer without CUDA kernels (a spec-declared cell reading its input element-wise) is refused
+    when the engine is made."""
     import rnndsl
     from rnndsl import DeviceError
     from rnndsl.layers import REGISTRY
 
     if "rnn" not in REGISTRY:
         raise Skip("this build has no rnn(cell) layer")
-    text = ("cell mgu(units) {\n  f = sigmoid(x @ Wf + h @ Uf + bf)\n  hc = tanh(x @ Wh + (f * h) @ Uh + bh)\n"
-            "  h = (1 - f) * h + f * hc\n}\ninput x: float[?, 2]\noutput x | rnn(mgu(2)) | dense(3)")
+    text = ("cell odd(units) {\n  q = (x * x - 0.25) @ Wq\n  h = tanh(h @ U + q)\n}\n"
+            "input x: float[?, 2]\noutput x | rnn(odd(2)) | dense(3)")
     m = rnndsl.compile(text, device="cuda")
     try:
         m.predict(X)

@@ -21,6 +21,7 @@ from ...layers.gru import GRU
 from ...layers.lstm import LSTM
 from ...layers.merge import Add, Concat
 from ...layers.repeat import Repeat
+from ...layers.rnn import RNN
 from ...layers.simplernn import SimpleRNN
 from .device import DAct
 from .recurrent import bidirectional_forward, recurrent_forward
@@ -248,22 +249,46 @@ _FORWARD = [
     (Bidirectional, bidirectional_forward),
     ((SimpleRNN, LSTM, GRU), recurrent_forward),
 ]
-CELLS = (SimpleRNN, LSTM, GRU)          # the recurrent layers with CUDA kernels (also inside bidirectional)
+CELLS = (SimpleRNN, LSTM, GRU, RNN)     # the recurrent layers with CUDA kernels (also inside bidirectional)
+
+
+def _cell_unsupported(node):
+    """Why rnn(cell(...)) (or bidirectional(rnn(...))) cannot run on the device, or None."""
+    from ...cells.cuda_codegen import unsupported
+    cell = node.opts.get("cell")
+    return "no cell" if cell is None else unsupported(cell)
 
 
 def _forward_fn(node):
     if isinstance(node.spec, Bidirectional):
         inner = node.spec.inner(node)
+        if inner is not None and isinstance(inner.spec, RNN) and _cell_unsupported(inner) is not None:
+            return None
         return bidirectional_forward if inner is not None and isinstance(inner.spec, CELLS) else None
+    if isinstance(node.spec, RNN):
+        if _cell_unsupported(node) is not None:
+            return None
+        from ...cells.cuda_run import rnn_forward
+        return rnn_forward
     for cls, fn in _FORWARD:
         if isinstance(node.spec, cls):
             return fn
     return None
 
 
+def _why(node) -> str:
+    """What a custom cell uses that has no CUDA kernels, for the error message."""
+    if isinstance(node.spec, Bidirectional):
+        node = node.spec.inner(node)
+    if node is None or not isinstance(node.spec, RNN):
+        return ""
+    why = _cell_unsupported(node)
+    return f": {why}" if why else ""
+
+
 def check_supported(graph) -> None:
     """DeviceError naming the layers the CUDA engine cannot run (checked when it is created)."""
-    missing = [f"{n.name} ({n.spec.display_name(n)})" for n in graph.nodes
+    missing = [f"{n.name} ({n.spec.display_name(n)}{_why(n)})" for n in graph.nodes
                if n.kind != "input" and _forward_fn(n) is None]
     if missing:
         raise DeviceError(f"no CUDA implementation for layer{'s' if len(missing) > 1 else ''} "

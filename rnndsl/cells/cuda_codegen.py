@@ -1,0 +1,310 @@
+"""Generate numba.cuda kernels for a cell step from the same schedule (Plan) as the CPU kernels.
+
+Per processing step s (input time t, next time tn, -1 past the end):
+
+    forward:  for each phase p: the per-step products of phase p, one device GEMM each
+              (M_g[t] = left[t] @ W_g), then ONE generated kernel fwd_p with one
+              thread per (batch row b, unit j) computing every element-wise node of
+              phase p, storing each into E_n[t] (what backward and later phases read),
+              committing new states (a padded step keeps the old ones), writing
+              out[s] and already the next step's (dropped) previous state SP_k[tn].
+    backward: for each phase p, last first: ONE generated kernel bwd_p pushing the
+              adjoints of the phase's nodes to their arguments (autodiff.contributions),
+              then for each per-step product of phase p: d(left) += dM_g[t] @ W_g^T
+              (a GEMM accumulating in place). The last phase's kernel starts the step:
+              it hands the previous-state adjoints dP of the step undone before to dS
+              (times the recurrent-dropout mask for the first state), adds dout[s] and
+              zeroes the step's adjoint buffers.
+
+Every thread touches only its own (b, j) entries of the (B, u) buffers, so the
+in-place updates are race-free; no shared memory, no warp intrinsics, no scalar
+min/max. Adjoints of products (dxp_g, dM_g) and of vector weights (dV, per row)
+accumulate in zero-initialised arrays; the weight gradients are batched GEMMs
+over all steps afterwards (cuda_run.py).
+
+Supported: cells whose element-wise nodes are all `units` wide and whose inputs
+are read only through products `x @ W`. `unsupported(cell)` names anything else.
+"""
+
+from __future__ import annotations
+
+from .autodiff import contributions
+from .codegen import ELEMENTWISE_OPS, Plan, _describe
+from .expr import U
+
+ACT_CODE = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, "hard_sigmoid": 4}
+
+
+def unsupported(cell) -> str | None:
+    """Why the CUDA engine cannot run this cell, or None."""
+    plan = cell.plan
+    for n in plan.nodes:
+        if n.op in ELEMENTWISE_OPS and n.width not in (U, None):
+            return (f"cell {cell.name}: element-wise operations on input features "
+                    f"({_describe(plan, n)}) have no CUDA kernels yet")
+        if n.op == "func" and n.attr not in ACT_CODE and n.attr != "exp":
+            return f"cell {cell.name}: function {n.attr} has no CUDA kernel"
+    if plan.loop_inputs:
+        return (f"cell {cell.name}: inputs read outside a product "
+                f"({', '.join(cell.inputs[k] for k in plan.loop_inputs)}) have no CUDA kernels yet")
+    return None
+
+
+def stored_nodes(plan: Plan) -> list:
+    """Element-wise values kept per step in (T, B, u) arrays E_n: those backward reads
+    (plan.needed) and those read by a later phase or a product (plan.cross)."""
+    return [n for n in plan.elementwise if n.op != "new" and (n.id in plan.needed or n.id in plan.cross)]
+
+
+def phase_has_nodes(plan: Plan, phase: int) -> bool:
+    """Whether a phase has element-wise work (the last always has; empty ones launch nothing)."""
+    return phase == plan.n_phases - 1 or any(plan.phase[n.id] == phase for n in plan.elementwise)
+
+
+class _Src:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def __call__(self, line: str = "", depth: int = 0) -> None:
+        self.lines.append(("    " * depth + line) if line else "")
+
+
+class CudaGen:
+    def __init__(self, plan: Plan):
+        self.p = plan
+        self.consts: list[float] = [0.0, 1.0]
+        self.enodes = stored_nodes(plan)
+        self.stored = {n.id for n in self.enodes}
+
+    # --- names --------------------------------------------------------------------------
+    def const(self, v: float) -> str:
+        if v not in self.consts:
+            self.consts.append(v)
+        return f"K{self.consts.index(v)}"
+
+    def data_args(self) -> list[str]:
+        p = self.p
+        return ([f"xp{g.index}" for g in p.hoisted] + [f"M{g.index}" for g in p.groups]
+                + [f"V{i}" for i in range(len(p.vecs))] + [f"SP{k}" for k in range(p.n_states)]
+                + [f"E{n.id}" for n in self.enodes])
+
+    def forward_args(self) -> list[str]:
+        return (["s", "t", "tn", "mask", "rmask", "zero_out"] + self.data_args()
+                + [f"S{k}" for k in range(self.p.n_states)] + ["out"])
+
+    def backward_args(self) -> list[str]:
+        p = self.p
+        return (["s", "t", "prev", "first", "mask", "rmask", "zero_out"] + self.data_args() + ["dout"]
+                + [f"dS{k}" for k in range(p.n_states)] + [f"dP{k}" for k in range(p.n_states)]
+                + [f"A{n.id}" for n in self.cross()] + [f"dxp{g.index}" for g in p.hoisted]
+                + [f"dM{g.index}" for g in p.groups] + [f"dV{i}" for i in range(len(p.vecs))])
+
+    def handoff_args(self) -> list[str]:
+        n = self.p.n_states
+        return ["prev", "mask", "rmask"] + [f"dS{k}" for k in range(n)] + [f"dP{k}" for k in range(n)]
+
+    def cross(self):
+        return [n for n in self.enodes if n.id in self.p.cross]
+
+    @staticmethod
+    def off(blk: int) -> str:
+        return "j" if blk == 0 else f"{blk} * u + j"
+
+    # --- values -------------------------------------------------------------------------
+    def val(self, n, phase: int | None) -> str:
+        p = self.p
+        if n.op == "const":
+            return self.const(n.attr)
+        if n.op == "vec":
+            return f"V{p.vec_slot[n.attr]}[j]"
+        if n.op == "prev":
+            return f"SP{n.attr}[t, b, j]"
+        if n.op == "matmul":
+            grp, blk = p.block[n.id]
+            return f"{'xp' if grp.hoisted else 'M'}{grp.index}[t, b, {self.off(blk)}]"
+        if n.op == "input":  # pragma: no cover - refused by unsupported()
+            raise AssertionError("input read outside a product")
+        if phase is not None and p.phase[n.id] == phase:
+            return f"v{n.id}"
+        return f"E{n.id}[t, b, j]"
+
+    def fexpr(self, n, phase) -> str:
+        a = [self.val(x, phase) for x in n.args]
+        op = n.op
+        if op in ("add", "sub", "mul", "div"):
+            return f"({a[0]}) {dict(add='+', sub='-', mul='*', div='/')[op]} ({a[1]})"
+        if op == "neg":
+            return f"-({a[0]})"
+        if op == "func":
+            if n.attr == "exp":
+                return f"math.exp({a[0]})"
+            if n.attr == "linear":
+                return a[0]
+            return f"act({a[0]}, {ACT_CODE[n.attr]})"
+        raise AssertionError(op)  # pragma: no cover
+
+    def term(self, t) -> str:
+        kind = t[0]
+        if kind == "val":
+            return self.val(t[1], None)
+        if kind == "adj":
+            return f"g{t[1].id}"
+        if kind == "num":
+            return self.const(t[1])
+        if kind == "neg":
+            return f"-({self.term(t[1])})"
+        if kind == "mul":
+            return f"({self.term(t[1])}) * ({self.term(t[2])})"
+        if kind == "div":
+            return f"({self.term(t[1])}) / ({self.term(t[2])})"
+        if kind == "dfn":
+            y = self.term(t[2])
+            return f"({y})" if t[1] == "exp" else f"dact({y}, {ACT_CODE[t[1]]})"
+        raise AssertionError(kind)  # pragma: no cover
+
+    def target(self, n, phase) -> str | None:
+        p = self.p
+        if n.op == "const":
+            return None
+        if n.op == "vec":
+            return f"dV{p.vec_slot[n.attr]}[b, j]"
+        if n.op == "prev":
+            return f"dP{n.attr}[b, j]"
+        if n.op == "matmul":
+            grp, blk = p.block[n.id]
+            return f"{'dxp' if grp.hoisted else 'dM'}{grp.index}[t, b, {self.off(blk)}]"
+        if p.phase[n.id] == phase:
+            return f"g{n.id}"
+        return f"A{n.id}[b, j]"
+
+    # --- kernels ------------------------------------------------------------------------
+    def loop_head(self, s: _Src, ref: str) -> None:
+        s(f"u = {ref}.shape[1]", 1)
+        s(f"for idx in range(cuda.grid(1), {ref}.shape[0] * u, cuda.gridsize(1)):", 1)
+        s("b = idx // u", 2)
+        s("j = idx - b * u", 2)
+
+    def forward_kernel(self, s: _Src, phase: int) -> None:
+        p = self.p
+        nodes = [n for n in p.elementwise if p.phase[n.id] == phase]
+        s("@cuda.jit")
+        s(f"def fwd{phase}({', '.join(self.forward_args())}):")
+        s(f'"""Phase {phase}: {", ".join(_describe(p, n) for n in nodes) or "nothing"}."""', 1)
+        self.loop_head(s, "S0")
+        s("real = mask.shape[0] == 0 or mask[t, b] != 0", 2)
+        for n in nodes:
+            if n.op == "new":
+                k = n.attr
+                s("if real:", 2)
+                s(f"S{k}[b, j] = {self.val(n.args[0], phase)}", 3)
+                s(f"nv = S{k}[b, j]", 2)
+                if k == 0:
+                    s("out[s, b, j] = nv if (real or not zero_out) else K0", 2)
+                s("if tn >= 0:", 2)
+                s(f"SP{k}[tn, b, j] = nv * rmask[b, j] if rmask.shape[0] > 0 else nv" if k == 0
+                  else f"SP{k}[tn, b, j] = nv", 3)
+                continue
+            s(f"v{n.id} = {self.fexpr(n, phase)}", 2)
+            if n.id in self.stored:
+                s(f"E{n.id}[t, b, j] = v{n.id}", 2)
+        s()
+
+    def backward_kernel(self, s: _Src, phase: int) -> None:
+        p = self.p
+        nodes = [n for n in p.elementwise if p.phase[n.id] == phase]
+        s("@cuda.jit")
+        s(f"def bwd{phase}({', '.join(self.backward_args())}):")
+        s(f'"""Phase {phase} backward: {", ".join(_describe(p, n) for n in reversed(nodes)) or "nothing"}."""', 1)
+        self.loop_head(s, "dS0")
+        s("real = mask.shape[0] == 0 or mask[t, b] != 0", 2)
+        s("if first:", 2)
+        s("# hand the previous-state adjoints of the step undone before to dS, start this step", 3)
+        s("if prev >= 0 and (mask.shape[0] == 0 or mask[prev, b] != 0):", 3)
+        for k in range(p.n_states):
+            if k == 0:
+                s("dS0[b, j] = dP0[b, j] * rmask[b, j] if rmask.shape[0] > 0 else dP0[b, j]", 4)
+            else:
+                s(f"dS{k}[b, j] = dP{k}[b, j]", 4)
+        s("if real or not zero_out:", 3)
+        s("dS0[b, j] += dout[s, b, j]", 4)
+        for k in range(p.n_states):
+            s(f"dP{k}[b, j] = K0", 3)
+        for n in self.cross():
+            s(f"A{n.id}[b, j] = K0", 3)
+        s("if real:", 2)
+        if not nodes:
+            s("pass", 3)
+        for n in nodes:
+            init = []
+            if n.id in p.cross:
+                init.append(f"A{n.id}[b, j]")
+            if n.op == "new":
+                init.append(f"dS{n.attr}[b, j]")
+            s(f"g{n.id} = {' + '.join(init) if init else self.const(0.0)}", 3)
+        for n in reversed(nodes):
+            for arg, term in contributions(n):
+                tgt = self.target(arg, phase)
+                if tgt is not None:
+                    s(f"{tgt} += {self.term(term)}", 3)
+        s()
+
+    def handoff_kernel(self, s: _Src) -> None:
+        p = self.p
+        s("@cuda.jit")
+        s(f"def handoff({', '.join(self.handoff_args())}):")
+        s('"""After the last step undone: dS = the adjoints of the initial states."""', 1)
+        self.loop_head(s, "dS0")
+        s("if prev >= 0 and (mask.shape[0] == 0 or mask[prev, b] != 0):", 2)
+        for k in range(p.n_states):
+            if k == 0:
+                s("dS0[b, j] = dP0[b, j] * rmask[b, j] if rmask.shape[0] > 0 else dP0[b, j]", 3)
+            else:
+                s(f"dS{k}[b, j] = dP{k}[b, j]", 3)
+        s()
+
+
+HEADER = '''"""Generated by rnndsl from `cell {name}` for numba.cuda ({dtype}). Do not edit.
+
+{equations}
+
+Per step: phase kernels fwd0..fwd{last} (one thread per (batch row, unit)), each after the
+device GEMMs of its per-step products; backward: bwd{last}..bwd0, each followed by
+d(left) += dM @ W^T; handoff after the last step undone.
+fwd*({fargs})
+bwd*({bargs})
+"""
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from rnndsl.kernels.cuda.activations import build as _build
+
+_A = _build(np.dtype("{dtype}"))
+act, dact = _A.act, _A.dact
+_ty = np.dtype("{dtype}").type
+'''
+
+
+def generate(cell, dtype) -> str:
+    """The CUDA module source of a cell for one float type."""
+    import numpy as np
+
+    dtype = np.dtype(dtype).name
+    p = cell.plan
+    gen = CudaGen(p)
+    body = _Src()
+    phases = [ph for ph in range(p.n_phases) if phase_has_nodes(p, ph)]
+    for phase in phases:
+        gen.forward_kernel(body, phase)
+    for phase in phases:
+        gen.backward_kernel(body, phase)
+    gen.handoff_kernel(body)
+    lines = [line.rstrip() for line in cell.equations]
+    indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
+    head = HEADER.format(name=cell.name, dtype=dtype, last=p.n_phases - 1,
+                         equations="\n".join("    " + line[indent:] for line in lines),
+                         fargs=", ".join(gen.forward_args()), bargs=", ".join(gen.backward_args()))
+    consts = "".join(f"K{i} = _ty(float({repr(c)!r}))\n" for i, c in enumerate(gen.consts))
+    return head + consts + "\n\n" + "\n".join(body.lines) + "\n"

@@ -1,0 +1,67 @@
+"""Custom cells (rnn(cell(...))) on the CUDA engine against the CPU engine, under numba's simulator.
+
+numba reads NUMBA_ENABLE_CUDASIM once, at import, and this process has imported
+numba already: cuda_cases.py runs every case in two subprocesses (shards) with the
+variable set, and each test here checks one case's report line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rnndsl
+
+HERE = Path(__file__).parent
+_spec = importlib.util.spec_from_file_location("rnndsl_cells_cuda_cases", HERE / "cuda_cases.py")
+cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)      # only the case table: nothing touches numba.cuda here
+
+NAMES = cases.cases()
+SHARDS = 2
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    package_root = str(Path(rnndsl.__file__).resolve().parent.parent)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
+               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    procs = [subprocess.Popen([sys.executable, str(HERE / "cuda_cases.py"), "--shard", f"{k}/{SHARDS}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in range(1, SHARDS + 1)]
+    reports, errors = {}, []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        errors.append(err)
+        for line in out.splitlines():
+            if line.startswith("{"):
+                rec = json.loads(line)
+                reports[rec["name"]] = rec
+    stderr = "\n".join(errors)
+    if not reports:
+        pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
+    return reports, stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cell_cuda_equals_cpu(simulated, name):
+    reports, stderr = simulated
+    rec = reports.get(name)
+    if rec is None:
+        pytest.fail(f"no report for {name!r}:\n{stderr[-4000:]}")
+    assert rec["ok"], rec["detail"]
+
+
+def test_cli_cell_cuda_prints_the_generated_source(tmp_path):
+    spec = tmp_path / "mgu.rnn"
+    spec.write_text(cases.MGU + "input x: float[?, 2]\noutput x | rnn(mgu(3)) | dense(3)\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "rnndsl", "cell", str(spec), "--cuda"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "@cuda.jit" in r.stdout and "def bwd2(" in r.stdout and "def handoff(" in r.stdout
