@@ -77,6 +77,52 @@ def set_threads(n: int) -> None:
               "run this file as a script (python bench/run.py)", file=sys.stderr)
 
 
+LSTM_CELL = """cell lstm_cell(units) state(h, c) init(bf = ones) {
+  i = sigmoid(x @ Wi + h @ Ui + bi)
+  f = sigmoid(x @ Wf + h @ Uf + bf)
+  g = tanh(x @ Wc + h @ Uc + bc)
+  o = sigmoid(x @ Wo + h @ Uo + bo)
+  c = f * c + i * g
+  h = o * tanh(c)
+}
+"""
+
+
+def custom_cell_section(wls, args) -> dict:
+    """Issue 7's figure: text-lstm with the LSTM declared as a custom cell against the built-in."""
+    import numpy as np
+
+    from bench import peers
+    from bench.timing import measure_interleaved
+    from bench.workloads import BY_NAME, Workload
+
+    if not any(w.name == "text-lstm" for w in wls):
+        return {}
+    base = BY_NAME["text-lstm"]
+    cell = Workload("text-lstm-cell", base.about + " (LSTM declared as a custom cell)",
+                    LSTM_CELL + base.spec.replace("lstm(128)", "rnn(lstm_cell(128))"),
+                    base.batch, base.make_data, base.flops)
+    warmup, steps = _settings(args, base)
+    x, y = base.make_data(np.random.default_rng(0))
+    out = {}
+    try:
+        runners = {"built-in": peers.rnndsl_runner(base, x, y), "custom cell": peers.rnndsl_runner(cell, x, y)}
+        for phase in ("train", "infer"):
+            got = measure_interleaved([(k, getattr(r, phase), lambda: None, contextlib.nullcontext)
+                                       for k, r in runners.items()], warmup, steps, 5)
+            out[phase] = {k: v["median"] for k, v in got.items()}
+            out[phase]["ratio"] = out[phase]["custom cell"] / out[phase]["built-in"]
+    except Exception as e:                          # noqa: BLE001 - recorded, the run goes on
+        print(f"\ncustom-cell LSTM: error: {_error_text(e)}")
+        return {"error": _error_text(e)}
+    tr, inf = out["train"], out["infer"]
+    verdict = "met" if tr["ratio"] <= 1.5 else "MISSED"
+    print(f"\ncustom-cell LSTM on text-lstm (issue 7): train {tr['custom cell'] * 1e3:.1f} ms vs built-in "
+          f"{tr['built-in'] * 1e3:.1f} ms = {tr['ratio']:.2f}x (target <= 1.5x: {verdict}); "
+          f"infer {inf['custom cell'] * 1e3:.2f} ms vs {inf['built-in'] * 1e3:.2f} ms = {inf['ratio']:.2f}x")
+    return out
+
+
 def gpu_section(wls, args) -> dict:
     """rnndsl's CUDA engine on the same workloads when a real GPU is visible; else say why not."""
     import os
@@ -404,6 +450,7 @@ def compare(args) -> int:
         print("\n" + "\n".join(notes))
     verdicts = _verdict_lines(results)
     print("\ntargets (issue 5):\n" + "\n".join(verdicts))
+    cell = custom_cell_section(wls, args)
     gpu = gpu_section(wls, args)
     info["load_average_at_end"] = load_average()
     doc = {
@@ -416,6 +463,7 @@ def compare(args) -> int:
         "workloads": results,
         "table": {"header": list(HEADER), "rows": [list(r) for r in table_rows(results)]},
         "wall_s": time.perf_counter() - t_start,
+        "custom_cell_lstm": cell,
         "gpu": gpu,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
