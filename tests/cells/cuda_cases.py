@@ -29,42 +29,9 @@ base = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(base)
 
 
-MGU = """
-cell mgu(units) {
-  f  = sigmoid(x @ Wf + h @ Uf + bf)
-  hc = tanh(x @ Wh + (f * h) @ Uh + bh)
-  h  = (1 - f) * h + f * hc
-}
-"""
-LSTM = """
-cell mylstm(units) state(h, c) init(bf = ones) {
-  i = sigmoid(x @ Wi + h @ Ui + bi)
-  f = sigmoid(x @ Wf + h @ Uf + bf)
-  g = tanh(x @ Wc + h @ Uc + bc)
-  o = sigmoid(x @ Wo + h @ Uo + bo)
-  c = f * c + i * g
-  h = o * tanh(c)
-}
-"""
-GRU_AFTER = """
-cell gru_after(units) {
-  z  = sigmoid(x @ Wz + bz + h @ Uz + rbz)
-  r  = sigmoid(x @ Wr + br + h @ Ur + rbr)
-  hh = tanh(x @ Wh + bh + r * (h @ Uh + rbh))
-  h  = z * h + (1 - z) * hh
-}
-"""
-INDRNN = """
-cell indrnn(units) init(w = ones) {
-  h = relu(x @ W + w * h + b)
-}
-"""
-TWO = """
-cell two(units) inputs(a, b) {
-  z = sigmoid(a @ Wa + b @ Wb + h @ U + bz)
-  h = z * h + (1 - z) * tanh(a @ Va + b @ Vb)
-}
-"""
+sys.path.insert(0, str(HERE))
+from cell_texts import GRU_AFTER, INDRNN, LSTM, MGU, TWO  # noqa: E402
+
 ODDF = """
 cell oddf(units) state(h, m) {
   a = exp(-(x @ Wa) * 0.5)
