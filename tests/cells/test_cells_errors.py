@@ -2,7 +2,7 @@
 
 import pytest
 
-from spec_helpers import col_of, errors_of
+from spec_helpers import check_case, errors_of
 
 USE = "input x: float[?, 4]\noutput x | rnn({}(8)) | dense(1)\n"
 
@@ -72,22 +72,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c[3][:40] for c in CASES])
 def test_bad_cell(case):
-    text, line, culprit, message, hint = case[:5]
-    nth = case[5] if len(case) > 5 else 0
-    diags = errors_of(text)
-    matching = [d for d in diags if message in d.message]
-    assert matching, f"no diagnostic with {message!r}; got {[d.message for d in diags]}"
-    d = matching[0]
-    assert d.pos.file == "bad.rnn"
-    assert d.pos.line == line, (d.pos, d.message)
-    if culprit is not None:
-        assert d.pos.column == col_of(text, line, culprit, nth), (d.pos, d.message)
-    if hint is not None:
-        assert d.hint and hint in d.hint, d.hint
-    rendered = d.render()
-    assert rendered.startswith(f"bad.rnn:{line}:{d.pos.column}: error: ")
-    caret_line = rendered.splitlines()[2]
-    assert caret_line.index("^") - 4 == d.pos.column - 1  # the caret sits under the culprit
+    check_case(case)
 
 
 def test_errors_of_several_cells_reported_together():
