@@ -8,15 +8,13 @@ variable set, and each test here checks one case's report line.
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import rnndsl
+from simulator import run_simulated
 
 HERE = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("rnndsl_cells_cuda_cases", HERE / "cuda_cases.py")
@@ -29,21 +27,8 @@ SHARDS = 2
 
 @pytest.fixture(scope="module")
 def simulated():
-    package_root = str(Path(rnndsl.__file__).resolve().parent.parent)
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
-               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
-    procs = [subprocess.Popen([sys.executable, str(HERE / "cuda_cases.py"), "--shard", f"{k}/{SHARDS}"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for k in range(1, SHARDS + 1)]
-    reports, errors = {}, []
-    for p in procs:
-        out, err = p.communicate(timeout=600)
-        errors.append(err)
-        for line in out.splitlines():
-            if line.startswith("{"):
-                rec = json.loads(line)
-                reports[rec["name"]] = rec
-    stderr = "\n".join(errors)
+    """name -> report of every case, run once under the simulator."""
+    reports, stderr = run_simulated(HERE / "cuda_cases.py", SHARDS)
     if not reports:
         pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
     return reports, stderr

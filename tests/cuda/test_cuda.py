@@ -9,15 +9,12 @@ subprocess's report line. On a GPU machine run cases.py directly instead.
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import rnndsl
+from simulator import run_simulated
 from rnndsl import DeviceError
 from rnndsl.runtime import cuda_available, resolve_device
 
@@ -33,22 +30,7 @@ SHARDS = 2
 @pytest.fixture(scope="module")
 def simulated():
     """name -> report of every case, run once under the simulator."""
-    package_root = str(Path(rnndsl.__file__).resolve().parent.parent)   # the rnndsl this process tests
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
-               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
-    # the simulator is slow (one Python thread per CUDA thread) and single-core bound: two shards at once
-    shards = [subprocess.Popen([sys.executable, str(HERE / "cases.py"), "--shard", f"{k}/{SHARDS}"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-              for k in range(1, SHARDS + 1)]
-    reports, errors = {}, []
-    for p in shards:
-        out, err = p.communicate(timeout=600)
-        errors.append(err)
-        for line in out.splitlines():
-            if line.startswith("{"):
-                rec = json.loads(line)
-                reports[rec["name"]] = rec
-    stderr = "\n".join(errors)
+    reports, stderr = run_simulated(HERE / "cases.py", SHARDS)
     if not reports:
         pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
     return reports, stderr
