@@ -267,6 +267,13 @@ def act_add_row(dst, a, b, code):
 
 
 @njit(inline="always")
+def add_row(dst, src):
+    """dst += src (rows: unit stride, so the loop vectorises)."""
+    for j in range(dst.shape[0]):
+        dst[j] += src[j]
+
+
+@njit(inline="always")
 def act_row(dst, src, code):
     """dst = f_code(src); dst may be src."""
     for j in range(dst.shape[0]):

@@ -34,6 +34,7 @@ from .parallel import matmul, run_split
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
+    add_row,
     activation_code,
     add_output_grad_row,
     commit_row,
@@ -76,9 +77,14 @@ def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
     u = G // 3
     dt = xp.dtype
     keep = gates.shape[0] == T
-    # Contiguous column blocks of U: np.dot wants contiguous operands.
-    U_zr = np.ascontiguousarray(U[:, : 2 * u])
-    U_h = np.ascontiguousarray(U[:, 2 * u :])
+    # Contiguous column blocks of U (np.dot wants contiguous operands); only reset_after=false
+    # multiplies by the blocks separately, so only it pays for the copies.
+    if reset_after:
+        U_zr = U[:0, :0].copy()
+        U_h = U[:0, :0].copy()
+    else:
+        U_zr = np.ascontiguousarray(U[:, : 2 * u])
+        U_h = np.ascontiguousarray(U[:, 2 * u :])
     # reset_after: Rec = Hd @ U + b_rec in one product; otherwise Hd @ U_zr
     # and (R * Hd) @ U_h land in separate contiguous buffers.
     Rec = np.empty((B, G), dt)
@@ -95,8 +101,7 @@ def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
         if reset_after:
             np.dot(Hd[b0:b1], U, Rec[b0:b1])
             for b in range(b0, b1):
-                for j in range(G):
-                    Rec[b, j] += b_rec[j]
+                add_row(Rec[b], b_rec)
         else:
             np.dot(Hd[b0:b1], U_zr, Rec_zr[b0:b1])
         for b in range(b0, b1):
