@@ -353,7 +353,8 @@ class _Gen:
         s("#@CONSTS@")
 
     # --- forward ------------------------------------------------------------------------
-    def fval(self, n: Node, phase: int, loop: _Loop) -> str:
+    def leaf(self, n: Node, loop: _Loop) -> str | None:
+        """Constants, vector weights and inputs read the same in forward and backward."""
         p = self.p
         if n.op == "const":
             return p.const(n.attr)
@@ -361,6 +362,13 @@ class _Gen:
             return f"V{p.vec_slot[n.attr]}[j]"
         if n.op == "input":
             return f"{loop.tb(f'X{n.attr}')}[j]"
+        return None
+
+    def fval(self, n: Node, phase: int, loop: _Loop) -> str:
+        p = self.p
+        value = self.leaf(n, loop)
+        if value is not None:
+            return value
         if n.op == "prev":
             k = n.attr
             arr = f"P{k}" if k in p.materialized_prev else f"S{k}"
@@ -508,12 +516,9 @@ class _Gen:
     # --- backward -----------------------------------------------------------------------
     def bval(self, n: Node, loop: _Loop) -> str:
         p = self.p
-        if n.op == "const":
-            return p.const(n.attr)
-        if n.op == "vec":
-            return f"V{p.vec_slot[n.attr]}[j]"
-        if n.op == "input":
-            return f"{loop.tb(f'X{n.attr}')}[j]"
+        value = self.leaf(n, loop)
+        if value is not None:
+            return value
         if n.op == "prev":
             return f"{loop.tb(f'SP{n.attr}')}[j]"
         if n.op == "matmul":
