@@ -178,7 +178,9 @@ class Bidirectional(LayerSpec):
                     dyf = dyb = g * g.dtype.type(0.5)
             else:
                 dyf, dyb = d.get("forward"), d.get("backward")
-            dout_f, dout_b = np.zeros_like(out_f), np.zeros_like(out_b)
+            T = x.data.shape[0]
+            dout_f = np.zeros((T,) + out_f.shape[1:], out_f.dtype)
+            dout_b = np.zeros((T,) + out_b.shape[1:], out_b.dtype)
             if seq:
                 if dyf is not None:
                     dout_f[...] = dyf

@@ -41,11 +41,13 @@ class GRU(RecurrentSpec):
     def join_bias(self, db_in, db_rec):
         return db_in if db_rec is None else np.stack([db_in, db_rec])
 
-    def kernel_forward(self, xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True):
-        out, hT, saved = gru_forward(xp, U, init[0], b_rec=b_rec, reset_after=opts["reset_after"], mask=mask,
+    def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
+                       last_only=False):
+        out, hT, saved = gru_forward(U=U, h0=init[0], b_rec=b_rec, reset_after=opts["reset_after"], mask=mask,
                                      rmask=rmask, activation=opts["activation"],
                                      recurrent_activation=opts["recurrent_activation"],
-                                     backwards=backwards, zero_output_for_mask=zero_out, keep=keep)
+                                     backwards=backwards, zero_output_for_mask=zero_out, keep=keep,
+                                     last_only=last_only, **inp)
         return out, (hT,), saved
 
     def kernel_backward(self, saved, dout, dfinal):

@@ -29,11 +29,13 @@ class LSTM(RecurrentSpec):
     def bias_init(self, opts) -> str:
         return "unit_forget_bias" if opts.get("unit_forget_bias", True) else "zeros"
 
-    def kernel_forward(self, xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True):
-        out, hT, cT, saved = lstm_forward(xp, U, init[0], init[1], mask=mask, rmask=rmask,
+    def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
+                       last_only=False):
+        out, hT, cT, saved = lstm_forward(U=U, h0=init[0], c0=init[1], mask=mask, rmask=rmask,
                                           activation=opts["activation"],
                                           recurrent_activation=opts["recurrent_activation"],
-                                          backwards=backwards, zero_output_for_mask=zero_out, keep=keep)
+                                          backwards=backwards, zero_output_for_mask=zero_out, keep=keep,
+                                          last_only=last_only, **inp)
         return out, (hT, cT), saved
 
     def kernel_backward(self, saved, dout, dfinal):

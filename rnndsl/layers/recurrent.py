@@ -36,6 +36,14 @@ COMMON_OPTIONS = {
 GATED_OPTIONS = {**COMMON_OPTIONS, "recurrent_activation": Opt("activation", "sigmoid", RECURRENT_ACTIVATIONS)}
 FLAGS = {"seq": ("return_sequences", True), "state": ("return_state", True)}
 
+# Up to this many input features the kernels project each step's input themselves
+# (x_t @ W, one small product a step): no (T, B, G) array, no separate pass for the bias,
+# and faster than one large product followed by the time loop at these widths. Wider
+# inputs are projected for all steps at once, where the large product's speed wins.
+PER_STEP_MAX_FEATURES = 256
+# rows (steps x batch) per projected chunk for wide inputs in inference
+PROJECT_CHUNK_ROWS = 4096
+
 
 class RecurrentSpec(LayerSpec):
     recurrent = True
@@ -89,9 +97,12 @@ class RecurrentSpec(LayerSpec):
 
     # --- run time ------------------------------------------------------------------------
     # A cell subclass adapts its compiled kernels to these two calls:
-    #   kernel_forward(xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep) -> (out, final, saved)
+    #   kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only)
+    #       -> (out, final, saved)
     #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec)
-    # xp is the input projection of all steps (T, B, G*u); init and final are state tuples.
+    # inp is the input projection: {"xp": (T, B, G*u)} for all steps at once, or
+    # {"xp": None, "X": X, "W": kernel, "b_in": bias} to project step by step inside the
+    # kernel. init and final are state tuples; out is (T, B, u), or (1, B, u) with last_only.
 
     def split_bias(self, opts, bias):
         """(input bias added to xp, recurrent bias given to the kernel)."""
@@ -117,7 +128,8 @@ class RecurrentSpec(LayerSpec):
         return dmask, rmask
 
     def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool):
-        """Run the cell over x: (out (T, B, u) in processing order, final state, backprop)."""
+        """Run the cell over x: (out in processing order, final state, backprop). out is
+        (T, B, u) with return_sequences, else (1, B, u): the last output only."""
         kernel, U = W[0], W[1]
         bias = W[2] if opts["use_bias"] else None
         X = x.data
@@ -127,15 +139,27 @@ class RecurrentSpec(LayerSpec):
         if dmask is not None:
             X = X * dmask
         b_in, b_rec = self.split_bias(opts, bias)
-        xp = matmul(flat(X), kernel)                        # all steps' input projection: one product
-        if b_in is not None:
-            xp += b_in
-        xp = xp.reshape(T, B, -1)
         if init is None:
             init = self.zero_state(B, u, dtype)
+        last_only = not opts["return_sequences"]
+        mask = x.mask
         # inference keeps nothing for backward: less memory traffic, no (T, B, G) arrays
-        out, final, saved = self.kernel_forward(xp, U, init, x.mask, rmask, opts, backwards, zero_out, b_rec,
-                                                keep=ctx.training)
+        run = lambda inp, init, mask, keep: self.kernel_forward(  # noqa: E731
+            inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=keep, last_only=last_only)
+        if F <= PER_STEP_MAX_FEATURES:
+            out, final, saved = run(dict(xp=None, X=X, W=kernel, b_in=b_in), init, mask, ctx.training)
+        elif ctx.training or not last_only:
+            out, final, saved = run(self.projected(X, kernel, b_in), init, mask, ctx.training)
+        else:
+            # wide inputs, inference, last output only: project a chunk of steps at a time
+            # (one large product each) so that memory does not grow with T
+            step = max(1, PROJECT_CHUNK_ROWS // B)
+            starts = range(0, T, step)
+            final = init
+            for t0 in (reversed(starts) if backwards else starts):
+                t1 = min(T, t0 + step)
+                inp = self.projected(X[t0:t1], kernel, b_in)
+                out, final, saved = run(inp, final, None if mask is None else mask[t0:t1], False)
 
         def backprop(dout, dfinal):
             dxp, dU, dinit, db_rec = self.kernel_backward(saved, dout, dfinal)
@@ -150,6 +174,15 @@ class RecurrentSpec(LayerSpec):
             return dX, grads, dinit
 
         return out, final, backprop
+
+    @staticmethod
+    def projected(X, kernel, b_in) -> dict:
+        """kernel_forward's inp with xp = X @ kernel + b_in for all of X's steps: one product."""
+        T, B, F = X.shape
+        xp = matmul(flat(X), kernel)
+        if b_in is not None:
+            xp += b_in
+        return dict(xp=xp.reshape(T, B, -1), X=None, W=None, b_in=None)
 
     def forward(self, node, W, ins, ctx, init_state=None):
         x = ins[0]
@@ -170,7 +203,7 @@ class RecurrentSpec(LayerSpec):
             outputs["state"] = final
 
         def backprop(d):
-            dout = np.zeros_like(out)
+            dout = np.zeros((T,) + out.shape[1:], out.dtype)
             if d.get("out") is not None:
                 if seq:
                     dout[...] = d["out"]

@@ -20,9 +20,11 @@ class SimpleRNN(RecurrentSpec):
     gates = 1
     state_names = ("h",)
 
-    def kernel_forward(self, xp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True):
-        out, hT, saved = simplernn_forward(xp, U, init[0], mask=mask, rmask=rmask, activation=opts["activation"],
-                                           backwards=backwards, zero_output_for_mask=zero_out, keep=keep)
+    def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
+                       last_only=False):
+        out, hT, saved = simplernn_forward(U=U, h0=init[0], mask=mask, rmask=rmask, activation=opts["activation"],
+                                           backwards=backwards, zero_output_for_mask=zero_out, keep=keep,
+                                           last_only=last_only, **inp)
         return out, (hT,), saved
 
     def kernel_backward(self, saved, dout, dfinal):

@@ -105,6 +105,18 @@ def test_layer_gradients(body):
     check(text, X, YSEQ if seq_out else Y)
 
 
+@pytest.mark.parametrize("body", ["lstm(3, dropout=0.3, recurrent_dropout=0.4)", "gru(3, seq, go_backwards=true)",
+                                  "gru(3, reset_after=false)", "simplernn(3)", "bilstm(2, seq) | lstm(2)"])
+def test_gradients_with_all_steps_projected_at_once(monkeypatch, body):
+    """Inputs wider than PER_STEP_MAX_FEATURES are projected for all steps before the time
+    loop (the other cases above project step by step inside the kernel)."""
+    import rnndsl.layers.recurrent as rec
+    monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", 0)
+    text = f"input x: float[?, 2]\noutput x | {body} | dense(3)"
+    seq_out = rnndsl.compile(text).graph.layers[-1].out.seq
+    check(text, X, YSEQ if seq_out else Y)
+
+
 def test_softmax_output_with_crossentropy_on_probabilities():
     check('input x: float[?, 2]\noutput x | lstm(3) | dense(3, activation="softmax")', X, Y, from_logits=False)
 

@@ -293,6 +293,28 @@ def dact_row(dst, dy, y, code):
 
 
 @njit(inline="always")
+def input_rows(xp, X, W, b_in, XP, t, b0, b1):
+    """Rows b0..b1 of step t's input projection, as a (B, G) array to index by row.
+
+    Either precomputed for all steps (xp[t]: one big product, the faster choice for
+    wide inputs) or, when X is not empty, computed here: XP = X[t] @ W + b_in, which
+    keeps no (T, B, G) array and costs one small product per step."""
+    if X.shape[0] == 0:
+        return xp[t]
+    np.dot(X[t, b0:b1], W, XP[b0:b1])
+    for b in range(b0, b1):
+        add_row(XP[b], b_in)
+    return XP
+
+
+@njit(inline="always")
+def out_index(out, s):
+    """Row of out written at processing step s: out keeps every step, or only the last
+    (one row, overwritten each step)."""
+    return 0 if out.shape[0] == 1 else s
+
+
+@njit(inline="always")
 def step_time(s, T, backwards):
     """Input time consumed at processing step s (go_backwards reverses)."""
     return T - 1 - s if backwards else s
@@ -381,21 +403,18 @@ def _as(arr, dtype, shape, name):
     return a
 
 
-def prepare_forward(xp, n_gates, U, states, mask, rmask):
+def prepare_forward(xp, n_gates, U, states, mask, rmask, X=None, W=None, b_in=None):
     """Validate and convert forward arguments to the kernels' conventions.
 
-    ``xp`` fixes the dtype (float32 or float64); everything float is cast to
-    it and made C-contiguous.  Returns ``(xp, U, states, mask, rmask)`` with
-    ``mask`` as (T,B) uint8 or an empty array, ``rmask`` as (B,u) or empty.
+    The input (``xp``, or ``X``, ``W``, ``b_in``: see prepare_input) fixes the dtype
+    (float32 or float64); everything float is cast to it and made C-contiguous.
+    Returns ``(inputs, U, states, mask, rmask)``, inputs being prepare_input's tuple,
+    with ``mask`` as (T,B) uint8 or an empty array, ``rmask`` as (B,u) or empty.
     """
-    xp = np.asarray(xp)
-    if xp.dtype not in (np.float32, np.float64):
-        raise ValueError(f"xp must be float32 or float64, got {xp.dtype}")
-    if xp.ndim != 3 or xp.shape[2] % n_gates:
-        raise ValueError(f"xp must be (T, B, {n_gates}*units), got shape {xp.shape}")
+    inputs = prepare_input(xp, X, W, b_in, n_gates, U)
+    xp, X, T = inputs[0], inputs[1], inputs[-1]
     dtype = xp.dtype
-    xp = np.ascontiguousarray(xp)
-    T, B, G = xp.shape
+    B, G = xp.shape[1], xp.shape[2]
     u = G // n_gates
     U = _as(U, dtype, (u, G), "U (recurrent kernel)")
     states = tuple(_as(s, dtype, (B, u), name) for s, name in states)
@@ -410,7 +429,33 @@ def prepare_forward(xp, n_gates, U, states, mask, rmask):
         rmask = np.zeros((0, 0), dtype)
     else:
         rmask = _as(rmask, dtype, (B, u), "rmask (recurrent dropout mask)")
-    return xp, U, states, mask, rmask
+    return inputs, U, states, mask, rmask
+
+
+def prepare_input(xp, X, W, b_in, n_gates, U):
+    """The two ways a kernel gets its input projection (see input_rows): xp (T,B,G), or
+    X (T,B,F) with W (F,G) and b_in (G,) (None: zeros). Returns (xp, X, W, b_in, XP, T)
+    with empty stand-ins for the unused side and XP the per-step scratch (B,G)."""
+    if X is None:
+        xp = np.asarray(xp)
+        if xp.dtype not in (np.float32, np.float64):
+            raise ValueError(f"xp must be float32 or float64, got {xp.dtype}")
+        if xp.ndim != 3 or xp.shape[2] % n_gates:
+            raise ValueError(f"xp must be (T, B, {n_gates}*units), got shape {xp.shape}")
+        xp = np.ascontiguousarray(xp)
+        dt, (T, B, G) = xp.dtype, xp.shape
+        X, W, b_in, XP = np.empty((0, 0, 0), dt), np.empty((0, G), dt), np.empty(0, dt), np.empty((0, G), dt)
+        return xp, X, W, b_in, XP, T
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64) or X.ndim != 3:
+        raise ValueError(f"X must be a float32 or float64 (T, B, F) array, got {X.dtype} {X.shape}")
+    dt = X.dtype
+    X = np.ascontiguousarray(X)
+    T, B, F = X.shape
+    G = n_gates * np.shape(U)[0]
+    W = _as(W, dt, (F, G), "W (kernel)")
+    b_in = np.zeros(G, dt) if b_in is None else _as(b_in, dt, (G,), "b_in (input bias)")
+    return np.empty((0, B, G), dt), X, W, b_in, np.empty((B, G), dt), T
 
 
 def smallest_normal(arr):

@@ -47,6 +47,8 @@ from .activations import (
     prepare_backward,
     prepare_forward,
     smallest_normal as _tiny,
+    input_rows,
+    out_index,
     step_time,
 )
 
@@ -69,13 +71,15 @@ class GRUSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
                        backwards, zero_output, out, gates, h_rec, aux, b0, b1):
-    """Rows b0..b1 of every step; Ht holds h0 and ends as hT. The saved arrays have
-    T steps when backward will run, else 1 (scratch)."""
-    T, B, G = xp.shape
+    """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
+    step (input_rows). Ht holds h0 and ends as hT. The saved arrays have T steps when
+    backward will run, else 1 (scratch); out has T steps or 1 (the last output only)."""
+    T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
+    B, G = Ht.shape[0], U.shape[1]
     u = G // 3
-    dt = xp.dtype
+    dt = Ht.dtype
     keep = gates.shape[0] == T
     # Contiguous column blocks of U (np.dot wants contiguous operands); only reset_after=false
     # multiplies by the blocks separately, so only it pays for the copies.
@@ -95,6 +99,7 @@ def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
+        xt = input_rows(xp, X, W, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
         Hd = h_rec[k]
@@ -106,7 +111,7 @@ def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
             np.dot(Hd[b0:b1], U_zr, Rec_zr[b0:b1])
         for b in range(b0, b1):
             rec_zr = Rec[b, : 2 * u] if reset_after else Rec_zr[b]
-            act_add_row(gates[k, b, : 2 * u], xp[t, b, : 2 * u], rec_zr, ract)
+            act_add_row(gates[k, b, : 2 * u], xt[b, : 2 * u], rec_zr, ract)
             Rt = gates[k, b, u : 2 * u]
             if reset_after:
                 copy_row(aux[k, b], Rec[b, 2 * u :])
@@ -115,19 +120,20 @@ def gru_forward_kernel(xp, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
                     aux[k, b, j] = Rt[j] * Hd[b, j]
         if not reset_after:
             np.dot(aux[k, b0:b1], U_h, Rec_h[b0:b1])
+        o = out_index(out, s)
         for b in range(b0, b1):
             Zt, Rt, HHt = gates[k, b, :u], gates[k, b, u : 2 * u], gates[k, b, 2 * u :]
             if reset_after:
                 for j in range(u):
                     RRec_h[j] = Rt[j] * aux[k, b, j]
-                act_add_row(HHt, xp[t, b, 2 * u :], RRec_h, act)
+                act_add_row(HHt, xt[b, 2 * u :], RRec_h, act)
             else:
-                act_add_row(HHt, xp[t, b, 2 * u :], Rec_h[b], act)
+                act_add_row(HHt, xt[b, 2 * u :], Rec_h[b], act)
             for j in range(u):
                 Ht_new[j] = HHt[j] + Zt[j] * (Hd[b, j] - HHt[j])
             real = is_real(mask, t, b)
             commit_row(Ht[b], Ht_new, real)
-            emit_row(out[s, b], Ht[b], real, zero_output)
+            emit_row(out[o, b], Ht[b], real, zero_output)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -215,32 +221,34 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
 
 def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
                 activation="tanh", recurrent_activation="sigmoid", backwards=False,
-                zero_output_for_mask=False, keep=True):
-    """Run a GRU over time-major xp (T,B,3u).  Returns (out, hT, saved); saved is None
-    with keep=False (inference)."""
-    xp, U, (h0,), mask, rmask = prepare_forward(xp, 3, U, ((h0, "h0"),), mask, rmask)
-    T, B, G = xp.shape
-    u = G // 3
+                zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False):
+    """Run a GRU over time-major xp (T,B,3u), or over X (T,B,F) projected step by step
+    (xp=None; xp[t] = X[t] @ W + b_in). Returns (out, hT, saved): out is (T,B,u), or
+    (1,B,u) with last_only; saved is None with keep=False (inference)."""
+    inputs, U, (h0,), mask, rmask = prepare_forward(xp, 3, U, ((h0, "h0"),), mask, rmask, X, W, b_in)
+    T = inputs[-1]
+    B, u = h0.shape
+    G = 3 * u
+    dt = h0.dtype
     reset_after = bool(reset_after)
     if b_rec is None:
-        b_rec = np.zeros(G, xp.dtype)
+        b_rec = np.zeros(G, dt)
     elif not reset_after:
         raise ValueError("b_rec is only used with reset_after=True; "
                          "with reset_after=False put the whole bias in xp")
     else:
-        b_rec = np.ascontiguousarray(b_rec, dtype=xp.dtype)
+        b_rec = np.ascontiguousarray(b_rec, dtype=dt)
         if b_rec.shape != (G,):
             raise ValueError(f"b_rec has shape {b_rec.shape}, expected {(G,)}")
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
     n = T if keep else 1
-    dt = xp.dtype
-    out = np.empty((T, B, u), dt)
+    out = np.empty((1 if last_only else T, B, u), dt)
     gates, h_rec, aux = np.empty((n, B, G), dt), np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: gru_forward_kernel(
-        xp, U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
-        out, gates, h_rec, aux, b0, b1), B, T * B * G * u)
+        *inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
+        out, gates, h_rec, aux, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
                      gates, h_rec, aux) if keep else None
     return out, hT, saved

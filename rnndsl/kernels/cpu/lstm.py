@@ -3,7 +3,8 @@
 Per processing step s (input time t = s, or T-1-s with go_backwards)::
 
     Ht_prev_r = H_{t-1} * rmask             recurrent dropout (matmul only)
-    Z  = xp[t] + Ht_prev_r @ U              xp = x @ W + b, computed by the caller
+    Z  = xp[t] + Ht_prev_r @ U              xp[t] = x_t @ W + b: precomputed for all steps,
+                                            or computed here step by step (input_rows)
     I  = ra(Z_i)   F = ra(Z_f)   G = a(Z_c)   O = ra(Z_o)
     C_t = F * C_{t-1} + I * G
     H_t = O * a(C_t)
@@ -12,7 +13,7 @@ Per processing step s (input time t = s, or T-1-s with go_backwards)::
 At a padded step (mask[t, b] == 0) the row keeps H_{t-1}, C_{t-1}; its
 output is H_{t-1}, or zeros with zero_output_for_mask.
 
-Shapes: xp (T,B,4u), U (u,4u), h0/c0 (B,u).  ``a`` = activation,
+Shapes: xp (T,B,4u) or X (T,B,F) with W (F,4u), U (u,4u), h0/c0 (B,u).  ``a`` = activation,
 ``ra`` = recurrent_activation (codes in activations.py).
 """
 
@@ -40,6 +41,8 @@ from .activations import (
     prepare_backward,
     prepare_forward,
     smallest_normal as _tiny,
+    input_rows,
+    out_index,
     step_time,
 )
 
@@ -61,13 +64,16 @@ class LSTMSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                         out, gates, h_rec, c_prev, tanh_c, b0, b1):
-    """Rows b0..b1 of every step. Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays
-    have T steps when backward will run, else 1 (scratch, overwritten each step)."""
-    T, B, G = xp.shape
+    """Rows b0..b1 of every step. The input projection is xp, or X @ W + b_in step by
+    step (input_rows). Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays have T
+    steps when backward will run, else 1 (scratch, overwritten each step); out has T
+    steps or 1 (the last output only)."""
+    T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
+    B, G = Ht.shape[0], U.shape[1]
     u = G // 4
-    dt = xp.dtype
+    dt = Ht.dtype
     keep = gates.shape[0] == T
     Zr = np.empty((B, G), dt)
     Ct_new = np.empty(u, dt)
@@ -75,12 +81,14 @@ def lstm_forward_kernel(xp, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_o
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
+        xt = input_rows(xp, X, W, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
         np.dot(h_rec[k, b0:b1], U, Zr[b0:b1])
+        o = out_index(out, s)
         for b in range(b0, b1):
             Zt = gates[k, b]
-            x = xp[t, b]
+            x = xt[b]
             act_add_row(Zt[: 2 * u], x[: 2 * u], Zr[b, : 2 * u], ract)
             act_add_row(Zt[2 * u : 3 * u], x[2 * u : 3 * u], Zr[b, 2 * u : 3 * u], act)
             act_add_row(Zt[3 * u :], x[3 * u :], Zr[b, 3 * u :], ract)
@@ -96,7 +104,7 @@ def lstm_forward_kernel(xp, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_o
             real = is_real(mask, t, b)
             commit_row(Ct[b], Ct_new, real)
             commit_row(Ht[b], Ht_new, real)
-            emit_row(out[s, b], Ht[b], real, zero_output)
+            emit_row(out[o, b], Ht[b], real, zero_output)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -157,24 +165,26 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
 
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  recurrent_activation="sigmoid", backwards=False,
-                 zero_output_for_mask=False, keep=True):
-    """Run an LSTM over time-major xp (T,B,4u).  Returns (out, hT, cT, saved);
-    saved is None with keep=False (inference: nothing kept for backward)."""
-    xp, U, (h0, c0), mask, rmask = prepare_forward(
-        xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask)
+                 zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False):
+    """Run an LSTM over time-major xp (T,B,4u), or over X (T,B,F) projected step by step
+    (xp=None; xp[t] = X[t] @ W + b_in). Returns (out, hT, cT, saved): out is (T,B,u), or
+    (1,B,u) with last_only; saved is None with keep=False (inference: nothing kept)."""
+    inputs, U, (h0, c0), mask, rmask = prepare_forward(
+        xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask, X, W, b_in)
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
-    T, B, G = xp.shape
-    u = G // 4
+    T = inputs[-1]
+    B, u = h0.shape
+    G = 4 * u
     n = T if keep else 1
-    dt = xp.dtype
-    out = np.empty((T, B, u), dt)
+    dt = h0.dtype
+    out = np.empty((1 if last_only else T, B, u), dt)
     gates, h_rec = np.empty((n, B, G), dt), np.empty((n, B, u), dt)
     c_prev, tanh_c = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     run_split(lambda b0, b1: lstm_forward_kernel(
-        xp, U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
-        out, gates, h_rec, c_prev, tanh_c, b0, b1), B, T * B * G * u)
+        *inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
+        out, gates, h_rec, c_prev, tanh_c, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c) if keep else None
     return out, hT, cT, saved

@@ -3,7 +3,8 @@
 Per processing step s (input time t = s, or T-1-s with go_backwards)::
 
     Ht_prev_r = H_{t-1} * rmask         recurrent dropout (Keras 3: prev_output * mask)
-    H_t = a(xp[t] + Ht_prev_r @ U)      xp = x @ W + b, computed by the caller
+    H_t = a(xp[t] + Ht_prev_r @ U)      xp[t] = x_t @ W + b: precomputed for all steps,
+                                        or computed here step by step (input_rows)
     out[s] = H_t
 
 At a padded step (mask[t, b] == 0) the row keeps H_{t-1}; its output is
@@ -35,6 +36,8 @@ from .activations import (
     prepare_backward,
     prepare_forward,
     smallest_normal as _tiny,
+    input_rows,
+    out_index,
     step_time,
 )
 
@@ -53,25 +56,29 @@ class SimpleRNNSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def simplernn_forward_kernel(xp, U, Ht, mask, rmask, act, backwards, zero_output,
+def simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
                              out, h_rec, h_new, b0, b1):
-    """Rows b0..b1 of every step; Ht holds h0 and ends as hT. The saved arrays have
-    T steps when backward will run, else 1 (scratch)."""
-    T, B, u = xp.shape
-    dt = xp.dtype
+    """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
+    step (input_rows). Ht holds h0 and ends as hT. The saved arrays have T steps when
+    backward will run, else 1 (scratch); out has T steps or 1 (the last output only)."""
+    T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
+    B, u = Ht.shape
+    dt = Ht.dtype
     keep = h_new.shape[0] == T
     Zr = np.empty((B, u), dt)
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
+        xt = input_rows(xp, X, W, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
         np.dot(h_rec[k, b0:b1], U, Zr[b0:b1])
+        o = out_index(out, s)
         for b in range(b0, b1):
-            act_add_row(h_new[k, b], xp[t, b], Zr[b], act)
+            act_add_row(h_new[k, b], xt[b], Zr[b], act)
             real = is_real(mask, t, b)
             commit_row(Ht[b], h_new[k, b], real)
-            emit_row(out[s, b], Ht[b], real, zero_output)
+            emit_row(out[o, b], Ht[b], real, zero_output)
 
 
 @njit(**KERNEL_OPTIONS)
@@ -105,19 +112,24 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
 
 
 def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
-                      backwards=False, zero_output_for_mask=False, keep=True):
-    """Run a SimpleRNN over time-major xp (T,B,u).  Returns (out, hT, saved);
-    saved is None with keep=False (inference)."""
-    xp, U, (h0,), mask, rmask = prepare_forward(xp, 1, U, ((h0, "h0"),), mask, rmask)
+                      backwards=False, zero_output_for_mask=False, keep=True,
+                      X=None, W=None, b_in=None, last_only=False):
+    """Run a SimpleRNN over time-major xp (T,B,u), or over X (T,B,F) projected step by
+    step (xp=None; xp[t] = X[t] @ W + b_in). Returns (out, hT, saved): out is (T,B,u),
+    or (1,B,u) with last_only; saved is None with keep=False (inference)."""
+    inputs, U, (h0,), mask, rmask = prepare_forward(xp, 1, U, ((h0, "h0"),), mask, rmask, X, W, b_in)
     a = activation_code(activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
-    T, B, u = xp.shape
+    T = inputs[-1]
+    B, u = h0.shape
     n = T if keep else 1
-    out = np.empty((T, B, u), xp.dtype)
-    h_rec, h_new = np.empty((n, B, u), xp.dtype), np.empty((n, B, u), xp.dtype)
+    dt = h0.dtype
+    out = np.empty((1 if last_only else T, B, u), dt)
+    h_rec, h_new = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: simplernn_forward_kernel(
-        xp, U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1), B, T * B * u * u)
+        *inputs[:-1], U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1),
+        B, T * B * u * (u + inputs[2].shape[0]))
     saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new) if keep else None
     return out, hT, saved
 
