@@ -125,7 +125,7 @@ class Bidirectional(LayerSpec):
         inner = self.inner(node)
         spec, o = inner.spec, inner.opts
         x = ins[0]
-        B = x.data.shape[1]
+        B = x.shape[1]
         half = len(W) // 2
         n_states = len(spec.state_type(o).parts)
         init_f = init_b = None
@@ -178,7 +178,7 @@ class Bidirectional(LayerSpec):
                     dyf = dyb = g * g.dtype.type(0.5)
             else:
                 dyf, dyb = d.get("forward"), d.get("backward")
-            T = x.data.shape[0]
+            T = x.shape[0]
             dout_f = np.zeros((T,) + out_f.shape[1:], out_f.dtype)
             dout_b = np.zeros((T,) + out_b.shape[1:], out_b.dtype)
             if seq:

@@ -41,8 +41,8 @@ FLAGS = {"seq": ("return_sequences", True), "state": ("return_state", True)}
 # and faster than one large product followed by the time loop at these widths. Wider
 # inputs are projected for all steps at once, where the large product's speed wins.
 PER_STEP_MAX_FEATURES = 256
-# rows (steps x batch) per projected chunk for wide inputs in inference
-PROJECT_CHUNK_ROWS = 4096
+# rows (steps x batch) per chunk when inference runs a last-output-only layer chunk by chunk
+CHUNK_ROWS = 4096
 
 
 class RecurrentSpec(LayerSpec):
@@ -132,34 +132,37 @@ class RecurrentSpec(LayerSpec):
         (T, B, u) with return_sequences, else (1, B, u): the last output only."""
         kernel, U = W[0], W[1]
         bias = W[2] if opts["use_bias"] else None
-        X = x.data
-        T, B, F = X.shape
-        u, dtype = opts["units"], X.dtype
+        T, B, F = x.shape
+        u, dtype = opts["units"], kernel.dtype
         dmask, rmask = self.dropout_masks(opts, ctx, B, F, u, dtype)
-        if dmask is not None:
-            X = X * dmask
         b_in, b_rec = self.split_bias(opts, bias)
         if init is None:
             init = self.zero_state(B, u, dtype)
         last_only = not opts["return_sequences"]
-        mask = x.mask
-        # inference keeps nothing for backward: less memory traffic, no (T, B, G) arrays
-        run = lambda inp, init, mask, keep: self.kernel_forward(  # noqa: E731
-            inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=keep, last_only=last_only)
-        if F <= PER_STEP_MAX_FEATURES:
-            out, final, saved = run(dict(xp=None, X=X, W=kernel, b_in=b_in), init, mask, ctx.training)
-        elif ctx.training or not last_only:
-            out, final, saved = run(self.projected(X, kernel, b_in), init, mask, ctx.training)
+        per_step = F <= PER_STEP_MAX_FEATURES
+
+        def run(X, init, mask, keep):
+            inp = dict(xp=None, X=X, W=kernel, b_in=b_in) if per_step else self.projected(X, kernel, b_in)
+            # inference (keep=False) keeps nothing for backward
+            return self.kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec,
+                                       keep=keep, last_only=last_only)
+
+        X = None
+        if ctx.training or not last_only:
+            X = x.data
+            if dmask is not None:
+                X = X * dmask
+            out, final, saved = run(X, init, x.mask, ctx.training)
         else:
-            # wide inputs, inference, last output only: project a chunk of steps at a time
-            # (one large product each) so that memory does not grow with T
-            step = max(1, PROJECT_CHUNK_ROWS // B)
+            # inference, last output only: a chunk of steps at a time (taken from the
+            # batch-major model input where that is what x is), so memory does not grow with T
+            step = max(1, CHUNK_ROWS // B)
             starts = range(0, T, step)
             final = init
             for t0 in (reversed(starts) if backwards else starts):
                 t1 = min(T, t0 + step)
-                inp = self.projected(X[t0:t1], kernel, b_in)
-                out, final, saved = run(inp, final, None if mask is None else mask[t0:t1], False)
+                mask = None if x.mask is None else x.mask[t0:t1]
+                out, final, saved = run(x.steps(t0, t1), final, mask, False)
 
         def backprop(dout, dfinal):
             dxp, dU, dinit, db_rec = self.kernel_backward(saved, dout, dfinal)
@@ -187,7 +190,7 @@ class RecurrentSpec(LayerSpec):
     def forward(self, node, W, ins, ctx, init_state=None):
         x = ins[0]
         o = node.opts
-        T, B, _ = x.data.shape
+        T, B, _ = x.shape
         init, from_edge = init_state, init_state is not None
         if o["stateful"]:
             carried = ctx.stateful_state(node, B)

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError
 from ..graph.graph import Graph, Node
 from .init import initial_weights
+from ..kernels.cpu.ops import all_finite
 from .tensor import Act
 from .threads import use_threads
 
@@ -122,7 +123,8 @@ class Executor:
         return limits
 
     def prepare_inputs(self, xs) -> list[Act]:
-        """Check user arrays against the declared inputs; batch-major in, time-major out."""
+        """Check user arrays against the declared inputs; batch-major in, time-major out (float
+        sequences lazily: see Act)."""
         names = [self.graph.nodes[i].name for i in self.graph.inputs]
         if isinstance(xs, dict):
             missing = [n for n in names if n not in xs]
@@ -137,7 +139,8 @@ class Executor:
         acts, batch = [], None
         for name, node_id, x in zip(names, self.graph.inputs, xs):
             act = self._prepare_one(name, node_id, x)
-            b = act.data.shape[1] if act.data.ndim >= 2 and self.graph.nodes[node_id].out.seq else act.data.shape[0]
+            shape = act.shape
+            b = shape[1] if len(shape) >= 2 and self.graph.nodes[node_id].out.seq else shape[0]
             if batch is not None and b != batch:
                 raise DataError(f"input {name!r} has batch size {b}, the others {batch}")
             batch = b
@@ -178,13 +181,13 @@ class Executor:
             return Act(np.ascontiguousarray(ids.T))
         if x.dtype.kind not in "fiub":
             raise DataError(f"input {name!r} expects numbers, got dtype {x.dtype}")
-        x = x.astype(self.dtype, copy=False)
-        if not np.all(np.isfinite(x)):
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if not all_finite(x.reshape(-1)):
             where = np.argwhere(~np.isfinite(x))[0].tolist()
             raise DataError(f"input {name!r} holds NaN or inf (first at index {tuple(where)})")
         if t.seq:
-            return Act(np.ascontiguousarray(x.transpose(1, 0, 2)))
-        return Act(np.ascontiguousarray(x))
+            return Act(batch_major=x)          # made time-major when (and as far as) a layer needs it
+        return Act(x)
 
     # --- forward and backward -----------------------------------------------------------
     def forward(self, inputs: list[Act], training: bool, ctx: RunCtx | None = None) -> Tape:

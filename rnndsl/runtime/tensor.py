@@ -8,19 +8,50 @@ a recurrent loop reads one contiguous (batch, features) block; vectors are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 
-@dataclass
 class Act:
-    data: np.ndarray
-    mask: np.ndarray | None = None
+    """A layer's output: data (time-major for sequences) and the sequence mask.
+
+    A model's float sequence input arrives batch-major (B, T, F); it is kept that way
+    (``batch_major``) and made time-major only when a layer asks for ``data``, so that
+    a recurrent layer can instead take it a chunk of steps at a time (``steps``) and
+    inference memory does not grow with the sequence length."""
+
+    __slots__ = ("_data", "mask", "batch_major")
+
+    def __init__(self, data=None, mask=None, batch_major=None):
+        self._data, self.mask, self.batch_major = data, mask, batch_major
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = np.ascontiguousarray(self.batch_major.transpose(1, 0, 2))
+        return self._data
+
+    @property
+    def shape(self) -> tuple:
+        """The (time-major) shape of data, without making it."""
+        if self._data is None:
+            B, T, F = self.batch_major.shape
+            return (T, B, F)
+        return self._data.shape
+
+    def steps(self, t0: int, t1: int) -> np.ndarray:
+        """data[t0:t1], time-major and contiguous."""
+        if self._data is None and (t1 - t0) < self.batch_major.shape[1]:
+            return np.ascontiguousarray(self.batch_major[:, t0:t1].transpose(1, 0, 2))
+        return self.data[t0:t1]
 
     @property
     def seq(self) -> bool:
+        if self._data is None:
+            return True
         return self.data.ndim == 3 or (self.data.ndim == 2 and self.data.dtype.kind in "iu")
+
+    def __repr__(self) -> str:
+        return f"Act(shape={self.shape}, masked={self.mask is not None})"
 
 
 def flat(a: np.ndarray) -> np.ndarray:

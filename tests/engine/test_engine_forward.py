@@ -274,11 +274,12 @@ def test_compiled_step_path_equals_whole_sequence(chain):
     np.testing.assert_allclose(m.predict_on_batch(x[:, 1:]), whole[:, 1:], rtol=1e-5, atol=1e-5)
 
 
-# The recurrent layers get their input projection in one of three ways (layers/recurrent.py):
-# per step inside the kernel (inputs up to PER_STEP_MAX_FEATURES wide), for all steps at once
-# (wider inputs, or training), or a chunk of steps at a time (wider inputs, inference, last
-# output only). The tests above run the first; here the limits are lowered to force the others.
-PROJECTION_PATHS = {"per_step": (256, 4096), "all_steps": (0, 10**9), "chunks": (0, 4)}
+# The recurrent layers get their input projection per step inside the kernel (inputs up to
+# PER_STEP_MAX_FEATURES wide) or for all steps at once (wider inputs), and in inference a
+# last-output-only layer runs CHUNK_ROWS rows (steps x batch) at a time (layers/recurrent.py).
+# The tests above run per step, in one chunk; here the limits are lowered to force the others.
+PROJECTION_PATHS = {"per_step": (256, 10**9), "all_steps": (0, 10**9), "per_step_chunks": (256, 4),
+                    "all_steps_chunks": (0, 4)}
 
 
 @pytest.mark.parametrize("path", PROJECTION_PATHS)
@@ -289,7 +290,7 @@ PROJECTION_PATHS = {"per_step": (256, 4096), "all_steps": (0, 10**9), "chunks": 
 def test_projection_paths_agree_with_reference(monkeypatch, path, kind, opts, seq):
     import rnndsl.layers.recurrent as rec
     monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", PROJECTION_PATHS[path][0])
-    monkeypatch.setattr(rec, "PROJECT_CHUNK_ROWS", PROJECTION_PATHS[path][1])
+    monkeypatch.setattr(rec, "CHUNK_ROWS", PROJECTION_PATHS[path][1])
     m = model(f"input x: float[?, 3]\noutput x | {kind}(4{', seq' if seq else ''}{opts})")
     W = randomize(m)
     x = RNG.normal(size=(2, 7, 3))          # 2 rows: chunks of 2 steps, the last one short
@@ -304,7 +305,7 @@ def test_projection_paths_with_masks(monkeypatch, path):
     """Padded batches equal the sequences one by one on every projection path."""
     import rnndsl.layers.recurrent as rec
     monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", PROJECTION_PATHS[path][0])
-    monkeypatch.setattr(rec, "PROJECT_CHUNK_ROWS", PROJECTION_PATHS[path][1])
+    monkeypatch.setattr(rec, "CHUNK_ROWS", PROJECTION_PATHS[path][1])
     m = model("embed(30, 3, mask_zero=true) | lstm(4, seq) | gru(3, go_backwards=true) | dense(2)")
     randomize(m)
     seqs = [[4, 5, 6, 7, 8], [9, 10], [11, 12, 13]]
