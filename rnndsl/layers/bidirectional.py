@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import Pos, did_you_mean
 from ..graph.types import StateType, TensorType
+from ..kernels.cpu.parallel import run_both
 from ..runtime.tensor import Act
 from .base import REGISTRY, LayerSpec, Opt, register
 from .gru import GRU
@@ -140,8 +141,13 @@ class Bidirectional(LayerSpec):
         # Keras sets zero_output_for_mask on both halves when they return sequences.
         zero_out = o["zero_output_for_mask"] or seq
         fwd_backwards = o["go_backwards"]
-        out_f, fin_f, bp_f = spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out)
-        out_b, fin_b, bp_b = spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out)
+        # the two directions are independent: they run at once, one per core; their dropout
+        # masks are drawn first, in the order a sequential run draws them
+        T, B, F = x.shape
+        masks = [spec.dropout_masks(o, ctx, B, F, o["units"], W[0].dtype) for _ in range(2)]
+        (out_f, fin_f, bp_f), (out_b, fin_b, bp_b) = run_both(
+            lambda: spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, masks[0]),
+            lambda: spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, masks[1]))
         final = fin_f + fin_b
         if o["stateful"]:
             ctx.keep_state(node, final)
@@ -178,7 +184,6 @@ class Bidirectional(LayerSpec):
                     dyf = dyb = g * g.dtype.type(0.5)
             else:
                 dyf, dyb = d.get("forward"), d.get("backward")
-            T = x.shape[0]
             dout_f = np.zeros((T,) + out_f.shape[1:], out_f.dtype)
             dout_b = np.zeros((T,) + out_b.shape[1:], out_b.dtype)
             if seq:
@@ -192,8 +197,8 @@ class Bidirectional(LayerSpec):
                 if dyb is not None:
                     dout_b[-1] = dyb
             dstate = d.get("state") or tuple(np.zeros_like(s) for s in final)
-            dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
-            dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
+            (dX_f, g_f, dinit_f), (dX_b, g_b, dinit_b) = run_both(
+                lambda: bp_f(dout_f, tuple(dstate[:n_states])), lambda: bp_b(dout_b, tuple(dstate[n_states:])))
             return [dX_f + dX_b], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
 
         return outputs, backprop

@@ -338,4 +338,4 @@ def test_inference_memory_does_not_grow_with_length(spec):
     if "seq" in spec:      # a sequence passed to the next layer is kept whole, and grows
         assert grow > 6000 * 4 * 8 * 4
     else:
-        assert grow < 4 * 1024, grow
+        assert grow < 64 * 1024, grow    # a time-major copy would add 480 KiB

@@ -12,6 +12,7 @@ of microseconds.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", os.cpu_count() or 1)))
@@ -20,6 +21,7 @@ MIN_SPLIT_WORK = int(os.environ.get("RNNDSL_MIN_SPLIT_WORK", 2_000_000))
 MIN_ROWS = 4
 
 _pool: ThreadPoolExecutor | None = None
+_local = threading.local()     # .serial: this thread is one of several concurrent tasks
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -32,6 +34,8 @@ def _executor() -> ThreadPoolExecutor:
 def chunks(rows: int, work: int) -> list[tuple[int, int]]:
     """Split rows 0..rows into contiguous ranges, one per worker, when the work is worth it."""
     n = min(WORKERS, rows // MIN_ROWS) if work >= MIN_SPLIT_WORK else 1
+    if getattr(_local, "serial", False):
+        n = 1
     n = max(n, 1)
     edges = [rows * k // n for k in range(n + 1)]
     return [(edges[k], edges[k + 1]) for k in range(n)]
@@ -47,6 +51,29 @@ def run_split(fn, rows: int, work: int) -> None:
     fn(*parts[0])
     for f in futures:
         f.result()
+
+
+def _serially(fn):
+    _local.serial = True
+    try:
+        return fn()
+    finally:
+        _local.serial = False
+
+
+def run_both(f, g):
+    """(f(), g()), run at the same time on two cores when there are two: two independent
+    tasks (the directions of a bidirectional layer) each on one core, instead of each
+    split by rows across the cores in turn. Inside them run_split stays on its thread
+    (which also keeps the one-thread pool from waiting on itself)."""
+    if WORKERS < 2 or getattr(_local, "serial", False):
+        return f(), g()
+    later = _executor().submit(_serially, g)
+    try:
+        first = _serially(f)
+    finally:
+        second = later.result()
+    return first, second
 
 
 def matmul(a, b, out=None):
