@@ -54,6 +54,8 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from .packed import pack, padded_width, rows_matmul
+
 TANH, SIGMOID, RELU, LINEAR, HARD_SIGMOID = 0, 1, 2, 3, 4
 
 ACTIVATIONS = {
@@ -293,18 +295,25 @@ def dact_row(dst, dy, y, code):
 
 
 @njit(inline="always")
-def input_rows(xp, X, W, b_in, XP, t, b0, b1):
+def input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1):
     """Rows b0..b1 of step t's input projection, as a (B, G) array to index by row.
 
     Either precomputed for all steps (xp[t]: one big product, the faster choice for
     wide inputs) or, when X is not empty, computed here: XP = X[t] @ W + b_in, which
-    keeps no (T, B, G) array and costs one small product per step."""
+    keeps no (T, B, G) array and costs one small product per step (Wp: W packed)."""
     if X.shape[0] == 0:
         return xp[t]
-    np.dot(X[t, b0:b1], W, XP[b0:b1])
+    rows_matmul(X[t, b0:b1], W, Wp, XP[b0:b1])
+    G = b_in.shape[0]
     for b in range(b0, b1):
-        add_row(XP[b], b_in)
+        add_row(XP[b, :G], b_in)
     return XP
+
+
+@njit(inline="always")
+def scratch_cols(n, P):
+    """Width of a rows_matmul output for n columns against the packed P (see packed.py)."""
+    return n if P.shape[0] == 0 else P.shape[0] * P.shape[2]
 
 
 @njit(inline="always")
@@ -434,8 +443,8 @@ def prepare_forward(xp, n_gates, U, states, mask, rmask, X=None, W=None, b_in=No
 
 def prepare_input(xp, X, W, b_in, n_gates, U):
     """The two ways a kernel gets its input projection (see input_rows): xp (T,B,G), or
-    X (T,B,F) with W (F,G) and b_in (G,) (None: zeros). Returns (xp, X, W, b_in, XP, T)
-    with empty stand-ins for the unused side and XP the per-step scratch (B,G)."""
+    X (T,B,F) with W (F,G) and b_in (G,) (None: zeros). Returns (xp, X, W, Wp, b_in, XP, T)
+    with empty stand-ins for the unused side, Wp = pack(W) and XP the per-step scratch."""
     if X is None:
         xp = np.asarray(xp)
         if xp.dtype not in (np.float32, np.float64):
@@ -445,7 +454,7 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
         xp = np.ascontiguousarray(xp)
         dt, (T, B, G) = xp.dtype, xp.shape
         X, W, b_in, XP = np.empty((0, 0, 0), dt), np.empty((0, G), dt), np.empty(0, dt), np.empty((0, G), dt)
-        return xp, X, W, b_in, XP, T
+        return xp, X, W, pack(W[:0]), b_in, XP, T
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64) or X.ndim != 3:
         raise ValueError(f"X must be a float32 or float64 (T, B, F) array, got {X.dtype} {X.shape}")
@@ -455,7 +464,7 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
     G = n_gates * np.shape(U)[0]
     W = _as(W, dt, (F, G), "W (kernel)")
     b_in = np.zeros(G, dt) if b_in is None else _as(b_in, dt, (G,), "b_in (input bias)")
-    return np.empty((0, B, G), dt), X, W, b_in, np.empty((B, G), dt), T
+    return np.empty((0, B, G), dt), X, W, pack(W), b_in, np.empty((B, padded_width(G, dt)), dt), T
 
 
 def smallest_normal(arr):

@@ -49,8 +49,10 @@ from .activations import (
     smallest_normal as _tiny,
     input_rows,
     out_index,
+    scratch_cols,
     step_time,
 )
+from .packed import pack, rows_matmul
 
 
 class GRUSaved(NamedTuple):
@@ -71,10 +73,10 @@ class GRUSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+def gru_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, b_rec, mask, rmask, act, ract, reset_after,
                        backwards, zero_output, out, gates, h_rec, aux, b0, b1):
     """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
-    step (input_rows). Ht holds h0 and ends as hT. The saved arrays have T steps when
+    step (input_rows); Wp, Up: W and U packed for rows_matmul (Up: reset_after only). Ht holds h0 and ends as hT. The saved arrays have T steps when
     backward will run, else 1 (scratch); out has T steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
     B, G = Ht.shape[0], U.shape[1]
@@ -91,7 +93,7 @@ def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract,
         U_h = np.ascontiguousarray(U[:, 2 * u :])
     # reset_after: Rec = Hd @ U + b_rec in one product; otherwise Hd @ U_zr
     # and (R * Hd) @ U_h land in separate contiguous buffers.
-    Rec = np.empty((B, G), dt)
+    Rec = np.empty((B, scratch_cols(G, Up)), dt)
     Rec_zr = np.empty((B, 2 * u), dt)
     Rec_h = np.empty((B, u), dt)
     RRec_h = np.empty(u, dt)      # R * Rec_h (reset_after)
@@ -99,14 +101,14 @@ def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract,
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
-        xt = input_rows(xp, X, W, b_in, XP, t, b0, b1)
+        xt = input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
         Hd = h_rec[k]
         if reset_after:
-            np.dot(Hd[b0:b1], U, Rec[b0:b1])
+            rows_matmul(Hd[b0:b1], U, Up, Rec[b0:b1])
             for b in range(b0, b1):
-                add_row(Rec[b], b_rec)
+                add_row(Rec[b, :G], b_rec)
         else:
             np.dot(Hd[b0:b1], U_zr, Rec_zr[b0:b1])
         for b in range(b0, b1):
@@ -137,7 +139,7 @@ def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract,
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
+def gru_backward_kernel(U, UTp, mask, rmask, act, ract, reset_after, backwards, zero_output,
                         gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
     (T,B,3u); otherwise dZR (T,B,2u), dHH (T,B,u)); dHt holds dhT and ends as dh0."""
@@ -148,7 +150,8 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
     U_h_T = np.ascontiguousarray(U[:, 2 * u :]).T
     UT = U.T
     dHd = np.empty((B, u), dt)    # dL/dHd through the Z * Hd term (and R * Hd)
-    dHt_rec = np.empty((B, u), dt)
+    # reset_after=false multiplies by U's blocks with np.dot, which wants the exact width
+    dHt_rec = np.empty((B, scratch_cols(u, UTp) if reset_after else u), dt)
     dRHd = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
     for s in range(T - 1, -1, -1):
@@ -192,7 +195,7 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                 copy_row(dHH[t, b], dXt[2 * u :])
         if reset_after:
             # Rec = Hd @ U + b_rec
-            np.dot(dRec[t, b0:b1], UT, dHt_rec[b0:b1])
+            rows_matmul(dRec[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
         else:
             # (R * Hd) @ U_h
             np.dot(dHH[t, b0:b1], U_h_T, dRHd[b0:b1])
@@ -247,7 +250,7 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     gates, h_rec, aux = np.empty((n, B, G), dt), np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: gru_forward_kernel(
-        *inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
+        *inputs[:-1], U, pack(U if reset_after else U[:0]), hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
         out, gates, h_rec, aux, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
                      gates, h_rec, aux) if keep else None
@@ -271,7 +274,7 @@ def gru_backward(saved, dout, dhT=None):
     dHH = np.empty((0 if ra_ else T, B, u), dt)
     dh0 = dhT.copy()
     run_split(lambda b0, b1: gru_backward_kernel(
-        saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
+        saved.U, pack(np.ascontiguousarray(saved.U.T) if ra_ else saved.U[:0]), saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
         saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
         dh0, dxp, dRec, dZR, dHH, b0, b1, _tiny(dxp)), B, T * B * G * u)
     # dU = sum_t (matmul input)^T (its output gradient): one product per block over all steps

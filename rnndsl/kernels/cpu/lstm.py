@@ -43,8 +43,10 @@ from .activations import (
     smallest_normal as _tiny,
     input_rows,
     out_index,
+    scratch_cols,
     step_time,
 )
+from .packed import pack, rows_matmul
 
 
 class LSTMSaved(NamedTuple):
@@ -64,10 +66,10 @@ class LSTMSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+def lstm_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                         out, gates, h_rec, c_prev, tanh_c, b0, b1):
     """Rows b0..b1 of every step. The input projection is xp, or X @ W + b_in step by
-    step (input_rows). Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays have T
+    step (input_rows); Wp, Up: W and U packed for rows_matmul. Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays have T
     steps when backward will run, else 1 (scratch, overwritten each step); out has T
     steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
@@ -75,16 +77,16 @@ def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, b
     u = G // 4
     dt = Ht.dtype
     keep = gates.shape[0] == T
-    Zr = np.empty((B, G), dt)
+    Zr = np.empty((B, scratch_cols(G, Up)), dt)
     Ct_new = np.empty(u, dt)
     Ht_new = np.empty(u, dt)
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
-        xt = input_rows(xp, X, W, b_in, XP, t, b0, b1)
+        xt = input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
-        np.dot(h_rec[k, b0:b1], U, Zr[b0:b1])
+        rows_matmul(h_rec[k, b0:b1], U, Up, Zr[b0:b1])
         o = out_index(out, s)
         for b in range(b0, b1):
             Zt = gates[k, b]
@@ -108,17 +110,17 @@ def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, b
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
+def lstm_backward_kernel(U, UTp, mask, rmask, act, ract, backwards, zero_output,
                          gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
-    dHt_rec = np.empty((B, u), dt)
+    UT = U.T
+    dHt_rec = np.empty((B, scratch_cols(u, UTp)), dt)
     dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
     daC = np.empty(u, dt)         # dL/d a(C_t)
     dCt_h = np.empty(u, dt)       # dL/dC_t through H_t
-    UT = U.T
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
         for b in range(b0, b1):
@@ -154,7 +156,7 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             dact_row(dZt[3 * u :], dpost[3 * u :], Ot, ract)
             flush_row(dZt, tiny)
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
-        np.dot(dxp[t, b0:b1], UT, dHt_rec[b0:b1])
+        rows_matmul(dxp[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
         for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
@@ -182,8 +184,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     gates, h_rec = np.empty((n, B, G), dt), np.empty((n, B, u), dt)
     c_prev, tanh_c = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
+    Up = pack(U)
     run_split(lambda b0, b1: lstm_forward_kernel(
-        *inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
+        *inputs[:-1], U, Up, hT, cT, mask, rmask, a, ra, backwards, zero_output,
         out, gates, h_rec, c_prev, tanh_c, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c) if keep else None
@@ -199,7 +202,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None):
     dxp = np.empty((T, B, G), saved.gates.dtype)
     dh0, dc0 = dhT.copy(), dcT.copy()
     run_split(lambda b0, b1: lstm_backward_kernel(
-        saved.U, saved.mask, saved.rmask, saved.activation,
+        saved.U, pack(np.ascontiguousarray(saved.U.T)), saved.mask, saved.rmask, saved.activation,
         saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
         saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, b0, b1, _tiny(dxp)),
         B, T * B * G * u)

@@ -38,8 +38,10 @@ from .activations import (
     smallest_normal as _tiny,
     input_rows,
     out_index,
+    scratch_cols,
     step_time,
 )
+from .packed import pack, rows_matmul
 
 
 class SimpleRNNSaved(NamedTuple):
@@ -56,23 +58,23 @@ class SimpleRNNSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
+def simplernn_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, mask, rmask, act, backwards, zero_output,
                              out, h_rec, h_new, b0, b1):
     """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
-    step (input_rows). Ht holds h0 and ends as hT. The saved arrays have T steps when
+    step (input_rows); Wp, Up: W and U packed for rows_matmul. Ht holds h0 and ends as hT. The saved arrays have T steps when
     backward will run, else 1 (scratch); out has T steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
     B, u = Ht.shape
     dt = Ht.dtype
     keep = h_new.shape[0] == T
-    Zr = np.empty((B, u), dt)
+    Zr = np.empty((B, scratch_cols(u, Up)), dt)
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
-        xt = input_rows(xp, X, W, b_in, XP, t, b0, b1)
+        xt = input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
-        np.dot(h_rec[k, b0:b1], U, Zr[b0:b1])
+        rows_matmul(h_rec[k, b0:b1], U, Up, Zr[b0:b1])
         o = out_index(out, s)
         for b in range(b0, b1):
             act_add_row(h_new[k, b], xt[b], Zr[b], act)
@@ -82,12 +84,12 @@ def simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwa
 
 
 @njit(**KERNEL_OPTIONS)
-def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
+def simplernn_backward_kernel(U, UTp, mask, rmask, act, backwards, zero_output,
                               h_rec, h_new, dout, dHt, dxp, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,u); dHt holds dhT and ends as dh0."""
     T, B, u = h_new.shape
     dt = h_new.dtype
-    dHt_rec = np.empty((B, u), dt)
+    dHt_rec = np.empty((B, scratch_cols(u, UTp)), dt)
     UT = U.T
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
@@ -103,7 +105,7 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
                 # padded: H_t = H_{t-1}; dHt passes through
                 dxp[t, b] = 0
         # Z_t = xp[t] + Ht_prev_r @ U  (padded rows of dxp are zero)
-        np.dot(dxp[t, b0:b1], UT, dHt_rec[b0:b1])
+        rows_matmul(dxp[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
         for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
@@ -128,7 +130,7 @@ def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
     h_rec, h_new = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: simplernn_forward_kernel(
-        *inputs[:-1], U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1),
+        *inputs[:-1], U, pack(U), hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1),
         B, T * B * u * (u + inputs[2].shape[0]))
     saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new) if keep else None
     return out, hT, saved
@@ -142,7 +144,7 @@ def simplernn_backward(saved, dout, dhT=None):
     dxp = np.empty((T, B, u), saved.h_new.dtype)
     dh0 = dhT.copy()
     run_split(lambda b0, b1: simplernn_backward_kernel(
-        saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
+        saved.U, pack(np.ascontiguousarray(saved.U.T)), saved.mask, saved.rmask, saved.activation, saved.backwards,
         saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, b0, b1, _tiny(dxp)), B, T * B * u * u)
     # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
     dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, u))
