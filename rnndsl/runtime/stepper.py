@@ -31,6 +31,7 @@ from numba import typeof
 from ..errors import DataError
 from ..kernels.cpu import step as K
 from ..kernels.cpu.activations import ACTIVATIONS
+from ..kernels.cpu.packed import aligned_empty
 from .threads import use_threads
 
 RECURRENT = ("simplernn", "lstm", "gru")
@@ -44,17 +45,6 @@ def _supported(node) -> bool:
         return (o["stateful"] and not o["go_backwards"] and node.initial_state is None
                 and not o["return_state"])
     return node.kind == "dense"
-
-
-def aligned_empty(shape, dtype, align=64):
-    """np.empty with the data at a multiple of `align` bytes. NumPy aligns to 16: a matrix
-    off by 16 or 48 bytes from a cache line makes every AVX-512 load of a row span two
-    lines, and the batch-1 product of lstm(128) over 64 features took 5.1 us instead of 4.0."""
-    dtype = np.dtype(dtype)
-    n = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(n + align, np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start:start + n].view(dtype).reshape(shape)
 
 
 def direct(kernel, args):

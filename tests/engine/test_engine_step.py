@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl.runtime.stepper import aligned_empty
+from rnndsl.kernels.cpu.packed import aligned_empty
 
 RNG = np.random.default_rng(5)
 

@@ -54,7 +54,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .packed import pack, padded_width, rows_matmul
+from .packed import aligned_empty, pack, padded_width, rows_matmul
 
 TANH, SIGMOID, RELU, LINEAR, HARD_SIGMOID = 0, 1, 2, 3, 4
 
@@ -464,7 +464,7 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
     G = n_gates * np.shape(U)[0]
     W = _as(W, dt, (F, G), "W (kernel)")
     b_in = np.zeros(G, dt) if b_in is None else _as(b_in, dt, (G,), "b_in (input bias)")
-    return np.empty((0, B, G), dt), X, W, pack(W), b_in, np.empty((B, padded_width(G, dt)), dt), T
+    return np.empty((0, B, G), dt), X, W, pack(W), b_in, aligned_empty((B, padded_width(G, dt)), dt), T
 
 
 def smallest_normal(arr):

@@ -52,7 +52,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
-from .packed import pack, rows_matmul
+from .packed import aligned_scratch, pack, rows_matmul
 
 
 class GRUSaved(NamedTuple):
@@ -93,7 +93,7 @@ def gru_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, b_rec, mask, rmask, ac
         U_h = np.ascontiguousarray(U[:, 2 * u :])
     # reset_after: Rec = Hd @ U + b_rec in one product; otherwise Hd @ U_zr
     # and (R * Hd) @ U_h land in separate contiguous buffers.
-    Rec = np.empty((B, scratch_cols(G, Up)), dt)
+    Rec = aligned_scratch(B, scratch_cols(G, Up), dt)
     Rec_zr = np.empty((B, 2 * u), dt)
     Rec_h = np.empty((B, u), dt)
     RRec_h = np.empty(u, dt)      # R * Rec_h (reset_after)
@@ -151,7 +151,7 @@ def gru_backward_kernel(U, UTp, mask, rmask, act, ract, reset_after, backwards, 
     UT = U.T
     dHd = np.empty((B, u), dt)    # dL/dHd through the Z * Hd term (and R * Hd)
     # reset_after=false multiplies by U's blocks with np.dot, which wants the exact width
-    dHt_rec = np.empty((B, scratch_cols(u, UTp) if reset_after else u), dt)
+    dHt_rec = aligned_scratch(B, scratch_cols(u, UTp) if reset_after else u, dt)
     dRHd = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
     for s in range(T - 1, -1, -1):

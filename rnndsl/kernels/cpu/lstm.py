@@ -46,7 +46,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
-from .packed import pack, rows_matmul
+from .packed import aligned_scratch, pack, rows_matmul
 
 
 class LSTMSaved(NamedTuple):
@@ -77,7 +77,7 @@ def lstm_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, Ct, mask, rmask, act,
     u = G // 4
     dt = Ht.dtype
     keep = gates.shape[0] == T
-    Zr = np.empty((B, scratch_cols(G, Up)), dt)
+    Zr = aligned_scratch(B, scratch_cols(G, Up), dt)
     Ct_new = np.empty(u, dt)
     Ht_new = np.empty(u, dt)
     for s in range(T):
@@ -117,7 +117,7 @@ def lstm_backward_kernel(U, UTp, mask, rmask, act, ract, backwards, zero_output,
     u = G // 4
     dt = gates.dtype
     UT = U.T
-    dHt_rec = np.empty((B, scratch_cols(u, UTp)), dt)
+    dHt_rec = aligned_scratch(B, scratch_cols(u, UTp), dt)
     dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
     daC = np.empty(u, dt)         # dL/d a(C_t)
     dCt_h = np.empty(u, dt)       # dL/dC_t through H_t

@@ -41,7 +41,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
-from .packed import pack, rows_matmul
+from .packed import aligned_scratch, pack, rows_matmul
 
 
 class SimpleRNNSaved(NamedTuple):
@@ -67,7 +67,7 @@ def simplernn_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, mask, rmask, act
     B, u = Ht.shape
     dt = Ht.dtype
     keep = h_new.shape[0] == T
-    Zr = np.empty((B, scratch_cols(u, Up)), dt)
+    Zr = aligned_scratch(B, scratch_cols(u, Up), dt)
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
@@ -89,7 +89,7 @@ def simplernn_backward_kernel(U, UTp, mask, rmask, act, backwards, zero_output,
     """Rows b0..b1: fills dxp (T,B,u); dHt holds dhT and ends as dh0."""
     T, B, u = h_new.shape
     dt = h_new.dtype
-    dHt_rec = np.empty((B, scratch_cols(u, UTp)), dt)
+    dHt_rec = aligned_scratch(B, scratch_cols(u, UTp), dt)
     UT = U.T
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
