@@ -181,12 +181,10 @@ class RecurrentSpec(LayerSpec):
 
     @staticmethod
     def projected(X, kernel, b_in) -> dict:
-        """kernel_forward's inp with xp = X @ kernel + b_in for all of X's steps: one product."""
+        """kernel_forward's inp with xp = X @ kernel for all of X's steps: one product (the
+        kernel adds b_in step by step)."""
         T, B, F = X.shape
-        xp = matmul(flat(X), kernel)
-        if b_in is not None:
-            xp += b_in
-        return dict(xp=xp.reshape(T, B, -1), X=None, W=None, b_in=None)
+        return dict(xp=matmul(flat(X), kernel).reshape(T, B, -1), X=None, W=None, b_in=b_in)
 
     def forward(self, node, W, ins, ctx, init_state=None):
         x = ins[0]

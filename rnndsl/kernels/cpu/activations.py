@@ -296,17 +296,23 @@ def dact_row(dst, dy, y, code):
 
 @njit(inline="always")
 def input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1):
-    """Rows b0..b1 of step t's input projection, as a (B, G) array to index by row.
+    """Rows b0..b1 of step t's input projection plus the input bias, in the scratch XP
+    (B, >= G) to index by row: x_t @ W + b_in.
 
-    Either precomputed for all steps (xp[t]: one big product, the faster choice for
-    wide inputs) or, when X is not empty, computed here: XP = X[t] @ W + b_in, which
-    keeps no (T, B, G) array and costs one small product per step (Wp: W packed)."""
-    if X.shape[0] == 0:
-        return xp[t]
-    rows_matmul(X[t, b0:b1], W, Wp, XP[b0:b1])
+    x_t @ W is either precomputed for all steps (xp[t]: one big product, the faster choice
+    for wide inputs) or, when X is not empty, computed here by one small product (Wp: W
+    packed), which keeps no (T, B, G) array. Either way the bias is added here, on rows
+    in cache, rather than in a pass of its own over all steps."""
     G = b_in.shape[0]
-    for b in range(b0, b1):
-        add_row(XP[b, :G], b_in)
+    if X.shape[0] == 0:
+        src = xp[t]
+        for b in range(b0, b1):
+            for j in range(G):
+                XP[b, j] = src[b, j] + b_in[j]
+    else:
+        rows_matmul(X[t, b0:b1], W, Wp, XP[b0:b1])
+        for b in range(b0, b1):
+            add_row(XP[b, :G], b_in)
     return XP
 
 
@@ -443,8 +449,9 @@ def prepare_forward(xp, n_gates, U, states, mask, rmask, X=None, W=None, b_in=No
 
 def prepare_input(xp, X, W, b_in, n_gates, U):
     """The two ways a kernel gets its input projection (see input_rows): xp (T,B,G), or
-    X (T,B,F) with W (F,G) and b_in (G,) (None: zeros). Returns (xp, X, W, Wp, b_in, XP, T)
-    with empty stand-ins for the unused side, Wp = pack(W) and XP the per-step scratch."""
+    X (T,B,F) with W (F,G); either with the input bias b_in (G,) (None: zeros). Returns
+    (xp, X, W, Wp, b_in, XP, T) with empty stand-ins for the unused side, Wp = pack(W)
+    and XP the per-step scratch."""
     if X is None:
         xp = np.asarray(xp)
         if xp.dtype not in (np.float32, np.float64):
@@ -453,18 +460,19 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
             raise ValueError(f"xp must be (T, B, {n_gates}*units), got shape {xp.shape}")
         xp = np.ascontiguousarray(xp)
         dt, (T, B, G) = xp.dtype, xp.shape
-        X, W, b_in, XP = np.empty((0, 0, 0), dt), np.empty((0, G), dt), np.empty(0, dt), np.empty((0, G), dt)
-        return xp, X, W, pack(W[:0]), b_in, XP, T
-    X = np.asarray(X)
-    if X.dtype not in (np.float32, np.float64) or X.ndim != 3:
-        raise ValueError(f"X must be a float32 or float64 (T, B, F) array, got {X.dtype} {X.shape}")
-    dt = X.dtype
-    X = np.ascontiguousarray(X)
-    T, B, F = X.shape
-    G = n_gates * np.shape(U)[0]
-    W = _as(W, dt, (F, G), "W (kernel)")
+        X, W = np.empty((0, 0, 0), dt), np.empty((0, G), dt)
+    else:
+        X = np.asarray(X)
+        if X.dtype not in (np.float32, np.float64) or X.ndim != 3:
+            raise ValueError(f"X must be a float32 or float64 (T, B, F) array, got {X.dtype} {X.shape}")
+        dt = X.dtype
+        X = np.ascontiguousarray(X)
+        T, B, F = X.shape
+        G = n_gates * np.shape(U)[0]
+        W = _as(W, dt, (F, G), "W (kernel)")
+        xp = np.empty((0, B, G), dt)
     b_in = np.zeros(G, dt) if b_in is None else _as(b_in, dt, (G,), "b_in (input bias)")
-    return np.empty((0, B, G), dt), X, W, pack(W), b_in, aligned_empty((B, padded_width(G, dt)), dt), T
+    return xp, X, W, pack(W), b_in, aligned_empty((B, padded_width(G, dt)), dt), T
 
 
 def smallest_normal(arr):
