@@ -263,7 +263,7 @@ class Model:
         unmasked time steps for a per-step output), summed over outputs.
         """
         ex = self.executor
-        tape = ex.forward(ex.prepare_inputs(x), training=True)
+        tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=return_input_grads)
         value, d_outputs = self._loss(tape.outputs, self._as_targets(y), loss, from_logits)
         w_grads, in_grads = ex.backward(tape, d_outputs)
         if return_input_grads:

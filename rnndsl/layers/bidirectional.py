@@ -145,9 +145,10 @@ class Bidirectional(LayerSpec):
         # masks are drawn first, in the order a sequential run draws them
         T, B, F = x.shape
         masks = [spec.dropout_masks(o, ctx, B, F, o["units"], W[0].dtype) for _ in range(2)]
+        need_dx = ctx.needs_grad(node.inputs[0])
         (out_f, fin_f, bp_f), (out_b, fin_b, bp_b) = run_both(
-            lambda: spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, masks[0]),
-            lambda: spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, masks[1]))
+            lambda: spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, masks[0], need_dx),
+            lambda: spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, masks[1], need_dx))
         final = fin_f + fin_b
         if o["stateful"]:
             ctx.keep_state(node, final)
@@ -199,7 +200,8 @@ class Bidirectional(LayerSpec):
             dstate = d.get("state") or tuple(np.zeros_like(s) for s in final)
             (dX_f, g_f, dinit_f), (dX_b, g_b, dinit_b) = run_both(
                 lambda: bp_f(dout_f, tuple(dstate[:n_states])), lambda: bp_b(dout_b, tuple(dstate[n_states:])))
-            return [dX_f + dX_b], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
+            dX = None if dX_f is None else dX_f + dX_b
+            return [dX], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
 
         return outputs, backprop
 

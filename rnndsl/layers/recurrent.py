@@ -127,10 +127,12 @@ class RecurrentSpec(LayerSpec):
             rmask = (ctx.rng.random((B, u)) >= p).astype(dtype) / dtype.type(1 - p)
         return dmask, rmask
 
-    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, masks=None):
+    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, masks=None,
+                 need_dx: bool = True):
         """Run the cell over x: (out in processing order, final state, backprop). out is
         (T, B, u) with return_sequences, else (1, B, u): the last output only. masks:
-        the (dropout, recurrent dropout) masks when the caller drew them already."""
+        the (dropout, recurrent dropout) masks when the caller drew them already; need_dx:
+        False when x's gradient is not used (backprop then returns None for it)."""
         kernel, U = W[0], W[1]
         bias = W[2] if opts["use_bias"] else None
         T, B, F = x.shape
@@ -169,9 +171,11 @@ class RecurrentSpec(LayerSpec):
             dxp, dU, dinit, db_rec = self.kernel_backward(saved, dout, dfinal)
             dxp2 = flat(dxp)
             dK = matmul(flat(X).T, dxp2)                    # undo xp = X @ kernel
-            dX = matmul(dxp2, kernel.T).reshape(T, B, F)
-            if dmask is not None:
-                dX *= dmask                                 # undo X = x * dmask
+            dX = None
+            if need_dx:
+                dX = matmul(dxp2, kernel.T).reshape(T, B, F)
+                if dmask is not None:
+                    dX *= dmask                             # undo X = x * dmask
             grads = [dK, dU]
             if bias is not None:
                 grads.append(self.join_bias(dxp2.sum(axis=0), db_rec))
@@ -195,7 +199,8 @@ class RecurrentSpec(LayerSpec):
             carried = ctx.stateful_state(node, B)
             if carried is not None:
                 init, from_edge = carried, False
-        out, final, backprop_cell = self.run_cell(o, W, x, ctx, init, o["go_backwards"], o["zero_output_for_mask"])
+        out, final, backprop_cell = self.run_cell(o, W, x, ctx, init, o["go_backwards"], o["zero_output_for_mask"],
+                                                  need_dx=ctx.needs_grad(node.inputs[0]))
         if o["stateful"]:
             ctx.keep_state(node, final)
         seq = o["return_sequences"]

@@ -28,6 +28,13 @@ class RunCtx:
     rng: np.random.Generator
     executor: "Executor"
     updates: list = field(default_factory=list)   # (array, new value): applied only by a train step
+    input_grads: bool = True      # whether backward must produce the model inputs' gradients
+
+    def needs_grad(self, ref) -> bool:
+        """Whether the gradient flowing back into this input of a layer is used: not when it
+        is a model input and nobody asked for input gradients (a train step): the product
+        dX = dZ W^T is then skipped (a third of a wide first layer's backward)."""
+        return self.input_grads or self.executor.graph.nodes[ref.node].kind != "input"
 
     def stateful_state(self, node: Node, batch: int):
         return self.executor.stateful_state(node, batch)
@@ -190,8 +197,9 @@ class Executor:
         return Act(x)
 
     # --- forward and backward -----------------------------------------------------------
-    def forward(self, inputs: list[Act], training: bool, ctx: RunCtx | None = None) -> Tape:
-        ctx = ctx or RunCtx(training, self.rng, self)
+    def forward(self, inputs: list[Act], training: bool, ctx: RunCtx | None = None,
+                input_grads: bool = True) -> Tape:
+        ctx = ctx or RunCtx(training, self.rng, self, input_grads=input_grads)
         use_threads()
         values: dict = {}
         entries = []

@@ -148,7 +148,7 @@ def _finite_grads(grads) -> bool:
 def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False) -> float:
     cfg = cfg or _config(model)
     ex = model.executor
-    tape = ex.forward(ex.prepare_inputs(x), training=True)
+    tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=False)
     ys = y if targets_listed else model._as_targets(y)
     loss, d_outs = model._loss(tape.outputs, ys, cfg.losses, cfg.from_logits)
     if not math.isfinite(loss):

@@ -114,7 +114,7 @@ class CudaExecutor(Executor):
         mask = None if act.mask is None else self.eng.upload(act.mask)
         return DAct(self.eng.upload(data), mask, act.mask, host=data)
 
-    def forward(self, inputs, training: bool, ctx: DeviceCtx | None = None) -> Tape:
+    def forward(self, inputs, training: bool, ctx: DeviceCtx | None = None, input_grads: bool = True) -> Tape:
         """Run the graph; the tape's `outputs` are host Acts (copied once), `values` device ones."""
         ctx = ctx or DeviceCtx(training, self.rng, self)
         values: dict = {}
