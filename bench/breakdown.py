@@ -7,28 +7,58 @@ Timers are put around rnndsl's own functions for the duration of the profile
 
 * each layer's forward and the backprop closure it returns (per node);
 * the compiled recurrent kernels, `kernel_forward` / `kernel_backward` of the
-  cell classes (the numba time loops: recurrent products, gate math, state
-  copies and the kernels' own allocations);
+  cell classes (the numba time loops: recurrent products, per-step input
+  projections, gate math, state copies and the kernels' own allocations). A
+  layer's kernel time is the wall time during which at least one of its kernel
+  calls ran (the union of the calls' intervals): a bidirectional layer runs its
+  two directions at once, one per core (`parallel.run_both`), so the two
+  directions' kernel times overlap and are not added;
 * the bookkeeping around the layers: input checks (`Executor.prepare_inputs`),
   the loss (`Model._loss`), the finite checks and the optimizer of a train
   step, the output transposes of `predict_on_batch`.
 
+Each kernel call's arguments are recorded: T, B, G (gates x units), u, and how
+it gets its input projection (`inp`): precomputed for all steps (xp, one big
+product through rnndsl's row-split `matmul` in `RecurrentSpec.projected`, for
+inputs wider than PER_STEP_MAX_FEATURES) or per step inside the kernel (X, W:
+x_t W + b on each worker's rows at every step). A last-output-only layer runs
+inference as several kernel calls, one per chunk of CHUNK_ROWS rows; every call
+is accounted.
+
 Inside a kernel, the share of the matrix products is measured by issuing the
-same products alone with the shapes the kernel saw (one (B,u)x(u,G*u) product
-per step, and in BPTT one (B,G*u)x(G*u,u) per step plus the (u,T*B)x(T*B,G*u)
-product for dU), from a numba loop like the kernels', split by batch rows
-across rnndsl's workers as its kernels are, BLAS at rnndsl's thread count; the rest of the kernel
-time is gate math and bookkeeping. The input projection x W (and its backward
-products) is measured the same way with NumPy; the remainder of a recurrent
-layer's own time outside its kernel is NumPy glue (bias add, zero-filled
-gradient buffers, reversal and merging for bidirectional layers, copies).
+same products alone, the way the kernels issue them: `packed.rows_matmul` with
+the operand packed once per call (`pack`, as the kernels do; np.dot for float64)
+from a numba loop over the steps, split by batch rows with rnndsl's own
+`run_split` (so by `chunks`, with the kernel's own work estimate), BLAS at
+rnndsl's thread count. Forward: h U per step; BPTT: dZ U^T per step plus the
+(u,T*B)x(T*B,G) product for dU (rnndsl's matmul). For a per-step projection
+layer, the x_t W products (one per step per worker) are measured alone the
+same way and reported as input projection, taken out of the kernel time; for a
+precomputed one the projection is the big product x W before the kernel. The
+backward projection products (dK = X^T dxp, and dX = dxp W^T unless run_cell
+was told it is not needed: a layer reading a model input in a train step) are
+big products through rnndsl's matmul after the kernel in both cases. When a bidirectional
+layer ran its directions concurrently, the alone products are timed the same
+way: both directions at once through rnndsl's `run_both` (each direction
+unsplit on its own core), wall time.
+
+The rest of the kernel time is gate math and bookkeeping (bias adds inside the
+kernels included). The remainder of a recurrent layer's own time outside its
+kernel and projection is NumPy glue (a bias pass over xp where the engine still
+makes one, the bias gradient's column sum, zero-filled gradient buffers,
+reversal and merging for bidirectional layers, copies, chunk transposes).
 "Python orchestration" is what is left of the step: executor loop, tape,
-closures, argument checks.
+closures, argument checks. A product's alone time is capped at the time it can
+have taken (the kernel's, or the layer's outside it), so that gate math and glue
+stay >= 0 and a layer's categories add up to its wall time (_split_pass); the
+categories are computed step by step, and their medians scaled to add up to the
+median step (profile_phase).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -38,6 +68,31 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
+def _serial_now() -> bool:
+    """Whether this thread runs one of several concurrent tasks (rnndsl's run_both): its
+    run_split then stays on the thread, one part."""
+    try:
+        from rnndsl.kernels.cpu.parallel import _local
+    except ImportError:
+        return False
+    return bool(getattr(_local, "serial", False))
+
+
+def _union(intervals) -> float:
+    """Total length of the union of (t0, t1) intervals."""
+    total, end = 0.0, float("-inf")
+    for t0, t1 in sorted(intervals):
+        if t1 <= end:
+            continue
+        total += t1 - max(t0, end)
+        end = t1
+    return total
+
+
+def _arg(a, k, i, name, default=None):
+    return a[i] if len(a) > i else k.get(name, default)
+
+
 # --- the probe ---------------------------------------------------------------------------
 
 class Probe:
@@ -45,10 +100,23 @@ class Probe:
         self.acc: dict = defaultdict(float)        # (node name or "(what)", part) -> seconds
         self.calls: dict = defaultdict(int)
         self.stack: list[str] = []                  # layer forwards / backprops in progress
-        self.kernels: dict = defaultdict(list)      # node -> [(T, B, G, u)] per kernel_forward call
+        self.kernels: dict = defaultdict(list)      # node -> [call record] per kernel_forward call (this step)
+        self.intervals: dict = defaultdict(list)    # (node, kernel part) -> [(t0, t1)] (this step)
         self.features: dict = {}                    # node -> input features
         self.kind: dict = {}                        # node -> layer kind
+        self._lock = threading.Lock()               # kernels of a bidirectional layer report from two threads
+        self._tl = threading.local()                # .need_dx of the run_cell in progress on this thread
         self._undo: list = []
+
+    def new_step(self) -> None:
+        self.acc = defaultdict(float)
+        self.kernels = defaultdict(list)
+        self.intervals = defaultdict(list)
+
+    def end_step(self) -> None:
+        """Kernel time per node and part: the wall time covered by its calls."""
+        for key, iv in self.intervals.items():
+            self.acc[key] = _union(iv)
 
     # patching ------------------------------------------------------------------------
     def _wrap(self, owner, attr, make):
@@ -74,8 +142,10 @@ class Probe:
                 try:
                     return orig(*a, **k)
                 finally:
-                    self.acc[(key, part)] += time.perf_counter() - t0
-                    self.calls[(key, part)] += 1
+                    dt = time.perf_counter() - t0
+                    with self._lock:
+                        self.acc[(key, part)] += dt
+                        self.calls[(key, part)] += 1
             return wrapper
         return make
 
@@ -88,6 +158,7 @@ class Probe:
         for cls in classes:
             self._wrap(cls, "forward", self._layer_forward)
             if hasattr(cls, "kernel_forward"):
+                self._wrap(cls, "run_cell", self._run_cell)
                 self._wrap(cls, "kernel_forward", self._kernel("kernel_fwd", capture=True))
                 self._wrap(cls, "kernel_backward", self._kernel("kernel_bwd"))
         self._wrap(Executor, "prepare_inputs", self._timed("(input checks)", "all"))
@@ -110,9 +181,10 @@ class Probe:
             name = node.name
             probe.kind[name] = node.kind
             ins = a[1] if len(a) > 1 else k.get("ins")
-            data = getattr(ins[0], "data", None) if ins else None
-            if data is not None and data.ndim == 3:
-                probe.features[name] = data.shape[-1]
+            # .shape, not .data: a batch-major model input would be made time-major by .data
+            shape = getattr(ins[0], "shape", None) if ins else None
+            if shape is not None and len(shape) == 3:
+                probe.features[name] = shape[-1]
             probe.stack.append(name)
             t0 = time.perf_counter()
             try:
@@ -137,6 +209,65 @@ class Probe:
 
         return forward
 
+    def _run_cell(self, orig):
+        """Notes, for the kernel calls inside, whether backward computes dX = dZ W^T (a layer
+        reading a model input skips it in a train step: run_cell's need_dx)."""
+        import inspect
+
+        probe = self
+        try:
+            params = list(inspect.signature(orig).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        names = [q.name for q in params]
+        at = names.index("need_dx") - 1 if "need_dx" in names else None     # - 1: self
+        default = params[at + 1].default if at is not None else True
+
+        def run_cell(spec, *a, **k):
+            if at is None:
+                need = True
+            else:
+                need = k.get("need_dx", a[at] if len(a) > at else default)
+            before = getattr(probe._tl, "need_dx", True)
+            probe._tl.need_dx = bool(need)
+            try:
+                return orig(spec, *a, **k)
+            finally:
+                probe._tl.need_dx = before
+
+        return run_cell
+
+    def _record(self, spec, name, a, k) -> None:
+        """What one kernel_forward call computes: shapes, projection kind, direction."""
+        inp, U = _arg(a, k, 0, "inp"), _arg(a, k, 1, "U")
+        opts = _arg(a, k, 5, "opts") or {}
+        if getattr(U, "ndim", 0) != 2:
+            return
+        if isinstance(inp, dict):
+            xp, X = inp.get("xp"), inp.get("X")
+            b_in = inp.get("b_in")
+        else:                                   # an older engine: xp itself
+            xp, X, b_in = inp, None, None
+        if X is not None and getattr(X, "ndim", 0) == 3:
+            (T, B, F), per_step = X.shape, True
+        elif getattr(xp, "ndim", 0) == 3:
+            (T, B, _), per_step = xp.shape, False
+            F = self.features.get(name)
+        else:
+            return
+        self.kernels[name].append(dict(
+            T=int(T), B=int(B), G=int(U.shape[1]), u=int(U.shape[0]), F=int(F) if F else 0,
+            per_step=per_step,
+            # a precomputed xp without b_in had the bias added in a pass of its own (xp += b)
+            bias_pass=(not per_step) and b_in is None and bool(opts.get("use_bias", False)),
+            direction=bool(_arg(a, k, 6, "backwards", False)),
+            keep=bool(_arg(a, k, 9, "keep", True)),
+            need_dx=bool(getattr(self._tl, "need_dx", True)),
+            serial=_serial_now(),
+            dtype=str(U.dtype),
+            # GRU with reset_after=false multiplies by U's blocks separately, with np.dot
+            dot_blocks=getattr(spec, "name", "") == "gru" and not opts.get("reset_after", True)))
+
     def _kernel(self, part, capture=False):
         probe = self
 
@@ -147,16 +278,16 @@ class Probe:
                 try:
                     return orig(spec, *a, **k)
                 finally:
-                    probe.acc[(name, part)] += time.perf_counter() - t0
-                    if capture:
-                        xp, U = (a + (None, None))[:2]
-                        if getattr(xp, "ndim", 0) == 3 and getattr(U, "ndim", 0) == 2:
-                            probe.kernels[name].append((xp.shape[0], xp.shape[1], xp.shape[2], U.shape[0]))
+                    t1 = time.perf_counter()
+                    with probe._lock:
+                        probe.intervals[(name, part)].append((t0, t1))
+                        if capture:
+                            probe._record(spec, name, a, k)
             return kernel
         return make
 
 
-# --- matmuls alone, with the kernels' shapes ---------------------------------------------
+# --- matmuls alone, issued as the kernels issue them ------------------------------------
 
 _NUMBA = {}
 
@@ -166,17 +297,28 @@ def _numba_loops():
         from numba import njit
 
         @njit(nogil=True)
-        def rec_fwd(H, U, Z):
-            for t in range(H.shape[0]):
-                np.dot(H[t], U, Z)
+        def dot_steps(A, W, P, C, b0, b1):
+            for t in range(A.shape[0]):
+                np.dot(A[t, b0:b1], W, C[b0:b1])
 
-        @njit(nogil=True)
-        def rec_bwd(dZ, U, dH):
-            UT = U.T
-            for t in range(dZ.shape[0] - 1, -1, -1):
-                np.dot(dZ[t], UT, dH)
+        try:
+            from rnndsl.kernels.cpu.packed import pack, padded_width, rows_matmul
+        except ImportError:                     # an engine before the packed products
+            packed_steps = dot_steps
 
-        _NUMBA.update(rec_fwd=rec_fwd, rec_bwd=rec_bwd)
+            def pack(U):
+                return np.empty((0, 0, 32), U.dtype)
+
+            def padded_width(n, dtype):
+                return n
+        else:
+            @njit(nogil=True)
+            def packed_steps(A, W, P, C, b0, b1):
+                # as the kernels: rows_matmul(h_rec[k, b0:b1], U, Up, Zr[b0:b1]) every step
+                for t in range(A.shape[0]):
+                    rows_matmul(A[t, b0:b1], W, P, C[b0:b1])
+
+        _NUMBA.update(packed_steps=packed_steps, dot_steps=dot_steps, pack=pack, padded_width=padded_width)
     return _NUMBA
 
 
@@ -187,6 +329,25 @@ def _rnndsl_split(rows: int, work: int) -> list[tuple[int, int]]:
     except ImportError:
         return [(0, rows)]
     return chunks(rows, work)
+
+
+def _rnndsl_run_split():
+    """rnndsl's run_split (what the kernels' wrappers call), or the same from its chunks."""
+    try:
+        from rnndsl.kernels.cpu.parallel import run_split
+        return run_split
+    except ImportError:
+        def run_split(fn, rows, work):
+            _in_parts([lambda p=p: fn(*p) for p in _rnndsl_split(rows, work)])
+        return run_split
+
+
+def _rnndsl_run_both():
+    try:
+        from rnndsl.kernels.cpu.parallel import run_both
+        return run_both
+    except ImportError:
+        return lambda f, g: (f(), g())
 
 
 def _rnndsl_matmul():
@@ -239,45 +400,164 @@ def _median_time(fn, reps=7) -> float:
     return float(np.median(ts))
 
 
-def matmul_alone(T: int, B: int, G: int, u: int, F: int | None) -> dict:
-    """Seconds for the recurrent products (forward; BPTT) and the input projection
-    (forward; its two backward products) of one kernel call of these shapes, issued the
-    way rnndsl issues them: the per-step loops split by batch rows across its workers,
-    the large products through its row-split matmul, BLAS at rnndsl's thread count."""
+def _median_of(fn, reps=7) -> float:
+    """Median of the seconds fn() reports (after one untimed call)."""
+    fn()
+    return float(np.median([fn() for _ in range(reps)]))
+
+
+class _Operands:
+    """Random operands of one kernel call's products (shared by a direction's calls of the
+    same shape: the chunks of an inference run)."""
+
+    def __init__(self, c: dict, rng, nb: dict):
+        T, B, G, u, F = c["T"], c["B"], c["G"], c["u"], c["F"]
+        dt = np.dtype(c["dtype"])
+        pw = nb["padded_width"]
+
+        def rand(*shape):
+            return rng.random(shape, dtype=dt) - dt.type(0.5)
+
+        self.U = rand(u, G)
+        if c["dot_blocks"]:
+            # gru reset_after=false: Hd @ U_zr and (R * Hd) @ U_h per step; backward
+            # dHH @ U_h^T and dZR @ U_zr^T, all np.dot on contiguous column blocks
+            blocks = [np.ascontiguousarray(self.U[:, : 2 * (G // 3)]), np.ascontiguousarray(self.U[:, 2 * (G // 3):])]
+            self.fwd = [("dot", rand(T, B, u), W, None, np.empty((B, W.shape[1]), dt)) for W in blocks]
+            self.bwd = [("dot", rand(T, B, W.shape[1]), W.T, None, np.empty((B, u), dt)) for W in blocks]
+        else:
+            UT = np.ascontiguousarray(self.U.T)
+            self.fwd = [("packed", rand(T, B, u), self.U, nb["pack"](self.U), np.empty((B, pw(G, dt)), dt))]
+            self.bwd = [("packed", rand(T, B, G), self.U.T, nb["pack"](UT), np.empty((B, pw(u, dt)), dt))]
+        self.H2 = rand(T * B, u)                     # h_rec, flat: dU = H2^T dZ2
+        self.dZ2 = self.bwd[0][1].reshape(T * B, -1) if not c["dot_blocks"] else rand(T * B, G)
+        self.K = rand(F, G) if F else None
+        if F and c["per_step"]:
+            self.X = rand(T, B, F)
+            self.Kp = nb["pack"](self.K)
+            self.XP = np.empty((B, pw(G, dt)), dt)
+            self.X2 = self.X.reshape(T * B, F)
+        elif F:
+            self.X2 = rand(T * B, F)
+        if c["bias_pass"]:
+            self.bias = rand(G)
+            self.xp2 = np.empty((T * B, G), dt)
+
+
+def matmul_alone(calls: list[dict], train: bool) -> dict:
+    """Seconds, in one step, of the products of a recurrent layer's kernel calls issued alone
+    the way rnndsl issues them. calls: the kernel_forward calls of one step (each chunk of
+    an inference run, each direction of a bidirectional layer).
+
+    rec_fwd: h U per step in every call; proj_in_fwd: x_t W per step, inside the kernels
+    (per-step projection layers); proj_fwd: the big x W before the kernel (precomputed
+    layers); bias_fwd: the xp += b pass where there is one. Training (the calls that kept
+    their state for backward): rec_bwd: dZ U^T per step + the dU product; proj_bwd: X^T dZ
+    and (where run_cell computed it) dZ W^T; bias_bwd: the bias gradient's column sum. The per-step loops are split by
+    batch rows with rnndsl's run_split, the big products go through rnndsl's matmul.
+    Directions that ran concurrently (run_both) are timed concurrently, through run_both."""
     nb = _numba_loops()
     mm = _rnndsl_matmul()
+    run_split = _rnndsl_run_split()
     rng = np.random.default_rng(0)
-    f32 = np.float32
-    U = rng.standard_normal((u, G)).astype(f32)
-    parts = _rnndsl_split(B, T * B * G * u)
-    bufs = []
-    for b0, b1 in parts:
-        b = b1 - b0
-        bufs.append((rng.standard_normal((T, b, u)).astype(f32), np.empty((b, G), f32),
-                     rng.standard_normal((T, b, G)).astype(f32), np.empty((b, u), f32)))
-    H2 = rng.standard_normal((T * B, u)).astype(f32)
-    dZ2 = rng.standard_normal((T * B, G)).astype(f32)
+    ops, cache = [], {}
+    for c in calls:
+        # one set per direction: concurrent directions must not share output buffers
+        key = tuple(c[k] for k in ("direction", "T", "B", "G", "u", "F", "per_step", "dtype", "dot_blocks"))
+        if key not in cache:
+            cache[key] = _Operands(c, rng, nb)
+        ops.append((c, cache[key]))
+    directions = sorted({c["direction"] for c in calls})
+    groups = [[(c, o) for c, o in ops if c["direction"] == d] for d in directions]
+    concurrent = len(groups) == 2 and all(c["serial"] for c in calls)
 
-    def fwd():
-        _in_parts([lambda w=w: nb["rec_fwd"](w[0], U, w[1]) for w in bufs])
+    def steps(kind, A, W, P, C, b0, b1):
+        nb["packed_steps" if kind == "packed" else "dot_steps"](A, W, P, C, b0, b1)
 
-    def bwd():
-        _in_parts([lambda w=w: nb["rec_bwd"](w[2], U, w[3]) for w in bufs])
-        mm(H2.T, dZ2)                                   # dU over all steps
+    def fwd_work(c):      # the wrappers' work estimate: T*B*G*(u + F when projected per step)
+        return c["T"] * c["B"] * c["G"] * (c["u"] + (c["F"] if c["per_step"] else 0))
+
+    def rec_fwd(g):
+        for c, o in g:
+            for kind, A, W, P, C in o.fwd:
+                run_split(lambda b0, b1: steps(kind, A, W, P, C, b0, b1), c["B"], fwd_work(c))
+
+    def proj_in_fwd(g):
+        for c, o in g:
+            if c["per_step"] and c["F"]:
+                run_split(lambda b0, b1: steps("packed", o.X, o.K, o.Kp, o.XP, b0, b1), c["B"], fwd_work(c))
+
+    def proj_fwd(g):
+        for c, o in g:
+            if not c["per_step"] and c["F"]:
+                mm(o.X2, o.K)
+
+    def bias_fwd(g):
+        for c, o in g:
+            if c["bias_pass"]:
+                o.xp2 += o.bias
+
+    def kept(g):
+        return [(c, o) for c, o in g if c["keep"]]
+
+    def rec_bwd(g):
+        for c, o in kept(g):
+            for kind, A, W, P, C in o.bwd:
+                run_split(lambda b0, b1: steps(kind, A, W, P, C, b0, b1), c["B"], c["T"] * c["B"] * c["G"] * c["u"])
+            mm(o.H2.T, o.dZ2)                               # dU over all steps
+
+    def proj_bwd(g):
+        for c, o in kept(g):
+            if c["F"]:
+                mm(o.X2.T, o.dZ2)                           # dK
+                if c["need_dx"]:
+                    mm(o.dZ2, o.K.T)                        # dX (skipped for a model input)
+
+    def bias_bwd(g):
+        for c, o in kept(g):
+            o.dZ2.sum(axis=0)
+
+    run_both = _rnndsl_run_both()
+
+    def concurrently(part):
+        # each direction times itself on its own core and the pair takes the longer: the
+        # hand-off to the other core is no product time (the kernels' intervals, too, are
+        # taken inside the threads)
+        ts = [0.0, 0.0]
+
+        def one(i):
+            t0 = time.perf_counter()
+            part(groups[i])
+            ts[i] = time.perf_counter() - t0
+
+        run_both(lambda: one(0), lambda: one(1))
+        return max(ts)
+
+    def timed(part) -> float:
+        if not _has_work(part):
+            return 0.0
+        if concurrent:
+            return _median_of(lambda: concurrently(part))
+        return _median_time(lambda: [part(g) for g in groups])
+
+    def _has_work(part):
+        if part is proj_in_fwd:
+            return any(c["per_step"] and c["F"] for c in calls)
+        if part is proj_fwd:
+            return any(not c["per_step"] and c["F"] for c in calls)
+        if part is bias_fwd:
+            return any(c["bias_pass"] for c in calls)
+        if part in (rec_bwd, proj_bwd, bias_bwd):
+            return train and any(c["keep"] for c in calls)
+        return True
 
     with _blas_context():
-        out = {"rec_fwd": _median_time(fwd), "rec_bwd": _median_time(bwd), "split": len(parts)}
-        if F:
-            X = rng.standard_normal((T * B, F)).astype(f32)
-            K = rng.standard_normal((F, G)).astype(f32)
-            out["proj_fwd"] = _median_time(lambda: mm(X, K))
-            out["proj_bwd"] = _median_time(lambda: (mm(X.T, dZ2), mm(dZ2, K.T)))
-        else:
-            out["proj_fwd"] = out["proj_bwd"] = 0.0
-        bias = rng.standard_normal(G).astype(f32)
-        xp = np.empty((T * B, G), f32)
-        out["bias_fwd"] = _median_time(lambda: xp.__iadd__(bias))      # xp += b over all steps
-        out["bias_bwd"] = _median_time(lambda: dZ2.sum(axis=0))        # the bias gradient
+        out = {name: timed(part) for name, part in (
+            ("rec_fwd", rec_fwd), ("proj_in_fwd", proj_in_fwd), ("proj_fwd", proj_fwd), ("bias_fwd", bias_fwd),
+            ("rec_bwd", rec_bwd), ("proj_bwd", proj_bwd), ("bias_bwd", bias_bwd))}
+    c0 = calls[0]
+    out["split"] = 1 if concurrent else len(_rnndsl_split(c0["B"], fwd_work(c0)))
+    out["concurrent"] = concurrent
     return out
 
 
@@ -294,6 +574,27 @@ CATEGORIES = (
 )
 
 
+def _split_pass(layer: float, kernel: float, rec: float, proj_in: float, proj_out: float) -> dict:
+    """One pass (forward or backward) of a recurrent layer, `layer` seconds of wall time, of
+    which `kernel` inside its kernels, split into categories that add up to `layer`.
+
+    The alone times are capped at the time they can have taken: the recurrent products,
+    then the per-step projection products, at the kernel's wall time; the projection
+    products outside the kernel at the layer's time outside it. Gate math is the kernel's
+    remainder, so it is clipped at >= 0 rather than going negative when the products alone
+    took longer than the kernel (noise, or a bidirectional layer whose directions overlap
+    unevenly: the pair's concurrent wall time is what the kernel interval measures, but a
+    direction's dK / dX products can run while the other direction is still in its kernel).
+    Glue is the rest of the layer, >= 0 likewise."""
+    kernel = min(kernel, layer)
+    rec = min(rec, kernel)
+    proj_in = min(proj_in, kernel - rec)
+    outside = layer - kernel
+    proj_out = min(proj_out, outside)
+    return {"rec_matmul": rec, "kernel_rest": kernel - rec - proj_in,   # gate math: >= 0 by the caps
+            "projection": proj_in + proj_out, "glue": outside - proj_out}
+
+
 def profile_phase(fn, model, steps: int, phase: str) -> dict:
     from bench.timing import gc_paused
 
@@ -303,51 +604,75 @@ def profile_phase(fn, model, steps: int, phase: str) -> dict:
     try:
         with gc_paused():
             for _ in range(steps):
-                probe.acc = defaultdict(float)
+                probe.new_step()
                 t0 = time.perf_counter()
                 fn()
                 totals.append(time.perf_counter() - t0)
+                probe.end_step()
                 per_step.append(probe.acc)
     finally:
         probe.remove()
-    n = steps
-    # medians over the steps, part by part: a step stalled by another process on the
-    # (shared) machine then does not inflate whichever part it happened to hit
+    total = float(np.median(totals))
+    train = phase == "train"
+    nodes = sorted({k[0] for acc in per_step for k in acc if not k[0].startswith("(")})
+    # the products alone, once per recurrent node, with the last step's kernel calls
+    # (every step makes the same calls)
+    alone = {name: matmul_alone(probe.kernels[name], train) for name in nodes if probe.kernels.get(name)}
+
+    def categories(acc: dict, step_total: float) -> dict:
+        cat = dict.fromkeys([k for k, _ in CATEGORIES], 0.0)
+        for name in nodes:
+            fwd, bwd = acc.get((name, "fwd"), 0.0), acc.get((name, "bwd"), 0.0)
+            m = alone.get(name)
+            if m is None:
+                cat["other_layers"] += fwd + bwd
+                continue
+            # kernel wall time: the union of the calls' intervals (overlapping directions count once)
+            kf, kb = acc.get((name, "kernel_fwd"), 0.0), acc.get((name, "kernel_bwd"), 0.0)
+            parts = [_split_pass(fwd, kf, m["rec_fwd"], m["proj_in_fwd"], m["proj_fwd"])]
+            if train:
+                parts.append(_split_pass(bwd, kb, m["rec_bwd"], 0.0, m["proj_bwd"]))
+            for part in parts:
+                for k, v in part.items():
+                    cat[k] += v
+        cat["bookkeeping"] = sum(v for k, v in acc.items() if k[0].startswith("("))
+        # what no timer covered: >= 0, the timed parts being disjoint stretches of the step
+        cat["python"] = max(step_total - sum(v for k, v in cat.items() if k != "python"), 0.0)
+        return cat
+
+    # Categories step by step (each step's own kernel times cap its products), then the
+    # median of each over the steps: a step stalled by another process on the (shared)
+    # machine then does not inflate whichever part it happened to hit. The medians need
+    # not add up to the median step exactly; they are scaled by one common factor
+    # (category_scale, close to 1) so that they do, every one staying >= 0.
+    per_cat = [categories(acc, t) for acc, t in zip(per_step, totals)]
+    cat = {k: float(np.median([c[k] for c in per_cat])) for k, _ in CATEGORIES}
+    scale = total / sum(cat.values()) if sum(cat.values()) > 0 else 1.0
+    cat = {k: v * scale for k, v in cat.items()}
+    # per node and bookkeeping call: medians over the steps, part by part
     keys = {k for acc in per_step for k in acc}
     acc = {k: float(np.median([a.get(k, 0.0) for a in per_step])) for k in keys}
-    total = float(np.median(totals))
-    nodes = sorted({k[0] for k in acc if not k[0].startswith("(")})
-    per_node, cat = {}, dict.fromkeys([k for k, _ in CATEGORIES], 0.0)
+    per_node = {}
     for name in nodes:
         fwd, bwd = acc.get((name, "fwd"), 0.0), acc.get((name, "bwd"), 0.0)
-        kf, kb = acc.get((name, "kernel_fwd"), 0.0), acc.get((name, "kernel_bwd"), 0.0)
         row = {"kind": probe.kind.get(name), "fwd": fwd, "bwd": bwd}
-        calls = probe.kernels.get(name, [])
-        if calls:
-            k_calls = len(calls) // n or 1
-            shapes = calls[:k_calls]
-            F = probe.features.get(name)
-            mm = [matmul_alone(T, B, G, u, F) for T, B, G, u in shapes]
-            train = phase == "train"
-
-            def both(key):
-                return sum(m[key + "_fwd"] for m in mm) + (sum(m[key + "_bwd"] for m in mm) if train else 0.0)
-
-            rec, proj = both("rec"), both("proj")
-            row.update(kernel_fwd=kf, kernel_bwd=kb, kernel_shapes=[list(s) for s in shapes],
-                       rec_matmul=rec, projection=proj, bias_alone=both("bias"),
-                       split=mm[0].get("split", 1))
-            cat["rec_matmul"] += rec
-            cat["kernel_rest"] += kf + kb - rec
-            cat["projection"] += proj
-            cat["glue"] += fwd + bwd - kf - kb - proj
-        else:
-            cat["other_layers"] += fwd + bwd
+        m = alone.get(name)
+        if m is not None:
+            calls = probe.kernels[name]
+            row.update(kernel_fwd=acc.get((name, "kernel_fwd"), 0.0), kernel_bwd=acc.get((name, "kernel_bwd"), 0.0),
+                       kernel_shapes=[[c["T"], c["B"], c["G"], c["u"]] for c in calls],
+                       rec_matmul=m["rec_fwd"] + (m["rec_bwd"] if train else 0.0),
+                       projection=m["proj_in_fwd"] + m["proj_fwd"] + (m["proj_bwd"] if train else 0.0),
+                       bias_alone=m["bias_fwd"] + (m["bias_bwd"] if train else 0.0),
+                       split=m["split"],
+                       projection_per_step=calls[0]["per_step"], features=calls[0]["F"],
+                       projection_in_kernel=m["proj_in_fwd"], concurrent_directions=m["concurrent"])
+            if train:
+                row["input_grad"] = any(c["need_dx"] for c in calls)    # dX = dZ W^T computed
         per_node[name] = row
     book = {k[0]: v for k, v in acc.items() if k[0].startswith("(")}
-    cat["bookkeeping"] = sum(book.values())
-    cat["python"] = total - sum(v for k, v in cat.items() if k != "python")
-    return {"profiled_step_s": total, "categories": cat, "nodes": per_node, "bookkeeping": book}
+    return {"profiled_step_s": total, "categories": cat, "nodes": per_node, "bookkeeping": book,
+            "category_scale": scale}
 
 
 def profile_workload(wl, steps: int, warmup: int) -> dict:
@@ -391,7 +716,9 @@ def format_profile(name: str, prof: dict) -> str:
                 detail += f" (kernels {1e3 * (row['kernel_fwd'] + row['kernel_bwd']):.2f}, of which recurrent " \
                           f"matmuls alone {1e3 * row['rec_matmul']:.2f}; projection alone " \
                           f"{1e3 * row['projection']:.2f}; bias add/sum alone {1e3 * row['bias_alone']:.2f}; " \
-                          f"rows split {row['split']} ways)"
+                          f"rows split {row['split']} ways" + \
+                          ("; the two directions at once, one core each" if row.get("concurrent_directions") else "") + \
+                          ("; x W per step inside the kernels" if row.get("projection_per_step") else "") + ")"
             lines.append(f"      {node} ({row['kind']}): {detail} ms")
         book = ", ".join(f"{k.strip('()')} {1e3 * v:.2f}" for k, v in p["bookkeeping"].items())
         if book:
