@@ -54,7 +54,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .packed import aligned_empty, pack, padded_width, rows_matmul
+from .packed import aligned_empty, padded_width, rows_matmul
 
 TANH, SIGMOID, RELU, LINEAR, HARD_SIGMOID = 0, 1, 2, 3, 4
 
@@ -450,8 +450,8 @@ def prepare_forward(xp, n_gates, U, states, mask, rmask, X=None, W=None, b_in=No
 def prepare_input(xp, X, W, b_in, n_gates, U):
     """The two ways a kernel gets its input projection (see input_rows): xp (T,B,G), or
     X (T,B,F) with W (F,G); either with the input bias b_in (G,) (None: zeros). Returns
-    (xp, X, W, Wp, b_in, XP, T) with empty stand-ins for the unused side, Wp = pack(W)
-    and XP the per-step scratch."""
+    (xp, X, W, b_in, XP, T) with empty stand-ins for the unused side and XP the per-step
+    scratch."""
     if X is None:
         xp = np.asarray(xp)
         if xp.dtype not in (np.float32, np.float64):
@@ -472,7 +472,7 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
         W = _as(W, dt, (F, G), "W (kernel)")
         xp = np.empty((0, B, G), dt)
     b_in = np.zeros(G, dt) if b_in is None else _as(b_in, dt, (G,), "b_in (input bias)")
-    return xp, X, W, pack(W), b_in, aligned_empty((B, padded_width(G, dt)), dt), T
+    return xp, X, W, b_in, aligned_empty((B, padded_width(G, dt)), dt), T
 
 
 def smallest_normal(arr):

@@ -52,7 +52,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
-from .packed import aligned_scratch, pack, rows_matmul
+from .packed import aligned_scratch, packed, rows_matmul
 
 
 class GRUSaved(NamedTuple):
@@ -73,10 +73,10 @@ class GRUSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, b_rec, mask, rmask, act, ract, reset_after,
+def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
                        backwards, zero_output, out, gates, h_rec, aux, b0, b1):
     """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
-    step (input_rows); Wp, Up: W and U packed for rows_matmul (Up: reset_after only). Ht holds h0 and ends as hT. The saved arrays have T steps when
+    step (input_rows); Ht holds h0 and ends as hT. The saved arrays have T steps when
     backward will run, else 1 (scratch); out has T steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
     B, G = Ht.shape[0], U.shape[1]
@@ -93,6 +93,9 @@ def gru_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, b_rec, mask, rmask, ac
         U_h = np.ascontiguousarray(U[:, 2 * u :])
     # reset_after: Rec = Hd @ U + b_rec in one product; otherwise Hd @ U_zr
     # and (R * Hd) @ U_h land in separate contiguous buffers.
+    # W, U packed for rows_matmul, by this worker (only reset_after multiplies by all of U)
+    Wp = packed(W)
+    Up = packed(U) if reset_after else packed(U[:0])
     Rec = aligned_scratch(B, scratch_cols(G, Up), dt)
     Rec_zr = np.empty((B, 2 * u), dt)
     Rec_h = np.empty((B, u), dt)
@@ -139,7 +142,7 @@ def gru_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, b_rec, mask, rmask, ac
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_backward_kernel(U, UTp, mask, rmask, act, ract, reset_after, backwards, zero_output,
+def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
                         gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
     (T,B,3u); otherwise dZR (T,B,2u), dHH (T,B,u)); dHt holds dhT and ends as dh0."""
@@ -151,6 +154,7 @@ def gru_backward_kernel(U, UTp, mask, rmask, act, ract, reset_after, backwards, 
     UT = U.T
     dHd = np.empty((B, u), dt)    # dL/dHd through the Z * Hd term (and R * Hd)
     # reset_after=false multiplies by U's blocks with np.dot, which wants the exact width
+    UTp = packed(U.T) if reset_after else packed(U[:0].T)     # U^T packed for rows_matmul
     dHt_rec = aligned_scratch(B, scratch_cols(u, UTp) if reset_after else u, dt)
     dRHd = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
@@ -250,7 +254,7 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     gates, h_rec, aux = np.empty((n, B, G), dt), np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: gru_forward_kernel(
-        *inputs[:-1], U, pack(U if reset_after else U[:0]), hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
+        *inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
         out, gates, h_rec, aux, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
                      gates, h_rec, aux) if keep else None
@@ -274,7 +278,7 @@ def gru_backward(saved, dout, dhT=None):
     dHH = np.empty((0 if ra_ else T, B, u), dt)
     dh0 = dhT.copy()
     run_split(lambda b0, b1: gru_backward_kernel(
-        saved.U, pack(np.ascontiguousarray(saved.U.T) if ra_ else saved.U[:0]), saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
+        saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
         saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
         dh0, dxp, dRec, dZR, dHH, b0, b1, _tiny(dxp)), B, T * B * G * u)
     # dU = sum_t (matmul input)^T (its output gradient): one product per block over all steps

@@ -46,7 +46,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
-from .packed import aligned_scratch, pack, rows_matmul
+from .packed import aligned_scratch, packed, rows_matmul
 
 
 class LSTMSaved(NamedTuple):
@@ -66,10 +66,10 @@ class LSTMSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                         out, gates, h_rec, c_prev, tanh_c, b0, b1):
     """Rows b0..b1 of every step. The input projection is xp, or X @ W + b_in step by
-    step (input_rows); Wp, Up: W and U packed for rows_matmul. Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays have T
+    step (input_rows); Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays have T
     steps when backward will run, else 1 (scratch, overwritten each step); out has T
     steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
@@ -77,6 +77,7 @@ def lstm_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, Ct, mask, rmask, act,
     u = G // 4
     dt = Ht.dtype
     keep = gates.shape[0] == T
+    Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     Zr = aligned_scratch(B, scratch_cols(G, Up), dt)
     Ct_new = np.empty(u, dt)
     Ht_new = np.empty(u, dt)
@@ -110,13 +111,14 @@ def lstm_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, Ct, mask, rmask, act,
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_backward_kernel(U, UTp, mask, rmask, act, ract, backwards, zero_output,
+def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                          gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
     UT = U.T
+    UTp = packed(U.T)                  # for rows_matmul, packed by this worker
     dHt_rec = aligned_scratch(B, scratch_cols(u, UTp), dt)
     dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
     daC = np.empty(u, dt)         # dL/d a(C_t)
@@ -184,9 +186,8 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     gates, h_rec = np.empty((n, B, G), dt), np.empty((n, B, u), dt)
     c_prev, tanh_c = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
-    Up = pack(U)
     run_split(lambda b0, b1: lstm_forward_kernel(
-        *inputs[:-1], U, Up, hT, cT, mask, rmask, a, ra, backwards, zero_output,
+        *inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
         out, gates, h_rec, c_prev, tanh_c, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c) if keep else None
@@ -202,7 +203,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None):
     dxp = np.empty((T, B, G), saved.gates.dtype)
     dh0, dc0 = dhT.copy(), dcT.copy()
     run_split(lambda b0, b1: lstm_backward_kernel(
-        saved.U, pack(np.ascontiguousarray(saved.U.T)), saved.mask, saved.rmask, saved.activation,
+        saved.U, saved.mask, saved.rmask, saved.activation,
         saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
         saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, b0, b1, _tiny(dxp)),
         B, T * B * G * u)

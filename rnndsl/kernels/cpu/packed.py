@@ -173,6 +173,29 @@ def _packed_matmul(A, P, C):
             _tile1(C, A, P, i0, jt)
 
 
+def packed(U):
+    """pack(U) inside compiled code (each worker packs its own copy: no Python per call)."""
+
+
+@overload(packed, jit_options=dict(error_model="numpy"))
+def _packed(U):
+    if getattr(U, "dtype", None) == types.float32:
+        def impl(U):
+            K, N = U.shape
+            nt = (N + NB - 1) // NB
+            P = aligned_scratch(nt * K, NB, np.float32).reshape((nt, K, NB))
+            for jt in range(nt):
+                for k in range(K):
+                    for j in range(NB):
+                        c = jt * NB + j
+                        P[jt, k, j] = U[k, c] if c < N else np.float32(0)
+            return P
+    else:
+        def impl(U):
+            return np.empty((0, 0, NB), U.dtype)
+    return impl
+
+
 def rows_matmul(A, U, P, C):
     """C[:, :N] = A @ U (A: a few rows, unit stride along K); P = pack(U). Compiled code only."""
 

@@ -41,7 +41,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
-from .packed import aligned_scratch, pack, rows_matmul
+from .packed import aligned_scratch, packed, rows_matmul
 
 
 class SimpleRNNSaved(NamedTuple):
@@ -58,15 +58,16 @@ class SimpleRNNSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def simplernn_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, mask, rmask, act, backwards, zero_output,
+def simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
                              out, h_rec, h_new, b0, b1):
     """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
-    step (input_rows); Wp, Up: W and U packed for rows_matmul. Ht holds h0 and ends as hT. The saved arrays have T steps when
+    step (input_rows); Ht holds h0 and ends as hT. The saved arrays have T steps when
     backward will run, else 1 (scratch); out has T steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
     B, u = Ht.shape
     dt = Ht.dtype
     keep = h_new.shape[0] == T
+    Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     Zr = aligned_scratch(B, scratch_cols(u, Up), dt)
     for s in range(T):
         t = step_time(s, T, backwards)
@@ -84,11 +85,12 @@ def simplernn_forward_kernel(xp, X, W, Wp, b_in, XP, U, Up, Ht, mask, rmask, act
 
 
 @njit(**KERNEL_OPTIONS)
-def simplernn_backward_kernel(U, UTp, mask, rmask, act, backwards, zero_output,
+def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
                               h_rec, h_new, dout, dHt, dxp, b0, b1, tiny):
     """Rows b0..b1: fills dxp (T,B,u); dHt holds dhT and ends as dh0."""
     T, B, u = h_new.shape
     dt = h_new.dtype
+    UTp = packed(U.T)                  # for rows_matmul, packed by this worker
     dHt_rec = aligned_scratch(B, scratch_cols(u, UTp), dt)
     UT = U.T
     for s in range(T - 1, -1, -1):
@@ -130,7 +132,7 @@ def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
     h_rec, h_new = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: simplernn_forward_kernel(
-        *inputs[:-1], U, pack(U), hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1),
+        *inputs[:-1], U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1),
         B, T * B * u * (u + inputs[2].shape[0]))
     saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new) if keep else None
     return out, hT, saved
@@ -144,7 +146,7 @@ def simplernn_backward(saved, dout, dhT=None):
     dxp = np.empty((T, B, u), saved.h_new.dtype)
     dh0 = dhT.copy()
     run_split(lambda b0, b1: simplernn_backward_kernel(
-        saved.U, pack(np.ascontiguousarray(saved.U.T)), saved.mask, saved.rmask, saved.activation, saved.backwards,
+        saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
         saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, b0, b1, _tiny(dxp)), B, T * B * u * u)
     # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
     dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, u))
