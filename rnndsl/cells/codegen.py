@@ -443,6 +443,8 @@ class _Gen:
         s('"""Rows b0..b1 of every step. S0.. hold the initial states and end as the final ones;')
         s("out and the saved arrays are filled (see the module docstring)." + '"""')
         self.prologue()
+        for g in p.groups:
+            s(f"Wp{g.index} = packed(W{g.index})      # for rows_matmul, packed by this worker")
         # per-step arrays that are not saved are scratch rows (B, width) of this call
         for k in range(p.n_states):
             s(f"N{k} = np.empty((B, u), dt)")
@@ -489,7 +491,7 @@ class _Gen:
             for g in p.groups:
                 if g.phase == phase:
                     s(f"# {_describe_group(p, g)}")
-                    s(f"np.dot({self.left_array(g)}[b0:b1], W{g.index}, M{g.index}[b0:b1])")
+                    s(f"rows_matmul({self.left_array(g)}[b0:b1], W{g.index}, Wp{g.index}, M{g.index}[b0:b1])")
             self.forward_pass(phase)
         s("# commit the new states (a padded step keeps the old ones) and emit the output")
         s(ROWS)
@@ -576,6 +578,7 @@ class _Gen:
         s("the initial-state ones; the gradient arrays (zeros on entry) are added to." + '"""')
         self.prologue()
         for g in p.groups:
+            s(f"WTp{g.index} = packed(WT{g.index})    # for rows_matmul, packed by this worker")
             s(f"tmp{g.index} = np.empty((B, {_width(p, g.left.width)}), dt)")
         for n in p.elementwise:
             if n.id in p.cross:
@@ -611,7 +614,7 @@ class _Gen:
                 left = g.left
                 target = f"dP{left.attr}" if left.op == "prev" else f"A{left.id}"
                 s(f"# {_describe_group(p, g)}: its left side's adjoint gets dM @ W^T")
-                s(f"np.dot({p.dM_name(g)}[t, b0:b1], WT{g.index}, tmp{g.index}[b0:b1])")
+                s(f"rows_matmul({p.dM_name(g)}[t, b0:b1], WT{g.index}, WTp{g.index}, tmp{g.index}[b0:b1])")
                 s(ROWS)
                 s(f"    tmp_b = tmp{g.index}[b]")
                 s(f"    tgt_b = {target}[b]")
@@ -706,10 +709,11 @@ per-step product = (its saved left side)^T dM, over all steps at once.{shared}
 import numpy as np
 from numba import njit
 
-# activations.py {activations}: numba's cache checks only this file, so its hash is part of the name
+# activations.py and packed.py {activations}: numba's cache checks only this file, so their hash is part of the name
 from rnndsl.kernels.cpu.activations import (
     KERNEL_OPTIONS, dhard_sigmoid_, drelu_, dsigmoid_, dtanh_, hard_sigmoid_, relu_, sigmoid_, tanh_,
 )
+from rnndsl.kernels.cpu.packed import packed, rows_matmul
 
 '''
 
@@ -753,9 +757,13 @@ def generate(plan: Plan) -> str:
 
 
 def _activations_digest() -> str:
-    """A hash of the activations the kernels inline: editing them changes every generated module."""
+    """A hash of the helpers the kernels inline (activations, packed products): editing them
+    changes every generated module."""
     import hashlib
 
-    from ..kernels.cpu import activations
+    from ..kernels.cpu import activations, packed
 
-    return hashlib.sha256(Path(activations.__file__).read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256()
+    for mod in (activations, packed):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:16]

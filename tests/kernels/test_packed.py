@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from rnndsl.kernels.cpu.packed import pack, padded_width, rows_matmul
+from rnndsl.kernels.cpu.packed import pack, packed, padded_width, rows_matmul
 
 from .harness import GRU, GRU_RESET_AFTER, LSTM, SIMPLERNN, cast, loss_weights, make_inputs, make_mask, make_rmask
 
@@ -19,16 +19,18 @@ def _rows(A, U, P, C, b0, b1):
 @pytest.mark.parametrize("M,K,N", [(1, 3, 4), (3, 5, 12), (7, 17, 33), (13, 64, 256), (32, 128, 512),
                                    (9, 40, 64), (5, 0, 8)])
 def test_rows_matmul_matches_numpy(dtype, M, K, N):
-    """Every row remainder (8, 4, 2, 1 blocks), padded columns, K = 0, a row range of a
-    larger output whose other rows stay untouched."""
+    """Every row remainder (8, 4, 2, 1 blocks), padded columns, an output of exactly N columns
+    (the last panel through a scratch block), K = 0, a row range of a larger output whose
+    other rows stay untouched."""
     rng = np.random.default_rng(M * 100 + K)
     A = rng.normal(size=(M + 2, K)).astype(dtype)
     U = rng.normal(size=(K, N)).astype(dtype)
-    C = np.full((M + 2, padded_width(N, dtype)), 7, dtype)
-    _rows(A, U, pack(U), C, 1, M + 1)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(C[1:M + 1, :N], A[1:M + 1].astype(np.float64) @ U, rtol=tol, atol=tol * 10)
-    assert (C[0] == 7).all() and (C[M + 1] == 7).all()
+    for width in {padded_width(N, dtype), N}:       # room for the padded panel, or exactly N columns
+        C = np.full((M + 2, width), 7, dtype)
+        _rows(A, U, pack(U), C, 1, M + 1)
+        np.testing.assert_allclose(C[1:M + 1, :N], A[1:M + 1].astype(np.float64) @ U, rtol=tol, atol=tol * 10)
+        assert (C[0] == 7).all() and (C[M + 1] == 7).all()
 
 
 def test_pack_layout():
@@ -66,3 +68,15 @@ def test_float32_backward_matches_float64(cell, opts):
     for name in cell.params + cell.states:
         a, b = np.asarray(g32[name], np.float64), g64[name]
         assert np.abs(a - b).max() <= 1e-4 * max(np.abs(b).max(), 1.0), name
+
+
+@njit(error_model="numpy")
+def _packed_in_compiled_code(U):
+    return packed(U)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_packed_in_compiled_code_equals_pack(dtype):
+    U = np.random.default_rng(1).normal(size=(5, 70)).astype(dtype)
+    np.testing.assert_array_equal(_packed_in_compiled_code(U), pack(U))
+    np.testing.assert_array_equal(_packed_in_compiled_code(U.T), pack(np.ascontiguousarray(U.T)))

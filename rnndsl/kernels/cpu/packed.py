@@ -18,7 +18,8 @@ numba cannot be made to keep such a block in registers from Python source (the
 accumulators go through memory, ~45 GFLOP/s), so the kernel is an @intrinsic that
 emits the LLVM vector IR directly. float32 only: float64 (the exact mode used by
 the tests) goes through np.dot, chosen at compile time by the overload below.
-C must have room for the padded columns (``padded_width``).
+C may have exactly N columns; with room for the padded ones (``padded_width``) the
+last panel is stored directly instead of through a scratch block.
 """
 
 from __future__ import annotations
@@ -76,15 +77,15 @@ def aligned_scratch(rows, cols, dt):
 
 
 def _tile(rows: int):
-    """An intrinsic tile(C, A, P, i0, jt): C[i0:i0+rows, NB jt : NB jt + NB] = A[i0:i0+rows] @ P[jt]."""
+    """An intrinsic tile(C, A, P, i0, jt, cj): C[i0:i0+rows, NB cj : NB cj + NB] = A[i0:i0+rows] @ P[jt]."""
     nv = NB // _LANES
 
     @intrinsic
-    def tile(typingctx, C, A, P, i0, jt):
-        sig = types.void(C, A, P, types.intp, types.intp)
+    def tile(typingctx, C, A, P, i0, jt, cj):
+        sig = types.void(C, A, P, types.intp, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            Cv, Av, Pv, i0v, jtv = args
+            Cv, Av, Pv, i0v, jtv, cjv = args
             ca = context.make_array(signature.args[0])(context, builder, Cv)
             aa = context.make_array(signature.args[1])(context, builder, Av)
             pa = context.make_array(signature.args[2])(context, builder, Pv)
@@ -104,7 +105,7 @@ def _tile(rows: int):
             nb = ir.Constant(i64, NB)
             a_base = builder.gep(aa.data, [builder.mul(i0v, a_stride)])                 # &A[i0, 0]
             p_base = builder.gep(pa.data, [builder.mul(builder.mul(jtv, pK), nb)])      # &P[jt, 0, 0]
-            c_base = builder.gep(ca.data, [builder.add(builder.mul(i0v, c_stride), builder.mul(jtv, nb))])
+            c_base = builder.gep(ca.data, [builder.add(builder.mul(i0v, c_stride), builder.mul(cjv, nb))])
             pre = builder.basic_block
             loop = builder.function.append_basic_block("tile.k")
             done = builder.function.append_basic_block("tile.done")
@@ -156,21 +157,37 @@ _tile8, _tile4, _tile2, _tile1 = _tile(8), _tile(4), _tile(2), _tile(1)
 
 
 @njit(inline="always")
-def _packed_matmul(A, P, C):
+def _panel(A, P, C, jt, cj):
+    """C[:, NB cj : NB cj + NB] = A @ P[jt], the rows in blocks of 8, 4, 2, 1."""
     M = A.shape[0]
-    for jt in range(P.shape[0]):          # each panel stays in L1 while all rows pass over it
-        i0 = 0
-        while i0 + 8 <= M:
-            _tile8(C, A, P, i0, jt)
-            i0 += 8
-        if i0 + 4 <= M:
-            _tile4(C, A, P, i0, jt)
-            i0 += 4
-        if i0 + 2 <= M:
-            _tile2(C, A, P, i0, jt)
-            i0 += 2
-        if i0 < M:
-            _tile1(C, A, P, i0, jt)
+    i0 = 0
+    while i0 + 8 <= M:
+        _tile8(C, A, P, i0, jt, cj)
+        i0 += 8
+    if i0 + 4 <= M:
+        _tile4(C, A, P, i0, jt, cj)
+        i0 += 4
+    if i0 + 2 <= M:
+        _tile2(C, A, P, i0, jt, cj)
+        i0 += 2
+    if i0 < M:
+        _tile1(C, A, P, i0, jt, cj)
+
+
+@njit(inline="always")
+def _packed_matmul(A, P, C):
+    nt = P.shape[0]
+    full = min(nt, C.shape[1] // NB)       # panels C has room for
+    for jt in range(full):                 # each panel stays in L1 while all rows pass over it
+        _panel(A, P, C, jt, jt)
+    if full < nt:                          # the last, partial panel: through a scratch block
+        M = A.shape[0]
+        tmp = aligned_scratch(M, NB, C.dtype)
+        _panel(A, P, tmp, full, 0)
+        rest = C.shape[1] - full * NB
+        for i in range(M):
+            for j in range(rest):
+                C[i, full * NB + j] = tmp[i, j]
 
 
 def packed(U):
