@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import Pos, did_you_mean
 from ..graph.types import StateType, TensorType
+from ..kernels.cpu import buffers
 from ..kernels.cpu.parallel import run_both
 from ..runtime.tensor import Act
 from .base import REGISTRY, LayerSpec, Opt, register
@@ -185,8 +186,8 @@ class Bidirectional(LayerSpec):
                     dyf = dyb = g * g.dtype.type(0.5)
             else:
                 dyf, dyb = d.get("forward"), d.get("backward")
-            dout_f = np.zeros((T,) + out_f.shape[1:], out_f.dtype)
-            dout_b = np.zeros((T,) + out_b.shape[1:], out_b.dtype)
+            dout_f = buffers.zeros((T,) + out_f.shape[1:], out_f.dtype)
+            dout_b = buffers.zeros((T,) + out_b.shape[1:], out_b.dtype)
             if seq:
                 if dyf is not None:
                     dout_f[...] = dyf

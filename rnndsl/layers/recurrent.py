@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph.graph import WeightSpec
+from ..kernels.cpu import buffers
 from ..kernels.cpu.parallel import matmul
 from ..runtime.tensor import Act, flat
 from ..graph.types import StateType, TensorType
@@ -210,7 +211,7 @@ class RecurrentSpec(LayerSpec):
             outputs["state"] = final
 
         def backprop(d):
-            dout = np.zeros((T,) + out.shape[1:], out.dtype)
+            dout = buffers.zeros((T,) + out.shape[1:], out.dtype)
             if d.get("out") is not None:
                 if seq:
                     dout[...] = d["out"]

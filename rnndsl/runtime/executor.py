@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError
 from ..graph.graph import Graph, Node
 from .init import initial_weights
+from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite
 from .tensor import Act
 from .threads import use_threads
@@ -54,6 +55,7 @@ class Executor:
     def __init__(self, graph: Graph, dtype: str = "float32", seed: int = 0):
         self.graph = graph
         self.dtype = np.dtype(dtype)
+        self.pool = buffers.Pool()        # a train step's arrays, reused by the next (buffers.py)
         specs = [w for _, w in graph.weight_specs()]
         self.params: list[np.ndarray] = initial_weights(specs, seed, self.dtype)
         self.slices: dict[int, slice] = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.cpu import buffers
+
 
 class Act:
     """A layer's output: data (time-major for sequences) and the sequence mask.
@@ -27,7 +29,9 @@ class Act:
     @property
     def data(self) -> np.ndarray:
         if self._data is None:
-            self._data = np.ascontiguousarray(self.batch_major.transpose(1, 0, 2))
+            B, T, F = self.batch_major.shape
+            self._data = buffers.empty((T, B, F), self.batch_major.dtype)
+            self._data[...] = self.batch_major.transpose(1, 0, 2)
         return self._data
 
     @property

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 
-from .memory import keep_freed_memory
-
 _controller = None
 _current: int | None = None
 
@@ -34,10 +32,8 @@ def _libs():
 
 
 def use_threads(n: int | None = None) -> None:
-    """Set every loaded BLAS to n threads (default: 1, or RNNDSL_BLAS_THREADS); no-op when already
-    there. Also (once) keeps freed memory for the next batch: see memory.py."""
+    """Set every loaded BLAS to n threads (default: 1, or RNNDSL_BLAS_THREADS); no-op when already there."""
     global _current
-    keep_freed_memory()
     if n is None:
         n = int(os.environ.get("RNNDSL_BLAS_THREADS", 1))
     if n == _current:

@@ -8,6 +8,7 @@ the model keeps the weights of its last good step.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError, RnnError, TrainingError
+from ..kernels.cpu import buffers
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import Optimizer, get_optimizer
@@ -148,20 +150,24 @@ def _finite_grads(grads) -> bool:
 def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False) -> float:
     cfg = cfg or _config(model)
     ex = model.executor
-    tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=False)
-    ys = y if targets_listed else model._as_targets(y)
-    loss, d_outs = model._loss(tape.outputs, ys, cfg.losses, cfg.from_logits)
-    if not math.isfinite(loss):
-        raise NonFiniteLoss(f"the loss became {loss}")
-    grads, _ = ex.backward(tape, d_outs)
-    if not _finite_grads(grads):
-        bad = [n for n, g in zip(model.weight_names(), grads) if g is not None and not np.isfinite(g).all()]
-        raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
-    ex.apply_update(cfg.optimizer, grads)
-    for arr, new in tape.ctx.updates:
-        arr[...] = new
-    _update_metrics(model, cfg, tape.outputs, ys)
-    return loss
+    pool = getattr(ex, "pool", None)
+    # the step's large arrays come from (and go back to) the executor's pool: nothing made
+    # inside escapes the step, and the next step reuses them (kernels/cpu/buffers.py)
+    with buffers.reusing(pool) if pool is not None else contextlib.nullcontext():
+        tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=False)
+        ys = y if targets_listed else model._as_targets(y)
+        loss, d_outs = model._loss(tape.outputs, ys, cfg.losses, cfg.from_logits)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"the loss became {loss}")
+        grads, _ = ex.backward(tape, d_outs)
+        if not _finite_grads(grads):
+            bad = [n for n, g in zip(model.weight_names(), grads) if g is not None and not np.isfinite(g).all()]
+            raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
+        ex.apply_update(cfg.optimizer, grads)
+        for arr, new in tape.ctx.updates:
+            arr[...] = new
+        _update_metrics(model, cfg, tape.outputs, ys)
+    return float(loss)
 
 
 def _update_metrics(model, cfg, outputs, ys) -> None:

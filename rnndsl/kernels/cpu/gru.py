@@ -52,6 +52,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
+from . import buffers
 from .packed import aligned_scratch, packed, rows_matmul
 
 
@@ -250,8 +251,8 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
     n = T if keep else 1
-    out = np.empty((1 if last_only else T, B, u), dt)
-    gates, h_rec, aux = np.empty((n, B, G), dt), np.empty((n, B, u), dt), np.empty((n, B, u), dt)
+    out = buffers.empty((1 if last_only else T, B, u), dt)
+    gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: gru_forward_kernel(
         *inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
@@ -270,12 +271,12 @@ def gru_backward(saved, dout, dhT=None):
     u = G // 3
     dt = saved.gates.dtype
     ra_ = saved.reset_after
-    dxp = np.empty((T, B, G), dt)
+    dxp = buffers.empty((T, B, G), dt)
     # dL/d(matmul outputs), contiguous for the per-step and the final products:
     # reset_after: dRec for Hd @ U + b_rec; otherwise dZR for Hd @ U_zr and dHH for (R * Hd) @ U_h.
-    dRec = np.empty((T if ra_ else 0, B, G), dt)
-    dZR = np.empty((0 if ra_ else T, B, 2 * u), dt)
-    dHH = np.empty((0 if ra_ else T, B, u), dt)
+    dRec = buffers.empty((T if ra_ else 0, B, G), dt)
+    dZR = buffers.empty((0 if ra_ else T, B, 2 * u), dt)
+    dHH = buffers.empty((0 if ra_ else T, B, u), dt)
     dh0 = dhT.copy()
     run_split(lambda b0, b1: gru_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,

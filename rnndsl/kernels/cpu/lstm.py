@@ -46,6 +46,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
+from . import buffers
 from .packed import aligned_scratch, packed, rows_matmul
 
 
@@ -182,9 +183,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     G = 4 * u
     n = T if keep else 1
     dt = h0.dtype
-    out = np.empty((1 if last_only else T, B, u), dt)
-    gates, h_rec = np.empty((n, B, G), dt), np.empty((n, B, u), dt)
-    c_prev, tanh_c = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
+    out = buffers.empty((1 if last_only else T, B, u), dt)
+    gates, h_rec = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt)
+    c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     run_split(lambda b0, b1: lstm_forward_kernel(
         *inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
@@ -200,7 +201,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None):
         saved.gates.dtype, saved.h_rec.shape, dout, ((dhT, "dhT"), (dcT, "dcT")))
     T, B, G = saved.gates.shape
     u = G // 4
-    dxp = np.empty((T, B, G), saved.gates.dtype)
+    dxp = buffers.empty((T, B, G), saved.gates.dtype)
     dh0, dc0 = dhT.copy(), dcT.copy()
     run_split(lambda b0, b1: lstm_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation,

@@ -80,8 +80,10 @@ def matmul(a, b, out=None):
     """a @ b with a's rows split across the cores (BLAS itself runs one thread)."""
     import numpy as np
 
+    from . import buffers
+
     rows = a.shape[0]
     if out is None:
-        out = np.empty((rows, b.shape[1]), dtype=np.result_type(a, b))
+        out = buffers.empty((rows, b.shape[1]), np.result_type(a, b))
     run_split(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), rows, rows * a.shape[1] * b.shape[1] // 8)
     return out

@@ -41,6 +41,7 @@ from .activations import (
     scratch_cols,
     step_time,
 )
+from . import buffers
 from .packed import aligned_scratch, packed, rows_matmul
 
 
@@ -128,8 +129,8 @@ def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
     B, u = h0.shape
     n = T if keep else 1
     dt = h0.dtype
-    out = np.empty((1 if last_only else T, B, u), dt)
-    h_rec, h_new = np.empty((n, B, u), dt), np.empty((n, B, u), dt)
+    out = buffers.empty((1 if last_only else T, B, u), dt)
+    h_rec, h_new = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
     run_split(lambda b0, b1: simplernn_forward_kernel(
         *inputs[:-1], U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1),
@@ -143,7 +144,7 @@ def simplernn_backward(saved, dout, dhT=None):
     dout, (dhT,) = prepare_backward(saved.h_new.dtype, saved.h_new.shape, dout,
                                     ((dhT, "dhT"),))
     T, B, u = saved.h_new.shape
-    dxp = np.empty((T, B, u), saved.h_new.dtype)
+    dxp = buffers.empty((T, B, u), saved.h_new.dtype)
     dh0 = dhT.copy()
     run_split(lambda b0, b1: simplernn_backward_kernel(
         saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,

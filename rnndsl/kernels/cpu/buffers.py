@@ -1,0 +1,74 @@
+"""Arrays reused from one train step to the next.
+
+A train step allocates the same large arrays every time (the activations saved for
+backward, the pre-activation gradients, the products' outputs) and drops them at its
+end. Fresh large blocks come from the system as untouched pages, so every step paid
+its page faults again: ~900 a mnist-lstm step, a quarter of its 3.7 ms. Inside
+``reusing(pool)`` (the train step), ``empty`` hands out the arrays the previous step
+released, by shape and dtype; ``reusing`` releases them all when the step is over.
+Nothing allocated here may outlive the step: only the train step opens a scope, and
+what it keeps (states, statistics, weights) is copied or computed by NumPy.
+Outside a scope ``empty`` is np.empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from contextlib import contextmanager
+
+import numpy as np
+
+
+class Pool:
+    """Free arrays by (shape, dtype); what one step used is what the next step finds."""
+
+    def __init__(self):
+        self.free: dict = defaultdict(list)
+        self.used: list = []
+        self.lock = threading.Lock()       # bidirectional layers allocate from two threads
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        key = (tuple(shape), np.dtype(dtype))
+        with self.lock:
+            stack = self.free.get(key)
+            a = stack.pop() if stack else np.empty(key[0], key[1])
+            self.used.append(a)
+        return a
+
+    def release(self) -> None:
+        """Everything this step used becomes free; what it did not use is dropped (a batch of
+        another shape must not keep the old one's arrays alive)."""
+        with self.lock:
+            self.free = defaultdict(list)
+            for a in self.used:
+                self.free[(a.shape, a.dtype)].append(a)
+            self.used = []
+
+
+_current: Pool | None = None
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """np.empty, from the current step's pool when a train step is running."""
+    pool = _current
+    return np.empty(shape, dtype) if pool is None else pool.empty(shape, dtype)
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    a = empty(shape, dtype)
+    a.fill(0)
+    return a
+
+
+@contextmanager
+def reusing(pool: Pool):
+    """Allocations through empty/zeros come from pool until the block ends; then the pool
+    takes them all back for the next step."""
+    global _current
+    outer, _current = _current, pool
+    try:
+        yield pool
+    finally:
+        _current = outer
+        pool.release()
