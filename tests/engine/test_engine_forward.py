@@ -278,7 +278,7 @@ def test_compiled_step_path_equals_whole_sequence(chain):
 # PER_STEP_MAX_FEATURES wide) or for all steps at once (wider inputs), and in inference a
 # last-output-only layer runs CHUNK_ROWS rows (steps x batch) at a time (layers/recurrent.py).
 # The tests above run per step, in one chunk; here the limits are lowered to force the others.
-PROJECTION_PATHS = {"per_step": (256, 10**9), "all_steps": (0, 10**9), "per_step_chunks": (256, 4),
+PROJECTION_PATHS = {"per_step": (512, 10**9), "all_steps": (0, 10**9), "per_step_chunks": (512, 4),
                     "all_steps_chunks": (0, 4)}
 
 
