@@ -189,8 +189,9 @@ def test_reset_states_to_given_state():
     np.testing.assert_allclose(m.predict_on_batch(x), want, atol=1e-10)
 
 
-def test_padded_batch_equals_sequences_one_by_one():
-    m = model("embed(30, 3, mask_zero=true) | bilstm(4, seq) | gru(3, seq) | dense(2)")
+def assert_padded_batch_equals_one_by_one(m):
+    """Zero-padded id sequences in one batch give what each gives alone (per-step outputs
+    compared on the real steps)."""
     randomize(m)
     seqs = [[4, 5, 6, 7, 8], [9, 10], [11, 12, 13]]
     padded = np.zeros((3, 5), int)
@@ -198,8 +199,13 @@ def test_padded_batch_equals_sequences_one_by_one():
         padded[i, :len(s)] = s
     out = m.predict(padded)
     for i, s in enumerate(seqs):
-        alone = m.predict(np.array([s]))
-        np.testing.assert_allclose(out[i, :len(s)], alone[0], atol=1e-10)
+        alone = m.predict(np.array([s]))[0]
+        np.testing.assert_allclose(out[i, :len(s)] if out.ndim == 3 else out[i], alone, atol=1e-10)
+
+
+def test_padded_batch_equals_sequences_one_by_one():
+    assert_padded_batch_equals_one_by_one(
+        model("embed(30, 3, mask_zero=true) | bilstm(4, seq) | gru(3, seq) | dense(2)"))
 
 
 def test_weights_round_trip_and_seed():
@@ -306,15 +312,8 @@ def test_projection_paths_with_masks(monkeypatch, path):
     import rnndsl.layers.recurrent as rec
     monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", PROJECTION_PATHS[path][0])
     monkeypatch.setattr(rec, "CHUNK_ROWS", PROJECTION_PATHS[path][1])
-    m = model("embed(30, 3, mask_zero=true) | lstm(4, seq) | gru(3, go_backwards=true) | dense(2)")
-    randomize(m)
-    seqs = [[4, 5, 6, 7, 8], [9, 10], [11, 12, 13]]
-    padded = np.zeros((3, 5), int)
-    for i, s in enumerate(seqs):
-        padded[i, :len(s)] = s
-    out = m.predict(padded)
-    for i, s in enumerate(seqs):
-        np.testing.assert_allclose(out[i], m.predict(np.array([s]))[0], atol=1e-10)
+    assert_padded_batch_equals_one_by_one(
+        model("embed(30, 3, mask_zero=true) | lstm(4, seq) | gru(3, go_backwards=true) | dense(2)"))
 
 
 @pytest.mark.parametrize("spec", ["lstm(8) | dense(3)", "gru(8, go_backwards=true)", "bilstm(4)",
