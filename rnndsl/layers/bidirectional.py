@@ -20,7 +20,6 @@ import numpy as np
 from ..errors import Pos, did_you_mean
 from ..graph.types import StateType, TensorType
 from ..kernels.cpu import buffers
-from ..kernels.cpu.parallel import run_both
 from ..runtime.tensor import Act
 from .base import REGISTRY, LayerSpec, Opt, register
 from .gru import GRU
@@ -142,14 +141,13 @@ class Bidirectional(LayerSpec):
         # Keras sets zero_output_for_mask on both halves when they return sequences.
         zero_out = o["zero_output_for_mask"] or seq
         fwd_backwards = o["go_backwards"]
-        # the two directions are independent: they run at once, one per core; their dropout
-        # masks are drawn first, in the order a sequential run draws them
+        # dropout masks are drawn first, in the order Keras draws them (forward, backward)
         T, B, F = x.shape
         masks = [spec.dropout_masks(o, ctx, B, F, o["units"], W[0].dtype) for _ in range(2)]
         need_dx = ctx.needs_grad(node.inputs[0])
-        (out_f, fin_f, bp_f), (out_b, fin_b, bp_b) = run_both(
-            lambda: spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, masks[0], need_dx),
-            lambda: spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, masks[1], need_dx))
+        out_f, fin_f, bp_f = spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, masks[0], need_dx)
+        out_b, fin_b, bp_b = spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, masks[1],
+                                           need_dx)
         final = fin_f + fin_b
         if o["stateful"]:
             ctx.keep_state(node, final)
@@ -199,8 +197,8 @@ class Bidirectional(LayerSpec):
                 if dyb is not None:
                     dout_b[-1] = dyb
             dstate = d.get("state") or tuple(np.zeros_like(s) for s in final)
-            (dX_f, g_f, dinit_f), (dX_b, g_b, dinit_b) = run_both(
-                lambda: bp_f(dout_f, tuple(dstate[:n_states])), lambda: bp_b(dout_b, tuple(dstate[n_states:])))
+            dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
+            dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
             dX = None if dX_f is None else dX_f + dX_b
             return [dX], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
 

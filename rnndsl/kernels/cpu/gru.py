@@ -28,9 +28,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from .parallel import matmul, run_split
+from .parallel import matmul, run_rows
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
@@ -144,7 +144,7 @@ def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract,
 
 @njit(**KERNEL_OPTIONS)
 def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
-                        gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, b0, b1, tiny):
+                        gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, tiny, b0, b1):
     """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
     (T,B,3u); otherwise dZR (T,B,2u), dHH (T,B,u)); dHt holds dhT and ends as dh0."""
     T, B, G = gates.shape
@@ -227,6 +227,26 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                 flush_row(dHt[b], tiny)
 
 
+@njit(parallel=True, **KERNEL_OPTIONS)
+def gru_forward_split(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+                      backwards, zero_output, out, gates, h_rec, aux, rows, parts):
+    """gru_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
+    for p in prange(parts):
+        b0, b1 = rows * p // parts, rows * (p + 1) // parts
+        gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+                           backwards, zero_output, out, gates, h_rec, aux, b0, b1)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def gru_backward_split(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
+                       gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, tiny, rows, parts):
+    """gru_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
+    for p in prange(parts):
+        b0, b1 = rows * p // parts, rows * (p + 1) // parts
+        gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
+                            gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, tiny, b0, b1)
+
+
 def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
                 activation="tanh", recurrent_activation="sigmoid", backwards=False,
                 zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False):
@@ -254,9 +274,9 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     out = buffers.empty((1 if last_only else T, B, u), dt)
     gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
-    run_split(lambda b0, b1: gru_forward_kernel(
-        *inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
-        out, gates, h_rec, aux, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
+    run_rows(gru_forward_kernel, gru_forward_split,
+             (*inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
+              out, gates, h_rec, aux), B, T * B * G * (u + inputs[2].shape[0]))
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
                      gates, h_rec, aux) if keep else None
     return out, hT, saved
@@ -278,10 +298,10 @@ def gru_backward(saved, dout, dhT=None):
     dZR = buffers.empty((0 if ra_ else T, B, 2 * u), dt)
     dHH = buffers.empty((0 if ra_ else T, B, u), dt)
     dh0 = dhT.copy()
-    run_split(lambda b0, b1: gru_backward_kernel(
-        saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
-        saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
-        dh0, dxp, dRec, dZR, dHH, b0, b1, _tiny(dxp)), B, T * B * G * u)
+    run_rows(gru_backward_kernel, gru_backward_split,
+             (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
+              saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
+              dh0, dxp, dRec, dZR, dHH, _tiny(dxp)), B, T * B * G * u)
     # dU = sum_t (matmul input)^T (its output gradient): one product per block over all steps
     H = saved.h_rec.reshape(T * B, u).T
     if ra_:

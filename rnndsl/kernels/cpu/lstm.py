@@ -22,9 +22,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from .parallel import matmul, run_split
+from .parallel import matmul, run_rows
 from .activations import (
     KERNEL_OPTIONS,
     SIGMOID,
@@ -138,7 +138,7 @@ def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, b
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, b0, b1, tiny):
+                         gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, tiny, b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0."""
     T, B, G = gates.shape
     u = G // 4
@@ -193,6 +193,26 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                 flush_row(dCt[b], tiny)
 
 
+@njit(parallel=True, **KERNEL_OPTIONS)
+def lstm_forward_split(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+                       out, gates, h_rec, c_prev, tanh_c, rows, parts):
+    """lstm_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
+    for p in prange(parts):
+        b0, b1 = rows * p // parts, rows * (p + 1) // parts
+        lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+                            out, gates, h_rec, c_prev, tanh_c, b0, b1)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
+                        gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, tiny, rows, parts):
+    """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
+    for p in prange(parts):
+        b0, b1 = rows * p // parts, rows * (p + 1) // parts
+        lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
+                             gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, tiny, b0, b1)
+
+
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  recurrent_activation="sigmoid", backwards=False,
                  zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False):
@@ -212,9 +232,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     gates, h_rec = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt)
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
-    run_split(lambda b0, b1: lstm_forward_kernel(
-        *inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
-        out, gates, h_rec, c_prev, tanh_c, b0, b1), B, T * B * G * (u + inputs[2].shape[0]))
+    run_rows(lstm_forward_kernel, lstm_forward_split,
+             (*inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
+              out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + inputs[2].shape[0]))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c) if keep else None
     return out, hT, cT, saved
@@ -228,11 +248,11 @@ def lstm_backward(saved, dout, dhT=None, dcT=None):
     u = G // 4
     dxp = buffers.empty((T, B, G), saved.gates.dtype)
     dh0, dc0 = dhT.copy(), dcT.copy()
-    run_split(lambda b0, b1: lstm_backward_kernel(
-        saved.U, saved.mask, saved.rmask, saved.activation,
-        saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
-        saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, b0, b1, _tiny(dxp)),
-        B, T * B * G * u)
+    run_rows(lstm_backward_kernel, lstm_backward_split,
+             (saved.U, saved.mask, saved.rmask, saved.activation,
+              saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
+              saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, _tiny(dxp)),
+             B, T * B * G * u)
     # dU = sum_t Ht_prev_r^T dZ_t: one product over all steps
     dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, G))
     return dxp, dU, dh0, dc0

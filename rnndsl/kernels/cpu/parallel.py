@@ -3,16 +3,22 @@
 Rows of a batch never interact inside a recurrent layer, so the time loop
 splits cleanly by batch: each core runs every step for its own rows, with
 no synchronisation per step (a threaded BLAS would synchronise on every
-per-step product, and at these sizes that costs more than it saves). The
-kernels are compiled with nogil=True, so plain Python threads run them in
-parallel. Small problems stay on the calling thread: a hand-off costs tens
-of microseconds.
+per-step product, and at these sizes that costs more than it saves).
+
+The built-in cells' kernels each have a compiled driver (``*_split``, a prange
+over row ranges) that runs the parts in numba's thread pool: ~2 us to start
+(``run_rows``). The generated custom-cell kernels and the large products use
+``run_split``: plain Python threads over nogil code, 50-80 us a hand-off, so
+only worth it for large calls. Small problems stay on the calling thread.
+
+numba picks its threading layer (tbb, omp or workqueue) by what is installed;
+with GNU OpenMP a process that forks after a parallel region must not use
+rnndsl in the child (start workers with the "spawn" method).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", os.cpu_count() or 1)))
@@ -21,7 +27,6 @@ MIN_SPLIT_WORK = int(os.environ.get("RNNDSL_MIN_SPLIT_WORK", 2_000_000))
 MIN_ROWS = 4
 
 _pool: ThreadPoolExecutor | None = None
-_local = threading.local()     # .serial: this thread is one of several concurrent tasks
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -34,11 +39,21 @@ def _executor() -> ThreadPoolExecutor:
 def chunks(rows: int, work: int) -> list[tuple[int, int]]:
     """Split rows 0..rows into contiguous ranges, one per worker, when the work is worth it."""
     n = min(WORKERS, rows // MIN_ROWS) if work >= MIN_SPLIT_WORK else 1
-    if getattr(_local, "serial", False):
-        n = 1
     n = max(n, 1)
     edges = [rows * k // n for k in range(n + 1)]
     return [(edges[k], edges[k + 1]) for k in range(n)]
+
+
+def run_rows(kernel, split, args: tuple, rows: int, work: int) -> None:
+    """kernel(*args, b0, b1) over rows 0..rows: on this thread when one part is enough, else
+    split(*args, rows, parts), the kernel's compiled driver that runs the parts at once in
+    numba's thread pool (a prange over row ranges: ~2 us to start, where handing a part to
+    a Python thread and waiting for it costs 50-80 us)."""
+    n = len(chunks(rows, work))
+    if n == 1:
+        kernel(*args, 0, rows)
+    else:
+        split(*args, rows, n)
 
 
 def run_split(fn, rows: int, work: int) -> None:
@@ -51,29 +66,6 @@ def run_split(fn, rows: int, work: int) -> None:
     fn(*parts[0])
     for f in futures:
         f.result()
-
-
-def _serially(fn):
-    _local.serial = True
-    try:
-        return fn()
-    finally:
-        _local.serial = False
-
-
-def run_both(f, g):
-    """(f(), g()), run at the same time on two cores when there are two: two independent
-    tasks (the directions of a bidirectional layer) each on one core, instead of each
-    split by rows across the cores in turn. Inside them run_split stays on its thread
-    (which also keeps the one-thread pool from waiting on itself)."""
-    if WORKERS < 2 or getattr(_local, "serial", False):
-        return f(), g()
-    later = _executor().submit(_serially, g)
-    try:
-        first = _serially(f)
-    finally:
-        second = later.result()
-    return first, second
 
 
 def matmul(a, b, out=None):

@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from .parallel import matmul, run_split
+from .parallel import matmul, run_rows
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
@@ -87,7 +87,7 @@ def simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwa
 
 @njit(**KERNEL_OPTIONS)
 def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
-                              h_rec, h_new, dout, dHt, dxp, b0, b1, tiny):
+                              h_rec, h_new, dout, dHt, dxp, tiny, b0, b1):
     """Rows b0..b1: fills dxp (T,B,u); dHt holds dhT and ends as dh0."""
     T, B, u = h_new.shape
     dt = h_new.dtype
@@ -116,6 +116,26 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
                 flush_row(dHt[b], tiny)
 
 
+@njit(parallel=True, **KERNEL_OPTIONS)
+def simplernn_forward_split(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
+                            out, h_rec, h_new, rows, parts):
+    """simplernn_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
+    for p in prange(parts):
+        b0, b1 = rows * p // parts, rows * (p + 1) // parts
+        simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
+                                 out, h_rec, h_new, b0, b1)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def simplernn_backward_split(U, mask, rmask, act, backwards, zero_output,
+                             h_rec, h_new, dout, dHt, dxp, tiny, rows, parts):
+    """simplernn_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
+    for p in prange(parts):
+        b0, b1 = rows * p // parts, rows * (p + 1) // parts
+        simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
+                                  h_rec, h_new, dout, dHt, dxp, tiny, b0, b1)
+
+
 def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
                       backwards=False, zero_output_for_mask=False, keep=True,
                       X=None, W=None, b_in=None, last_only=False):
@@ -132,9 +152,9 @@ def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
     out = buffers.empty((1 if last_only else T, B, u), dt)
     h_rec, h_new = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
-    run_split(lambda b0, b1: simplernn_forward_kernel(
-        *inputs[:-1], U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new, b0, b1),
-        B, T * B * u * (u + inputs[2].shape[0]))
+    run_rows(simplernn_forward_kernel, simplernn_forward_split,
+             (*inputs[:-1], U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new),
+             B, T * B * u * (u + inputs[2].shape[0]))
     saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new) if keep else None
     return out, hT, saved
 
@@ -146,9 +166,10 @@ def simplernn_backward(saved, dout, dhT=None):
     T, B, u = saved.h_new.shape
     dxp = buffers.empty((T, B, u), saved.h_new.dtype)
     dh0 = dhT.copy()
-    run_split(lambda b0, b1: simplernn_backward_kernel(
-        saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
-        saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, b0, b1, _tiny(dxp)), B, T * B * u * u)
+    run_rows(simplernn_backward_kernel, simplernn_backward_split,
+             (saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
+              saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, _tiny(dxp)),
+             B, T * B * u * u)
     # dU = sum_t Ht_prev_r^T dZ_t, one matmul over all steps
     dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, u))
     return dxp, dU, dh0
