@@ -95,3 +95,17 @@ def test_long_sequence_gradients_stay_out_of_the_subnormal_range(cell):
     tiny = np.finfo(np.float32).tiny
     assert np.all((np.abs(dxp) >= tiny) | (dxp == 0))
     assert (dxp == 0).any() and np.abs(dxp[-1]).max() > 1e-3     # it did decay, and the recent steps are intact
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_matmul_split_paths(monkeypatch, dtype):
+    """matmul's row split (C array on the left), shared-dimension split (X^T dZ: partial
+    products summed) and the strided fallback give a @ b."""
+    monkeypatch.setattr(parallel, "WORKERS", 3)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+    r = np.random.default_rng(2)
+    X, D, W = (r.normal(size=s).astype(dtype) for s in ((301, 7), (301, 13), (13, 5)))
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for a, b in ((X.T, D), (D, W), (D, np.asfortranarray(W)), (D[:, ::2], W[::2])):
+        np.testing.assert_allclose(parallel.matmul(a, b), a.astype(np.float64) @ b, rtol=tol, atol=tol)

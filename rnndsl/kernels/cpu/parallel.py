@@ -21,6 +21,9 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+from numba import njit, prange
+
 WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", os.cpu_count() or 1)))
 # multiply-adds of a whole call below which splitting does not pay
 MIN_SPLIT_WORK = int(os.environ.get("RNNDSL_MIN_SPLIT_WORK", 2_000_000))
@@ -68,14 +71,46 @@ def run_split(fn, rows: int, work: int) -> None:
         f.result()
 
 
-def matmul(a, b, out=None):
-    """a @ b with a's rows split across the cores (BLAS itself runs one thread)."""
-    import numpy as np
+@njit(parallel=True, cache=True, nogil=True)
+def _dot_rows(a, b, out, parts):
+    """out = a @ b, a's rows in `parts` ranges at once (numba's thread pool)."""
+    M = a.shape[0]
+    for p in prange(parts):
+        r0, r1 = M * p // parts, M * (p + 1) // parts
+        np.dot(a[r0:r1], b, out[r0:r1])
 
+
+@njit(parallel=True, cache=True, nogil=True)
+def _dot_transposed(m, b, out, parts):
+    """out = m^T @ b (a weight gradient: m and b have one row per step and sample), the
+    shared dimension in `parts` ranges at once, their partial products summed."""
+    K = m.shape[0]
+    partial = np.empty((parts, out.shape[0], out.shape[1]), out.dtype)
+    for p in prange(parts):
+        k0, k1 = K * p // parts, K * (p + 1) // parts
+        np.dot(m[k0:k1].T, b[k0:k1], partial[p])
+    out[...] = partial[0]
+    for p in range(1, parts):
+        out += partial[p]
+
+
+def matmul(a, b, out=None):
+    """a @ b on the cores (BLAS itself runs one thread): a's rows split, or, when a is the
+    transpose of a C array (X^T dZ), the shared dimension split and the parts summed; both
+    in numba's thread pool, the same threads the kernels use."""
     from . import buffers
 
     rows = a.shape[0]
+    dtype = np.result_type(a, b)
     if out is None:
-        out = buffers.empty((rows, b.shape[1]), np.result_type(a, b))
-    run_split(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), rows, rows * a.shape[1] * b.shape[1] // 8)
+        out = buffers.empty((rows, b.shape[1]), dtype)
+    parts = len(chunks(rows if a.flags.c_contiguous else a.shape[1], rows * a.shape[1] * b.shape[1] // 8))
+    if parts == 1 or a.dtype != dtype or b.dtype != dtype or not out.flags.c_contiguous:
+        np.matmul(a, b, out=out)
+    elif a.flags.c_contiguous:
+        _dot_rows(a, b, out, parts)
+    elif a.T.flags.c_contiguous and b.flags.c_contiguous:
+        _dot_transposed(a.T, b, out, parts)
+    else:
+        run_split(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), rows, rows * a.shape[1] * b.shape[1] // 8)
     return out
