@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.cpu.parallel import matmul, run_split
+from ..kernels.cpu.parallel import matmul, run_rows
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -83,9 +83,9 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
     out = np.empty((T, B, u), dtype)
     n = T if keep else 1
     saved = tuple(np.empty((n,) + plan.saved_shape(key, T, B, u, features)[1:], dtype) for key in plan.saved)
-    run_split(lambda b0, b1: mod.cell_forward(*xps, *loop_X, *group_W, *vecs, *final, mask, rmask, consts,
-                                              bool(backwards), bool(zero_out), out, *saved, b0, b1),
-              B, plan.work(T, B, u))
+    run_rows(mod.cell_forward, mod.cell_forward_split,
+             (*xps, *loop_X, *group_W, *vecs, *final, mask, rmask, consts, bool(backwards), bool(zero_out),
+              out, *saved), B, plan.work(T, B, u))
     tape = CellTape(list(Xs), xps, loop_X, hoisted_W, group_W, vecs, consts, mask, rmask,
                     bool(backwards), bool(zero_out), saved if keep else None, [w.shape for w in weights])
     return out, final, tape
@@ -105,11 +105,10 @@ def backward(cell, tape: CellTape, dout, dfinal):
     dXl = [np.zeros(X.shape, dtype) for X in tape.loop_X]
     dMs = {g.index: np.zeros((T, B, len(g.nodes) * u), dtype) for g in plan.groups if g.index not in plan.alias}
     dVr = [np.zeros((B, u), dtype) for _ in plan.loop_vecs]       # per row: no race between threads
-    run_split(lambda b0, b1: mod.cell_backward(*tape.xps, *tape.loop_X, *group_WT, *tape.vecs, tape.mask,
-                                               tape.rmask, tape.consts, tape.backwards, tape.zero_out,
-                                               *tape.saved, dout, *dinit, *dxps, *dXl, *dMs.values(), *dVr,
-                                               b0, b1),
-              B, plan.work(T, B, u))
+    run_rows(mod.cell_backward, mod.cell_backward_split,
+             (*tape.xps, *tape.loop_X, *group_WT, *tape.vecs, tape.mask, tape.rmask, tape.consts,
+              tape.backwards, tape.zero_out, *tape.saved, dout, *dinit, *dxps, *dXl, *dMs.values(), *dVr),
+             B, plan.work(T, B, u))
 
     grads = [np.zeros(shape, dtype) for shape in tape.shapes]
     dXs = [None] * len(tape.Xs)
