@@ -318,7 +318,20 @@ def _numba_loops():
                 for t in range(A.shape[0]):
                     rows_matmul(A[t, b0:b1], W, P, C[b0:b1])
 
-        _NUMBA.update(packed_steps=packed_steps, dot_steps=dot_steps, pack=pack, padded_width=padded_width)
+        from numba import prange
+
+        @njit(parallel=True)
+        def steps_split(packed, A, W, P, C, rows, parts):
+            # as the kernels' *_split drivers: the row ranges at once in numba's thread pool
+            for p in prange(parts):
+                b0, b1 = rows * p // parts, rows * (p + 1) // parts
+                if packed:
+                    packed_steps(A, W, P, C, b0, b1)
+                else:
+                    dot_steps(A, W, P, C, b0, b1)
+
+        _NUMBA.update(packed_steps=packed_steps, dot_steps=dot_steps, pack=pack, padded_width=padded_width,
+                      steps_split=steps_split)
     return _NUMBA
 
 
@@ -332,7 +345,23 @@ def _rnndsl_split(rows: int, work: int) -> list[tuple[int, int]]:
 
 
 def _rnndsl_run_split():
-    """rnndsl's run_split (what the kernels' wrappers call), or the same from its chunks."""
+    """How rnndsl's kernel wrappers run a kernel over the batch rows: its compiled prange
+    split (run_rows: the product loops here get the same), else its Python-thread
+    run_split, else the same from its chunks."""
+    try:
+        from rnndsl.kernels.cpu.parallel import run_rows  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        nb = _numba_loops()
+
+        def run_split(fn, rows, work):
+            parts = len(_rnndsl_split(rows, work))
+            if parts == 1 or getattr(fn, "steps_args", None) is None:
+                _in_parts([lambda p=p: fn(*p) for p in _rnndsl_split(rows, work)])
+            else:
+                nb["steps_split"](*fn.steps_args, rows, parts)
+        return run_split
     try:
         from rnndsl.kernels.cpu.parallel import run_split
         return run_split
@@ -474,18 +503,25 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     def steps(kind, A, W, P, C, b0, b1):
         nb["packed_steps" if kind == "packed" else "dot_steps"](A, W, P, C, b0, b1)
 
+    def stepfn(kind, A, W, P, C):
+        """steps over rows b0..b1, carrying its operands for a compiled split (run_split above)."""
+        def fn(b0, b1):
+            steps(kind, A, W, P, C, b0, b1)
+        fn.steps_args = (kind == "packed", A, W, P, C)
+        return fn
+
     def fwd_work(c):      # the wrappers' work estimate: T*B*G*(u + F when projected per step)
         return c["T"] * c["B"] * c["G"] * (c["u"] + (c["F"] if c["per_step"] else 0))
 
     def rec_fwd(g):
         for c, o in g:
             for kind, A, W, P, C in o.fwd:
-                run_split(lambda b0, b1: steps(kind, A, W, P, C, b0, b1), c["B"], fwd_work(c))
+                run_split(stepfn(kind, A, W, P, C), c["B"], fwd_work(c))
 
     def proj_in_fwd(g):
         for c, o in g:
             if c["per_step"] and c["F"]:
-                run_split(lambda b0, b1: steps("packed", o.X, o.K, o.Kp, o.XP, b0, b1), c["B"], fwd_work(c))
+                run_split(stepfn("packed", o.X, o.K, o.Kp, o.XP), c["B"], fwd_work(c))
 
     def proj_fwd(g):
         for c, o in g:
@@ -503,7 +539,7 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     def rec_bwd(g):
         for c, o in kept(g):
             for kind, A, W, P, C in o.bwd:
-                run_split(lambda b0, b1: steps(kind, A, W, P, C, b0, b1), c["B"], c["T"] * c["B"] * c["G"] * c["u"])
+                run_split(stepfn(kind, A, W, P, C), c["B"], c["T"] * c["B"] * c["G"] * c["u"])
             mm(o.H2.T, o.dZ2)                               # dU over all steps
 
     def proj_bwd(g):
