@@ -54,7 +54,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .packed import aligned_empty, padded_width, rows_matmul
+from .packed import rows_matmul
 
 TANH, SIGMOID, RELU, LINEAR, HARD_SIGMOID = 0, 1, 2, 3, 4
 
@@ -296,8 +296,8 @@ def dact_row(dst, dy, y, code):
 
 @njit(inline="always")
 def input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1):
-    """Rows b0..b1 of step t's input projection plus the input bias, in the scratch XP
-    (B, >= G) to index by row: x_t @ W + b_in.
+    """Rows b0..b1 of step t's input projection plus the input bias, in the worker's scratch
+    XP (B, >= G) to index by row: x_t @ W + b_in.
 
     x_t @ W is either precomputed for all steps (xp[t]: one big product, the faster choice
     for wide inputs) or, when X is not empty, computed here by one small product (Wp: W
@@ -450,8 +450,7 @@ def prepare_forward(xp, n_gates, U, states, mask, rmask, X=None, W=None, b_in=No
 def prepare_input(xp, X, W, b_in, n_gates, U):
     """The two ways a kernel gets its input projection (see input_rows): xp (T,B,G), or
     X (T,B,F) with W (F,G); either with the input bias b_in (G,) (None: zeros). Returns
-    (xp, X, W, b_in, XP, T) with empty stand-ins for the unused side and XP the per-step
-    scratch."""
+    (xp, X, W, b_in, T) with empty stand-ins for the unused side."""
     if X is None:
         xp = np.asarray(xp)
         if xp.dtype not in (np.float32, np.float64):
@@ -472,7 +471,7 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
         W = _as(W, dt, (F, G), "W (kernel)")
         xp = np.empty((0, B, G), dt)
     b_in = np.zeros(G, dt) if b_in is None else _as(b_in, dt, (G,), "b_in (input bias)")
-    return xp, X, W, b_in, aligned_empty((B, padded_width(G, dt)), dt), T
+    return xp, X, W, b_in, T
 
 
 def smallest_normal(arr):

@@ -74,7 +74,7 @@ class GRUSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+def gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
                        backwards, zero_output, out, gates, h_rec, aux, b0, b1):
     """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
     step (input_rows); Ht holds h0 and ends as hT. The saved arrays have T steps when
@@ -97,6 +97,7 @@ def gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract,
     # W, U packed for rows_matmul, by this worker (only reset_after multiplies by all of U)
     Wp = packed(W)
     Up = packed(U) if reset_after else packed(U[:0])
+    XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
     Rec = aligned_scratch(B, scratch_cols(G, Up), dt)
     Rec_zr = np.empty((B, 2 * u), dt)
     Rec_h = np.empty((B, u), dt)
@@ -228,12 +229,12 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def gru_forward_split(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+def gru_forward_split(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
                       backwards, zero_output, out, gates, h_rec, aux, rows, parts):
     """gru_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        gru_forward_kernel(xp, X, W, b_in, XP, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+        gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
                            backwards, zero_output, out, gates, h_rec, aux, b0, b1)
 
 

@@ -87,7 +87,7 @@ def infer_row(x, z, C, H, u):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+def lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                         out, gates, h_rec, c_prev, tanh_c, b0, b1):
     """Rows b0..b1 of every step. The input projection is xp, or X @ W + b_in step by
     step (input_rows); Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays have T
@@ -99,6 +99,7 @@ def lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, b
     dt = Ht.dtype
     keep = gates.shape[0] == T
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
+    XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
     Zr = aligned_scratch(B, scratch_cols(G, Up), dt)
     Ct_new = np.empty(u, dt)
     Ht_new = np.empty(u, dt)
@@ -194,12 +195,12 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_split(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+def lstm_forward_split(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                        out, gates, h_rec, c_prev, tanh_c, rows, parts):
     """lstm_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        lstm_forward_kernel(xp, X, W, b_in, XP, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+        lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                             out, gates, h_rec, c_prev, tanh_c, b0, b1)
 
 

@@ -59,7 +59,7 @@ class SimpleRNNSaved(NamedTuple):
 
 
 @njit(**KERNEL_OPTIONS)
-def simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
+def simplernn_forward_kernel(xp, X, W, b_in, U, Ht, mask, rmask, act, backwards, zero_output,
                              out, h_rec, h_new, b0, b1):
     """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
     step (input_rows); Ht holds h0 and ends as hT. The saved arrays have T steps when
@@ -69,6 +69,7 @@ def simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwa
     dt = Ht.dtype
     keep = h_new.shape[0] == T
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
+    XP = aligned_scratch(B, scratch_cols(u, Wp), dt)   # this step's input projection rows
     Zr = aligned_scratch(B, scratch_cols(u, Up), dt)
     for s in range(T):
         t = step_time(s, T, backwards)
@@ -117,12 +118,12 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def simplernn_forward_split(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
+def simplernn_forward_split(xp, X, W, b_in, U, Ht, mask, rmask, act, backwards, zero_output,
                             out, h_rec, h_new, rows, parts):
     """simplernn_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        simplernn_forward_kernel(xp, X, W, b_in, XP, U, Ht, mask, rmask, act, backwards, zero_output,
+        simplernn_forward_kernel(xp, X, W, b_in, U, Ht, mask, rmask, act, backwards, zero_output,
                                  out, h_rec, h_new, b0, b1)
 
 
