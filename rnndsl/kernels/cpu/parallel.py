@@ -13,7 +13,8 @@ only worth it for large calls. Small problems stay on the calling thread.
 
 numba picks its threading layer (tbb, omp or workqueue) by what is installed;
 with GNU OpenMP a process that forks after a parallel region must not use
-rnndsl in the child (start workers with the "spawn" method).
+rnndsl in the child (start workers with the "spawn" method), and workqueue
+cannot run parallel regions from two threads at once.
 """
 
 from __future__ import annotations
