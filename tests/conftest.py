@@ -4,3 +4,28 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pytest  # noqa: E402
+
+
+def split_everything(monkeypatch):
+    """Make rnndsl split every kernel call and product into 3 row ranges (the multi-core path)."""
+    from rnndsl.kernels.cpu import parallel
+
+    monkeypatch.setattr(parallel, "WORKERS", 3)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+    assert len(parallel.chunks(7, 1)) == 3
+
+
+@pytest.fixture
+def forced_split(monkeypatch):
+    """run(fn) -> (fn() on one thread, fn() with every call split across threads)."""
+    from rnndsl.kernels.cpu import parallel
+
+    def run(fn):
+        monkeypatch.setattr(parallel, "WORKERS", 1)
+        one = fn()
+        split_everything(monkeypatch)
+        return one, fn()
+    return run

@@ -217,11 +217,9 @@ def test_default_initialisers_follow_keras():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_cell_split_across_threads_equals_one_thread(monkeypatch, dtype):
+def test_cell_split_across_threads_equals_one_thread(forced_split, dtype):
     """The generated kernels' compiled split driver (rows in parts at once) gives what one
     thread gives: outputs and gradients, masks included."""
-    from rnndsl.kernels.cpu import parallel
-
     m = rnndsl.compile(LSTM + "input x: int[?]\noutput x | embed(8, 3, mask_zero=true) | rnn(mylstm(4), seq)"
                        " | dense(3)", dtype=dtype)
 
@@ -230,11 +228,6 @@ def test_cell_split_across_threads_equals_one_thread(monkeypatch, dtype):
         loss, grads = m.loss_and_gradients(IDS, YSEQ)
         return [m.predict(IDS), np.array(loss)] + grads
 
-    monkeypatch.setattr(parallel, "WORKERS", 1)
-    one = run()
-    monkeypatch.setattr(parallel, "WORKERS", 3)
-    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
-    monkeypatch.setattr(parallel, "MIN_ROWS", 1)
-    assert len(parallel.chunks(4, 1)) == 3
-    for a, b in zip(one, run()):
+    one, split = forced_split(run)
+    for a, b in zip(one, split):
         np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == "float32" else 1e-12, atol=1e-7)

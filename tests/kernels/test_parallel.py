@@ -6,18 +6,7 @@ import pytest
 from rnndsl.kernels.cpu import gru_backward, gru_forward, lstm_backward, lstm_forward, parallel
 from rnndsl.kernels.cpu import simplernn_backward, simplernn_forward
 
-
-@pytest.fixture
-def forced_split(monkeypatch):
-    def run(fn):
-        monkeypatch.setattr(parallel, "WORKERS", 1)
-        one = fn()
-        monkeypatch.setattr(parallel, "WORKERS", 3)
-        monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
-        monkeypatch.setattr(parallel, "MIN_ROWS", 1)
-        assert len(parallel.chunks(7, 1)) == 3
-        return one, fn()
-    return run
+from conftest import split_everything
 
 
 def _inputs(G, u, B=7, T=4, seed=0):
@@ -101,9 +90,7 @@ def test_long_sequence_gradients_stay_out_of_the_subnormal_range(cell):
 def test_matmul_split_paths(monkeypatch, dtype):
     """matmul's row split (C array on the left), shared-dimension split (X^T dZ: partial
     products summed) and the strided fallback give a @ b."""
-    monkeypatch.setattr(parallel, "WORKERS", 3)
-    monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
-    monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+    split_everything(monkeypatch)
     r = np.random.default_rng(2)
     X, D, W = (r.normal(size=s).astype(dtype) for s in ((301, 7), (301, 13), (13, 5)))
     tol = 1e-4 if dtype == np.float32 else 1e-12
