@@ -242,12 +242,16 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
 
 
 def lstm_backward(saved, dout, dhT=None, dcT=None):
-    """Gradients of the loss.  Returns (dxp, dU, dh0, dc0)."""
+    """Gradients of the loss.  Returns (dxp, dU, dh0, dc0).
+
+    Consumes saved: dxp is written over saved.gates (step t's gates are read only by step t
+    of the backward pass, each element before its gradient replaces it), so training keeps
+    no (T, B, 4u) array besides the saved activations."""
     dout, (dhT, dcT) = prepare_backward(
         saved.gates.dtype, saved.h_rec.shape, dout, ((dhT, "dhT"), (dcT, "dcT")))
     T, B, G = saved.gates.shape
     u = G // 4
-    dxp = buffers.empty((T, B, G), saved.gates.dtype)
+    dxp = saved.gates
     dh0, dc0 = dhT.copy(), dcT.copy()
     run_rows(lstm_backward_kernel, lstm_backward_split,
              (saved.U, saved.mask, saved.rmask, saved.activation,

@@ -161,11 +161,14 @@ def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
 
 
 def simplernn_backward(saved, dout, dhT=None):
-    """Gradients of the loss.  Returns (dxp, dU, dh0)."""
+    """Gradients of the loss.  Returns (dxp, dU, dh0).
+
+    Consumes saved: dxp is written over saved.h_new (step t's h_new is read only by step t
+    of the backward pass, each element before its gradient replaces it)."""
     dout, (dhT,) = prepare_backward(saved.h_new.dtype, saved.h_new.shape, dout,
                                     ((dhT, "dhT"),))
     T, B, u = saved.h_new.shape
-    dxp = buffers.empty((T, B, u), saved.h_new.dtype)
+    dxp = saved.h_new
     dh0 = dhT.copy()
     run_rows(simplernn_backward_kernel, simplernn_backward_split,
              (saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
