@@ -126,7 +126,7 @@ class Bidirectional(LayerSpec):
         inner = self.inner(node)
         spec, o = inner.spec, inner.opts
         x = ins[0]
-        B = x.shape[1]
+        T, B, _ = x.shape
         half = len(W) // 2
         n_states = len(spec.state_type(o).parts)
         init_f = init_b = None
@@ -141,13 +141,9 @@ class Bidirectional(LayerSpec):
         # Keras sets zero_output_for_mask on both halves when they return sequences.
         zero_out = o["zero_output_for_mask"] or seq
         fwd_backwards = o["go_backwards"]
-        # dropout masks are drawn first, in the order Keras draws them (forward, backward)
-        T, B, F = x.shape
-        masks = [spec.dropout_masks(o, ctx, B, F, o["units"], W[0].dtype) for _ in range(2)]
         need_dx = ctx.needs_grad(node.inputs[0])
-        out_f, fin_f, bp_f = spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, masks[0], need_dx)
-        out_b, fin_b, bp_b = spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, masks[1],
-                                           need_dx)
+        out_f, fin_f, bp_f = spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, need_dx=need_dx)
+        out_b, fin_b, bp_b = spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, need_dx=need_dx)
         final = fin_f + fin_b
         if o["stateful"]:
             ctx.keep_state(node, final)

@@ -129,17 +129,15 @@ class RecurrentSpec(LayerSpec):
             rmask = (ctx.rng.random((B, u)) >= p).astype(dtype) / dtype.type(1 - p)
         return dmask, rmask
 
-    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, masks=None,
-                 need_dx: bool = True):
+    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True):
         """Run the cell over x: (out in processing order, final state, backprop). out is
-        (T, B, u) with return_sequences, else (1, B, u): the last output only. masks:
-        the (dropout, recurrent dropout) masks when the caller drew them already; need_dx:
+        (T, B, u) with return_sequences, else (1, B, u): the last output only. need_dx:
         False when x's gradient is not used (backprop then returns None for it)."""
         kernel, U = W[0], W[1]
         bias = W[2] if opts["use_bias"] else None
         T, B, F = x.shape
         u, dtype = opts["units"], kernel.dtype
-        dmask, rmask = masks or self.dropout_masks(opts, ctx, B, F, u, dtype)
+        dmask, rmask = self.dropout_masks(opts, ctx, B, F, u, dtype)
         b_in, b_rec = self.split_bias(opts, bias)
         if init is None:
             init = self.zero_state(B, u, dtype)

@@ -202,17 +202,15 @@ class RNN(RecurrentSpec):
             return [F]
         return [W[plan.input_weight[k]].shape[0] for k in range(len(cell.inputs))]
 
-    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, masks=None,
-                 need_dx: bool = True):
-        """Run the cell over x: (out (T, B, u) in processing order, final states, backprop);
-        masks: the dropout masks when the caller drew them already. The input gradient is
-        always computed (need_dx is accepted for the common signature): the generated
-        backward produces it with the weight gradients."""
+    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True):
+        """Run the cell over x: (out (T, B, u) in processing order, final states, backprop).
+        The input gradient is always computed (need_dx is accepted for the common signature):
+        the generated backward produces it with the weight gradients."""
         cell = opts["cell"]
         X = x.data
         T, B, F = X.shape
         u, dtype = opts["units"], X.dtype
-        dmask, rmask = masks or self.dropout_masks(opts, ctx, B, F, u, dtype)
+        dmask, rmask = self.dropout_masks(opts, ctx, B, F, u, dtype)
         if dmask is not None:
             X = X * dmask
         widths = self.input_widths(cell, W, F)
