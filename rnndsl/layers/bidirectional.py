@@ -122,6 +122,21 @@ class Bidirectional(LayerSpec):
         node.state = self.state_type(node) if o["return_state"] else None
 
     # --- run time ------------------------------------------------------------------------
+    def initial_states(self, node, ctx, init_state, batch: int):
+        """(the forward half's initial states, the backward half's, whether they came through
+        an initial_state edge): the edge's states or a stateful layer's carried ones, split
+        in two; None, None without either. Shared by the CPU and CUDA engines."""
+        inner = self.inner(node)
+        init, from_edge = init_state, init_state is not None
+        if inner.opts["stateful"]:
+            carried = ctx.stateful_state(node, batch)
+            if carried is not None:
+                init, from_edge = carried, False
+        if init is None:
+            return None, None, from_edge
+        n = len(inner.spec.state_type(inner.opts).parts)
+        return tuple(init[:n]), tuple(init[n:]), from_edge
+
     def forward(self, node, W, ins, ctx, init_state=None):
         inner = self.inner(node)
         spec, o = inner.spec, inner.opts
@@ -129,14 +144,7 @@ class Bidirectional(LayerSpec):
         T, B, _ = x.shape
         half = len(W) // 2
         n_states = len(spec.state_type(o).parts)
-        init_f = init_b = None
-        from_edge = init_state is not None
-        if from_edge:
-            init_f, init_b = tuple(init_state[:n_states]), tuple(init_state[n_states:])
-        if o["stateful"]:
-            carried = ctx.stateful_state(node, B)
-            if carried is not None:
-                init_f, init_b, from_edge = tuple(carried[:n_states]), tuple(carried[n_states:]), False
+        init_f, init_b, from_edge = self.initial_states(node, ctx, init_state, B)
         seq = o["return_sequences"]
         # Keras sets zero_output_for_mask on both halves when they return sequences.
         zero_out = o["zero_output_for_mask"] or seq

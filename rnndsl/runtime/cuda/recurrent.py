@@ -258,15 +258,8 @@ def bidirectional_forward(ex, node, W, ins, ctx, init_state=None):
     x = ins[0]
     T, B, _ = x.data.shape
     half = len(W) // 2
-    n_states = len(spec.state_names)
-    init_f = init_b = None
-    from_edge = init_state is not None
-    if from_edge:
-        init_f, init_b = tuple(init_state[:n_states]), tuple(init_state[n_states:])
-    if o["stateful"]:
-        carried = ctx.stateful_state(node, B)
-        if carried is not None:
-            init_f, init_b, from_edge = tuple(carried[:n_states]), tuple(carried[n_states:]), False
+    n_states = len(spec.state_type(o).parts)
+    init_f, init_b, from_edge = node.spec.initial_states(node, ctx, init_state, B)
     seq = o["return_sequences"]
     zero_out = o["zero_output_for_mask"] or seq        # Keras sets it on both halves with sequences
     fwd_backwards = o["go_backwards"]
