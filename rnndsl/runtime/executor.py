@@ -201,28 +201,41 @@ class Executor:
     # --- forward and backward -----------------------------------------------------------
     def forward(self, inputs: list[Act], training: bool, ctx: RunCtx | None = None,
                 input_grads: bool = True) -> Tape:
-        ctx = ctx or RunCtx(training, self.rng, self, input_grads=input_grads)
-        use_threads()
+        """Run the graph in order; the tape keeps each node's backprop closure."""
+        ctx = ctx or self._new_ctx(training, input_grads)
         values: dict = {}
         entries = []
         for k, nid in enumerate(self.graph.inputs):
-            values[(nid, "out")] = inputs[k]
+            values[(nid, "out")] = self._engine_input(inputs[k])
         for node in self.graph.nodes:
             if node.kind == "input":
                 continue
             ins = [values[(r.node, r.port)] for r in node.inputs]
             init = values[(node.initial_state.node, "state")] if node.initial_state is not None else None
             W = self.params[self.slices[node.id]]
-            outs, backprop = node.spec.forward(node, W, ins, ctx, init)
+            outs, backprop = self._run_node(node, W, ins, ctx, init)
             for port, v in outs.items():
                 values[(node.id, port)] = v
             entries.append((node, backprop))
-        outputs = [values[(o.ref.node, o.ref.port)] for o in self.graph.outputs]
+        outputs = [self._output(values[(o.ref.node, o.ref.port)]) for o in self.graph.outputs]
         tape = Tape(entries, outputs, values)
         tape.ctx = ctx
         return tape
 
-    # --- array operations a device executor replaces ------------------------------------
+    # --- what a device executor replaces ------------------------------------------------
+    def _new_ctx(self, training: bool, input_grads: bool) -> RunCtx:
+        use_threads()
+        return RunCtx(training, self.rng, self, input_grads=input_grads)
+
+    def _engine_input(self, act):
+        return act
+
+    def _run_node(self, node, W, ins, ctx, init):
+        return node.spec.forward(node, W, ins, ctx, init)
+
+    def _output(self, v):
+        return v
+
     def _add(self, a, b):
         return a + b
 

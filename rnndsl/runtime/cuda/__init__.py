@@ -114,27 +114,19 @@ class CudaExecutor(Executor):
         mask = None if act.mask is None else self.eng.upload(act.mask)
         return DAct(self.eng.upload(data), mask, act.mask, host=data)
 
-    def forward(self, inputs, training: bool, ctx: DeviceCtx | None = None, input_grads: bool = True) -> Tape:
-        """Run the graph; the tape's `outputs` are host Acts (copied once), `values` device ones."""
-        ctx = ctx or DeviceCtx(training, self.rng, self)
-        values: dict = {}
-        entries = []
-        for k, nid in enumerate(self.graph.inputs):
-            values[(nid, "out")] = self._upload_input(inputs[k])
-        for node in self.graph.nodes:
-            if node.kind == "input":
-                continue
-            ins = [values[(r.node, r.port)] for r in node.inputs]
-            init = values[(node.initial_state.node, "state")] if node.initial_state is not None else None
-            W = self.params[self.slices[node.id]]
-            outs, backprop = forward_node(self, node, W, ins, ctx, init)
-            for port, v in outs.items():
-                values[(node.id, port)] = v
-            entries.append((node, backprop))
-        outputs = [self._to_host(values[(o.ref.node, o.ref.port)]) for o in self.graph.outputs]
-        tape = Tape(entries, outputs, values)
-        tape.ctx = ctx
-        return tape
+    # Executor.forward runs the graph through these: inputs uploaded, device layers, and the
+    # tape's `outputs` host Acts (copied once) while its `values` stay on the device.
+    def _new_ctx(self, training: bool, input_grads: bool) -> DeviceCtx:
+        return DeviceCtx(training, self.rng, self)
+
+    def _engine_input(self, act):
+        return self._upload_input(act)
+
+    def _run_node(self, node, W, ins, ctx, init):
+        return forward_node(self, node, W, ins, ctx, init)
+
+    def _output(self, v):
+        return self._to_host(v)
 
     def _to_host(self, v):
         if isinstance(v, DAct):
