@@ -5,11 +5,11 @@ splits cleanly by batch: each core runs every step for its own rows, with
 no synchronisation per step (a threaded BLAS would synchronise on every
 per-step product, and at these sizes that costs more than it saves).
 
-The built-in cells' kernels each have a compiled driver (``*_split``, a prange
-over row ranges) that runs the parts in numba's thread pool: ~2 us to start
-(``run_rows``). The generated custom-cell kernels and the large products use
-``run_split``: plain Python threads over nogil code, 50-80 us a hand-off, so
-only worth it for large calls. Small problems stay on the calling thread.
+Every kernel (built-in and generated) has a compiled driver (``*_split``, a
+prange over row ranges) that runs the parts in numba's thread pool: ~2 us to
+start (``run_rows``), where handing a part to a Python thread cost 50-80 us.
+The large products (``matmul``) split in the same pool, so no second set of
+threads competes for the cores. Small problems stay on the calling thread.
 
 numba picks its threading layer (tbb, omp or workqueue) by what is installed;
 with GNU OpenMP a process that forks after a parallel region must not use
@@ -20,24 +20,16 @@ cannot run parallel regions from two threads at once.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit, prange
+
+from . import buffers
 
 WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", os.cpu_count() or 1)))
 # multiply-adds of a whole call below which splitting does not pay
 MIN_SPLIT_WORK = int(os.environ.get("RNNDSL_MIN_SPLIT_WORK", 2_000_000))
 MIN_ROWS = 4
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(WORKERS - 1, 1), thread_name_prefix="rnndsl")
-    return _pool
 
 
 def chunks(rows: int, work: int) -> list[tuple[int, int]]:
@@ -58,18 +50,6 @@ def run_rows(kernel, split, args: tuple, rows: int, work: int) -> None:
         kernel(*args, 0, rows)
     else:
         split(*args, rows, n)
-
-
-def run_split(fn, rows: int, work: int) -> None:
-    """Call fn(b0, b1) for each chunk of rows, the first on this thread, the rest in the pool."""
-    parts = chunks(rows, work)
-    if len(parts) == 1:
-        fn(0, rows)
-        return
-    futures = [_executor().submit(fn, b0, b1) for b0, b1 in parts[1:]]
-    fn(*parts[0])
-    for f in futures:
-        f.result()
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -99,19 +79,16 @@ def matmul(a, b, out=None):
     """a @ b on the cores (BLAS itself runs one thread): a's rows split, or, when a is the
     transpose of a C array (X^T dZ), the shared dimension split and the parts summed; both
     in numba's thread pool, the same threads the kernels use."""
-    from . import buffers
-
     rows = a.shape[0]
     dtype = np.result_type(a, b)
     if out is None:
         out = buffers.empty((rows, b.shape[1]), dtype)
     parts = len(chunks(rows if a.flags.c_contiguous else a.shape[1], rows * a.shape[1] * b.shape[1] // 8))
-    if parts == 1 or a.dtype != dtype or b.dtype != dtype or not out.flags.c_contiguous:
-        np.matmul(a, b, out=out)
-    elif a.flags.c_contiguous:
+    same = a.dtype == dtype and b.dtype == dtype and out.flags.c_contiguous
+    if parts > 1 and same and a.flags.c_contiguous:
         _dot_rows(a, b, out, parts)
-    elif a.T.flags.c_contiguous and b.flags.c_contiguous:
+    elif parts > 1 and same and a.T.flags.c_contiguous and b.flags.c_contiguous:
         _dot_transposed(a.T, b, out, parts)
-    else:
-        run_split(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), rows, rows * a.shape[1] * b.shape[1] // 8)
+    else:                       # small, or strided operands (no caller of rnndsl's passes them)
+        np.matmul(a, b, out=out)
     return out
