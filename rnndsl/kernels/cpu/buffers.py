@@ -26,32 +26,32 @@ class Pool:
     def __init__(self):
         self.free: dict = defaultdict(list)
         self.used: list = []
-        self.lock = threading.Lock()       # bidirectional layers allocate from two threads
 
     def empty(self, shape, dtype) -> np.ndarray:
         key = (tuple(shape), np.dtype(dtype))
-        with self.lock:
-            stack = self.free.get(key)
-            a = stack.pop() if stack else np.empty(key[0], key[1])
-            self.used.append(a)
+        stack = self.free.get(key)
+        a = stack.pop() if stack else np.empty(key[0], key[1])
+        self.used.append(a)
         return a
 
     def release(self) -> None:
         """Everything this step used becomes free; what it did not use is dropped (a batch of
         another shape must not keep the old one's arrays alive)."""
-        with self.lock:
-            self.free = defaultdict(list)
-            for a in self.used:
-                self.free[(a.shape, a.dtype)].append(a)
-            self.used = []
+        self.free = defaultdict(list)
+        for a in self.used:
+            self.free[(a.shape, a.dtype)].append(a)
+        self.used = []
 
 
-_current: Pool | None = None
+# the pool of the train step running on this thread: a step's allocations all happen on
+# the thread that runs it (the kernels' worker threads allocate nothing through here), and
+# two models trained on two threads must not hand each other's arrays out
+_scope = threading.local()
 
 
 def empty(shape, dtype) -> np.ndarray:
-    """np.empty, from the current step's pool when a train step is running."""
-    pool = _current
+    """np.empty, from the current step's pool when a train step is running on this thread."""
+    pool = getattr(_scope, "pool", None)
     return np.empty(shape, dtype) if pool is None else pool.empty(shape, dtype)
 
 
@@ -65,10 +65,10 @@ def zeros(shape, dtype) -> np.ndarray:
 def reusing(pool: Pool):
     """Allocations through empty/zeros come from pool until the block ends; then the pool
     takes them all back for the next step."""
-    global _current
-    outer, _current = _current, pool
+    outer = getattr(_scope, "pool", None)
+    _scope.pool = pool
     try:
         yield pool
     finally:
-        _current = outer
+        _scope.pool = outer
         pool.release()
