@@ -10,9 +10,7 @@ Timers are put around rnndsl's own functions for the duration of the profile
   cell classes (the numba time loops: recurrent products, per-step input
   projections, gate math, state copies and the kernels' own allocations). A
   layer's kernel time is the wall time during which at least one of its kernel
-  calls ran (the union of the calls' intervals): a bidirectional layer runs its
-  two directions at once, one per core (`parallel.run_both`), so the two
-  directions' kernel times overlap and are not added;
+  calls ran (the union of the calls' intervals);
 * the bookkeeping around the layers: input checks (`Executor.prepare_inputs`),
   the loss (`Model._loss`), the finite checks and the optimizer of a train
   step, the output transposes of `predict_on_batch`.
@@ -28,19 +26,16 @@ is accounted.
 Inside a kernel, the share of the matrix products is measured by issuing the
 same products alone, the way the kernels issue them: `packed.rows_matmul` with
 the operand packed once per call (`pack`, as the kernels do; np.dot for float64)
-from a numba loop over the steps, split by batch rows with rnndsl's own
-`run_split` (so by `chunks`, with the kernel's own work estimate), BLAS at
-rnndsl's thread count. Forward: h U per step; BPTT: dZ U^T per step plus the
+from a numba loop over the steps, split by batch rows as rnndsl's `run_rows`
+splits a kernel (by `chunks`, with the kernel's own work estimate, in numba's
+thread pool), BLAS at rnndsl's thread count. Forward: h U per step; BPTT: dZ U^T per step plus the
 (u,T*B)x(T*B,G) product for dU (rnndsl's matmul). For a per-step projection
 layer, the x_t W products (one per step per worker) are measured alone the
 same way and reported as input projection, taken out of the kernel time; for a
 precomputed one the projection is the big product x W before the kernel. The
 backward projection products (dK = X^T dxp, and dX = dxp W^T unless run_cell
 was told it is not needed: a layer reading a model input in a train step) are
-big products through rnndsl's matmul after the kernel in both cases. When a bidirectional
-layer ran its directions concurrently, the alone products are timed the same
-way: both directions at once through rnndsl's `run_both` (each direction
-unsplit on its own core), wall time.
+big products through rnndsl's matmul after the kernel in both cases.
 
 The rest of the kernel time is gate math and bookkeeping (bias adds inside the
 kernels included). The remainder of a recurrent layer's own time outside its
@@ -66,16 +61,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-
-
-def _serial_now() -> bool:
-    """Whether this thread runs one of several concurrent tasks (rnndsl's run_both): its
-    run_split then stays on the thread, one part."""
-    try:
-        from rnndsl.kernels.cpu.parallel import _local
-    except ImportError:
-        return False
-    return bool(getattr(_local, "serial", False))
 
 
 def _union(intervals) -> float:
@@ -104,7 +89,6 @@ class Probe:
         self.intervals: dict = defaultdict(list)    # (node, kernel part) -> [(t0, t1)] (this step)
         self.features: dict = {}                    # node -> input features
         self.kind: dict = {}                        # node -> layer kind
-        self._lock = threading.Lock()               # kernels of a bidirectional layer report from two threads
         self._tl = threading.local()                # .need_dx of the run_cell in progress on this thread
         self._undo: list = []
 
@@ -142,10 +126,8 @@ class Probe:
                 try:
                     return orig(*a, **k)
                 finally:
-                    dt = time.perf_counter() - t0
-                    with self._lock:
-                        self.acc[(key, part)] += dt
-                        self.calls[(key, part)] += 1
+                    self.acc[(key, part)] += time.perf_counter() - t0
+                    self.calls[(key, part)] += 1
             return wrapper
         return make
 
@@ -263,7 +245,6 @@ class Probe:
             direction=bool(_arg(a, k, 6, "backwards", False)),
             keep=bool(_arg(a, k, 9, "keep", True)),
             need_dx=bool(getattr(self._tl, "need_dx", True)),
-            serial=_serial_now(),
             dtype=str(U.dtype),
             # GRU with reset_after=false multiplies by U's blocks separately, with np.dot
             dot_blocks=getattr(spec, "name", "") == "gru" and not opts.get("reset_after", True)))
@@ -278,11 +259,9 @@ class Probe:
                 try:
                     return orig(spec, *a, **k)
                 finally:
-                    t1 = time.perf_counter()
-                    with probe._lock:
-                        probe.intervals[(name, part)].append((t0, t1))
-                        if capture:
-                            probe._record(spec, name, a, k)
+                    probe.intervals[(name, part)].append((t0, time.perf_counter()))
+                    if capture:
+                        probe._record(spec, name, a, k)
             return kernel
         return make
 
@@ -344,39 +323,15 @@ def _rnndsl_split(rows: int, work: int) -> list[tuple[int, int]]:
     return chunks(rows, work)
 
 
-def _rnndsl_run_split():
-    """How rnndsl's kernel wrappers run a kernel over the batch rows: its compiled prange
-    split (run_rows: the product loops here get the same), else its Python-thread
-    run_split, else the same from its chunks."""
-    try:
-        from rnndsl.kernels.cpu.parallel import run_rows  # noqa: F401
-    except ImportError:
-        pass
+def _run_steps(packed: bool, A, W, P, C, rows: int, work: int) -> None:
+    """A product loop over all steps, its batch rows split as rnndsl's run_rows splits a
+    kernel: on this thread when one part is enough, else the parts at once in numba's pool."""
+    nb = _numba_loops()
+    parts = len(_rnndsl_split(rows, work))
+    if parts == 1:
+        nb["packed_steps" if packed else "dot_steps"](A, W, P, C, 0, rows)
     else:
-        nb = _numba_loops()
-
-        def run_split(fn, rows, work):
-            parts = len(_rnndsl_split(rows, work))
-            if parts == 1 or getattr(fn, "steps_args", None) is None:
-                _in_parts([lambda p=p: fn(*p) for p in _rnndsl_split(rows, work)])
-            else:
-                nb["steps_split"](*fn.steps_args, rows, parts)
-        return run_split
-    try:
-        from rnndsl.kernels.cpu.parallel import run_split
-        return run_split
-    except ImportError:
-        def run_split(fn, rows, work):
-            _in_parts([lambda p=p: fn(*p) for p in _rnndsl_split(rows, work)])
-        return run_split
-
-
-def _rnndsl_run_both():
-    try:
-        from rnndsl.kernels.cpu.parallel import run_both
-        return run_both
-    except ImportError:
-        return lambda f, g: (f(), g())
+        nb["steps_split"](packed, A, W, P, C, rows, parts)
 
 
 def _rnndsl_matmul():
@@ -400,25 +355,6 @@ def _blas_context():
     return blas_threads(int(os.environ.get("RNNDSL_BLAS_THREADS", 1)))
 
 
-_POOL = None
-
-
-def _in_parts(fns) -> None:
-    """Run fns concurrently, the first on this thread (as rnndsl's run_split does)."""
-    global _POOL
-    if len(fns) == 1:
-        fns[0]()
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    if _POOL is None or _POOL._max_workers < len(fns) - 1:
-        _POOL = ThreadPoolExecutor(max_workers=len(fns) - 1)
-    futures = [_POOL.submit(f) for f in fns[1:]]
-    fns[0]()
-    for f in futures:
-        f.result()
-
-
 def _median_time(fn, reps=7) -> float:
     fn()
     ts = []
@@ -427,12 +363,6 @@ def _median_time(fn, reps=7) -> float:
         fn()
         ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
-
-
-def _median_of(fn, reps=7) -> float:
-    """Median of the seconds fn() reports (after one untimed call)."""
-    fn()
-    return float(np.median([fn() for _ in range(reps)]))
 
 
 class _Operands:
@@ -483,32 +413,18 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     layers); bias_fwd: the xp += b pass where there is one. Training (the calls that kept
     their state for backward): rec_bwd: dZ U^T per step + the dU product; proj_bwd: X^T dZ
     and (where run_cell computed it) dZ W^T; bias_bwd: the bias gradient's column sum. The per-step loops are split by
-    batch rows with rnndsl's run_split, the big products go through rnndsl's matmul.
-    Directions that ran concurrently (run_both) are timed concurrently, through run_both."""
+    batch rows as rnndsl splits a kernel, the big products go through rnndsl's matmul."""
     nb = _numba_loops()
     mm = _rnndsl_matmul()
-    run_split = _rnndsl_run_split()
     rng = np.random.default_rng(0)
     ops, cache = [], {}
     for c in calls:
-        # one set per direction: concurrent directions must not share output buffers
         key = tuple(c[k] for k in ("direction", "T", "B", "G", "u", "F", "per_step", "dtype", "dot_blocks"))
         if key not in cache:
             cache[key] = _Operands(c, rng, nb)
         ops.append((c, cache[key]))
     directions = sorted({c["direction"] for c in calls})
     groups = [[(c, o) for c, o in ops if c["direction"] == d] for d in directions]
-    concurrent = len(groups) == 2 and all(c["serial"] for c in calls)
-
-    def steps(kind, A, W, P, C, b0, b1):
-        nb["packed_steps" if kind == "packed" else "dot_steps"](A, W, P, C, b0, b1)
-
-    def stepfn(kind, A, W, P, C):
-        """steps over rows b0..b1, carrying its operands for a compiled split (run_split above)."""
-        def fn(b0, b1):
-            steps(kind, A, W, P, C, b0, b1)
-        fn.steps_args = (kind == "packed", A, W, P, C)
-        return fn
 
     def fwd_work(c):      # the wrappers' work estimate: T*B*G*(u + F when projected per step)
         return c["T"] * c["B"] * c["G"] * (c["u"] + (c["F"] if c["per_step"] else 0))
@@ -516,12 +432,12 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     def rec_fwd(g):
         for c, o in g:
             for kind, A, W, P, C in o.fwd:
-                run_split(stepfn(kind, A, W, P, C), c["B"], fwd_work(c))
+                _run_steps(kind == "packed", A, W, P, C, c["B"], fwd_work(c))
 
     def proj_in_fwd(g):
         for c, o in g:
             if c["per_step"] and c["F"]:
-                run_split(stepfn("packed", o.X, o.K, o.Kp, o.XP), c["B"], fwd_work(c))
+                _run_steps(True, o.X, o.K, o.Kp, o.XP, c["B"], fwd_work(c))
 
     def proj_fwd(g):
         for c, o in g:
@@ -539,7 +455,7 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     def rec_bwd(g):
         for c, o in kept(g):
             for kind, A, W, P, C in o.bwd:
-                run_split(stepfn(kind, A, W, P, C), c["B"], c["T"] * c["B"] * c["G"] * c["u"])
+                _run_steps(kind == "packed", A, W, P, C, c["B"], c["T"] * c["B"] * c["G"] * c["u"])
             mm(o.H2.T, o.dZ2)                               # dU over all steps
 
     def proj_bwd(g):
@@ -553,27 +469,9 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
         for c, o in kept(g):
             o.dZ2.sum(axis=0)
 
-    run_both = _rnndsl_run_both()
-
-    def concurrently(part):
-        # each direction times itself on its own core and the pair takes the longer: the
-        # hand-off to the other core is no product time (the kernels' intervals, too, are
-        # taken inside the threads)
-        ts = [0.0, 0.0]
-
-        def one(i):
-            t0 = time.perf_counter()
-            part(groups[i])
-            ts[i] = time.perf_counter() - t0
-
-        run_both(lambda: one(0), lambda: one(1))
-        return max(ts)
-
     def timed(part) -> float:
         if not _has_work(part):
             return 0.0
-        if concurrent:
-            return _median_of(lambda: concurrently(part))
         return _median_time(lambda: [part(g) for g in groups])
 
     def _has_work(part):
@@ -592,8 +490,7 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
             ("rec_fwd", rec_fwd), ("proj_in_fwd", proj_in_fwd), ("proj_fwd", proj_fwd), ("bias_fwd", bias_fwd),
             ("rec_bwd", rec_bwd), ("proj_bwd", proj_bwd), ("bias_bwd", bias_bwd))}
     c0 = calls[0]
-    out["split"] = 1 if concurrent else len(_rnndsl_split(c0["B"], fwd_work(c0)))
-    out["concurrent"] = concurrent
+    out["split"] = len(_rnndsl_split(c0["B"], fwd_work(c0)))
     return out
 
 
@@ -618,9 +515,7 @@ def _split_pass(layer: float, kernel: float, rec: float, proj_in: float, proj_ou
     then the per-step projection products, at the kernel's wall time; the projection
     products outside the kernel at the layer's time outside it. Gate math is the kernel's
     remainder, so it is clipped at >= 0 rather than going negative when the products alone
-    took longer than the kernel (noise, or a bidirectional layer whose directions overlap
-    unevenly: the pair's concurrent wall time is what the kernel interval measures, but a
-    direction's dK / dX products can run while the other direction is still in its kernel).
+    took longer than the kernel (noise).
     Glue is the rest of the layer, >= 0 likewise."""
     kernel = min(kernel, layer)
     rec = min(rec, kernel)
@@ -702,7 +597,7 @@ def profile_phase(fn, model, steps: int, phase: str) -> dict:
                        bias_alone=m["bias_fwd"] + (m["bias_bwd"] if train else 0.0),
                        split=m["split"],
                        projection_per_step=calls[0]["per_step"], features=calls[0]["F"],
-                       projection_in_kernel=m["proj_in_fwd"], concurrent_directions=m["concurrent"])
+                       projection_in_kernel=m["proj_in_fwd"])
             if train:
                 row["input_grad"] = any(c["need_dx"] for c in calls)    # dX = dZ W^T computed
         per_node[name] = row
@@ -753,7 +648,6 @@ def format_profile(name: str, prof: dict) -> str:
                           f"matmuls alone {1e3 * row['rec_matmul']:.2f}; projection alone " \
                           f"{1e3 * row['projection']:.2f}; bias add/sum alone {1e3 * row['bias_alone']:.2f}; " \
                           f"rows split {row['split']} ways" + \
-                          ("; the two directions at once, one core each" if row.get("concurrent_directions") else "") + \
                           ("; x W per step inside the kernels" if row.get("projection_per_step") else "") + ")"
             lines.append(f"      {node} ({row['kind']}): {detail} ms")
         book = ", ".join(f"{k.strip('()')} {1e3 * v:.2f}" for k, v in p["bookkeeping"].items())
