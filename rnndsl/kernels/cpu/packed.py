@@ -53,18 +53,9 @@ def aligned_empty(shape, dtype, align=64):
 
 def pack(U: np.ndarray) -> np.ndarray:
     """U (K, N) as panels (ceil(N/NB), K, NB), zero-padded and cache-line aligned;
-    float64: an empty stand-in."""
-    if U.dtype != np.float32:
-        return np.empty((0, 0, NB), U.dtype)
-    K, N = U.shape
-    Np = padded_width(N, U.dtype)
-    P = aligned_empty((Np // NB, K, NB), np.float32)
-    full = N // NB
-    P[:full] = U[:, :full * NB].reshape(K, full, NB).transpose(1, 0, 2)
-    if full < P.shape[0]:
-        P[full] = 0
-        P[full, :, :N - full * NB] = U[:, full * NB:]
-    return P
+    float64: an empty stand-in. From Python (tests, the bench); the kernels call
+    ``packed``, which this runs."""
+    return _pack(U)
 
 
 @njit(inline="always")
@@ -211,6 +202,11 @@ def _packed(U):
         def impl(U):
             return np.empty((0, 0, NB), U.dtype)
     return impl
+
+
+@njit(cache=True, error_model="numpy")
+def _pack(U):
+    return packed(U)
 
 
 def rows_matmul(A, U, P, C):
