@@ -156,9 +156,14 @@ class RecurrentSpec(LayerSpec):
             if dmask is not None:
                 X = X * dmask
             out, final, saved = run(X, init, x.mask, ctx.training)
+        elif per_step:
+            # inference, last output only, x @ W step by step: the kernel reads the steps in
+            # place (from the batch-major model input where that is what x is), so neither a
+            # time-major copy nor a projection grows with T
+            out, final, saved = run(x.view(), init, x.mask, False)
         else:
-            # inference, last output only: a chunk of steps at a time (taken from the
-            # batch-major model input where that is what x is), so memory does not grow with T
+            # inference, last output only, a wide input: a chunk of steps at a time, so the
+            # projection xp (and the time-major copy of a batch-major input) stays small
             step = max(1, CHUNK_ROWS // B)
             starts = range(0, T, step)
             final = init

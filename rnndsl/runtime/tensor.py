@@ -42,6 +42,13 @@ class Act:
             return (T, B, F)
         return self._data.shape
 
+    def view(self) -> np.ndarray:
+        """data, or (not made yet) a time-major view of batch_major: no copy; its rows
+        are strided, which the kernels' per-step products read in place."""
+        if self._data is None:
+            return self.batch_major.transpose(1, 0, 2)
+        return self._data
+
     def steps(self, t0: int, t1: int) -> np.ndarray:
         """data[t0:t1], time-major and contiguous."""
         if self._data is None and (t1 - t0) < self.batch_major.shape[1]:

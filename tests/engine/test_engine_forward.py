@@ -281,11 +281,12 @@ def test_compiled_step_path_equals_whole_sequence(chain):
 
 
 # The recurrent layers get their input projection per step inside the kernel (inputs up to
-# PER_STEP_MAX_FEATURES wide) or for all steps at once (wider inputs), and in inference a
-# last-output-only layer runs CHUNK_ROWS rows (steps x batch) at a time (layers/recurrent.py).
-# The tests above run per step, in one chunk; here the limits are lowered to force the others.
-PROJECTION_PATHS = {"per_step": (512, 10**9), "all_steps": (0, 10**9), "per_step_chunks": (512, 4),
-                    "all_steps_chunks": (0, 4)}
+# PER_STEP_MAX_FEATURES wide) or for all steps at once (wider inputs). In inference a
+# last-output-only layer reads a per-step input in place (a strided time-major view of the
+# batch-major model input), and runs a wider one CHUNK_ROWS rows (steps x batch) at a time
+# (layers/recurrent.py). The tests above run per step; here the limits are lowered to force
+# the others.
+PROJECTION_PATHS = {"per_step": (512, 10**9), "all_steps": (0, 10**9), "all_steps_chunks": (0, 4)}
 
 
 @pytest.mark.parametrize("path", PROJECTION_PATHS)
@@ -316,12 +317,16 @@ def test_projection_paths_with_masks(monkeypatch, path):
         model("embed(30, 3, mask_zero=true) | lstm(4, seq) | gru(3, go_backwards=true) | dense(2)"))
 
 
-@pytest.mark.parametrize("spec", ["lstm(8) | dense(3)", "gru(8, go_backwards=true)", "bilstm(4)",
-                                  "lstm(8, seq) | simplernn(4)"])
-def test_inference_memory_does_not_grow_with_length(spec):
+@pytest.mark.parametrize("spec,path", [("lstm(8) | dense(3)", "per_step"), ("lstm(8) | dense(3)", "all_steps"),
+                                       ("gru(8, go_backwards=true)", "per_step"), ("bilstm(4)", "per_step"),
+                                       ("lstm(8, seq) | simplernn(4)", "per_step")])
+def test_inference_memory_does_not_grow_with_length(monkeypatch, spec, path):
     """A last-output-only recurrent model allocates the same at 2,000 and 8,000 steps: the
-    input stays batch-major and is read CHUNK_ROWS rows (1,024 steps here) at a time."""
+    input stays batch-major, and the kernels read its steps in place (per_step) or project
+    CHUNK_ROWS rows at a time (all_steps: the inputs wider than PER_STEP_MAX_FEATURES)."""
     import tracemalloc
+    import rnndsl.layers.recurrent as rec
+    monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", PROJECTION_PATHS[path][0])
     m = model(f"input x: float[?, 5]\noutput x | {spec}", dtype="float32")
     m.predict_on_batch(np.zeros((4, 3, 5), np.float32))
 

@@ -465,7 +465,10 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
         if X.dtype not in (np.float32, np.float64) or X.ndim != 3:
             raise ValueError(f"X must be a float32 or float64 (T, B, F) array, got {X.dtype} {X.shape}")
         dt = X.dtype
-        X = np.ascontiguousarray(X)
+        if X.strides[2] != X.itemsize:
+            # rows need unit stride along the features; a time-major view of batch-major data
+            # (rows T*F apart) is read in place, its steps never copied
+            X = np.ascontiguousarray(X)
         T, B, F = X.shape
         G = n_gates * np.shape(U)[0]
         W = _as(W, dt, (F, G), "W (kernel)")

@@ -52,6 +52,7 @@ from .activations import (
 )
 from . import buffers
 from .packed import aligned_scratch, packed, rows_matmul
+from .lstm_infer import lstm_infer_rows
 
 
 class LSTMSaved(NamedTuple):
@@ -98,6 +99,11 @@ def lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backw
     u = G // 4
     dt = Ht.dtype
     keep = gates.shape[0] == T
+    if (not keep and act == TANH and ract == SIGMOID and mask.shape[0] == 0 and X.shape[0] != 0
+            and Ht.itemsize == 4):
+        # float32 inference, the common case: gate math in the product's epilogue
+        lstm_infer_rows(X, W, b_in, U, Ht, Ct, backwards, out, b0, b1)
+        return
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
     Zr = aligned_scratch(B, scratch_cols(G, Up), dt)

@@ -67,6 +67,72 @@ def aligned_scratch(rows, cols, dt):
     return raw[off:off + rows * cols].reshape((rows, cols))
 
 
+F32, I32, I64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+V16 = ir.VectorType(F32, _LANES)
+
+
+def row_stride(builder, arr):
+    """An array struct's first stride, in floats."""
+    return builder.sdiv(cgutils.unpack_tuple(builder, arr.strides, arr.strides.type.count)[0],
+                        ir.Constant(I64, 4))
+
+
+def panel_base(builder, pa, jt):
+    """&P[jt, 0, 0] of a packed (panels, K, NB) array struct."""
+    pK = cgutils.unpack_tuple(builder, pa.shape, 3)[1]
+    return builder.gep(pa.data, [builder.mul(builder.mul(jt, pK), ir.Constant(I64, NB))])
+
+
+def emit_kloop(builder, acc, a_base, a_stride, p_base, K):
+    """IR for acc[r][q] += A[r, k] * P[k, 16 q : 16 q + 16] over k < K, for the rows of acc
+    (lists of NB/16 vectors of 16 floats), A's row r at a_base + r * a_stride and P's row k
+    at p_base + NB k. Returns the new accumulators (acc itself when K == 0)."""
+    nv = NB // _LANES
+    i32s = ir.VectorType(I32, _LANES)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(V16, [V16, V16, V16]),
+                                         "llvm.fma.v16f32")
+    undef = ir.Constant(V16, ir.Undefined)
+    splat = ir.Constant(i32s, [0] * _LANES)
+    vptr = V16.as_pointer()
+    pre = builder.basic_block
+    loop = builder.function.append_basic_block("kloop")
+    done = builder.function.append_basic_block("kloop.done")
+    builder.cbranch(builder.icmp_signed(">", K, ir.Constant(I64, 0)), loop, done)
+    builder.position_at_end(loop)
+    k = builder.phi(I64)
+    k.add_incoming(ir.Constant(I64, 0), pre)
+    cur = [[builder.phi(V16) for _ in row] for row in acc]
+    for row, old in zip(cur, acc):
+        for p, a in zip(row, old):
+            p.add_incoming(a, pre)
+    bk = builder.gep(p_base, [builder.mul(k, ir.Constant(I64, NB))])
+    b = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(I64, _LANES * q)]), vptr), align=4)
+         for q in range(nv)]
+    new = []
+    for r, row in enumerate(cur):
+        a = builder.load(builder.gep(a_base, [builder.add(builder.mul(ir.Constant(I64, r), a_stride), k)]))
+        av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(I32, 0)), undef, splat)
+        new.append([builder.call(fma, [av, b[q], row[q]]) for q in range(nv)])
+    k1 = builder.add(k, ir.Constant(I64, 1))
+    tail = builder.basic_block
+    k.add_incoming(k1, tail)
+    for row, nrow in zip(cur, new):
+        for p, n in zip(row, nrow):
+            p.add_incoming(n, tail)
+    builder.cbranch(builder.icmp_signed("<", k1, K), loop, done)
+    builder.position_at_end(done)
+    out = []
+    for old, nrow in zip(acc, new):
+        res = []
+        for a, n in zip(old, nrow):
+            p = builder.phi(V16)
+            p.add_incoming(a, pre)
+            p.add_incoming(n, tail)
+            res.append(p)
+        out.append(res)
+    return out
+
+
 def _tile(rows: int):
     """An intrinsic tile(C, A, P, i0, jt, cj): C[i0:i0+rows, NB cj : NB cj + NB] = A[i0:i0+rows] @ P[jt]."""
     nv = NB // _LANES
@@ -80,63 +146,19 @@ def _tile(rows: int):
             ca = context.make_array(signature.args[0])(context, builder, Cv)
             aa = context.make_array(signature.args[1])(context, builder, Av)
             pa = context.make_array(signature.args[2])(context, builder, Pv)
-            f32, i64, i32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
-            v16 = ir.VectorType(f32, _LANES)
-            vptr = v16.as_pointer()
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16, [v16, v16, v16]),
-                                                 "llvm.fma.v16f32")
-            zero = ir.Constant(v16, [0.0] * _LANES)
-            undef = ir.Constant(v16, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(i32, _LANES), [0] * _LANES)
-            four = ir.Constant(i64, 4)
-            c_stride = builder.sdiv(cgutils.unpack_tuple(builder, ca.strides, 2)[0], four)  # in floats
-            a_stride = builder.sdiv(cgutils.unpack_tuple(builder, aa.strides, 2)[0], four)
+            c_stride, a_stride = row_stride(builder, ca), row_stride(builder, aa)
             K = cgutils.unpack_tuple(builder, aa.shape, 2)[1]
-            pK = cgutils.unpack_tuple(builder, pa.shape, 3)[1]
-            nb = ir.Constant(i64, NB)
             a_base = builder.gep(aa.data, [builder.mul(i0v, a_stride)])                 # &A[i0, 0]
-            p_base = builder.gep(pa.data, [builder.mul(builder.mul(jtv, pK), nb)])      # &P[jt, 0, 0]
-            c_base = builder.gep(ca.data, [builder.add(builder.mul(i0v, c_stride), builder.mul(cjv, nb))])
-            pre = builder.basic_block
-            loop = builder.function.append_basic_block("tile.k")
-            done = builder.function.append_basic_block("tile.done")
-            builder.cbranch(builder.icmp_signed(">", K, ir.Constant(i64, 0)), loop, done)
-            # the k loop: acc[r][q] += A[i0 + r, k] * P[jt, k, 16 q : 16 q + 16]
-            builder.position_at_end(loop)
-            k = builder.phi(i64)
-            k.add_incoming(ir.Constant(i64, 0), pre)
-            acc = [[builder.phi(v16) for _ in range(nv)] for _ in range(rows)]
-            for row in acc:
-                for p in row:
-                    p.add_incoming(zero, pre)
-            bk = builder.gep(p_base, [builder.mul(k, nb)])
-            b = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(i64, _LANES * q)]), vptr), align=4)
-                 for q in range(nv)]
-            new = []
-            for r in range(rows):
-                a = builder.load(builder.gep(a_base, [builder.add(builder.mul(ir.Constant(i64, r), a_stride), k)]))
-                av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef, splat)
-                new.append([builder.call(fma, [av, b[q], acc[r][q]]) for q in range(nv)])
-            k1 = builder.add(k, ir.Constant(i64, 1))
-            tail = builder.basic_block
-            k.add_incoming(k1, tail)
+            c_base = builder.gep(ca.data, [builder.add(builder.mul(i0v, c_stride),
+                                                       builder.mul(cjv, ir.Constant(I64, NB)))])
+            zero = ir.Constant(V16, [0.0] * _LANES)
+            acc = emit_kloop(builder, [[zero] * nv for _ in range(rows)], a_base, a_stride,
+                             panel_base(builder, pa, jtv), K)
+            vptr = V16.as_pointer()
             for r in range(rows):
                 for q in range(nv):
-                    acc[r][q].add_incoming(new[r][q], tail)
-            builder.cbranch(builder.icmp_signed("<", k1, K), loop, done)
-            # store the block (zeros when K == 0)
-            builder.position_at_end(done)
-            res = []
-            for r in range(rows):
-                for q in range(nv):
-                    p = builder.phi(v16)
-                    p.add_incoming(zero, pre)
-                    p.add_incoming(new[r][q], tail)
-                    res.append(p)
-            for r in range(rows):
-                for q in range(nv):
-                    off = builder.add(builder.mul(ir.Constant(i64, r), c_stride), ir.Constant(i64, _LANES * q))
-                    builder.store(res[r * nv + q], builder.bitcast(builder.gep(c_base, [off]), vptr), align=4)
+                    off = builder.add(builder.mul(ir.Constant(I64, r), c_stride), ir.Constant(I64, _LANES * q))
+                    builder.store(acc[r][q], builder.bitcast(builder.gep(c_base, [off]), vptr), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -210,7 +232,8 @@ def _pack(U):
 
 
 def rows_matmul(A, U, P, C):
-    """C[:, :N] = A @ U (A: a few rows, unit stride along K); P = pack(U). Compiled code only."""
+    """C[:, :N] = A @ U (A: a few rows, any row stride, unit stride along K); P = pack(U).
+    Compiled code only."""
 
 
 @overload(rows_matmul, jit_options=dict(error_model="numpy"))
@@ -220,5 +243,5 @@ def _rows_matmul(A, U, P, C):
             _packed_matmul(A, P, C)
     else:
         def impl(A, U, P, C):
-            np.dot(A, U, C)
+            np.dot(np.ascontiguousarray(A), U, C)    # a copy only for strided rows
     return impl

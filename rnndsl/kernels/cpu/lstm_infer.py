@@ -1,0 +1,199 @@
+"""An LSTM inference step with the gate math in the product's epilogue (float32).
+
+With the default activations, no mask and nothing kept for backward, a step is
+
+    Z   = x_t @ W + H_{t-1} @ U + b                        (B, 4u), gate blocks i, f, c, o
+    C_t = sigmoid(Z_f) * C_{t-1} + sigmoid(Z_i) * tanh(Z_c)
+    H_t = sigmoid(Z_o) * tanh(C_t)
+
+W, U and b are packed with the gates interleaved: panel p holds the 32 columns
+[i, f, c, o] of units 8p .. 8p+7 (zero past u). A register tile of the packed
+product (packed.py) then ends with the four gates of 8 units for each of its rows,
+and finishes the step there: C_t and H_t of those units are computed in the
+registers, and Z never goes to memory. Against a product followed by a gate loop
+this saves writing and reading Z (the gate loop was 12-14% of big-lstm inference).
+
+tanh is the float32 rational of activations.py, evaluated in the same order, and
+sigmoid(x) = 1/2 + tanh(x/2)/2 as there. float64 never comes here (the exact mode
+keeps the gate loop; ``lstm_step_rows`` is a no-op stub for it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from .activations import _TANH_CLAMP, _TANH_P, _TANH_Q
+from .packed import F32, I32, I64, NB, V16, aligned_scratch, emit_kloop, panel_base, row_stride
+
+UNITS = NB // 4          # units per panel: the four gates of each take NB columns
+_V8 = ir.VectorType(F32, UNITS)
+
+
+def _splat(vt, x):
+    return ir.Constant(vt, [float(np.float32(x))] * vt.count)
+
+
+def _emit_tanh(builder, x):
+    """The float32 rational tanh of activations.py on a vector: x P(x^2) / Q(x^2), x clamped."""
+    vt = x.type
+    x = builder.select(builder.fcmp_ordered(">", x, _splat(vt, _TANH_CLAMP)), _splat(vt, _TANH_CLAMP), x)
+    x = builder.select(builder.fcmp_ordered("<", x, _splat(vt, -_TANH_CLAMP)), _splat(vt, -_TANH_CLAMP), x)
+    s = builder.fmul(x, x)
+
+    def horner(c):
+        r = _splat(vt, c[4])
+        for k in (3, 2, 1, 0):
+            r = builder.fadd(builder.fmul(r, s), _splat(vt, c[k]))
+        return r
+
+    return builder.fmul(x, builder.fdiv(horner(_TANH_P), horner(_TANH_Q)))
+
+
+def _half(builder, v, hi):
+    """Lanes 0..7 (hi False) or 8..15 of a 16-lane vector."""
+    lo = UNITS if hi else 0
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, UNITS), list(range(lo, lo + UNITS))))
+
+
+def _step_tile(rows: int):
+    """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bq, i0, p): rows i0..i0+rows, units 8p..8p+7
+    of one step. Z's 32 columns come from X @ Wq[p] + Hp @ Uq[p] + bq[p]; C is updated in
+    place and H_t written to Hn (which must not be Hp: the other panels still read it)."""
+    nv = NB // 16
+
+    @intrinsic
+    def tile(typingctx, Hn, C, X, Wq, Hp, Uq, bq, i0, p):
+        sig = types.void(Hn, C, X, Wq, Hp, Uq, bq, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:7], args[:7])]
+            hn, c, x, wq, hp, uq, bq_ = arrs
+            i0v, pv = args[7], args[8]
+            v16p, v8p = V16.as_pointer(), _V8.as_pointer()
+            x_stride, h_stride = row_stride(builder, x), row_stride(builder, hp)
+            c_stride, hn_stride = row_stride(builder, c), row_stride(builder, hn)
+            Kx = cgutils.unpack_tuple(builder, wq.shape, 3)[1]
+            Kh = cgutils.unpack_tuple(builder, uq.shape, 3)[1]
+            # Z = b + X @ Wq[p] + Hp @ Uq[p]
+            b_base = builder.gep(bq_.data, [builder.mul(pv, ir.Constant(I64, NB))])
+            bias = [builder.load(builder.bitcast(builder.gep(b_base, [ir.Constant(I64, 16 * q)]), v16p), align=4)
+                    for q in range(nv)]
+            acc = [list(bias) for _ in range(rows)]
+            acc = emit_kloop(builder, acc, builder.gep(x.data, [builder.mul(i0v, x_stride)]), x_stride,
+                             panel_base(builder, wq, pv), Kx)
+            acc = emit_kloop(builder, acc, builder.gep(hp.data, [builder.mul(i0v, h_stride)]), h_stride,
+                             panel_base(builder, uq, pv), Kh)
+            # the gates: acc[r] = [Z_i | Z_f], [Z_c | Z_o] of the 8 units
+            half16 = _splat(V16, 0.5)
+            scale = ir.Constant(V16, [1.0] * UNITS + [0.5] * UNITS)    # tanh(Z_c), tanh(Z_o / 2)
+            shift = ir.Constant(V16, [0.0] * UNITS + [0.5] * UNITS)
+            col = builder.mul(pv, ir.Constant(I64, UNITS))
+            for r in range(rows):
+                row = builder.add(i0v, ir.Constant(I64, r))
+                t0 = _emit_tanh(builder, builder.fmul(acc[r][0], half16))
+                s0 = builder.fadd(half16, builder.fmul(half16, t0))            # sigmoid(Z_i), sigmoid(Z_f)
+                t1 = _emit_tanh(builder, builder.fmul(acc[r][1], scale))
+                y1 = builder.fadd(shift, builder.fmul(scale, t1))              # tanh(Z_c), sigmoid(Z_o)
+                i_, f_ = _half(builder, s0, False), _half(builder, s0, True)
+                g_, o_ = _half(builder, y1, False), _half(builder, y1, True)
+                c_ptr = builder.bitcast(builder.gep(c.data, [builder.add(builder.mul(row, c_stride), col)]), v8p)
+                h_ptr = builder.bitcast(builder.gep(hn.data, [builder.add(builder.mul(row, hn_stride), col)]), v8p)
+                c_new = builder.fadd(builder.fmul(f_, builder.load(c_ptr, align=4)), builder.fmul(i_, g_))
+                builder.store(c_new, c_ptr, align=4)
+                builder.store(builder.fmul(o_, _emit_tanh(builder, c_new)), h_ptr, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_step8, _step4, _step2, _step1 = _step_tile(8), _step_tile(4), _step_tile(2), _step_tile(1)
+
+
+def lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn):
+    """One inference step of a few rows: C, Hn[:, :8 panels] from X (rows, F), Hp (rows, >= u)
+    and the interleaved packing (``packed_gates``). C and Hn are (rows, 8 panels) scratch:
+    the units past u stay zero. Compiled code only."""
+
+
+@overload(lstm_step_rows, jit_options=dict(error_model="numpy"))
+def _lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn):
+    if getattr(X, "dtype", None) != types.float32:
+        return lambda X, Wq, Hp, Uq, bq, C, Hn: None
+
+    def impl(X, Wq, Hp, Uq, bq, C, Hn):
+        M = Hp.shape[0]
+        for p in range(Uq.shape[0]):          # each panel stays in cache while all rows pass
+            i0 = 0
+            while i0 + 8 <= M:
+                _step8(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+                i0 += 8
+            if i0 + 4 <= M:
+                _step4(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+                i0 += 4
+            if i0 + 2 <= M:
+                _step2(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+                i0 += 2
+            if i0 < M:
+                _step1(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+    return impl
+
+
+@njit(inline="always")
+def packed_gates(M):
+    """M (K, 4u) in gate blocks [i | f | c | o] as panels (ceil(u/8), K, 32): panel p is
+    [i, f, c, o] of units 8p..8p+7, zero past u; aligned like packed()."""
+    K, G = M.shape
+    u = G // 4
+    n = (u + UNITS - 1) // UNITS
+    P = aligned_scratch(n * K, NB, M.dtype).reshape((n, K, NB))
+    P[:] = 0
+    for p in range(n):
+        for k in range(K):
+            for g in range(4):
+                for j in range(min(UNITS, u - p * UNITS)):
+                    P[p, k, g * UNITS + j] = M[k, g * u + p * UNITS + j]
+    return P
+
+
+@njit(inline="always")
+def lstm_infer_rows(X, W, b, U, Ht, Ct, backwards, out, b0, b1):
+    """Rows b0..b1 of an LSTM inference run, one fused step per time step (float32, default
+    activations, no mask, per-step input X (T, B, F)). Ht, Ct hold h0, c0 and end as hT, cT;
+    out keeps every step, or one row (the last output)."""
+    T = X.shape[0]
+    u = Ht.shape[1]
+    M = b1 - b0
+    dt = Ht.dtype
+    Wq, Uq = packed_gates(W), packed_gates(U)
+    bq = packed_gates(b.reshape((1, b.shape[0])))[:, 0, :]
+    width = Uq.shape[0] * UNITS
+    Hs = aligned_scratch(2 * M, width, dt)        # H_{t-1} and H_t, swapping each step
+    Cs = aligned_scratch(M, width, dt)
+    Hs[:] = 0
+    Cs[:] = 0
+    for r in range(M):
+        for j in range(u):
+            Hs[r, j] = Ht[b0 + r, j]
+            Cs[r, j] = Ct[b0 + r, j]
+    last = out.shape[0] == 1
+    for s in range(T):
+        t = T - 1 - s if backwards else s
+        cur = (s % 2) * M
+        nxt = M - cur
+        lstm_step_rows(X[t, b0:b1], Wq, Hs[cur:cur + M], Uq, bq, Cs, Hs[nxt:nxt + M])
+        if not last or s == T - 1:
+            o = 0 if last else s
+            for r in range(M):
+                for j in range(u):
+                    out[o, b0 + r, j] = Hs[nxt + r, j]
+    fin = (T % 2) * M
+    for r in range(M):
+        for j in range(u):
+            Ht[b0 + r, j] = Hs[fin + r, j]
+            Ct[b0 + r, j] = Cs[r, j]

@@ -1,0 +1,91 @@
+"""The float32 LSTM inference step with its gate math in the product's epilogue
+(kernels/cpu/lstm_infer.py), against the float64 NumPy reference and against the
+unfused float32 path (the one training takes)."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from rnndsl.kernels.cpu.lstm import lstm_forward
+from rnndsl.kernels.cpu.lstm_infer import packed_gates
+
+from . import reference as ref
+
+
+def _case(T, B, F, u, seed=0):
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    X = rng.normal(size=(T, B, F)).astype(f32)
+    W = (rng.normal(size=(F, 4 * u)) * 0.5).astype(f32)
+    U = (rng.normal(size=(u, 4 * u)) * 0.5).astype(f32)
+    b = rng.normal(size=4 * u).astype(f32)
+    h0, c0 = rng.normal(size=(B, u)).astype(f32), rng.normal(size=(B, u)).astype(f32)
+    return X, W, U, b, h0, c0
+
+
+@njit(error_model="numpy")
+def _packed_gates(M):
+    return packed_gates(M)
+
+
+def test_packed_gates_layout():
+    """Panel p holds [i, f, c, o] of units 8p..8p+7, zeros past u."""
+    u, K = 11, 3
+    M = np.arange(K * 4 * u, dtype=np.float32).reshape(K, 4 * u)
+    P = _packed_gates(M)
+    assert P.shape == (2, K, 32) and P.ctypes.data % 64 == 0
+    for g in range(4):
+        np.testing.assert_array_equal(P[0, :, 8 * g:8 * g + 8], M[:, g * u:g * u + 8])
+        np.testing.assert_array_equal(P[1, :, 8 * g:8 * g + 3], M[:, g * u + 8:g * u + 11])
+        assert (P[1, :, 8 * g + 3:8 * g + 8] == 0).all()
+
+
+@pytest.mark.parametrize("T,B,F,u", [(3, 1, 5, 1), (4, 3, 7, 8), (5, 13, 40, 13), (3, 17, 3, 64), (2, 2, 1, 33)])
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("last_only", [False, True])
+def test_fused_inference_matches_reference(T, B, F, u, backwards, last_only):
+    """Every row block (8, 4, 2, 1), units not a multiple of 8, one unit, one feature."""
+    X, W, U, b, h0, c0 = _case(T, B, F, u, seed=T * B + u)
+    X64 = X.astype(np.float64)
+    want, wh, wc = ref.lstm(X64 @ W.astype(np.float64) + b, U, h0, c0, backwards=backwards)
+    out, hT, cT, saved = lstm_forward(None, U, h0, c0, keep=False, X=X, W=W, b_in=b,
+                                      last_only=last_only, backwards=backwards)
+    assert saved is None
+    np.testing.assert_allclose(out, want[-1:] if last_only else want, atol=1e-5)
+    np.testing.assert_allclose(hT, wh, atol=1e-5)
+    np.testing.assert_allclose(cT, wc, atol=1e-5)
+    # the unfused path (what a training forward runs) gives the same to rounding
+    out2, hT2, cT2, _ = lstm_forward(None, U, h0, c0, keep=True, X=X, W=W, b_in=b, backwards=backwards)
+    np.testing.assert_allclose(out, out2[-1:] if last_only else out2, atol=2e-6)
+    np.testing.assert_allclose(cT, cT2, atol=2e-6)
+
+
+def test_fused_inference_reads_strided_steps_and_splits(forced_split):
+    """A time-major view of a batch-major input (rows T*F apart), read in place, and rows
+    split across workers: the same as one thread on a contiguous copy."""
+    X, W, U, b, h0, c0 = _case(6, 21, 9, 19)
+    view = np.ascontiguousarray(X.transpose(1, 0, 2)).transpose(1, 0, 2)
+    assert not view.flags.c_contiguous
+
+    def run(x):
+        return lambda: lstm_forward(None, U, h0, c0, keep=False, X=x, W=W, b_in=b)[:3]
+
+    for one, split in [forced_split(run(view)), forced_split(run(X))]:
+        for a, c in zip(one, split):
+            np.testing.assert_array_equal(a, c)
+    want = lstm_forward(None, U, h0, c0, keep=False, X=X, W=W, b_in=b)[:3]
+    for a, c in zip(want, forced_split(run(view))[0]):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_model_predict_float32_matches_float64():
+    """Through a model: lstm(13) over a batch-major float input, last output and sequences."""
+    import rnndsl
+
+    for spec in ("input x: float[?, 6]\noutput x | lstm(13) | dense(3)",
+                 "input x: float[?, 6]\noutput x | lstm(13, seq, go_backwards=true) | lstm(5)"):
+        m64 = rnndsl.compile(spec, dtype="float64", seed=3)
+        m32 = rnndsl.compile(spec, dtype="float32", seed=3)
+        m32.set_weights([w.astype(np.float32) for w in m64.get_weights()])
+        x = np.random.default_rng(5).normal(size=(11, 9, 6))
+        np.testing.assert_allclose(m32.predict(x.astype(np.float32)), m64.predict(x), atol=1e-5)
