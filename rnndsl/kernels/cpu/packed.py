@@ -83,43 +83,57 @@ def panel_base(builder, pa, jt):
     return builder.gep(pa.data, [builder.mul(builder.mul(jt, pK), ir.Constant(I64, NB))])
 
 
+UNROLL = 4       # k steps per loop iteration: fewer address updates per FMA
+
+
 def emit_kloop(builder, acc, a_base, a_stride, p_base, K):
     """IR for acc[r][q] += A[r, k] * P[k, 16 q : 16 q + 16] over k < K, for the rows of acc
     (lists of NB/16 vectors of 16 floats), A's row r at a_base + r * a_stride and P's row k
     at p_base + NB k. Returns the new accumulators (acc itself when K == 0)."""
+    rowp = [builder.gep(a_base, [builder.mul(ir.Constant(I64, r), a_stride)]) for r in range(len(acc))]
+    k_main = builder.and_(K, ir.Constant(I64, -UNROLL))
+    acc = _emit_loop(builder, acc, rowp, p_base, ir.Constant(I64, 0), k_main, UNROLL)
+    return _emit_loop(builder, acc, rowp, p_base, k_main, K, 1)
+
+
+def _emit_loop(builder, acc, rowp, p_base, k0, k1, unroll):
+    """The k loop from k0 to k1 (a multiple of unroll apart), unroll steps per iteration."""
     nv = NB // _LANES
-    i32s = ir.VectorType(I32, _LANES)
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(V16, [V16, V16, V16]),
                                          "llvm.fma.v16f32")
     undef = ir.Constant(V16, ir.Undefined)
-    splat = ir.Constant(i32s, [0] * _LANES)
+    splat = ir.Constant(ir.VectorType(I32, _LANES), [0] * _LANES)
     vptr = V16.as_pointer()
     pre = builder.basic_block
     loop = builder.function.append_basic_block("kloop")
     done = builder.function.append_basic_block("kloop.done")
-    builder.cbranch(builder.icmp_signed(">", K, ir.Constant(I64, 0)), loop, done)
+    builder.cbranch(builder.icmp_signed("<", k0, k1), loop, done)
     builder.position_at_end(loop)
     k = builder.phi(I64)
-    k.add_incoming(ir.Constant(I64, 0), pre)
+    k.add_incoming(k0, pre)
     cur = [[builder.phi(V16) for _ in row] for row in acc]
     for row, old in zip(cur, acc):
         for p, a in zip(row, old):
             p.add_incoming(a, pre)
-    bk = builder.gep(p_base, [builder.mul(k, ir.Constant(I64, NB))])
-    b = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(I64, _LANES * q)]), vptr), align=4)
-         for q in range(nv)]
-    new = []
-    for r, row in enumerate(cur):
-        a = builder.load(builder.gep(a_base, [builder.add(builder.mul(ir.Constant(I64, r), a_stride), k)]))
-        av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(I32, 0)), undef, splat)
-        new.append([builder.call(fma, [av, b[q], row[q]]) for q in range(nv)])
-    k1 = builder.add(k, ir.Constant(I64, 1))
+    new = cur
+    for d in range(unroll):
+        kd = builder.add(k, ir.Constant(I64, d))
+        bk = builder.gep(p_base, [builder.mul(kd, ir.Constant(I64, NB))])
+        b = [builder.load(builder.bitcast(builder.gep(bk, [ir.Constant(I64, _LANES * q)]), vptr), align=4)
+             for q in range(nv)]
+        step = []
+        for r, row in enumerate(new):
+            a = builder.load(builder.gep(rowp[r], [kd]))
+            av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(I32, 0)), undef, splat)
+            step.append([builder.call(fma, [av, b[q], row[q]]) for q in range(nv)])
+        new = step
+    kn = builder.add(k, ir.Constant(I64, unroll))
     tail = builder.basic_block
-    k.add_incoming(k1, tail)
+    k.add_incoming(kn, tail)
     for row, nrow in zip(cur, new):
         for p, n in zip(row, nrow):
             p.add_incoming(n, tail)
-    builder.cbranch(builder.icmp_signed("<", k1, K), loop, done)
+    builder.cbranch(builder.icmp_signed("<", kn, k1), loop, done)
     builder.position_at_end(done)
     out = []
     for old, nrow in zip(acc, new):
