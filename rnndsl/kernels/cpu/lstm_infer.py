@@ -13,6 +13,10 @@ and finishes the step there: C_t and H_t of those units are computed in the
 registers, and Z never goes to memory. Against a product followed by a gate loop
 this saves writing and reading Z (the gate loop was 12-14% of big-lstm inference).
 
+For a single row (Model.step at batch 1) packing would cost more than the step, so
+``lstm_row_step`` reads the stacked S = [W; U; b] in place instead: 64 units at a time,
+16 accumulators holding their four gates, then the same epilogue.
+
 tanh is the float32 rational of activations.py, evaluated in the same order, and
 sigmoid(x) = 1/2 + tanh(x/2)/2 as there. float64 never comes here (the exact mode
 keeps the gate loop; ``lstm_step_rows`` is a no-op stub for it).
@@ -113,6 +117,76 @@ def _step_tile(rows: int):
 
 
 _step8, _step4, _step2, _step1 = _step_tile(8), _step_tile(4), _step_tile(2), _step_tile(1)
+
+ROW_UNITS = 16           # units a vector: lstm_row_step needs a multiple of this
+
+
+def _row_units(vecs: int):
+    """An intrinsic tile(xh, S, h, c, j): units n j .. n j + n - 1 (n = 16 vecs) of one row
+    against the stacked, unpacked S = [W; U; b] (Keras gate blocks, rows 64-byte aligned):
+    z = xh @ S[:, gate columns] in 4 vecs vectors (the gate blocks u apart), then c, h of
+    those units as in _step_tile."""
+    n = ROW_UNITS * vecs
+
+    @intrinsic
+    def tile(typingctx, xh, S, h, c, j):
+        sig = types.void(xh, S, h, c, types.intp)
+
+        def codegen(context, builder, signature, args):
+            xa, sa, ha, ca = (context.make_array(t)(context, builder, v)
+                              for t, v in zip(signature.args[:4], args[:4]))
+            v16p = V16.as_pointer()
+            K, G = cgutils.unpack_tuple(builder, sa.shape, 2)
+            u = builder.sdiv(G, ir.Constant(I64, 4))
+            col = builder.mul(args[4], ir.Constant(I64, n))
+            cols = [builder.add(builder.mul(u, ir.Constant(I64, g)), ir.Constant(I64, ROW_UNITS * v))
+                    for g in range(4) for v in range(vecs)]
+            zero = ir.Constant(V16, [0.0] * 16)
+            z, = emit_kloop(builder, [[zero] * (4 * vecs)], xa.data, ir.Constant(I64, 0),
+                            builder.gep(sa.data, [col]), K, row_stride(builder, sa), cols)
+            half = _splat(V16, 0.5)
+
+            def sigmoid(v):
+                return builder.fadd(half, builder.fmul(half, _emit_tanh(builder, builder.fmul(v, half))))
+
+            for v in range(vecs):
+                zi, zf, zc, zo = (z[g * vecs + v] for g in range(4))
+                at = builder.add(col, ir.Constant(I64, ROW_UNITS * v))
+                c_ptr = builder.bitcast(builder.gep(ca.data, [at]), v16p)
+                c_new = builder.fadd(builder.fmul(sigmoid(zf), builder.load(c_ptr, align=4)),
+                                     builder.fmul(sigmoid(zi), _emit_tanh(builder, zc)))
+                builder.store(c_new, c_ptr, align=4)
+                h_ptr = builder.bitcast(builder.gep(ha.data, [at]), v16p)
+                builder.store(builder.fmul(sigmoid(zo), _emit_tanh(builder, c_new)), h_ptr, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_row64, _row16 = _row_units(4), _row_units(1)
+
+
+def lstm_row_step(xh, S, h, c):
+    """One row of a step with the default activations: z = xh @ S; c = f*c + i*g; h = o*tanh(c),
+    S = [W; U; b] unpacked (Keras layout, units a multiple of 16, float32). xh is a copy of
+    [x, h, 1], so h is written as it goes. A batch-1 step reads all of S once from L2 and
+    keeps z in registers (Model.step). Compiled code only."""
+
+
+@overload(lstm_row_step, jit_options=dict(error_model="numpy"))
+def _lstm_row_step(xh, S, h, c):
+    if getattr(xh, "dtype", None) != types.float32:
+        return lambda xh, S, h, c: None
+
+    def impl(xh, S, h, c):
+        n64 = h.shape[0] // 64
+        for j in range(n64):
+            _row64(xh, S, h, c, j)
+        for j in range(4 * n64, h.shape[0] // ROW_UNITS):
+            _row16(xh, S, h, c, j)
+    return impl
 
 
 def lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn):
