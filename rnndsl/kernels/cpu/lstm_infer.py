@@ -25,9 +25,9 @@ keeps the gate loop; ``lstm_step_rows`` is a no-op stub for it).
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding as llvm, ir
 from numba import njit, types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic, overload
 
 from .activations import _TANH_CLAMP, _TANH_P, _TANH_Q
@@ -42,19 +42,53 @@ def _splat(vt, x):
 
 
 def _emit_tanh(builder, x):
-    """The float32 rational tanh of activations.py on a vector: x P(x^2) / Q(x^2), x clamped."""
+    """The float32 rational of activations.py on a vector: x P(x^2) / Q(x^2), x clamped; the
+    polynomials by fused multiply-adds (each step rounds once: within an ulp of the scalar
+    loops' result, and fewer instructions in the epilogue, where tanh took 30% of a small
+    layer's step)."""
     vt = x.type
-    x = builder.select(builder.fcmp_ordered(">", x, _splat(vt, _TANH_CLAMP)), _splat(vt, _TANH_CLAMP), x)
-    x = builder.select(builder.fcmp_ordered("<", x, _splat(vt, -_TANH_CLAMP)), _splat(vt, -_TANH_CLAMP), x)
+    name = f"v{vt.count}f32"
+    fmin = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt]), f"llvm.minnum.{name}")
+    fmax = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt]), f"llvm.maxnum.{name}")
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.{name}")
+    x = builder.call(fmin, [builder.call(fmax, [x, _splat(vt, -_TANH_CLAMP)]), _splat(vt, _TANH_CLAMP)])
     s = builder.fmul(x, x)
 
     def horner(c):
         r = _splat(vt, c[4])
         for k in (3, 2, 1, 0):
-            r = builder.fadd(builder.fmul(r, s), _splat(vt, c[k]))
+            r = builder.call(fma, [r, s, _splat(vt, c[k])])
         return r
 
-    return builder.fmul(x, builder.fdiv(horner(_TANH_P), horner(_TANH_Q)))
+    return builder.fmul(builder.fmul(x, horner(_TANH_P)), _emit_reciprocal(builder, horner(_TANH_Q)))
+
+
+def _fast_reciprocal() -> bool:
+    """AVX-512's 14-bit reciprocal estimate is there to use: compiling for this machine
+    (numba's default), and it has AVX-512 F and VL."""
+    features = llvm.get_host_cpu_features()
+    return config.CPU_NAME is None and all(features.get(f, False) for f in ("avx512f", "avx512vl"))
+
+
+FAST_RECIPROCAL = _fast_reciprocal()
+
+
+def _emit_reciprocal(builder, q):
+    """1 / q for q = Q(x^2) in [1, 416]: AVX-512's estimate (relative error < 2^-14) and one
+    Newton step, r (2 - q r), which leaves ~2^-28 before rounding; a vector division where
+    the estimate is missing. A 16-float division issues once every 8-10 cycles: with it, a
+    20-step lstm(64) at batch 64 took 10% longer (368 -> 334 us, with the FMAs above)."""
+    vt = q.type
+    if not FAST_RECIPROCAL:
+        return builder.fdiv(_splat(vt, 1.0), q)
+    n = vt.count
+    mask = ir.IntType(n)
+    rcp = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, mask]),
+                                         f"llvm.x86.avx512.rcp14.ps.{32 * n}")
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.v{n}f32")
+    r = builder.call(rcp, [q, ir.Constant(vt, [0.0] * n), ir.Constant(mask, (1 << n) - 1)])
+    e = builder.call(fma, [builder.fneg(q), r, _splat(vt, 1.0)])     # 1 - q r
+    return builder.call(fma, [r, e, r])                                # r + r (1 - q r)
 
 
 def _half(builder, v, hi):
