@@ -20,7 +20,7 @@ table holds those views.
 
 Where the time of a batch-1 lstm(128) step over 64 features goes (~4.0 us): ~2.9 us the
 kernel, bound by reading the 395 KB of weights from L2 (with the default activations, the
-product and the gate math are one pass: lstm_infer.lstm_row_step; BLAS's product alone took
+product and the gate math are one pass: lstm_fused.lstm_row_step; BLAS's product alone took
 3.3 us); ~0.4 us entering the compiled code; ~0.7 us Python (Model.step, the checks, the
 output's copy).
 """

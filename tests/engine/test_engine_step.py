@@ -15,7 +15,7 @@ CHAINS = [
     "simplernn(5, stateful=true) | dense(3, activation=\"softmax\")",
     "simplernn(5, stateful=true, use_bias=false, activation=relu)",
     "lstm(6, seq, stateful=true, activation=relu, recurrent_activation=hard_sigmoid) | gru(3, stateful=true)",
-    # units a multiple of 16: float32 takes the fused row step (kernels/cpu/lstm_infer.py), 80 = 64 + 16
+    # units a multiple of 16: float32 takes the fused row step (kernels/cpu/lstm_fused.py), 80 = 64 + 16
     "lstm(16, stateful=true) | dense(2)",
     "lstm(80, stateful=true, use_bias=false)",
 ]

@@ -52,7 +52,7 @@ from .activations import (
 )
 from . import buffers
 from .packed import aligned_scratch, packed, rows_matmul
-from .lstm_infer import lstm_infer_rows
+from .lstm_fused import lstm_bptt_row, lstm_fused_rows
 
 
 class LSTMSaved(NamedTuple):
@@ -99,10 +99,10 @@ def lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backw
     u = G // 4
     dt = Ht.dtype
     keep = gates.shape[0] == T
-    if (not keep and act == TANH and ract == SIGMOID and mask.shape[0] == 0 and X.shape[0] != 0
-            and Ht.itemsize == 4):
-        # float32 inference, the common case: gate math in the product's epilogue
-        lstm_infer_rows(X, W, b_in, U, Ht, Ct, backwards, out, b0, b1)
+    if (act == TANH and ract == SIGMOID and mask.shape[0] == 0 and X.shape[0] != 0 and Ht.itemsize == 4
+            and (not keep or u % 8 == 0)):
+        # float32, the common case: gate math in the product's epilogue (lstm_fused.py)
+        lstm_fused_rows(X, W, b_in, U, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c, b0, b1)
         return
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
@@ -156,9 +156,14 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
     daC = np.empty(u, dt)         # dL/d a(C_t)
     dCt_h = np.empty(u, dt)       # dL/dC_t through H_t
+    fused = act == TANH and ract == SIGMOID and mask.shape[0] == 0
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
         for b in range(b0, b1):
+            if fused:
+                # the common case: every line below as vector code (lstm_fused.py)
+                lstm_bptt_row(dxp[t, b], dHt[b], dCt[b], dout[s, b], c_prev[t, b], tanh_c[t, b], tiny)
+                continue
             real = is_real(mask, t, b)
             # out[s] = H_t (or zeros)
             add_output_grad_row(dHt[b], dout[s, b], real, zero_output)

@@ -18,7 +18,7 @@ one BLAS call (two products and a bias pass: ~0.3 us more for lstm(128) over 64)
 buffers and states share one flat array, `buf`, so a call passes few arguments (numba's
 dispatch costs ~70 ns per argument): z (B, G), xh (B, K), then each state (B, u).
 float32 lstm with the default activations and units a multiple of 16 skips z: its gate
-math runs on the product's registers (lstm_infer.lstm_row_step; 3.5 -> 2.9 us a step).
+math runs on the product's registers (lstm_fused.lstm_row_step; 3.5 -> 2.9 us a step).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from .activations import KERNEL_OPTIONS, SIGMOID, TANH, act_, act_row
-from .lstm_infer import ROW_UNITS, lstm_row_step
+from .lstm_fused import ROW_UNITS, lstm_row_step
 
 
 @njit(inline="always")

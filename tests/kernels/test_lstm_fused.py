@@ -1,13 +1,13 @@
-"""The float32 LSTM inference step with its gate math in the product's epilogue
-(kernels/cpu/lstm_infer.py), against the float64 NumPy reference and against the
-unfused float32 path (the one training takes)."""
+"""The float32 LSTM step with its gate math in the product's epilogue (kernels/cpu/lstm_fused.py):
+inference against the float64 NumPy reference and the unfused float32 path, training (what it
+saves for backward, and the gradients from it) against the float64 kernels."""
 
 import numpy as np
 import pytest
 from numba import njit
 
-from rnndsl.kernels.cpu.lstm import lstm_forward
-from rnndsl.kernels.cpu.lstm_infer import packed_gates
+from rnndsl.kernels.cpu.lstm import lstm_backward, lstm_forward
+from rnndsl.kernels.cpu.lstm_fused import packed_gates
 
 from . import reference as ref
 
@@ -60,6 +60,29 @@ def test_fused_inference_matches_reference(T, B, F, u, backwards, last_only):
     np.testing.assert_allclose(cT, cT2, atol=2e-6)
 
 
+@pytest.mark.parametrize("T,B,F,u", [(3, 1, 5, 8), (4, 3, 7, 16), (5, 13, 40, 24)])
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_fused_training_forward_saves_what_backward_reads(T, B, F, u, backwards, dropout):
+    """keep=True with units a multiple of 8 runs the saving epilogue: its outputs, saved
+    gates, h_rec (with recurrent dropout), c_prev, tanh_c and then BPTT's gradients equal the
+    float64 kernels' (which run the scalar gate loops) to float32 rounding."""
+    X, W, U, b, h0, c0 = _case(T, B, F, u, seed=T + u)
+    rng = np.random.default_rng(u)
+    rmask = (rng.random((B, u)) > 0.3).astype(np.float32) / np.float32(0.7) if dropout else None
+    dout = rng.normal(size=(T, B, u)).astype(np.float32)
+    res = {}
+    for dt in (np.float32, np.float64):
+        def c(a):
+            return None if a is None else a.astype(dt)
+        out, hT, cT, sv = lstm_forward(None, c(U), c(h0), c(c0), keep=True, X=c(X), W=c(W), b_in=c(b),
+                                       backwards=backwards, rmask=c(rmask))
+        kept = [a.copy() for a in (sv.gates, sv.h_rec, sv.c_prev, sv.tanh_c)]     # backward consumes gates
+        res[dt] = (out, hT, cT, *kept, *lstm_backward(sv, c(dout)))
+    for got, want in zip(res[np.float32], res[np.float64]):
+        np.testing.assert_allclose(got, want, atol=2e-5 * max(1.0, np.abs(want).max()))
+
+
 def test_fused_inference_reads_strided_steps_and_splits(forced_split):
     """A time-major view of a batch-major input (rows T*F apart), read in place, and rows
     split across workers: the same as one thread on a contiguous copy."""
@@ -102,11 +125,11 @@ def test_generic_cpu_build(tmp_path):
     code = (
         "import numpy as np, sys\n"
         "sys.path.insert(0, %r)\n"
-        "from kernels.test_lstm_infer import _case\n"
+        "from kernels.test_lstm_fused import _case\n"
         "from kernels import reference as ref\n"
-        "from rnndsl.kernels.cpu import lstm_infer\n"
+        "from rnndsl.kernels.cpu import lstm_fused\n"
         "from rnndsl.kernels.cpu.lstm import lstm_forward\n"
-        "assert not lstm_infer.FAST_RECIPROCAL\n"
+        "assert not lstm_fused.FAST_RECIPROCAL\n"
         "X, W, U, b, h0, c0 = _case(4, 11, 6, 13)\n"
         "want = ref.lstm(X.astype(np.float64) @ W + b, U, h0, c0)[0]\n"
         "out = lstm_forward(None, U, h0, c0, keep=False, X=X, W=W, b_in=b)[0]\n"

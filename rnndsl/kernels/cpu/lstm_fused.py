@@ -1,6 +1,7 @@
-"""An LSTM inference step with the gate math in the product's epilogue (float32).
+"""LSTM steps as vector code: the gate math in the product's epilogue, and BPTT's
+pointwise step in one pass (default activations, no mask; lstm.py's kernels call these).
 
-With the default activations, no mask and nothing kept for backward, a step is
+Forward, a step is
 
     Z   = x_t @ W + H_{t-1} @ U + b                        (B, 4u), gate blocks i, f, c, o
     C_t = sigmoid(Z_f) * C_{t-1} + sigmoid(Z_i) * tanh(Z_c)
@@ -10,16 +11,22 @@ W, U and b are packed with the gates interleaved: panel p holds the 32 columns
 [i, f, c, o] of units 8p .. 8p+7 (zero past u). A register tile of the packed
 product (packed.py) then ends with the four gates of 8 units for each of its rows,
 and finishes the step there: C_t and H_t of those units are computed in the
-registers, and Z never goes to memory. Against a product followed by a gate loop
-this saves writing and reading Z (the gate loop was 12-14% of big-lstm inference).
+registers, and Z never goes to memory (the gate loop it replaces was 12-14% of
+big-lstm inference, 30% of small layers'). In training the tile also stores what
+backward reads (the gates, C_{t-1}, tanh(C_t)) in lstm.py's layout. float32 only:
+float64, the exact mode, keeps lstm.py's gate loops (``lstm_step_rows`` is a no-op
+stub for it).
 
 For a single row (Model.step at batch 1) packing would cost more than the step, so
 ``lstm_row_step`` reads the stacked S = [W; U; b] in place instead: 64 units at a time,
 16 accumulators holding their four gates, then the same epilogue.
 
-tanh is the float32 rational of activations.py, evaluated in the same order, and
-sigmoid(x) = 1/2 + tanh(x/2)/2 as there. float64 never comes here (the exact mode
-keeps the gate loop; ``lstm_step_rows`` is a no-op stub for it).
+tanh is the float32 rational of activations.py, evaluated in the same order (with
+FMAs and a refined reciprocal: within an ulp or two), and sigmoid(x) = 1/2 + tanh(x/2)/2
+as there.
+
+Backward, ``lstm_bptt_row`` is the pointwise part of a BPTT step for either float type
+(the same operations, in the same order, as lstm.py's scalar loops).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from numba import njit, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic, overload
 
-from .activations import _TANH_CLAMP, _TANH_P, _TANH_Q
+from .activations import _TANH_CLAMP, _TANH_P, _TANH_Q, dropped_row
 from .packed import F32, I32, I64, NB, V16, aligned_scratch, emit_kloop, panel_base, row_stride
 
 UNITS = NB // 4          # units per panel: the four gates of each take NB columns
@@ -97,20 +104,23 @@ def _half(builder, v, hi):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, UNITS), list(range(lo, lo + UNITS))))
 
 
-def _step_tile(rows: int):
-    """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bq, i0, p): rows i0..i0+rows, units 8p..8p+7
-    of one step. Z's 32 columns come from X @ Wq[p] + Hp @ Uq[p] + bq[p]; C is updated in
-    place and H_t written to Hn (which must not be Hp: the other panels still read it)."""
+def _step_tile(rows: int, save: bool):
+    """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p): rows i0..i0+rows, units
+    8p..8p+7 of one step. Z's 32 columns come from X @ Wq[p] + Hp @ Uq[p] + bq[p]; C is
+    updated in place and H_t written to Hn (which must not be Hp: the other panels still read
+    it). With save (training), what backward reads is stored too, in lstm.py's layout: the
+    gates I, F, G, O to Gs (rows of 4u, gate blocks: needs u a multiple of 8), C_{t-1} to CP
+    and tanh(C_t) to TC; without, those three are not touched."""
     nv = NB // 16
 
     @intrinsic
-    def tile(typingctx, Hn, C, X, Wq, Hp, Uq, bq, i0, p):
-        sig = types.void(Hn, C, X, Wq, Hp, Uq, bq, types.intp, types.intp)
+    def tile(typingctx, Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p):
+        sig = types.void(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:7], args[:7])]
-            hn, c, x, wq, hp, uq, bq_ = arrs
-            i0v, pv = args[7], args[8]
+            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:10], args[:10])]
+            hn, c, x, wq, hp, uq, bq_, gs, cp, tc = arrs
+            i0v, pv = args[10], args[11]
             v16p, v8p = V16.as_pointer(), _V8.as_pointer()
             x_stride, h_stride = row_stride(builder, x), row_stride(builder, hp)
             c_stride, hn_stride = row_stride(builder, c), row_stride(builder, hn)
@@ -130,6 +140,14 @@ def _step_tile(rows: int):
             scale = ir.Constant(V16, [1.0] * UNITS + [0.5] * UNITS)    # tanh(Z_c), tanh(Z_o / 2)
             shift = ir.Constant(V16, [0.0] * UNITS + [0.5] * UNITS)
             col = builder.mul(pv, ir.Constant(I64, UNITS))
+            if save:
+                g_stride, cp_stride, tc_stride = row_stride(builder, gs), row_stride(builder, cp), row_stride(builder, tc)
+                u = builder.sdiv(cgutils.unpack_tuple(builder, gs.shape, 2)[1], ir.Constant(I64, 4))
+
+            def at(arr, stride, row, off=None):
+                k = builder.add(builder.mul(row, stride), col if off is None else builder.add(col, off))
+                return builder.bitcast(builder.gep(arr.data, [k]), v8p)
+
             for r in range(rows):
                 row = builder.add(i0v, ir.Constant(I64, r))
                 t0 = _emit_tanh(builder, builder.fmul(acc[r][0], half16))
@@ -138,11 +156,18 @@ def _step_tile(rows: int):
                 y1 = builder.fadd(shift, builder.fmul(scale, t1))              # tanh(Z_c), sigmoid(Z_o)
                 i_, f_ = _half(builder, s0, False), _half(builder, s0, True)
                 g_, o_ = _half(builder, y1, False), _half(builder, y1, True)
-                c_ptr = builder.bitcast(builder.gep(c.data, [builder.add(builder.mul(row, c_stride), col)]), v8p)
-                h_ptr = builder.bitcast(builder.gep(hn.data, [builder.add(builder.mul(row, hn_stride), col)]), v8p)
-                c_new = builder.fadd(builder.fmul(f_, builder.load(c_ptr, align=4)), builder.fmul(i_, g_))
+                c_ptr = at(c, c_stride, row)
+                c_old = builder.load(c_ptr, align=4)
+                c_new = builder.fadd(builder.fmul(f_, c_old), builder.fmul(i_, g_))
                 builder.store(c_new, c_ptr, align=4)
-                builder.store(builder.fmul(o_, _emit_tanh(builder, c_new)), h_ptr, align=4)
+                tanh_c = _emit_tanh(builder, c_new)
+                builder.store(builder.fmul(o_, tanh_c), at(hn, hn_stride, row), align=4)
+                if save:
+                    for k, gate in enumerate((i_, f_, g_, o_)):
+                        off = builder.mul(u, ir.Constant(I64, k))
+                        builder.store(gate, at(gs, g_stride, row, off), align=4)
+                    builder.store(c_old, at(cp, cp_stride, row), align=4)
+                    builder.store(tanh_c, at(tc, tc_stride, row), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -150,7 +175,9 @@ def _step_tile(rows: int):
     return tile
 
 
-_step8, _step4, _step2, _step1 = _step_tile(8), _step_tile(4), _step_tile(2), _step_tile(1)
+_STEP = {(n, save): _step_tile(n, save) for n in (8, 4, 2, 1) for save in (False, True)}
+_step8, _step4, _step2, _step1 = (_STEP[n, False] for n in (8, 4, 2, 1))
+_save8, _save4, _save2, _save1 = (_STEP[n, True] for n in (8, 4, 2, 1))
 
 ROW_UNITS = 16           # units a vector: lstm_row_step needs a multiple of this
 
@@ -223,32 +250,47 @@ def _lstm_row_step(xh, S, h, c):
     return impl
 
 
-def lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn):
-    """One inference step of a few rows: C, Hn[:, :8 panels] from X (rows, F), Hp (rows, >= u)
-    and the interleaved packing (``packed_gates``). C and Hn are (rows, 8 panels) scratch:
-    the units past u stay zero. Compiled code only."""
+def lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
+    """One step of a few rows: C, Hn[:, :8 panels] from X (rows, F), Hp (rows, >= u) and the
+    interleaved packing (``packed_gates``). C and Hn are (rows, 8 panels) scratch: the units
+    past u stay zero. Gs, CP, TC (rows, 4u), (rows, u), (rows, u): where to save the gates,
+    C_{t-1} and tanh(C_t) for backward (u a multiple of 8), or empty: nothing saved. Compiled
+    code only."""
 
 
 @overload(lstm_step_rows, jit_options=dict(error_model="numpy"))
-def _lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn):
+def _lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
     if getattr(X, "dtype", None) != types.float32:
-        return lambda X, Wq, Hp, Uq, bq, C, Hn: None
+        return lambda X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC: None
 
-    def impl(X, Wq, Hp, Uq, bq, C, Hn):
+    def impl(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
         M = Hp.shape[0]
+        save = Gs.shape[0] != 0
         for p in range(Uq.shape[0]):          # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
-                _step8(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+                if save:
+                    _save8(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                else:
+                    _step8(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
                 i0 += 8
             if i0 + 4 <= M:
-                _step4(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+                if save:
+                    _save4(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                else:
+                    _step4(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
                 i0 += 4
             if i0 + 2 <= M:
-                _step2(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+                if save:
+                    _save2(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                else:
+                    _step2(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
                 i0 += 2
             if i0 < M:
-                _step1(Hn, C, X, Wq, Hp, Uq, bq, i0, p)
+                if save:
+                    _save1(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                else:
+                    _step1(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
     return impl
 
 
@@ -270,19 +312,23 @@ def packed_gates(M):
 
 
 @njit(inline="always")
-def lstm_infer_rows(X, W, b, U, Ht, Ct, backwards, out, b0, b1):
-    """Rows b0..b1 of an LSTM inference run, one fused step per time step (float32, default
-    activations, no mask, per-step input X (T, B, F)). Ht, Ct hold h0, c0 and end as hT, cT;
-    out keeps every step, or one row (the last output)."""
+def lstm_fused_rows(X, W, b, U, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c, b0, b1):
+    """Rows b0..b1 of an LSTM run, one fused step per time step (float32, default activations,
+    no mask, per-step input X (T, B, F)). Ht, Ct hold h0, c0 and end as hT, cT; out keeps
+    every step, or one row (the last output). With gates of T steps (training; u a multiple
+    of 8) the step saves what lstm_backward_kernel reads: gates, h_rec = H_{t-1} * rmask (the
+    product's input), c_prev, tanh_c; else gates is a 1-step scratch and nothing is saved."""
     T = X.shape[0]
     u = Ht.shape[1]
     M = b1 - b0
     dt = Ht.dtype
+    keep = gates.shape[0] == T
     Wq, Uq = packed_gates(W), packed_gates(U)
     bq = packed_gates(b.reshape((1, b.shape[0])))[:, 0, :]
     width = Uq.shape[0] * UNITS
     Hs = aligned_scratch(2 * M, width, dt)        # H_{t-1} and H_t, swapping each step
     Cs = aligned_scratch(M, width, dt)
+    none = Cs[:0]
     Hs[:] = 0
     Cs[:] = 0
     for r in range(M):
@@ -294,7 +340,13 @@ def lstm_infer_rows(X, W, b, U, Ht, Ct, backwards, out, b0, b1):
         t = T - 1 - s if backwards else s
         cur = (s % 2) * M
         nxt = M - cur
-        lstm_step_rows(X[t, b0:b1], Wq, Hs[cur:cur + M], Uq, bq, Cs, Hs[nxt:nxt + M])
+        if keep:
+            for r in range(M):
+                dropped_row(h_rec[t, b0 + r], Hs[cur + r, :u], rmask, b0 + r)
+            lstm_step_rows(X[t, b0:b1], Wq, h_rec[t, b0:b1], Uq, bq, Cs, Hs[nxt:nxt + M],
+                           gates[t, b0:b1], c_prev[t, b0:b1], tanh_c[t, b0:b1])
+        else:
+            lstm_step_rows(X[t, b0:b1], Wq, Hs[cur:cur + M], Uq, bq, Cs, Hs[nxt:nxt + M], none, none, none)
         if not last or s == T - 1:
             o = 0 if last else s
             for r in range(M):
@@ -305,3 +357,97 @@ def lstm_infer_rows(X, W, b, U, Ht, Ct, backwards, out, b0, b1):
         for j in range(u):
             Ht[b0 + r, j] = Hs[fin + r, j]
             Ct[b0 + r, j] = Cs[r, j]
+
+
+def _bptt_block(width: int):
+    """An intrinsic block(dz, dh, dc, dout, cp, tc, tiny, j0): units j0..j0+width-1 of one row
+    of an LSTM backward step (default activations, no mask), in vectors of the arrays' float
+    type, each line undoing a forward line (lstm.py):
+
+        dH  = dh + dout                          out[s] = H_t
+        dO  = dH * tanh(C_t)                     H_t = O * tanh(C_t)
+        dc' = dc + dH * O * (1 - tanh(C_t)^2)
+        dI, dF, dG = dc' G, dc' C_{t-1}, dc' I   C_t = F C_{t-1} + I G
+        dc  = dc' F                              (becomes dL/dC_{t-1})
+        dz  = dI I(1-I) | dF F(1-F) | dG (1-G^2) | dO O(1-O)     I, F, O = sigmoid(Z); G = tanh(Z)
+
+    dz holds the saved gates I, F, G, O on entry (lstm_backward writes dZ over them); each
+    unit's four are read before its dZ is stored. dz and dc below tiny are flushed to zero
+    (flush_row). Straight-line vector code: the scalar loops it replaces did not vectorise
+    (LLVM's runtime overlap checks between eight row views fail), and ran at ~4 ns a unit."""
+
+    @intrinsic
+    def block(typingctx, dz, dh, dc, dout, cp, tc, tiny, j0):
+        sig = types.void(dz, dh, dc, dout, cp, tc, tiny, types.intp)
+
+        def codegen(context, builder, signature, args):
+            fty = context.get_value_type(signature.args[0].dtype)
+            vt = ir.VectorType(fty, width)
+            vp = vt.as_pointer()
+            a = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:6], args[:6])]
+            dz_, dh_, dc_, dout_, cp_, tc_ = a
+            j0v = args[7]
+            u = cgutils.unpack_tuple(builder, dh_.shape, 1)[0]
+
+            def ptr(arr, off):
+                return builder.bitcast(builder.gep(arr.data, [builder.add(j0v, off)]), vp)
+
+            zero = ir.Constant(I64, 0)
+            gate = [builder.mul(u, ir.Constant(I64, k)) for k in range(4)]
+            ld = lambda arr, off=zero: builder.load(ptr(arr, off), align=1)    # noqa: E731
+            splat = lambda x: builder.shuffle_vector(                          # noqa: E731
+                builder.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(I32, 0)),
+                ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, width), [0] * width))
+            one = ir.Constant(vt, [1.0] * width)
+            tiny_v = splat(args[6])
+            zv = ir.Constant(vt, [0.0] * width)
+            fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]),
+                                                  f"llvm.fabs.v{width}{'f32' if fty == F32 else 'f64'}")
+
+            def flush(v):
+                return builder.select(builder.fcmp_ordered(">=", builder.call(fabs, [v]), tiny_v), v, zv)
+
+            I, F, G, O = (ld(dz_, g) for g in gate)
+            aC, Cp = ld(tc_), ld(cp_)
+            dH = builder.fadd(ld(dh_), ld(dout_))
+            dpo = builder.fmul(dH, aC)
+            dch = builder.fmul(builder.fmul(dH, O), builder.fsub(one, builder.fmul(aC, aC)))
+            dc = builder.fadd(ld(dc_), dch)
+            dzs = (builder.fmul(builder.fmul(dc, G), builder.fsub(I, builder.fmul(I, I))),
+                   builder.fmul(builder.fmul(dc, Cp), builder.fsub(F, builder.fmul(F, F))),
+                   builder.fmul(builder.fmul(dc, I), builder.fsub(one, builder.fmul(G, G))),
+                   builder.fmul(dpo, builder.fsub(O, builder.fmul(O, O))))
+            for g, d in zip(gate, dzs):
+                builder.store(flush(d), ptr(dz_, g), align=1)
+            builder.store(flush(builder.fmul(dc, F)), ptr(dc_, zero), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+_BPTT = tuple(_bptt_block(w) for w in (16, 8, 4, 2, 1))
+_bptt16, _bptt8, _bptt4, _bptt2, _bptt1 = _BPTT
+
+
+@njit(inline="always")
+def lstm_bptt_row(dz, dh, dc, dout, cp, tc, tiny):
+    """One row of an LSTM backward step with the default activations and no mask (see
+    _bptt_block): dz (4u) the saved gates in, dZ out; dc (u) dL/dC_t in, dL/dC_{t-1} out."""
+    u = dh.shape[0]
+    j = 0
+    while j + 16 <= u:
+        _bptt16(dz, dh, dc, dout, cp, tc, tiny, j)
+        j += 16
+    if j + 8 <= u:
+        _bptt8(dz, dh, dc, dout, cp, tc, tiny, j)
+        j += 8
+    if j + 4 <= u:
+        _bptt4(dz, dh, dc, dout, cp, tc, tiny, j)
+        j += 4
+    if j + 2 <= u:
+        _bptt2(dz, dh, dc, dout, cp, tc, tiny, j)
+        j += 2
+    if j < u:
+        _bptt1(dz, dh, dc, dout, cp, tc, tiny, j)
