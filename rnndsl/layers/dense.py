@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.cpu.parallel import matmul
+from ..kernels.cpu.parallel import column_sums, matmul
 from ..runtime import activations
 from ..runtime.tensor import Act, flat
 
@@ -56,6 +56,6 @@ class Dense(LayerSpec):
             dZ = activations.backward(act, Y, flat(d["out"]))     # undo Y = act(Z)
             dK = matmul(X.T, dZ)                                   # undo Z = X @ kernel
             dX = matmul(dZ, kernel.T).reshape(x.data.shape)
-            return [dX], [dK] + ([dZ.sum(axis=0)] if bias is not None else []), None
+            return [dX], [dK] + ([column_sums(dZ)] if bias is not None else []), None
 
         return {"out": Act(Y.reshape(shape), x.mask)}, backprop

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..graph.graph import WeightSpec
 from ..kernels.cpu import buffers
-from ..kernels.cpu.parallel import matmul
+from ..kernels.cpu.parallel import column_sums, matmul
 from ..runtime.tensor import Act, flat
 from ..graph.types import StateType, TensorType
 from .base import RECURRENT_ACTIVATIONS, LayerSpec, Opt
@@ -183,7 +183,7 @@ class RecurrentSpec(LayerSpec):
                     dX *= dmask                             # undo X = x * dmask
             grads = [dK, dU]
             if bias is not None:
-                grads.append(self.join_bias(dxp2.sum(axis=0), db_rec))
+                grads.append(self.join_bias(column_sums(dxp2), db_rec))
             return dX, grads, dinit
 
         return out, final, backprop

@@ -94,5 +94,14 @@ def test_matmul_split_paths(monkeypatch, dtype):
     r = np.random.default_rng(2)
     X, D, W = (r.normal(size=s).astype(dtype) for s in ((301, 7), (301, 13), (13, 5)))
     tol = 1e-4 if dtype == np.float32 else 1e-12
-    for a, b in ((X.T, D), (D, W), (D, np.asfortranarray(W)), (D[:, ::2], W[::2])):
+    W2 = r.normal(size=(13, 70)).astype(dtype)          # >= 32 columns: float32 takes the packed product
+    for a, b in ((X.T, D), (D, W), (D, np.asfortranarray(W)), (D[:, ::2], W[::2]), (D, W2), (D, W2.T.copy().T)):
         np.testing.assert_allclose(parallel.matmul(a, b), a.astype(np.float64) @ b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_column_sums(dtype):
+    a = np.random.default_rng(3).normal(size=(301, 13)).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for x in (a, a[::2], a.T.copy().T):
+        np.testing.assert_allclose(parallel.column_sums(x), x.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)

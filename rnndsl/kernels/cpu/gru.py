@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from .parallel import matmul, run_rows
+from .parallel import column_sums, matmul, run_rows
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
@@ -307,7 +307,7 @@ def gru_backward(saved, dout, dhT=None):
     H = saved.h_rec.reshape(T * B, u).T
     if ra_:
         dRec2 = dRec.reshape(T * B, G)
-        return dxp, matmul(H, dRec2), dh0, dRec2.sum(axis=0)
+        return dxp, matmul(H, dRec2), dh0, column_sums(dRec2)
     dU = np.empty((u, G), dt)
     dU[:, : 2 * u] = matmul(H, dZR.reshape(T * B, 2 * u))
     dU[:, 2 * u :] = matmul(saved.aux.reshape(T * B, u).T, dHH.reshape(T * B, u))

@@ -86,23 +86,25 @@ def panel_base(builder, pa, jt):
 UNROLL = 4       # k steps per loop iteration: fewer address updates per FMA
 
 
-def emit_kloop(builder, acc, a_base, a_stride, p_base, K, p_stride=NB, cols=None):
+def emit_kloop(builder, acc, a_base, a_stride, p_base, K, p_stride=NB, cols=None, a_kstride=1):
     """IR for acc[r][q] += A[r, k] * P[k, cols[q] : cols[q] + 16] over k < K, for the rows of
-    acc (lists of vectors of 16 floats, one per entry of cols), A's row r at a_base + r *
-    a_stride and P's row k at p_base + p_stride k. cols defaults to a packed panel's (0, 16).
-    Returns the new accumulators (acc itself when K == 0)."""
+    acc (lists of vectors of 16 floats, one per entry of cols), A[r, k] at a_base + r *
+    a_stride + k a_kstride and P's row k at p_base + p_stride k. cols defaults to a packed
+    panel's (0, 16). Returns the new accumulators (acc itself when K == 0)."""
     if cols is None:
         cols = [_LANES * q for q in range(NB // _LANES)]
     cols = [ir.Constant(I64, c) if isinstance(c, int) else c for c in cols]
     if isinstance(p_stride, int):
         p_stride = ir.Constant(I64, p_stride)
+    if isinstance(a_kstride, int):
+        a_kstride = ir.Constant(I64, a_kstride)
     rowp = [builder.gep(a_base, [builder.mul(ir.Constant(I64, r), a_stride)]) for r in range(len(acc))]
     k_main = builder.and_(K, ir.Constant(I64, -UNROLL))
-    acc = _emit_loop(builder, acc, rowp, p_base, p_stride, cols, ir.Constant(I64, 0), k_main, UNROLL)
-    return _emit_loop(builder, acc, rowp, p_base, p_stride, cols, k_main, K, 1)
+    acc = _emit_loop(builder, acc, rowp, a_kstride, p_base, p_stride, cols, ir.Constant(I64, 0), k_main, UNROLL)
+    return _emit_loop(builder, acc, rowp, a_kstride, p_base, p_stride, cols, k_main, K, 1)
 
 
-def _emit_loop(builder, acc, rowp, p_base, p_stride, cols, k0, k1, unroll):
+def _emit_loop(builder, acc, rowp, a_kstride, p_base, p_stride, cols, k0, k1, unroll):
     """The k loop from k0 to k1 (a multiple of unroll apart), unroll steps per iteration."""
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(V16, [V16, V16, V16]),
                                          "llvm.fma.v16f32")
@@ -127,7 +129,7 @@ def _emit_loop(builder, acc, rowp, p_base, p_stride, cols, k0, k1, unroll):
         b = [builder.load(builder.bitcast(builder.gep(bk, [c]), vptr), align=4) for c in cols]
         step = []
         for r, row in enumerate(new):
-            a = builder.load(builder.gep(rowp[r], [kd]))
+            a = builder.load(builder.gep(rowp[r], [builder.mul(kd, a_kstride)]))
             av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(I32, 0)), undef, splat)
             step.append([builder.call(fma, [av, bq, aq]) for bq, aq in zip(b, row)])
         new = step
@@ -263,3 +265,4 @@ def _rows_matmul(A, U, P, C):
         def impl(A, U, P, C):
             np.dot(np.ascontiguousarray(A), U, C)    # a copy only for strided rows
     return impl
+
