@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnndsl.errors import DataError, RnnError, did_you_mean
+from rnndsl.kernels.cpu.ops import row_max
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -34,16 +35,29 @@ __all__ = [
 ]
 
 
+def _shifted_exp(z: np.ndarray):
+    """(z - max, exp(z - max), sum of the exps) over the last axis, each keeping that axis.
+    The reductions over the few classes go through a compiled loop and a matrix-vector
+    product: NumPy's reduce over a short last axis was ~60% of a 1280 x 10 loss."""
+    if z.ndim == 2 and z.shape[1] and z.flags.c_contiguous and z.dtype.kind == "f":
+        shifted = z - row_max(z)[:, None]
+        e = np.exp(shifted)
+        return shifted, e, (e @ np.ones(z.shape[1], z.dtype))[:, None]
+    shifted = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return shifted, e, e.sum(axis=-1, keepdims=True)
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise log softmax, stable: z - max - log(sum(exp(z - max)))."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    shifted, _, s = _shifted_exp(z)
+    return shifted - np.log(s)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax, stable."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    _, e, s = _shifted_exp(z)
+    return e / s
 
 
 def _float_array(a, what: str) -> np.ndarray:
@@ -205,9 +219,9 @@ class SparseCategoricalCrossentropy(Loss):
         labels = check_sparse_labels(y_true, n, c, self.name)
         rows = np.arange(n)
         if from_logits:
-            lsm = log_softmax(y_pred)
-            per = -lsm[rows, labels]
-            grad = np.exp(lsm)
+            shifted, e, total = _shifted_exp(y_pred)
+            per = np.log(total[:, 0]) - shifted[rows, labels]      # -log_softmax at the label
+            grad = e / total                                       # softmax
             grad[rows, labels] -= 1.0
             return per, grad.astype(y_pred.dtype, copy=False)
         # Same as the one-hot path (Keras one-hot encodes and reuses it).

@@ -27,3 +27,17 @@ def all_finite(x):
     for i in range(x.shape[0]):
         acc += x[i] * 0
     return acc == 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def row_max(z):
+    """z.max(axis=1) of a 2-D array: NumPy's reduction over a short last axis costs ~30 us
+    for 1280 x 10 logits, this loop ~2 us."""
+    n, c = z.shape
+    out = np.empty(n, z.dtype)
+    for r in range(n):
+        m = z[r, 0]
+        for j in range(1, c):
+            m = max(m, z[r, j])
+        out[r] = m
+    return out
