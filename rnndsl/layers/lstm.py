@@ -39,5 +39,9 @@ class LSTM(RecurrentSpec):
         return out, (hT, cT), saved
 
     def kernel_backward(self, saved, dout, dfinal):
-        dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
-        return dxp, dU, (dh0, dc0), None
+        if saved.X.shape[0] == 0:
+            dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
+            return dxp, dU, (dh0, dc0), None
+        # x @ W was taken inside the time loop: so are its kernel and bias gradients
+        dxp, dU, dh0, dc0, dW, db = lstm_backward(saved, dout, dfinal[0], dfinal[1], weights=True)
+        return dxp, dU, (dh0, dc0), None, dW, db

@@ -101,7 +101,8 @@ class RecurrentSpec(LayerSpec):
     # A cell subclass adapts its compiled kernels to these two calls:
     #   kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only)
     #       -> (out, final, saved)
-    #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec)
+    #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec), or with (dK, db_in)
+    #     appended when the kernel computed the input kernel's and input bias's gradients
     # inp is the input projection: {"xp": (T, B, G*u)} for all steps at once, or
     # {"xp": None, "X": X, "W": kernel, "b_in": bias} to project step by step inside the
     # kernel. init and final are state tuples; out is (T, B, u), or (1, B, u) with last_only.
@@ -173,9 +174,14 @@ class RecurrentSpec(LayerSpec):
                 out, final, saved = run(x.steps(t0, t1), final, mask, False)
 
         def backprop(dout, dfinal):
-            dxp, dU, dinit, db_rec = self.kernel_backward(saved, dout, dfinal)
+            res = self.kernel_backward(saved, dout, dfinal)
+            dxp, dU, dinit, db_rec = res[:4]
             dxp2 = flat(dxp)
-            dK = matmul(flat(X).T, dxp2)                    # undo xp = X @ kernel
+            if len(res) == 6:                               # the kernel made them (lstm)
+                dK, db_in = res[4], res[5]
+            else:
+                dK = matmul(flat(X).T, dxp2)                # undo xp = X @ kernel
+                db_in = column_sums(dxp2) if bias is not None else None
             dX = None
             if need_dx:
                 dX = matmul(dxp2, kernel.T).reshape(T, B, F)
@@ -183,7 +189,7 @@ class RecurrentSpec(LayerSpec):
                     dX *= dmask                             # undo X = x * dmask
             grads = [dK, dU]
             if bias is not None:
-                grads.append(self.join_bias(column_sums(dxp2), db_rec))
+                grads.append(self.join_bias(db_in, db_rec))
             return dX, grads, dinit
 
         return out, final, backprop

@@ -24,13 +24,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from .parallel import matmul, run_rows
+from .parallel import chunks, run_rows
 from .activations import (
     KERNEL_OPTIONS,
     SIGMOID,
     TANH,
     act_add_row,
     act_row,
+    add_row,
     activation_code,
     add_output_grad_row,
     commit_row,
@@ -51,7 +52,7 @@ from .activations import (
     tanh_,
 )
 from . import buffers
-from .packed import aligned_scratch, packed, rows_matmul
+from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 from .lstm_fused import lstm_bptt_row, lstm_fused_rows
 
 
@@ -69,6 +70,7 @@ class LSTMSaved(NamedTuple):
     h_rec: np.ndarray    # (T, B, u) H_{t-1} * rmask, the matmul input
     c_prev: np.ndarray   # (T, B, u) C_{t-1}
     tanh_c: np.ndarray   # (T, B, u) a(C_t) of the candidate C_t
+    X: np.ndarray        # (T, B, F) the per-step input, or empty (xp was given)
 
 
 @njit(inline="always")
@@ -145,8 +147,10 @@ def lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backw
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, tiny, b0, b1):
-    """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0."""
+                         gates, h_rec, c_prev, tanh_c, X, dout, dHt, dCt, dxp, dWU, tiny, b0, b1):
+    """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
+    rows' share of the weight gradients to dWU (F' + u + 1, 4u): [dW; dU; db], dW only when
+    F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
@@ -157,6 +161,7 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     daC = np.empty(u, dt)         # dL/d a(C_t)
     dCt_h = np.empty(u, dt)       # dL/dC_t through H_t
     fused = act == TANH and ract == SIGMOID and mask.shape[0] == 0
+    nx = dWU.shape[0] - u - 1          # rows of dW in dWU: F, or 0
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
         for b in range(b0, b1):
@@ -197,6 +202,12 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             flush_row(dZt, tiny)
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
         rows_matmul(dxp[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
+        # Z = x_t @ W + Ht_prev_r @ U + b: this step's rows of X^T dZ, H^T dZ, sum dZ
+        if nx > 0:
+            tn_accumulate(X[t, b0:b1], dxp[t, b0:b1], dWU[:nx])
+        tn_accumulate(h_rec[t, b0:b1], dxp[t, b0:b1], dWU[nx:nx + u])
+        for b in range(b0, b1):
+            add_row(dWU[nx + u], dxp[t, b])
         for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
@@ -217,12 +228,13 @@ def lstm_forward_split(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backwa
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
-                        gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, tiny, rows, parts):
-    """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
+                        gates, h_rec, c_prev, tanh_c, X, dout, dHt, dCt, dxp, dWU, tiny, rows, parts):
+    """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool),
+    part p adding to dWU[p]."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
         lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                             gates, h_rec, c_prev, tanh_c, dout, dHt, dCt, dxp, tiny, b0, b1)
+                             gates, h_rec, c_prev, tanh_c, X, dout, dHt, dCt, dxp, dWU[p], tiny, b0, b1)
 
 
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
@@ -248,12 +260,15 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
              (*inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
               out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + inputs[2].shape[0]))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
-                      gates, h_rec, c_prev, tanh_c) if keep else None
+                      gates, h_rec, c_prev, tanh_c, inputs[1]) if keep else None
     return out, hT, cT, saved
 
 
-def lstm_backward(saved, dout, dhT=None, dcT=None):
-    """Gradients of the loss.  Returns (dxp, dU, dh0, dc0).
+def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
+    """Gradients of the loss.  Returns (dxp, dU, dh0, dc0), and with weights (the forward
+    had X) also (dW, db): the gradients of W and of the input bias, computed inside the
+    time loop like dU (a worker's rows of one step at a time, while dZ_t is in cache: 2x
+    the one large X^T dZ product over all steps, which BLAS runs at ~120 GFLOP/s a core).
 
     Consumes saved: dxp is written over saved.gates (step t's gates are read only by step t
     of the backward pass, each element before its gradient replaces it), so training keeps
@@ -262,13 +277,23 @@ def lstm_backward(saved, dout, dhT=None, dcT=None):
         saved.gates.dtype, saved.h_rec.shape, dout, ((dhT, "dhT"), (dcT, "dcT")))
     T, B, G = saved.gates.shape
     u = G // 4
+    X = saved.X
+    if weights and X.shape[0] == 0:
+        raise ValueError("lstm_backward(weights=True) needs the forward pass to have taken X")
+    nx = X.shape[2] if weights else 0
     dxp = saved.gates
     dh0, dc0 = dhT.copy(), dcT.copy()
-    run_rows(lstm_backward_kernel, lstm_backward_split,
-             (saved.U, saved.mask, saved.rmask, saved.activation,
-              saved.recurrent_activation, saved.backwards, saved.zero_output_for_mask,
-              saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp, _tiny(dxp)),
-             B, T * B * G * u)
-    # dU = sum_t Ht_prev_r^T dZ_t: one product over all steps
-    dU = matmul(saved.h_rec.reshape(T * B, u).T, dxp.reshape(T * B, G))
+    parts = len(chunks(B, T * B * G * (u + nx)))
+    dWU = np.zeros((parts, nx + u + 1, G), dxp.dtype)
+    args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
+            saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, dout, dh0, dc0,
+            dxp, dWU if parts > 1 else dWU[0], _tiny(dxp))
+    if parts == 1:
+        lstm_backward_kernel(*args, 0, B)
+    else:
+        lstm_backward_split(*args, B, parts)
+    dWU = dWU.sum(axis=0) if parts > 1 else dWU[0]
+    dU = dWU[nx:nx + u]
+    if weights:
+        return dxp, dU, dh0, dc0, dWU[:nx], dWU[nx + u]
     return dxp, dU, dh0, dc0
