@@ -83,6 +83,30 @@ def test_fused_training_forward_saves_what_backward_reads(T, B, F, u, backwards,
         np.testing.assert_allclose(got, want, atol=2e-5 * max(1.0, np.abs(want).max()))
 
 
+@pytest.mark.parametrize("u", [8, 13])          # 4u a multiple of 32 (the tiles) or not (np.dot)
+def test_weight_gradients_inside_the_time_loop(forced_split, u):
+    """lstm_backward(weights=True): dW = X^T dZ, db = sum dZ and dU = H^T dZ accumulated step by
+    step and row range by row range equal the products over all steps, float32 and float64,
+    on one thread and split."""
+    X, W, U, b, h0, c0 = _case(5, 11, 7, u, seed=u)
+    dout = np.random.default_rng(u).normal(size=(5, 11, u)).astype(np.float32)
+    for dt in (np.float32, np.float64):
+        def run():
+            c = [a.astype(dt) for a in (U, h0, c0, X, W, b)]
+            sv = lstm_forward(None, c[0], c[1], c[2], keep=True, X=c[3], W=c[4], b_in=c[5])[3]
+            h_rec = sv.h_rec.copy()
+            return (h_rec, *lstm_backward(sv, dout.astype(dt), weights=True))
+        one, split = forced_split(run)
+        h_rec, dZ, dU, _, _, dW, db = one
+        flat = dZ.reshape(-1, 4 * u).astype(np.float64)
+        tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dW, X.reshape(-1, 7).astype(np.float64).T @ flat, **tol)
+        np.testing.assert_allclose(dU, h_rec.reshape(-1, u).astype(np.float64).T @ flat, **tol)
+        np.testing.assert_allclose(db, flat.sum(axis=0), **tol)
+        for a, c in zip(one[1:], split[1:]):
+            np.testing.assert_allclose(a, c, **tol)
+
+
 def test_fused_inference_reads_strided_steps_and_splits(forced_split):
     """A time-major view of a batch-major input (rows T*F apart), read in place, and rows
     split across workers: the same as one thread on a contiguous copy."""
