@@ -47,6 +47,22 @@ PER_STEP_MAX_FEATURES = 512
 CHUNK_ROWS = 4096
 
 
+_ZEROS: dict = {}
+
+
+def _read_only_zeros(shape, dtype) -> np.ndarray:
+    """A zero array kept for reuse, flagged read-only: it is never filled again, and a
+    kernel that wrote to it would fail loudly instead of corrupting later steps."""
+    key = (shape, np.dtype(dtype))
+    z = _ZEROS.get(key)
+    if z is None:
+        if len(_ZEROS) > 16:
+            _ZEROS.clear()
+        z = _ZEROS[key] = np.zeros(shape, dtype)
+        z.flags.writeable = False
+    return z
+
+
 class RecurrentSpec(LayerSpec):
     recurrent = True
     positional = ("units",)
@@ -221,13 +237,23 @@ class RecurrentSpec(LayerSpec):
             outputs["state"] = final
 
         def backprop(d):
-            dout = buffers.zeros((T,) + out.shape[1:], out.dtype)
-            if d.get("out") is not None:
-                if seq:
-                    dout[...] = d["out"]
-                else:
-                    dout[-1] = d["out"]
             dfinal = d.get("state") or tuple(np.zeros_like(s) for s in final)
+            g = d.get("out")
+            if seq and g is not None and g.dtype == out.dtype and g.flags.c_contiguous:
+                dout = g                                   # the kernels only read dout
+            elif not seq and mask is None:
+                # the last output is the final h: its gradient joins dh_T, and every step's
+                # dout is a zero array the kernels only read (kept, not filled each step)
+                dout = _read_only_zeros((T,) + out.shape[1:], out.dtype)
+                if g is not None:
+                    dfinal = (dfinal[0] + g,) + tuple(dfinal[1:])
+            else:
+                dout = buffers.zeros((T,) + out.shape[1:], out.dtype)
+                if g is not None:
+                    if seq:
+                        dout[...] = g
+                    else:
+                        dout[-1] = g
             dX, grads, dinit = backprop_cell(dout, dfinal)
             return [dX], grads, (dinit if from_edge else None)
 

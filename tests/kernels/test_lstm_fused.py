@@ -83,11 +83,14 @@ def test_fused_training_forward_saves_what_backward_reads(T, B, F, u, backwards,
         np.testing.assert_allclose(got, want, atol=2e-5 * max(1.0, np.abs(want).max()))
 
 
-@pytest.mark.parametrize("u", [8, 13])          # 4u a multiple of 32 (the tiles) or not (np.dot)
-def test_weight_gradients_inside_the_time_loop(forced_split, u):
+@pytest.mark.parametrize("u,in_loop", [(8, True), (13, True), (8, False)])   # 4u a multiple of 32 or not
+def test_weight_gradients_inside_the_time_loop(forced_split, monkeypatch, u, in_loop):
     """lstm_backward(weights=True): dW = X^T dZ, db = sum dZ and dU = H^T dZ accumulated step by
-    step and row range by row range equal the products over all steps, float32 and float64,
-    on one thread and split."""
+    step and row range by row range (or, past MAX_LOOP_GRAD, products over all steps) equal
+    the products over all steps, float32 and float64, on one thread and split."""
+    import rnndsl.kernels.cpu.lstm as lstm_mod
+    if not in_loop:
+        monkeypatch.setattr(lstm_mod, "MAX_LOOP_GRAD", 0)
     X, W, U, b, h0, c0 = _case(5, 11, 7, u, seed=u)
     dout = np.random.default_rng(u).normal(size=(5, 11, u)).astype(np.float32)
     for dt in (np.float32, np.float64):

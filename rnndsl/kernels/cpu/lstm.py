@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from .parallel import chunks, run_rows
+from .parallel import chunks, column_sums, matmul, run_rows
 from .activations import (
     KERNEL_OPTIONS,
     SIGMOID,
@@ -150,7 +150,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                          gates, h_rec, c_prev, tanh_c, X, dout, dHt, dCt, dxp, dWU, tiny, b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
     rows' share of the weight gradients to dWU (F' + u + 1, 4u): [dW; dU; db], dW only when
-    F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache."""
+    F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache;
+    dWU with no rows: none (the caller takes products over all steps)."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
@@ -203,11 +204,12 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
         rows_matmul(dxp[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
         # Z = x_t @ W + Ht_prev_r @ U + b: this step's rows of X^T dZ, H^T dZ, sum dZ
-        if nx > 0:
-            tn_accumulate(X[t, b0:b1], dxp[t, b0:b1], dWU[:nx])
-        tn_accumulate(h_rec[t, b0:b1], dxp[t, b0:b1], dWU[nx:nx + u])
-        for b in range(b0, b1):
-            add_row(dWU[nx + u], dxp[t, b])
+        if dWU.shape[0] > 0:
+            if nx > 0:
+                tn_accumulate(X[t, b0:b1], dxp[t, b0:b1], dWU[:nx])
+            tn_accumulate(h_rec[t, b0:b1], dxp[t, b0:b1], dWU[nx:nx + u])
+            for b in range(b0, b1):
+                add_row(dWU[nx + u], dxp[t, b])
         for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
@@ -264,11 +266,19 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     return out, hT, cT, saved
 
 
+# Largest [dW; dU; db] (floats) accumulated inside the time loop: it is read and written
+# every step, so it must stay in the core's L2 (2 MB here). Larger layers take products
+# over all steps, which run near the machine's peak at their sizes (big-lstm's 2.1M-float
+# accumulator inside the loop made its train step 491 -> 581 ms).
+MAX_LOOP_GRAD = 160_000
+
+
 def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
     """Gradients of the loss.  Returns (dxp, dU, dh0, dc0), and with weights (the forward
-    had X) also (dW, db): the gradients of W and of the input bias, computed inside the
-    time loop like dU (a worker's rows of one step at a time, while dZ_t is in cache: 2x
-    the one large X^T dZ product over all steps, which BLAS runs at ~120 GFLOP/s a core).
+    had X) also (dW, db): the gradients of W and of the input bias. For layers up to
+    MAX_LOOP_GRAD they are computed inside the time loop (a worker's rows of one step at a
+    time, while dZ_t is in cache: 2x faster than products over all steps at mnist's or
+    seq2seq's sizes, which BLAS runs at ~120 GFLOP/s a core); else by those products.
 
     Consumes saved: dxp is written over saved.gates (step t's gates are read only by step t
     of the backward pass, each element before its gradient replaces it), so training keeps
@@ -284,7 +294,8 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
     dxp = saved.gates
     dh0, dc0 = dhT.copy(), dcT.copy()
     parts = len(chunks(B, T * B * G * (u + nx)))
-    dWU = np.zeros((parts, nx + u + 1, G), dxp.dtype)
+    in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD
+    dWU = np.zeros((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, dout, dh0, dc0,
             dxp, dWU if parts > 1 else dWU[0], _tiny(dxp))
@@ -292,8 +303,15 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
         lstm_backward_kernel(*args, 0, B)
     else:
         lstm_backward_split(*args, B, parts)
-    dWU = dWU.sum(axis=0) if parts > 1 else dWU[0]
-    dU = dWU[nx:nx + u]
+    if in_loop:
+        dWU = dWU.sum(axis=0) if parts > 1 else dWU[0]
+        dW, dU, db = dWU[:nx], dWU[nx:nx + u], dWU[nx + u]
+    else:
+        # products over all steps
+        dZ = dxp.reshape(T * B, G)
+        dU = matmul(saved.h_rec.reshape(T * B, u).T, dZ)
+        if weights:
+            dW, db = matmul(X.reshape(T * B, nx).T, dZ), column_sums(dZ)
     if weights:
-        return dxp, dU, dh0, dc0, dWU[:nx], dWU[nx + u]
+        return dxp, dU, dh0, dc0, dW, db
     return dxp, dU, dh0, dc0
