@@ -28,8 +28,10 @@ same products alone, the way the kernels issue them: `packed.rows_matmul` with
 the operand packed once per call (`pack`, as the kernels do; np.dot for float64)
 from a numba loop over the steps, split by batch rows as rnndsl's `run_rows`
 splits a kernel (by `chunks`, with the kernel's own work estimate, in numba's
-thread pool), BLAS at rnndsl's thread count. Forward: h U per step; BPTT: dZ U^T per step plus the
-(u,T*B)x(T*B,G) product for dU (rnndsl's matmul). For a per-step projection
+thread pool), BLAS at rnndsl's thread count. Forward: h U per step; BPTT: dZ U^T per step plus
+dU: the (u,T*B)x(T*B,G) product (rnndsl's matmul), or, where lstm_backward
+accumulates the weight gradients inside its time loop, each worker's
+h_t^T dZ_t step by step (and x_t^T dZ_t, sum dZ_t, counted as projection). For a per-step projection
 layer, the x_t W products (one per step per worker) are measured alone the
 same way and reported as input projection, taken out of the kernel time; for a
 precomputed one the projection is the big product x W before the kernel. The
@@ -309,8 +311,27 @@ def _numba_loops():
                 else:
                     dot_steps(A, W, P, C, b0, b1)
 
+        try:
+            from rnndsl.kernels.cpu.packed import tn_accumulate
+        except ImportError:                     # an engine without weight gradients in the loop
+            grads_split = None
+        else:
+            @njit(parallel=True)
+            def grads_split(X, H, dZ, C, rows, parts):
+                # as lstm_backward_kernel: each worker adds its rows of x_t^T dZ_t, h^T dZ_t
+                # and sum dZ_t to its own [dW; dU; db] every step
+                nx, u = X.shape[2], H.shape[2]
+                for p in prange(parts):
+                    b0, b1 = rows * p // parts, rows * (p + 1) // parts
+                    for t in range(dZ.shape[0]):
+                        if nx > 0:
+                            tn_accumulate(X[t, b0:b1], dZ[t, b0:b1], C[p, :nx])
+                        tn_accumulate(H[t, b0:b1], dZ[t, b0:b1], C[p, nx:nx + u])
+                        for b in range(b0, b1):
+                            C[p, nx + u] += dZ[t, b]
+
         _NUMBA.update(packed_steps=packed_steps, dot_steps=dot_steps, pack=pack, padded_width=padded_width,
-                      steps_split=steps_split)
+                      steps_split=steps_split, grads_split=grads_split)
     return _NUMBA
 
 
@@ -390,6 +411,10 @@ class _Operands:
             self.bwd = [("packed", rand(T, B, G), self.U.T, nb["pack"](UT), np.empty((B, pw(u, dt)), dt))]
         self.H2 = rand(T * B, u)                     # h_rec, flat: dU = H2^T dZ2
         self.dZ2 = self.bwd[0][1].reshape(T * B, -1) if not c["dot_blocks"] else rand(T * B, G)
+        self.H3, self.dZ3 = self.H2.reshape(T, B, u), self.dZ2.reshape(T, B, G)
+        # the in-loop accumulators (lstm_backward), one per worker
+        self.C_dU = np.zeros((8, u + 1, G), dt)
+        self.C_dW = np.zeros((8, F + 1, G), dt)
         self.K = rand(F, G) if F else None
         if F and c["per_step"]:
             self.X = rand(T, B, F)
@@ -417,6 +442,19 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     nb = _numba_loops()
     mm = _rnndsl_matmul()
     rng = np.random.default_rng(0)
+
+    def in_loop_grads(c):
+        """Parts of lstm_backward's in-loop weight gradients for this call, or None."""
+        try:
+            from rnndsl.kernels.cpu.lstm import MAX_LOOP_GRAD
+        except ImportError:
+            return None
+        lstm = c["G"] == 4 * c["u"] and not c["dot_blocks"]
+        if not (lstm and c["per_step"] and c["F"] and nb["grads_split"] is not None
+                and (c["F"] + c["u"] + 1) * c["G"] <= MAX_LOOP_GRAD):
+            return None
+        return len(_rnndsl_split(c["B"], c["T"] * c["B"] * c["G"] * (c["u"] + c["F"])))
+
     ops, cache = [], {}
     for c in calls:
         key = tuple(c[k] for k in ("direction", "T", "B", "G", "u", "F", "per_step", "dtype", "dot_blocks"))
@@ -452,22 +490,32 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     def kept(g):
         return [(c, o) for c, o in g if c["keep"]]
 
+    def in_loop(c):       # lstm_backward accumulates [dW; dU; db] inside its time loop
+        return in_loop_grads(c) is not None
+
     def rec_bwd(g):
         for c, o in kept(g):
             for kind, A, W, P, C in o.bwd:
                 _run_steps(kind == "packed", A, W, P, C, c["B"], c["T"] * c["B"] * c["G"] * c["u"])
-            mm(o.H2.T, o.dZ2)                               # dU over all steps
+            if in_loop(c):
+                nb["grads_split"](o.X[:, :, :0], o.H3, o.dZ3, o.C_dU, c["B"], in_loop_grads(c))
+            else:
+                mm(o.H2.T, o.dZ2)                           # dU over all steps
 
     def proj_bwd(g):
         for c, o in kept(g):
             if c["F"]:
-                mm(o.X2.T, o.dZ2)                           # dK
+                if in_loop(c):                              # dK (and db) step by step
+                    nb["grads_split"](o.X, o.H3[:, :, :0], o.dZ3, o.C_dW, c["B"], in_loop_grads(c))
+                else:
+                    mm(o.X2.T, o.dZ2)                       # dK
                 if c["need_dx"]:
                     mm(o.dZ2, o.K.T)                        # dX (skipped for a model input)
 
     def bias_bwd(g):
         for c, o in kept(g):
-            o.dZ2.sum(axis=0)
+            if not in_loop(c):
+                o.dZ2.sum(axis=0)
 
     def timed(part) -> float:
         if not _has_work(part):
