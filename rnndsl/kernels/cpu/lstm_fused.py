@@ -104,13 +104,13 @@ def _half(builder, v, hi):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, UNITS), list(range(lo, lo + UNITS))))
 
 
-def _step_tile(rows: int, save: bool):
+def _step_tile(rows: int):
     """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p): rows i0..i0+rows, units
     8p..8p+7 of one step. Z's 32 columns come from X @ Wq[p] + Hp @ Uq[p] + bq[p]; C is
     updated in place and H_t written to Hn (which must not be Hp: the other panels still read
-    it). With save (training), what backward reads is stored too, in lstm.py's layout: the
-    gates I, F, G, O to Gs (rows of 4u, gate blocks: needs u a multiple of 8), C_{t-1} to CP
-    and tanh(C_t) to TC; without, those three are not touched."""
+    it). When Gs has rows (training), what backward reads is stored too, in lstm.py's layout:
+    the gates I, F, G, O to Gs (rows of 4u, gate blocks: needs u a multiple of 8), C_{t-1} to
+    CP and tanh(C_t) to TC; else those three are not touched."""
     nv = NB // 16
 
     @intrinsic
@@ -140,9 +140,9 @@ def _step_tile(rows: int, save: bool):
             scale = ir.Constant(V16, [1.0] * UNITS + [0.5] * UNITS)    # tanh(Z_c), tanh(Z_o / 2)
             shift = ir.Constant(V16, [0.0] * UNITS + [0.5] * UNITS)
             col = builder.mul(pv, ir.Constant(I64, UNITS))
-            if save:
-                g_stride, cp_stride, tc_stride = row_stride(builder, gs), row_stride(builder, cp), row_stride(builder, tc)
-                u = builder.sdiv(cgutils.unpack_tuple(builder, gs.shape, 2)[1], ir.Constant(I64, 4))
+            save = builder.icmp_signed("!=", cgutils.unpack_tuple(builder, gs.shape, 2)[0], ir.Constant(I64, 0))
+            g_stride, cp_stride, tc_stride = row_stride(builder, gs), row_stride(builder, cp), row_stride(builder, tc)
+            u = builder.sdiv(cgutils.unpack_tuple(builder, gs.shape, 2)[1], ir.Constant(I64, 4))
 
             def at(arr, stride, row, off=None):
                 k = builder.add(builder.mul(row, stride), col if off is None else builder.add(col, off))
@@ -162,7 +162,7 @@ def _step_tile(rows: int, save: bool):
                 builder.store(c_new, c_ptr, align=4)
                 tanh_c = _emit_tanh(builder, c_new)
                 builder.store(builder.fmul(o_, tanh_c), at(hn, hn_stride, row), align=4)
-                if save:
+                with builder.if_then(save):
                     for k, gate in enumerate((i_, f_, g_, o_)):
                         off = builder.mul(u, ir.Constant(I64, k))
                         builder.store(gate, at(gs, g_stride, row, off), align=4)
@@ -175,9 +175,7 @@ def _step_tile(rows: int, save: bool):
     return tile
 
 
-_STEP = {(n, save): _step_tile(n, save) for n in (8, 4, 2, 1) for save in (False, True)}
-_step8, _step4, _step2, _step1 = (_STEP[n, False] for n in (8, 4, 2, 1))
-_save8, _save4, _save2, _save1 = (_STEP[n, True] for n in (8, 4, 2, 1))
+_step8, _step4, _step2, _step1 = _step_tile(8), _step_tile(4), _step_tile(2), _step_tile(1)
 
 ROW_UNITS = 16           # units a vector: lstm_row_step needs a multiple of this
 
@@ -265,32 +263,19 @@ def _lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
 
     def impl(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
         M = Hp.shape[0]
-        save = Gs.shape[0] != 0
         for p in range(Uq.shape[0]):          # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
-                if save:
-                    _save8(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
-                else:
-                    _step8(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step8(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
                 i0 += 8
             if i0 + 4 <= M:
-                if save:
-                    _save4(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
-                else:
-                    _step4(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step4(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
                 i0 += 4
             if i0 + 2 <= M:
-                if save:
-                    _save2(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
-                else:
-                    _step2(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step2(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
                 i0 += 2
             if i0 < M:
-                if save:
-                    _save1(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
-                else:
-                    _step1(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step1(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
     return impl
 
 
@@ -427,27 +412,19 @@ def _bptt_block(width: int):
     return block
 
 
-_BPTT = tuple(_bptt_block(w) for w in (16, 8, 4, 2, 1))
-_bptt16, _bptt8, _bptt4, _bptt2, _bptt1 = _BPTT
+_bptt16, _bptt1 = _bptt_block(16), _bptt_block(1)
 
 
 @njit(inline="always")
 def lstm_bptt_row(dz, dh, dc, dout, cp, tc, tiny):
     """One row of an LSTM backward step with the default activations and no mask (see
-    _bptt_block): dz (4u) the saved gates in, dZ out; dc (u) dL/dC_t in, dL/dC_{t-1} out."""
+    _bptt_block): dz (4u) the saved gates in, dZ out; dc (u) dL/dC_t in, dL/dC_{t-1} out.
+    16 units a vector, the last u % 16 one at a time."""
     u = dh.shape[0]
     j = 0
     while j + 16 <= u:
         _bptt16(dz, dh, dc, dout, cp, tc, tiny, j)
         j += 16
-    if j + 8 <= u:
-        _bptt8(dz, dh, dc, dout, cp, tc, tiny, j)
-        j += 8
-    if j + 4 <= u:
-        _bptt4(dz, dh, dc, dout, cp, tc, tiny, j)
-        j += 4
-    if j + 2 <= u:
-        _bptt2(dz, dh, dc, dout, cp, tc, tiny, j)
-        j += 2
-    if j < u:
+    while j < u:
         _bptt1(dz, dh, dc, dout, cp, tc, tiny, j)
+        j += 1
