@@ -323,10 +323,12 @@ def _numba_loops():
                 nx, u = X.shape[2], H.shape[2]
                 for p in prange(parts):
                     b0, b1 = rows * p // parts, rows * (p + 1) // parts
-                    for t in range(dZ.shape[0]):
+                    for t in range(0, dZ.shape[0], 2):     # two steps a pass, as the kernel
+                        t2 = min(t + 1, dZ.shape[0] - 1)
+                        n2 = b1 if t2 > t else b0
                         if nx > 0:
-                            tn_accumulate(X[t, b0:b1], dZ[t, b0:b1], C[p, :nx])
-                        tn_accumulate(H[t, b0:b1], dZ[t, b0:b1], C[p, nx:nx + u])
+                            tn_accumulate(X[t, b0:b1], dZ[t, b0:b1], X[t2, b0:n2], dZ[t2, b0:n2], C[p, :nx])
+                        tn_accumulate(H[t, b0:b1], dZ[t, b0:b1], H[t2, b0:n2], dZ[t2, b0:n2], C[p, nx:nx + u])
                         for b in range(b0, b1):
                             C[p, nx + u] += dZ[t, b]
 

@@ -163,6 +163,7 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     dCt_h = np.empty(u, dt)       # dL/dC_t through H_t
     fused = act == TANH and ract == SIGMOID and mask.shape[0] == 0
     nx = dWU.shape[0] - u - 1          # rows of dW in dWU: F, or 0
+    pend = -1                          # a step whose weight gradients are still to add
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
         for b in range(b0, b1):
@@ -203,13 +204,22 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             flush_row(dZt, tiny)
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
         rows_matmul(dxp[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
-        # Z = x_t @ W + Ht_prev_r @ U + b: this step's rows of X^T dZ, H^T dZ, sum dZ
-        if dWU.shape[0] > 0:
+        # Z = x_t @ W + Ht_prev_r @ U + b: rows of X^T dZ, H^T dZ, sum dZ, two steps a pass
+        # (this one and the one kept pending), so the accumulator is read and written half
+        # as often
+        if dWU.shape[0] > 0 and (pend >= 0 or s == 0):
+            p = pend if pend >= 0 else t
+            n2 = b1 if pend >= 0 else b0          # the second pair: this step, or no rows
             if nx > 0:
-                tn_accumulate(X[t, b0:b1], dxp[t, b0:b1], dWU[:nx])
-            tn_accumulate(h_rec[t, b0:b1], dxp[t, b0:b1], dWU[nx:nx + u])
+                tn_accumulate(X[p, b0:b1], dxp[p, b0:b1], X[t, b0:n2], dxp[t, b0:n2], dWU[:nx])
+            tn_accumulate(h_rec[p, b0:b1], dxp[p, b0:b1], h_rec[t, b0:n2], dxp[t, b0:n2], dWU[nx:nx + u])
             for b in range(b0, b1):
-                add_row(dWU[nx + u], dxp[t, b])
+                add_row(dWU[nx + u], dxp[p, b])
+                if pend >= 0:
+                    add_row(dWU[nx + u], dxp[t, b])
+            pend = -1
+        elif dWU.shape[0] > 0:
+            pend = t
         for b in range(b0, b1):
             if is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask

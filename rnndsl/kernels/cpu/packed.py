@@ -269,30 +269,33 @@ def _rows_matmul(A, U, P, C):
 
 
 def _tn_tile(rows: int):
-    """An intrinsic tile(C, A, B, i0, j0): C[i0:i0+rows, j0:j0+NB] += A[:, i0:i0+rows]^T @ B[:, j0:j0+NB],
-    A (K, M) and B (K, N) read in place. Meant for a small K (a worker's rows of one step:
-    B's NB columns then stay in L1 across the row blocks); over thousands of rows the
-    strided reads of B make it slower than BLAS."""
+    """An intrinsic tile(C, A1, B1, A2, B2, i0, j0): C[i0:i0+rows, j0:j0+NB] += A1[:, i0:i0+rows]^T
+    @ B1[:, j0:j0+NB] + the same of A2, B2; A (K, M) and B (K, N) read in place (A2, B2 may
+    have no rows). Meant for a small K (a worker's rows of one or two steps: B's NB columns
+    then stay in L1 across the row blocks); over thousands of rows the strided reads of B
+    make it slower than BLAS. Two pairs a pass halve the reads and writes of C."""
     nv = NB // _LANES
 
     @intrinsic
-    def tile(typingctx, C, A, B, i0, j0):
-        sig = types.void(C, A, B, types.intp, types.intp)
+    def tile(typingctx, C, A1, B1, A2, B2, i0, j0):
+        sig = types.void(C, A1, B1, A2, B2, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            ca, aa, ba = (context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:3], args[:3]))
-            i0v, j0v = args[3], args[4]
+            ca, a1, b1, a2, b2 = (context.make_array(t)(context, builder, v)
+                                  for t, v in zip(signature.args[:5], args[:5]))
+            i0v, j0v = args[5], args[6]
             c_stride = row_stride(builder, ca)
-            K = cgutils.unpack_tuple(builder, aa.shape, 2)[0]
             vptr = V16.as_pointer()
             c_base = builder.gep(ca.data, [builder.add(builder.mul(i0v, c_stride), j0v)])
             ptrs = [[builder.bitcast(builder.gep(c_base, [builder.add(builder.mul(ir.Constant(I64, r), c_stride),
                                                                         ir.Constant(I64, _LANES * q))]), vptr)
                      for q in range(nv)] for r in range(rows)]
             acc = [[builder.load(p, align=4) for p in row] for row in ptrs]
-            acc = emit_kloop(builder, acc, builder.gep(aa.data, [i0v]), ir.Constant(I64, 1),
-                             builder.gep(ba.data, [j0v]), K, p_stride=row_stride(builder, ba),
-                             a_kstride=row_stride(builder, aa))
+            for aa, ba in ((a1, b1), (a2, b2)):
+                K = cgutils.unpack_tuple(builder, aa.shape, 2)[0]
+                acc = emit_kloop(builder, acc, builder.gep(aa.data, [i0v]), ir.Constant(I64, 1),
+                                 builder.gep(ba.data, [j0v]), K, p_stride=row_stride(builder, ba),
+                                 a_kstride=row_stride(builder, aa))
             for row, prow in zip(acc, ptrs):
                 for v, p in zip(row, prow):
                     builder.store(v, p, align=4)
@@ -306,33 +309,34 @@ def _tn_tile(rows: int):
 _tn8, _tn4, _tn2, _tn1 = _tn_tile(8), _tn_tile(4), _tn_tile(2), _tn_tile(1)
 
 
-def tn_accumulate(A, B, C):
-    """C += A^T @ B for A (K, M), B (K, N) with unit inner strides: the tiles when float32 and
-    N is a multiple of NB, else np.dot. Compiled code only."""
+def tn_accumulate(A1, B1, A2, B2, C):
+    """C += A1^T @ B1 + A2^T @ B2 for A (K, M), B (K, N) with unit inner strides (A2, B2 may
+    have no rows): the tiles when float32 and N is a multiple of NB, else np.dot. Compiled
+    code only."""
 
 
 @overload(tn_accumulate, jit_options=dict(error_model="numpy"))
-def _tn_accumulate(A, B, C):
-    if getattr(A, "dtype", None) == types.float32:
-        def impl(A, B, C):
-            M = A.shape[1]
-            if B.shape[1] % NB:
-                C += np.dot(np.ascontiguousarray(A.T), B)
+def _tn_accumulate(A1, B1, A2, B2, C):
+    if getattr(A1, "dtype", None) == types.float32:
+        def impl(A1, B1, A2, B2, C):
+            M = A1.shape[1]
+            if B1.shape[1] % NB:
+                C += np.dot(np.ascontiguousarray(A1.T), B1) + np.dot(np.ascontiguousarray(A2.T), B2)
                 return
-            for j0 in range(0, B.shape[1], NB):
+            for j0 in range(0, B1.shape[1], NB):
                 i0 = 0
                 while i0 + 8 <= M:
-                    _tn8(C, A, B, i0, j0)
+                    _tn8(C, A1, B1, A2, B2, i0, j0)
                     i0 += 8
                 if i0 + 4 <= M:
-                    _tn4(C, A, B, i0, j0)
+                    _tn4(C, A1, B1, A2, B2, i0, j0)
                     i0 += 4
                 if i0 + 2 <= M:
-                    _tn2(C, A, B, i0, j0)
+                    _tn2(C, A1, B1, A2, B2, i0, j0)
                     i0 += 2
                 if i0 < M:
-                    _tn1(C, A, B, i0, j0)
+                    _tn1(C, A1, B1, A2, B2, i0, j0)
     else:
-        def impl(A, B, C):
-            C += np.dot(np.ascontiguousarray(A.T), B)
+        def impl(A1, B1, A2, B2, C):
+            C += np.dot(np.ascontiguousarray(A1.T), B1) + np.dot(np.ascontiguousarray(A2.T), B2)
     return impl
