@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.cpu.parallel import matmul, run_rows
+from ..kernels.cpu.parallel import column_sums, matmul, run_rows
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -126,10 +126,12 @@ def backward(cell, tape: CellTape, dout, dfinal):
         left = tape.saved[plan.saved_index(_left_key(plan, g))]
         _split_add(grads, g.weights, matmul(_flat(left).T, _flat(dM)), u)
     for slot, dv in zip(plan.loop_vecs, dVr):
-        grads[plan.vecs[slot]] += dv.sum(axis=0)
+        grads[plan.vecs[slot]] += column_sums(dv)
+    sums = {}       # column sums of each gradient array, once (a bias per block of it)
     for slot, (kind, grp, blk) in plan.vec_from.items():
-        arr = dxps[grp.index] if kind == "xp" else dMs[grp.index]
-        grads[plan.vecs[slot]] += _flat(arr)[:, blk * u:(blk + 1) * u].sum(axis=0)
+        if (kind, grp.index) not in sums:
+            sums[kind, grp.index] = column_sums(_flat(dxps[grp.index] if kind == "xp" else dMs[grp.index]))
+        grads[plan.vecs[slot]] += sums[kind, grp.index][blk * u:(blk + 1) * u]
     for k, X in enumerate(tape.Xs):
         if dXs[k] is None:
             dXs[k] = np.zeros_like(X, dtype=dtype)
