@@ -33,9 +33,13 @@ class RunCtx:
 
     def needs_grad(self, ref) -> bool:
         """Whether the gradient flowing back into this input of a layer is used: not when it
-        is a model input and nobody asked for input gradients (a train step): the product
-        dX = dZ W^T is then skipped (a third of a wide first layer's backward)."""
-        return self.input_grads or self.executor.graph.nodes[ref.node].kind != "input"
+        is a model input and nobody asked for input gradients (a train step), nor when it is
+        a frozen embedding's output: the product dX = dZ W^T is then skipped (a third of a
+        wide first layer's backward)."""
+        producer = self.executor.graph.nodes[ref.node]
+        if producer.kind == "input":
+            return self.input_grads
+        return not (producer.kind == "embed" and not producer.opts["trainable"])
 
     def stateful_state(self, node: Node, batch: int):
         return self.executor.stateful_state(node, batch)
