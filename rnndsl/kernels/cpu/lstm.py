@@ -225,7 +225,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                 # Ht_prev_r = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
                 flush_row(dHt[b], tiny)
-                flush_row(dCt[b], tiny)
+                if not fused:                   # lstm_bptt_row flushed it already
+                    flush_row(dCt[b], tiny)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)

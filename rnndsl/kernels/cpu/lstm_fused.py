@@ -38,7 +38,7 @@ from numba.core import cgutils, config
 from numba.extending import intrinsic, overload
 
 from .activations import _TANH_CLAMP, _TANH_P, _TANH_Q, dropped_row
-from .packed import F32, I32, I64, NB, V16, aligned_scratch, emit_kloop, panel_base, row_stride
+from .packed import F32, I32, I64, NB, V16, aligned_scratch, broadcast, emit_kloop, panel_base, row_stride
 
 UNITS = NB // 4          # units per panel: the four gates of each take NB columns
 _V8 = ir.VectorType(F32, UNITS)
@@ -68,6 +68,12 @@ def _emit_tanh(builder, x):
         return r
 
     return builder.fmul(builder.fmul(x, horner(_TANH_P)), _emit_reciprocal(builder, horner(_TANH_Q)))
+
+
+def _emit_sigmoid(builder, x):
+    """sigmoid(x) = 1/2 + tanh(x/2)/2 on a vector, as activations.py computes it."""
+    half = _splat(x.type, 0.5)
+    return builder.fadd(half, builder.fmul(half, _emit_tanh(builder, builder.fmul(x, half))))
 
 
 def _fast_reciprocal() -> bool:
@@ -136,7 +142,6 @@ def _step_tile(rows: int):
             acc = emit_kloop(builder, acc, builder.gep(hp.data, [builder.mul(i0v, h_stride)]), h_stride,
                              panel_base(builder, uq, pv), Kh)
             # the gates: acc[r] = [Z_i | Z_f], [Z_c | Z_o] of the 8 units
-            half16 = _splat(V16, 0.5)
             scale = ir.Constant(V16, [1.0] * UNITS + [0.5] * UNITS)    # tanh(Z_c), tanh(Z_o / 2)
             shift = ir.Constant(V16, [0.0] * UNITS + [0.5] * UNITS)
             col = builder.mul(pv, ir.Constant(I64, UNITS))
@@ -150,8 +155,7 @@ def _step_tile(rows: int):
 
             for r in range(rows):
                 row = builder.add(i0v, ir.Constant(I64, r))
-                t0 = _emit_tanh(builder, builder.fmul(acc[r][0], half16))
-                s0 = builder.fadd(half16, builder.fmul(half16, t0))            # sigmoid(Z_i), sigmoid(Z_f)
+                s0 = _emit_sigmoid(builder, acc[r][0])                          # sigmoid(Z_i), sigmoid(Z_f)
                 t1 = _emit_tanh(builder, builder.fmul(acc[r][1], scale))
                 y1 = builder.fadd(shift, builder.fmul(scale, t1))              # tanh(Z_c), sigmoid(Z_o)
                 i_, f_ = _half(builder, s0, False), _half(builder, s0, True)
@@ -203,20 +207,16 @@ def _row_units(vecs: int):
             zero = ir.Constant(V16, [0.0] * 16)
             z, = emit_kloop(builder, [[zero] * (4 * vecs)], xa.data, ir.Constant(I64, 0),
                             builder.gep(sa.data, [col]), K, row_stride(builder, sa), cols)
-            half = _splat(V16, 0.5)
-
-            def sigmoid(v):
-                return builder.fadd(half, builder.fmul(half, _emit_tanh(builder, builder.fmul(v, half))))
 
             for v in range(vecs):
                 zi, zf, zc, zo = (z[g * vecs + v] for g in range(4))
                 at = builder.add(col, ir.Constant(I64, ROW_UNITS * v))
                 c_ptr = builder.bitcast(builder.gep(ca.data, [at]), v16p)
-                c_new = builder.fadd(builder.fmul(sigmoid(zf), builder.load(c_ptr, align=4)),
-                                     builder.fmul(sigmoid(zi), _emit_tanh(builder, zc)))
+                c_new = builder.fadd(builder.fmul(_emit_sigmoid(builder, zf), builder.load(c_ptr, align=4)),
+                                     builder.fmul(_emit_sigmoid(builder, zi), _emit_tanh(builder, zc)))
                 builder.store(c_new, c_ptr, align=4)
                 h_ptr = builder.bitcast(builder.gep(ha.data, [at]), v16p)
-                builder.store(builder.fmul(sigmoid(zo), _emit_tanh(builder, c_new)), h_ptr, align=4)
+                builder.store(builder.fmul(_emit_sigmoid(builder, zo), _emit_tanh(builder, c_new)), h_ptr, align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -380,11 +380,8 @@ def _bptt_block(width: int):
             zero = ir.Constant(I64, 0)
             gate = [builder.mul(u, ir.Constant(I64, k)) for k in range(4)]
             ld = lambda arr, off=zero: builder.load(ptr(arr, off), align=1)    # noqa: E731
-            splat = lambda x: builder.shuffle_vector(                          # noqa: E731
-                builder.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(I32, 0)),
-                ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, width), [0] * width))
             one = ir.Constant(vt, [1.0] * width)
-            tiny_v = splat(args[6])
+            tiny_v = broadcast(builder, args[6], vt)
             zv = ir.Constant(vt, [0.0] * width)
             fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]),
                                                   f"llvm.fabs.v{width}{'f32' if fty == F32 else 'f64'}")

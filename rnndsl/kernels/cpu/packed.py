@@ -71,6 +71,13 @@ F32, I32, I64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
 V16 = ir.VectorType(F32, _LANES)
 
 
+def broadcast(builder, x, vt):
+    """IR: the scalar x in every lane of a vector of type vt."""
+    undef = ir.Constant(vt, ir.Undefined)
+    lanes = ir.Constant(ir.VectorType(I32, vt.count), [0] * vt.count)
+    return builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(I32, 0)), undef, lanes)
+
+
 def row_stride(builder, arr):
     """An array struct's first stride, in floats."""
     return builder.sdiv(cgutils.unpack_tuple(builder, arr.strides, arr.strides.type.count)[0],
@@ -108,8 +115,6 @@ def _emit_loop(builder, acc, rowp, a_kstride, p_base, p_stride, cols, k0, k1, un
     """The k loop from k0 to k1 (a multiple of unroll apart), unroll steps per iteration."""
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(V16, [V16, V16, V16]),
                                          "llvm.fma.v16f32")
-    undef = ir.Constant(V16, ir.Undefined)
-    splat = ir.Constant(ir.VectorType(I32, _LANES), [0] * _LANES)
     vptr = V16.as_pointer()
     pre = builder.basic_block
     loop = builder.function.append_basic_block("kloop")
@@ -130,7 +135,7 @@ def _emit_loop(builder, acc, rowp, a_kstride, p_base, p_stride, cols, k0, k1, un
         step = []
         for r, row in enumerate(new):
             a = builder.load(builder.gep(rowp[r], [builder.mul(kd, a_kstride)]))
-            av = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(I32, 0)), undef, splat)
+            av = broadcast(builder, a, V16)
             step.append([builder.call(fma, [av, bq, aq]) for bq, aq in zip(b, row)])
         new = step
     kn = builder.add(k, ir.Constant(I64, unroll))
