@@ -52,4 +52,4 @@ class GRU(RecurrentSpec):
 
     def kernel_backward(self, saved, dout, dfinal):
         dxp, dU, dh0, db_rec = gru_backward(saved, dout, dfinal[0])
-        return dxp, dU, (dh0,), db_rec
+        return dxp, dU, (dh0,), db_rec, None, None

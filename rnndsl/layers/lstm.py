@@ -41,7 +41,7 @@ class LSTM(RecurrentSpec):
     def kernel_backward(self, saved, dout, dfinal):
         if saved.X.shape[0] == 0:
             dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
-            return dxp, dU, (dh0, dc0), None
+            return dxp, dU, (dh0, dc0), None, None, None
         # x @ W was taken inside the time loop: so are its kernel and bias gradients
         dxp, dU, dh0, dc0, dW, db = lstm_backward(saved, dout, dfinal[0], dfinal[1], weights=True)
         return dxp, dU, (dh0, dc0), None, dW, db

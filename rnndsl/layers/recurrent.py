@@ -117,8 +117,8 @@ class RecurrentSpec(LayerSpec):
     # A cell subclass adapts its compiled kernels to these two calls:
     #   kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only)
     #       -> (out, final, saved)
-    #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec), or with (dK, db_in)
-    #     appended when the kernel computed the input kernel's and input bias's gradients
+    #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec, dK, db_in), dK and
+    #     db_in (the input kernel's and input bias's gradients) None unless the kernel made them
     # inp is the input projection: {"xp": (T, B, G*u)} for all steps at once, or
     # {"xp": None, "X": X, "W": kernel, "b_in": bias} to project step by step inside the
     # kernel. init and final are state tuples; out is (T, B, u), or (1, B, u) with last_only.
@@ -190,12 +190,9 @@ class RecurrentSpec(LayerSpec):
                 out, final, saved = run(x.steps(t0, t1), final, mask, False)
 
         def backprop(dout, dfinal):
-            res = self.kernel_backward(saved, dout, dfinal)
-            dxp, dU, dinit, db_rec = res[:4]
+            dxp, dU, dinit, db_rec, dK, db_in = self.kernel_backward(saved, dout, dfinal)
             dxp2 = flat(dxp)
-            if len(res) == 6:                               # the kernel made them (lstm)
-                dK, db_in = res[4], res[5]
-            else:
+            if dK is None:                                  # not made by the kernel
                 dK = matmul(flat(X).T, dxp2)                # undo xp = X @ kernel
                 db_in = column_sums(dxp2) if bias is not None else None
             dX = None

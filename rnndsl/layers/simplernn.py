@@ -29,4 +29,4 @@ class SimpleRNN(RecurrentSpec):
 
     def kernel_backward(self, saved, dout, dfinal):
         dxp, dU, dh0 = simplernn_backward(saved, dout, dfinal[0])
-        return dxp, dU, (dh0,), None
+        return dxp, dU, (dh0,), None, None, None
