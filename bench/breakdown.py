@@ -39,6 +39,11 @@ backward projection products (dK = X^T dxp, and dX = dxp W^T unless run_cell
 was told it is not needed: a layer reading a model input in a train step) are
 big products through rnndsl's matmul after the kernel in both cases.
 
+An LSTM reading an embedding through its projected table (`inp` with ids: see
+`RecurrentSpec.table_input`) has no projection inside its kernel; its projection
+is the table product E W before it, and E^T dT, dT W^T after it in training (the
+scatter of each step's dZ rows into dT, inside the kernel, stays kernel time).
+
 The rest of the kernel time is gate math and bookkeeping (bias adds inside the
 kernels included). The remainder of a recurrent layer's own time outside its
 kernel and projection is NumPy glue (a bias pass over xp where the engine still
@@ -232,7 +237,12 @@ class Probe:
             b_in = inp.get("b_in")
         else:                                   # an older engine: xp itself
             xp, X, b_in = inp, None, None
-        if X is not None and getattr(X, "ndim", 0) == 3:
+        V = 0
+        if isinstance(inp, dict) and getattr(inp.get("ids"), "ndim", 0) == 2:
+            # an embedding's rows through its projected table (RecurrentSpec.table_input)
+            (T, B), per_step = inp["ids"].shape, False
+            F, V = self.features.get(name), inp["table"].shape[0]
+        elif X is not None and getattr(X, "ndim", 0) == 3:
             (T, B, F), per_step = X.shape, True
         elif getattr(xp, "ndim", 0) == 3:
             (T, B, _), per_step = xp.shape, False
@@ -241,9 +251,9 @@ class Probe:
             return
         self.kernels[name].append(dict(
             T=int(T), B=int(B), G=int(U.shape[1]), u=int(U.shape[0]), F=int(F) if F else 0,
-            per_step=per_step,
+            per_step=per_step, V=int(V),
             # a precomputed xp without b_in had the bias added in a pass of its own (xp += b)
-            bias_pass=(not per_step) and b_in is None and bool(opts.get("use_bias", False)),
+            bias_pass=(not per_step) and not V and b_in is None and bool(opts.get("use_bias", False)),
             direction=bool(_arg(a, k, 6, "backwards", False)),
             keep=bool(_arg(a, k, 9, "keep", True)),
             need_dx=bool(getattr(self._tl, "need_dx", True)),
@@ -418,7 +428,9 @@ class _Operands:
         self.C_dU = np.zeros((8, u + 1, G), dt)
         self.C_dW = np.zeros((8, F + 1, G), dt)
         self.K = rand(F, G) if F else None
-        if F and c["per_step"]:
+        if c["V"]:
+            self.E, self.dT = rand(c["V"], F), rand(c["V"], G)
+        elif F and c["per_step"]:
             self.X = rand(T, B, F)
             self.Kp = nb["pack"](self.K)
             self.XP = np.empty((B, pw(G, dt)), dt)
@@ -452,14 +464,15 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
         except ImportError:
             return None
         lstm = c["G"] == 4 * c["u"] and not c["dot_blocks"]
-        if not (lstm and c["per_step"] and c["F"] and nb["grads_split"] is not None
-                and (c["F"] + c["u"] + 1) * c["G"] <= MAX_LOOP_GRAD):
+        nx = c["F"] if c["per_step"] else 0           # a table's input: dU and db only
+        if not (lstm and ((c["per_step"] and c["F"]) or c["V"]) and nb["grads_split"] is not None
+                and (nx + c["u"] + 1) * c["G"] <= MAX_LOOP_GRAD):
             return None
-        return len(_rnndsl_split(c["B"], c["T"] * c["B"] * c["G"] * (c["u"] + c["F"])))
+        return len(_rnndsl_split(c["B"], c["T"] * c["B"] * c["G"] * (c["u"] + nx)))
 
     ops, cache = [], {}
     for c in calls:
-        key = tuple(c[k] for k in ("direction", "T", "B", "G", "u", "F", "per_step", "dtype", "dot_blocks"))
+        key = tuple(c[k] for k in ("direction", "T", "B", "G", "u", "F", "V", "per_step", "dtype", "dot_blocks"))
         if key not in cache:
             cache[key] = _Operands(c, rng, nb)
         ops.append((c, cache[key]))
@@ -481,7 +494,9 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
 
     def proj_fwd(g):
         for c, o in g:
-            if not c["per_step"] and c["F"]:
+            if c["V"]:
+                mm(o.E, o.K)                                # the table E W
+            elif not c["per_step"] and c["F"]:
                 mm(o.X2, o.K)
 
     def bias_fwd(g):
@@ -500,13 +515,17 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
             for kind, A, W, P, C in o.bwd:
                 _run_steps(kind == "packed", A, W, P, C, c["B"], c["T"] * c["B"] * c["G"] * c["u"])
             if in_loop(c):
-                nb["grads_split"](o.X[:, :, :0], o.H3, o.dZ3, o.C_dU, c["B"], in_loop_grads(c))
+                nb["grads_split"](o.H3[:, :, :0], o.H3, o.dZ3, o.C_dU, c["B"], in_loop_grads(c))
             else:
                 mm(o.H2.T, o.dZ2)                           # dU over all steps
 
     def proj_bwd(g):
         for c, o in kept(g):
-            if c["F"]:
+            if c["V"]:
+                mm(o.E.T, o.dT)                             # dK from the table's gradient
+                if c["need_dx"]:
+                    mm(o.dT, o.K.T)                         # dE
+            elif c["F"]:
                 if in_loop(c):                              # dK (and db) step by step
                     nb["grads_split"](o.X, o.H3[:, :, :0], o.dZ3, o.C_dW, c["B"], in_loop_grads(c))
                 else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.cpu.ops import embedding_grad
-from ..runtime.tensor import Act
+from ..runtime.tensor import Act, TableGrad
 
 from ..graph.graph import WeightSpec
 from ..graph.types import TensorType
@@ -49,13 +49,16 @@ class Embed(LayerSpec):
     def forward(self, node, W, ins, ctx, init_state=None):
         ids = ins[0].data                                         # (T, B) token ids
         E = W[0]
-        Y = np.take(E, ids, axis=0)                               # E[ids] (T, B, dim); take: 20% faster
         mask = (ids != 0).astype(np.uint8) if node.opts["mask_zero"] else None
 
         def backprop(d):
             if not node.opts["trainable"]:
                 return [None], [None], None
-            dE = embedding_grad(ids.reshape(-1), d["out"].reshape(-1, E.shape[1]), E.shape[0])
+            g = d["out"]
+            if isinstance(g, TableGrad):                          # summed by id already
+                return [None], [g.dE], None
+            dE = embedding_grad(ids.reshape(-1), g.reshape(-1, E.shape[1]), E.shape[0])
             return [None], [dE], None
 
-        return {"out": Act(Y, mask)}, backprop
+        # E[ids] (T, B, dim), made when a layer reads it (an LSTM may take E and ids instead)
+        return {"out": Act(mask=mask, gathered=(E, ids))}, backprop

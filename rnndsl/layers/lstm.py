@@ -25,6 +25,7 @@ class LSTM(RecurrentSpec):
     options = {**GATED_OPTIONS, "unit_forget_bias": Opt("bool", True)}
     gates = 4
     state_names = ("h", "c")
+    takes_table = True
 
     def bias_init(self, opts) -> str:
         return "unit_forget_bias" if opts.get("unit_forget_bias", True) else "zeros"
@@ -42,6 +43,7 @@ class LSTM(RecurrentSpec):
         if saved.X.shape[0] == 0:
             dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
             return dxp, dU, (dh0, dc0), None, None, None
-        # x @ W was taken inside the time loop: so are its kernel and bias gradients
+        # x @ W (or the table's rows) was taken inside the time loop: so are its kernel's (the
+        # table's) and bias gradients
         dxp, dU, dh0, dc0, dW, db = lstm_backward(saved, dout, dfinal[0], dfinal[1], weights=True)
         return dxp, dU, (dh0, dc0), None, dW, db

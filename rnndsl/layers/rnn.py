@@ -202,10 +202,11 @@ class RNN(RecurrentSpec):
             return [F]
         return [W[plan.input_weight[k]].shape[0] for k in range(len(cell.inputs))]
 
-    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True):
+    def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True,
+                 sole_reader: bool = False):
         """Run the cell over x: (out (T, B, u) in processing order, final states, backprop).
-        The input gradient is always computed (need_dx is accepted for the common signature):
-        the generated backward produces it with the weight gradients."""
+        The input gradient is always computed (need_dx and sole_reader are accepted for the
+        common signature): the generated backward produces it with the weight gradients."""
         cell = opts["cell"]
         X = x.data
         T, B, F = X.shape

@@ -41,6 +41,11 @@ class RunCtx:
             return self.input_grads
         return not (producer.kind == "embed" and not producer.opts["trainable"])
 
+    def sole_reader(self, node: Node, ref) -> bool:
+        """Whether node is the only one to read this value (no other layer, no model
+        output): its gradient is then node's alone, in whatever form node gives it."""
+        return self.executor.readers.get((ref.node, ref.port)) == [node.id]
+
     def stateful_state(self, node: Node, batch: int):
         return self.executor.stateful_state(node, batch)
 
@@ -73,6 +78,12 @@ class Executor:
         self.reset_to: dict[int, tuple] = {}
         self.rng = np.random.default_rng([seed, 1])
         self.vocab_limits = self._vocab_limits()
+        self.readers: dict[tuple, list] = {}          # (node, port) -> ids of the layers reading it
+        for n in graph.nodes:
+            for r in n.inputs:
+                self.readers.setdefault((r.node, r.port), []).append(n.id)
+        for o in graph.outputs:
+            self.readers.setdefault((o.ref.node, o.ref.port), []).append(-1)
 
     # --- weights (host arrays here; a device executor copies) ----------------------------
     def read_weights(self) -> list[np.ndarray]:

@@ -19,15 +19,22 @@ class Act:
     A model's float sequence input arrives batch-major (B, T, F); it is kept that way
     (``batch_major``) and made time-major only when a layer asks for ``data``, so that
     a recurrent layer can instead take it a chunk of steps at a time (``steps``) and
-    inference memory does not grow with the sequence length."""
+    inference memory does not grow with the sequence length.
 
-    __slots__ = ("_data", "mask", "batch_major")
+    An embedding's output is kept as the table and the ids (``gathered``: data =
+    E[ids]) until a layer asks for ``data``: an LSTM reading it may instead project the
+    table once (see layers/recurrent.py) and never make the (T, B, dim) rows."""
 
-    def __init__(self, data=None, mask=None, batch_major=None):
-        self._data, self.mask, self.batch_major = data, mask, batch_major
+    __slots__ = ("_data", "mask", "batch_major", "gathered")
+
+    def __init__(self, data=None, mask=None, batch_major=None, gathered=None):
+        self._data, self.mask, self.batch_major, self.gathered = data, mask, batch_major, gathered
 
     @property
     def data(self) -> np.ndarray:
+        if self._data is None and self.gathered is not None:
+            E, ids = self.gathered
+            self._data = np.take(E, ids, axis=0)          # E[ids]; take: 20% faster
         if self._data is None:
             B, T, F = self.batch_major.shape
             self._data = buffers.empty((T, B, F), self.batch_major.dtype)
@@ -37,6 +44,9 @@ class Act:
     @property
     def shape(self) -> tuple:
         """The (time-major) shape of data, without making it."""
+        if self._data is None and self.gathered is not None:
+            E, ids = self.gathered
+            return ids.shape + E.shape[1:]
         if self._data is None:
             B, T, F = self.batch_major.shape
             return (T, B, F)
@@ -45,13 +55,13 @@ class Act:
     def view(self) -> np.ndarray:
         """data, or (not made yet) a time-major view of batch_major: no copy; its rows
         are strided, which the kernels' per-step products read in place."""
-        if self._data is None:
+        if self._data is None and self.gathered is None:
             return self.batch_major.transpose(1, 0, 2)
-        return self._data
+        return self.data
 
     def steps(self, t0: int, t1: int) -> np.ndarray:
         """data[t0:t1], time-major and contiguous."""
-        if self._data is None and (t1 - t0) < self.batch_major.shape[1]:
+        if self._data is None and self.gathered is None and (t1 - t0) < self.batch_major.shape[1]:
             return np.ascontiguousarray(self.batch_major[:, t0:t1].transpose(1, 0, 2))
         return self.data[t0:t1]
 
@@ -63,6 +73,16 @@ class Act:
 
     def __repr__(self) -> str:
         return f"Act(shape={self.shape}, masked={self.mask is not None})"
+
+
+class TableGrad:
+    """The gradient of a gathered Act (data = E[ids]) already summed by id: dE (vocab, dim),
+    what the embedding's backward would make of the rows' gradient."""
+
+    __slots__ = ("dE",)
+
+    def __init__(self, dE: np.ndarray):
+        self.dE = dE
 
 
 def flat(a: np.ndarray) -> np.ndarray:

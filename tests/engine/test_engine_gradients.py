@@ -137,6 +137,45 @@ def test_frozen_embedding_has_no_gradient():
     assert m.loss_and_gradients(ids, Y)[1][0] is None
 
 
+@pytest.fixture
+def table_calls(monkeypatch):
+    """Counts the recurrent layers that read an embedding through its projected table."""
+    import rnndsl.layers.recurrent as rec
+    calls = []
+    orig = rec.RecurrentSpec.table_input
+
+    def spy(self, *a, **k):
+        r = orig(self, *a, **k)
+        calls.append(r is not None)
+        return r
+
+    monkeypatch.setattr(rec.RecurrentSpec, "table_input", spy)
+    return calls
+
+
+@pytest.mark.parametrize("body", ["lstm(3)", "lstm(3, seq, go_backwards=true)", "lstm(3, use_bias=false)",
+                                  "lstm(3, recurrent_dropout=0.3)",
+                                  'lstm(3, activation=relu, recurrent_activation="hard_sigmoid")'])
+def test_lstm_reading_an_embedding_through_its_table(table_calls, body):
+    """A vocabulary of at most half the rows: the LSTM projects the table E W + b once and
+    reads rows of it; dW = E^T dT and dE = dT W^T from the table's gradient dT."""
+    ids = R.integers(0, 4, (3, 6))
+    check(f"embed(4, 2) | {body} | dense(3)", ids, YSEQ[:, :1].repeat(6, 1) if "seq" in body else Y)
+    assert table_calls and all(table_calls)
+
+
+def test_masked_lstm_through_the_table_and_a_shared_embedding_without(table_calls):
+    ids = np.array([[3, 1, 2, 0, 0, 0], [1, 2, 3, 1, 2, 3], [2, 0, 0, 0, 0, 0]])
+    check("embed(4, 2, mask_zero=true) | lstm(3, seq, zero_output_for_mask=true) | dense(3)", ids,
+          YSEQ[:, :1].repeat(6, 1))
+    assert table_calls == [True] * len(table_calls)
+    table_calls.clear()
+    # the embedding read by two layers (and a bidirectional one): its rows, no table
+    check("input x: int[?]\ne = x | embed(4, 2)\na = e | lstm(2)\nb = e | bilstm(2)\noutput concat(a, b) | dense(3)",
+          ids, Y)
+    assert table_calls and not any(table_calls)
+
+
 def test_encoder_decoder_state_edge():
     src, tgt = R.integers(1, 8, (3, 5)), R.integers(1, 9, (3, 4))
     check("input src: int[?]\ninput tgt: int[?]\nenc = src | embed(8, 2) | lstm(3, state)\n"

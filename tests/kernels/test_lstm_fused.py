@@ -165,3 +165,67 @@ def test_generic_cpu_build(tmp_path):
     env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("T,B,u,V,keep", [(4, 13, 8, 5, True), (3, 9, 24, 7, True), (5, 11, 16, 3, False),
+                                          (4, 6, 13, 9, False), (3, 10, 5, 4, True)])
+@pytest.mark.parametrize("backwards", [False, True])
+def test_table_rows_match_the_embedded_input(forced_split, T, B, u, V, keep, backwards):
+    """ids and table = E W + b (an embedding read through its projected table) against X =
+    E[ids] with W and b: the same outputs and gradients, the table's gradient dT giving
+    dW = E^T dT and db = sum dT, float32 (the fused steps where u is a multiple of 8; the
+    gate loops else) and float64, on one thread and split across workers."""
+    rng = np.random.default_rng(T * B + u)
+    _, W, U, b, h0, c0 = _case(T, B, 3, u, seed=V)
+    E = rng.normal(size=(V, 3)).astype(np.float32)
+    ids = rng.integers(0, V, (T, B))
+    dout = rng.normal(size=(T, B, u)).astype(np.float32)
+    for dt in (np.float32, np.float64):
+        Ed, Wd, Ud, bd, h, c = (a.astype(dt) for a in (E, W, U, b, h0, c0))
+        tol = dict(atol=3e-5, rtol=1e-4) if dt == np.float32 else dict(atol=1e-12, rtol=1e-12)
+
+        def run(table):
+            def go():
+                kw = dict(ids=ids, table=Ed @ Wd + bd) if table else dict(X=Ed[ids], W=Wd, b_in=bd)
+                out, hT, cT, sv = lstm_forward(None, Ud, h, c, keep=keep, backwards=backwards, **kw)
+                if not keep:
+                    return out, hT, cT
+                return (out, hT, cT) + lstm_backward(sv, dout.astype(dt), weights=True)[1:]
+            return go
+
+        want = run(False)()
+        for got in forced_split(run(True)):
+            if keep:
+                dT = got[-2]
+                assert dT.shape == (V, 4 * u)
+                got = got[:-2] + (Ed.T @ dT, got[-1])
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, **tol)
+
+
+def test_table_ids_out_of_range_are_refused():
+    _, W, U, b, h0, c0 = _case(2, 3, 3, 8)
+    with pytest.raises(ValueError, match="ids must lie in 0..3"):
+        lstm_forward(None, U, h0, c0, ids=np.array([[0, 1, 4], [0, 0, 0]]), table=np.zeros((4, 32), np.float32))
+
+
+@pytest.mark.parametrize("body", ["lstm(16)", "lstm(16, seq, go_backwards=true) | lstm(8)"])
+def test_model_through_the_table_matches_the_rows(monkeypatch, body):
+    """A float32 model whose LSTM reads its embedding through the projected table: the same
+    predictions, loss and gradients as reading the rows E[ids] (takes_table off)."""
+    import rnndsl
+    from rnndsl.layers.lstm import LSTM
+
+    ids = np.random.default_rng(0).integers(0, 20, (8, 12))
+    y = np.arange(8) % 3
+    res = []
+    for table in (True, False):
+        monkeypatch.setattr(LSTM, "takes_table", table)
+        m = rnndsl.compile(f"embed(20, 4) | {body} | dense(3)", seed=3)
+        loss, grads = m.loss_and_gradients(ids, y)
+        res.append((m.predict(ids), loss, grads))
+    (p1, l1, g1), (p2, l2, g2) = res
+    np.testing.assert_allclose(p1, p2, atol=1e-5)
+    np.testing.assert_allclose(l1, l2, rtol=1e-5)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)

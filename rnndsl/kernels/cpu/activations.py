@@ -317,6 +317,19 @@ def input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1):
 
 
 @njit(inline="always")
+def table_rows(table, ids, XP, t, b0, b1):
+    """Rows b0..b1 of step t's input projection when the input is an embedding's rows:
+    row ids[t, b] of table = E W + b_in (the embedding projected once; see
+    layers/recurrent.py), copied to the worker's scratch XP like input_rows'."""
+    G = table.shape[1]
+    for b in range(b0, b1):
+        src = table[ids[t, b]]
+        for j in range(G):
+            XP[b, j] = src[j]
+    return XP
+
+
+@njit(inline="always")
 def scratch_cols(n, P):
     """Width of a rows_matmul output for n columns against the packed P (see packed.py)."""
     return n if P.shape[0] == 0 else P.shape[0] * P.shape[2]

@@ -45,6 +45,7 @@ from .activations import (
     prepare_forward,
     smallest_normal as _tiny,
     input_rows,
+    table_rows,
     out_index,
     scratch_cols,
     sigmoid_,
@@ -71,6 +72,8 @@ class LSTMSaved(NamedTuple):
     c_prev: np.ndarray   # (T, B, u) C_{t-1}
     tanh_c: np.ndarray   # (T, B, u) a(C_t) of the candidate C_t
     X: np.ndarray        # (T, B, F) the per-step input, or empty (xp was given)
+    ids: np.ndarray      # (T, B) the table rows read (the input was a table's rows), or empty
+    vocab: int           # the table's rows
 
 
 @njit(inline="always")
@@ -90,21 +93,23 @@ def infer_row(x, z, C, H, u):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+def lstm_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                         out, gates, h_rec, c_prev, tanh_c, b0, b1):
-    """Rows b0..b1 of every step. The input projection is xp, or X @ W + b_in step by
-    step (input_rows); Ht, Ct hold h0, c0 and end as hT, cT. The saved arrays have T
-    steps when backward will run, else 1 (scratch, overwritten each step); out has T
-    steps or 1 (the last output only)."""
+    """Rows b0..b1 of every step. The input projection is xp, X @ W + b_in step by step
+    (input_rows), or, with ids (T, B) not empty, rows of table (table_rows); Ht, Ct hold
+    h0, c0 and end as hT, cT. The saved arrays have T steps when backward will run, else
+    1 (scratch, overwritten each step); out has T steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
     B, G = Ht.shape[0], U.shape[1]
     u = G // 4
     dt = Ht.dtype
     keep = gates.shape[0] == T
+    by_id = ids.shape[0] > 0
     if (act == TANH and ract == SIGMOID and mask.shape[0] == 0 and X.shape[0] != 0 and Ht.itemsize == 4
-            and (not keep or u % 8 == 0)):
+            and (u % 8 == 0 or not (keep or by_id))):
         # float32, the common case: gate math in the product's epilogue (lstm_fused.py)
-        lstm_fused_rows(X, W, b_in, U, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c, b0, b1)
+        lstm_fused_rows(X, W, b_in, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
+                        b0, b1)
         return
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
@@ -115,7 +120,7 @@ def lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backw
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
-        xt = input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1)
+        xt = table_rows(table, ids, XP, t, b0, b1) if by_id else input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
         rows_matmul(h_rec[k, b0:b1], U, Up, Zr[b0:b1])
@@ -147,11 +152,12 @@ def lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backw
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, X, dout, dHt, dCt, dxp, dWU, tiny, b0, b1):
+                         gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, tiny, b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
     rows' share of the weight gradients to dWU (F' + u + 1, 4u): [dW; dU; db], dW only when
     F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache;
-    dWU with no rows: none (the caller takes products over all steps)."""
+    dWU with no rows: none (the caller takes products over all steps). With ids (T, B) not
+    empty (the input was rows of a table), adds each row's dZ to its row of dtable (V, 4u)."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
@@ -204,6 +210,10 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             flush_row(dZt, tiny)
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
         rows_matmul(dxp[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
+        if ids.shape[0] > 0:
+            # Z = table[ids[t]] + ...: each row's dZ goes to the table row it read
+            for b in range(b0, b1):
+                add_row(dtable[ids[t, b]], dxp[t, b])
         # Z = x_t @ W + Ht_prev_r @ U + b: rows of X^T dZ, H^T dZ, sum dZ, two steps a pass
         # (this one and the one kept pending), so the accumulator is read and written half
         # as often
@@ -230,34 +240,43 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_split(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+def lstm_forward_split(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                        out, gates, h_rec, c_prev, tanh_c, rows, parts):
     """lstm_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        lstm_forward_kernel(xp, X, W, b_in, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
+        lstm_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
                             out, gates, h_rec, c_prev, tanh_c, b0, b1)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
-                        gates, h_rec, c_prev, tanh_c, X, dout, dHt, dCt, dxp, dWU, tiny, rows, parts):
+                        gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, tiny, rows,
+                        parts):
     """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool),
-    part p adding to dWU[p]."""
+    part p adding to dWU[p] and dtable[p]."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
         lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                             gates, h_rec, c_prev, tanh_c, X, dout, dHt, dCt, dxp, dWU[p], tiny, b0, b1)
+                             gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU[p], dtable[p], tiny,
+                             b0, b1)
 
 
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  recurrent_activation="sigmoid", backwards=False,
-                 zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False):
-    """Run an LSTM over time-major xp (T,B,4u), or over X (T,B,F) projected step by step
-    (xp=None; xp[t] = X[t] @ W + b_in). Returns (out, hT, cT, saved): out is (T,B,u), or
-    (1,B,u) with last_only; saved is None with keep=False (inference: nothing kept)."""
+                 zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False,
+                 ids=None, table=None):
+    """Run an LSTM over time-major xp (T,B,4u), over X (T,B,F) projected step by step
+    (xp=None; xp[t] = X[t] @ W + b_in), or over rows of a table (xp=None; xp[t, b] =
+    table[ids[t, b]], table (V, 4u) = E W + b for an embedding E read at ids (T, B)).
+    Returns (out, hT, cT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is
+    None with keep=False (inference: nothing kept)."""
+    if ids is not None:
+        ids, table, X, W = _table_input(ids, table, U)
     inputs, U, (h0, c0), mask, rmask = prepare_forward(
         xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask, X, W, b_in)
+    if ids is None:
+        ids, table = np.zeros((0, 0), np.int64), np.zeros((0, 0), h0.dtype)
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
     T = inputs[-1]
@@ -270,11 +289,27 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     run_rows(lstm_forward_kernel, lstm_forward_split,
-             (*inputs[:-1], U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
+             (*inputs[:-1], ids, table, U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
               out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + inputs[2].shape[0]))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
-                      gates, h_rec, c_prev, tanh_c, inputs[1]) if keep else None
+                      gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
     return out, hT, cT, saved
+
+
+def _table_input(ids, table, U):
+    """Checked (ids, table) and the stand-ins for X and W (no columns) that go with them."""
+    table = np.asarray(table)
+    if table.dtype not in (np.float32, np.float64) or table.ndim != 2 or table.shape[1] != 4 * np.shape(U)[0]:
+        raise ValueError(f"table must be a float32 or float64 (vocab, 4*units) array, got {table.dtype} "
+                         f"{table.shape}")
+    ids = np.ascontiguousarray(ids, np.int64)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be (T, B), got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise ValueError(f"ids must lie in 0..{table.shape[0] - 1}, got {ids.min()}..{ids.max()}")
+    T, B = ids.shape
+    dt = table.dtype
+    return ids, np.ascontiguousarray(table), np.empty((T, B, 0), dt), np.empty((0, table.shape[1]), dt)
 
 
 # Largest [dW; dU; db] (floats) accumulated inside the time loop: it is read and written
@@ -286,7 +321,8 @@ MAX_LOOP_GRAD = 160_000
 
 def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
     """Gradients of the loss.  Returns (dxp, dU, dh0, dc0), and with weights (the forward
-    had X) also (dW, db): the gradients of W and of the input bias. For layers up to
+    had X, or a table) also (dW, db): the gradients of W, or of the table, and of the input
+    bias (with a table: the part of it that reached the table). For layers up to
     MAX_LOOP_GRAD they are computed inside the time loop (a worker's rows of one step at a
     time, while dZ_t is in cache: 2x faster than products over all steps at mnist's or
     seq2seq's sizes, which BLAS runs at ~120 GFLOP/s a core); else by those products.
@@ -307,9 +343,11 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
     parts = len(chunks(B, T * B * G * (u + nx)))
     in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD
     dWU = np.zeros((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)
+    by_id = saved.ids.shape[0] > 0
+    dtable = np.zeros((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
-            saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, dout, dh0, dc0,
-            dxp, dWU if parts > 1 else dWU[0], _tiny(dxp))
+            saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
+            dh0, dc0, dxp, dWU if parts > 1 else dWU[0], dtable if parts > 1 else dtable[0], _tiny(dxp))
     if parts == 1:
         lstm_backward_kernel(*args, 0, B)
     else:
@@ -324,5 +362,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
         if weights:
             dW, db = matmul(X.reshape(T * B, nx).T, dZ), column_sums(dZ)
     if weights:
+        if by_id:
+            dW = dtable.sum(axis=0) if parts > 1 else dtable[0]
         return dxp, dU, dh0, dc0, dW, db
     return dxp, dU, dh0, dc0

@@ -111,8 +111,11 @@ def _half(builder, v, hi):
 
 
 def _step_tile(rows: int):
-    """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p): rows i0..i0+rows, units
-    8p..8p+7 of one step. Z's 32 columns come from X @ Wq[p] + Hp @ Uq[p] + bq[p]; C is
+    """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p): rows i0..i0+rows,
+    units 8p..8p+7 of one step. Z's 32 columns come from bt[ids[r]] + X @ Wq[p] + Hp @ Uq[p],
+    bt being rows of four gate blocks (R, 4 ub), ub >= u a multiple of 8: the bias (one row,
+    ids all zero), or a table of x W + b (an embedding's rows projected: X then has no
+    columns). C is
     updated in place and H_t written to Hn (which must not be Hp: the other panels still read
     it). When Gs has rows (training), what backward reads is stored too, in lstm.py's layout:
     the gates I, F, G, O to Gs (rows of 4u, gate blocks: needs u a multiple of 8), C_{t-1} to
@@ -120,23 +123,31 @@ def _step_tile(rows: int):
     nv = NB // 16
 
     @intrinsic
-    def tile(typingctx, Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p):
-        sig = types.void(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, types.intp, types.intp)
+    def tile(typingctx, Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p):
+        sig = types.void(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:10], args[:10])]
-            hn, c, x, wq, hp, uq, bq_, gs, cp, tc = arrs
-            i0v, pv = args[10], args[11]
-            v16p, v8p = V16.as_pointer(), _V8.as_pointer()
+            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:11], args[:11])]
+            hn, c, x, wq, hp, uq, bt_, ids_, gs, cp, tc = arrs
+            i0v, pv = args[11], args[12]
+            v8p = _V8.as_pointer()
             x_stride, h_stride = row_stride(builder, x), row_stride(builder, hp)
             c_stride, hn_stride = row_stride(builder, c), row_stride(builder, hn)
             Kx = cgutils.unpack_tuple(builder, wq.shape, 3)[1]
             Kh = cgutils.unpack_tuple(builder, uq.shape, 3)[1]
-            # Z = b + X @ Wq[p] + Hp @ Uq[p]
-            b_base = builder.gep(bq_.data, [builder.mul(pv, ir.Constant(I64, NB))])
-            bias = [builder.load(builder.bitcast(builder.gep(b_base, [ir.Constant(I64, 16 * q)]), v16p), align=4)
-                    for q in range(nv)]
-            acc = [list(bias) for _ in range(rows)]
+            # Z = bt[ids[r]] + X @ Wq[p] + Hp @ Uq[p]; the row of bt as [Z_i | Z_f], [Z_c | Z_o]
+            col = builder.mul(pv, ir.Constant(I64, UNITS))
+            ub = builder.sdiv(cgutils.unpack_tuple(builder, bt_.shape, 2)[1], ir.Constant(I64, 4))
+            blocks = [builder.add(builder.mul(ub, ir.Constant(I64, g)), col) for g in range(4)]
+            join = ir.Constant(ir.VectorType(I32, 16), list(range(16)))
+            acc = []
+            for r in range(rows):
+                idx = builder.load(builder.gep(ids_.data, [builder.add(i0v, ir.Constant(I64, r))]))
+                if idx.type != I64:
+                    idx = builder.sext(idx, I64)
+                base = builder.gep(bt_.data, [builder.mul(idx, row_stride(builder, bt_))])
+                q = [builder.load(builder.bitcast(builder.gep(base, [k]), v8p), align=4) for k in blocks]
+                acc.append([builder.shuffle_vector(q[2 * h], q[2 * h + 1], join) for h in range(nv)])
             acc = emit_kloop(builder, acc, builder.gep(x.data, [builder.mul(i0v, x_stride)]), x_stride,
                              panel_base(builder, wq, pv), Kx)
             acc = emit_kloop(builder, acc, builder.gep(hp.data, [builder.mul(i0v, h_stride)]), h_stride,
@@ -144,7 +155,6 @@ def _step_tile(rows: int):
             # the gates: acc[r] = [Z_i | Z_f], [Z_c | Z_o] of the 8 units
             scale = ir.Constant(V16, [1.0] * UNITS + [0.5] * UNITS)    # tanh(Z_c), tanh(Z_o / 2)
             shift = ir.Constant(V16, [0.0] * UNITS + [0.5] * UNITS)
-            col = builder.mul(pv, ir.Constant(I64, UNITS))
             save = builder.icmp_signed("!=", cgutils.unpack_tuple(builder, gs.shape, 2)[0], ir.Constant(I64, 0))
             g_stride, cp_stride, tc_stride = row_stride(builder, gs), row_stride(builder, cp), row_stride(builder, tc)
             u = builder.sdiv(cgutils.unpack_tuple(builder, gs.shape, 2)[1], ir.Constant(I64, 4))
@@ -248,35 +258,47 @@ def _lstm_row_step(xh, S, h, c):
     return impl
 
 
-def lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
-    """One step of a few rows: C, Hn[:, :8 panels] from X (rows, F), Hp (rows, >= u) and the
-    interleaved packing (``packed_gates``). C and Hn are (rows, 8 panels) scratch: the units
-    past u stay zero. Gs, CP, TC (rows, 4u), (rows, u), (rows, u): where to save the gates,
-    C_{t-1} and tanh(C_t) for backward (u a multiple of 8), or empty: nothing saved. Compiled
-    code only."""
+def lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC):
+    """One step of a few rows: C, Hn[:, :8 panels] from X (rows, F), Hp (rows, >= u), the
+    interleaved packing (``packed_gates``) and the rows ids (rows,) of bt (R, 4 ub): the
+    padded bias (``gate_blocks``) or a projected embedding table (see _step_tile). C and Hn
+    are (rows, 8 panels) scratch: the units past u stay zero. Gs, CP, TC (rows, 4u), (rows,
+    u), (rows, u): where to save the gates, C_{t-1} and tanh(C_t) for backward (u a multiple
+    of 8), or empty: nothing saved. Compiled code only."""
 
 
 @overload(lstm_step_rows, jit_options=dict(error_model="numpy"))
-def _lstm_step_rows(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
+def _lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC):
     if getattr(X, "dtype", None) != types.float32:
-        return lambda X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC: None
+        return lambda X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC: None
 
-    def impl(X, Wq, Hp, Uq, bq, C, Hn, Gs, CP, TC):
+    def impl(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC):
         M = Hp.shape[0]
         for p in range(Uq.shape[0]):          # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
-                _step8(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step8(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
                 i0 += 8
             if i0 + 4 <= M:
-                _step4(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step4(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
                 i0 += 4
             if i0 + 2 <= M:
-                _step2(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step2(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
                 i0 += 2
             if i0 < M:
-                _step1(Hn, C, X, Wq, Hp, Uq, bq, Gs, CP, TC, i0, p)
+                _step1(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
     return impl
+
+
+@njit(inline="always")
+def gate_blocks(b, ub):
+    """The bias b (4u,) as one row of four gate blocks of ub >= u columns, zero past u."""
+    u = b.shape[0] // 4
+    out = np.zeros((1, 4 * ub), b.dtype)
+    for g in range(4):
+        for j in range(u):
+            out[0, g * ub + j] = b[g * u + j]
+    return out
 
 
 @njit(inline="always")
@@ -297,20 +319,25 @@ def packed_gates(M):
 
 
 @njit(inline="always")
-def lstm_fused_rows(X, W, b, U, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c, b0, b1):
+def lstm_fused_rows(X, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
+                    b0, b1):
     """Rows b0..b1 of an LSTM run, one fused step per time step (float32, default activations,
-    no mask, per-step input X (T, B, F)). Ht, Ct hold h0, c0 and end as hT, cT; out keeps
-    every step, or one row (the last output). With gates of T steps (training; u a multiple
-    of 8) the step saves what lstm_backward_kernel reads: gates, h_rec = H_{t-1} * rmask (the
-    product's input), c_prev, tanh_c; else gates is a 1-step scratch and nothing is saved."""
+    no mask). The input term of Z is x_t W + b from a per-step input X (T, B, F), or, with
+    ids (T, B) not empty, row ids[t, b] of table (V, 4u) = E W + b (u a multiple of 8; X has
+    no columns). Ht, Ct hold h0, c0 and end as hT, cT; out keeps every step, or one row (the
+    last output). With gates of T steps (training; u a multiple of 8) the step saves what
+    lstm_backward_kernel reads: gates, h_rec = H_{t-1} * rmask (the product's input), c_prev,
+    tanh_c; else gates is a 1-step scratch and nothing is saved."""
     T = X.shape[0]
     u = Ht.shape[1]
     M = b1 - b0
     dt = Ht.dtype
     keep = gates.shape[0] == T
     Wq, Uq = packed_gates(W), packed_gates(U)
-    bq = packed_gates(b.reshape((1, b.shape[0])))[:, 0, :]
     width = Uq.shape[0] * UNITS
+    by_id = ids.shape[0] > 0
+    bt = table if by_id else gate_blocks(b, width)
+    row0 = np.zeros((1, b1), ids.dtype)           # the bias's row, for every row
     Hs = aligned_scratch(2 * M, width, dt)        # H_{t-1} and H_t, swapping each step
     Cs = aligned_scratch(M, width, dt)
     none = Cs[:0]
@@ -325,13 +352,15 @@ def lstm_fused_rows(X, W, b, U, Ht, Ct, rmask, backwards, out, gates, h_rec, c_p
         t = T - 1 - s if backwards else s
         cur = (s % 2) * M
         nxt = M - cur
+        rows = ids[t, b0:b1] if by_id else row0[0, b0:b1]
         if keep:
             for r in range(M):
                 dropped_row(h_rec[t, b0 + r], Hs[cur + r, :u], rmask, b0 + r)
-            lstm_step_rows(X[t, b0:b1], Wq, h_rec[t, b0:b1], Uq, bq, Cs, Hs[nxt:nxt + M],
+            lstm_step_rows(X[t, b0:b1], Wq, h_rec[t, b0:b1], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
                            gates[t, b0:b1], c_prev[t, b0:b1], tanh_c[t, b0:b1])
         else:
-            lstm_step_rows(X[t, b0:b1], Wq, Hs[cur:cur + M], Uq, bq, Cs, Hs[nxt:nxt + M], none, none, none)
+            lstm_step_rows(X[t, b0:b1], Wq, Hs[cur:cur + M], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
+                           none, none, none)
         if not last or s == T - 1:
             o = 0 if last else s
             for r in range(M):
