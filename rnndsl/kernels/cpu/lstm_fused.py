@@ -258,9 +258,9 @@ def _lstm_row_step(xh, S, h, c):
     return impl
 
 
-def lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC):
-    """One step of a few rows: C, Hn[:, :8 panels] from X (rows, F), Hp (rows, >= u), the
-    interleaved packing (``packed_gates``) and the rows ids (rows,) of bt (R, 4 ub): the
+def lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
+    """One step of a few rows, panels p0..p1 (units 8 p0 .. 8 p1 - 1): C, Hn[:, :8 panels]
+    from X (rows, F), Hp (rows, >= u), the interleaved packing (``packed_gates``) and the rows ids (rows,) of bt (R, 4 ub): the
     padded bias (``gate_blocks``) or a projected embedding table (see _step_tile). C and Hn
     are (rows, 8 panels) scratch: the units past u stay zero. Gs, CP, TC (rows, 4u), (rows,
     u), (rows, u): where to save the gates, C_{t-1} and tanh(C_t) for backward (u a multiple
@@ -268,13 +268,13 @@ def lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC):
 
 
 @overload(lstm_step_rows, jit_options=dict(error_model="numpy"))
-def _lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC):
+def _lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
     if getattr(X, "dtype", None) != types.float32:
-        return lambda X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC: None
+        return lambda X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1: None
 
-    def impl(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC):
+    def impl(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
         M = Hp.shape[0]
-        for p in range(Uq.shape[0]):          # each panel stays in cache while all rows pass
+        for p in range(p0, p1):               # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
                 _step8(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
@@ -305,17 +305,30 @@ def gate_blocks(b, ub):
 def packed_gates(M):
     """M (K, 4u) in gate blocks [i | f | c | o] as panels (ceil(u/8), K, 32): panel p is
     [i, f, c, o] of units 8p..8p+7, zero past u; aligned like packed()."""
+    P = gate_panels_empty(M)
+    fill_gate_panels(M, P, 0, P.shape[0])
+    return P
+
+
+@njit(inline="always")
+def gate_panels_empty(M):
+    """The uninitialised (ceil(u/8), K, 32) panels of packed_gates(M)."""
+    K, G = M.shape
+    n = (G // 4 + UNITS - 1) // UNITS
+    return aligned_scratch(n * K, NB, M.dtype).reshape((n, K, NB))
+
+
+@njit(inline="always")
+def fill_gate_panels(M, P, p0, p1):
+    """Panels p0..p1 of packed_gates(M) into P."""
     K, G = M.shape
     u = G // 4
-    n = (u + UNITS - 1) // UNITS
-    P = aligned_scratch(n * K, NB, M.dtype).reshape((n, K, NB))
-    P[:] = 0
-    for p in range(n):
+    for p in range(p0, p1):
+        P[p] = 0
         for k in range(K):
             for g in range(4):
                 for j in range(min(UNITS, u - p * UNITS)):
                     P[p, k, g * UNITS + j] = M[k, g * u + p * UNITS + j]
-    return P
 
 
 @njit(inline="always")
@@ -357,10 +370,10 @@ def lstm_fused_rows(X, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates
             for r in range(M):
                 dropped_row(h_rec[t, b0 + r], Hs[cur + r, :u], rmask, b0 + r)
             lstm_step_rows(X[t, b0:b1], Wq, h_rec[t, b0:b1], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
-                           gates[t, b0:b1], c_prev[t, b0:b1], tanh_c[t, b0:b1])
+                           gates[t, b0:b1], c_prev[t, b0:b1], tanh_c[t, b0:b1], 0, Uq.shape[0])
         else:
             lstm_step_rows(X[t, b0:b1], Wq, Hs[cur:cur + M], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
-                           none, none, none)
+                           none, none, none, 0, Uq.shape[0])
         if not last or s == T - 1:
             o = 0 if last else s
             for r in range(M):
