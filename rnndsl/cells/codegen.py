@@ -575,7 +575,8 @@ class _Gen:
         s(f"def cell_backward({', '.join(self.backward_args())}):")
         s.indent()
         s('"""Rows b0..b1, back through the steps. dS0.. hold the final-state gradients and end as')
-        s("the initial-state ones; the gradient arrays (zeros on entry) are added to." + '"""')
+        s("the initial-state ones. The per-step gradient arrays (dxp, dXl, dM) are written step by")
+        s("step, their rows zeroed first; dV (zeros on entry) is added to." + '"""')
         self.prologue()
         for g in p.groups:
             s(f"WTp{g.index} = packed(WT{g.index})    # for rows_matmul, packed by this worker")
@@ -588,6 +589,12 @@ class _Gen:
         s("for s in range(T - 1, -1, -1):")
         s.indent()
         s("t = T - 1 - s if backwards else s")
+        per_step = [f"d{g.name}" for g in p.hoisted] + [f"dXl{k}" for k in p.loop_inputs] \
+            + [f"dM{g.index}" for g in p.groups if g.index not in p.alias]
+        if per_step:
+            s("# this step's rows of the per-step gradients start at zero, in cache, then are added to")
+            for name in per_step:
+                s(f"{name}[t, b0:b1] = k0")
         s("# the output of this step was the first state (or zeros at a masked step)")
         s(ROWS)
         s(f"    if {_real()} or not zero_output:")

@@ -11,6 +11,11 @@ Backward: cell_backward gives dxp_k, the per-step product gradients dM_g, the
 
 Arrays are time-major: X_k (T, B, F_k), states (B, u), out (T, B, u) in
 processing order (reversed with go_backwards).
+
+A one-input cell reading an embedding's rows X = E[ids] may be given the table
+instead (``table=(E, ids)``): then xp = (E @ W)[ids], and backward sums dxp's rows
+by id into dT (V, G) to take dW = E^T dT and dE = dT W^T (a TableGrad), V rows
+in each product instead of T*B.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels.cpu import buffers
+from ..kernels.cpu.ops import gather_rows, rows_by_id
 from ..kernels.cpu.parallel import column_sums, matmul, run_rows
+from ..runtime.tensor import TableGrad
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -46,6 +53,7 @@ class CellTape:
     zero_out: bool
     saved: tuple
     shapes: list
+    table: tuple | None = None
 
 
 def _mask_arrays(mask, rmask, T, B, u, dtype):
@@ -60,27 +68,34 @@ def _mask_arrays(mask, rmask, T, B, u, dtype):
     return mask, rmask
 
 
-def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zero_out=False, keep=True):
-    """Run `cell` over the inputs Xs (one (T, B, F_k) array per cell input).
+def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zero_out=False, keep=True,
+            table=None):
+    """Run `cell` over the inputs Xs (one (T, B, F_k) array per cell input), or, with
+    table=(E, ids), over the one input E[ids] (Xs is then [None]).
 
     weights: one array per cell.weights entry; init: one (B, u) array per state.
     keep=False (inference) saves nothing for backward. Returns (out (T, B, u),
     final states, tape for backward)."""
     plan = cell.plan
     mod = cell.kernels()
-    dtype = np.result_type(Xs[0].dtype, np.float32)
-    T, B = Xs[0].shape[:2]
+    first = Xs[0] if table is None else table[0]
+    dtype = np.result_type(first.dtype, np.float32)
+    T, B = Xs[0].shape[:2] if table is None else table[1].shape
     final = tuple(np.array(s, dtype=dtype, order="C", copy=True) for s in init)
     u = final[0].shape[1]
     weights = [np.asarray(w, dtype=dtype) for w in weights]
     mask, rmask = _mask_arrays(mask, rmask, T, B, u, dtype)
     hoisted_W = [_concat([weights[i] for i in g.weights]) for g in plan.hoisted]
-    xps = [matmul(_flat(Xs[g.left.attr]), W).reshape(T, B, -1) for g, W in zip(plan.hoisted, hoisted_W)]
+    if table is None:
+        xps = [matmul(_flat(Xs[g.left.attr]), W).reshape(T, B, -1) for g, W in zip(plan.hoisted, hoisted_W)]
+    else:
+        E, ids = table
+        xps = [gather_rows(matmul(E, W), ids, buffers.empty((T, B, W.shape[1]), dtype)) for W in hoisted_W]
     loop_X = [np.ascontiguousarray(Xs[k], dtype=dtype) for k in plan.loop_inputs]
     group_W = [_concat([weights[i] for i in g.weights]) for g in plan.groups]
     vecs = [np.ascontiguousarray(weights[i]) for i in plan.vecs]
     consts = np.array(plan.consts, dtype=dtype)
-    features = [X.shape[2] for X in Xs]
+    features = [X.shape[2] for X in Xs] if table is None else [table[0].shape[1]]
     # from the train step's pool (buffers.py): fresh arrays of this size cost their page
     # faults again every step (custom-cell text-lstm train, a process of its own: 33 -> 19 ms)
     out = buffers.empty((T, B, u), dtype)
@@ -90,7 +105,7 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
              (*xps, *loop_X, *group_W, *vecs, *final, mask, rmask, consts, bool(backwards), bool(zero_out),
               out, *saved), B, plan.work(T, B, u))
     tape = CellTape(list(Xs), xps, loop_X, hoisted_W, group_W, vecs, consts, mask, rmask,
-                    bool(backwards), bool(zero_out), saved if keep else None, [w.shape for w in weights])
+                    bool(backwards), bool(zero_out), saved if keep else None, [w.shape for w in weights], table)
     return out, final, tape
 
 
@@ -104,9 +119,11 @@ def backward(cell, tape: CellTape, dout, dfinal):
     dinit = tuple(np.zeros((B, u), dtype) if d is None else np.array(d, dtype=dtype, order="C", copy=True)
                   for d in dfinal)
     group_WT = [np.ascontiguousarray(W.T) for W in tape.group_W]
-    dxps = [buffers.zeros(xp.shape, dtype) for xp in tape.xps]
-    dXl = [buffers.zeros(X.shape, dtype) for X in tape.loop_X]
-    dMs = {g.index: buffers.zeros((T, B, len(g.nodes) * u), dtype) for g in plan.groups if g.index not in plan.alias}
+    # every step's rows are zeroed by the kernel before it adds to them (in cache: a 13 MB
+    # zero fill before the loop took 1.1 ms of a custom-cell text-lstm step)
+    dxps = [buffers.empty(xp.shape, dtype) for xp in tape.xps]
+    dXl = [buffers.empty(X.shape, dtype) for X in tape.loop_X]
+    dMs = {g.index: buffers.empty((T, B, len(g.nodes) * u), dtype) for g in plan.groups if g.index not in plan.alias}
     dVr = [np.zeros((B, u), dtype) for _ in plan.loop_vecs]       # per row: no race between threads
     run_rows(mod.cell_backward, mod.cell_backward_split,
              (*tape.xps, *tape.loop_X, *group_WT, *tape.vecs, tape.mask, tape.rmask, tape.consts,
@@ -118,6 +135,14 @@ def backward(cell, tape: CellTape, dout, dfinal):
     for g, W, dxp in zip(plan.hoisted, tape.hoisted_W, dxps):
         k = g.left.attr
         d2 = _flat(dxp)
+        if tape.table is not None:
+            # xp = (E @ W)[ids]: dxp's rows summed by id, then the two V-row products
+            E, ids = tape.table
+            dT = rows_by_id(ids, d2, E.shape[0])
+            _split_add(grads, g.weights, matmul(E.T, dT), u)
+            dE = matmul(dT, W.T)
+            dXs[k] = TableGrad(dE if dXs[k] is None else dXs[k].dE + dE)
+            continue
         _split_add(grads, g.weights, matmul(_flat(tape.Xs[k]).T, d2), u)
         dX = matmul(d2, W.T).reshape(tape.Xs[k].shape)
         dXs[k] = dX if dXs[k] is None else dXs[k] + dX

@@ -202,26 +202,46 @@ class RNN(RecurrentSpec):
             return [F]
         return [W[plan.input_weight[k]].shape[0] for k in range(len(cell.inputs))]
 
+    @staticmethod
+    def cell_table_input(cell, opts, x: Act, ctx, sole_reader: bool):
+        """(E, ids) when the one input is an embedding's rows E[ids] best read through E's
+        projection (as RecurrentSpec.table_input): the cell uses its input only in products
+        hoisted out of the loop, this layer is the rows' sole reader, no input dropout runs,
+        and V <= T*B / 2; else None."""
+        plan = cell.plan
+        if not (sole_reader and x.gathered is not None and len(cell.inputs) == 1 and plan.hoisted
+                and not plan.loop_inputs and not (ctx.training and opts["dropout"] > 0)):
+            return None
+        E, ids = x.gathered
+        return (E, ids) if 2 * E.shape[0] <= ids.size else None
+
     def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True,
                  sole_reader: bool = False):
         """Run the cell over x: (out (T, B, u) in processing order, final states, backprop).
         The input gradient is always computed (need_dx and sole_reader are accepted for the
         common signature): the generated backward produces it with the weight gradients."""
         cell = opts["cell"]
-        X = x.data
-        T, B, F = X.shape
-        u, dtype = opts["units"], X.dtype
-        dmask, rmask = self.dropout_masks(opts, ctx, B, F, u, dtype)
-        if dmask is not None:
-            X = X * dmask
-        widths = self.input_widths(cell, W, F)
-        cuts = np.cumsum([0] + widths)
-        Xs = [X if len(widths) == 1 else X[:, :, cuts[k]:cuts[k + 1]] for k in range(len(widths))]
+        T, B, F = x.shape
+        u = opts["units"]
+        table = self.cell_table_input(cell, opts, x, ctx, sole_reader)
+        if table is not None:
+            dtype = table[0].dtype
+            dmask, rmask = self.dropout_masks(opts, ctx, B, F, u, dtype)     # dmask: None
+            Xs = [None]
+        else:
+            X = x.data
+            dtype = X.dtype
+            dmask, rmask = self.dropout_masks(opts, ctx, B, F, u, dtype)
+            if dmask is not None:
+                X = X * dmask
+            widths = self.input_widths(cell, W, F)
+            cuts = np.cumsum([0] + widths)
+            Xs = [X if len(widths) == 1 else X[:, :, cuts[k]:cuts[k + 1]] for k in range(len(widths))]
         if init is None:
             init = tuple(np.zeros((B, u), dtype) for _ in cell.states)
         # inference keeps nothing for backward
         out, final, tape = self.kernel_forward(Xs, W, init, x.mask, rmask, opts, backwards, zero_out,
-                                               keep=ctx.training)
+                                               keep=ctx.training, table=table)
 
         def backprop(dout, dfinal):
             dfinal = tuple(dfinal[:len(cell.states)]) + (None,) * (len(cell.states) - len(dfinal))
@@ -236,10 +256,11 @@ class RNN(RecurrentSpec):
     # The generated kernels behind RecurrentSpec's two calls. Unlike the built-in cells they
     # take the inputs themselves and all weights: the products x_k @ W are hoisted in
     # rnndsl.cells.run, which knows which of the cell's weights multiply which input.
-    def kernel_forward(self, Xs, W, init, mask, rmask, opts, backwards, zero_out, keep=True):
+    def kernel_forward(self, Xs, W, init, mask, rmask, opts, backwards, zero_out, keep=True, table=None):
         """(out, final states, tape) from the cell's generated cell_forward."""
         tape_cell = opts["cell"]
-        out, final, tape = cell_run.forward(tape_cell, Xs, W, init, mask, rmask, backwards, zero_out, keep)
+        out, final, tape = cell_run.forward(tape_cell, Xs, W, init, mask, rmask, backwards, zero_out, keep,
+                                            table=table)
         tape.cell = tape_cell
         return out, final, tape
 

@@ -76,3 +76,27 @@ EDGE = {
 def test_edge_cells(cells):
     check(f"{cells}input x: float[?, 2]\noutput x | rnn(c(3), seq, dropout=0.2, recurrent_dropout=0.3) | dense(3)",
           X, YSEQ)
+
+
+@pytest.mark.parametrize("cells,body", [(MGU, "rnn(mgu(3), seq, go_backwards=true)"), (LSTM, "rnn(mylstm(2))"),
+                                        (PEEPHOLE, "rnn(peephole(2), seq, recurrent_dropout=0.3)")],
+                         ids=["mgu", "lstm cell", "peephole"])
+def test_embedding_read_through_its_table(monkeypatch, cells, body):
+    """A vocabulary of at most half the rows: the cell's hoisted products read (E @ W)[ids] and
+    backward sums dxp by id (dW = E^T dT, dE = dT W^T). Finite differences, and the path is
+    the one taken."""
+    from rnndsl.layers.rnn import RNN
+
+    taken = []
+    orig = RNN.cell_table_input
+
+    def spy(*a):
+        r = orig(*a)
+        taken.append(r is not None)
+        return r
+
+    monkeypatch.setattr(RNN, "cell_table_input", staticmethod(spy))
+    ids = R.integers(0, 4, (3, 6))
+    check(f"{cells}\ninput x: int[?]\noutput x | embed(4, 2) | {body} | dense(3)", ids,
+          YSEQ[:, :1].repeat(6, 1) if "seq" in body else Y)
+    assert taken and all(taken)

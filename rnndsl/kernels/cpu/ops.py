@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from .parallel import chunks
 
 
 @njit(cache=True, nogil=True)
@@ -16,6 +18,47 @@ def embedding_grad(ids, dY, vocab):
         for j in range(d):
             dE[k, j] += dY[r, j]
     return dE
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _rows_by_id(ids, dY, out, parts):
+    n, d = dY.shape
+    for p in prange(parts):
+        j0, j1 = d * p // parts, d * (p + 1) // parts
+        for r in range(n):
+            o = out[ids[r], j0:j1]
+            y = dY[r, j0:j1]
+            for j in range(j1 - j0):
+                o[j] += y[j]
+
+
+def rows_by_id(ids, dY, vocab):
+    """embedding_grad for wide rows: the columns split across the cores (each adds its
+    columns of every row: no two write the same element)."""
+    out = np.zeros((vocab, dY.shape[1]), dY.dtype)
+    parts = len(chunks(dY.shape[1], dY.size))
+    _rows_by_id(np.ascontiguousarray(ids.reshape(-1)), dY, out, parts)
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _gather_rows(table, ids, out, parts):
+    n, d = out.shape
+    for p in prange(parts):
+        for r in range(n * p // parts, n * (p + 1) // parts):
+            src = table[ids[r]]
+            dst = out[r]
+            for j in range(d):
+                dst[j] = src[j]
+
+
+def gather_rows(table, ids, out):
+    """out[...] = table[ids] (out: ids.shape + (d,), C-contiguous), rows split across the
+    cores (np.take ran a 6400 x 512 gather at ~4.5 GB/s: 2.9 ms)."""
+    flat_ids = np.ascontiguousarray(ids.reshape(-1))
+    flat = out.reshape(flat_ids.shape[0], table.shape[1])
+    _gather_rows(table, flat_ids, flat, len(chunks(flat.shape[0], flat.size)))
+    return out
 
 
 # reassoc (only) lets the sum vectorise; the NaN/inf semantics stay exact
