@@ -207,13 +207,13 @@ class RNN(RecurrentSpec):
         """(E, ids) when the one input is an embedding's rows E[ids] best read through E's
         projection (as RecurrentSpec.table_input): the cell uses its input only in products
         hoisted out of the loop, this layer is the rows' sole reader, no input dropout runs,
-        and V <= T*B / 2; else None."""
+        and V <= T*B / 3; else None."""
         plan = cell.plan
         if not (sole_reader and x.gathered is not None and len(cell.inputs) == 1 and plan.hoisted
                 and not plan.loop_inputs and not (ctx.training and opts["dropout"] > 0)):
             return None
         E, ids = x.gathered
-        return (E, ids) if 2 * E.shape[0] <= ids.size else None
+        return (E, ids) if 3 * E.shape[0] <= ids.size else None
 
     def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True,
                  sole_reader: bool = False):

@@ -82,7 +82,7 @@ def test_edge_cells(cells):
                                         (PEEPHOLE, "rnn(peephole(2), seq, recurrent_dropout=0.3)")],
                          ids=["mgu", "lstm cell", "peephole"])
 def test_embedding_read_through_its_table(monkeypatch, cells, body):
-    """A vocabulary of at most half the rows: the cell's hoisted products read (E @ W)[ids] and
+    """A vocabulary of at most a third of the rows: the cell's hoisted products read (E @ W)[ids] and
     backward sums dxp by id (dW = E^T dT, dE = dT W^T). Finite differences, and the path is
     the one taken."""
     from rnndsl.layers.rnn import RNN

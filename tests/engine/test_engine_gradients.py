@@ -157,7 +157,7 @@ def table_calls(monkeypatch):
                                   "lstm(3, recurrent_dropout=0.3)",
                                   'lstm(3, activation=relu, recurrent_activation="hard_sigmoid")'])
 def test_lstm_reading_an_embedding_through_its_table(table_calls, body):
-    """A vocabulary of at most half the rows: the LSTM projects the table E W + b once and
+    """A vocabulary of at most a third of the rows: the LSTM projects the table E W + b once and
     reads rows of it; dW = E^T dT and dE = dT W^T from the table's gradient dT."""
     ids = R.integers(0, 4, (3, 6))
     check(f"embed(4, 2) | {body} | dense(3)", ids, YSEQ[:, :1].repeat(6, 1) if "seq" in body else Y)
