@@ -231,13 +231,14 @@ def test_model_through_the_table_matches_the_rows(monkeypatch, body):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("T,B,F,u", [(3, 5, 7, 13), (4, 9, 16, 24), (2, 3, 1, 1)])
+@pytest.mark.parametrize("T,B,F,u", [(3, 5, 7, 13), (4, 9, 16, 24), (2, 1, 1, 9), (3, 2, 5, 40)])
 @pytest.mark.parametrize("backwards", [False, True])
 @pytest.mark.parametrize("last_only", [False, True])
 def test_inference_split_by_units_matches_split_by_rows(forced_split, monkeypatch, T, B, F, u, backwards,
                                                         last_only):
     """lstm_forward_columns (every worker all the rows, its own units, the steps joined) gives
-    exactly what the row-split fused kernel gives, for a strided input too."""
+    exactly what the row-split fused kernel gives, for a strided input too, and for batches
+    too small to split by rows (1 and 2 rows)."""
     import rnndsl.kernels.cpu.lstm as lstm_mod
     X, W, U, b, h0, c0 = _case(T, B, F, u, seed=B + u)
     view = np.ascontiguousarray(X.transpose(1, 0, 2)).transpose(1, 0, 2)
@@ -254,7 +255,7 @@ def test_inference_split_by_units_matches_split_by_rows(forced_split, monkeypatc
         called.append(a[-1])
         return orig(*a)
 
-    monkeypatch.setattr(lstm_mod, "COLUMN_SPLIT_WORK", 0)
+    monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
     monkeypatch.setattr(lstm_mod, "lstm_forward_columns", spy)
     by_units = run()
     assert called and called[0] > 1

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from . import parallel
 from .parallel import chunks, column_sums, matmul, run_rows
 from .activations import (
     KERNEL_OPTIONS,
@@ -278,7 +279,8 @@ def lstm_forward_columns(X, W, b, U, Ht, Ct, backwards, out, parts):
     worker takes all the rows and its own range of the gate-interleaved panels (units), one
     step at a time, the steps joined by the prange's end. A worker then reads only its share
     of W and U each step (by rows, each reads all of them: 8 MB a step at big-lstm's sizes,
-    from L3), and each panel serves twice the rows: the products alone 336 -> 348 GFLOP/s.
+    from L3), and each panel serves all the rows: big-lstm's products alone 336 -> 348
+    GFLOP/s, a batch of 8 at 512 units twice as fast (see UNIT_SPLIT_BYTES).
     The packing is split the same way. Ht, Ct hold h0, c0 and end as hT, cT; out keeps
     every step or the last."""
     T = X.shape[0]
@@ -314,10 +316,23 @@ def lstm_forward_columns(X, W, b, U, Ht, Ct, backwards, out, parts):
     Ct[...] = Cs[:, :u]
 
 
-# Per-step work (multiply-adds, B x 4u x (F + u)) from which a float32 inference runs the
-# LSTM split by units rather than by rows (lstm_forward_columns): each step then ends in a
-# join of the workers (a few us), small next to a step of this size (0.4 ms at 330 GFLOP/s).
-COLUMN_SPLIT_WORK = 1 << 27
+# Packed weights (bytes of W and U) from which a float32 inference runs the LSTM split by
+# units rather than by batch rows (lstm_forward_columns): past the core's L2 (2 MB here)
+# every step streams them from L3, all of them on each core when split by rows. Measured
+# (100 steps, inference): batch 8, 512 units (4.2 MB): 16.2 -> 7.3 ms; batch 32, 384 units
+# (2.6 MB): 14.5 -> 11.9 ms; big-lstm (8 MB): 167 -> 159 ms; below it the rows win (batch
+# 64, 320 units, 1.9 MB: even; text-lstm's 0.4 MB: 3.5 vs 4.2 ms), each step then ending
+# in a join of the workers.
+UNIT_SPLIT_BYTES = 2 << 20
+
+
+def unit_parts(F: int, u: int, itemsize: int, work: int) -> int:
+    """Workers for lstm_forward_columns: one per core, at most one per panel of 8 units;
+    1 (split by rows, or not at all) for weights that fit L2 or too little work."""
+    n = -(-u // (NB // 4))
+    if (F + u) * 4 * u * itemsize <= UNIT_SPLIT_BYTES or work < parallel.MIN_SPLIT_WORK:
+        return 1
+    return max(1, min(parallel.WORKERS, n))
 
 
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
@@ -347,11 +362,12 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     F = inputs[2].shape[0]
-    parts = len(chunks(B, T * B * G * (u + F)))
     if (not keep and F > 0 and ids.shape[0] == 0 and dt == np.float32 and a == TANH and ra == SIGMOID
-            and mask.shape[0] == 0 and rmask.shape[0] == 0 and parts > 1 and B * G * (F + u) >= COLUMN_SPLIT_WORK):
-        lstm_forward_columns(inputs[1], inputs[2], inputs[3], U, hT, cT, backwards, out, parts)
-        return out, hT, cT, None
+            and mask.shape[0] == 0 and rmask.shape[0] == 0):
+        parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
+        if parts > 1:
+            lstm_forward_columns(inputs[1], inputs[2], inputs[3], U, hT, cT, backwards, out, parts)
+            return out, hT, cT, None
     run_rows(lstm_forward_kernel, lstm_forward_split,
              (*inputs[:-1], ids, table, U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
               out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + inputs[2].shape[0]))
