@@ -69,7 +69,8 @@ class RecurrentSpec(LayerSpec):
     flags = FLAGS
     gates = 1
     state_names: tuple[str, ...] = ("h",)
-    # kernel_forward takes inp = {"ids": (T, B), "table": (V, G*u)}: xp[t, b] = table[ids[t, b]]
+    # kernel_forward takes an embedding's rows by id: inp = {"ids": (T, B), "table": (V, G*u)}
+    # (xp[t, b] = table[ids[t, b]]), or inp with X the embedding E and "xids" (x_t = E[xids[t]])
     takes_table = False
 
     def state_type(self, opts) -> StateType:
@@ -181,8 +182,10 @@ class RecurrentSpec(LayerSpec):
         last_only = not opts["return_sequences"]
         per_step = F <= PER_STEP_MAX_FEATURES
 
-        def run(X, init, mask, keep):
+        def run(X, init, mask, keep, xids=None):
             inp = dict(xp=None, X=X, W=kernel, b_in=b_in) if per_step else self.projected(X, kernel, b_in)
+            if xids is not None:
+                inp["xids"] = xids
             # inference (keep=False) keeps nothing for backward
             return self.kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec,
                                        keep=keep, last_only=last_only)
@@ -197,6 +200,11 @@ class RecurrentSpec(LayerSpec):
             out, final, saved = self.kernel_forward(dict(xp=None, ids=ids, table=table), U, init, x.mask, rmask, opts,
                                                     backwards, zero_out, b_rec, keep=ctx.training,
                                                     last_only=last_only)
+        elif not ctx.training and per_step and self.takes_table and x.gathered is not None:
+            # inference over an embedding's rows: the kernel reads them in place, E[ids] is
+            # never made (seq2seq inference: 2 x 12 us of gathering gone)
+            E, ids = x.gathered
+            out, final, saved = run(E, init, x.mask, False, xids=ids)
         elif ctx.training or not last_only:
             X = x.data
             if dmask is not None:

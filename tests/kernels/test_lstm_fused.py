@@ -129,7 +129,8 @@ def test_fused_inference_reads_strided_steps_and_splits(forced_split):
 
 
 def test_model_predict_float32_matches_float64():
-    """Through a model: lstm(13) over a batch-major float input, last output and sequences."""
+    """Through a model: lstm(13) over a batch-major float input, last output and sequences;
+    over an embedding's rows read in place, and through its projected table."""
     import rnndsl
 
     for spec in ("input x: float[?, 6]\noutput x | lstm(13) | dense(3)",
@@ -139,6 +140,15 @@ def test_model_predict_float32_matches_float64():
         m32.set_weights([w.astype(np.float32) for w in m64.get_weights()])
         x = np.random.default_rng(5).normal(size=(11, 9, 6))
         np.testing.assert_allclose(m32.predict(x.astype(np.float32)), m64.predict(x), atol=1e-5)
+    # an embedding read in place (a vocabulary too large for the table), and through the table
+    for spec, vocab in [("output x | embed(500, 6) | lstm(16, seq) | lstm(13) | dense(3)", 500),
+                        ("output x | embed(9, 6) | lstm(16) | dense(3)", 9)]:
+        spec = "input x: int[?]\n" + spec
+        m64 = rnndsl.compile(spec, dtype="float64", seed=3)
+        m32 = rnndsl.compile(spec, dtype="float32", seed=3)
+        m32.set_weights([w.astype(np.float32) for w in m64.get_weights()])
+        ids = np.random.default_rng(5).integers(0, vocab, (11, 9))
+        np.testing.assert_allclose(m32.predict(ids), m64.predict(ids), atol=1e-5)
 
 
 def test_generic_cpu_build(tmp_path):
@@ -261,3 +271,36 @@ def test_inference_split_by_units_matches_split_by_rows(forced_split, monkeypatc
     assert called and called[0] > 1
     for a, c in zip(by_units, by_rows):
         np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("T,B,u,V", [(4, 13, 8, 5), (3, 9, 24, 7), (5, 2, 13, 3)])
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("by_units", [False, True])
+def test_inference_reads_embedding_rows_in_place(forced_split, monkeypatch, T, B, u, V, backwards, by_units):
+    """X = E with xids (an embedding's table and its ids): the fused inference reads E's rows
+    in place, split by rows or by units, exactly as from E[ids]; where it does not run
+    (training, float64) the rows are gathered first, with the same results."""
+    import rnndsl.kernels.cpu.lstm as lstm_mod
+    if by_units:
+        monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
+    _, W, U, b, h0, c0 = _case(T, B, 6, u, seed=V + u)
+    rng = np.random.default_rng(T + B)
+    E = rng.normal(size=(V, 6)).astype(np.float32)
+    ids = rng.integers(0, V, (T, B))
+    for dt, keep in [(np.float32, False), (np.float32, True), (np.float64, False)]:
+        c = [a.astype(dt) for a in (E, W, U, b, h0, c0)]
+
+        def run(in_place):
+            def go():
+                kw = dict(X=c[0], xids=ids) if in_place else dict(X=c[0][ids])
+                return lstm_forward(None, c[2], c[4], c[5], W=c[1], b_in=c[3], keep=keep, backwards=backwards,
+                                    **kw)[:3]
+            return go
+
+        want = run(False)()
+        for got in forced_split(run(True)):
+            for g, w in zip(got, want):
+                # float64 goes through np.dot, whose rounding depends on the rows it is given
+                np.testing.assert_allclose(g, w, rtol=0, atol=0 if dt == np.float32 else 1e-13)
+    with pytest.raises(ValueError, match=f"xids must lie in 0..{V - 1}"):
+        lstm_forward(None, U, h0, c0, X=E, W=W, b_in=b, keep=False, xids=np.full((T, B), V))

@@ -95,13 +95,14 @@ def infer_row(x, z, C, H, u):
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
-                        out, gates, h_rec, c_prev, tanh_c, b0, b1):
+def lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
+                        zero_output, out, gates, h_rec, c_prev, tanh_c, b0, b1):
     """Rows b0..b1 of every step. The input projection is xp, X @ W + b_in step by step
-    (input_rows), or, with ids (T, B) not empty, rows of table (table_rows); Ht, Ct hold
+    (input_rows; with xids (T, B) not empty, X[0]'s rows xids[t, b]: the fused path only),
+    or, with ids (T, B) not empty, rows of table (table_rows); Ht, Ct hold
     h0, c0 and end as hT, cT. The saved arrays have T steps when backward will run, else
     1 (scratch, overwritten each step); out has T steps or 1 (the last output only)."""
-    T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
+    T = xids.shape[0] if xids.shape[0] > 0 else (xp.shape[0] if X.shape[0] == 0 else X.shape[0])
     B, G = Ht.shape[0], U.shape[1]
     u = G // 4
     dt = Ht.dtype
@@ -110,8 +111,8 @@ def lstm_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act,
     if (act == TANH and ract == SIGMOID and mask.shape[0] == 0 and X.shape[0] != 0 and Ht.itemsize == 4
             and (u % 8 == 0 or not (keep or by_id))):
         # float32, the common case: gate math in the product's epilogue (lstm_fused.py)
-        lstm_fused_rows(X, W, b_in, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
-                        b0, b1)
+        lstm_fused_rows(X, xids, W, b_in, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev,
+                        tanh_c, b0, b1)
         return
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
@@ -245,13 +246,13 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_split(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
-                       out, gates, h_rec, c_prev, tanh_c, rows, parts):
+def lstm_forward_split(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
+                       zero_output, out, gates, h_rec, c_prev, tanh_c, rows, parts):
     """lstm_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        lstm_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards, zero_output,
-                            out, gates, h_rec, c_prev, tanh_c, b0, b1)
+        lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
+                            zero_output, out, gates, h_rec, c_prev, tanh_c, b0, b1)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -274,7 +275,7 @@ def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_columns(X, W, b, U, Ht, Ct, backwards, out, parts):
+def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
     """Inference of a large float32 LSTM (default activations, no mask, per-step X): every
     worker takes all the rows and its own range of the gate-interleaved panels (units), one
     step at a time, the steps joined by the prange's end. A worker then reads only its share
@@ -282,8 +283,9 @@ def lstm_forward_columns(X, W, b, U, Ht, Ct, backwards, out, parts):
     from L3), and each panel serves all the rows: big-lstm's products alone 336 -> 348
     GFLOP/s, a batch of 8 at 512 units twice as fast (see UNIT_SPLIT_BYTES).
     The packing is split the same way. Ht, Ct hold h0, c0 and end as hT, cT; out keeps
-    every step or the last."""
-    T = X.shape[0]
+    every step or the last. X and xids as in lstm_fused_rows."""
+    gather = xids.shape[0] > 0
+    T = xids.shape[0] if gather else X.shape[0]
     B, u = Ht.shape
     dt = Ht.dtype
     Wq, Uq = gate_panels_empty(W), gate_panels_empty(U)
@@ -294,6 +296,7 @@ def lstm_forward_columns(X, W, b, U, Ht, Ct, backwards, out, parts):
     width = n * (NB // 4)
     bt = gate_blocks(b, width)
     row0 = np.zeros(B, np.int64)                  # the bias's row, for every row
+    own = np.arange(B)
     Hs = aligned_scratch(2 * B, width, dt)        # H_{t-1} and H_t, swapping each step
     Cs = aligned_scratch(B, width, dt)
     none = Cs[:0]
@@ -306,8 +309,9 @@ def lstm_forward_columns(X, W, b, U, Ht, Ct, backwards, out, parts):
         t = T - 1 - s if backwards else s
         cur = (s % 2) * B
         nxt = B - cur
+        src, xrows = (X[0], xids[t]) if gather else (X[t], own)
         for p in prange(parts):
-            lstm_step_rows(X[t], Wq, Hs[cur:cur + B], Uq, bt, row0, Cs, Hs[nxt:nxt + B], none, none, none,
+            lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bt, row0, Cs, Hs[nxt:nxt + B], none, none, none,
                            n * p // parts, n * (p + 1) // parts)
         if not last or s == T - 1:
             out[0 if last else s] = Hs[nxt:nxt + B, :u]
@@ -338,16 +342,25 @@ def unit_parts(F: int, u: int, itemsize: int, work: int) -> int:
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  recurrent_activation="sigmoid", backwards=False,
                  zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False,
-                 ids=None, table=None):
+                 ids=None, table=None, xids=None):
     """Run an LSTM over time-major xp (T,B,4u), over X (T,B,F) projected step by step
     (xp=None; xp[t] = X[t] @ W + b_in), or over rows of a table (xp=None; xp[t, b] =
     table[ids[t, b]], table (V, 4u) = E W + b for an embedding E read at ids (T, B)).
+    With xids (T, B), X is an embedding's table E (V, F) and the input x_t the rows
+    E[xids[t]]: the fused inference reads them in place, other paths gather them first.
     Returns (out, hT, cT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is
     None with keep=False (inference: nothing kept)."""
     if ids is not None:
         ids, table, X, W = _table_input(ids, table, U)
+    E = None
+    if xids is not None:
+        X, E, xids = _gathered_input(X, xids, keep, mask, rmask, activation, recurrent_activation)
     inputs, U, (h0, c0), mask, rmask = prepare_forward(
         xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask, X, W, b_in)
+    if E is not None:                                 # X was E's rows as a view, for the checks
+        inputs = (inputs[0], np.ascontiguousarray(E, dtype=inputs[1].dtype)[None]) + inputs[2:]
+    else:
+        xids = np.zeros((0, 0), np.int64)
     if ids is None:
         ids, table = np.zeros((0, 0), np.int64), np.zeros((0, 0), h0.dtype)
     a, ra = activation_code(activation), activation_code(recurrent_activation)
@@ -366,14 +379,32 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
             and mask.shape[0] == 0 and rmask.shape[0] == 0):
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
         if parts > 1:
-            lstm_forward_columns(inputs[1], inputs[2], inputs[3], U, hT, cT, backwards, out, parts)
+            lstm_forward_columns(inputs[1], xids, inputs[2], inputs[3], U, hT, cT, backwards, out, parts)
             return out, hT, cT, None
     run_rows(lstm_forward_kernel, lstm_forward_split,
-             (*inputs[:-1], ids, table, U, hT, cT, mask, rmask, a, ra, backwards, zero_output,
-              out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + inputs[2].shape[0]))
+             (inputs[0], inputs[1], xids, inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
+              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + inputs[2].shape[0]))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
     return out, hT, cT, saved
+
+
+def _gathered_input(E, xids, keep, mask, rmask, activation, recurrent_activation):
+    """(X, E, xids) for an input given as an embedding's table E (V, F) and the ids xids
+    (T, B): E's rows read in place (X a view of them, for prepare_forward's checks) where
+    the fused float32 inference runs, else X = E[xids] gathered and E None."""
+    E = np.asarray(E)
+    xids = np.ascontiguousarray(xids, np.int64)
+    if E.ndim != 2 or xids.ndim != 2:
+        raise ValueError(f"with xids, X must be an embedding table (V, F) and xids (T, B); got {E.shape}, "
+                         f"{xids.shape}")
+    if xids.size and (xids.min() < 0 or xids.max() >= E.shape[0]):
+        raise ValueError(f"xids must lie in 0..{E.shape[0] - 1}, got {xids.min()}..{xids.max()}")
+    fused = (not keep and mask is None and rmask is None and E.dtype == np.float32 and activation == "tanh"
+             and recurrent_activation == "sigmoid" and xids.size > 0)
+    if not fused:
+        return np.take(E, xids, axis=0), None, None
+    return np.broadcast_to(E[0], xids.shape + E.shape[1:]), E, xids
 
 
 def _table_input(ids, table, U):

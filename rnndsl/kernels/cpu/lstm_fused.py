@@ -111,8 +111,10 @@ def _half(builder, v, hi):
 
 
 def _step_tile(rows: int):
-    """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p): rows i0..i0+rows,
-    units 8p..8p+7 of one step. Z's 32 columns come from bt[ids[r]] + X @ Wq[p] + Hp @ Uq[p],
+    """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p): rows
+    i0..i0+rows, units 8p..8p+7 of one step. Z's 32 columns come from bt[ids[r]] +
+    X[xids[r]] @ Wq[p] + Hp[r] @ Uq[p] (xids: which row of X each row reads: its own, or an
+    embedding's row read in place),
     bt being rows of four gate blocks (R, 4 ub), ub >= u a multiple of 8: the bias (one row,
     ids all zero), or a table of x W + b (an embedding's rows projected: X then has no
     columns). C is
@@ -123,13 +125,13 @@ def _step_tile(rows: int):
     nv = NB // 16
 
     @intrinsic
-    def tile(typingctx, Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p):
-        sig = types.void(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, types.intp, types.intp)
+    def tile(typingctx, Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p):
+        sig = types.void(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:11], args[:11])]
-            hn, c, x, wq, hp, uq, bt_, ids_, gs, cp, tc = arrs
-            i0v, pv = args[11], args[12]
+            arrs = [context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:12], args[:12])]
+            hn, c, x, wq, hp, uq, bt_, ids_, xids_, gs, cp, tc = arrs
+            i0v, pv = args[12], args[13]
             v8p = _V8.as_pointer()
             x_stride, h_stride = row_stride(builder, x), row_stride(builder, hp)
             c_stride, hn_stride = row_stride(builder, c), row_stride(builder, hn)
@@ -140,16 +142,17 @@ def _step_tile(rows: int):
             ub = builder.sdiv(cgutils.unpack_tuple(builder, bt_.shape, 2)[1], ir.Constant(I64, 4))
             blocks = [builder.add(builder.mul(ub, ir.Constant(I64, g)), col) for g in range(4)]
             join = ir.Constant(ir.VectorType(I32, 16), list(range(16)))
+            def index(arr, r):
+                k = builder.load(builder.gep(arr.data, [builder.add(i0v, ir.Constant(I64, r))]))
+                return k if k.type == I64 else builder.sext(k, I64)
+
             acc = []
             for r in range(rows):
-                idx = builder.load(builder.gep(ids_.data, [builder.add(i0v, ir.Constant(I64, r))]))
-                if idx.type != I64:
-                    idx = builder.sext(idx, I64)
-                base = builder.gep(bt_.data, [builder.mul(idx, row_stride(builder, bt_))])
+                base = builder.gep(bt_.data, [builder.mul(index(ids_, r), row_stride(builder, bt_))])
                 q = [builder.load(builder.bitcast(builder.gep(base, [k]), v8p), align=4) for k in blocks]
                 acc.append([builder.shuffle_vector(q[2 * h], q[2 * h + 1], join) for h in range(nv)])
-            acc = emit_kloop(builder, acc, builder.gep(x.data, [builder.mul(i0v, x_stride)]), x_stride,
-                             panel_base(builder, wq, pv), Kx)
+            x_rows = [builder.gep(x.data, [builder.mul(index(xids_, r), x_stride)]) for r in range(rows)]
+            acc = emit_kloop(builder, acc, x_rows, x_stride, panel_base(builder, wq, pv), Kx)
             acc = emit_kloop(builder, acc, builder.gep(hp.data, [builder.mul(i0v, h_stride)]), h_stride,
                              panel_base(builder, uq, pv), Kh)
             # the gates: acc[r] = [Z_i | Z_f], [Z_c | Z_o] of the 8 units
@@ -258,35 +261,36 @@ def _lstm_row_step(xh, S, h, c):
     return impl
 
 
-def lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
+def lstm_step_rows(X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
     """One step of a few rows, panels p0..p1 (units 8 p0 .. 8 p1 - 1): C, Hn[:, :8 panels]
-    from X (rows, F), Hp (rows, >= u), the interleaved packing (``packed_gates``) and the rows ids (rows,) of bt (R, 4 ub): the
-    padded bias (``gate_blocks``) or a projected embedding table (see _step_tile). C and Hn
+    from rows xids (rows,) of X (R, F), Hp (rows, >= u), the interleaved packing
+    (``packed_gates``) and rows ids (rows,) of bt (R, 4 ub): the padded bias
+    (``gate_blocks``) or a projected embedding table (see _step_tile). C and Hn
     are (rows, 8 panels) scratch: the units past u stay zero. Gs, CP, TC (rows, 4u), (rows,
     u), (rows, u): where to save the gates, C_{t-1} and tanh(C_t) for backward (u a multiple
     of 8), or empty: nothing saved. Compiled code only."""
 
 
 @overload(lstm_step_rows, jit_options=dict(error_model="numpy"))
-def _lstm_step_rows(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
+def _lstm_step_rows(X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
     if getattr(X, "dtype", None) != types.float32:
-        return lambda X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1: None
+        return lambda X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1: None
 
-    def impl(X, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
+    def impl(X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
         M = Hp.shape[0]
         for p in range(p0, p1):               # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
-                _step8(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
+                _step8(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
                 i0 += 8
             if i0 + 4 <= M:
-                _step4(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
+                _step4(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
                 i0 += 4
             if i0 + 2 <= M:
-                _step2(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
+                _step2(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
                 i0 += 2
             if i0 < M:
-                _step1(Hn, C, X, Wq, Hp, Uq, bt, ids, Gs, CP, TC, i0, p)
+                _step1(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
     return impl
 
 
@@ -332,20 +336,23 @@ def fill_gate_panels(M, P, p0, p1):
 
 
 @njit(inline="always")
-def lstm_fused_rows(X, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
+def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
                     b0, b1):
     """Rows b0..b1 of an LSTM run, one fused step per time step (float32, default activations,
     no mask). The input term of Z is x_t W + b from a per-step input X (T, B, F), or, with
-    ids (T, B) not empty, row ids[t, b] of table (V, 4u) = E W + b (u a multiple of 8; X has
-    no columns). Ht, Ct hold h0, c0 and end as hT, cT; out keeps every step, or one row (the
+    xids (T, B) not empty, from the rows xids[t, b] of X[0] (an embedding's table, read in
+    place: inference only), or, with ids (T, B) not empty, row ids[t, b] of table (V, 4u) =
+    E W + b (u a multiple of 8; X has no columns). Ht, Ct hold h0, c0 and end as hT, cT; out keeps every step, or one row (the
     last output). With gates of T steps (training; u a multiple of 8) the step saves what
     lstm_backward_kernel reads: gates, h_rec = H_{t-1} * rmask (the product's input), c_prev,
     tanh_c; else gates is a 1-step scratch and nothing is saved."""
-    T = X.shape[0]
+    gather = xids.shape[0] > 0
+    T = xids.shape[0] if gather else X.shape[0]
     u = Ht.shape[1]
     M = b1 - b0
     dt = Ht.dtype
     keep = gates.shape[0] == T
+    own = np.arange(M)                            # each row reads its own row of X[t, b0:b1]
     Wq, Uq = packed_gates(W), packed_gates(U)
     width = Uq.shape[0] * UNITS
     by_id = ids.shape[0] > 0
@@ -366,13 +373,14 @@ def lstm_fused_rows(X, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates
         cur = (s % 2) * M
         nxt = M - cur
         rows = ids[t, b0:b1] if by_id else row0[0, b0:b1]
+        src, xrows = (X[0], xids[t, b0:b1]) if gather else (X[t, b0:b1], own)
         if keep:
             for r in range(M):
                 dropped_row(h_rec[t, b0 + r], Hs[cur + r, :u], rmask, b0 + r)
-            lstm_step_rows(X[t, b0:b1], Wq, h_rec[t, b0:b1], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
+            lstm_step_rows(src, xrows, Wq, h_rec[t, b0:b1], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
                            gates[t, b0:b1], c_prev[t, b0:b1], tanh_c[t, b0:b1], 0, Uq.shape[0])
         else:
-            lstm_step_rows(X[t, b0:b1], Wq, Hs[cur:cur + M], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
+            lstm_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
                            none, none, none, 0, Uq.shape[0])
         if not last or s == T - 1:
             o = 0 if last else s

@@ -96,8 +96,9 @@ UNROLL = 4       # k steps per loop iteration: fewer address updates per FMA
 def emit_kloop(builder, acc, a_base, a_stride, p_base, K, p_stride=NB, cols=None, a_kstride=1):
     """IR for acc[r][q] += A[r, k] * P[k, cols[q] : cols[q] + 16] over k < K, for the rows of
     acc (lists of vectors of 16 floats, one per entry of cols), A[r, k] at a_base + r *
-    a_stride + k a_kstride and P's row k at p_base + p_stride k. cols defaults to a packed
-    panel's (0, 16). Returns the new accumulators (acc itself when K == 0)."""
+    a_stride + k a_kstride (or, a_base a list, at a_base[r] + k a_kstride: rows gathered
+    from anywhere) and P's row k at p_base + p_stride k. cols defaults to a packed panel's
+    (0, 16). Returns the new accumulators (acc itself when K == 0)."""
     if cols is None:
         cols = [_LANES * q for q in range(NB // _LANES)]
     cols = [ir.Constant(I64, c) if isinstance(c, int) else c for c in cols]
@@ -105,7 +106,10 @@ def emit_kloop(builder, acc, a_base, a_stride, p_base, K, p_stride=NB, cols=None
         p_stride = ir.Constant(I64, p_stride)
     if isinstance(a_kstride, int):
         a_kstride = ir.Constant(I64, a_kstride)
-    rowp = [builder.gep(a_base, [builder.mul(ir.Constant(I64, r), a_stride)]) for r in range(len(acc))]
+    if isinstance(a_base, list):
+        rowp = a_base
+    else:
+        rowp = [builder.gep(a_base, [builder.mul(ir.Constant(I64, r), a_stride)]) for r in range(len(acc))]
     k_main = builder.and_(K, ir.Constant(I64, -UNROLL))
     acc = _emit_loop(builder, acc, rowp, a_kstride, p_base, p_stride, cols, ir.Constant(I64, 0), k_main, UNROLL)
     return _emit_loop(builder, acc, rowp, a_kstride, p_base, p_stride, cols, k_main, K, 1)
