@@ -304,3 +304,24 @@ def test_inference_reads_embedding_rows_in_place(forced_split, monkeypatch, T, B
                 np.testing.assert_allclose(g, w, rtol=0, atol=0 if dt == np.float32 else 1e-13)
     with pytest.raises(ValueError, match=f"xids must lie in 0..{V - 1}"):
         lstm_forward(None, U, h0, c0, X=E, W=W, b_in=b, keep=False, xids=np.full((T, B), V))
+
+
+@pytest.mark.parametrize("B,u", [(13, 16), (5, 24), (8, 13)])
+@pytest.mark.parametrize("keep", [False, True])
+def test_long_inputs_take_two_panels_a_tile(B, u, keep):
+    """Inputs + units >= PAIR_MIN_K: the step runs 6-row tiles over two panels (remainder rows
+    and an odd last panel by the one-panel tiles); outputs, and in training the saved gates,
+    c_{t-1} and tanh c_t, equal the float64 kernels' to float32 rounding."""
+    from rnndsl.kernels.cpu.lstm_fused import PAIR_MIN_K
+    if keep and u % 8:
+        pytest.skip("the saving epilogue needs units a multiple of 8")
+    T, F = 3, PAIR_MIN_K
+    X, W, U, b, h0, c0 = _case(T, B, F, u, seed=B + u)
+    W *= np.float32(0.05)
+    res = {}
+    for dt in (np.float32, np.float64):
+        c = [a.astype(dt) for a in (X, W, U, b, h0, c0)]
+        out, hT, cT, sv = lstm_forward(None, c[2], c[4], c[5], X=c[0], W=c[1], b_in=c[3], keep=keep)
+        res[dt] = (out, hT, cT) + ((sv.gates, sv.c_prev, sv.tanh_c) if keep else ())
+    for got, want in zip(res[np.float32], res[np.float64]):
+        np.testing.assert_allclose(got, want, atol=2e-5)

@@ -110,9 +110,10 @@ def _half(builder, v, hi):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, UNITS), list(range(lo, lo + UNITS))))
 
 
-def _step_tile(rows: int):
+def _step_tile(rows: int, panels: int = 1):
     """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p): rows
-    i0..i0+rows, units 8p..8p+7 of one step. Z's 32 columns come from bt[ids[r]] +
+    i0..i0+rows, units 8p..8p+7 of one step (with panels=2, also units 8p+8..8p+15 of panel
+    p+1: the same row loads feed twice the multiply-adds). Z's 32 columns come from bt[ids[r]] +
     X[xids[r]] @ Wq[p] + Hp[r] @ Uq[p] (xids: which row of X each row reads: its own, or an
     embedding's row read in place),
     bt being rows of four gate blocks (R, 4 ub), ub >= u a multiple of 8: the bias (one row,
@@ -138,10 +139,11 @@ def _step_tile(rows: int):
             Kx = cgutils.unpack_tuple(builder, wq.shape, 3)[1]
             Kh = cgutils.unpack_tuple(builder, uq.shape, 3)[1]
             # Z = bt[ids[r]] + X @ Wq[p] + Hp @ Uq[p]; the row of bt as [Z_i | Z_f], [Z_c | Z_o]
-            col = builder.mul(pv, ir.Constant(I64, UNITS))
+            cols = [builder.mul(builder.add(pv, ir.Constant(I64, j)), ir.Constant(I64, UNITS))
+                    for j in range(panels)]
             ub = builder.sdiv(cgutils.unpack_tuple(builder, bt_.shape, 2)[1], ir.Constant(I64, 4))
-            blocks = [builder.add(builder.mul(ub, ir.Constant(I64, g)), col) for g in range(4)]
             join = ir.Constant(ir.VectorType(I32, 16), list(range(16)))
+
             def index(arr, r):
                 k = builder.load(builder.gep(arr.data, [builder.add(i0v, ir.Constant(I64, r))]))
                 return k if k.type == I64 else builder.sext(k, I64)
@@ -149,12 +151,21 @@ def _step_tile(rows: int):
             acc = []
             for r in range(rows):
                 base = builder.gep(bt_.data, [builder.mul(index(ids_, r), row_stride(builder, bt_))])
-                q = [builder.load(builder.bitcast(builder.gep(base, [k]), v8p), align=4) for k in blocks]
-                acc.append([builder.shuffle_vector(q[2 * h], q[2 * h + 1], join) for h in range(nv)])
+                row_acc = []
+                for col in cols:
+                    q = [builder.load(builder.bitcast(builder.gep(base, [
+                        builder.add(builder.mul(ub, ir.Constant(I64, g)), col)]), v8p), align=4) for g in range(4)]
+                    row_acc += [builder.shuffle_vector(q[2 * h], q[2 * h + 1], join) for h in range(nv)]
+                acc.append(row_acc)
+
+            def panel_cols(K):         # the 16-float column groups of panels p, p+1, ... (K rows each)
+                return [builder.add(builder.mul(ir.Constant(I64, j * NB), K), ir.Constant(I64, 16 * h))
+                        for j in range(panels) for h in range(nv)]
+
             x_rows = [builder.gep(x.data, [builder.mul(index(xids_, r), x_stride)]) for r in range(rows)]
-            acc = emit_kloop(builder, acc, x_rows, x_stride, panel_base(builder, wq, pv), Kx)
+            acc = emit_kloop(builder, acc, x_rows, x_stride, panel_base(builder, wq, pv), Kx, cols=panel_cols(Kx))
             acc = emit_kloop(builder, acc, builder.gep(hp.data, [builder.mul(i0v, h_stride)]), h_stride,
-                             panel_base(builder, uq, pv), Kh)
+                             panel_base(builder, uq, pv), Kh, cols=panel_cols(Kh))
             # the gates: acc[r] = [Z_i | Z_f], [Z_c | Z_o] of the 8 units
             scale = ir.Constant(V16, [1.0] * UNITS + [0.5] * UNITS)    # tanh(Z_c), tanh(Z_o / 2)
             shift = ir.Constant(V16, [0.0] * UNITS + [0.5] * UNITS)
@@ -162,29 +173,29 @@ def _step_tile(rows: int):
             g_stride, cp_stride, tc_stride = row_stride(builder, gs), row_stride(builder, cp), row_stride(builder, tc)
             u = builder.sdiv(cgutils.unpack_tuple(builder, gs.shape, 2)[1], ir.Constant(I64, 4))
 
-            def at(arr, stride, row, off=None):
+            def at(arr, stride, row, col, off=None):
                 k = builder.add(builder.mul(row, stride), col if off is None else builder.add(col, off))
                 return builder.bitcast(builder.gep(arr.data, [k]), v8p)
 
-            for r in range(rows):
-                row = builder.add(i0v, ir.Constant(I64, r))
-                s0 = _emit_sigmoid(builder, acc[r][0])                          # sigmoid(Z_i), sigmoid(Z_f)
-                t1 = _emit_tanh(builder, builder.fmul(acc[r][1], scale))
+            for r, j in ((r, j) for r in range(rows) for j in range(panels)):
+                row, col = builder.add(i0v, ir.Constant(I64, r)), cols[j]
+                s0 = _emit_sigmoid(builder, acc[r][2 * j])                      # sigmoid(Z_i), sigmoid(Z_f)
+                t1 = _emit_tanh(builder, builder.fmul(acc[r][2 * j + 1], scale))
                 y1 = builder.fadd(shift, builder.fmul(scale, t1))              # tanh(Z_c), sigmoid(Z_o)
                 i_, f_ = _half(builder, s0, False), _half(builder, s0, True)
                 g_, o_ = _half(builder, y1, False), _half(builder, y1, True)
-                c_ptr = at(c, c_stride, row)
+                c_ptr = at(c, c_stride, row, col)
                 c_old = builder.load(c_ptr, align=4)
                 c_new = builder.fadd(builder.fmul(f_, c_old), builder.fmul(i_, g_))
                 builder.store(c_new, c_ptr, align=4)
                 tanh_c = _emit_tanh(builder, c_new)
-                builder.store(builder.fmul(o_, tanh_c), at(hn, hn_stride, row), align=4)
+                builder.store(builder.fmul(o_, tanh_c), at(hn, hn_stride, row, col), align=4)
                 with builder.if_then(save):
                     for k, gate in enumerate((i_, f_, g_, o_)):
                         off = builder.mul(u, ir.Constant(I64, k))
-                        builder.store(gate, at(gs, g_stride, row, off), align=4)
-                    builder.store(c_old, at(cp, cp_stride, row), align=4)
-                    builder.store(tanh_c, at(tc, tc_stride, row), align=4)
+                        builder.store(gate, at(gs, g_stride, row, col, off), align=4)
+                    builder.store(c_old, at(cp, cp_stride, row, col), align=4)
+                    builder.store(tanh_c, at(tc, tc_stride, row, col), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -193,6 +204,8 @@ def _step_tile(rows: int):
 
 
 _step8, _step4, _step2, _step1 = _step_tile(8), _step_tile(4), _step_tile(2), _step_tile(1)
+_pair6 = _step_tile(6, 2)
+PAIR_MIN_K = 512         # k-loop length (input features + units) from which _pair6 is used
 
 ROW_UNITS = 16           # units a vector: lstm_row_step needs a multiple of this
 
@@ -278,7 +291,27 @@ def _lstm_step_rows(X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
 
     def impl(X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
         M = Hp.shape[0]
-        for p in range(p0, p1):               # each panel stays in cache while all rows pass
+        p = p0
+        # long k loops: two panels a tile, 6 rows x 64 columns (24 accumulators: each row's
+        # broadcast feeds 4 FMAs, not 2; big-lstm inference ~5% faster). Short ones keep
+        # 8 x 32 (6-row tiles and their remainders cost seq2seq's 128-long loops 5%)
+        while p + 2 <= p1 and Wq.shape[1] + Uq.shape[1] >= PAIR_MIN_K:
+            i0 = 0
+            while i0 + 6 <= M:
+                _pair6(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
+                i0 += 6
+            for q in range(p, p + 2):
+                j = i0
+                if j + 4 <= M:
+                    _step4(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, j, q)
+                    j += 4
+                if j + 2 <= M:
+                    _step2(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, j, q)
+                    j += 2
+                if j < M:
+                    _step1(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, j, q)
+            p += 2
+        for p in range(p, p1):                # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
                 _step8(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
