@@ -301,30 +301,28 @@ def _lstm_step_rows(X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
                 _pair6(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
                 i0 += 6
             for q in range(p, p + 2):
-                j = i0
-                if j + 4 <= M:
-                    _step4(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, j, q)
-                    j += 4
-                if j + 2 <= M:
-                    _step2(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, j, q)
-                    j += 2
-                if j < M:
-                    _step1(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, j, q)
+                _last_rows(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, q, M)
             p += 2
         for p in range(p, p1):                # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
                 _step8(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
                 i0 += 8
-            if i0 + 4 <= M:
-                _step4(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
-                i0 += 4
-            if i0 + 2 <= M:
-                _step2(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
-                i0 += 2
-            if i0 < M:
-                _step1(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
+            _last_rows(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p, M)
     return impl
+
+
+@njit(inline="always", error_model="numpy")
+def _last_rows(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p, M):
+    """Rows i0..M (fewer than 8) of panel p, in tiles of 4, 2 and 1 rows."""
+    if i0 + 4 <= M:
+        _step4(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
+        i0 += 4
+    if i0 + 2 <= M:
+        _step2(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
+        i0 += 2
+    if i0 < M:
+        _step1(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p)
 
 
 @njit(inline="always")
