@@ -113,14 +113,16 @@ def _half(builder, v, hi):
 def _step_tile(rows: int, panels: int = 1):
     """An intrinsic tile(Hn, C, X, Wq, Hp, Uq, bt, ids, xids, Gs, CP, TC, i0, p): rows
     i0..i0+rows, units 8p..8p+7 of one step (with panels=2, also units 8p+8..8p+15 of panel
-    p+1: the same row loads feed twice the multiply-adds). Z's 32 columns come from bt[ids[r]] +
-    X[xids[r]] @ Wq[p] + Hp[r] @ Uq[p] (xids: which row of X each row reads: its own, or an
-    embedding's row read in place),
-    bt being rows of four gate blocks (R, 4 ub), ub >= u a multiple of 8: the bias (one row,
-    ids all zero), or a table of x W + b (an embedding's rows projected: X then has no
-    columns). C is
-    updated in place and H_t written to Hn (which must not be Hp: the other panels still read
-    it). When Gs has rows (training), what backward reads is stored too, in lstm.py's layout:
+    p+1: the same row loads feed twice the multiply-adds). Z's 32 columns (per panel) are
+
+        bt[ids[r]] + X[xids[r]] @ Wq[p] + Hp[r] @ Uq[p]
+
+    xids saying which row of X each row reads (its own, or an embedding's row read in
+    place), bt being rows of four gate blocks (R, 4 ub), ub >= u a multiple of 8: the bias
+    (one row, ids all zero), or a table of x W + b (an embedding's rows projected: X then
+    has no columns). C is updated in place and H_t written to Hn (which must not be Hp: the
+    other panels still read it). When Gs has rows (training), what backward reads is stored
+    too, in lstm.py's layout:
     the gates I, F, G, O to Gs (rows of 4u, gate blocks: needs u a multiple of 8), C_{t-1} to
     CP and tanh(C_t) to TC; else those three are not touched."""
     nv = NB // 16
@@ -373,8 +375,8 @@ def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out,
     no mask). The input term of Z is x_t W + b from a per-step input X (T, B, F), or, with
     xids (T, B) not empty, from the rows xids[t, b] of X[0] (an embedding's table, read in
     place: inference only), or, with ids (T, B) not empty, row ids[t, b] of table (V, 4u) =
-    E W + b (u a multiple of 8; X has no columns). Ht, Ct hold h0, c0 and end as hT, cT; out keeps every step, or one row (the
-    last output). With gates of T steps (training; u a multiple of 8) the step saves what
+    E W + b (u a multiple of 8; X has no columns). Ht, Ct hold h0, c0 and end as hT, cT;
+    out keeps every step, or one row (the last output). With gates of T steps (training; u a multiple of 8) the step saves what
     lstm_backward_kernel reads: gates, h_rec = H_{t-1} * rmask (the product's input), c_prev,
     tanh_c; else gates is a 1-step scratch and nothing is saved."""
     gather = xids.shape[0] > 0
