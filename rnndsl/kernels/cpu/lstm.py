@@ -354,57 +354,56 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         ids, table, X, W = _table_input(ids, table, U)
     E = None
     if xids is not None:
-        X, E, xids = _gathered_input(X, xids, keep, mask, rmask, activation, recurrent_activation)
+        E, xids = np.asarray(X), _checked_ids(xids, np.shape(X)[0], "xids")
+        if E.ndim != 2:
+            raise ValueError(f"with xids, X must be an embedding table (V, F), got shape {E.shape}")
+        X = np.broadcast_to(E[0], xids.shape + E.shape[1:])     # E's rows as a view, for the checks
     inputs, U, (h0, c0), mask, rmask = prepare_forward(
         xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask, X, W, b_in)
-    if E is not None:                                 # X was E's rows as a view, for the checks
-        inputs = (inputs[0], np.ascontiguousarray(E, dtype=inputs[1].dtype)[None]) + inputs[2:]
+    a, ra = activation_code(activation), activation_code(recurrent_activation)
+    dt = h0.dtype
+    # the fused float32 inference (lstm_fused.py): what reads E's rows in place and splits by units
+    fused_inference = (not keep and dt == np.float32 and a == TANH and ra == SIGMOID and mask.shape[0] == 0
+                       and rmask.shape[0] == 0)
+    if E is not None and fused_inference and xids.size:
+        inputs = (inputs[0], np.ascontiguousarray(E, dtype=dt)[None]) + inputs[2:]
     else:
+        if E is not None:                             # the other paths read the rows themselves
+            inputs = (inputs[0], np.take(np.asarray(E, dtype=dt), xids, axis=0)) + inputs[2:]
         xids = np.zeros((0, 0), np.int64)
     if ids is None:
-        ids, table = np.zeros((0, 0), np.int64), np.zeros((0, 0), h0.dtype)
-    a, ra = activation_code(activation), activation_code(recurrent_activation)
+        ids, table = np.zeros((0, 0), np.int64), np.zeros((0, 0), dt)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
     T = inputs[-1]
     B, u = h0.shape
     G = 4 * u
     n = T if keep else 1
-    dt = h0.dtype
     out = buffers.empty((1 if last_only else T, B, u), dt)
     gates, h_rec = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt)
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     F = inputs[2].shape[0]
-    if (not keep and F > 0 and ids.shape[0] == 0 and dt == np.float32 and a == TANH and ra == SIGMOID
-            and mask.shape[0] == 0 and rmask.shape[0] == 0):
+    if fused_inference and F > 0 and ids.shape[0] == 0:
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
         if parts > 1:
             lstm_forward_columns(inputs[1], xids, inputs[2], inputs[3], U, hT, cT, backwards, out, parts)
             return out, hT, cT, None
     run_rows(lstm_forward_kernel, lstm_forward_split,
              (inputs[0], inputs[1], xids, inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
-              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + inputs[2].shape[0]))
+              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + F))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
     return out, hT, cT, saved
 
 
-def _gathered_input(E, xids, keep, mask, rmask, activation, recurrent_activation):
-    """(X, E, xids) for an input given as an embedding's table E (V, F) and the ids xids
-    (T, B): E's rows read in place (X a view of them, for prepare_forward's checks) where
-    the fused float32 inference runs, else X = E[xids] gathered and E None."""
-    E = np.asarray(E)
-    xids = np.ascontiguousarray(xids, np.int64)
-    if E.ndim != 2 or xids.ndim != 2:
-        raise ValueError(f"with xids, X must be an embedding table (V, F) and xids (T, B); got {E.shape}, "
-                         f"{xids.shape}")
-    if xids.size and (xids.min() < 0 or xids.max() >= E.shape[0]):
-        raise ValueError(f"xids must lie in 0..{E.shape[0] - 1}, got {xids.min()}..{xids.max()}")
-    fused = (not keep and mask is None and rmask is None and E.dtype == np.float32 and activation == "tanh"
-             and recurrent_activation == "sigmoid" and xids.size > 0)
-    if not fused:
-        return np.take(E, xids, axis=0), None, None
-    return np.broadcast_to(E[0], xids.shape + E.shape[1:]), E, xids
+def _checked_ids(ids, rows: int, name: str) -> np.ndarray:
+    """ids as a C int64 (T, B) array, every id a row of a table of `rows` rows."""
+    ids = np.ascontiguousarray(ids, np.int64)
+    if ids.ndim != 2:
+        raise ValueError(f"{name} must be (T, B), got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= rows):
+        raise ValueError(f"{name} must lie in 0..{rows - 1}, got {ids.min()}..{ids.max()}")
+    return ids
 
 
 def _table_input(ids, table, U):
@@ -413,11 +412,7 @@ def _table_input(ids, table, U):
     if table.dtype not in (np.float32, np.float64) or table.ndim != 2 or table.shape[1] != 4 * np.shape(U)[0]:
         raise ValueError(f"table must be a float32 or float64 (vocab, 4*units) array, got {table.dtype} "
                          f"{table.shape}")
-    ids = np.ascontiguousarray(ids, np.int64)
-    if ids.ndim != 2:
-        raise ValueError(f"ids must be (T, B), got shape {ids.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
-        raise ValueError(f"ids must lie in 0..{table.shape[0] - 1}, got {ids.min()}..{ids.max()}")
+    ids = _checked_ids(ids, table.shape[0], "ids")
     T, B = ids.shape
     dt = table.dtype
     return ids, np.ascontiguousarray(table), np.empty((T, B, 0), dt), np.empty((0, table.shape[1]), dt)
