@@ -56,7 +56,7 @@ from .activations import (
 from . import buffers
 from .packed import NB, aligned_scratch, packed, rows_matmul, tn_accumulate
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_fused_rows,
-                         lstm_step_rows)
+                         lstm_step_rows, state_back, state_scratch)
 
 
 class LSTMSaved(NamedTuple):
@@ -287,7 +287,6 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     B, u = Ht.shape
-    dt = Ht.dtype
     Wq, Uq = gate_panels_empty(W), gate_panels_empty(U)
     n = Uq.shape[0]
     for p in prange(parts):
@@ -297,13 +296,8 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
     bt = gate_blocks(b, width)
     row0 = np.zeros(B, np.int64)                  # the bias's row, for every row
     own = np.arange(B)
-    Hs = aligned_scratch(2 * B, width, dt)        # H_{t-1} and H_t, swapping each step
-    Cs = aligned_scratch(B, width, dt)
+    Hs, Cs = state_scratch(Ht, Ct, 0, B, width)
     none = Cs[:0]
-    Hs[:] = 0
-    Cs[:] = 0
-    Hs[:B, :u] = Ht
-    Cs[:, :u] = Ct
     last = out.shape[0] == 1
     for s in range(T):
         t = T - 1 - s if backwards else s
@@ -315,9 +309,7 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
                            n * p // parts, n * (p + 1) // parts)
         if not last or s == T - 1:
             out[0 if last else s] = Hs[nxt:nxt + B, :u]
-    fin = (T % 2) * B
-    Ht[...] = Hs[fin:fin + B, :u]
-    Ct[...] = Cs[:, :u]
+    state_back(Hs, Cs, Ht, Ct, 0, B, T)
 
 
 # Packed weights (bytes of W and U) from which a float32 inference runs the LSTM split by

@@ -376,36 +376,29 @@ def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out,
     xids (T, B) not empty, from the rows xids[t, b] of X[0] (an embedding's table, read in
     place: inference only), or, with ids (T, B) not empty, row ids[t, b] of table (V, 4u) =
     E W + b (u a multiple of 8; X has no columns). Ht, Ct hold h0, c0 and end as hT, cT;
-    out keeps every step, or one row (the last output). With gates of T steps (training; u a multiple of 8) the step saves what
-    lstm_backward_kernel reads: gates, h_rec = H_{t-1} * rmask (the product's input), c_prev,
-    tanh_c; else gates is a 1-step scratch and nothing is saved."""
+    out keeps every step, or one row (the last output). With gates of T steps (training; u
+    a multiple of 8) the step saves what lstm_backward_kernel reads: gates, h_rec = H_{t-1} *
+    rmask (the product's input), c_prev, tanh_c; else gates is a 1-step scratch and nothing
+    is saved."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     u = Ht.shape[1]
     M = b1 - b0
-    dt = Ht.dtype
     keep = gates.shape[0] == T
     own = np.arange(M)                            # each row reads its own row of X[t, b0:b1]
     Wq, Uq = packed_gates(W), packed_gates(U)
     width = Uq.shape[0] * UNITS
     by_id = ids.shape[0] > 0
     bt = table if by_id else gate_blocks(b, width)
-    row0 = np.zeros((1, b1), ids.dtype)           # the bias's row, for every row
-    Hs = aligned_scratch(2 * M, width, dt)        # H_{t-1} and H_t, swapping each step
-    Cs = aligned_scratch(M, width, dt)
+    row0 = np.zeros(M, ids.dtype)                 # the bias's row, for every row
+    Hs, Cs = state_scratch(Ht, Ct, b0, b1, width)
     none = Cs[:0]
-    Hs[:] = 0
-    Cs[:] = 0
-    for r in range(M):
-        for j in range(u):
-            Hs[r, j] = Ht[b0 + r, j]
-            Cs[r, j] = Ct[b0 + r, j]
     last = out.shape[0] == 1
     for s in range(T):
         t = T - 1 - s if backwards else s
         cur = (s % 2) * M
         nxt = M - cur
-        rows = ids[t, b0:b1] if by_id else row0[0, b0:b1]
+        rows = ids[t, b0:b1] if by_id else row0
         src, xrows = (X[0], xids[t, b0:b1]) if gather else (X[t, b0:b1], own)
         if keep:
             for r in range(M):
@@ -416,15 +409,32 @@ def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out,
             lstm_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
                            none, none, none, 0, Uq.shape[0])
         if not last or s == T - 1:
-            o = 0 if last else s
-            for r in range(M):
-                for j in range(u):
-                    out[o, b0 + r, j] = Hs[nxt + r, j]
+            out[0 if last else s, b0:b1] = Hs[nxt:nxt + M, :u]
+    state_back(Hs, Cs, Ht, Ct, b0, b1, T)
+
+
+@njit(inline="always")
+def state_scratch(Ht, Ct, b0, b1, width):
+    """The fused steps' state for rows b0..b1 (M rows), units padded to width: Hs (2M,
+    width), H_{t-1} and H_t swapping halves each step, the first holding h0; Cs (M, width)
+    holding c0, updated in place. Zero past u."""
+    M, u = b1 - b0, Ht.shape[1]
+    Hs = aligned_scratch(2 * M, width, Ht.dtype)
+    Cs = aligned_scratch(M, width, Ht.dtype)
+    Hs[:] = 0
+    Cs[:] = 0
+    Hs[:M, :u] = Ht[b0:b1]
+    Cs[:, :u] = Ct[b0:b1]
+    return Hs, Cs
+
+
+@njit(inline="always")
+def state_back(Hs, Cs, Ht, Ct, b0, b1, T):
+    """hT, cT of rows b0..b1 from state_scratch's arrays after T steps."""
+    M, u = b1 - b0, Ht.shape[1]
     fin = (T % 2) * M
-    for r in range(M):
-        for j in range(u):
-            Ht[b0 + r, j] = Hs[fin + r, j]
-            Ct[b0 + r, j] = Cs[r, j]
+    Ht[b0:b1] = Hs[fin:fin + M, :u]
+    Ct[b0:b1] = Cs[:, :u]
 
 
 def _bptt_block(width: int):

@@ -276,7 +276,6 @@ def _rows_matmul(A, U, P, C):
     return impl
 
 
-
 def _tn_tile(rows: int):
     """An intrinsic tile(C, A1, B1, A2, B2, i0, j0): C[i0:i0+rows, j0:j0+NB] += A1[:, i0:i0+rows]^T
     @ B1[:, j0:j0+NB] + the same of A2, B2; A (K, M) and B (K, N) read in place (A2, B2 may
