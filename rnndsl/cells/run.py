@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels.cpu import buffers
-from ..kernels.cpu.ops import gather_rows, rows_by_id
+from ..kernels.cpu.ops import embedding_grad, gather_rows
 from ..kernels.cpu.parallel import column_sums, matmul, run_rows
 from ..runtime.tensor import TableGrad
 
@@ -138,7 +138,7 @@ def backward(cell, tape: CellTape, dout, dfinal):
         if tape.table is not None:
             # xp = (E @ W)[ids]: dxp's rows summed by id, then the two V-row products
             E, ids = tape.table
-            dT = rows_by_id(ids, d2, E.shape[0])
+            dT = embedding_grad(ids.reshape(-1), d2, E.shape[0])
             _split_add(grads, g.weights, matmul(E.T, dT), u)
             dE = matmul(dT, W.T)
             dXs[k] = TableGrad(dE if dXs[k] is None else dXs[k].dE + dE)

@@ -21,27 +21,6 @@ def embedding_grad(ids, dY, vocab):
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _rows_by_id(ids, dY, out, parts):
-    n, d = dY.shape
-    for p in prange(parts):
-        j0, j1 = d * p // parts, d * (p + 1) // parts
-        for r in range(n):
-            o = out[ids[r], j0:j1]
-            y = dY[r, j0:j1]
-            for j in range(j1 - j0):
-                o[j] += y[j]
-
-
-def rows_by_id(ids, dY, vocab):
-    """embedding_grad for wide rows: the columns split across the cores (each adds its
-    columns of every row: no two write the same element)."""
-    out = np.zeros((vocab, dY.shape[1]), dY.dtype)
-    parts = len(chunks(dY.shape[1], dY.size))
-    _rows_by_id(np.ascontiguousarray(ids.reshape(-1)), dY, out, parts)
-    return out
-
-
-@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _gather_rows(table, ids, out, parts):
     n, d = out.shape
     for p in prange(parts):
