@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.cpu import buffers
+from ..kernels.cpu.ops import gather_rows
 
 
 class Act:
@@ -34,7 +35,7 @@ class Act:
     def data(self) -> np.ndarray:
         if self._data is None and self.gathered is not None:
             E, ids = self.gathered
-            self._data = np.take(E, ids, axis=0)          # E[ids]; take: 20% faster
+            self._data = gather_rows(E, ids, buffers.empty(ids.shape + E.shape[1:], E.dtype))     # E[ids]
         if self._data is None:
             B, T, F = self.batch_major.shape
             self._data = buffers.empty((T, B, F), self.batch_major.dtype)

@@ -33,7 +33,7 @@ def _gather_rows(table, ids, out, parts):
 
 def gather_rows(table, ids, out):
     """out[...] = table[ids] (out: ids.shape + (d,), C-contiguous), rows split across the
-    cores (np.take ran a 6400 x 512 gather at ~4.5 GB/s: 2.9 ms)."""
+    cores where there are enough (np.take: 653 against 343 us for 6,400 rows of 512)."""
     flat_ids = np.ascontiguousarray(ids.reshape(-1))
     flat = out.reshape(flat_ids.shape[0], table.shape[1])
     _gather_rows(table, flat_ids, flat, len(chunks(flat.shape[0], flat.size)))
