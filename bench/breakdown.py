@@ -242,6 +242,9 @@ class Probe:
             # an embedding's rows through its projected table (RecurrentSpec.table_input)
             (T, B), per_step = inp["ids"].shape, False
             F, V = self.features.get(name), inp["table"].shape[0]
+        elif isinstance(inp, dict) and getattr(inp.get("xids"), "ndim", 0) == 2:
+            # an embedding's rows read in place by the kernel: X is the table E (V, F)
+            (T, B), F, per_step = inp["xids"].shape, X.shape[1], True
         elif X is not None and getattr(X, "ndim", 0) == 3:
             (T, B, F), per_step = X.shape, True
         elif getattr(xp, "ndim", 0) == 3:
