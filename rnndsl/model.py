@@ -272,17 +272,19 @@ class Model:
         return value, w_grads
 
     def _flat_pred_target(self, act, y, name: str):
-        """(predictions (N, C), targets (N, ...), mask weights (N,) or None), batch-major rows.
+        """(predictions (N, C), targets (N, ...), mask weights (N,) or None).
 
-        A per-step output (T, B, C) becomes B*T rows, so a loss or metric is the mean
+        A per-step output (T, B, C) becomes T*B rows in its own time-major order (a view;
+        the targets, (B, T, ...), are reordered to match), so a loss or metric is the mean
         over samples and time steps, with masked steps weighted 0.
         """
         pred = act.data
         if pred.ndim == 3:
             T, B, C = pred.shape
             y = self._check_target(y, (B, T), name)
-            w = None if act.mask is None else act.mask.T.reshape(-1).astype(pred.dtype)
-            return pred.transpose(1, 0, 2).reshape(B * T, C), y.reshape((B * T,) + y.shape[2:]), w
+            w = None if act.mask is None else act.mask.reshape(-1).astype(pred.dtype)
+            y = np.ascontiguousarray(y.swapaxes(0, 1)).reshape((T * B,) + y.shape[2:])
+            return pred.reshape(T * B, C), y, w
         return pred, self._check_target(y, (pred.shape[0],), name), None
 
     def _loss(self, outputs, ys, loss, from_logits):
@@ -299,10 +301,7 @@ class Model:
             fn = get_loss(name)
             pred, target, w = self._flat_pred_target(act, y, out.name)
             value, dp = fn(pred, target, weights=w, from_logits=bool(fl) and fn.takes_logits)
-            if act.data.ndim == 3:
-                T, B, C = act.data.shape
-                dp = np.ascontiguousarray(dp.reshape(B, T, C).transpose(1, 0, 2))
-            grads.append(dp)
+            grads.append(dp.reshape(act.data.shape))            # time-major rows: (T, B, C) as they are
             total += float(value)
         return total, grads
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnndsl.errors import DataError, RnnError, did_you_mean
-from rnndsl.kernels.cpu.ops import row_max
+from rnndsl.kernels.cpu.ops import row_max, shift_rows_pick, softmax_ce_rows
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -176,6 +176,12 @@ class CategoricalCrossentropy(Loss):
         return _categorical_from_probs(y_pred, t)
 
 
+def _integer_labels(y_true, n: int) -> bool:
+    """y_true is an integer array of n labels, (n,) or (n, 1)."""
+    return (isinstance(y_true, np.ndarray) and y_true.dtype.kind in "iu" and y_true.size == n
+            and y_true.shape in ((n,), (n, 1)))
+
+
 def check_sparse_labels(y_true, n: int, num_classes: int, who: str) -> np.ndarray:
     """Validate integer labels (N,) or (N, 1) in [0, C-1]; return them as intp (N,)."""
     y = np.asarray(y_true)
@@ -216,6 +222,16 @@ class SparseCategoricalCrossentropy(Loss):
         if y_pred.ndim != 2:
             raise DataError(f"{self.name}: y_pred must be (N, C), got shape {y_pred.shape}")
         n, c = y_pred.shape
+        if from_logits and c and y_pred.dtype.kind == "f" and _integer_labels(y_true, n):
+            # two compiled passes around NumPy's vector exp: 1280 x 10 logits in ~15 us,
+            # where the NumPy expression below took ~60
+            labels = np.ascontiguousarray(np.asarray(y_true).reshape(n))
+            g, picked, per = np.empty_like(y_pred), np.empty(n, y_pred.dtype), np.empty(n, y_pred.dtype)
+            if shift_rows_pick(y_pred, labels, g, picked) >= 0:
+                check_sparse_labels(y_true, n, c, self.name)        # says which label is out of range
+            np.exp(g, out=g)
+            softmax_ce_rows(g, labels, picked, per)
+            return per, g
         labels = check_sparse_labels(y_true, n, c, self.name)
         rows = np.arange(n)
         if from_logits:

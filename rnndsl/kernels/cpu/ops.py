@@ -63,3 +63,40 @@ def row_max(z):
             m = max(m, z[r, j])
         out[r] = m
     return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def shift_rows_pick(z, labels, g, picked):
+    """The first half of a softmax cross-entropy over rows of logits z (N, C):
+    g = z - max(z) row by row, and picked[r] = g[r, labels[r]]. Returns the first row whose
+    label is outside 0..C-1 (nothing picked from it), or -1."""
+    n, c = z.shape
+    bad = -1
+    for r in range(n):
+        m = z[r, 0]
+        for j in range(1, c):
+            m = max(m, z[r, j])
+        for j in range(c):
+            g[r, j] = z[r, j] - m
+        k = labels[r]
+        if 0 <= k < c:
+            picked[r] = g[r, k]
+        elif bad < 0:
+            bad = r
+    return bad
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_ce_rows(e, labels, picked, per):
+    """The second half, e holding exp(z - max): per[r] = log(sum e[r]) - picked[r], the loss
+    -log softmax(z)[label]; e[r] becomes its gradient softmax(z) - onehot(label)."""
+    n, c = e.shape
+    for r in range(n):
+        s = e.dtype.type(0)
+        for j in range(c):
+            s += e[r, j]
+        per[r] = np.log(s) - picked[r]
+        inv = 1 / s
+        for j in range(c):
+            e[r, j] *= inv
+        e[r, labels[r]] -= 1
