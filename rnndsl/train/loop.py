@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import DataError, RnnError, TrainingError
 from ..kernels.cpu import buffers
+from ..kernels.cpu.ops import all_finite
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import Optimizer, get_optimizer
@@ -144,7 +145,7 @@ def _config(model) -> TrainConfig:
 # --- one step ---------------------------------------------------------------------------
 
 def _finite_grads(grads) -> bool:
-    return all(g is None or np.isfinite(g).all() for g in grads)
+    return all(g is None or all_finite(np.ravel(g)) for g in grads)
 
 
 def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False) -> float:
