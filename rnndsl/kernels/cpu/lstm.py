@@ -54,6 +54,7 @@ from .activations import (
     tanh_,
 )
 from . import buffers
+from .ops import ids_outside
 from .packed import NB, aligned_scratch, packed, rows_matmul, tn_accumulate
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_fused_rows,
                          lstm_step_rows, state_back, state_scratch)
@@ -346,10 +347,12 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         ids, table, X, W = _table_input(ids, table, U)
     E = None
     if xids is not None:
-        E, xids = np.asarray(X), _checked_ids(xids, np.shape(X)[0], "xids")
+        E, xids = np.ascontiguousarray(X), _checked_ids(xids, np.shape(X)[0], "xids")
         if E.ndim != 2:
             raise ValueError(f"with xids, X must be an embedding table (V, F), got shape {E.shape}")
-        X = np.broadcast_to(E[0], xids.shape + E.shape[1:])     # E's rows as a view, for the checks
+        # E's first row at every step and sample, a view for the checks (as np.broadcast_to
+        # makes it, in a fifth of the time)
+        X = np.ndarray(xids.shape + E.shape[1:], E.dtype, E, strides=(0, 0, E.strides[1]))
     inputs, U, (h0, c0), mask, rmask = prepare_forward(
         xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask, X, W, b_in)
     a, ra = activation_code(activation), activation_code(recurrent_activation)
@@ -393,7 +396,7 @@ def _checked_ids(ids, rows: int, name: str) -> np.ndarray:
     ids = np.ascontiguousarray(ids, np.int64)
     if ids.ndim != 2:
         raise ValueError(f"{name} must be (T, B), got shape {ids.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= rows):
+    if ids.size and ids_outside(ids.reshape(-1), rows):
         raise ValueError(f"{name} must lie in 0..{rows - 1}, got {ids.min()}..{ids.max()}")
     return ids
 

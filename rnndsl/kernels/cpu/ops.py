@@ -100,3 +100,13 @@ def softmax_ce_rows(e, labels, picked, per):
         for j in range(c):
             e[r, j] *= inv
         e[r, labels[r]] -= 1
+
+
+@njit(cache=True, nogil=True)
+def ids_outside(ids, rows):
+    """How many of the ids (1-D) fall outside 0..rows-1: one pass, where NumPy's min and max
+    take two (and ~3 us each at 1,280 ids)."""
+    n = 0
+    for i in range(ids.shape[0]):
+        n += (ids[i] < 0) | (ids[i] >= rows)
+    return n
