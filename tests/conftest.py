@@ -14,6 +14,7 @@ def split_everything(monkeypatch):
 
     monkeypatch.setattr(parallel, "WORKERS", 3)
     monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_MATMUL", 0)
     monkeypatch.setattr(parallel, "MIN_ROWS", 1)
     assert len(parallel.chunks(7, 1)) == 3
 
