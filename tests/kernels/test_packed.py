@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from rnndsl.kernels.cpu.packed import pack, packed, padded_width, rows_matmul
+from rnndsl.kernels.cpu.packed import pack, packed, padded_width, rows_matmul, tn_accumulate
 
 from .harness import GRU, GRU_RESET_AFTER, LSTM, SIMPLERNN, cast, loss_weights, make_inputs, make_mask, make_rmask
 
@@ -13,6 +13,27 @@ from .harness import GRU, GRU_RESET_AFTER, LSTM, SIMPLERNN, cast, loss_weights, 
 @njit(error_model="numpy")
 def _rows(A, U, P, C, b0, b1):
     rows_matmul(A[b0:b1], U, P, C[b0:b1])
+
+
+@njit(error_model="numpy")
+def _tn(A1, B1, A2, B2, C):
+    tn_accumulate(A1, B1, A2, B2, C)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("M", [1, 3, 7, 12, 13, 23, 29, 64])
+@pytest.mark.parametrize("N,K2", [(32, 5), (64, 0), (40, 3)])
+def test_tn_accumulate_matches_numpy(dtype, M, N, K2):
+    """C += A1^T B1 + A2^T B2: the 12-row tiles and every remainder (8, 4, 2, 1), a second
+    pair with no rows, N not a multiple of 32 (np.dot); A read from a wider array in place."""
+    rng = np.random.default_rng(M * 10 + N + K2)
+    A1, A2 = rng.normal(size=(9, M + 3))[:, 1:M + 1], rng.normal(size=(K2, M + 3))[:, 1:M + 1]
+    B1, B2 = rng.normal(size=(9, N)), rng.normal(size=(K2, N))
+    A1, A2, B1, B2 = (a.astype(dtype) for a in (A1, A2, B1, B2))
+    C = rng.normal(size=(M, N)).astype(dtype)
+    want = C.astype(np.float64) + A1.T.astype(np.float64) @ B1 + A2.T.astype(np.float64) @ B2
+    _tn(A1, B1, A2, B2, C)
+    np.testing.assert_allclose(C, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
