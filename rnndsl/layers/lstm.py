@@ -39,11 +39,13 @@ class LSTM(RecurrentSpec):
                                           last_only=last_only, **inp)
         return out, (hT, cT), saved
 
-    def kernel_backward(self, saved, dout, dfinal):
+    in_kernel_dx = True
+
+    def kernel_backward(self, saved, dout, dfinal, W=None):
         if saved.X.shape[0] == 0:
             dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
             return dxp, dU, (dh0, dc0), None, None, None
         # x @ W (or the table's rows) was taken inside the time loop: so are its kernel's (the
-        # table's) and bias gradients
-        dxp, dU, dh0, dc0, dW, db = lstm_backward(saved, dout, dfinal[0], dfinal[1], weights=True)
-        return dxp, dU, (dh0, dc0), None, dW, db
+        # table's) and bias gradients, and with W the input's
+        dxp, dU, dh0, dc0, dW, db, *dX = lstm_backward(saved, dout, dfinal[0], dfinal[1], weights=True, W=W)
+        return (dxp, dU, (dh0, dc0), None, dW, db) + tuple(dX)

@@ -122,9 +122,13 @@ class RecurrentSpec(LayerSpec):
     #       -> (out, final, saved)
     #   kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec, dK, db_in), dK and
     #     db_in (the input kernel's and input bias's gradients) None unless the kernel made them
+    #   with in_kernel_dx, also kernel_backward(saved, dout, dfinal, W=kernel) for a forward
+    #     that projected X step by step: the same and the input's gradient dX last
     # inp is the input projection: {"xp": (T, B, G*u)} for all steps at once, or
     # {"xp": None, "X": X, "W": kernel, "b_in": bias} to project step by step inside the
     # kernel. init and final are state tuples; out is (T, B, u), or (1, B, u) with last_only.
+
+    in_kernel_dx = False     # kernel_backward can make dX = dxp W^T itself
 
     def split_bias(self, opts, bias):
         """(input bias added to xp, recurrent bias given to the kernel)."""
@@ -227,6 +231,12 @@ class RecurrentSpec(LayerSpec):
                 out, final, saved = run(x.steps(t0, t1), final, mask, False)
 
         def backprop(dout, dfinal):
+            if need_dx and per_step and X is not None and self.in_kernel_dx:
+                # X W was taken step by step: the kernel makes dX = dxp W^T too
+                dxp, dU, dinit, db_rec, dK, db_in, dX = self.kernel_backward(saved, dout, dfinal, W=kernel)
+                if dmask is not None:
+                    dX *= dmask                             # undo X = x * dmask
+                return dX, [dK, dU] + ([self.join_bias(db_in, db_rec)] if bias is not None else []), dinit
             dxp, dU, dinit, db_rec, dK, db_in = self.kernel_backward(saved, dout, dfinal)
             if gathered is not None:
                 # dK was the table's gradient dT: undo table = E @ kernel + b_in (the kernel

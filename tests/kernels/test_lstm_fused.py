@@ -85,9 +85,10 @@ def test_fused_training_forward_saves_what_backward_reads(T, B, F, u, backwards,
 
 @pytest.mark.parametrize("u,in_loop", [(8, True), (13, True), (8, False)])   # 4u a multiple of 32 or not
 def test_weight_gradients_inside_the_time_loop(forced_split, monkeypatch, u, in_loop):
-    """lstm_backward(weights=True): dW = X^T dZ, db = sum dZ and dU = H^T dZ accumulated step by
-    step and row range by row range (or, past MAX_LOOP_GRAD, products over all steps) equal
-    the products over all steps, float32 and float64, on one thread and split."""
+    """lstm_backward(weights=True, W=W): dW = X^T dZ, db = sum dZ and dU = H^T dZ accumulated
+    step by step and row range by row range (or, past MAX_LOOP_GRAD, products over all steps),
+    and dX = dZ W^T after each worker's loop, equal the products over all steps, float32 and
+    float64, on one thread and split."""
     import rnndsl.kernels.cpu.lstm as lstm_mod
     if not in_loop:
         monkeypatch.setattr(lstm_mod, "MAX_LOOP_GRAD", 0)
@@ -98,11 +99,13 @@ def test_weight_gradients_inside_the_time_loop(forced_split, monkeypatch, u, in_
             c = [a.astype(dt) for a in (U, h0, c0, X, W, b)]
             sv = lstm_forward(None, c[0], c[1], c[2], keep=True, X=c[3], W=c[4], b_in=c[5])[3]
             h_rec = sv.h_rec.copy()
-            return (h_rec, *lstm_backward(sv, dout.astype(dt), weights=True))
+            return (h_rec, *lstm_backward(sv, dout.astype(dt), weights=True, W=c[4]))
         one, split = forced_split(run)
-        h_rec, dZ, dU, _, _, dW, db = one
+        h_rec, dZ, dU, _, _, dW, db, dX = one
         flat = dZ.reshape(-1, 4 * u).astype(np.float64)
         tol = dict(rtol=1e-4, atol=1e-4) if dt == np.float32 else dict(rtol=1e-10, atol=1e-10)
+        # with W given, the kernel also makes the input's gradient dX = dZ W^T
+        np.testing.assert_allclose(dX.reshape(-1, 7), flat @ W.astype(np.float64).T, **tol)
         np.testing.assert_allclose(dW, X.reshape(-1, 7).astype(np.float64).T @ flat, **tol)
         np.testing.assert_allclose(dU, h_rec.reshape(-1, u).astype(np.float64).T @ flat, **tol)
         np.testing.assert_allclose(db, flat.sum(axis=0), **tol)

@@ -156,13 +156,16 @@ def lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, tiny, b0, b1):
+                         gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny,
+                         b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
     rows' share of the weight gradients to dWU (F' + u + 1, 4u): [dW; dU; db], dW only when
     F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache;
     dWU with no rows: none (the caller takes products over all steps). With ids (T, B) not
     empty (the input was rows of a table), sums each row's dZ into its row of dtable (V, 4u),
-    which this worker zeroes first (its own, pages already mapped where it is reused)."""
+    which this worker zeroes first (its own, pages already mapped where it is reused).
+    With dX (T, B, F) not empty, also these rows of the input's gradient dX = dxp W^T, after
+    the loop, while this worker's dxp rows are still in its cache."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
@@ -253,6 +256,12 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                 flush_row(dHt[b], tiny)
                 if not fused:                   # lstm_bptt_row flushed it already
                     flush_row(dCt[b], tiny)
+    if dX.shape[0] > 0:
+        # Z = x_t W + ...: dX_t = dZ_t W^T
+        WT = W.T
+        WTp = packed(WT)
+        for t in range(T):
+            rows_matmul(dxp[t, b0:b1], WT, WTp, dX[t, b0:b1])
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -267,7 +276,7 @@ def lstm_forward_split(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask,
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
-                        gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, tiny, rows,
+                        gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny, rows,
                         parts):
     """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool),
     part p adding to dWU[p] and dtable[p]; then the parts' dtable summed into dtable[0], its
@@ -275,8 +284,8 @@ def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
         lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                             gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU[p], dtable[p], tiny,
-                             b0, b1)
+                             gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU[p], dtable[p], W, dX,
+                             tiny, b0, b1)
     V = dtable.shape[1]
     for p in prange(parts):
         for r in range(V * p // parts, V * (p + 1) // parts):
@@ -429,10 +438,14 @@ def _table_input(ids, table, U):
 MAX_LOOP_GRAD = 160_000
 
 
-def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
+def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     """Gradients of the loss.  Returns (dxp, dU, dh0, dc0), and with weights (the forward
     had X, or a table) also (dW, db): the gradients of W, or of the table, and of the input
-    bias (with a table: the part of it that reached the table). For layers up to
+    bias (with a table: the part of it that reached the table). With W (F, 4u), the input
+    kernel of a forward that took X, last of all the input's gradient dX = dxp W^T (T, B, F),
+    each worker's rows after its time loop (seq2seq: 170 -> ~110 us a layer against a
+    separate product, whose row split has each core read dxp rows the other one wrote).
+    For layers up to
     MAX_LOOP_GRAD they are computed inside the time loop (a worker's rows of one step at a
     time, while dZ_t is in cache: 2x faster than products over all steps at mnist's or
     seq2seq's sizes, which BLAS runs at ~120 GFLOP/s a core); else by those products.
@@ -455,9 +468,18 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
     dWU = np.zeros((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)
     by_id = saved.ids.shape[0] > 0
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
+    want_dx = W is not None
+    if want_dx:
+        W = np.asarray(W)
+        if W.dtype != dxp.dtype or W.shape != (X.shape[2], G) or by_id or X.shape[0] == 0:
+            raise ValueError(f"W must be the ({X.shape[2]}, {G}) {dxp.dtype} input kernel of a forward that "
+                             f"took X, got {W.dtype} {W.shape}")
+        W, dX = np.ascontiguousarray(W), buffers.empty(X.shape, dxp.dtype)
+    else:
+        W, dX = np.empty((0, G), dxp.dtype), np.empty((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
-            dh0, dc0, dxp, dWU if parts > 1 else dWU[0], dtable if parts > 1 else dtable[0], _tiny(dxp))
+            dh0, dc0, dxp, dWU if parts > 1 else dWU[0], dtable if parts > 1 else dtable[0], W, dX, _tiny(dxp))
     if parts == 1:
         lstm_backward_kernel(*args, 0, B)
     else:
@@ -471,8 +493,9 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False):
         dU = matmul(saved.h_rec.reshape(T * B, u).T, dZ)
         if weights:
             dW, db = matmul(X.reshape(T * B, nx).T, dZ), column_sums(dZ)
+    res = (dxp, dU, dh0, dc0)
     if weights:
         if by_id:
             dW = dtable[0]                                  # the parts summed by lstm_backward_split
-        return dxp, dU, dh0, dc0, dW, db
-    return dxp, dU, dh0, dc0
+        res += (dW, db)
+    return res + (dX,) if want_dx else res
