@@ -260,6 +260,8 @@ class Probe:
             direction=bool(_arg(a, k, 6, "backwards", False)),
             keep=bool(_arg(a, k, 9, "keep", True)),
             need_dx=bool(getattr(self._tl, "need_dx", True)),
+            # the layer's backward kernel makes dX = dZ W^T itself (lstm_backward with W)
+            in_kernel_dx=bool(getattr(spec, "in_kernel_dx", False)) and per_step and X is not None,
             dtype=str(U.dtype),
             # GRU with reset_after=false multiplies by U's blocks separately, with np.dot
             dot_blocks=getattr(spec, "name", "") == "gru" and not opts.get("reset_after", True)))
@@ -438,6 +440,8 @@ class _Operands:
             self.Kp = nb["pack"](self.K)
             self.XP = np.empty((B, pw(G, dt)), dt)
             self.X2 = self.X.reshape(T * B, F)
+            self.KTp = nb["pack"](np.ascontiguousarray(self.K.T))     # dX_t = dZ_t K^T, step by step
+            self.DX = np.empty((B, pw(F, dt)), dt)
         elif F:
             self.X2 = rand(T * B, F)
         if c["bias_pass"]:
@@ -453,8 +457,9 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
     rec_fwd: h U per step in every call; proj_in_fwd: x_t W per step, inside the kernels
     (per-step projection layers); proj_fwd: the big x W before the kernel (precomputed
     layers); bias_fwd: the xp += b pass where there is one. Training (the calls that kept
-    their state for backward): rec_bwd: dZ U^T per step + the dU product; proj_bwd: X^T dZ
-    and (where run_cell computed it) dZ W^T; bias_bwd: the bias gradient's column sum. The per-step loops are split by
+    their state for backward): rec_bwd: dZ U^T per step + the dU product; proj_bwd_in: the
+    projection gradients inside the kernel (x_t^T dZ_t step by step, dZ W^T where the kernel
+    makes it); proj_bwd: X^T dZ and dZ W^T outside it; bias_bwd: the bias gradient's column sum. The per-step loops are split by
     batch rows as rnndsl splits a kernel, the big products go through rnndsl's matmul."""
     nb = _numba_loops()
     mm = _rnndsl_matmul()
@@ -522,18 +527,30 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
             else:
                 mm(o.H2.T, o.dZ2)                           # dU over all steps
 
+    def in_kernel_dx(c):  # lstm_backward makes dX = dZ W^T itself, each worker its rows
+        return c["F"] and not c["V"] and c["need_dx"] and c.get("in_kernel_dx", False)
+
+    def proj_bwd_in(g):
+        """The backward projection products inside the kernel: dK step by step, dX after the loop."""
+        for c, o in kept(g):
+            if c["V"] or not c["F"]:
+                continue
+            if in_loop(c):                                  # dK (and db) step by step
+                nb["grads_split"](o.X, o.H3[:, :, :0], o.dZ3, o.C_dW, c["B"], in_loop_grads(c))
+            if in_kernel_dx(c):
+                _run_steps(True, o.dZ3, o.K.T, o.KTp, o.DX, c["B"], c["T"] * c["B"] * c["G"] * c["F"])
+
     def proj_bwd(g):
+        """The backward projection products outside the kernel."""
         for c, o in kept(g):
             if c["V"]:
                 mm(o.E.T, o.dT)                             # dK from the table's gradient
                 if c["need_dx"]:
                     mm(o.dT, o.K.T)                         # dE
             elif c["F"]:
-                if in_loop(c):                              # dK (and db) step by step
-                    nb["grads_split"](o.X, o.H3[:, :, :0], o.dZ3, o.C_dW, c["B"], in_loop_grads(c))
-                else:
+                if not in_loop(c):
                     mm(o.X2.T, o.dZ2)                       # dK
-                if c["need_dx"]:
+                if c["need_dx"] and not in_kernel_dx(c):
                     mm(o.dZ2, o.K.T)                        # dX (skipped for a model input)
 
     def bias_bwd(g):
@@ -553,14 +570,14 @@ def matmul_alone(calls: list[dict], train: bool) -> dict:
             return any(not c["per_step"] and c["F"] for c in calls)
         if part is bias_fwd:
             return any(c["bias_pass"] for c in calls)
-        if part in (rec_bwd, proj_bwd, bias_bwd):
+        if part in (rec_bwd, proj_bwd, proj_bwd_in, bias_bwd):
             return train and any(c["keep"] for c in calls)
         return True
 
     with _blas_context():
         out = {name: timed(part) for name, part in (
             ("rec_fwd", rec_fwd), ("proj_in_fwd", proj_in_fwd), ("proj_fwd", proj_fwd), ("bias_fwd", bias_fwd),
-            ("rec_bwd", rec_bwd), ("proj_bwd", proj_bwd), ("bias_bwd", bias_bwd))}
+            ("rec_bwd", rec_bwd), ("proj_bwd_in", proj_bwd_in), ("proj_bwd", proj_bwd), ("bias_bwd", bias_bwd))}
     c0 = calls[0]
     out["split"] = len(_rnndsl_split(c0["B"], fwd_work(c0)))
     return out
@@ -634,7 +651,7 @@ def profile_phase(fn, model, steps: int, phase: str) -> dict:
             kf, kb = acc.get((name, "kernel_fwd"), 0.0), acc.get((name, "kernel_bwd"), 0.0)
             parts = [_split_pass(fwd, kf, m["rec_fwd"], m["proj_in_fwd"], m["proj_fwd"])]
             if train:
-                parts.append(_split_pass(bwd, kb, m["rec_bwd"], 0.0, m["proj_bwd"]))
+                parts.append(_split_pass(bwd, kb, m["rec_bwd"], m["proj_bwd_in"], m["proj_bwd"]))
             for part in parts:
                 for k, v in part.items():
                     cat[k] += v
@@ -665,7 +682,8 @@ def profile_phase(fn, model, steps: int, phase: str) -> dict:
             row.update(kernel_fwd=acc.get((name, "kernel_fwd"), 0.0), kernel_bwd=acc.get((name, "kernel_bwd"), 0.0),
                        kernel_shapes=[[c["T"], c["B"], c["G"], c["u"]] for c in calls],
                        rec_matmul=m["rec_fwd"] + (m["rec_bwd"] if train else 0.0),
-                       projection=m["proj_in_fwd"] + m["proj_fwd"] + (m["proj_bwd"] if train else 0.0),
+                       projection=m["proj_in_fwd"] + m["proj_fwd"]
+                       + (m["proj_bwd_in"] + m["proj_bwd"] if train else 0.0),
                        bias_alone=m["bias_fwd"] + (m["bias_bwd"] if train else 0.0),
                        split=m["split"],
                        projection_per_step=calls[0]["per_step"], features=calls[0]["F"],
