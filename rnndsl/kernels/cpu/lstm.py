@@ -182,6 +182,7 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     direct = fused and rmask.shape[0] == 0
     if ids.shape[0] > 0:
         dtable[:, :] = 0
+    dWU[:, :] = 0                      # this worker's own accumulator
     nx = dWU.shape[0] - u - 1          # rows of dW in dWU: F, or 0
     pend = -1                          # a step whose weight gradients are still to add
     for s in range(T - 1, -1, -1):
@@ -279,18 +280,22 @@ def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
                         gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny, rows,
                         parts):
     """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool),
-    part p adding to dWU[p] and dtable[p]; then the parts' dtable summed into dtable[0], its
-    rows split the same way (a NumPy sum over the parts took 0.3 ms at 1000 x 512)."""
+    part p adding to dWU[p] and dtable[p]; then the parts' dtable and dWU summed into
+    dtable[0] and dWU[0], their rows split the same way (a NumPy sum over the parts took
+    0.3 ms at 1000 x 512)."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
         lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                              gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU[p], dtable[p], W, dX,
                              tiny, b0, b1)
-    V = dtable.shape[1]
+    V, R = dtable.shape[1], dWU.shape[1]
     for p in prange(parts):
         for r in range(V * p // parts, V * (p + 1) // parts):
             for q in range(1, parts):
                 add_row(dtable[0, r], dtable[q, r])
+        for r in range(R * p // parts, R * (p + 1) // parts):
+            for q in range(1, parts):
+                add_row(dWU[0, r], dWU[q, r])
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
@@ -465,7 +470,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     dh0, dc0 = dhT.copy(), dcT.copy()
     parts = len(chunks(B, T * B * G * (u + nx)))
     in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD
-    dWU = np.zeros((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)
+    dWU = buffers.empty((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)      # zeroed by the kernel
     by_id = saved.ids.shape[0] > 0
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
     want_dx = W is not None
@@ -485,7 +490,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     else:
         lstm_backward_split(*args, B, parts)
     if in_loop:
-        dWU = dWU.sum(axis=0) if parts > 1 else dWU[0]
+        dWU = dWU[0]                                        # the parts summed by lstm_backward_split
         dW, dU, db = dWU[:nx], dWU[nx:nx + u], dWU[nx + u]
     else:
         # products over all steps
