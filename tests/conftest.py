@@ -10,9 +10,10 @@ import pytest  # noqa: E402
 
 def split_everything(monkeypatch):
     """Make rnndsl split every kernel call and product into 3 row ranges (the multi-core path)."""
-    from rnndsl.kernels.cpu import parallel
+    from rnndsl.kernels.cpu import ops, parallel
 
     monkeypatch.setattr(parallel, "WORKERS", 3)
+    monkeypatch.setattr(ops, "MIN_SPLIT_GATHER", 0)
     monkeypatch.setattr(parallel, "MIN_SPLIT_WORK", 0)
     monkeypatch.setattr(parallel, "MIN_SPLIT_MATMUL", 0)
     monkeypatch.setattr(parallel, "MIN_ROWS", 1)
