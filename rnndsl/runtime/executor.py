@@ -16,7 +16,7 @@ from ..errors import DataError
 from ..graph.graph import Graph, Node
 from .init import initial_weights
 from ..kernels.cpu import buffers
-from ..kernels.cpu.ops import all_finite
+from ..kernels.cpu.ops import all_finite, ids_outside
 from .tensor import Act
 from .threads import use_threads
 
@@ -195,14 +195,15 @@ class Executor:
                                     f"such as {x.ravel()[np.flatnonzero(x != np.round(x))[:1]].tolist() or 'nan/inf'}")
             elif x.dtype.kind not in "iub":
                 raise DataError(f"input {name!r} expects token ids (integers), got dtype {x.dtype}")
-            ids = x.astype(np.int64)
+            ids = np.ascontiguousarray(x.T, dtype=np.int64)       # time-major, one copy
             lim = self.vocab_limits.get(node_id)
-            if ids.size and (ids.min() < 0 or (lim and ids.max() >= lim[0])):
+            # one compiled pass over the ids; min and max only to word an error
+            if ids.size and ids_outside(ids.reshape(-1), lim[0] if lim else np.iinfo(np.int64).max):
                 bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
                 raise DataError(f"input {name!r}: token id {bad} is out of range for {lim[1]!r} "
                                 f"(vocabulary {lim[0]}: ids 0..{lim[0] - 1})" if lim else
                                 f"input {name!r}: token id {bad} is negative")
-            return Act(np.ascontiguousarray(ids.T))
+            return Act(ids)
         if x.dtype.kind not in "fiub":
             raise DataError(f"input {name!r} expects numbers, got dtype {x.dtype}")
         x = np.ascontiguousarray(x, dtype=self.dtype)
