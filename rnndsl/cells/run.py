@@ -132,13 +132,14 @@ def backward(cell, tape: CellTape, dout, dfinal):
 
     grads = [np.zeros(shape, dtype) for shape in tape.shapes]
     dXs = [None] * len(tape.Xs)
+    by_id = {}          # a table-fed group's dxp summed by id: the same column sums, V rows
     for g, W, dxp in zip(plan.hoisted, tape.hoisted_W, dxps):
         k = g.left.attr
         d2 = _flat(dxp)
         if tape.table is not None:
             # xp = (E @ W)[ids]: dxp's rows summed by id, then the two V-row products
             E, ids = tape.table
-            dT = embedding_grad(ids.reshape(-1), d2, E.shape[0])
+            dT = by_id[g.index] = embedding_grad(ids.reshape(-1), d2, E.shape[0])
             _split_add(grads, g.weights, matmul(E.T, dT), u)
             dE = matmul(dT, W.T)
             dXs[k] = TableGrad(dE if dXs[k] is None else dXs[k].dE + dE)
@@ -158,7 +159,10 @@ def backward(cell, tape: CellTape, dout, dfinal):
     sums = {}       # column sums of each gradient array, once (a bias per block of it)
     for slot, (kind, grp, blk) in plan.vec_from.items():
         if (kind, grp.index) not in sums:
-            sums[kind, grp.index] = column_sums(_flat(dxps[grp.index] if kind == "xp" else dMs[grp.index]))
+            # (the bias sums of a table-fed group over its V rows of dT, not its T*B rows of
+            # dxp: 0.5 -> 0.1 ms of a custom-cell text-lstm step)
+            src = (by_id.get(grp.index, _flat(dxps[grp.index])) if kind == "xp" else _flat(dMs[grp.index]))
+            sums[kind, grp.index] = column_sums(src)
         grads[plan.vecs[slot]] += sums[kind, grp.index][blk * u:(blk + 1) * u]
     for k, X in enumerate(tape.Xs):
         if dXs[k] is None:
