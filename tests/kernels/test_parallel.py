@@ -89,13 +89,15 @@ def test_long_sequence_gradients_stay_out_of_the_subnormal_range(cell):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
 def test_matmul_split_paths(monkeypatch, dtype):
     """matmul's row split (C array on the left), shared-dimension split (X^T dZ: partial
-    products summed) and the strided fallback give a @ b."""
+    products summed, by BLAS or by the TN tile) and the strided fallback give a @ b."""
     split_everything(monkeypatch)
     r = np.random.default_rng(2)
     X, D, W = (r.normal(size=s).astype(dtype) for s in ((301, 7), (301, 13), (13, 5)))
     tol = 1e-4 if dtype == np.float32 else 1e-12
     W2 = r.normal(size=(13, 70)).astype(dtype)          # >= 32 columns: float32 takes the packed product
-    for a, b in ((X.T, D), (D, W), (D, np.asfortranarray(W)), (D[:, ::2], W[::2]), (D, W2), (D, W2.T.copy().T)):
+    D2 = r.normal(size=(301, 64)).astype(dtype)         # X^T D2: float32 takes the TN tile, 128 rows a pass
+    for a, b in ((X.T, D), (D, W), (D, np.asfortranarray(W)), (D[:, ::2], W[::2]), (D, W2), (D, W2.T.copy().T),
+                 (X.T, D2), (D2.T, D2)):
         np.testing.assert_allclose(parallel.matmul(a, b), a.astype(np.float64) @ b, rtol=tol, atol=tol)
 
 
