@@ -225,7 +225,7 @@ class SparseCategoricalCrossentropy(Loss):
         if from_logits and c and y_pred.dtype.kind == "f" and _integer_labels(y_true, n):
             # two compiled passes around NumPy's vector exp: 1280 x 10 logits in ~15 us,
             # where the NumPy expression below took ~60
-            labels = np.ascontiguousarray(np.asarray(y_true).reshape(n))
+            labels = np.ascontiguousarray(y_true.reshape(n))           # an integer array: _integer_labels
             g, picked, per = np.empty_like(y_pred), np.empty(n, y_pred.dtype), np.empty(n, y_pred.dtype)
             if shift_rows_pick(y_pred, labels, g, picked) >= 0:
                 check_sparse_labels(y_true, n, c, self.name)        # says which label is out of range

@@ -54,7 +54,7 @@ from .activations import (
     tanh_,
 )
 from . import buffers
-from .ops import ids_outside
+from .ops import gather_rows, ids_outside
 from .packed import NB, aligned_scratch, packed, rows_matmul, tn_accumulate
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_fused_rows,
                          lstm_step_rows, state_back, state_scratch)
@@ -248,10 +248,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
             pend = -1
         elif dWU.shape[0] > 0:
             pend = t
-        if direct:
-            continue
         for b in range(b0, b1):
-            if is_real(mask, t, b):
+            if not direct and is_real(mask, t, b):
                 # Ht_prev_r = H_{t-1} * rmask
                 dropped_row(dHt[b], dHt_rec[b], rmask, b)
                 flush_row(dHt[b], tiny)
@@ -387,7 +385,8 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         inputs = (inputs[0], np.ascontiguousarray(E, dtype=dt)[None]) + inputs[2:]
     else:
         if E is not None:                             # the other paths read the rows themselves
-            inputs = (inputs[0], np.take(np.asarray(E, dtype=dt), xids, axis=0)) + inputs[2:]
+            rows = gather_rows(E.astype(dt, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dt))
+            inputs = (inputs[0], rows) + inputs[2:]
         xids = np.zeros((0, 0), np.int64)
     if ids is None:
         ids, table = np.zeros((0, 0), np.int64), np.zeros((0, 0), dt)
@@ -475,11 +474,11 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
     want_dx = W is not None
     if want_dx:
-        W = np.asarray(W)
+        W = np.ascontiguousarray(W)
         if W.dtype != dxp.dtype or W.shape != (X.shape[2], G) or by_id or X.shape[0] == 0:
             raise ValueError(f"W must be the ({X.shape[2]}, {G}) {dxp.dtype} input kernel of a forward that "
                              f"took X, got {W.dtype} {W.shape}")
-        W, dX = np.ascontiguousarray(W), buffers.empty(X.shape, dxp.dtype)
+        dX = buffers.empty(X.shape, dxp.dtype)
     else:
         W, dX = np.empty((0, G), dxp.dtype), np.empty((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,

@@ -68,20 +68,6 @@ def _dot_rows(a, b, out, parts):
         np.dot(a[r0:r1], b, out[r0:r1])
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _dot_transposed(m, b, out, parts):
-    """out = m^T @ b (a weight gradient: m and b have one row per step and sample), the
-    shared dimension in `parts` ranges at once, their partial products summed."""
-    K = m.shape[0]
-    partial = np.empty((parts, out.shape[0], out.shape[1]), out.dtype)
-    for p in prange(parts):
-        k0, k1 = K * p // parts, K * (p + 1) // parts
-        np.dot(m[k0:k1].T, b[k0:k1], partial[p])
-    out[...] = partial[0]
-    for p in range(1, parts):
-        out += partial[p]
-
-
 # Largest output (floats) of m^T b taken by the TN register tile (packed.py) rather than BLAS:
 # each core adds its share of the rows, TN_ROWS at a time (that block of b stays in L1), to
 # its own partial output, which must stay in L2. 17-40% faster than OpenBLAS at (6,400 x 64..256)^T
@@ -92,14 +78,20 @@ TN_ROWS = 128
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _tn_transposed(m, b, out, parts):
-    """out = m^T @ b (float32, b's columns a multiple of NB) as _dot_transposed splits it, each
-    part through tn_accumulate, TN_ROWS rows at a time."""
+def _transposed(m, b, out, parts, tiled):
+    """out = m^T @ b (a weight gradient: m and b have one row per step and sample), the
+    shared dimension in `parts` ranges at once, their partial products summed. Each part by
+    BLAS, or, tiled (float32, b's columns a multiple of NB), by tn_accumulate TN_ROWS rows at
+    a time."""
     K = m.shape[0]
-    partial = np.zeros((parts, out.shape[0], out.shape[1]), out.dtype)
+    shape = (parts, out.shape[0], out.shape[1])
+    partial = np.zeros(shape, out.dtype) if tiled else np.empty(shape, out.dtype)
     none_m, none_b = m[:0], b[:0]
     for p in prange(parts):
         k0, k1 = K * p // parts, K * (p + 1) // parts
+        if not tiled:
+            np.dot(m[k0:k1].T, b[k0:k1], partial[p])
+            continue
         for c0 in range(k0, k1, TN_ROWS):
             c1 = min(c0 + TN_ROWS, k1)
             tn_accumulate(m[c0:c1], b[c0:c1], none_m, none_b, partial[p])
@@ -139,10 +131,7 @@ def matmul(a, b, out=None):
     elif parts > 1 and same and a.flags.c_contiguous:
         _dot_rows(a, b, out, parts)
     elif parts > 1 and same and a.T.flags.c_contiguous and b.flags.c_contiguous:
-        if f32 and b.shape[1] % NB == 0 and out.size <= TN_MAX_OUT:
-            _tn_transposed(a.T, b, out, parts)
-        else:
-            _dot_transposed(a.T, b, out, parts)
+        _transposed(a.T, b, out, parts, f32 and b.shape[1] % NB == 0 and out.size <= TN_MAX_OUT)
     else:                       # small, or strided operands (no caller of rnndsl's passes them)
         np.matmul(a, b, out=out)
     return out
