@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph.graph import WeightSpec
-from ..kernels.cpu import buffers
+from ..kernels.cpu import buffers, paths
 from ..kernels.cpu.parallel import column_sums, matmul
 from ..runtime.tensor import Act, TableGrad, flat
 from ..graph.types import StateType, TensorType
@@ -161,8 +161,9 @@ class RecurrentSpec(LayerSpec):
         is the rows' sole reader (their gradient leaves as a TableGrad), there is no input
         dropout, V <= T*B / 3 (measured break-even: V ~ T*B / 2, where the table's gradient
         and the scatter into it cost what they save; at T*B / 2 text-lstm's shape ran 10%
-        slower), and, in float32, u is a multiple of 8 (the fused steps'); else None."""
-        if not (self.takes_table and x.gathered is not None and sole_reader and dmask is None):
+        slower), and, in float32, u is a multiple of 8 (the fused steps'); else None (and
+        on the plain route)."""
+        if paths.plain() or not (self.takes_table and x.gathered is not None and sole_reader and dmask is None):
             return None
         E, ids = x.gathered
         if 3 * E.shape[0] > ids.size or (dtype == np.float32 and opts["units"] % 8):
@@ -184,7 +185,8 @@ class RecurrentSpec(LayerSpec):
         if init is None:
             init = self.zero_state(B, u, dtype)
         last_only = not opts["return_sequences"]
-        per_step = F <= PER_STEP_MAX_FEATURES
+        plain = paths.plain()      # the reference route: xp by one product, all of x time-major
+        per_step = F <= PER_STEP_MAX_FEATURES and not plain
 
         def run(X, init, mask, keep, xids=None):
             inp = dict(xp=None, X=X, W=kernel, b_in=b_in) if per_step else self.projected(X, kernel, b_in)
@@ -209,7 +211,7 @@ class RecurrentSpec(LayerSpec):
             # never made (seq2seq inference: 2 x 12 us of gathering gone)
             E, ids = x.gathered
             out, final, saved = run(E, init, x.mask, False, xids=ids)
-        elif ctx.training or not last_only:
+        elif ctx.training or not last_only or plain:
             X = x.data
             if dmask is not None:
                 X = X * dmask

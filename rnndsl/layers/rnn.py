@@ -30,6 +30,7 @@ from ..cells import current_cells
 from ..cells import run as cell_run
 from ..errors import DataError, did_you_mean
 from ..graph.types import StateType, TensorType
+from ..kernels.cpu import paths
 from ..lang import ast
 from ..runtime.tensor import Act
 from .base import REGISTRY, ArgError, Opt, coerce, register
@@ -207,9 +208,9 @@ class RNN(RecurrentSpec):
         """(E, ids) when the one input is an embedding's rows E[ids] best read through E's
         projection (as RecurrentSpec.table_input): the cell uses its input only in products
         hoisted out of the loop, this layer is the rows' sole reader, no input dropout runs,
-        and V <= T*B / 3; else None."""
+        and V <= T*B / 3; else None (and on the plain route)."""
         plan = cell.plan
-        if not (sole_reader and x.gathered is not None and len(cell.inputs) == 1 and plan.hoisted
+        if paths.plain() or not (sole_reader and x.gathered is not None and len(cell.inputs) == 1 and plan.hoisted
                 and not plan.loop_inputs and not (ctx.training and opts["dropout"] > 0)):
             return None
         E, ids = x.gathered

@@ -53,7 +53,7 @@ from .activations import (
     step_time,
     tanh_,
 )
-from . import buffers
+from . import buffers, paths
 from .ops import gather_rows, ids_outside
 from .packed import NB, aligned_scratch, packed, rows_matmul, tn_accumulate
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_fused_rows,
@@ -95,32 +95,35 @@ def infer_row(x, z, C, H, u):
         H[j] = o * tanh_(c)
 
 
+# The routes of lstm_forward_kernel, chosen by forward_route (in Python, once a call)
+GENERAL, INFER_ROW, FUSED_ROWS = 0, 1, 2
+
+
 @njit(**KERNEL_OPTIONS)
 def lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
-                        zero_output, out, gates, h_rec, c_prev, tanh_c, b0, b1):
+                        zero_output, out, gates, h_rec, c_prev, tanh_c, keep, route, b0, b1):
     """Rows b0..b1 of every step. The input projection is xp, X @ W + b_in step by step
-    (input_rows; with xids (T, B) not empty, X[0]'s rows xids[t, b]: the fused path only),
+    (input_rows; with xids (T, B) not empty, X[0]'s rows xids[t, b]: FUSED_ROWS only),
     or, with ids (T, B) not empty, rows of table (table_rows); Ht, Ct hold
-    h0, c0 and end as hT, cT. The saved arrays have T steps when backward will run, else
-    1 (scratch, overwritten each step); out has T steps or 1 (the last output only)."""
+    h0, c0 and end as hT, cT. With keep (backward will run) the saved arrays have T
+    steps, else 1 (scratch, overwritten each step); out has T steps or 1 (the last output
+    only). route: GENERAL, INFER_ROW (the same loop, one fused row update) or FUSED_ROWS
+    (the gate math in the product's epilogue, lstm_fused.py)."""
     T = xids.shape[0] if xids.shape[0] > 0 else (xp.shape[0] if X.shape[0] == 0 else X.shape[0])
     B, G = Ht.shape[0], U.shape[1]
     u = G // 4
     dt = Ht.dtype
-    keep = gates.shape[0] == T
     by_id = ids.shape[0] > 0
-    if (act == TANH and ract == SIGMOID and mask.shape[0] == 0 and X.shape[0] != 0 and Ht.itemsize == 4
-            and (u % 8 == 0 or not (keep or by_id))):
-        # float32, the common case: gate math in the product's epilogue (lstm_fused.py)
+    if route == FUSED_ROWS:
         lstm_fused_rows(X, xids, W, b_in, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev,
-                        tanh_c, b0, b1)
+                        tanh_c, keep, b0, b1)
         return
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
     Zr = aligned_scratch(B, scratch_cols(G, Up), dt)
     Ct_new = np.empty(u, dt)
     Ht_new = np.empty(u, dt)
-    fused = not keep and act == TANH and ract == SIGMOID and mask.shape[0] == 0
+    fused = route == INFER_ROW
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
@@ -157,7 +160,7 @@ def lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                          gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny,
-                         b0, b1):
+                         fused, b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
     rows' share of the weight gradients to dWU (F' + u + 1, 4u): [dW; dU; db], dW only when
     F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache;
@@ -165,7 +168,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     empty (the input was rows of a table), sums each row's dZ into its row of dtable (V, 4u),
     which this worker zeroes first (its own, pages already mapped where it is reused).
     With dX (T, B, F) not empty, also these rows of the input's gradient dX = dxp W^T, after
-    the loop, while this worker's dxp rows are still in its cache."""
+    the loop, while this worker's dxp rows are still in its cache. fused (default
+    activations, no mask): each row's step by lstm_bptt_row's vector code."""
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
@@ -175,7 +179,6 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     dpost = np.empty(G, dt)       # dL/d(I, F, G, O) after their activations
     daC = np.empty(u, dt)         # dL/d a(C_t)
     dCt_h = np.empty(u, dt)       # dL/dC_t through H_t
-    fused = act == TANH and ract == SIGMOID and mask.shape[0] == 0
     # dL/dH_{t-1} written by the product straight into dHt: no dropout mask to apply, and the
     # fused step flushes what it carries on (dZ and dC; a subnormal dH can then last one
     # step, not a hundred). The copy and flush it saves were 5% of seq2seq's backward step.
@@ -265,18 +268,18 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def lstm_forward_split(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
-                       zero_output, out, gates, h_rec, c_prev, tanh_c, rows, parts):
+                       zero_output, out, gates, h_rec, c_prev, tanh_c, keep, route, rows, parts):
     """lstm_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
     for p in prange(parts):
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
         lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
-                            zero_output, out, gates, h_rec, c_prev, tanh_c, b0, b1)
+                            zero_output, out, gates, h_rec, c_prev, tanh_c, keep, route, b0, b1)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
 def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
-                        gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny, rows,
-                        parts):
+                        gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny, fused,
+                        rows, parts):
     """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool),
     part p adding to dWU[p] and dtable[p]; then the parts' dtable and dWU summed into
     dtable[0] and dWU[0], their rows split the same way (a NumPy sum over the parts took
@@ -285,7 +288,7 @@ def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
         b0, b1 = rows * p // parts, rows * (p + 1) // parts
         lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
                              gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU[p], dtable[p], W, dX,
-                             tiny, b0, b1)
+                             tiny, fused, b0, b1)
     V, R = dtable.shape[1], dWU.shape[1]
     for p in prange(parts):
         for r in range(V * p // parts, V * (p + 1) // parts):
@@ -378,6 +381,8 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask, X, W, b_in)
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     dt = h0.dtype
+    u = h0.shape[1]
+    route = forward_route(a, ra, mask, inputs[1], dt, u, keep or inputs[-1] == 1, ids is not None)
     # the fused float32 inference (lstm_fused.py): what reads E's rows in place and splits by units
     fused_inference = (not keep and dt == np.float32 and a == TANH and ra == SIGMOID and mask.shape[0] == 0
                        and rmask.shape[0] == 0)
@@ -407,10 +412,22 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
             return out, hT, cT, None
     run_rows(lstm_forward_kernel, lstm_forward_split,
              (inputs[0], inputs[1], xids, inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
-              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c), B, T * B * G * (u + F))
+              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep or T == 1), route), B, T * B * G * (u + F))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
     return out, hT, cT, saved
+
+
+def forward_route(a: int, ra: int, mask, X, dtype, u: int, keep: bool, by_id: bool) -> int:
+    """lstm_forward_kernel's route: FUSED_ROWS for float32 with the default activations, no
+    mask and a per-step input X (or a table's rows), where the fused step can save for
+    backward (u a multiple of 8) or nothing is saved; INFER_ROW for other inference with the
+    default activations and no mask; else GENERAL. GENERAL everywhere on the plain route."""
+    if paths.plain() or a != TANH or ra != SIGMOID or mask.shape[0] != 0:
+        return GENERAL
+    if X.shape[0] != 0 and dtype == np.float32 and (u % 8 == 0 or not (keep or by_id)):
+        return FUSED_ROWS
+    return GENERAL if keep else INFER_ROW
 
 
 def _checked_ids(ids, rows: int, name: str) -> np.ndarray:
@@ -468,7 +485,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     dxp = saved.gates
     dh0, dc0 = dhT.copy(), dcT.copy()
     parts = len(chunks(B, T * B * G * (u + nx)))
-    in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD
+    in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD and not paths.plain()
     dWU = buffers.empty((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)      # zeroed by the kernel
     by_id = saved.ids.shape[0] > 0
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
@@ -483,7 +500,9 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
         W, dX = np.empty((0, G), dxp.dtype), np.empty((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
-            dh0, dc0, dxp, dWU if parts > 1 else dWU[0], dtable if parts > 1 else dtable[0], W, dX, _tiny(dxp))
+            dh0, dc0, dxp, dWU if parts > 1 else dWU[0], dtable if parts > 1 else dtable[0], W, dX, _tiny(dxp),
+            saved.activation == TANH and saved.recurrent_activation == SIGMOID and saved.mask.shape[0] == 0
+            and not paths.plain())
     if parts == 1:
         lstm_backward_kernel(*args, 0, B)
     else:

@@ -394,21 +394,20 @@ def fill_gate_panels(M, P, p0, p1):
 
 @njit(inline="always")
 def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
-                    b0, b1):
+                    keep, b0, b1):
     """Rows b0..b1 of an LSTM run, one fused step per time step (float32, default activations,
     no mask). The input term of Z is x_t W + b from a per-step input X (T, B, F), or, with
     xids (T, B) not empty, from the rows xids[t, b] of X[0] (an embedding's table, read in
     place: inference only), or, with ids (T, B) not empty, row ids[t, b] of table (V, 4u) =
     E W + b (u a multiple of 8; X has no columns). Ht, Ct hold h0, c0 and end as hT, cT;
-    out keeps every step, or one row (the last output). With gates of T steps (training; u
-    a multiple of 8) the step saves what lstm_backward_kernel reads: gates, h_rec = H_{t-1} *
+    out keeps every step, or one row (the last output). With keep (training; gates of T
+    steps, u a multiple of 8) the step saves what lstm_backward_kernel reads: gates, h_rec = H_{t-1} *
     rmask (the product's input), c_prev, tanh_c; else gates is a 1-step scratch and nothing
     is saved."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     u = Ht.shape[1]
     M = b1 - b0
-    keep = gates.shape[0] == T
     own = np.arange(M)                            # each row reads its own row of X[t, b0:b1]
     Wq, Uq = packed_gates(W), packed_gates(U)
     width = Uq.shape[0] * UNITS

@@ -24,7 +24,7 @@ import os
 import numpy as np
 from numba import njit, prange
 
-from . import buffers
+from . import buffers, paths
 from .packed import NB, packed, rows_matmul, tn_accumulate
 
 WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", os.cpu_count() or 1)))
@@ -40,7 +40,9 @@ MIN_SPLIT_MATMUL = 256_000
 
 def chunks(rows: int, work: int, min_work: int | None = None) -> list[tuple[int, int]]:
     """Split rows 0..rows into contiguous ranges, one per worker, when the work is worth it
-    (min_work multiply-adds; MIN_SPLIT_WORK by default)."""
+    (min_work multiply-adds; MIN_SPLIT_WORK by default); one range on the plain route."""
+    if paths.plain():
+        return [(0, rows)]
     n = min(WORKERS, rows // MIN_ROWS) if work >= (MIN_SPLIT_WORK if min_work is None else min_work) else 1
     n = max(n, 1)
     edges = [rows * k // n for k in range(n + 1)]
@@ -125,6 +127,9 @@ def matmul(a, b, out=None):
     if not b.flags.c_contiguous and b.size <= 65536:
         b = np.ascontiguousarray(b)         # a small transposed weight (dZ W^T): BLAS is faster on it
     same = a.dtype == dtype and b.dtype == dtype and out.flags.c_contiguous
+    if paths.plain():
+        np.matmul(a, b, out=out)
+        return out
     f32 = dtype == np.float32 and same
     if f32 and a.flags.c_contiguous and b.shape[1] >= NB and a.shape[0] >= 32:
         _packed_rows(a, np.ascontiguousarray(b), out, parts)

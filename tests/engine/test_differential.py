@@ -1,0 +1,348 @@
+"""Every fast path against the plain route of the same model (rnndsl.kernels.cpu.paths).
+
+Draws random small models (layer kinds, odd unit counts, batches larger than the
+vocabulary, one-, two- and three-step sequences and longer ones, masks, go_backwards,
+bidirectional, stateful, state edges, custom cells, dropout, batchnorm) and runs each
+in float32 and float64 on its default (fast) routes, some with every split and threshold
+forced, and once in float64 on the plain route, all with the same weights. Outputs, the
+loss and every gradient must agree, and a stateful chain stepped one step at a time
+must give what a whole-sequence predict gives. Some models' plain gradients are also held
+against central differences.
+
+Seeded and reproducible: a failure names the model's seed and spec, and
+RNNDSL_DIFF_SEED=<seed> RNNDSL_DIFF_MODELS=1 re-runs just that model. The default suite
+draws DEFAULT_MODELS; `pytest --deep` (or RNNDSL_DIFF_MODELS=N) draws more.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import rnndsl
+from rnndsl.kernels.cpu import lstm as lstm_kernels
+from rnndsl.kernels.cpu import ops, parallel, paths
+from rnndsl.layers import recurrent
+
+DEFAULT_MODELS = 600
+DEEP_MODELS = 3000
+UNITS = (1, 3, 5, 8, 9, 17, 33)
+# float32 against float64: the fast activations' error and float32 rounding over a few
+# steps stay far below this; a wrong row or a lost mask moves values by O(0.1)
+TOL32 = 3e-3
+TOL64 = 1e-9
+
+MGU = """cell mgu(units) {
+  f  = sigmoid(x @ Wf + h @ Uf + bf)
+  hc = tanh(x @ Wh + (f * h) @ Uh + bh)
+  h  = (1 - f) * h + f * hc
+}
+"""
+PEEPHOLE = """cell peep(units) state(h, c) {
+  i = sigmoid(x @ Wi + h @ Ui + pi * c + bi)
+  f = sigmoid(x @ Wf + h @ Uf + pf * c + bf)
+  c = f * c + i * tanh(x @ Wc + h @ Uc + bc)
+  h = sigmoid(x @ Wo + h @ Uo + bo) * tanh(c)
+}
+"""
+
+
+@dataclass
+class Case:
+    """A drawn model: its spec, inputs, targets and what may be asked of it."""
+
+    seed: int
+    text: str
+    x: list
+    y: np.ndarray
+    stateful: bool = False
+    steppable: bool = False       # a stateful chain Model.step can run
+    per_step_out: bool = False
+    notes: list = field(default_factory=list)
+
+
+def _units(rng) -> int:
+    return int(rng.choice(UNITS))
+
+
+def _recurrent_call(rng, u: int, seq: bool, masked: bool, stateful: bool, cells: set, allow_bi=True,
+                    extra: str = "") -> str:
+    """A random recurrent layer call of u units."""
+    kind = rng.choice(["lstm", "lstm", "lstm", "gru", "gru", "simplernn", "cell", "bi"] if allow_bi
+                      else ["lstm", "lstm", "gru", "simplernn", "cell"])
+    opts = []
+    if seq:
+        opts.append("seq")
+    if stateful:
+        opts.append("stateful=true")
+    if rng.random() < 0.2 and not stateful:
+        opts.append("go_backwards=true")
+    if masked and rng.random() < 0.4:
+        opts.append("zero_output_for_mask=true")
+    if rng.random() < 0.1:
+        opts.append("use_bias=false")
+    if rng.random() < 0.15:
+        opts.append(f"dropout={rng.choice([0.1, 0.3])}")
+    if rng.random() < 0.15:
+        opts.append(f"recurrent_dropout={rng.choice([0.1, 0.3])}")
+    if extra:
+        opts.append(extra)
+    if kind in ("lstm", "gru") and rng.random() < 0.15:
+        opts.append(f'recurrent_activation="{rng.choice(["hard_sigmoid", "tanh"])}"')
+    if kind in ("lstm", "gru", "simplernn") and rng.random() < 0.15:
+        opts.append(f'activation="{rng.choice(["relu", "sigmoid", "linear"])}"')
+    if kind == "gru" and rng.random() < 0.3:
+        opts.append("reset_after=false")
+    if kind == "bi":
+        inner = rng.choice(["lstm", "gru", "simplernn"])
+        opts = [o for o in opts if not o.startswith(("go_backwards", "stateful", "zero_output", "activation"))]
+        merge = rng.choice(["concat", "sum", "mul", "ave"])
+        return f'bidirectional({inner}({u}{"".join(", " + o for o in opts)}), merge_mode="{merge}")'
+    if kind == "cell":
+        name = rng.choice(["mgu", "peep"])
+        cells.add(name)
+        opts = [o for o in opts if not o.startswith(("activation", "recurrent_activation", "reset_after",
+                                                      "use_bias"))]
+        return f'rnn({name}({u}){"".join(", " + o for o in opts)})'
+    return f'{kind}({u}{"".join(", " + o for o in opts)})'
+
+
+def draw(seed: int) -> Case:
+    """A random model with its data (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    family = rng.choice(["chain", "chain", "chain", "encdec", "fanin", "stateful"])
+    B = int(rng.choice([1, 2, 3, 5, 7, 16, 33, 70]) if rng.random() < 0.8 else rng.integers(1, 71))
+    T = int(rng.choice([1, 1, 2, 2, 3, 4, 6, 11]))
+    C = int(rng.integers(2, 6))
+    cells: set = set()
+    lines = []
+    per_step_out = False
+    if family in ("chain", "stateful"):
+        stateful = family == "stateful"
+        tokens = rng.random() < 0.6
+        masked = tokens and rng.random() < 0.4 and not stateful
+        if tokens:
+            V = int(rng.choice([2, 3, 5, 9, 40]))
+            D = int(rng.choice([1, 3, 4, 8, 13]))
+            lines.append("input x: int[?]")
+            stages = [f"embed({V}, {D}{', mask_zero=true' if masked else ''})"]
+            x = rng.integers(1 if masked else 0, V, size=(B, T))
+            if masked:
+                x[rng.random((B, T)) < 0.3] = 0       # padding anywhere, whole rows too
+        else:
+            F = int(rng.choice([1, 2, 6, 16]))
+            lines.append(f"input x: float[?, {F}]")
+            stages = []
+            if rng.random() < 0.15 and not stateful:
+                stages.append("batchnorm()")
+            x = rng.normal(size=(B, T, F))
+        depth = 1 if rng.random() < 0.6 else 2
+        seq_out = rng.random() < 0.4
+        for k in range(depth):
+            last = k == depth - 1
+            stages.append(_recurrent_call(rng, _units(rng), seq=(not last) or seq_out, masked=masked,
+                                          stateful=stateful, cells=cells, allow_bi=not stateful))
+            if not last and rng.random() < 0.2 and not stateful:
+                stages.append(f"dropout({rng.choice([0.2, 0.5])})")
+        if rng.random() < 0.3:
+            stages.append(f'dense({_units(rng)}, activation="{rng.choice(["relu", "tanh", "sigmoid"])}")')
+        stages.append(f"dense({C})")
+        lines.append("output x | " + " | ".join(stages))
+        per_step_out = seq_out
+        xs = [x]
+    elif family == "encdec":
+        stateful = False
+        V1, V2 = int(rng.choice([3, 7, 30])), int(rng.choice([2, 5, 30]))
+        u = _units(rng)
+        kind = rng.choice(["lstm", "gru", "simplernn"])
+        T2 = int(rng.choice([1, 2, 3, 5]))
+        masked = rng.random() < 0.3
+        lines += ["input src: int[?]", "input tgt: int[?]",
+                  f"enc = src | embed({V1}, {int(rng.choice([3, 8]))}{', mask_zero=true' if masked else ''}) | "
+                  f"{kind}({u}, state{', go_backwards=true' if rng.random() < 0.2 else ''})",
+                  f"dec = tgt | embed({V2}, {int(rng.choice([4, 8]))}) | {kind}({u}, seq, initial_state=enc.state)",
+                  f"output dec | dense({C})"]
+        src = rng.integers(1 if masked else 0, V1, size=(B, T))
+        if masked:
+            src[:, : rng.integers(0, T + 1)] = 0      # left padding
+        xs = [src, rng.integers(0, V2, size=(B, T2))]
+        per_step_out = True
+        T = T2
+    else:   # fanin
+        stateful = False
+        F = int(rng.choice([2, 5]))
+        u = _units(rng)
+        op = rng.choice(["concat", "add"])
+        lines += [f"input a: float[?, {F}]", f"input b: float[?, {F}]",
+                  f"fa = a | {_recurrent_call(rng, u, True, False, False, cells)}",
+                  f"fb = b | {_recurrent_call(rng, u, True, False, False, cells, allow_bi=False)}"]
+        # a bidirectional concat half is 2u wide: add needs equal widths
+        if op == "add" and "bidirectional" in lines[-2] and 'merge_mode="concat"' in lines[-2]:
+            lines[-2] = lines[-2].replace('merge_mode="concat"', 'merge_mode="sum"')
+        lines.append(f"output {op}(fa, fb) | {_recurrent_call(rng, _units(rng), False, False, False, cells)} "
+                     f"| dense({C})")
+        xs = [rng.normal(size=(B, T, F)), rng.normal(size=(B, T, F))]
+    defs = "".join({"mgu": MGU, "peep": PEEPHOLE}[c] for c in sorted(cells))
+    y = rng.integers(0, C, size=(B, T) if per_step_out else (B,))
+    text = defs + "\n".join(lines) + "\n"
+    steppable = stateful and not any(w in text for w in ("bidirectional", "rnn(", "go_backwards", "dropout"))
+    return Case(seed, text, xs, y, stateful, steppable, per_step_out)
+
+
+def _err(a, b) -> float:
+    """Largest difference relative to b's scale."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-3))
+
+
+def _compare(what, got, want, tol, case, route):
+    err = _err(got, want)
+    assert np.isfinite(np.asarray(got, np.float64)).all() and err <= tol, (
+        f"{what}: {route} differs from the plain route by {err:.3g} (tolerance {tol})\n"
+        f"seed {case.seed}: RNNDSL_DIFF_SEED={case.seed} RNNDSL_DIFF_MODELS=1\n{case.text}")
+
+
+def _forced(mp):
+    """Every split and threshold on its fast side: row splits into 3 parts, the unit split,
+    the chunked wide-input inference."""
+    mp.setattr(parallel, "WORKERS", 3)
+    mp.setattr(ops, "MIN_SPLIT_GATHER", 0)
+    mp.setattr(parallel, "MIN_SPLIT_WORK", 0)
+    mp.setattr(parallel, "MIN_SPLIT_MATMUL", 0)
+    mp.setattr(parallel, "MIN_ROWS", 1)
+    mp.setattr(lstm_kernels, "UNIT_SPLIT_BYTES", 0)
+    mp.setattr(lstm_kernels, "MAX_LOOP_GRAD", 10**9)
+    mp.setattr(recurrent, "CHUNK_ROWS", 5)
+
+
+def _wide(mp):
+    """Every input wider than per-step projection takes: xp for all steps, chunked inference."""
+    mp.setattr(recurrent, "PER_STEP_MAX_FEATURES", 0)
+    mp.setattr(recurrent, "CHUNK_ROWS", 5)
+
+
+def _run(model, case, plain: bool):
+    """(first predict, second predict (stateful: the carried state), loss, gradients)."""
+    with paths.plain_paths(plain):
+        model.reset_states()
+        p1 = model.predict_on_batch(case.x)
+        p2 = model.predict_on_batch(case.x) if case.stateful else None
+        model.reset_states()
+        loss, grads = model.loss_and_gradients(case.x, case.y)
+    return p1, p2, loss, grads
+
+
+def check_case(case: Case, monkeypatch) -> None:
+    seed = case.seed % 1000       # the weights, and the dropout masks drawn in training
+    m32 = rnndsl.compile(case.text, dtype="float32", seed=seed)
+    weights = m32.get_weights()
+    ref = rnndsl.compile(case.text, dtype="float64", seed=seed)
+    ref.set_weights([w.astype(np.float64) for w in weights])
+    want = _run(ref, case, plain=True)
+    rng = np.random.default_rng(case.seed + 1)
+    setting = rng.choice(["default", "forced", "wide"])
+    with monkeypatch.context() as mp:
+        if setting == "forced":
+            _forced(mp)
+        elif setting == "wide":
+            _wide(mp)
+        m64 = rnndsl.compile(case.text, dtype="float64", seed=seed)
+        m64.set_weights([w.astype(np.float64) for w in weights])
+        for model, tol, route in ((m64, TOL64, f"float64 {setting}"), (m32, TOL32, f"float32 {setting}")):
+            got = _run(model, case, plain=False)
+            for k, what in enumerate(("predict", "second predict (carried state)")):
+                if want[k] is not None:
+                    for g, w in zip(_as_list(got[k]), _as_list(want[k])):
+                        _compare(what, g, w, tol, case, route)
+            _compare("loss", got[2], want[2], tol, case, route)
+            for name, g, w in zip(ref.weight_names(), got[3], want[3]):
+                if w is not None:
+                    _compare(f"gradient of {name}", g, w, tol * 3, case, route)
+            if case.steppable:
+                _check_step(model, case, want[0], tol, route)
+
+
+def _as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def _check_step(model, case, whole, tol, route):
+    """Model.step through the sequence, from zeros, against the whole sequence's predict."""
+    (x,) = case.x
+    model.reset_states()
+    outs = [model.step(np.ascontiguousarray(x[:, t])) for t in range(x.shape[1])]
+    got = np.stack(outs, axis=1) if case.per_step_out else outs[-1]
+    _compare("step() against predict", got, whole, tol, case, route + " step()")
+    model.reset_states()
+
+
+def _models() -> list[int]:
+    if os.environ.get("RNNDSL_DIFF_SEED"):
+        first = int(os.environ["RNNDSL_DIFF_SEED"])
+        return list(range(first, first + int(os.environ.get("RNNDSL_DIFF_MODELS", 1))))
+    n = int(os.environ.get("RNNDSL_DIFF_MODELS", 0)) or (DEEP_MODELS if os.environ.get("RNNDSL_DEEP") else
+                                                          DEFAULT_MODELS)
+    return list(range(n))
+
+
+BATCHES = 8
+
+
+@pytest.mark.parametrize("part", range(BATCHES))
+def test_fast_paths_equal_the_plain_route(part, monkeypatch):
+    """A share of the drawn models (split so that a failure shows which part, and the
+    suite's progress moves)."""
+    for seed in _models()[part::BATCHES]:
+        check_case(draw(seed), monkeypatch)
+
+
+def test_plain_route_gradients_match_central_differences():
+    """The reference itself: float64 plain gradients of drawn models against central
+    differences, on a few coordinates of every weight."""
+    for seed in range(0, 60, 6):
+        case = draw(seed)
+        if "dropout" in case.text or "batchnorm" in case.text:
+            continue
+        m = rnndsl.compile(case.text, dtype="float64", seed=1)
+        rng = np.random.default_rng(seed)
+        with paths.plain_paths():
+            m.reset_states()
+            _, grads = m.loss_and_gradients(case.x, case.y)
+            weights = m.get_weights()
+            for i, (w, g) in enumerate(zip(weights, grads)):
+                if g is None:
+                    continue
+                for flat in rng.choice(w.size, size=min(4, w.size), replace=False):
+                    idx = np.unravel_index(flat, w.shape)
+                    vals = []
+                    for h in (1e-6, -1e-6):
+                        ws = [a.copy() for a in weights]
+                        ws[i][idx] += h
+                        m.set_weights(ws)
+                        m.reset_states()
+                        vals.append(m.loss_and_gradients(case.x, case.y)[0])
+                    m.set_weights(weights)
+                    fd = (vals[0] - vals[1]) / 2e-6
+                    assert abs(fd - g[idx]) <= 1e-5 * (1 + abs(fd)), (seed, m.weight_names()[i], idx, fd, g[idx],
+                                                                      case.text)
+
+
+def test_the_draw_covers_the_fast_paths():
+    """The default draw reaches what the test exists for (so that a change to draw() cannot
+    quietly stop testing a path)."""
+    cases = [draw(s) for s in range(DEFAULT_MODELS)]
+    text = [c.text for c in cases]
+    assert sum("embed" in t and "lstm(" in t for t in text) > 30
+    assert sum(c.x[0].shape[1] == 1 for c in cases) > 30            # one-step sequences
+    assert sum(c.x[0].shape[0] > 9 and "embed(9" in c.text or "embed(5" in c.text or "embed(3" in c.text
+               for c in cases) > 20                                  # batch > vocabulary
+    for word in ("mask_zero", "go_backwards", "bidirectional", "stateful", "initial_state", "rnn(", "dropout",
+                 "concat(", "add(", "batchnorm", "reset_after=false", "zero_output_for_mask"):
+        assert sum(word in t for t in text) >= 3, word
+    assert sum(c.steppable for c in cases) >= 10
