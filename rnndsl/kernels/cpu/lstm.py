@@ -382,10 +382,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     dt = h0.dtype
     u = h0.shape[1]
-    route = forward_route(a, ra, mask, inputs[1], dt, u, keep or inputs[-1] == 1, ids is not None)
+    route = forward_route(a, ra, mask, inputs[1], dt, u, keep, ids is not None)
     # the fused float32 inference (lstm_fused.py): what reads E's rows in place and splits by units
-    fused_inference = (not keep and dt == np.float32 and a == TANH and ra == SIGMOID and mask.shape[0] == 0
-                       and rmask.shape[0] == 0)
+    fused_inference = route == FUSED_ROWS and not keep and rmask.shape[0] == 0
     if E is not None and fused_inference and xids.size:
         inputs = (inputs[0], np.ascontiguousarray(E, dtype=dt)[None]) + inputs[2:]
     else:
@@ -412,7 +411,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
             return out, hT, cT, None
     run_rows(lstm_forward_kernel, lstm_forward_split,
              (inputs[0], inputs[1], xids, inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
-              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep or T == 1), route), B, T * B * G * (u + F))
+              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, T * B * G * (u + F))
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
     return out, hT, cT, saved
