@@ -31,3 +31,8 @@ def forced_split(monkeypatch):
         split_everything(monkeypatch)
         return one, fn()
     return run
+
+
+def pytest_addoption(parser):
+    parser.addoption("--deep", action="store_true", default=False,
+                     help="the long randomized tests at full size (tests/engine/test_differential.py)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.recurrent import start_state
 from . import cache
 from .cuda_codegen import generate, phase_has_nodes, stored_nodes, unsupported
 
@@ -210,11 +211,7 @@ def rnn_forward(ex, node, W, ins, ctx, init_state=None):
     spec, o = node.spec, node.opts
     T, B = ins[0].data.shape[:2]
     mask, hmask = _merged_mask(eng, ins)
-    init, from_edge = init_state, init_state is not None
-    if o["stateful"]:
-        carried = ctx.stateful_state(node, B)
-        if carried is not None:
-            init, from_edge = carried, False
+    init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
     out, final, backprop_cell = run_cell(eng, spec, o, W, [a.data for a in ins], mask, ctx, init,
                                          o["go_backwards"], o["zero_output_for_mask"])
     if o["stateful"]:

@@ -383,7 +383,15 @@ def _state_hint(got, want) -> str:
     if len(got.parts) != len(want.parts):
         return (f"a {got.cell} state has {len(got.parts)} part(s) and this layer needs {len(want.parts)}: "
                 "pass state between layers of the same kind (lstm to lstm, gru to gru)")
-    return f"make the units match: both layers need {got.sizes[0]} units, or both {want.sizes[0]}"
+    got_names, want_names = [n for n, _ in got.parts], [n for n, _ in want.parts]
+    hints = []
+    if got_names != want_names:
+        hints.append(f"the states are named differently ({', '.join(got_names)} against {', '.join(want_names)}): "
+                     f"a state passes between states of the same names, so declare the cell with "
+                     f"state({', '.join(got_names)})")
+    if got.sizes != want.sizes:
+        hints.append(f"make the units match: both layers need {got.sizes[0]} units, or both {want.sizes[0]}")
+    return "; ".join(hints)
 
 
 def build_graph(spec: ast.Spec) -> Graph:

@@ -87,6 +87,7 @@ class Graph:
     train_pos: dict[str, Pos] = field(default_factory=dict)
     source: str = ""
     file: str = "<spec>"
+    _order: list = field(default_factory=list, repr=False, compare=False)
 
     def node(self, ref: PortRef | int) -> Node:
         return self.nodes[ref.node if isinstance(ref, PortRef) else ref]
@@ -99,8 +100,41 @@ class Graph:
     def layers(self) -> list[Node]:
         return [n for n in self.nodes if n.kind != "input"]
 
+    def keras_order(self) -> list[Node]:
+        """The nodes in the order a Keras functional model lists its layers (and so its
+        weights): by depth, the longest path to an output, deepest first; at equal depth in
+        the order a depth-first walk from the outputs, each node's inputs and then its
+        initial state in order, first reaches them. A chain keeps its order; the Keras
+        guide's encoder-decoder lists both embeddings before the two LSTMs."""
+        if len(self._order) == len(self.nodes):
+            return self._order
+        first: dict[int, int] = {}          # node -> when the walk first reached it
+        post: list[int] = []                # nodes, each after all of its inputs
+
+        def walk(i: int) -> None:
+            if i in first:
+                return
+            first[i] = len(first)
+            for j in self.nodes[i].input_nodes():
+                walk(j)
+            post.append(i)
+
+        for o in self.outputs:
+            walk(o.ref.node)
+        depth: dict[int, int] = {}
+        for i in reversed(post):
+            d = depth.setdefault(i, 0)
+            for j in self.nodes[i].input_nodes():
+                depth[j] = max(depth.get(j, 0), d + 1)
+        # nodes no output reaches (none pass the checks; kept so that every weight is listed)
+        rest = [n.id for n in self.nodes if n.id not in first]
+        ranked = sorted(first, key=lambda i: (-depth[i], first[i]))
+        self._order = [self.nodes[i] for i in ranked + rest]
+        return self._order
+
     def weight_specs(self) -> list[tuple[Node, WeightSpec]]:
-        return [(n, w) for n in self.nodes for w in n.weights]
+        """Every weight, in Keras's order (keras_order)."""
+        return [(n, w) for n in self.keras_order() for w in n.weights]
 
     def count_params(self, trainable: bool | None = None) -> int:
         return sum(n.param_count(trainable) for n in self.nodes)

@@ -25,7 +25,7 @@ def _shape(node: Node) -> str:
 
 def summary_text(graph: Graph, title: str = "model") -> str:
     rows = []
-    for n in graph.nodes:
+    for n in graph.keras_order():           # as Keras's summary lists a functional model
         rows.append((f"{n.name} ({n.spec.display_name(n)})", _shape(n), f"{n.param_count():,}", _connected(graph, n)))
     head = ("Layer (type)", "Output Shape", "Param #", "Connected to")
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(4)]

@@ -24,7 +24,7 @@ from ..runtime.tensor import Act
 from .base import REGISTRY, LayerSpec, Opt, register
 from .gru import GRU
 from .lstm import LSTM
-from .recurrent import FLAGS, RecurrentSpec
+from .recurrent import FLAGS, RecurrentSpec, start_state
 from .simplernn import SimpleRNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
@@ -124,14 +124,11 @@ class Bidirectional(LayerSpec):
     # --- run time ------------------------------------------------------------------------
     def initial_states(self, node, ctx, init_state, batch: int):
         """(the forward half's initial states, the backward half's, whether they came through
-        an initial_state edge): the edge's states or a stateful layer's carried ones, split
-        in two; None, None without either. Shared by the CPU and CUDA engines."""
+        an initial_state edge): the edge's states or a stateful layer's carried ones (see
+        start_state), split in two; None, None without either. Shared by the CPU and CUDA
+        engines."""
         inner = self.inner(node)
-        init, from_edge = init_state, init_state is not None
-        if inner.opts["stateful"]:
-            carried = ctx.stateful_state(node, batch)
-            if carried is not None:
-                init, from_edge = carried, False
+        init, from_edge = start_state(node, ctx, init_state, batch, inner.opts["stateful"])
         if init is None:
             return None, None, from_edge
         n = len(inner.spec.state_type(inner.opts).parts)
@@ -146,8 +143,9 @@ class Bidirectional(LayerSpec):
         n_states = len(spec.state_type(o).parts)
         init_f, init_b, from_edge = self.initial_states(node, ctx, init_state, B)
         seq = o["return_sequences"]
-        # Keras sets zero_output_for_mask on both halves when they return sequences.
-        zero_out = o["zero_output_for_mask"] or seq
+        # Keras sets both halves' zero_output_for_mask to return_sequences, whatever the
+        # wrapped layer says: without sequences a padded row's halves are its last valid outputs
+        zero_out = seq
         fwd_backwards = o["go_backwards"]
         need_dx = ctx.needs_grad(node.inputs[0])
         out_f, fin_f, bp_f = spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, need_dx=need_dx)

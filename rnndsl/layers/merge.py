@@ -1,7 +1,8 @@
 """Fan-in: concat(a, b, ...) joins features [a, b]; add(a, b, ...) sums a + b + ...
 
 Sequences must have the same number of steps; add needs equal feature sizes.
-A mask on any input travels on (Keras combines them with AND).
+Masks combine as Keras 3 combines them: a step is kept when any input keeps it (OR);
+an input without a mask keeps every step, so then no mask travels on.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from ..runtime.tensor import Act
 from .base import LayerSpec, Opt, register
 
 
-def merged_mask(ins):
-    """Keras combines the masks of merged inputs with AND."""
-    masks = [a.mask for a in ins if a.mask is not None]
-    if not masks:
+def combine_masks(masks):
+    """Keras 3's merged mask: the OR of the inputs' (T, B) masks, none when any input has
+    none (Add and the other merges return no mask then; Concatenate one of all ones)."""
+    if any(m is None for m in masks):
         return None
     out = masks[0]
     for m in masks[1:]:
-        out = out & m
+        out = out | m
     return out
+
+
+def merged_mask(ins):
+    return combine_masks([a.mask for a in ins])
 
 
 class _Merge(LayerSpec):
@@ -58,7 +63,7 @@ class Concat(_Merge):
     def infer(self, node, ins, ctx) -> None:
         if self.check(node, ins, ctx):
             node.outputs["out"] = ins[0].with_(features=sum(x.features for x in ins),
-                                               masked=any(x.masked for x in ins))
+                                               masked=all(x.masked for x in ins))
 
     def forward(self, node, W, ins, ctx, init_state=None):
         sizes = np.cumsum([a.data.shape[-1] for a in ins])[:-1]
@@ -80,7 +85,7 @@ class Add(_Merge):
             ctx.error(node, f"add needs equal feature sizes, got {', '.join(map(str, sizes))}",
                       "use concat(...) to join different sizes, or a dense(...) to match them")
             return
-        node.outputs["out"] = ins[0].with_(masked=any(x.masked for x in ins))
+        node.outputs["out"] = ins[0].with_(masked=all(x.masked for x in ins))
 
     def forward(self, node, W, ins, ctx, init_state=None):
         y = ins[0].data.copy()

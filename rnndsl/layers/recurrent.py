@@ -63,6 +63,16 @@ def _read_only_zeros(shape, dtype) -> np.ndarray:
     return z
 
 
+def start_state(node, ctx, init_state, batch: int, stateful: bool):
+    """(the state a call starts from, whether it came through an initial_state edge). As in
+    Keras 3: a given initial state on every call, else a stateful layer's carried state,
+    else None (zeros). A stateful layer's batch size is checked either way."""
+    carried = ctx.stateful_state(node, batch) if stateful else None
+    if init_state is not None:
+        return init_state, True
+    return carried, False
+
+
 class RecurrentSpec(LayerSpec):
     recurrent = True
     positional = ("units",)
@@ -275,11 +285,7 @@ class RecurrentSpec(LayerSpec):
         x = ins[0]
         o = node.opts
         T, B, _ = x.shape
-        init, from_edge = init_state, init_state is not None
-        if o["stateful"]:
-            carried = ctx.stateful_state(node, B)
-            if carried is not None:
-                init, from_edge = carried, False
+        init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
         out, final, backprop_cell = self.run_cell(o, W, x, ctx, init, o["go_backwards"], o["zero_output_for_mask"],
                                                   need_dx=ctx.needs_grad(node.inputs[0]),
                                                   sole_reader=ctx.sole_reader(node, node.inputs[0]))

@@ -69,7 +69,7 @@ class Executor:
         self.params: list[np.ndarray] = initial_weights(specs, seed, self.dtype)
         self.slices: dict[int, slice] = {}
         k = 0
-        for n in graph.nodes:
+        for n in graph.keras_order():       # the order of weight_specs
             self.slices[n.id] = slice(k, k + len(n.weights))
             k += len(n.weights)
         self.trainable = [w.trainable for w in specs]

@@ -11,7 +11,7 @@ against central differences.
 
 Seeded and reproducible: a failure names the model's seed and spec, and
 RNNDSL_DIFF_SEED=<seed> RNNDSL_DIFF_MODELS=1 re-runs just that model. The default suite
-draws DEFAULT_MODELS; `pytest --deep` (or RNNDSL_DIFF_MODELS=N) draws more.
+draws DEFAULT_MODELS; `pytest --deep` draws DEEP_MODELS, RNNDSL_DIFF_MODELS=N any number.
 """
 
 from __future__ import annotations
@@ -282,12 +282,11 @@ def _check_step(model, case, whole, tol, route):
     model.reset_states()
 
 
-def _models() -> list[int]:
+def _models(deep: bool) -> list[int]:
     if os.environ.get("RNNDSL_DIFF_SEED"):
         first = int(os.environ["RNNDSL_DIFF_SEED"])
         return list(range(first, first + int(os.environ.get("RNNDSL_DIFF_MODELS", 1))))
-    n = int(os.environ.get("RNNDSL_DIFF_MODELS", 0)) or (DEEP_MODELS if os.environ.get("RNNDSL_DEEP") else
-                                                          DEFAULT_MODELS)
+    n = int(os.environ.get("RNNDSL_DIFF_MODELS", 0)) or (DEEP_MODELS if deep else DEFAULT_MODELS)
     return list(range(n))
 
 
@@ -295,10 +294,10 @@ BATCHES = 8
 
 
 @pytest.mark.parametrize("part", range(BATCHES))
-def test_fast_paths_equal_the_plain_route(part, monkeypatch):
+def test_fast_paths_equal_the_plain_route(part, monkeypatch, request):
     """A share of the drawn models (split so that a failure shows which part, and the
     suite's progress moves)."""
-    for seed in _models()[part::BATCHES]:
+    for seed in _models(request.config.getoption("--deep"))[part::BATCHES]:
         check_case(draw(seed), monkeypatch)
 
 

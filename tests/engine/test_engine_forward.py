@@ -123,10 +123,11 @@ def test_repeat_concat_add():
               "output concat(a, b) | dense(2)\noutput add(a, b) | simplernn(3) | repeat(2) | dense(1)")
     W = randomize(m)
     x = RNG.normal(size=(2, 5, 3))
+    # Keras's order (by depth from the outputs): lstm, gru, simplernn, then the two dense layers
     ya, _ = ref.recurrent("lstm", x, W[0:3], 4, return_sequences=True)
     yb, _ = ref.recurrent("gru", x, W[3:6], 4, return_sequences=True)
-    want1 = ref.dense(np.concatenate([ya, yb], -1), W[6], W[7])
-    h, _ = ref.recurrent("simplernn", ya + yb, W[8:11], 3)
+    want1 = ref.dense(np.concatenate([ya, yb], -1), W[9], W[10])
+    h, _ = ref.recurrent("simplernn", ya + yb, W[6:9], 3)
     want2 = ref.dense(np.repeat(h[:, None], 2, axis=1), W[11], W[12])
     got1, got2 = m.predict(x)
     np.testing.assert_allclose(got1, want1, atol=1e-10)
@@ -139,8 +140,9 @@ def test_encoder_decoder_state_edge():
     W = randomize(m)
     src = RNG.integers(0, 10, (2, 6))
     tgt = RNG.integers(0, 12, (2, 3))
-    _, (h, c) = ref.recurrent("lstm", W[0][src], W[1:4], 4)
-    y, _ = ref.recurrent("lstm", W[4][tgt], W[5:8], 4, h0=h, c0=c, return_sequences=True)
+    # Keras's order: both embeddings, both LSTMs, the dense layer
+    _, (h, c) = ref.recurrent("lstm", W[0][src], W[2:5], 4)
+    y, _ = ref.recurrent("lstm", W[1][tgt], W[5:8], 4, h0=h, c0=c, return_sequences=True)
     np.testing.assert_allclose(m.predict({"src": src, "tgt": tgt}), ref.dense(y, W[8], W[9]), atol=1e-10)
     np.testing.assert_allclose(m.predict([src, tgt], batch_size=1), ref.dense(y, W[8], W[9]), atol=1e-10)
 

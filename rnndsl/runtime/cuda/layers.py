@@ -19,7 +19,7 @@ from ...layers.dropout import Dropout
 from ...layers.embed import Embed
 from ...layers.gru import GRU
 from ...layers.lstm import LSTM
-from ...layers.merge import Add, Concat
+from ...layers.merge import Add, Concat, combine_masks
 from ...layers.repeat import Repeat
 from ...layers.rnn import RNN
 from ...layers.simplernn import SimpleRNN
@@ -28,16 +28,11 @@ from .recurrent import bidirectional_forward, recurrent_forward
 
 
 def _merged_mask(eng, ins):
-    """Keras ANDs the masks of merged inputs (done on the small host copies, then uploaded)."""
-    masks = [a for a in ins if a.hmask is not None]
-    if not masks:
+    """The merged mask as on the CPU (combine_masks), from the small host copies, uploaded."""
+    h = combine_masks([a.hmask for a in ins])
+    if h is None:
         return None, None
-    if len(masks) == 1:
-        return masks[0].mask, masks[0].hmask
-    h = masks[0].hmask
-    for a in masks[1:]:
-        h = h & a.hmask
-    return eng.upload(h), h
+    return (ins[0].mask, h) if len(ins) == 1 else (eng.upload(h), h)
 
 
 def embed_forward(ex, node, W, ins, ctx, init_state=None):

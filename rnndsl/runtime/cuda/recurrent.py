@@ -23,6 +23,7 @@ import numpy as np
 from ...kernels.cpu.activations import activation_code
 from ...layers.gru import GRU
 from ...layers.lstm import LSTM
+from ...layers.recurrent import start_state
 from ...layers.simplernn import SimpleRNN
 from .device import DAct
 
@@ -223,11 +224,7 @@ def recurrent_forward(ex, node, W, ins, ctx, init_state=None):
     spec, o = node.spec, node.opts
     x = ins[0]
     T, B, _ = x.data.shape
-    init, from_edge = init_state, init_state is not None
-    if o["stateful"]:
-        carried = ctx.stateful_state(node, B)
-        if carried is not None:
-            init, from_edge = carried, False
+    init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
     out, final, backprop_cell = run_cell(eng, spec, o, W, x, ctx, init, o["go_backwards"],
                                          o["zero_output_for_mask"])
     if o["stateful"]:
@@ -261,7 +258,7 @@ def bidirectional_forward(ex, node, W, ins, ctx, init_state=None):
     n_states = len(spec.state_type(o).parts)
     init_f, init_b, from_edge = node.spec.initial_states(node, ctx, init_state, B)
     seq = o["return_sequences"]
-    zero_out = o["zero_output_for_mask"] or seq        # Keras sets it on both halves with sequences
+    zero_out = seq        # Keras sets both halves' zero_output_for_mask to return_sequences
     fwd_backwards = o["go_backwards"]
     out_f, fin_f, bp_f = run_cell(eng, spec, o, W[:half], x, ctx, init_f, fwd_backwards, zero_out)
     out_b, fin_b, bp_b = run_cell(eng, spec, o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out)
