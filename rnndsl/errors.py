@@ -31,8 +31,21 @@ class TrainingError(RnnError):
     """Training could not go on (NaN/inf loss, missing configuration)."""
 
 
+class NonFiniteError(TrainingError):
+    """A loss, a gradient or an updated weight became NaN or inf. The weights (and the
+    optimizer's state) are those of the last good step; epoch and batch say where."""
+
+    def __init__(self, message: str, epoch: int | None = None, batch: int | None = None):
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
+
+
 class DeviceError(RnnError):
     """The requested device is not available."""
+
+
+class CacheError(RnnError):
+    """The cache folder cannot be used safely (another user owns it or can write to it)."""
 
 
 @dataclass(frozen=True)

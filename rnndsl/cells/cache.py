@@ -6,44 +6,74 @@ existing file has the same text, its name being the hash of that text): a
 second process finds the file unchanged and loads the compiled kernels from
 `__pycache__` beside it instead of compiling again.
 
-The folder is $RNNDSL_CACHE_DIR/cells, or rnndsl-cache/cells in the system's
-temporary folder (where the parser caches its tables too).
+The folder is cells/ in rnndsl's per-user cache folder (rnndsl.caches: private, checked
+before use). A module file is imported only after its text is read back and found equal
+to the source generated now. Without a usable cache folder (a read-only home) the modules
+go to a private temporary folder removed at exit, and compile again in the next process.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from ..caches import cache_folder
+
 _modules: dict[str, object] = {}
 _lock = threading.Lock()
+_private: list[Path] = []          # this process's fallback folder, removed at exit
+
+
+def _private_folder() -> Path:
+    """A folder of this process's own (mode 0700, as mkdtemp makes it), removed at exit."""
+    if not _private:
+        _private.append(Path(tempfile.mkdtemp(prefix="rnndsl-cells-")))
+        atexit.register(shutil.rmtree, _private[0], True)
+    return _private[0]
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("RNNDSL_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "rnndsl-cache")
-    return Path(base) / "cells"
+    """cells/ in the per-user cache folder, else a private folder of this process."""
+    return cache_folder("cells") or _private_folder()
 
 
 def digest(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:20]
 
 
-def _write(path: Path, source: str) -> bool:
-    """Write source to path atomically unless the file already holds it; False if the folder is not writable."""
+def _holds(path: Path, source: str) -> bool:
+    """The file at path is a regular file (not a link) of ours holding exactly source."""
     try:
-        if path.is_file() and path.read_text(encoding="utf-8") == source:
-            return True
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(source)
-        os.replace(tmp, path)
+        st = os.lstat(path)
+        if not os.path.isfile(path) or os.path.islink(path) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+            return False
+        with open(path, encoding="utf-8") as f:
+            return f.read() == source
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write(path: Path, source: str) -> bool:
+    """Write source to path atomically unless the file already holds it; False if that fails."""
+    if _holds(path, source):
         return True
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(source)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return _holds(path, source)
     except OSError:
         return False
 
@@ -61,9 +91,10 @@ def load_module(source: str):
             return mod
         path = module_path(source)
         if not _write(path, source):
-            # no writable cache folder: a private one for this process (compiled again next time)
-            path = Path(tempfile.mkdtemp(prefix="rnndsl-cells-")) / path.name
-            _write(path, source)
+            # the cache folder cannot be written: a private one for this process (compiled again next time)
+            path = _private_folder() / path.name
+            if not _write(path, source):
+                raise OSError(f"cannot write the generated module {path}")
         name = f"rnndsl_cell_{key}"
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)

@@ -10,7 +10,6 @@ the errors in the ones after it.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -40,25 +39,14 @@ def grammar_path() -> Path:
 
 @functools.cache
 def lark_parser() -> Lark:
-    """The LALR parser, built once per process (Lark also caches the tables on disk)."""
+    """The LALR parser, built once per process. Not cached on disk: Lark's cache is a
+    pickle, which would run whatever code a planted file holds, and the tables take
+    a twentieth of a second to build."""
     text = grammar_path().read_text(encoding="utf-8")
     # Two start symbols: `start` for every statement, `cell_def` for a statement that
     # begins `cell NAME(`; so `cell` is a keyword there only and still a plain name elsewhere.
     return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                start=["start", "cell_def"], cache=_cache_file(text))
-
-
-def _cache_file(text: str) -> str | bool:
-    import hashlib
-    import tempfile
-
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    folder = Path(os.environ.get("RNNDSL_CACHE_DIR", Path(tempfile.gettempdir()) / "rnndsl-cache"))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return str(folder / f"grammar-{digest}.lark-cache")
+                start=["start", "cell_def"])
 
 
 # --------------------------------------------------------------------------------------

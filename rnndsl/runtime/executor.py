@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, NonFiniteError
 from ..graph.graph import Graph, Node
 from .init import initial_weights
 from ..kernels.cpu import buffers
@@ -73,6 +73,7 @@ class Executor:
             self.slices[n.id] = slice(k, k + len(n.weights))
             k += len(n.weights)
         self.trainable = [w.trainable for w in specs]
+        self._kept: dict[int, np.ndarray] = {}     # the weights before an update (apply_update)
         self.states: dict[int, tuple] = {}
         self.state_batch: dict[int, int] = {}
         self.reset_to: dict[int, tuple] = {}
@@ -94,7 +95,28 @@ class Executor:
             p[...] = np.asarray(value, dtype=p.dtype)
 
     def apply_update(self, optimizer, grads) -> None:
-        optimizer.apply(self.params, grads)
+        """One optimizer step of the weights. Should it leave a weight NaN or inf (an
+        overflow that finite gradients can still cause), the weights and the optimizer's
+        state go back to what they were and NonFiniteError names the weights."""
+        live = [i for i, g in enumerate(grads) if g is not None]
+        kept = self._kept
+        for i in live:                       # arrays kept from step to step
+            if i not in kept or kept[i].shape != self.params[i].shape or kept[i].dtype != self.params[i].dtype:
+                kept[i] = np.empty_like(self.params[i])
+            np.copyto(kept[i], self.params[i])
+        optimizer.keep_state()
+        with np.errstate(over="ignore", invalid="ignore"):     # checked just below, and said once
+            optimizer.apply(self.params, grads)
+        bad = [i for i in live if not all_finite(self.params[i].reshape(-1))]
+        if bad:
+            for i in live:
+                np.copyto(self.params[i], kept[i])
+            optimizer.restore_state()
+            raise NonFiniteError(f"the update made weights NaN or inf (in {self._weight_names(bad)})")
+
+    def _weight_names(self, indices) -> str:
+        names = [w.name for _, w in self.graph.weight_specs()]
+        return ", ".join(names[i] for i in indices[:3]) + (", ..." if len(indices) > 3 else "")
 
     # --- stateful layers ----------------------------------------------------------------
     def stateful_state(self, node: Node, batch: int):

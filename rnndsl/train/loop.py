@@ -2,8 +2,9 @@
 
 One train step: forward in training mode, loss, BPTT, a finite check, the
 optimizer update, then the deferred updates (batchnorm's moving statistics).
-A NaN or inf loss or gradient raises TrainingError *before* the update, so
-the model keeps the weights of its last good step.
+A NaN or inf loss or gradient raises NonFiniteError *before* the update, and an
+update that leaves a weight NaN or inf is undone before it is raised, so the
+model keeps the weights (and optimizer state) of its last good step.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError, RnnError, TrainingError
+from ..errors import DataError, NonFiniteError, RnnError, TrainingError
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite
 from .losses import get_loss
@@ -26,10 +27,7 @@ from .progress import Progbar
 CROSSENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
 
 
-class NonFiniteLoss(TrainingError):
-    def __init__(self, message: str, epoch: int | None = None, batch: int | None = None):
-        super().__init__(message)
-        self.epoch, self.batch = epoch, batch
+NonFiniteLoss = NonFiniteError        # the name this module has always raised
 
 
 @dataclass

@@ -74,6 +74,7 @@ class Optimizer:
         self._slots: dict[str, dict[int, np.ndarray]] = {s: {} for s in self.slot_names}
         self._scratch: dict[int, np.ndarray] = {}
         self._clipbuf: dict[int, np.ndarray] = {}
+        self._kept: dict = {}                  # keep_state's copies, reused step to step
 
     # ----- the step -------------------------------------------------------
     def apply(self, params: list[np.ndarray], grads: list[np.ndarray | None]) -> None:
@@ -164,6 +165,31 @@ class Optimizer:
 
     def _update(self, i, p, g, slots, tmp):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # ----- undoing one step ---------------------------------------------
+    def keep_state(self) -> None:
+        """Copy the slots and the step count aside (into arrays kept for the next step), so
+        that restore_state() can undo the next apply()."""
+        kept = self._kept
+        self._kept = {"iterations": self.iterations}
+        for name, per in self._slots.items():
+            for i, arr in per.items():
+                old = kept.get((name, i))
+                if old is None or old.shape != arr.shape or old.dtype != arr.dtype:
+                    old = np.empty_like(arr)
+                np.copyto(old, arr)
+                self._kept[name, i] = old
+
+    def restore_state(self) -> None:
+        """Undo the apply() since keep_state(): its slots back, slots it created dropped."""
+        kept = self._kept
+        self.iterations = kept["iterations"]
+        for name, per in self._slots.items():
+            for i in list(per):
+                if (name, i) in kept:
+                    np.copyto(per[i], kept[name, i])
+                else:
+                    del per[i]
 
     # ----- state ----------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

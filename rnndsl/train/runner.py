@@ -68,6 +68,11 @@ def _stateful_report(model, split, batch_size) -> dict:
     return {"loss_state_carried": run(True), "loss_state_reset": run(False)}
 
 
+def _finite_weights(model) -> bool:
+    """No weight holds NaN or inf (a checkpoint of such weights is not saved as a result)."""
+    return all(bool(np.isfinite(w).all()) for w in model.get_weights())
+
+
 def _catch_interrupt(model):
     """Turn the first Ctrl-C into a request to stop after the current batch (a second one
     interrupts at once). Returns the previous handler, or None off the main thread."""
@@ -117,8 +122,11 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
                             cfg.get("shuffle", True), seed=seed, verbose=verbose,
                             early_stopping=early)
     except TrainingError:
-        model.save(out)
-        stream.write(f"saved the last good weights to {out}\n")
+        if _finite_weights(model):
+            model.save(out)
+            stream.write(f"saved the last good weights to {out}\n")
+        else:
+            stream.write(f"the weights hold NaN or inf: nothing saved to {out}\n")
         raise
     except KeyboardInterrupt:
         model.save(out)
@@ -135,6 +143,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
         test = model.evaluate(split.x_test, split.y_test, batch_size=batch_size, return_dict=True)
         result.update({f"test_{k}": v for k, v in test.items()})
         result.update(_sequence_report(model, split))
+    if not _finite_weights(model):
+        raise TrainingError(f"training left NaN or inf in the weights; nothing saved to {out}")
     model.save(out)
     result["checkpoint"] = str(out)
     stream.write(f"trained {result['epochs']} epochs in {seconds:.1f}s\n")

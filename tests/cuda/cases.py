@@ -236,6 +236,36 @@ def train_case(opt_name, opt_kw, dtype, text=SMALL_TEXT, steps=2):
     return cmp.worst, f"{steps} steps, {len(sc) - 1} slots"
 
 
+def overflow_case(dtype="float32"):
+    """An update that leaves a weight inf is undone on the device as on the host: weights,
+    slots and step count stay those of the last good step."""
+    from rnndsl.errors import NonFiniteError
+    from rnndsl.train.optimizers import Adam
+
+    cmp = Compare(dtype)
+    _, dev = _pair(SMALL_TEXT, dtype, perturb=False)
+    opt = Adam(0.05)
+    dev.configure(loss="sparse_categorical_crossentropy", optimizer=opt)
+    dev.train_on_batch(X, Y)
+    weights = dev.get_weights()
+    dev.executor.sync_optimizer()
+    state = opt.state_dict()
+    opt.learning_rate = 1e39
+    try:
+        dev.train_on_batch(X, Y)
+    except NonFiniteError:
+        pass
+    else:
+        raise AssertionError("the overflowing update was not refused")
+    cmp("weights after the refused update", weights, dev.get_weights())
+    dev.executor.sync_optimizer()
+    after = opt.state_dict()
+    assert sorted(after) == sorted(state) and opt.iterations == 1, (sorted(after), opt.iterations)
+    for k in state:
+        cmp(f"optimizer state {k}", state[k], after[k])
+    return cmp.worst, "weights, slots and iterations restored"
+
+
 STATEFUL = "input x: float[?, 2]\noutput x | lstm(3, stateful=true, seq) | bigru(2, stateful=true) | dense(2)"
 
 
@@ -373,6 +403,7 @@ def cases() -> dict:
                                                                       TRAIN_TEXT)
     for k, (name, kw) in OPTIMIZERS.items():
         out[f"train {k} float32"] = lambda name=name, kw=kw: train_case(name, kw, "float32")
+    out["overflowing update undone float32"] = overflow_case
     out["stateful float32"] = lambda: stateful_case("float32")
     out["stateful float64"] = lambda: stateful_case("float64")
     out["model to cuda float32"] = lambda: model_to_case("float32")

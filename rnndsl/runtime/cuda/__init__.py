@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...graph.graph import Graph, Node
+from ...errors import NonFiniteError
 from ..executor import Executor, Tape
 from ..tensor import Act
 from .device import DAct, Engine
@@ -71,8 +72,39 @@ class CudaExecutor(Executor):
             p.copy_to_device(np.ascontiguousarray(value, dtype=self.dtype))
 
     def apply_update(self, optimizer, grads) -> None:
-        """One optimizer step on the device (slots stay there: see optim.DeviceSlots)."""
-        apply_update(self.eng, self.opt_slots, optimizer, self.params, self._device_grads(grads))
+        """One optimizer step on the device (slots stay there: see optim.DeviceSlots). As on
+        the host, an update that leaves a weight NaN or inf is undone (weights, slots, step
+        count) and raises NonFiniteError: one sum of squares over the updated weights, read
+        back as one number, tells."""
+        eng = self.eng
+        dgrads = self._device_grads(grads)
+        live = [i for i, g in enumerate(dgrads) if g is not None]
+        kept = {i: eng.copy(self.params[i]) for i in live}
+        slots = self.opt_slots
+        slots.bind(optimizer)
+        kept_slots = {(name, i): eng.copy(a) for name, per in slots.slots.items() for i, a in per.items()}
+        iterations = optimizer.iterations
+        apply_update(eng, slots, optimizer, self.params, dgrads)
+        acc = eng.upload([0.0], "float64")
+        for i in live:
+            eng.sumsq(acc, self.params[i])
+        if np.isfinite(acc.copy_to_host()[0]):
+            return
+        bad = []
+        for i in live:
+            one = eng.upload([0.0], "float64")
+            eng.sumsq(one, self.params[i])
+            if not np.isfinite(one.copy_to_host()[0]):
+                bad.append(i)
+            eng.assign(self.params[i], kept[i])
+        for name, per in slots.slots.items():
+            for i in list(per):
+                if (name, i) in kept_slots:
+                    eng.assign(per[i], kept_slots[name, i])
+                else:
+                    del per[i]
+        optimizer.iterations = iterations
+        raise NonFiniteError(f"the update made weights NaN or inf (in {self._weight_names(bad)})")
 
     def _device_grads(self, grads):
         """The device copies when grads are what backward returned, else uploads."""

@@ -1,0 +1,76 @@
+"""An update that overflows is undone: the weights and the optimizer's state stay those of
+the last good step, NonFiniteError says so, and the CLI saves no NaN."""
+
+import numpy as np
+import pytest
+
+import rnndsl
+from rnndsl.cli import main
+from rnndsl.errors import NonFiniteError
+from rnndsl.train.optimizers import SGD, Adam
+
+SPEC = "input x: float[?, 3]\noutput x | lstm(4) | dense(2)"
+
+
+def _data(n=8):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 5, 3)).astype(np.float32), rng.integers(0, 2, n)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: SGD(1e39), lambda: Adam(1e39)])
+def test_an_overflowing_update_is_undone(optimizer):
+    m = rnndsl.compile(SPEC, seed=1)
+    x, y = _data()
+    opt = optimizer()
+    m.configure(loss="sparse_categorical_crossentropy", optimizer=opt)
+    before = m.get_weights()
+    with pytest.raises(NonFiniteError, match="the update made weights NaN or inf"):
+        m.train_on_batch(x, y)               # the gradients are finite; lr * g is not, in float32
+    for w, b in zip(m.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+    assert opt.iterations == 0
+    assert all(not per for per in opt._slots.values())          # slots made by the step are gone
+
+
+def test_adam_state_is_restored_after_good_steps():
+    m = rnndsl.compile(SPEC, seed=1, dtype="float64")
+    x, y = _data()
+    opt = Adam(0.01)
+    m.configure(loss="sparse_categorical_crossentropy", optimizer=opt)
+    m.train_on_batch(x, y)
+    m.train_on_batch(x, y)
+    state, weights = opt.state_dict(), m.get_weights()
+    opt.learning_rate = 1e309                # inf: the next update is not finite
+    with pytest.raises(NonFiniteError):
+        m.train_on_batch(x, y)
+    for w, b in zip(m.get_weights(), weights):
+        np.testing.assert_array_equal(w, b)
+    after = opt.state_dict()
+    assert after.keys() == state.keys()
+    for k in state:
+        np.testing.assert_array_equal(after[k], state[k])
+
+
+def test_fit_names_epoch_and_batch():
+    m = rnndsl.compile(SPEC, seed=1)
+    x, y = _data(16)
+    m.configure(loss="sparse_categorical_crossentropy", optimizer=SGD(1e39))
+    with pytest.raises(NonFiniteError) as e:
+        m.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert (e.value.epoch, e.value.batch) == (1, 1)
+    assert all(np.isfinite(w).all() for w in m.get_weights())
+
+
+def test_run_saves_no_nan_and_exits_1(tmp_path, capsys):
+    x, y = _data(40)
+    np.savez(tmp_path / "d.npz", x=x * np.float32(1e30), y=y)
+    spec = tmp_path / "s.rnn"
+    spec.write_text(SPEC + '\ntrain {\n  data = npz("d.npz")\n  loss = "sparse_categorical_crossentropy"\n'
+                           "  optimizer = adam(learning_rate=0.01)\n  epochs = 3\n  batch_size = 8\n}\n")
+    out = tmp_path / "s.ckpt.npz"
+    assert main(["run", str(spec), "--quiet", "--out", str(out)]) == 1
+    text = capsys.readouterr()
+    assert "NaN or inf" in text.err
+    if out.exists():                          # the last good weights, all finite
+        m = rnndsl.load_model(out)
+        assert all(np.isfinite(w).all() for w in m.get_weights())
