@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError, WeightsError
+from .errors import DataError, RnnError, WeightsError
 from .runtime import make_executor, resolve_device
 
 from .graph.build import build_graph
@@ -18,14 +18,27 @@ from .graph.summary import summary_text, to_dot
 from .lang.parser import parse
 
 
+def _float_dtype(dtype) -> str:
+    """"float32" or "float64" for any spelling NumPy has of them; anything else is refused."""
+    try:
+        name = np.dtype(dtype).name if dtype is not None and not isinstance(dtype, bool) else None
+    except TypeError:
+        name = None
+    if name not in ("float32", "float64"):
+        raise RnnError(f"dtype must be float32 or float64, got {dtype!r}")
+    return name
+
+
 class Model:
     def __init__(self, graph: Graph, name: str = "model", dtype: str = "float32", seed: int = 0,
                  device: str = "cpu"):
         self.device = resolve_device(device)
         self.graph = graph
         self.name = name
-        self.dtype = dtype
-        self.seed = seed
+        self.dtype = _float_dtype(dtype)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise RnnError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
         self.epoch = 0
         self.train_config = None
 

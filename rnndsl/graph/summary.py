@@ -50,11 +50,15 @@ def to_dot(graph: Graph, title: str = "model") -> str:
     """Graphviz DOT: solid edges carry sequences/vectors, dashed edges carry states."""
     out = [f"digraph {_q(title)} {{", "  rankdir=TB;", '  node [shape=record, fontname="Helvetica"];']
     for n in graph.nodes:
+        if n.kind == "input":
+            # an oval is not a record: its label is plain text, name over shape
+            label = _q(n.name)[:-1] + "\\n" + _q(_shape(n))[1:]          # DOT's \n: a line break
+            out.append(f"  n{n.id} [label={label}, shape=oval];")
+            continue
         label = f"{n.name}|{n.spec.display_name(n)}|{_shape(n)}"
         if n.weights:
             label += f"|{n.param_count():,} params"
-        shape = ', shape=oval' if n.kind == "input" else ""
-        out.append(f"  n{n.id} [label={_q('{' + label + '}')}{shape}];")
+        out.append(f"  n{n.id} [label={_q('{' + label + '}')}];")
     for n in graph.nodes:
         for r in n.inputs:
             attr = "" if r.port == "out" else f" [label={_q(r.port)}]"

@@ -245,7 +245,9 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
     for epoch in range(initial_epoch, epochs):
         if verbose:
             stream.write(f"Epoch {epoch + 1}/{epochs}\n")
-        bar = Progbar(steps, verbose=verbose, stream=stream)
+        # the loss and metrics given are the epoch's running figures: shown as they are, so
+        # the bar's last line is what the History records
+        bar = Progbar(steps, verbose=verbose, stream=stream, stateful_metrics=True)
         order = model.fit_rng.permutation(n) if shuffle else np.arange(n)
         cfg.fresh_metrics()
         total, seen = 0.0, 0

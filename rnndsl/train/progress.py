@@ -7,7 +7,8 @@ On a terminal (``stream.isatty()``) the line is rewritten in place with ``\\r``;
 otherwise only the final line is written (one line per epoch, log friendly).
 verbose=0 writes nothing; verbose=2 writes only a final line without the bar.
 Values are shown as running means weighted by the steps they cover, except
-names listed in ``stateful_metrics``, shown as given.
+names listed in ``stateful_metrics``, shown as given (``stateful_metrics=True``: every
+value is already a running figure, as fit's are, and is shown as given).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class Progbar:
         self.stream = stream if stream is not None else sys.stdout
         self.width = int(width)
         self.interval = float(interval)
-        self.stateful_metrics = set(stateful_metrics or ())
+        self._all_stateful = stateful_metrics is True
+        self.stateful_metrics = set() if self._all_stateful else set(stateful_metrics or ())
         self.unit_name = unit_name
         self._clock = clock
         isatty = getattr(self.stream, "isatty", None)
@@ -83,7 +85,7 @@ class Progbar:
         for k, v in (values or {}).items():
             if k not in self._sums:
                 self._order.append(k)
-            if k in self.stateful_metrics or isinstance(v, str):
+            if self._all_stateful or k in self.stateful_metrics or isinstance(v, str):
                 self._sums[k] = [v]
             else:
                 acc = self._sums.get(k)

@@ -92,3 +92,27 @@ def test_format_duration():
     assert format_duration(7.9) == "7s"
     assert format_duration(125) == "2:05"
     assert format_duration(3725) == "1:02:05"
+
+
+def test_fit_bar_shows_what_history_records():
+    """The bar's final loss and accuracy are the epoch's figures in the History (they were
+    averaged a second time, as means of running means)."""
+    import contextlib
+    import io
+    import re
+
+    import numpy as np
+
+    import rnndsl
+
+    m = rnndsl.compile("input x: float[?, 3]\noutput x | lstm(4) | dense(2)", seed=2)
+    m.configure(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 4, 3)).astype(np.float32), rng.integers(0, 2, 50)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        h = m.fit(x, y, batch_size=8, epochs=1, verbose=1, shuffle=False)
+    last = [line for line in out.getvalue().splitlines() if "loss:" in line][-1]
+    shown = dict(re.findall(r"(\w+): ([-0-9.e]+)", last))
+    assert abs(float(shown["loss"]) - h.history["loss"][0]) < 1e-4
+    assert abs(float(shown["accuracy"]) - h.history["accuracy"][0]) < 1e-4
