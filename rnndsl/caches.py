@@ -51,6 +51,36 @@ def _check_private(path: Path) -> None:
                          f"`chmod 700 {path}` or set {ENV} to a private folder")
 
 
+def keep_compiled_code_here(modules) -> Path | None:
+    """Point the disk caches of the numba functions (cache=True) defined in `modules` at
+    numba/ in rnndsl's cache folder, instead of __pycache__ beside the installed source
+    (site-packages). Other code's numba caches are left where numba puts them. Nothing
+    changes when NUMBA_CACHE_DIR is set (numba's own choice then) or the folder cannot be
+    used (numba's default then; a custom cell still refuses an unsafe folder)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    try:
+        folder = cache_folder("numba")
+    except CacheError:
+        return None
+    if folder is None:
+        return None
+    from numba.core import config
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import CPUDispatcher
+
+    before = config.CACHE_DIR
+    config.CACHE_DIR = str(folder)          # read when a function's cache is located, just below
+    try:
+        for module in modules:
+            for obj in vars(module).values():
+                if isinstance(obj, CPUDispatcher) and isinstance(getattr(obj, "_cache", None), FunctionCache):
+                    obj.enable_caching()
+    finally:
+        config.CACHE_DIR = before
+    return folder
+
+
 def cache_folder(*parts: str) -> Path | None:
     """The cache folder (or a subfolder), created private (0700) where missing and checked,
     every level from the root down, before use. None when it cannot be created or written

@@ -103,3 +103,22 @@ def test_a_planted_module_is_never_imported(cache_root):
     cell_cache._modules.clear()
     rnndsl.compile(CELL, dtype="float64").predict(x)
     assert not path.is_symlink() and path.read_text() == cell.source
+
+
+def _kernel_cache_path(env):
+    import subprocess
+    import sys
+
+    code = "import rnndsl.kernels.cpu.lstm as L; print(L.lstm_forward_kernel._cache._cache_path)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_compiled_kernels_are_cached_in_the_user_folder_not_the_installation(tmp_path):
+    env = {caches.ENV: str(tmp_path / "c")}
+    path = _kernel_cache_path(env)
+    assert path.startswith(str(tmp_path / "c" / "numba")), path
+    assert stat.S_IMODE(os.stat(tmp_path / "c" / "numba").st_mode) == 0o700
+    # NUMBA_CACHE_DIR is numba's own setting: left to numba
+    assert _kernel_cache_path({**env, "NUMBA_CACHE_DIR": str(tmp_path / "n")}).startswith(str(tmp_path / "n"))

@@ -14,10 +14,17 @@ See each module's docstring for the math and activations.py for the
 activation codes and the float32/float64 precision policy.
 """
 
+import sys
+
+from ...caches import keep_compiled_code_here
+from . import step  # noqa: F401 - imported here so that its kernels' cache is placed below too
 from .activations import ACTIVATIONS, activation_code
 from .gru import GRUSaved, gru_backward, gru_forward
 from .lstm import LSTMSaved, lstm_backward, lstm_forward
 from .simplernn import SimpleRNNSaved, simplernn_backward, simplernn_forward
+
+# compiled code goes to the per-user cache folder, never into the installation
+keep_compiled_code_here([m for name, m in list(sys.modules.items()) if name.startswith(__name__ + ".")])
 
 __all__ = [
     "ACTIVATIONS",
