@@ -313,7 +313,10 @@ class Model:
         for act, y, name, fl, out in zip(outputs, ys, losses, logits, self.graph.outputs):
             fn = get_loss(name)
             pred, target, w = self._flat_pred_target(act, y, out.name)
-            value, dp = fn(pred, target, weights=w, from_logits=bool(fl) and fn.takes_logits)
+            try:
+                value, dp = fn(pred, target, weights=w, from_logits=bool(fl) and fn.takes_logits)
+            except DataError as e:
+                raise DataError(f"targets for output {out.name!r}: {e}") from None
             grads.append(dp.reshape(act.data.shape))            # time-major rows: (T, B, C) as they are
             total += float(value)
         return total, grads

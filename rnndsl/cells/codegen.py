@@ -123,6 +123,11 @@ class Plan:
         for grp in self.groups:
             grp.phase = self.phase[grp.nodes[0].id]
         self.n_phases = max(self.phase.values(), default=0) + 1
+        # per phase, once: the generators walk the phases, and a scan of every node or group
+        # for each phase made a cell of a thousand chained products quadratic
+        self.groups_in_phase: list[list[Group]] = [[] for _ in range(self.n_phases)]
+        for grp in self.groups:
+            self.groups_in_phase[grp.phase].append(grp)
 
         # leaves
         self.vecs: list[int] = sorted({n.attr for n in self.nodes if n.op == "vec"})
@@ -150,8 +155,8 @@ class Plan:
                 if c.op == "matmul" or self.phase[c.id] != self.phase[n.id]:
                     self.cross.add(n.id)
         self.stored = {n.id for n in self.elementwise if n.op != "new" and (n.id in self.cross or n.id in self.needed)}
-        self.saved_prev = [k for k in self.prevs
-                           if any(n.op == "prev" and n.attr == k and n.id in self.needed for n in self.nodes)]
+        needed_prev = {n.attr for n in self.nodes if n.op == "prev" and n.id in self.needed}
+        self.saved_prev = [k for k in self.prevs if k in needed_prev]
         # the first state is always copied (dropped) into P0 when read; others only when saved
         self.materialized_prev = sorted(set(self.saved_prev) | ({0} if 0 in self.prevs else set()))
         self.saved_nodes = [n for n in self.elementwise if n.id in self.needed]
@@ -160,7 +165,13 @@ class Plan:
         self.saved: list[tuple] = ([("prev", k) for k in self.saved_prev]
                                    + [("node", n.id) for n in self.saved_nodes]
                                    + [("group", g.index) for g in self.saved_groups])
+        self._saved_at = {key: i for i, key in enumerate(self.saved)}
+        self.saved_group_ids = {g.index for g in self.saved_groups}
+        self.elementwise_in_phase: list[list[Node]] = [[] for _ in range(self.n_phases)]
+        for n in self.elementwise:
+            self.elementwise_in_phase[self.phase[n.id]].append(n)
         self.consts: list[float] = [0.0, 1.0]
+        self._const_at: dict[float, int] = {0.0: 0, 1.0: 1}
         # the width of each input, known from a weight it multiplies
         self.input_weight: dict[int, int] = {}
         for grp in self.hoisted:
@@ -224,7 +235,7 @@ class Plan:
         return f"d{h.name}" if h is not None else f"dM{grp.index}"
 
     def saved_index(self, key) -> int:
-        return self.saved.index(key)
+        return self._saved_at[key]
 
     def saved_shape(self, key, T: int, B: int, u: int, features: list[int]) -> tuple[int, int, int]:
         kind, i = key
@@ -241,17 +252,21 @@ class Plan:
         return T * B * u * (cols + 8 * len(self.elementwise))
 
     def const(self, value: float) -> str:
-        if value not in self.consts:
+        # keyed like the list's `in` (equality: -0.0 is 0.0; a NaN is its own entry each time)
+        k = self._const_at.get(value)
+        if k is None:
+            k = len(self.consts)
             self.consts.append(value)
-        return f"k{self.consts.index(value)}"
+            if value == value:
+                self._const_at[value] = k
+        return f"k{k}"
 
     def passes(self, phase: int) -> list[tuple[object, list[Node]]]:
         """(width, nodes) of the element-wise loops of a phase, u-wide first."""
         by_width: dict = {}
-        for n in self.elementwise:
-            if self.phase[n.id] == phase:
-                w = n.width if n.width not in (None,) else U
-                by_width.setdefault(w, []).append(n)
+        for n in self.elementwise_in_phase[phase]:
+            w = n.width if n.width not in (None,) else U
+            by_width.setdefault(w, []).append(n)
         return sorted(by_width.items(), key=lambda kv: (kv[0] != U, str(kv[0])))
 
 
@@ -455,7 +470,7 @@ class _Gen:
             if n.id in p.stored and n.id not in p.needed:
                 s(f"E{n.id} = np.empty((B, {_width(p, n.width)}), dt)")
         for g in p.groups:
-            if g not in p.saved_groups:
+            if g.index not in p.saved_group_ids:
                 s(f"M{g.index} = np.empty((B, {len(g.nodes)} * u), dt)")
         s("for s in range(T):")
         s.indent()
@@ -488,10 +503,9 @@ class _Gen:
                     s(f"    P{k}_b[j] = S{k}_b[j]")
             s.dedent()
         for phase in range(p.n_phases):
-            for g in p.groups:
-                if g.phase == phase:
-                    s(f"# {_describe_group(p, g)}")
-                    s(f"rows_matmul({self.left_array(g)}[b0:b1], W{g.index}, Wp{g.index}, M{g.index}[b0:b1])")
+            for g in p.groups_in_phase[phase]:
+                s(f"# {_describe_group(p, g)}")
+                s(f"rows_matmul({self.left_array(g)}[b0:b1], W{g.index}, Wp{g.index}, M{g.index}[b0:b1])")
             self.forward_pass(phase)
         s("# commit the new states (a padded step keeps the old ones) and emit the output")
         s(ROWS)
@@ -615,9 +629,7 @@ class _Gen:
             s.dedent()
         for phase in reversed(range(p.n_phases)):
             self.backward_pass(phase)
-            for g in p.groups:
-                if g.phase != phase:
-                    continue
+            for g in p.groups_in_phase[phase]:
                 left = g.left
                 target = f"dP{left.attr}" if left.op == "prev" else f"A{left.id}"
                 s(f"# {_describe_group(p, g)}: its left side's adjoint gets dM @ W^T")

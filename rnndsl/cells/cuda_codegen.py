@@ -58,7 +58,7 @@ def stored_nodes(plan: Plan) -> list:
 
 def phase_has_nodes(plan: Plan, phase: int) -> bool:
     """Whether a phase has element-wise work (the last always has; empty ones launch nothing)."""
-    return phase == plan.n_phases - 1 or any(plan.phase[n.id] == phase for n in plan.elementwise)
+    return phase == plan.n_phases - 1 or bool(plan.elementwise_in_phase[phase])
 
 
 class _Src:
@@ -73,14 +73,19 @@ class CudaGen:
     def __init__(self, plan: Plan):
         self.p = plan
         self.consts: list[float] = [0.0, 1.0]
+        self._const_at: dict[float, int] = {0.0: 0, 1.0: 1}
         self.enodes = stored_nodes(plan)
         self.stored = {n.id for n in self.enodes}
 
     # --- names --------------------------------------------------------------------------
     def const(self, v: float) -> str:
-        if v not in self.consts:
+        k = self._const_at.get(v)
+        if k is None:
+            k = len(self.consts)
             self.consts.append(v)
-        return f"K{self.consts.index(v)}"
+            if v == v:
+                self._const_at[v] = k
+        return f"K{k}"
 
     def data_args(self) -> list[str]:
         p = self.p
@@ -186,7 +191,7 @@ class CudaGen:
 
     def forward_kernel(self, s: _Src, phase: int) -> None:
         p = self.p
-        nodes = [n for n in p.elementwise if p.phase[n.id] == phase]
+        nodes = p.elementwise_in_phase[phase]
         s("@cuda.jit")
         s(f"def fwd{phase}({', '.join(self.forward_args())}):")
         s(f'"""Phase {phase}: {", ".join(_describe(p, n) for n in nodes) or "nothing"}."""', 1)
@@ -211,7 +216,7 @@ class CudaGen:
 
     def backward_kernel(self, s: _Src, phase: int) -> None:
         p = self.p
-        nodes = [n for n in p.elementwise if p.phase[n.id] == phase]
+        nodes = p.elementwise_in_phase[phase]
         s("@cuda.jit")
         s(f"def bwd{phase}({', '.join(self.backward_args())}):")
         s(f'"""Phase {phase} backward: {", ".join(_describe(p, n) for n in reversed(nodes)) or "nothing"}."""', 1)

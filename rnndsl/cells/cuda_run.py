@@ -101,12 +101,13 @@ def run_cell(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, zero_out:
         return SP[lf.attr][t] if lf.op == "prev" else E[lf.id][t]
 
     zo = int(zero_out)
+    # each phase's products, found once (not a scan of every group at every phase and step)
+    products = [[(g, group_W[g.index], Ms[g.index]) for g in plan.groups_in_phase[ph]] for ph in range(plan.n_phases)]
     for s in range(T):
         t, tn = _time(s, T, backwards), _time(s + 1, T, backwards)
         for phase in range(plan.n_phases):
-            for g, Wc, M in zip(plan.groups, group_W, Ms):
-                if g.phase == phase:
-                    eng.gemm(left(g, t), Wc, M[t])
+            for g, Wc, M in products[phase]:
+                eng.gemm(left(g, t), Wc, M[t])
             if phase_has_nodes(plan, phase):
                 eng.run(getattr(mod, f"fwd{phase}"), n, s, t, tn, mk, rm, zo, *data, *S, out)
     final = tuple(S)
@@ -128,11 +129,10 @@ def run_cell(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, zero_out:
                 first = int(phase == plan.n_phases - 1)
                 if phase_has_nodes(plan, phase):
                     eng.run(getattr(mod, f"bwd{phase}"), n, s, t, prev, first, mk, rm, zo, *data, *grads_arrays)
-                for g, Wc, dM in zip(plan.groups, group_W, dMs):
-                    if g.phase == phase:
-                        lf = g.left
-                        tgt = dP[lf.attr] if lf.op == "prev" else A[lf.id]
-                        eng.gemm(dM[t], Wc, tgt, tb=True, accumulate=True)
+                for g in plan.groups_in_phase[phase]:
+                    lf = g.left
+                    tgt = dP[lf.attr] if lf.op == "prev" else A[lf.id]
+                    eng.gemm(dMs[g.index][t], group_W[g.index], tgt, tb=True, accumulate=True)
             prev = t
         eng.run(mod.handoff, n, prev, mk, rm, *dS, *dP)
         grads = [None] * len(W)

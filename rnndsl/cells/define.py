@@ -142,6 +142,8 @@ class _Definer:
         self.states_declared = False
         self.inits: dict[str, tuple[str, Pos]] = {}
         self.weights: dict[str, Weight] = {}
+        self.weight_index: dict[str, int] = {}       # position in self.weights (get_weights() order)
+        self.weight_list: list[Weight] = []          # self.weights by position
         self.env: dict[str, Node] = {}               # results and new states assigned so far
         self.assigned_at: dict[str, Pos] = {}
         self.reads: dict[str, int] = {}
@@ -189,6 +191,7 @@ class _Definer:
 
     def name_list(self, clause: ast.Call) -> list[tuple[str, Pos]]:
         out: list[tuple[str, Pos]] = []
+        listed: set[str] = set()
         for a in clause.args:
             if a.name is not None or not _bare_name(a.value):
                 self.error(a.pos, f"{clause.name}(...) takes names, e.g. {clause.name}(h, c)")
@@ -197,9 +200,10 @@ class _Definer:
             if name in FUNCTIONS:
                 self.error(a.pos, f"{name!r} is a function; pick another name")
                 continue
-            if any(n == name for n, _ in out):
+            if name in listed:
                 self.error(a.pos, f"{name!r} is listed twice")
                 continue
+            listed.add(name)
             out.append((name, a.pos))
         if not out and not clause.args:
             self.error(clause.pos, f"{clause.name}() names nothing", f"e.g. {clause.name}(h, c)")
@@ -290,7 +294,7 @@ class _Definer:
         if e.op in "*/":
             for side in (a, b):
                 if side.op == "vec":
-                    list(self.weights.values())[side.attr].multiplies = True
+                    self.weight_list[side.attr].multiplies = True
         width = a.width if a.width is not None else b.width
         op = {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op]
         return self.g.op(op, (a, b), width, e.pos)
@@ -337,12 +341,14 @@ class _Definer:
         w = self.weight(name, "vector", e.pos)
         if w is None:
             return None
-        return self.g.vec(list(self.weights).index(name), e.pos)
+        return self.g.vec(self.weight_index[name], e.pos)
 
     def weight(self, name: str, kind: str, pos: Pos) -> Weight | None:
         w = self.weights.get(name)
         if w is None:
             w = self.weights[name] = Weight(name, kind, pos)
+            self.weight_index[name] = len(self.weight_list)
+            self.weight_list.append(w)
             return w
         if w.kind != kind:
             first = "a matrix (after @)" if w.kind == "matrix" else "a vector"
@@ -381,7 +387,7 @@ class _Definer:
             # a product of a product: the inner one goes through an identity node, so the
             # kernels hold it in an array of its own (the left side of a per-step product)
             left = self.g.op("func", (left,), left.width, e.left.pos, attr="linear")
-        return self.g.matmul(left, list(self.weights).index(r.name), e.pos)
+        return self.g.matmul(left, self.weight_index[r.name], e.pos)
 
     # --- after the body ---------------------------------------------------------------
     def finish(self) -> None:

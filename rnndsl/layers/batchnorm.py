@@ -70,8 +70,9 @@ class BatchNorm(LayerSpec):
             Xc = X - mean
             var = (w @ (Xc * Xc)) / n
             m = o["momentum"]
-            ctx.updates.append((moving_mean, m * moving_mean + (1 - m) * mean))
-            ctx.updates.append((moving_var, m * moving_var + (1 - m) * var))
+            if w.sum() > 0:     # zero steps (or every step masked): no statistics to move toward
+                ctx.updates.append((moving_mean, m * moving_mean + (1 - m) * mean))
+                ctx.updates.append((moving_var, m * moving_var + (1 - m) * var))
         else:
             mean, var, w, n = moving_mean, moving_var, None, None
             Xc = X - mean

@@ -188,7 +188,14 @@ class Bidirectional(LayerSpec):
                 dyf, dyb = d.get("forward"), d.get("backward")
             dout_f = buffers.zeros((T,) + out_f.shape[1:], out_f.dtype)
             dout_b = buffers.zeros((T,) + out_b.shape[1:], out_b.dtype)
-            if seq:
+            dstate = list(d.get("state") or (np.zeros_like(s) for s in final))
+            if T == 0:
+                # zero steps: the last outputs were the initial h's (see zero_steps)
+                if not seq and dyf is not None:
+                    dstate[0] = dstate[0] + dyf
+                if not seq and dyb is not None:
+                    dstate[n_states] = dstate[n_states] + dyb
+            elif seq:
                 if dyf is not None:
                     dout_f[...] = dyf
                 if dyb is not None:
@@ -198,7 +205,6 @@ class Bidirectional(LayerSpec):
                     dout_f[-1] = dyf
                 if dyb is not None:
                     dout_b[-1] = dyb
-            dstate = d.get("state") or tuple(np.zeros_like(s) for s in final)
             dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
             dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
             dX = None if dX_f is None else dX_f + dX_b

@@ -180,12 +180,36 @@ class RecurrentSpec(LayerSpec):
             return None
         return E, ids
 
+    def n_states(self, opts) -> int:
+        return len(self.state_names)
+
+    def zero_steps(self, opts, W, x: Act, init, need_dx: bool = True):
+        """run_cell over a sequence of zero steps, as Keras: no step runs, so the final state
+        is the initial one (zeros by default) and so is the last output; with
+        return_sequences the output is an empty sequence. backprop hands the final state's
+        gradient back to the initial state (the last output's gradient joins it: see
+        last_output_grad), the weights get zero gradients and x an empty one."""
+        _, B, F = x.shape
+        u, dtype = opts["units"], W[0].dtype
+        if init is None:
+            init = tuple(np.zeros((B, u), dtype) for _ in range(self.n_states(opts)))
+        final = tuple(np.array(s, dtype=dtype, copy=True) for s in init)
+        out = np.zeros((0, B, u), dtype) if opts["return_sequences"] else final[0][None].copy()
+
+        def backprop(dout, dfinal):
+            dX = np.zeros((0, B, F), dtype) if need_dx else None
+            return dX, [np.zeros_like(w) for w in W], tuple(dfinal)
+
+        return out, final, backprop
+
     def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True,
                  sole_reader: bool = False):
         """Run the cell over x: (out in processing order, final state, backprop). out is
         (T, B, u) with return_sequences, else (1, B, u): the last output only. need_dx:
         False when x's gradient is not used (backprop then returns None for it). sole_reader:
         this layer is the only one to read x (see table_input)."""
+        if x.shape[0] == 0:
+            return self.zero_steps(opts, W, x, init, need_dx)
         kernel, U = W[0], W[1]
         bias = W[2] if opts["use_bias"] else None
         T, B, F = x.shape
@@ -302,9 +326,10 @@ class RecurrentSpec(LayerSpec):
             g = d.get("out")
             if seq and g is not None and g.dtype == out.dtype and g.flags.c_contiguous:
                 dout = g                                   # the kernels only read dout
-            elif not seq and mask is None:
-                # the last output is the final h: its gradient joins dh_T, and every step's
-                # dout is a zero array the kernels only read (kept, not filled each step)
+            elif not seq and (mask is None or T == 0):
+                # the last output is the final h (over zero steps the initial h): its gradient
+                # joins dh_T, and every step's dout is a zero array the kernels only read
+                # (kept, not filled each step)
                 dout = _read_only_zeros((T,) + out.shape[1:], out.dtype)
                 if g is not None:
                     dfinal = (dfinal[0] + g,) + tuple(dfinal[1:])

@@ -173,6 +173,9 @@ class RNN(RecurrentSpec):
     def zero_state(self, batch, units, dtype) -> tuple:  # pragma: no cover - run_cell makes its own
         raise NotImplementedError
 
+    def n_states(self, opts) -> int:
+        return len(opts["cell"].states)
+
     def forward(self, node, W, ins, ctx, init_state=None):
         if len(ins) == 1:
             return super().forward(node, W, ins, ctx, init_state)
@@ -222,6 +225,8 @@ class RNN(RecurrentSpec):
         The input gradient is always computed (need_dx and sole_reader are accepted for the
         common signature): the generated backward produces it with the weight gradients."""
         cell = opts["cell"]
+        if x.shape[0] == 0:
+            return self.zero_steps(opts, W, x, init)
         T, B, F = x.shape
         u = opts["units"]
         table = self.cell_table_input(cell, opts, x, ctx, sole_reader)

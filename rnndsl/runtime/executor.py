@@ -154,7 +154,34 @@ class Executor:
                         or (n.opts.get("layer") is not None and getattr(n.opts["layer"], "opts", {}).get("stateful"))]
             if len(stateful) != 1:
                 raise DataError(f"reset_states(states) needs exactly one stateful layer, the model has {len(stateful)}")
-            self.reset_to[stateful[0].id] = tuple(np.asarray(s, dtype=self.dtype) for s in states)
+            node = stateful[0]
+            self.reset_to[node.id] = self._checked_states(node, states)
+            # the states fix the batch size, as a call does (stateful_state checks the next calls)
+            self.state_batch[node.id] = self.reset_to[node.id][0].shape[0]
+
+    def _checked_states(self, node: Node, states) -> tuple:
+        """states as arrays of the executor's dtype, each (batch, units) of the layer's state
+        parts and one batch size for all: a DataError otherwise (predict, step() and the
+        CUDA engine then all read well-shaped states, never broadcast ones)."""
+        parts = node.spec.takes_state(node).parts
+        want = ", ".join(f"{n} (batch, {u})" for n, u in parts)
+        if isinstance(states, np.ndarray) and states.ndim == 2 and len(parts) == 1:
+            states = [states]
+        if not isinstance(states, (list, tuple)) or len(states) != len(parts):
+            n = len(states) if isinstance(states, (list, tuple)) else type(states).__name__
+            raise DataError(f"reset_states: layer {node.name!r} has {len(parts)} state(s), {want}; got {n}")
+        out = []
+        for (name, u), s in zip(parts, states):
+            try:
+                a = np.asarray(s, dtype=self.dtype)
+            except (TypeError, ValueError) as e:
+                raise DataError(f"reset_states: state {name} of layer {node.name!r} is not an array of "
+                                f"numbers ({e})") from None
+            if a.ndim != 2 or a.shape[1] != u or a.shape[0] == 0 or (out and a.shape[0] != out[0].shape[0]):
+                raise DataError(f"reset_states: state {name} of layer {node.name!r} has shape {a.shape}; "
+                                f"expected {want}" + (f" with batch {out[0].shape[0]}" if out else ""))
+            out.append(a)
+        return tuple(out)
 
     # --- inputs -------------------------------------------------------------------------
     def _vocab_limits(self) -> dict[int, tuple[int, str]]:

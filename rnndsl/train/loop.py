@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import DataError, NonFiniteError, RnnError, TrainingError
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite
-from .losses import get_loss
+from .losses import check_binary_labels, get_loss
 from .metrics import get_metric
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progbar
@@ -207,6 +207,11 @@ def check_data(model, xs: list, ys: list, cfg: TrainConfig) -> None:
                 bad = int(y.min()) if y.min() < 0 else int(y.max())
                 raise DataError(f"label {bad} in the targets for {out.name!r} is out of range: the output has "
                                 f"{t.features} classes (labels 0..{t.features - 1})")
+        elif loss == "binary_crossentropy" and y.dtype.kind in "fiub":
+            try:
+                check_binary_labels(y, loss)
+            except DataError as e:
+                raise DataError(f"targets for output {out.name!r}: {e}") from None
 
 
 # --- fit and evaluate -------------------------------------------------------------------

@@ -268,6 +268,16 @@ def _per_row(e: np.ndarray, g: np.ndarray):
     return e.sum(axis=axes) / k, g / k
 
 
+def check_binary_labels(t, who: str) -> None:
+    """Binary targets lie in [0, 1] (0/1 labels, or soft ones between): a label of 5 or -3
+    gives a loss that is no crossentropy at all (Keras computes it anyway), so a DataError."""
+    t = np.asarray(t)
+    if t.size and not (t.min() >= 0 and t.max() <= 1):            # false for NaN too
+        bad = t[~((t >= 0) & (t <= 1))]
+        more = f" ({bad.size - 1} more)" if bad.size > 1 else ""
+        raise DataError(f"{who}: labels must lie in [0, 1], got {bad[0].item():g}{more}")
+
+
 class BinaryCrossentropy(Loss):
     """-(t log p + (1-t) log(1-p)), averaged over the last axis (Keras)."""
 
@@ -275,6 +285,7 @@ class BinaryCrossentropy(Loss):
 
     def _per_sample(self, y_pred, y_true, from_logits):
         t = _pair(y_pred, y_true, self.name)
+        check_binary_labels(t, self.name)
         if from_logits:
             z = y_pred
             # max(z,0) - z t + log(1 + exp(-|z|)) never overflows.

@@ -69,3 +69,29 @@ def test_inputs_by_name_and_batch_mismatch(two_inputs):
 def test_strings_are_rejected(two_inputs):
     with pytest.raises(DataError, match="token ids"):
         two_inputs.predict([np.array([["a", "b"]]), R.normal(size=(1, 2, 3))])
+
+
+@pytest.mark.parametrize("chain, n", [("lstm(4, stateful=true) | dense(2)", 2), ("gru(4, stateful=true)", 1),
+                                      ("simplernn(4, stateful=true)", 1), ("bilstm(4, stateful=true)", 4)])
+def test_wrongly_shaped_states_are_refused_by_predict_and_step_alike(chain, n):
+    """reset_states(states) with states step() used to broadcast (issue 15): refused when
+    given, whatever reads them next; a batch size other than the states' is refused by
+    predict and step() with the same DataError."""
+    m = rnndsl.compile(f"input x: float[?, 3]\noutput x | {chain}")
+    name = {"bilstm": "bidirectional", "simplernn": "simple_rnn"}.get(chain.split("(")[0], chain.split("(")[0])
+    for bad, what in [([np.zeros((2, 3))] * n, r"has shape \(2, 3\); expected"),
+                      ([np.zeros(4)] * n, r"has shape \(4,\); expected"),
+                      ([np.zeros((2, 4))] * (n + 1), rf"has {n} state\(s\).*got {n + 1}"),
+                      ([np.zeros((2, 4))] * (n - 1) + [np.zeros((3, 4))], r"has shape \(3, 4\).*with batch 2")
+                      if n > 1 else ([np.zeros((0, 4))], r"has shape \(0, 4\)"),
+                      (["a"] * n, "is not an array of numbers")]:
+        with pytest.raises(DataError, match=rf"reset_states: .*layer '{name}' {what}"):
+            m.reset_states(bad)
+    m.reset_states([np.ones((1, 4))] * n)          # batch 1: a call with batch 2 is refused
+    for call in (lambda: m.predict_on_batch(np.ones((2, 1, 3))), lambda: m.step(np.ones((2, 3)))):
+        with pytest.raises(DataError, match=rf"'{name}' holds state for batch size 1, but this call has batch size 2"):
+            call()
+    m.reset_states([np.full((2, 4), 0.5)] * n)
+    a = m.step(np.ones((2, 3)))
+    m.reset_states([np.full((2, 4), 0.5)] * n)
+    np.testing.assert_allclose(m.predict_on_batch(np.ones((2, 1, 3))), a, rtol=1e-5)

@@ -194,3 +194,26 @@ def test_get_loss_names():
         get_loss("binary_crossentropi")
     with pytest.raises(RnnError, match="from_logits"):
         get_loss("mse")(np.ones(2), np.ones(2), from_logits=True)
+
+
+@pytest.mark.parametrize("bad, shown", [(5, "got 5"), (-3, "got -3"), (np.nan, "got nan"), (1.5, "got 1.5")])
+def test_binary_crossentropy_refuses_labels_outside_0_1(bad, shown):
+    """Keras computes a 'crossentropy' of label 5; rnndsl refuses it, naming the output."""
+    loss = get_loss("binary_crossentropy")
+    with pytest.raises(DataError, match=rf"binary_crossentropy: labels must lie in \[0, 1\], {shown}"):
+        loss(np.array([0.3, 0.8]), np.array([1.0, bad]))
+    with pytest.raises(DataError, match=rf"labels must lie in \[0, 1\], {shown} \(1 more\)"):
+        loss(np.array([0.3, 0.8, 0.5]), np.array([bad, 1.0, bad]), from_logits=True)
+    v, _ = loss(np.array([0.3, 0.8]), np.array([0.0, 0.25]))          # soft labels are fine
+    assert np.isfinite(v)
+
+    import rnndsl
+    m = rnndsl.compile('input x: float[?, 2]\noutput p = x | lstm(3) | dense(1, activation="sigmoid")')
+    m.configure(loss="binary_crossentropy", optimizer="sgd")
+    x, y = np.zeros((2, 4, 2)), np.array([[1.0], [bad]])
+    want = rf"targets for output 'p': binary_crossentropy: labels must lie in \[0, 1\], {shown}"
+    for call in (lambda: m.loss_and_gradients(x, y, loss="binary_crossentropy", from_logits=False),
+                 lambda: m.train_on_batch(x, y), lambda: m.evaluate(x, y),
+                 lambda: m.fit(x, y, epochs=1, verbose=0)):
+        with pytest.raises(DataError, match=want):
+            call()

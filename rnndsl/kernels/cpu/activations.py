@@ -11,12 +11,16 @@ Activation codes (``activation`` / ``recurrent_activation``)::
 Every derivative is written in terms of the saved output ``y = f(x)``, so the
 backward passes never need the pre-activations.
 
+NaN in gives NaN out, and +-inf gives what float64 gives (tanh +-1, sigmoid 0 or 1
+exactly), in every dtype: a model with a broken weight must not predict plausible
+numbers (tests/engine/test_engine_nonfinite.py).
+
 Precision policy, chosen at compile time from the scalar type:
 
 * float64: exact ``tanh`` and ``1 / (1 + exp(-x))``, so kernels match a NumPy
   reference to ~1e-15.
-* float32: ``tanh(x) ~= x P(x^2) / Q(x^2)`` on ``|x| <= 9`` (clamped outside;
-  tanh(9) rounds to 1 in float32), ``P`` and ``Q`` of degree 4, a minimax fit
+* float32: ``tanh(x) ~= x P(x^2) / Q(x^2)`` on ``|x| < 9``, exactly +-1 outside
+  (tanh(9) rounds to 1 in float32), ``P`` and ``Q`` of degree 4, a minimax fit
   made for this project (Lawson-reweighted linear least squares on [0, 9],
   coefficients rounded to float32).  Max abs error ~3.7e-7 over the real line
   when evaluated in float32.  ``sigmoid(x) = 1/2 + tanh(x/2)/2``.  Being
@@ -104,7 +108,8 @@ def tanh_(x):
 
 
 def sigmoid_(x):
-    return 1.0 / (1.0 + math.exp(-x)) if x >= -700.0 else 0.0
+    # a NaN fails the compare and gives NaN
+    return 0.0 if x < -700.0 else 1.0 / (1.0 + math.exp(-x))
 
 
 def relu_(x):
@@ -188,6 +193,10 @@ def _typed(stub):
     return register
 
 
+# NaN: max(a, b) and min(a, b) return a unless b compares greater (smaller), as Python's
+# do, so with the argument first a NaN stays NaN; keep that order.
+
+
 @_typed(relu_)
 def _relu(zero, one, half, sixth):
     return lambda x: max(x, zero)
@@ -227,17 +236,21 @@ def _dhard_sigmoid(zero, one, half, sixth):
 @overload(tanh_, jit_options=_OVERLOAD_JIT)
 def _tanh_impl(x):
     if x == types.float32:
-        clamp = np.float32(_TANH_CLAMP)
+        clamp, one = np.float32(_TANH_CLAMP), np.float32(1.0)
         p0, p1, p2, p3, p4 = (np.float32(c) for c in _TANH_P)
         q0, q1, q2, q3, q4 = (np.float32(c) for c in _TANH_Q)
 
         def impl(x):
-            # min/max rather than `if`: selects keep the loop vectorisable.
-            x = min(max(x, -clamp), clamp)
             s = x * x
             p = (((p4 * s + p3) * s + p2) * s + p1) * s + p0
             q = (((q4 * s + q3) * s + q2) * s + q1) * s + q0
-            return x * (p / q)
+            t = x * (p / q)
+            # beyond the clamp (where t may be inf/inf) exactly +-1, so that sigmoid(-inf) is 0
+            # as in float64; a NaN x fails both compares and keeps its NaN t. (These become
+            # selects: the loops still vectorise. A clamp of x by min/max would swallow a NaN
+            # wherever LLVM lowered it to minnum/maxnum.)
+            t = one if x >= clamp else t
+            return -one if x <= -clamp else t
 
         return impl
     if x == types.float64:

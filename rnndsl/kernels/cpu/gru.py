@@ -21,6 +21,8 @@ output is H_{t-1}, or zeros with zero_output_for_mask.
 
 Shapes: xp (T,B,3u), U (u,3u), h0 (B,u), b_rec (3u,).  ``a`` = activation,
 ``ra`` = recurrent_activation (codes in activations.py).
+
+NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ output is H_{t-1}, or zeros with zero_output_for_mask.
 
 Shapes: xp (T,B,4u) or X (T,B,F) with W (F,4u), U (u,4u), h0/c0 (B,u).  ``a`` = activation,
 ``ra`` = recurrent_activation (codes in activations.py).
+
+NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
 
 from __future__ import annotations

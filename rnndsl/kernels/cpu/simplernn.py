@@ -12,6 +12,8 @@ H_{t-1}, or zeros with zero_output_for_mask.
 
 Shapes: xp (T,B,u), U (u,u), h0 (B,u).  ``a`` = activation (codes in
 activations.py).
+
+NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
 
 from __future__ import annotations

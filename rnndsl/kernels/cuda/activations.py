@@ -41,7 +41,7 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
         if code == SIGMOID:
             return HALF + HALF * math.tanh(HALF * x)
         if code == RELU:
-            return x if x > ZERO else ZERO
+            return ZERO if x <= ZERO else x      # NaN fails the compare: it stays NaN
         if code == HARD_SIGMOID:
             y = x * SIXTH + HALF
             return ZERO if y < ZERO else (ONE if y > ONE else y)
