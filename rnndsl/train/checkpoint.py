@@ -16,7 +16,6 @@ of the same target.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import secrets
@@ -279,11 +278,11 @@ def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
     """Read a checkpoint written by save_checkpoint whole: ``(arrays, meta)``. Every array
     is checked before it is made, and all of them together must fit the memory bound."""
     with CheckpointFile(path) as ck:
-        total, limit = 0, memory_limit()
+        arrays, total, limit = {}, 0, memory_limit()
         for name in ck.names:
-            shape, dtype = ck._npz.header(name)
-            total += math.prod(shape) * dtype.itemsize
+            arrays[name] = ck.read(name)
+            total += arrays[name].nbytes
             if total > limit:
-                raise CheckpointError(f"checkpoint {path}: its arrays declare more than the memory "
+                raise CheckpointError(f"checkpoint {path}: its arrays take more than the memory "
                                       f"bound of {limit:,} bytes together")
-        return {n: ck.read(n) for n in ck.names}, ck.meta
+        return arrays, ck.meta
