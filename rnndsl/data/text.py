@@ -156,7 +156,7 @@ def load_labelled_text(path, vocab: Vocabulary | None = None, max_words: int | N
         whole("maxlen", maxlen, 1)
     if max_words is not None:
         whole("max_words", max_words, 2)
-    if labels is not None and (isinstance(labels, str) or not all(isinstance(s, str) for s in labels)):
+    if labels is not None and (not isinstance(labels, (list, tuple)) or not all(isinstance(s, str) for s in labels)):
         raise DataError(f"labels must be a list of label strings, got {str(labels)[:60]!r}")
     for name, v in (("padding", padding), ("truncating", truncating)):
         if v not in ("pre", "post"):
