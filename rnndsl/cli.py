@@ -102,6 +102,8 @@ def cmd_cell(args) -> int:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise RnnError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     spec = parse(text, str(path))
     sink = DiagnosticSink(text, str(path))
     cells = define_cells(spec, sink)

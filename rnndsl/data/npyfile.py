@@ -64,7 +64,8 @@ def _header(fp, error, where: str):
                         "(versions 1.0 and 2.0 are)")
     except error:
         raise
-    except _BROKEN as e:
+    except Exception as e:  # noqa: BLE001 - numpy parses the header's Python literal with tokenize and
+        # ast: arbitrary bytes there can raise any of their errors, and every one means a bad header
         raise error(f"{where} is not a valid .npy array: truncated or corrupt ({type(e).__name__}: "
                     f"{str(e)[:200]})") from None
     if any(d < 0 for d in shape):

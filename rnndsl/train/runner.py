@@ -63,7 +63,8 @@ def _stateful_report(model, split, batch_size) -> dict:
             if not carry:
                 model.reset_states()
             sl = slice(start, start + batch_size)
-            total += model.evaluate([a[sl] for a in xs], y[sl], batch_size=batch_size) * batch_size
+            total += model.evaluate([a[sl] for a in xs], y[sl], batch_size=batch_size,
+                                    return_dict=True)["loss"] * batch_size
         return total / (n - n % batch_size)
 
     return {"loss_state_carried": run(True), "loss_state_reset": run(False)}
@@ -136,7 +137,9 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
             signal.signal(signal.SIGINT, previous)
     seconds = time.perf_counter() - t0
     result = {"epochs": len(history.epoch), "seconds": seconds}
-    if split.batch_size:
+    if len(split.y_test) == 0:
+        stream.write("no held-out data (test_split=0): no test metrics\n")
+    elif split.batch_size:
         result.update(_stateful_report(model, split, batch_size))
     else:
         test = model.evaluate(split.x_test, split.y_test, batch_size=batch_size, return_dict=True)

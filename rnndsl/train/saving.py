@@ -48,7 +48,7 @@ def _generator(state, path, which: str) -> np.random.Generator:
     bit = cls()
     try:
         bit.state = state
-    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError) as e:
         raise CheckpointError(f"{path}: bad {which} generator state in the checkpoint "
                               f"({type(e).__name__}: {str(e)[:200]})") from None
     return np.random.Generator(bit)
