@@ -96,7 +96,7 @@ def _check(where: str, shape, dtype, error, kinds: str, expect, available: int |
 
 def _read_data(fp, shape, fortran: bool, dtype, nbytes: int, error, where: str) -> np.ndarray:
     arr = np.empty(math.prod(shape), dtype=dtype)
-    view = memoryview(arr).cast("B") if nbytes else None
+    view = memoryview(arr.view(np.uint8))       # bytes, whatever the dtype's byte order
     pos = 0
     try:
         while pos < nbytes:
