@@ -193,13 +193,6 @@ class NpzReader:
             raise self.error(f"{where} is truncated or corrupt ({type(e).__name__}: {e})") from None
         return fp, info, where
 
-    def header(self, name: str):
-        """(shape, dtype) as declared, read from the header alone."""
-        fp, info, where = self._open(name)
-        with fp:
-            shape, _, dtype = _header(fp, self.error, where)
-        return tuple(shape), dtype
-
     def read(self, name: str, expect=None, kinds: str = NUMERIC_KINDS, limit: int | None = None) -> np.ndarray:
         """The array ``name``; ``expect`` (a shape) is checked before anything is allocated."""
         fp, info, where = self._open(name)
