@@ -32,7 +32,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from rnndsl.cli import main
 
@@ -312,8 +311,9 @@ def _data_files(rng: random.Random, folder: Path, broken: bool) -> None:
         n2 = rng.choice((0, 1, 2, 5, 40))
         x = gen.random(rng.choice([(n2, 4, 3), (n2, 8, 8), (n2, 7), (n2, 3), (n2,)])).astype(
             rng.choice(["f4", "f8", ">f4", "i4", "f2"]))
-        y = rng.choice([y[:n2], y[:n2].astype(">i8"), y[:n2].astype("U2"), np.full(n2, rng.choice([np.inf, np.nan, 0.5])),
-                        y[:n2].astype(np.float32), -y[:n2] - 1, y[:n2, None], y[:n2] + 5, y])
+        y = rng.choice([y[:n2], y[:n2].astype(">i8"), y[:n2].astype("U2"),
+                        np.full(n2, rng.choice([np.inf, np.nan, 0.5])), y[:n2].astype(np.float32), -y[:n2] - 1,
+                        y[:n2, None], y[:n2] + 5, y])
     arrays = {"x": x, "y": y}
     members = {f"{k}.npy": npy_bytes(v) for k, v in arrays.items()}
     if which == "npz" and rng.random() < 0.4:
@@ -323,7 +323,8 @@ def _data_files(rng: random.Random, folder: Path, broken: bool) -> None:
     xc = gen.random((n, 6)).round(3)
     csv = "a,b,c,d,e,f,label\n" + "\n".join(",".join(map(str, r)) + f",{int(c)}" for r, c in zip(xc.tolist(), labels))
     (folder / "d.csv").write_bytes(mutate_text(rng, csv.encode()) if which == "csv" else csv.encode())
-    tsv = "".join(f"{rng.choice('ab')}\t{' '.join(rng.choice(['good', 'bad', 'x', 'fine', 'so']) for _ in range(rng.randint(1, 6)))}\n"
+    words = ["good", "bad", "x", "fine", "so"]
+    tsv = "".join(f"{rng.choice('ab')}\t{' '.join(rng.choice(words) for _ in range(rng.randint(1, 6)))}\n"
                   for _ in range(30))
     (folder / "t.tsv").write_bytes(mutate_text(rng, tsv.encode()) if which == "tsv" else tsv.encode())
 
@@ -399,7 +400,8 @@ def case_input(rng: random.Random, folder: Path, base: Base):
     (folder / "c.npz").write_bytes(base.checkpoint.read_bytes())
     if rng.random() < 0.2:
         name = "in.npy"
-        (folder / name).write_bytes(odd_array(rng, base.x) if rng.random() < 0.8 else mutate_bytes(rng, npy_bytes(base.x)))
+        broken = odd_array(rng, base.x) if rng.random() < 0.8 else mutate_bytes(rng, npy_bytes(base.x))
+        (folder / name).write_bytes(broken)
     else:
         name = "in.npz"
         if rng.random() < 0.3:
