@@ -23,6 +23,20 @@ class UsageError(Exception):
     pass
 
 
+def _whole(least: int):
+    """argparse type: a whole number >= least (argparse reports anything else as usage, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
+        return value
+    parse.__name__ = f"whole number >= {least}"
+    return parse
+
+
 def examples_dir() -> Path:
     """Shipped examples: inside the installed package, else the source tree."""
     packaged = Path(__file__).resolve().parent / "examples"
@@ -88,6 +102,8 @@ def cmd_cell(args) -> int:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise RnnError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     spec = parse(text, str(path))
     sink = DiagnosticSink(text, str(path))
     cells = define_cells(spec, sink)
@@ -113,6 +129,22 @@ def cmd_cell(args) -> int:
     return 0
 
 
+def _writable(option: str, value: str | None) -> Path | None:
+    """The path of a file option, refused as usage when it cannot be written (checked first,
+    so that a bad path is reported before the work and not after it)."""
+    from .train.checkpoint import unwritable
+
+    if value is None:
+        return None
+    if not value:
+        raise UsageError(f"{option} needs a file path")
+    path = Path(value)
+    why = unwritable(path)
+    if why:
+        raise UsageError(f"cannot write {option} {path}: {why}")
+    return path
+
+
 def cmd_run(args) -> int:
     from .train.runner import predict_checkpoint, train_spec
 
@@ -123,8 +155,11 @@ def cmd_run(args) -> int:
         inp = Path(args.input)
         if not inp.is_file():
             raise UsageError(f"no such input file: {inp}")
-        predict_checkpoint(path, inp, Path(args.output) if args.output else None, device=args.device)
+        predict_checkpoint(path, inp, _writable("--output", args.output), device=args.device)
         return 0
+    if args.input or args.output:
+        raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec")
+    _writable("--out", args.out)
     try:
         train_spec(path, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet,
                    out=args.out, device=args.device)
@@ -172,9 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "checkpoint (.npz) and --input, predict instead.")
     r.add_argument("spec", nargs="?", help="a .rnn spec, or a checkpoint .npz to predict with "
                                            f"(default: the shipped example {DEFAULT_SPEC})")
-    r.add_argument("--epochs", type=int, help="override the spec's epochs")
-    r.add_argument("--batch-size", type=int, help="override the spec's batch_size")
-    r.add_argument("--seed", type=int, help="seed for weights, shuffling, dropout and data")
+    r.add_argument("--epochs", type=_whole(1), help="override the spec's epochs (>= 1)")
+    r.add_argument("--batch-size", type=_whole(1), help="override the spec's batch_size (>= 1)")
+    r.add_argument("--seed", type=_whole(0), help="seed for weights, shuffling, dropout and data (>= 0)")
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--out", help="checkpoint path (default: beside the spec, SPEC.ckpt.npz)")

@@ -107,8 +107,8 @@ class Model:
     def predict(self, x, batch_size: int | None = None):
         """Outputs for all samples, computed batch_size (default 32) at a time."""
         xs = self._as_list(x)
-        n = len(xs[0])
-        bs = batch_size or 32
+        bs = 32 if batch_size is None else _batch_size(batch_size)
+        n = _samples(xs)
         parts = [self._output_arrays(self.executor.forward(
             self.executor.prepare_inputs([a[i:i + bs] for a in xs]), training=False).outputs)
             for i in range(0, n, bs)]
@@ -324,7 +324,12 @@ class Model:
     def _as_targets(self, ys) -> list:
         n = len(self.graph.outputs)
         if isinstance(ys, dict):
-            return [ys[k] for k in self.output_names]
+            names = self.output_names
+            missing, extra = [k for k in names if k not in ys], [k for k in ys if k not in names]
+            if missing or extra:
+                raise DataError(f"targets by name: the model's outputs are {names}; missing {missing}, "
+                                f"unknown {[str(k)[:40] for k in extra[:5]]}")
+            return [ys[k] for k in names]
         if n > 1:
             if not isinstance(ys, (list, tuple)) or len(ys) != n:
                 raise DataError(f"the model has {n} outputs ({', '.join(self.output_names)}); give a list of {n} targets")
@@ -338,6 +343,20 @@ class Model:
             raise DataError(f"targets for output {name!r} have shape {y.shape}, expected it to start with "
                             f"{lead} (batch{', steps' if len(lead) == 2 else ''})")
         return y
+
+
+def _batch_size(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DataError(f"batch_size must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _samples(xs: list) -> int:
+    """The number of samples in the inputs (the first one's rows); no samples is an error."""
+    first = xs[0] if xs else None
+    if first is None or first.ndim == 0 or len(first) == 0:
+        raise DataError(f"no samples: the input has shape {None if first is None else first.shape}")
+    return len(first)
 
 
 def compile_spec(text: str, file: str = "<spec>", name: str | None = None, **kw) -> Model:

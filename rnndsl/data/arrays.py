@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from rnndsl.errors import DataError, did_you_mean
+
+from .npyfile import NpzReader, read_npy
 
 __all__ = ["load_arrays", "load_csv"]
 
@@ -24,42 +25,41 @@ def _existing_file(path) -> Path:
 
 def load_arrays(path, x_key: str = "x", y_key: str | None = "y"):
     """``(x, y)`` from an .npz (arrays ``x_key``, ``y_key``; y_key=None gives
-    y = None) or from an .npy (its single array as x, y = None)."""
+    y = None) or from an .npy (its single array as x, y = None).
+
+    Only those members are read, each checked before it is made (numeric dtype,
+    declared size against the file and the memory bound: see npyfile.py); never pickle."""
     path = _existing_file(path)
-    with open(path, "rb") as f:
-        head = f.read(6)
+    for name, key in (("x_key", x_key), ("y_key", y_key)):
+        if not (isinstance(key, str) or (key is None and name == "y_key")):
+            raise DataError(f"{name} must be the name of an array in {path.name}, got {key!r}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
     if not (head.startswith(b"PK") or head.startswith(b"\x93NUMPY")):
         raise DataError(f"{path} is not a NumPy .npy/.npz file"
                         + (" (it is empty)" if not head else ""))
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise DataError(f"{path} holds pickled Python objects; only numeric arrays are read") from None
-        raise DataError(f"{path} is not a NumPy .npy/.npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"cannot read {path}: truncated or corrupt ({e})") from None
-    if isinstance(loaded, np.ndarray):
-        return loaded, None
-    with loaded as z:
-        keys = list(z.files)
+    if head.startswith(b"\x93NUMPY"):
+        return read_npy(path), None
+    with NpzReader(path, DataError) as z:
+        keys = z.names
 
         def get(key):
-            if key not in keys:
+            if key not in z:
                 hint = did_you_mean(key, keys)
                 raise DataError(f"{path} has no array '{key}' (it has: {', '.join(keys) or 'none'})"
                                 + (f"; {hint}" if hint else ""))
-            try:
-                return z[key]
-            except ValueError as e:
-                raise DataError(f"{path}: array '{key}' cannot be read without pickle ({e})") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as e:
-                raise DataError(f"{path}: array '{key}' is truncated or corrupt ({e})") from None
+            return z.read(key)
 
         x = get(x_key)
         y = get(y_key) if y_key is not None else None
-    if y is not None and len(y) != len(x):
-        raise DataError(f"{path}: '{x_key}' has {len(x)} samples but '{y_key}' has {len(y)}")
+    if x.ndim == 0:
+        raise DataError(f"{path}: '{x_key}' is a single number, not an array of samples")
+    if y is not None and (y.ndim == 0 or len(y) != len(x)):
+        raise DataError(f"{path}: '{x_key}' has {len(x)} samples but '{y_key}' has "
+                        f"{len(y) if y.ndim else 'none (it is a single number)'}")
     return x, y
 
 
@@ -77,6 +77,13 @@ def load_csv(path, label_column: int | None = -1, skip_header="auto", delimiter:
     no labels, y = None), int64 when all labels are whole numbers. skip_header:
     True, False, or "auto" (skip the first row when a field is not a number).
     Blank lines are ignored; a bad field raises DataError naming path:line."""
+    if label_column is not None and (isinstance(label_column, bool) or not isinstance(label_column, int)):
+        raise DataError(f"label_column must be a column number (or None), got {str(label_column)[:40]!r}")
+    if skip_header not in (True, False, "auto"):
+        raise DataError(f"skip_header must be true, false or \"auto\", got {str(skip_header)[:40]!r}")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise DataError(f"delimiter must be one character (not a quote or line break), got "
+                        f"{str(delimiter)[:40]!r}")
     path = _existing_file(path)
     rows: list[list[float]] = []
     ncols = None

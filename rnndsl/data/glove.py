@@ -48,7 +48,8 @@ def load_glove(path, vocab, dim: int, rng=None, dtype=np.float32):
     Returns ``(matrix (max_id + 1, dim), n_found, missing_words)``; n_found and
     missing_words (in id order) count the vocabulary words other than id 0.
     ``rng`` is a numpy Generator or a seed. A line with the wrong number of
-    values raises DataError naming ``path:line``.
+    values, or a vector the vocabulary uses holding NaN or inf (or a value beyond
+    ``dtype``), raises DataError naming ``path:line``.
     """
     path = Path(path)
     ids = _word_ids(vocab)
@@ -105,7 +106,14 @@ def load_glove(path, vocab, dim: int, rng=None, dtype=np.float32):
                 except ValueError:
                     raise DataError(f"{path}:{lineno}: the vector of {word!r} holds a value that "
                                     f"is not a number") from None
-                matrix[i] = vec
+                with np.errstate(over="ignore", invalid="ignore"):
+                    row = vec.astype(matrix.dtype)
+                if not np.isfinite(row).all():
+                    j = int(np.flatnonzero(~np.isfinite(row))[0])
+                    raise DataError(f"{path}:{lineno}: the vector of {word!r} holds {vec[j]} at value {j + 1}"
+                                    f"{' (beyond ' + str(matrix.dtype) + ')' if np.isfinite(vec[j]) else ''}; "
+                                    "pretrained vectors must be finite numbers")
+                matrix[i] = row
                 found[i] = True
     except OSError as e:
         raise DataError(f"cannot read vector file {path}: {e}") from e

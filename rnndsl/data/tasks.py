@@ -12,6 +12,9 @@ import numpy as np
 
 from rnndsl.errors import DataError
 
+from .options import fits_memory, number, whole
+from .options import seed as check_seed
+
 __all__ = [
     "ADDITION_CHARS",
     "addition",
@@ -46,8 +49,7 @@ def decode_chars(ids, chars: str = ADDITION_CHARS) -> str:
 
 def _check_positive(**kw):
     for k, v in kw.items():
-        if int(v) != v or v < 1:
-            raise DataError(f"{k} must be a positive integer, got {v!r}")
+        whole(k, v, 1)
 
 
 def addition(n: int, digits: int = 2, reverse: bool = True, seed: int = 0):
@@ -58,7 +60,10 @@ def addition(n: int, digits: int = 2, reverse: bool = True, seed: int = 0):
     ``chars`` = ADDITION_CHARS; queries and answers are right-padded with
     spaces, and the whole padded query is reversed when ``reverse``.
     """
-    _check_positive(n=n, digits=digits)
+    _check_positive(n=n)
+    whole("digits", digits, 1, 18)      # a + b stays within int64
+    check_seed(seed)
+    fits_memory(f"addition(n={n}, digits={digits})", n, 8 * (3 * digits + 2))
     m = 10 ** digits
     n_unique = m * (m + 1) // 2
     if n > n_unique:
@@ -111,11 +116,15 @@ def start_token(vocab: int) -> int:
 
 def _sequences(n, length, vocab, seed, min_length):
     _check_positive(n=n, length=length, vocab=vocab)
+    whole("vocab", vocab, 1, 2**31 - 3)     # ids and the start token stay int32
+    check_seed(seed)
+    fits_memory(f"a task of n={n} sequences of length={length}", n * length, 4 * 4)
     rng = np.random.default_rng(seed)
     x = rng.integers(1, vocab + 1, size=(n, length)).astype(np.int32)
     if min_length is None:
         lengths = np.full(n, length)
     else:
+        whole("min_length", min_length, 1)
         if not 1 <= min_length <= length:
             raise DataError(f"min_length must be in [1, {length}], got {min_length}")
         lengths = rng.integers(min_length, length + 1, size=n)
@@ -158,10 +167,10 @@ def sine(n: int, length: int, noise: float = 0.0, seed: int = 0, period: float =
     uniform per window: ``x (n, length, 1)`` = s_0..s_{length-1} and
     ``y (n, 1)`` = s_length (the next value, with its noise), float32."""
     _check_positive(n=n, length=length)
-    if noise < 0:
-        raise DataError(f"noise must be >= 0, got {noise}")
-    if period <= 0:
-        raise DataError(f"period must be positive, got {period}")
+    number("noise", noise, 0.0)
+    number("period", period, 0.0, above=True)
+    check_seed(seed)
+    fits_memory(f"sine(n={n}, length={length})", n * (length + 1), 8 * 3)
     rng = np.random.default_rng(seed)
     phase = rng.uniform(0.0, 2 * np.pi, size=(n, 1))
     t = np.arange(length + 1)[None, :]
@@ -192,6 +201,8 @@ def stateful_batches(series, batch_size: int, chunk_length: int):
     """
     _check_positive(batch_size=batch_size, chunk_length=chunk_length)
     s = np.asarray(series)
+    if s.dtype.kind not in "biuf":
+        raise DataError(f"series must hold numbers, got dtype {s.dtype}")
     if s.ndim == 1:
         s = s[:, None]
     if s.ndim != 2:

@@ -15,6 +15,8 @@ import numpy as np
 
 from rnndsl.errors import DataError
 
+from .options import fits_memory, whole
+
 __all__ = ["tokenize", "Vocabulary", "pad_sequences", "load_labelled_text"]
 
 _TOKEN = re.compile(r"[^\W_]+")  # runs of letters/digits (any script); "_" splits too
@@ -150,6 +152,15 @@ def load_labelled_text(path, vocab: Vocabulary | None = None, max_words: int | N
     built when ``vocab`` is None; label ids index ``label_names`` (given as
     ``labels``, else the sorted distinct labels). Blank lines are skipped."""
     path = Path(path)
+    if maxlen is not None:
+        whole("maxlen", maxlen, 1)
+    if max_words is not None:
+        whole("max_words", max_words, 2)
+    if labels is not None and (not isinstance(labels, (list, tuple)) or not all(isinstance(s, str) for s in labels)):
+        raise DataError(f"labels must be a list of label strings, got {str(labels)[:60]!r}")
+    for name, v in (("padding", padding), ("truncating", truncating)):
+        if v not in ("pre", "post"):
+            raise DataError(f"{name} must be 'pre' or 'post', got {str(v)[:40]!r}")
     if not path.is_file():
         raise DataError(f"text file not found: {path}")
     label_strs: list[str] = []
@@ -182,6 +193,10 @@ def load_labelled_text(path, vocab: Vocabulary | None = None, max_words: int | N
     label_id = {s: i for i, s in enumerate(label_names)}
     if vocab is None:
         vocab = Vocabulary.build(token_lists, max_size=max_words)
+    steps = maxlen if maxlen is not None else max((len(t) for t in token_lists), default=0)
+    if steps == 0:
+        raise DataError(f"{path}: no line has a word to read (every text is empty after tokenising)")
+    fits_memory(f"{path}: {len(token_lists)} texts of {steps} tokens", len(token_lists) * steps, 4)
     x = pad_sequences([vocab.encode(t) for t in token_lists], maxlen=maxlen, padding=padding,
                       truncating=truncating)
     y = np.array([label_id[s] for s in label_strs], dtype=np.int64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
 from ..runtime.tensor import Act
 
 from .base import LayerSpec, Opt, register
@@ -27,6 +28,19 @@ def combine_masks(masks):
 
 def merged_mask(ins):
     return combine_masks([a.mask for a in ins])
+
+
+def same_steps(node, ins) -> None:
+    """Sequences of `?` steps are checked at run time: the inputs must have as many steps
+    (and rows) as each other."""
+    shapes = [tuple(a.data.shape) for a in ins]
+    if any(s[:-1] != shapes[0][:-1] for s in shapes[1:]):
+        if all(len(s) == 3 for s in shapes) and len({s[1] for s in shapes}) == 1:
+            got = ", ".join(str(s[0]) for s in shapes)
+            raise DataError(f"layer {node.name!r} ({node.kind}) joins sequences of different lengths: "
+                            f"{got} steps; its inputs must have the same number of steps")
+        raise DataError(f"layer {node.name!r} ({node.kind}): its inputs have shapes "
+                        + ", ".join(map(str, shapes)) + " (time-major); they must agree but for the features")
 
 
 class _Merge(LayerSpec):
@@ -66,6 +80,7 @@ class Concat(_Merge):
                                                masked=all(x.masked for x in ins))
 
     def forward(self, node, W, ins, ctx, init_state=None):
+        same_steps(node, ins)
         sizes = np.cumsum([a.data.shape[-1] for a in ins])[:-1]
         y = np.concatenate([a.data for a in ins], axis=-1)
         return {"out": Act(y, merged_mask(ins))}, lambda d: (np.split(d["out"], sizes, axis=-1), [], None)
@@ -88,6 +103,7 @@ class Add(_Merge):
         node.outputs["out"] = ins[0].with_(masked=all(x.masked for x in ins))
 
     def forward(self, node, W, ins, ctx, init_state=None):
+        same_steps(node, ins)
         y = ins[0].data.copy()
         for a in ins[1:]:
             y += a.data

@@ -148,6 +148,10 @@ def _finite_grads(grads) -> bool:
 
 def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False) -> float:
     cfg = cfg or _config(model)
+    if not targets_listed:      # fit has checked its data already
+        xs, y = model._as_list(x), as_targets(model, y)
+        check_data(model, xs, y, cfg)
+        targets_listed = True
     ex = model.executor
     pool = getattr(ex, "pool", None)
     # the step's large arrays come from (and go back to) the executor's pool: nothing made
@@ -188,17 +192,45 @@ def _metric_logs(model, cfg, prefix="") -> dict:
 
 # --- data checks ------------------------------------------------------------------------
 
+def as_targets(model, y) -> list[np.ndarray]:
+    """The targets per output as arrays of numbers in native byte order."""
+    out = []
+    for name, t in zip(model.output_names, model._as_targets(y)):
+        try:
+            t = np.asarray(t)
+        except (ValueError, TypeError) as e:     # ragged lists and the like
+            raise DataError(f"targets for {name!r}: cannot make an array of them ({e})") from None
+        if t.dtype.kind not in "biuf":
+            raise DataError(f"targets for {name!r} must be numbers, got dtype {t.dtype}"
+                            + (" (labels must be class ids 0..C-1, not strings)" if t.dtype.kind in "USO" else ""))
+        if not t.dtype.isnative:
+            t = t.astype(t.dtype.newbyteorder("="))
+        out.append(t)
+    return out
+
+
+def _positive(name: str, value, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise DataError(f"{name} must be a whole number >= {least}, got {value!r}")
+    return int(value)
+
+
 def check_data(model, xs: list, ys: list, cfg: TrainConfig) -> None:
     """Problems that would otherwise surface mid-epoch: lengths, label ranges, target shapes."""
+    if not xs or np.ndim(xs[0]) == 0 or len(xs[0]) == 0:
+        raise DataError(f"no samples: the input has shape {np.shape(xs[0]) if xs else None}")
     n = len(xs[0])
     for name, a in zip(model.input_names, xs):
-        if len(a) != n:
+        if np.ndim(a) == 0 or len(a) != n:
             raise DataError(f"inputs have different numbers of samples: {model.input_names[0]!r} has {n}, "
                             f"{name!r} has {len(a)}")
     for out, y, loss in zip(model.graph.outputs, ys, cfg.losses):
         y = np.asarray(y)
-        if len(y) != n:
-            raise DataError(f"x has {n} samples but the targets for {out.name!r} have {len(y)}")
+        if y.ndim == 0 or len(y) != n:
+            raise DataError(f"x has {n} samples but the targets for {out.name!r} have "
+                            f"{len(y) if y.ndim else 'none (a single number)'}")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise DataError(f"the targets for {out.name!r} hold NaN or inf")
         t = model.graph.type_of(out.ref)
         if loss == "sparse_categorical_crossentropy":
             if y.dtype.kind == "f" and np.any(y != np.round(y)):
@@ -225,7 +257,13 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
     cfg = _config(model)
     stream = stream or sys.stdout
     verbose = 1 if verbose == "auto" else int(verbose)
-    xs, ys = model._as_list(x), [np.asarray(t) for t in model._as_targets(y)]
+    batch_size = _positive("batch_size", batch_size)
+    epochs = _positive("epochs", epochs, 0)
+    initial_epoch = _positive("initial_epoch", initial_epoch, 0)
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or \
+            not 0 <= validation_split < 1:
+        raise DataError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
+    xs, ys = model._as_list(x), as_targets(model, y)
     check_data(model, xs, ys, cfg)
     n = len(xs[0])
     if validation_data is None and validation_split:
@@ -236,8 +274,11 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
         vx, vy = _slice(xs, slice(cut, None)), _slice(ys, slice(cut, None))
         xs, ys, n = _slice(xs, slice(0, cut)), _slice(ys, slice(0, cut)), cut
     elif validation_data is not None:
-        vx, vy = validation_data
-        vx, vy = model._as_list(vx), [np.asarray(t) for t in model._as_targets(vy)]
+        try:
+            vx, vy = validation_data
+        except (TypeError, ValueError):
+            raise DataError("validation_data must be a pair (x, y)") from None
+        vx, vy = model._as_list(vx), as_targets(model, vy)
         check_data(model, vx, vy, cfg)
     validating = validation_data is not None or bool(validation_split)
     if seed is not None:
@@ -291,7 +332,8 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
 def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0):
     """Loss (and metrics) over the whole data in inference mode, weighted by batch size."""
     cfg = _config(model)
-    xs, ys = (x, y) if prefix else (model._as_list(x), [np.asarray(t) for t in model._as_targets(y)])
+    batch_size = _positive("batch_size", batch_size)
+    xs, ys = (x, y) if prefix else (model._as_list(x), as_targets(model, y))
     check_data(model, xs, ys, cfg)
     n = len(xs[0])
     metrics = [[get_metric(name) for name in cfg.metric_names] for _ in ys]

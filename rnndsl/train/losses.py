@@ -178,8 +178,8 @@ class CategoricalCrossentropy(Loss):
 
 def _integer_labels(y_true, n: int) -> bool:
     """y_true is an integer array of n labels, (n,) or (n, 1)."""
-    return (isinstance(y_true, np.ndarray) and y_true.dtype.kind in "iu" and y_true.size == n
-            and y_true.shape in ((n,), (n, 1)))
+    return (isinstance(y_true, np.ndarray) and y_true.dtype.kind in "iu" and y_true.dtype.isnative
+            and y_true.size == n and y_true.shape in ((n,), (n, 1)))
 
 
 def check_sparse_labels(y_true, n: int, num_classes: int, who: str) -> np.ndarray:
@@ -193,10 +193,10 @@ def check_sparse_labels(y_true, n: int, num_classes: int, who: str) -> np.ndarra
             f"to match y_pred of {n} rows, got {y.shape}"
         )
     if y.dtype.kind == "f":
-        bad = np.flatnonzero(y != np.floor(y))
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.floor(y)))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"{who}: labels must be integers, got {y[i]!r} at sample {i}")
+            raise DataError(f"{who}: labels must be integers, got {y[i].item()!r} at sample {i}")
     elif y.dtype.kind not in "iub":
         raise DataError(f"{who}: labels must be integers, got dtype {y.dtype}")
     if n:

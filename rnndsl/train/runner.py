@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, TrainingError
+from ..errors import CheckpointError, DataError, TrainingError
+from .checkpoint import atomic_write, unwritable
 from .sources import load_source
 
 
@@ -62,7 +63,8 @@ def _stateful_report(model, split, batch_size) -> dict:
             if not carry:
                 model.reset_states()
             sl = slice(start, start + batch_size)
-            total += model.evaluate([a[sl] for a in xs], y[sl], batch_size=batch_size) * batch_size
+            total += model.evaluate([a[sl] for a in xs], y[sl], batch_size=batch_size,
+                                    return_dict=True)["loss"] * batch_size
         return total / (n - n % batch_size)
 
     return {"loss_state_carried": run(True), "loss_state_reset": run(False)}
@@ -100,14 +102,20 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     if "loss" not in cfg:
         raise TrainingError(f"{spec_path}: the train section names no loss")
     seed = seed if seed is not None else cfg.get("seed", 0)
-    epochs = epochs or cfg.get("epochs", 10)
+    epochs = epochs if epochs is not None else cfg.get("epochs", 10)
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise TrainingError(f"{name} must be a whole number >= {least}, got {value!r}")
+    out = Path(out) if out else default_checkpoint(spec_path)
+    why = unwritable(out)                       # before training: a bad path must not cost the run
+    if why:
+        raise CheckpointError(f"cannot write the checkpoint {out}: {why}")
     split = load_source(model, cfg["data"], seed=seed, base=spec_path.parent)
     batch_size = batch_size or split.batch_size or cfg.get("batch_size", 32)
     if split.batch_size and batch_size != split.batch_size:
         raise DataError(f"this data comes in {split.batch_size} parallel streams; batch_size must be "
                         f"{split.batch_size}, got {batch_size}")
     model.configure()
-    out = Path(out) if out else default_checkpoint(spec_path)
     verbose = 0 if quiet else cfg.get("verbose", "auto")
     if not quiet:
         for note in split.notes:
@@ -137,7 +145,9 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
             signal.signal(signal.SIGINT, previous)
     seconds = time.perf_counter() - t0
     result = {"epochs": len(history.epoch), "seconds": seconds}
-    if split.batch_size:
+    if len(split.y_test) == 0:
+        stream.write("no held-out data (test_split=0): no test metrics\n")
+    elif split.batch_size:
         result.update(_stateful_report(model, split, batch_size))
     else:
         test = model.evaluate(split.x_test, split.y_test, batch_size=batch_size, return_dict=True)
@@ -155,32 +165,49 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     return result
 
 
+def read_inputs(model, input_path: Path):
+    """The model's inputs from an .npz (arrays named as the inputs, or 'x') or an .npy;
+    only those members are read, each checked before it is made (data/npyfile.py)."""
+    from ..data import load_arrays
+    from ..data.npyfile import NpzReader
+
+    try:
+        with open(input_path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DataError(f"cannot read {input_path}: {e.strerror or e}") from None
+    if not head.startswith(b"PK"):
+        return load_arrays(input_path, y_key=None)[0]
+    with NpzReader(input_path, DataError) as z:
+        names = model.input_names
+        if all(n in z for n in names):
+            return [z.read(n) for n in names]
+        if "x" in z:
+            return z.read("x")
+        raise DataError(f"{input_path}: expected arrays named {names} or 'x', found "
+                        f"{z.names[:20]}{' ...' if len(z.names) > 20 else ''}")
+
+
 def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream=None,
                        device: str | None = None) -> np.ndarray:
-    from ..data import load_arrays
     from .saving import load_model
 
     stream = stream or sys.stdout
+    if output:
+        why = unwritable(output)
+        if why:
+            raise DataError(f"cannot write predictions to {output}: {why}")
     model = load_model(ckpt)
     if device:
         model.to(device)
-    if input_path.suffix == ".npz":
-        with np.load(input_path, allow_pickle=False) as f:
-            keys = list(f.keys())
-            if all(n in keys for n in model.input_names):
-                x = [f[n] for n in model.input_names]
-            elif "x" in keys:
-                x = f["x"]
-            else:
-                raise DataError(f"{input_path}: expected arrays named {model.input_names} or 'x', found {keys}")
-    else:
-        x, _ = load_arrays(input_path, y_key=None)
+    x = read_inputs(model, input_path)
     pred = model.predict(x)
     if output:
-        tmp = Path(str(output) + ".tmp.npy")
-        np.save(tmp, pred if not isinstance(pred, list) else pred[0])
-        tmp.replace(output)
-        stream.write(f"wrote predictions {np.shape(pred)} to {output}\n")
+        first = pred if not isinstance(pred, list) else pred[0]
+        atomic_write(output, lambda f: np.lib.format.write_array(f, np.asarray(first), allow_pickle=False),
+                     DataError, "predictions")
+        more = f" (the first of {len(pred)} outputs)" if isinstance(pred, list) else ""
+        stream.write(f"wrote predictions {np.shape(first)}{more} to {output}\n")
     else:
         np.set_printoptions(precision=4, suppress=True, threshold=200)
         stream.write(f"{pred}\n")

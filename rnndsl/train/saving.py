@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, RnnError
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import open_checkpoint, save_checkpoint
 
 
 def save_model(model, path) -> Path:
@@ -32,48 +32,138 @@ def save_model(model, path) -> Path:
     return save_checkpoint(path, arrays, meta)
 
 
-def _generator(state: dict) -> np.random.Generator:
-    bit = getattr(np.random, state["bit_generator"])()
-    bit.state = state
+# The bit generators a checkpoint may name. The name picks a class from this table and
+# nothing else: it is never looked up as an attribute of np.random.
+BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")}
+DTYPES = ("float32", "float64")
+
+
+def _generator(state, path, which: str) -> np.random.Generator:
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    cls = BIT_GENERATORS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        shown = repr(name[:40]) if isinstance(name, str) else f"a {type(name).__name__}"
+        raise CheckpointError(f"{path}: the {which} generator state names bit generator {shown}; a checkpoint "
+                              f"may name only {', '.join(BIT_GENERATORS)}")
+    bit = cls()
+    try:
+        bit.state = state
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError) as e:
+        raise CheckpointError(f"{path}: bad {which} generator state in the checkpoint "
+                              f"({type(e).__name__}: {str(e)[:200]})") from None
     return np.random.Generator(bit)
 
 
+def _meta_value(meta: dict, key: str, kind, path, default=None, what: str = ""):
+    """meta[key] checked against a type (a bool is not taken for an int)."""
+    if key not in meta:
+        if default is not None:
+            return default
+        raise CheckpointError(f"{path}: not an rnndsl model checkpoint (no {key!r} in its metadata)")
+    value = meta[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CheckpointError(f"{path}: the checkpoint's {key!r} must be {what}, got {type(value).__name__} "
+                              f"{str(value)[:60]!r}")
+    return value
+
+
+def _str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _train_meta(train, path, n_outputs: int) -> dict:
+    """The checkpoint's training configuration, with the types configure() takes."""
+    if not isinstance(train, dict):
+        raise CheckpointError(f"{path}: the checkpoint's 'train' must be an object, got {type(train).__name__}")
+    losses, opt = train.get("losses"), train.get("optimizer")
+    metrics, logits = train.get("metrics", []), train.get("from_logits")
+    if not (isinstance(losses, str) or _str_list(losses)):
+        raise CheckpointError(f"{path}: the checkpoint's train 'losses' must be a list of loss names")
+    if not (isinstance(opt, str) or (isinstance(opt, dict) and all(
+            isinstance(v, (str, int, float, bool)) or v is None for v in opt.values()))):
+        raise CheckpointError(f"{path}: the checkpoint's train 'optimizer' must be a name or an object of "
+                              "plain values")
+    if not _str_list(metrics):
+        raise CheckpointError(f"{path}: the checkpoint's train 'metrics' must be a list of metric names")
+    if not (isinstance(logits, list) and len(logits) == n_outputs and all(isinstance(v, bool) for v in logits)):
+        raise CheckpointError(f"{path}: the checkpoint's train 'from_logits' must be a list of "
+                              f"{n_outputs} true/false values")
+    return {"losses": losses, "optimizer": opt, "metrics": metrics, "from_logits": logits}
+
+
 def load_model(path):
-    """A Model exactly as saved: weights, optimizer state, epoch, generators."""
+    """A Model exactly as saved: weights, optimizer state, epoch, generators.
+
+    Only the arrays the stored spec needs are read (its weights, its optimizer's
+    slots), each checked against the shape the spec gives it before it is made."""
     from .. import compile as compile_spec
 
-    arrays, meta = load_checkpoint(path)
+    with open_checkpoint(path) as ck:
+        return _load_model(ck, path, compile_spec)
+
+
+def _load_model(ck, path, compile_spec):
+    meta = ck.meta
+    spec = _meta_value(meta, "spec", str, path, what="the spec text")
+    dtype = _meta_value(meta, "dtype", str, path, what="one of float32, float64")
+    if dtype not in DTYPES:
+        raise CheckpointError(f"{path}: the checkpoint's dtype {dtype[:40]!r} is not one of {', '.join(DTYPES)}")
+    seed = _meta_value(meta, "seed", int, path, what="a whole number >= 0")
+    epoch = _meta_value(meta, "epoch", int, path, 0, what="a whole number >= 0")
+    if seed < 0 or epoch < 0:
+        raise CheckpointError(f"{path}: the checkpoint's seed and epoch must be >= 0, got {seed} and {epoch}")
+    file = _meta_value(meta, "file", str, path, "<spec>", what="a file name")
+    name = _meta_value(meta, "name", str, path, "model", what="a name")
+    stored = _meta_value(meta, "weights", list, path, [], what="a list of [name, shape] pairs")
+    rng = _meta_value(meta, "rng", dict, path, {}, what="an object of generator states")
     try:
-        spec, dtype, seed = meta["spec"], meta["dtype"], int(meta["seed"])
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path}: not an rnndsl model checkpoint (no spec in its metadata)") from None
-    try:
-        model = compile_spec(spec, dtype=dtype, seed=seed, file=meta.get("file", "<spec>"))
+        model = compile_spec(spec, dtype=dtype, seed=seed, file=file)
     except RnnError as e:
         raise CheckpointError(f"{path}: the spec stored in the checkpoint no longer compiles:\n{e}") from None
-    model.name = meta.get("name", model.name)
-    names = model.weight_names()
-    weights = [arrays.get(f"weight/{i:04d}") for i in range(len(names))]
-    stored = meta.get("weights", [])
-    if any(w is None for w in weights) or len(stored) != len(names) or \
-            any(list(w.shape) != list(s[1]) or n != s[0] for w, s, n in zip(weights, stored, names)):
+    model.name = name
+    specs = [w for _, w in model.graph.weight_specs()]
+    names = [w.name for w in specs]
+    recorded = [s[0] if isinstance(s, list) and s else None for s in stored]
+    missing = [i for i in range(len(names)) if f"weight/{i:04d}" not in ck]
+    if missing or recorded != names:
         raise CheckpointError(f"{path}: the weights in the checkpoint do not match its spec "
-                              f"({len(stored)} arrays stored, the spec has {len(names)})")
+                              f"({len(stored)} arrays recorded, {len(names) - len(missing)} of the spec's "
+                              f"{len(names)} present)")
+    weights = [ck.read(f"weight/{i:04d}", expect=w.shape) for i, w in enumerate(specs)]
     model.set_weights(weights)
-    model.epoch = int(meta.get("epoch", 0))
-    rng = meta.get("rng") or {}
-    try:
-        if "fit" in rng:
-            model._fit_rng = _generator(rng["fit"])
-        if "dropout" in rng:
-            model.executor.rng = _generator(rng["dropout"])
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: bad generator state in the checkpoint ({e})") from None
+    model.epoch = epoch
+    if "fit" in rng:
+        model._fit_rng = _generator(rng["fit"], path, "fit")
+    if "dropout" in rng:
+        model.executor.rng = _generator(rng["dropout"], path, "dropout")
     train = meta.get("train")
     if train:
-        model.configure(loss=train["losses"], optimizer=train["optimizer"], metrics=train["metrics"],
-                        from_logits=None)
+        train = _train_meta(train, path, len(model.output_names))
+        try:
+            model.configure(loss=train["losses"], optimizer=train["optimizer"], metrics=train["metrics"],
+                            from_logits=None)
+        except RnnError as e:
+            raise CheckpointError(f"{path}: the training configuration in the checkpoint is not valid: {e}") from None
         model.train_config.from_logits = list(train["from_logits"])
-        state = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
-        model.train_config.optimizer.load_state_dict(state)
+        opt = model.train_config.optimizer
+        state = {}
+        for key in ck.names:
+            if not key.startswith("optimizer/"):
+                continue
+            short = key[len("optimizer/"):]
+            slot, _, idx = short.rpartition("/")
+            if short == "iterations":
+                expect = ()
+            elif slot in opt.slot_names and idx.isdigit() and int(idx) < len(specs):
+                expect = specs[int(idx)].shape
+            else:
+                raise CheckpointError(f"{path}: optimizer state entry {short[:80]!r} does not belong to "
+                                      f"{type(opt).__name__} over {len(specs)} weights "
+                                      f"(slots: {', '.join(opt.slot_names) or 'none'})")
+            state[short] = ck.read(key, expect=expect)
+        it = state.get("iterations")
+        if it is not None and (it.dtype.kind not in "iu" or int(it) < 0):
+            raise CheckpointError(f"{path}: the optimizer's 'iterations' must be a whole number >= 0, "
+                                  f"got {it.dtype} {it!r}")
+        opt.load_state_dict(state)
     return model

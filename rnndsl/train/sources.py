@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import get_dataset, load_arrays, load_csv, load_labelled_text, stateful_batches, sine_series
-from ..errors import DataError
+from ..data.options import fits_memory, number, whole
+from ..errors import DataError, did_you_mean
 
 
 @dataclass
@@ -35,9 +36,42 @@ def _resolve(path: str, base: Path | None) -> Path:
 
 
 def _one_hot(ids: np.ndarray, width: int) -> np.ndarray:
-    if ids.max() >= width:
-        raise DataError(f"token id {int(ids.max())} does not fit a one-hot input of {width} features")
+    if ids.size and (ids.max() >= width or ids.min() < 0):
+        bad = int(ids.max()) if ids.max() >= width else int(ids.min())
+        raise DataError(f"token id {bad} does not fit a one-hot input of {width} features")
+    fits_memory(f"one-hot inputs of shape {ids.shape + (width,)}", ids.size * width, 4)
     return np.eye(width, dtype=np.float32)[ids]
+
+
+# The options each data source takes from a spec (the built-in tasks are checked by get_dataset).
+FILE_OPTIONS = {
+    "file": ("x_key", "y_key"),
+    "npz": ("x_key", "y_key"),
+    "npy": ("x_key", "y_key"),
+    "csv": ("label_column", "skip_header", "delimiter"),
+    "text": ("max_words", "maxlen", "padding", "truncating", "labels"),
+    "series": ("batch_size", "chunk", "length", "noise", "period"),
+}
+COMMON_OPTIONS = ("test_split", "split_seed")
+
+
+def _check_options(name: str, cfg: dict) -> None:
+    allowed = FILE_OPTIONS.get(name)
+    if allowed is None:
+        return
+    for opt in cfg:
+        if opt in ("name", "path") or opt in COMMON_OPTIONS or opt in allowed:
+            continue
+        hint = did_you_mean(str(opt), allowed + COMMON_OPTIONS)
+        raise DataError(f"data source {name}() has no option {opt!r}" + (f"; {hint}" if hint else "")
+                        + f" (options: {', '.join(allowed + COMMON_OPTIONS)})")
+    if name != "series":
+        path = cfg.get("path")
+        if path is None:
+            raise DataError(f"data source {name}() needs a file path, e.g. {name}(\"data.{name}\")")
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise DataError(f"data source {name}(): the file path must be a non-empty string, got "
+                            f"{str(path)[:60]!r}")
 
 
 def _fit_inputs(model, xs: list) -> list:
@@ -56,8 +90,12 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Sp
     """Load and split the data named by a train section's `data` setting."""
     opts = {k: v for k, v in cfg.items() if k not in ("name", "test_split", "path", "split_seed")}
     name = cfg["name"]
-    split_seed = int(cfg.get("split_seed", 0))    # the held-out set does not move with the training seed
-    test_split = float(cfg.get("test_split", 0.2))
+    _check_options(name, cfg)
+    # the held-out set does not move with the training seed
+    split_seed = whole("split_seed", cfg.get("split_seed", 0), 0)
+    test_split = number("test_split", cfg.get("test_split", 0.2), 0.0)
+    if test_split >= 1:
+        raise DataError(f"test_split must be below 1 (a fraction held out), got {test_split}")
     shuffle, batch_size, notes = True, None, []
     if name in ("file", "npz", "npy"):
         x, y = load_arrays(_resolve(cfg["path"], base), **opts)
@@ -75,17 +113,25 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Sp
                 notes.append(info["message"])
     elif name == "series":
         # one long series in consecutive chunks for stateful layers: batches must stay in order
-        batch_size = int(opts.pop("batch_size", 8))
-        chunk = int(opts.pop("chunk", 20))
+        batch_size = whole("series batch_size", opts.pop("batch_size", 8), 1)
+        chunk = whole("series chunk", opts.pop("chunk", 20), 1)
+        if "length" not in opts:
+            raise DataError("data source series() needs length=, the number of values in the series")
         series = sine_series(seed=seed, **opts)
         x, y = stateful_batches(series, batch_size, chunk)
         y = y[:, -1]                            # predict the value after each chunk
         n_batches = len(x) // batch_size
         cut = max(1, int(round(n_batches * (1 - test_split)))) * batch_size
+        if test_split > 0 and cut >= len(x):
+            raise DataError(f"series(): {n_batches} chunk(s) of {chunk} steps in {batch_size} streams leave "
+                            f"none to hold out with test_split={test_split}; make length larger")
         return Split([x[:cut]], y[:cut], [x[cut:]], y[cut:], shuffle=False, batch_size=batch_size,
                      notes=[f"{n_batches} chunks of {chunk} steps in {batch_size} streams"])
     else:
-        data = get_dataset(name, **opts)
+        try:
+            data = get_dataset(name, **opts)
+        except DataError as e:
+            raise DataError(f"data = {name}(...): {e}") from None
         x, y = data[0], data[1]
         xs = [x]
         if name in ("copy", "reverse") and len(model.graph.inputs) == 2:
@@ -97,9 +143,16 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Sp
         raise DataError(f"data {name!r} has no targets (y)")
     decoder = len(xs) == 2 and name in ("copy", "reverse")
     xs = _fit_inputs(model, xs)
-    n = len(y)
-    order = np.random.default_rng([split_seed, 3]).permutation(n)
+    y = np.asarray(y)
+    n = len(y) if y.ndim else 0
+    if n == 0:
+        raise DataError(f"data {name!r} holds no samples")
     cut = n - int(round(n * test_split))
+    if cut < 1 or (test_split > 0 and cut == n):
+        raise DataError(f"data {name!r}: test_split={test_split} of {n} sample(s) leaves "
+                        + ("no training samples" if cut < 1 else "no held-out samples (use test_split=0 "
+                                                                   "to train on everything)"))
+    order = np.random.default_rng([split_seed, 3]).permutation(n)
     tr, te = order[:cut], order[cut:]
     return Split([a[tr] for a in xs], np.asarray(y)[tr], [a[te] for a in xs], np.asarray(y)[te],
                  shuffle, batch_size, decoder, notes)

@@ -19,7 +19,7 @@ from ...layers.dropout import Dropout
 from ...layers.embed import Embed
 from ...layers.gru import GRU
 from ...layers.lstm import LSTM
-from ...layers.merge import Add, Concat, combine_masks
+from ...layers.merge import Add, Concat, combine_masks, same_steps
 from ...layers.repeat import Repeat
 from ...layers.rnn import RNN
 from ...layers.simplernn import SimpleRNN
@@ -205,6 +205,7 @@ def repeat_forward(ex, node, W, ins, ctx, init_state=None):
 
 
 def concat_forward(ex, node, W, ins, ctx, init_state=None):
+    same_steps(node, ins)
     eng = ex.eng
     widths = [a.data.shape[a.data.ndim - 1] for a in ins]
     offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).tolist()
@@ -225,6 +226,7 @@ def concat_forward(ex, node, W, ins, ctx, init_state=None):
 
 
 def add_forward(ex, node, W, ins, ctx, init_state=None):
+    same_steps(node, ins)
     eng = ex.eng
     y = ins[0].data
     for a in ins[1:]:
