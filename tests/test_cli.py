@@ -100,7 +100,7 @@ def test_run_nan_loss_stops_and_saves(tmp_path):
     spec = tmp_path / "bad.rnn"
     spec.write_text("input x: float[8, 8]\noutput x | lstm(8) | dense(10)\n"
                     "train {\n data = digits()\n loss = \"sparse_categorical_crossentropy\"\n"
-                    " optimizer = sgd(learning_rate=1e38)\n epochs = 3\n}\n")
+                    " optimizer = sgd(learning_rate=1e39)\n epochs = 3\n}\n")
     r = run("run", str(spec), "--quiet")
     assert r.returncode == 1
     assert "at epoch 1, batch" in r.stderr and "Traceback" not in r.stderr
