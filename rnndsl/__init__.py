@@ -26,9 +26,11 @@ def compile(text: str, dtype: str = "float32", seed: int = 0, file: str = "<spec
 
 def load(path: str | Path, **kw) -> Model:
     """Compile the spec in a .rnn file."""
+    from .lang.parser import read_spec
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_spec(path)
     except OSError as e:
         raise RnnError(f"cannot read spec {path}: {e.strerror or e}") from None
     return compile(text, file=str(path), **kw)

@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import RnnError
 
 EXIT_SPEC, EXIT_USAGE = 1, 2
+EXIT_PIPE = 141            # 128 + SIGPIPE: the output's reader closed the pipe
 DEFAULT_SPEC = "digits.rnn"
 
 
@@ -95,11 +96,11 @@ def cmd_graph(args) -> int:
 def cmd_cell(args) -> int:
     from .cells import define_cells
     from .errors import DiagnosticSink, did_you_mean
-    from .lang.parser import parse
+    from .lang.parser import parse, read_spec
 
     path = _spec_path(args.spec)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_spec(path)
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
@@ -228,8 +229,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    for stream in (sys.stdout, sys.stderr):
+        # a name or path that the terminal's encoding cannot show is escaped, not a crash
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a detached or closed stream
+                pass
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`rnndsl summary big.rnn | head`): stop quietly, as Unix tools do
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # pragma: no cover
+            pass
+        return EXIT_PIPE
     except UsageError as e:
         print(f"rnndsl: {e}", file=sys.stderr)
         return EXIT_USAGE

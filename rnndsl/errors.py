@@ -61,58 +61,165 @@ class Pos:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+# Bounds on what a spec error prints, so that a hostile or broken spec (a megabyte on one
+# line, a hundred thousand bad arguments) gives a message of a few kilobytes.
+MAX_SHOWN = 20              # diagnostics rendered; the rest are counted ("... and N more errors")
+MAX_KEPT = 1000             # diagnostics kept in SpecError.diagnostics; the rest are counted
+LINE_WIDTH = 100            # characters of a source line shown around the caret
+MESSAGE_WIDTH = 400         # characters of a message or hint
+
+
+def clip(text: str, width: int = 40) -> str:
+    """`text` cut to about `width` characters, its middle elided: for user text in messages."""
+    text = str(text)
+    if len(text) <= width:
+        return text
+    half = max(width // 2 - 2, 1)
+    return f"{text[:half]}...{text[-half:]}"
+
+
+class LineIndex:
+    """Line numbers and line texts of a source, found by bisection (built once, in linear time)."""
+
+    def __init__(self, source: str):
+        import re
+        from array import array
+
+        self.source = source
+        self.starts = array("q", [0])
+        self.starts.extend(m.end() for m in re.finditer("\n", source))
+
+    def line_of(self, offset: int) -> int:
+        """The 1-based line holding the character at `offset`."""
+        import bisect
+
+        return bisect.bisect_right(self.starts, offset)
+
+    def piece(self, lineno: int, column: int, room: int = 2 * LINE_WIDTH) -> tuple[str | None, int, bool]:
+        """(the text of a line within `room` characters of a 1-based column, the characters of
+        the line before it, whether the line goes on after it): what a diagnostic keeps, so
+        that a thousand errors on a megabyte line do not keep a thousand copies of it."""
+        if not 0 < lineno <= len(self.starts):
+            return None, 0, False
+        start = self.starts[lineno - 1]
+        end = self.starts[lineno] - 1 if lineno < len(self.starts) else len(self.source)
+        a = max(start, start + column - 1 - room)
+        b = min(end, start + max(column, 1) - 1 + room)
+        if b < a:
+            a = b
+        text = self.source[a:b]
+        if b == end:
+            text = text.rstrip("\r")
+        return text, a - start, b < end
+
+    def line(self, lineno: int) -> str | None:
+        if not 0 < lineno <= len(self.starts):
+            return None
+        start = self.starts[lineno - 1]
+        end = self.starts[lineno] - 1 if lineno < len(self.starts) else len(self.source)
+        return self.source[start:end].rstrip("\r")
+
+
+def _window(text: str, column: int, width: int, cut_left: bool = False,
+            cut_right: bool = False) -> tuple[str, int, int]:
+    """(the part of a long line shown, the caret's 0-based column in it, the room left for the
+    caret): the line is cut to `width` characters around the column, with '...' at the cuts
+    (and where `text` is itself a piece of a longer line: cut_left, cut_right)."""
+    start = 0 if len(text) <= width else max(0, min(column - width // 3, len(text) - width))
+    end = min(len(text), start + width)
+    shown = text[start:end]
+    if start > 0 or cut_left:
+        shown = "..." + shown[3:] if start > 0 else "..." + shown
+        start -= 0 if start > 0 else 3
+    if end < len(text) or cut_right:
+        shown = shown[:-3] + "..." if end < len(text) else shown + "..."
+    return shown, column - start, len(shown) - (column - start)
+
+
 @dataclass
 class Diagnostic:
-    """One spec problem at one place, with a hint on how to fix it."""
+    """One spec problem at one place, with a hint on how to fix it.
+
+    `source_line` is the line (or, for a long line, the piece of it around the column:
+    `line_offset` characters of the line come before it, and `line_more` says the line
+    goes on after it)."""
 
     pos: Pos
     message: str
     hint: str | None = None
     source_line: str | None = None
+    line_offset: int = 0
+    line_more: bool = False
 
     def render(self) -> str:
-        out = [f"{self.pos}: error: {self.message}"]
+        out = [f"{self.pos}: error: {clip(self.message, MESSAGE_WIDTH)}"]
         if self.source_line is not None and self.pos.line > 0:
-            text = self.source_line.rstrip("\n").expandtabs(1)
+            text = self.source_line.rstrip("\n")
+            column = max(self.pos.column - 1 - self.line_offset, 0)
+            shown, caret, room = _window(text, column, LINE_WIDTH, self.line_offset > 0, self.line_more)
+            # tabs become one space so the caret lines up; other control characters are shown
+            # as '?' so that they cannot move the terminal's cursor
+            shown = "".join(" " if c == "\t" else "?" if (ord(c) < 32 or 0x7F <= ord(c) < 0xA0
+                                                           or 0xD800 <= ord(c) < 0xE000) else c for c in shown)
             width = 1
             if self.pos.end_column and self.pos.end_column > self.pos.column:
                 width = self.pos.end_column - self.pos.column
-            out.append(f"    {text}")
-            out.append("    " + " " * max(self.pos.column - 1, 0) + "^" * width)
+            width = max(1, min(width, room))
+            out.append(f"    {shown}")
+            out.append("    " + " " * caret + "^" * width)
         if self.hint:
-            out.append(f"  hint: {self.hint}")
+            out.append(f"  hint: {clip(self.hint, MESSAGE_WIDTH)}")
         return "\n".join(out)
 
 
 class SpecError(RnnError):
-    """One or more problems in a spec, each with file:line:column."""
+    """One or more problems in a spec, each with file:line:column.
 
-    def __init__(self, diagnostics: list[Diagnostic]):
+    `diagnostics` holds the first MAX_KEPT problems found (sorted by position); `count`
+    is how many there were in all. The message shows the first MAX_SHOWN."""
+
+    def __init__(self, diagnostics: list[Diagnostic], count: int | None = None):
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.pos.line, d.pos.column))
+        self.count = max(count or 0, len(self.diagnostics))
         super().__init__(self.render())
 
     def render(self) -> str:
-        n = len(self.diagnostics)
-        body = "\n".join(d.render() for d in self.diagnostics)
-        return body if n == 1 else f"{body}\n{n} errors"
+        n = self.count
+        body = "\n".join(d.render() for d in self.diagnostics[:MAX_SHOWN])
+        more = n - min(len(self.diagnostics), MAX_SHOWN)
+        if more:
+            body += f"\n... and {more:,} more error{'s' if more != 1 else ''}"
+        return body if n == 1 else f"{body}\n{n:,} errors"
 
 
 @dataclass
 class DiagnosticSink:
-    """Collects diagnostics so independent errors are reported in one run."""
+    """Collects diagnostics so independent errors are reported in one run (the first MAX_KEPT
+    of them; `count` counts them all)."""
 
     source: str = ""
     file: str = "<spec>"
     items: list[Diagnostic] = field(default_factory=list)
+    count: int = 0
+
+    @property
+    def lines(self) -> LineIndex:
+        index = self.__dict__.get("_lines")
+        if index is None or index.source is not self.source:
+            index = self.__dict__["_lines"] = LineIndex(self.source)
+        return index
 
     def error(self, pos: Pos, message: str, hint: str | None = None) -> None:
-        lines = self.source.splitlines()
-        line = lines[pos.line - 1] if 0 < pos.line <= len(lines) else None
-        self.items.append(Diagnostic(pos, message, hint, line))
+        self.count += 1
+        if len(self.items) >= MAX_KEPT:
+            return
+        line, offset, more = self.lines.piece(pos.line, pos.column)
+        self.items.append(Diagnostic(pos, clip(message, MESSAGE_WIDTH),
+                                     None if hint is None else clip(hint, MESSAGE_WIDTH), line, offset, more))
 
     def raise_if_any(self) -> None:
-        if self.items:
-            raise SpecError(self.items)
+        if self.count:
+            raise SpecError(self.items, self.count)
 
 
 def did_you_mean(word: str, candidates) -> str | None:

@@ -360,7 +360,11 @@ def _samples(xs: list) -> int:
 
 
 def compile_spec(text: str, file: str = "<spec>", name: str | None = None, **kw) -> Model:
-    graph = build_graph(parse(text, file))
+    try:
+        itemsize = np.dtype(kw.get("dtype", "float32")).itemsize
+    except TypeError:
+        itemsize = 4
+    graph = build_graph(parse(text, file), itemsize)
     if name is None:
         name = "model" if file.startswith("<") else file.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return Model(graph, name, **kw)

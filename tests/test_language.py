@@ -94,7 +94,7 @@ def test_language_forms():
     output logits = both | dense(3, activation="softmax")
     output summed | repeat(4) | bigru(2, merge_mode=ave, seq) | dense(1)
     train {
-      data = sine(n=100)
+      data = sine(n=100, length=8)
       loss = "mse", optimizer = sgd(learning_rate=0.1, momentum=0.9, clipnorm=1.0)
       batch_size = 16; epochs = 2
       metrics = []

@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..errors import DiagnosticSink, Pos, did_you_mean
+from ..errors import DiagnosticSink, LineIndex, Pos, did_you_mean
 from ..graph.graph import WeightSpec
 from ..lang import ast
-from .expr import FUNCTIONS, U, ExprGraph, Node
+from .expr import FUNCTIONS, U, ExprGraph, FoldError, Node
 
 INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "zeros", "ones", "uniform_0.05")
 CLAUSES = {"state": "state", "states": "state", "input": "inputs", "inputs": "inputs", "init": "init"}
@@ -277,7 +277,7 @@ class _Definer:
             return self.var(e)
         if isinstance(e, ast.EUnary):
             a = self.expr(e.operand)
-            return None if a is None else self.g.op("neg", (a,), a.width, e.pos)
+            return None if a is None else self.fold_op("neg", (a,), a.width, e.pos)
         if isinstance(e, ast.ECall):
             return self.call(e)
         if e.op == "@":
@@ -297,7 +297,16 @@ class _Definer:
                     self.weight_list[side.attr].multiplies = True
         width = a.width if a.width is not None else b.width
         op = {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op]
-        return self.g.op(op, (a, b), width, e.pos)
+        return self.fold_op(op, (a, b), width, e.pos)
+
+    def fold_op(self, op: str, args, width, pos: Pos, attr=None) -> Node | None:
+        """g.op, with numbers that fold to inf or NaN reported at the expression."""
+        try:
+            return self.g.op(op, args, width, pos, attr)
+        except FoldError as err:
+            self.error(pos, f"the numbers here fold to a value that is not finite: {err}",
+                       "an equation computes finite numbers: check the constants")
+            return None
 
     def call(self, e: ast.ECall) -> Node | None:
         if e.func not in FUNCTIONS:
@@ -314,7 +323,7 @@ class _Definer:
             return None
         if e.func == "linear":
             return a
-        return self.g.op("func", (a,), a.width, e.pos, attr=e.func)
+        return self.fold_op("func", (a,), a.width, e.pos, attr=e.func)
 
     def var(self, e: ast.EVar) -> Node | None:
         name = e.name
@@ -440,12 +449,13 @@ def define_cell(cdef: ast.CellDef, sink: DiagnosticSink, source: str = "") -> Ce
     new = [d.new[k] for k in range(len(d.states))]
     lines = []
     if source and cdef.pos.line > 0:
-        src_lines = source.splitlines()
+        index = sink.lines if sink.source is source else LineIndex(source)
+        n_lines = len(index.starts)
         last = max([eq.pos.line for eq in cdef.equations] + [cdef.pos.line])
         end = last
-        while end < len(src_lines) and "}" not in src_lines[end - 1]:
+        while end < n_lines and "}" not in (index.line(end) or ""):
             end += 1
-        lines = src_lines[cdef.pos.line - 1:end]
+        lines = [index.line(k) or "" for k in range(cdef.pos.line, end + 1)]
     names = {node.id: name for name, node in d.env.items() if node is not None and node.op not in
              ("const", "input", "prev", "vec")}
     return Cell(cdef.name, d.inputs, d.states, weights, d.g, new, cdef.pos, lines, names)

@@ -47,6 +47,13 @@ FOLD = {
 }
 
 
+SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+class FoldError(ValueError):
+    """Numbers in an equation that fold to inf or NaN (exp(1000), 1/0)."""
+
+
 @dataclass(eq=False)
 class Node:
     id: int
@@ -98,7 +105,16 @@ class ExprGraph:
     def op(self, op: str, args, width, pos=None, attr=None) -> Node:
         if all(a.is_const for a in args):
             fn = FOLD[attr if op == "func" else op]
-            return self.const(fn(*(a.attr for a in args)), pos)
+            values = [a.attr for a in args]
+            try:
+                value = fn(*values)
+            except (OverflowError, ValueError):
+                value = math.inf
+            if not math.isfinite(value):
+                shown = f"{attr}({values[0]:g})" if op == "func" else (
+                    f"-{values[0]:g}" if op == "neg" else f"{values[0]:g} {SYMBOLS[op]} {values[1]:g}")
+                raise FoldError(f"{shown} is {'not a number' if math.isnan(value) else 'infinite'}")
+            return self.const(value, pos)
         return self._add(op, args, attr, width, any(a.batched for a in args),
                          any(a.on_state for a in args), pos)
 

@@ -19,6 +19,7 @@ from ..lang import ast
 from ..layers.base import REGISTRY, LayerSpec
 from ..layers.input import INPUT
 from .graph import Graph, Node, Output, PortRef
+from .sizes import check_sizes
 from .train_section import check_train_block
 from .types import TensorType
 
@@ -55,8 +56,9 @@ class _Ctx:
 
 
 class GraphBuilder:
-    def __init__(self, spec: ast.Spec):
+    def __init__(self, spec: ast.Spec, itemsize: int = 4):
         self.spec = spec
+        self.itemsize = itemsize
         self.sink = DiagnosticSink(spec.source, spec.file)
         self.nodes: list[Node] = []
         self.symbols: dict[str, Symbol] = {}
@@ -107,7 +109,7 @@ class GraphBuilder:
                 if self.train_pos:
                     self.sink.error(s.pos, "a spec has one train block", "merge the two blocks")
                 self.train, self.train_pos = check_train_block(s, self.sink)
-        if not self.outputs and not self.sink.items:
+        if not self.outputs and not self.sink.count:
             pos = stmts[-1].pos if stmts else Pos(self.spec.file, 1, 1)
             self.sink.error(pos, "the spec has no output",
                             "add `output name | ...`, or end with a pipeline that is not bound to a name")
@@ -117,6 +119,8 @@ class GraphBuilder:
                 what = "input" if sym.kind == "input" else "name"
                 self.sink.error(sym.pos, f"{what} {sym.name!r} is never used",
                                 f"use it in a pipeline (`{sym.name} | ...`) or remove it")
+        if not self.sink.count:
+            check_sizes(self.nodes, self.sink, self.itemsize)
         self.sink.raise_if_any()
         inputs = [n.id for n in self.nodes if n.spec is INPUT]
         return Graph(self.nodes, inputs, self.outputs, self.train, self.train_pos,
@@ -129,16 +133,19 @@ class GraphBuilder:
         t = self.input_type(d)
         ref = None
         if t is not None:
-            node = self.add_node(INPUT, d.name, {}, [], d.pos)
+            keys = ["steps", "features"] if t.seq and not t.is_tokens and len(d.dims) == 2 else (
+                ["steps"] if t.seq else ["features"])
+            node = self.add_node(INPUT, d.name, {}, [], d.pos, dict(zip(keys, d.dim_pos)))
             node.outputs["out"] = t
             ref = PortRef(node.id)
         self.symbols[d.name] = Symbol(d.name, ref, d.pos, "input")
 
     def input_type(self, d: ast.InputDecl) -> TensorType | None:
         dims = d.dims
-        for v in dims:
+        for k, v in enumerate(dims):
             if v is not None and v < 1:
-                self.sink.error(d.type_pos, f"a dimension must be at least 1, got {v}")
+                pos = d.dim_pos[k] if k < len(d.dim_pos) else d.type_pos
+                self.sink.error(pos, f"a dimension must be at least 1, got {v}")
                 return None
         if d.dtype == "int":
             if len(dims) != 1:
@@ -243,9 +250,9 @@ class GraphBuilder:
         return None if broken else cur
 
     def layer(self, spec: LayerSpec, call: ast.Call, cur, broken: bool, first: bool, name_hint):
-        n_errors = len(self.sink.items)
+        n_errors = self.sink.count
         opts, arg_pos, refs = spec.resolve(call, self.sink.error)
-        broken = broken or len(self.sink.items) > n_errors
+        broken = broken or self.sink.count > n_errors
         inputs: list[PortRef] = []
         if cur is not None:
             inputs.append(cur)
@@ -272,9 +279,9 @@ class GraphBuilder:
         if broken or any(not self.nodes[r.node].outputs.get(r.port) for r in inputs):
             return PortRef(node.id), True
         ins = [self.nodes[r.node].outputs[r.port] for r in inputs]
-        n_errors = len(self.sink.items)
+        n_errors = self.sink.count
         spec.infer(node, ins, self.ctx)
-        if len(self.sink.items) > n_errors or not node.outputs:
+        if self.sink.count > n_errors or not node.outputs:
             return PortRef(node.id), True
         if "out" not in node.outputs:   # bidirectional(merge_mode=none): only .forward / .backward
             return PortRef(node.id, "forward"), False
@@ -394,5 +401,6 @@ def _state_hint(got, want) -> str:
     return "; ".join(hints)
 
 
-def build_graph(spec: ast.Spec) -> Graph:
-    return GraphBuilder(spec).build()
+def build_graph(spec: ast.Spec, itemsize: int = 4) -> Graph:
+    """The checked graph of a parsed spec; itemsize (4 for float32) sizes the memory check."""
+    return GraphBuilder(spec, itemsize).build()

@@ -111,16 +111,23 @@ class Graph:
         first: dict[int, int] = {}          # node -> when the walk first reached it
         post: list[int] = []                # nodes, each after all of its inputs
 
-        def walk(i: int) -> None:
-            if i in first:
-                return
-            first[i] = len(first)
-            for j in self.nodes[i].input_nodes():
-                walk(j)
-            post.append(i)
-
+        # the depth-first walk, with an explicit stack (a chain of thousands of layers is fine)
         for o in self.outputs:
-            walk(o.ref.node)
+            root = o.ref.node
+            if root in first:
+                continue
+            first[root] = len(first)
+            stack = [(root, iter(self.nodes[root].input_nodes()))]
+            while stack:
+                i, todo = stack[-1]
+                for j in todo:
+                    if j not in first:
+                        first[j] = len(first)
+                        stack.append((j, iter(self.nodes[j].input_nodes())))
+                        break
+                else:
+                    stack.pop()
+                    post.append(i)
         depth: dict[int, int] = {}
         for i in reversed(post):
             d = depth.setdefault(i, 0)

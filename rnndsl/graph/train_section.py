@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from ..errors import DiagnosticSink, Pos, did_you_mean
+from ..errors import DiagnosticSink, Pos, clip, did_you_mean
 from ..lang import ast
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
@@ -25,6 +25,7 @@ OPTIMIZERS = {
     "adagrad": ("learning_rate", "initial_accumulator_value", "epsilon"),
 }
 OPTIMIZER_COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
+# the data sources of rnndsl.data.registry.SOURCE_OPTIONS, in the order the hints list them
 DATASETS = ("digits", "addition", "copy", "reverse", "sine", "series", "npz", "npy", "csv", "text")
 METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
 
@@ -40,9 +41,9 @@ SETTINGS = {
     "validation_split": ("fraction", "a fraction in [0, 1)"),
     "test_split": ("fraction", "a fraction in [0, 1)"),
     "shuffle": ("bool", "true or false"),
-    "seed": ("int", "a whole number"),
+    "seed": ("seed", "a whole number >= 0"),
     "patience": ("posint", "a whole number >= 1"),
-    "verbose": ("int", "0, 1 or 2"),
+    "verbose": ("verbose", "0, 1 or 2"),
 }
 
 
@@ -54,61 +55,239 @@ def _word(v) -> str | None:
     return None
 
 
-def _literal(v, sink: DiagnosticSink, where: str):
-    if isinstance(v, (ast.Num, ast.Str, ast.Bool)):
-        return v.value
-    if isinstance(v, ast.ListValue):
-        return [_literal(x, sink, where) for x in v.items]
-    if isinstance(v, ast.Ref) and len(v.parts) == 1:
-        return v.parts[0]
-    sink.error(v.pos, f"{where} takes plain values (numbers, strings, true/false)")
-    return None
+def _describe(v) -> str:
+    if isinstance(v, ast.Str):
+        return f'the string "{clip(v.value)}"'
+    if isinstance(v, ast.Bool):
+        return "true" if v.value else "false"
+    if isinstance(v, ast.Num):
+        return f"the number {v.value}"
+    if isinstance(v, ast.Ref):
+        return f"the name {clip(str(v))}"
+    if isinstance(v, ast.Call):
+        return f"the call {clip(v.name)}(...)"
+    return "a list"
 
 
-def _call_config(v, names, allowed_opts, sink: DiagnosticSink, what: str) -> dict | None:
-    """`name` or `name(k=v, ...)` -> {"name": name, **options}."""
+_BAD = object()
+
+
+def _typed(kind, v, what: str, sink: DiagnosticSink):
+    """The Python value of `v` for an option of the given kind (see rnndsl.data.registry),
+    or _BAD after reporting what it takes."""
+    def bad(takes: str, hint: str | None = None):
+        sink.error(v.pos, f"{what} takes {takes}, got {_describe(v)}", hint)
+        return _BAD
+
+    num = v.value if isinstance(v, ast.Num) else None
+    whole = isinstance(num, int)
+    if kind == "count":
+        return num if whole and num >= 1 else bad("a whole number >= 1")
+    if kind == "seed":
+        return num if whole and num >= 0 else bad("a whole number >= 0")
+    if kind == "int":
+        return num if whole else bad("a whole number")
+    if isinstance(kind, tuple) and kind[0] == "range":
+        lo, hi = kind[1], kind[2]
+        return num if whole and lo <= num <= hi else bad(f"a whole number from {lo} to {hi}")
+    if kind == "number>=0":
+        return float(num) if num is not None and num >= 0 else bad("a number >= 0")
+    if kind == "number>0":
+        return float(num) if num is not None and num > 0 else bad("a number > 0")
+    if kind == "fraction":
+        return float(num) if num is not None and 0 <= num < 1 else bad("a fraction in [0, 1)")
+    if kind == "bool":
+        return v.value if isinstance(v, ast.Bool) else bad("true or false")
+    if kind == "string":
+        return v.value if isinstance(v, ast.Str) else bad("a string in double quotes")
+    if kind == "char":
+        return v.value if isinstance(v, ast.Str) and len(v.value) == 1 else bad("one character in double quotes",
+                                                                              'e.g. delimiter=";"')
+    if kind == "strings":
+        if isinstance(v, ast.ListValue) and all(isinstance(x, ast.Str) for x in v.items) and v.items:
+            return [x.value for x in v.items]
+        return bad('a list of strings, e.g. ["neg", "pos"]')
+    if kind == "header":
+        if isinstance(v, ast.Bool):
+            return v.value
+        if isinstance(v, ast.Str) and v.value == "auto":
+            return "auto"
+        return bad('true, false or "auto"')
+    if isinstance(kind, tuple) and kind[0] == "choice":
+        word = _word(v)
+        if word in kind[1]:
+            return word
+        hint = did_you_mean(str(word), kind[1]) if word else None
+        return bad(f"one of {', '.join(kind[1])}", hint)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _data_source(v, sink: DiagnosticSink) -> dict | None:
+    """`data = name(...)`: the source's name, its file, its options, each checked against
+    rnndsl.data.registry's table; the synthetic sets also against the memory bound."""
+    from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS, SOURCE_REQUIRED
+
     if isinstance(v, ast.Call):
         name, args, pos = v.name, v.args, v.pos
     else:
         name, args, pos = _word(v), [], v.pos
-    if name not in names:
-        hint = did_you_mean(str(name), names) or f"one of: {', '.join(names)}"
-        sink.error(pos, f"unknown {what} {name!r}", hint)
+    if name is None:
+        sink.error(pos, f"data takes a data source such as digits() or npz(\"file.npz\"), got {_describe(v)}")
         return None
-    cfg = {"name": name}
+    if name not in DATASETS:
+        hint = did_you_mean(str(name), DATASETS) or f"one of: {', '.join(DATASETS)}"
+        sink.error(pos, f"unknown data source {clip(str(name))!r}", hint)
+        return None
+    allowed = {**SOURCE_OPTIONS[name], **COMMON_OPTIONS}
+    cfg: dict = {"name": name}
+    where: dict = {}
+    ok = True
     for a in args:
         if a.name is None:
-            if what == "data source" and "path" not in cfg:
-                cfg["path"] = _literal(a.value, sink, what)
+            if name in FILE_SOURCES and "path" not in cfg and not where:
+                if not isinstance(a.value, ast.Str):
+                    sink.error(a.value.pos, f"{name} takes the file's path first, in double quotes, "
+                                            f"got {_describe(a.value)}", f'e.g. {name}("data.{name}")')
+                    ok = False
+                elif not a.value.value:
+                    sink.error(a.value.pos, f"{name} needs a file path, got an empty string")
+                    ok = False
+                cfg["path"] = a.value.value if isinstance(a.value, ast.Str) else None
                 continue
-            sink.error(a.pos, f"{what} options are named, e.g. {name}(learning_rate=0.01)")
+            example = next(iter(SOURCE_OPTIONS[name]), "test_split")
+            sink.error(a.pos, f"the options of {name} are named, e.g. {name}({example}=...)"
+                       if name not in FILE_SOURCES else f"{name} takes one file path; its other options are named")
+            ok = False
             continue
-        opts = allowed_opts(name)
-        if opts is not None and a.name not in opts:
-            hint = did_you_mean(a.name, opts) or f"{name} takes: {', '.join(opts)}"
-            sink.error(a.pos, f"{name} has no option {a.name!r}", hint)
+        if a.name not in allowed:
+            hint = did_you_mean(a.name, allowed) or f"{name} takes: {', '.join(allowed)}"
+            sink.error(a.pos, f"{name} has no option {clip(a.name)!r}", hint)
+            ok = False
             continue
-        cfg[a.name] = _literal(a.value, sink, what)
+        if a.name in where:
+            sink.error(a.pos, f"option {a.name!r} is given twice")
+            ok = False
+            continue
+        value = _typed(allowed[a.name], a.value, a.name, sink)
+        where[a.name] = a.value.pos
+        if value is _BAD:
+            ok = False
+            continue
+        cfg[a.name] = value
+    if name in FILE_SOURCES and "path" not in cfg:
+        sink.error(pos, f"{name} needs a file path", f'e.g. {name}("data.{name}")')
+        return None
+    missing = [k for k in SOURCE_REQUIRED.get(name, ()) if k not in where]
+    if missing:
+        example = ", ".join(f"{k}={1000 if k == 'n' else 20}" for k in missing)
+        sink.error(pos, f"{name} needs {', '.join(missing)}", f"e.g. {name}({example})")
+        return None
+    if not ok:
+        return None
+    return _check_data_size(cfg, pos, where, sink)
+
+
+def _check_data_size(cfg: dict, pos, where: dict, sink: DiagnosticSink) -> dict | None:
+    """A synthetic data set too large to generate in memory is refused with its figure."""
+    from .sizes import MAX_ARRAY_ELEMENTS
+
+    name = cfg["name"]
+    if name in ("copy", "reverse", "sine"):
+        n = cfg["n"] * cfg["length"]
+    elif name == "addition":
+        n = cfg["n"] * (2 * cfg.get("digits", 2) + 1)
+    elif name == "series":
+        n = cfg["length"]
+    else:
+        return cfg
+    if n > MAX_ARRAY_ELEMENTS:
+        at = max((k for k in ("n", "length") if k in where), key=lambda k: cfg[k], default=None)
+        sink.error(where[at] if at else pos, f"{name} would make {n:,} values ({n * 4:,} bytes as 32-bit numbers); "
+                   f"rnndsl makes at most {MAX_ARRAY_ELEMENTS:,} per array", "ask for fewer samples or steps")
+        return None
+    return cfg
+
+
+def _optimizer(v, sink: DiagnosticSink) -> dict | None:
+    """`optimizer = adam(...)`: a known name, known options of the right types, and values
+    the optimizer accepts (its own range checks, run here so that `check` reports them)."""
+    if isinstance(v, ast.Call):
+        name, args, pos = v.name, v.args, v.pos
+    else:
+        name, args, pos = _word(v), [], v.pos
+    if name is None:
+        sink.error(pos, f"optimizer takes an optimizer such as adam or sgd(learning_rate=0.1), got {_describe(v)}")
+        return None
+    if name not in OPTIMIZERS:
+        hint = did_you_mean(str(name), OPTIMIZERS) or f"one of: {', '.join(OPTIMIZERS)}"
+        sink.error(pos, f"unknown optimizer {clip(str(name))!r}", hint)
+        return None
+    allowed = OPTIMIZERS[name] + OPTIMIZER_COMMON
+    cfg = {"name": name}
+    where = {}
+    ok = True
+    for a in args:
+        if a.name is None:
+            sink.error(a.pos, f"optimizer options are named, e.g. {name}(learning_rate=0.01)")
+            ok = False
+            continue
+        if a.name not in allowed:
+            hint = did_you_mean(a.name, allowed) or f"{name} takes: {', '.join(allowed)}"
+            sink.error(a.pos, f"{name} has no option {clip(a.name)!r}", hint)
+            ok = False
+            continue
+        if a.name in where:
+            sink.error(a.pos, f"option {a.name!r} is given twice")
+            ok = False
+            continue
+        where[a.name] = a.value.pos
+        value = _typed("bool" if a.name == "nesterov" else "number>=0", a.value, a.name, sink)
+        if value is _BAD:
+            ok = False
+            continue
+        cfg[a.name] = value
+    if not ok:
+        return None
+    from ..errors import RnnError
+    from ..train.optimizers import get_optimizer
+
+    try:
+        get_optimizer(dict(cfg))
+    except RnnError as e:
+        text = str(e)
+        at = next((where[k] for k in sorted(where, key=len, reverse=True) if text.startswith(k)), pos)
+        sink.error(at, text)
+        return None
     return cfg
 
 
 def check_train_block(block: ast.TrainBlock, sink: DiagnosticSink) -> tuple[dict, dict[str, Pos]]:
     cfg: dict = {}
     where: dict[str, Pos] = {"train": block.pos}
+    seen: set[str] = set()
     for s in block.settings:
         if s.name not in SETTINGS:
             hint = did_you_mean(s.name, SETTINGS) or f"settings: {', '.join(SETTINGS)}"
-            sink.error(s.pos, f"unknown train setting {s.name!r}", hint)
+            sink.error(s.pos, f"unknown train setting {clip(s.name)!r}", hint)
             continue
-        if s.name in cfg:
+        if s.name in seen:
             sink.error(s.pos, f"train setting {s.name!r} is given twice")
             continue
+        seen.add(s.name)
         kind, desc = SETTINGS[s.name]
         v = s.value
         value = _check_setting(kind, desc, s, v, sink)
         if value is not None:
             cfg[s.name] = value
             where[s.name] = v.pos
+    data = cfg.get("data")
+    if "test_split" in cfg and data is not None:
+        # `test_split = 0.1` in the block holds out data as `data = digits(test_split=0.1)` does
+        if "test_split" in data:
+            sink.error(where["test_split"], "test_split is given twice: here and in data = ...",
+                       "keep one of them")
+        else:
+            data["test_split"] = cfg["test_split"]
     return cfg, where
 
 
@@ -116,24 +295,31 @@ def _check_setting(kind, desc, s, v, sink):
     bad = lambda: sink.error(v.pos, f"{s.name} takes {desc}")  # noqa: E731
     if kind == "data":
         if isinstance(v, ast.Str):
+            if not v.value:
+                sink.error(v.pos, "data takes a file path, got an empty string")
+                return None
             return {"name": "file", "path": v.value}
-        return _call_config(v, DATASETS, lambda n: None, sink, "data source")
+        return _data_source(v, sink)
     if kind == "loss":
         w = _word(v)
         if w not in LOSSES:
             hint = did_you_mean(str(w), LOSSES) or f"one of: {', '.join(LOSSES)}"
-            sink.error(v.pos, f"unknown loss {w!r}" if w else f"loss takes {desc}", hint)
+            sink.error(v.pos, f"unknown loss {clip(w)!r}" if w else f"loss takes {desc}", hint)
             return None
         return w
     if kind == "optimizer":
-        return _call_config(v, tuple(OPTIMIZERS), lambda n: OPTIMIZERS[n] + OPTIMIZER_COMMON, sink, "optimizer")
+        return _optimizer(v, sink)
     if kind == "metrics":
         items = v.items if isinstance(v, ast.ListValue) else [v]
         out = []
         for it in items:
             w = _word(it)
+            if w is None:
+                sink.error(it.pos, f"metrics takes names such as \"accuracy\", got {_describe(it)}")
+                continue
             if w not in METRICS:
-                sink.error(it.pos, f"unknown metric {w!r}", did_you_mean(str(w), METRICS) or f"one of: {', '.join(METRICS)}")
+                sink.error(it.pos, f"unknown metric {clip(w)!r}",
+                           did_you_mean(str(w), METRICS) or f"one of: {', '.join(METRICS)}")
                 continue
             out.append(w)
         return out
@@ -141,8 +327,12 @@ def _check_setting(kind, desc, s, v, sink):
         if isinstance(v, ast.Bool):
             return v.value
         return bad()
-    if kind in ("posint", "int"):
-        if isinstance(v, ast.Num) and isinstance(v.value, int) and (kind == "int" or v.value >= 1):
+    if kind in ("posint", "seed"):
+        if isinstance(v, ast.Num) and isinstance(v.value, int) and v.value >= (1 if kind == "posint" else 0):
+            return v.value
+        return bad()
+    if kind == "verbose":
+        if isinstance(v, ast.Num) and v.value in (0, 1, 2) and isinstance(v.value, int):
             return v.value
         return bad()
     if kind == "fraction":

@@ -94,6 +94,7 @@ class InputDecl:
     dims: list[int | None]  # None for `?`
     pos: Pos
     type_pos: Pos
+    dim_pos: list[Pos] = field(default_factory=list)   # where each dimension is written
 
 
 @dataclass

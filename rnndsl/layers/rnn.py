@@ -72,6 +72,8 @@ class RNN(RecurrentSpec):
         opts["use_bias"] = True
         if isinstance(cell_call, ast.Call):
             opts["cell"], opts["units"] = self.resolve_cell(cell_call, report)
+            if cell_call.args:
+                arg_pos["units"] = cell_call.args[0].value.pos
         return opts, arg_pos, refs
 
     def resolve_cell(self, call: ast.Call, report):
