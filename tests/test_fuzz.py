@@ -43,13 +43,6 @@ CASE_LIMIT = 30            # seconds; a case past it is a hang
 BASE_SEED = int(os.environ.get("RNNDSL_FUZZ_SEED", 1515))
 KINDS = ("spec", "data", "input", "checkpoint")
 
-# Status-3 cases whose fix belongs to the spec side (reading, parsing and checking a spec:
-# issue 15 points 5, 7 and 8, fixed in parallel by another engineer) are reported as a
-# warning listing kind:seed and the input, and not failed; every other failure fails. A case
-# counts as spec side only when the exception escaped while a spec was being read, parsed or
-# checked: from inside one of these functions (module, name).
-SPEC_PHASE = {("rnndsl/__init__.py", "load"), ("rnndsl/model.py", "compile_spec"),
-              ("rnndsl/lang/parser.py", "parse"), ("rnndsl/cells/__init__.py", "define_cells")}
 STATS: dict = {}            # (kind, status) -> cases: printed at the end, to see what the cases reach
 
 
@@ -79,7 +72,7 @@ def run_cli(args: list[str]) -> dict:
     """main(args) in-process with stdout/stderr captured; RNNDSL_DEBUG makes an internal
     error escape so that its traceback tells where it came from."""
     out, err = io.StringIO(), io.StringIO()
-    result = {"status": None, "escaped": None, "where": None, "spec_phase": False}
+    result = {"status": None, "escaped": None, "where": None}
     t0 = time.perf_counter()
     try:
         with _time_limit(CASE_LIMIT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -91,8 +84,7 @@ def run_cli(args: list[str]) -> dict:
                   for f in traceback.extract_tb(e.__traceback__) if "/rnndsl/" in f.filename.replace("\\", "/")]
         result.update(status=3 if "internal error" in err.getvalue() else "escaped",
                       escaped=f"{type(e).__name__}: {str(e)[:300]}",
-                      where=f"{frames[-1][0]}:{frames[-1][2]} in {frames[-1][1]}" if frames else None,
-                      spec_phase=any((module, name) in SPEC_PHASE for module, name, _ in frames))
+                      where=f"{frames[-1][0]}:{frames[-1][2]} in {frames[-1][1]}" if frames else None)
     result["seconds"] = time.perf_counter() - t0
     if result["seconds"] > CASE_LIMIT:
         result["status"] = "hang"
@@ -528,8 +520,6 @@ def _one(kind: str, seed: int, root: Path, base: Base) -> str | None:
         return None
     text = (f"{kind}:{seed}: {'; '.join(problems)}\n  args: {args}\n  input: {what[:600]}\n"
             f"  stderr: {r['stderr'][-400:]!r}")
-    if r["status"] == 3 and r["spec_phase"] and not left:
-        return "SPEC-SIDE " + text
     return text
 
 
@@ -544,7 +534,7 @@ def test_fuzz_cli(tmp_path, request, monkeypatch):
         cases = [(kind, int(seed))]
     else:
         cases = ((kind, BASE_SEED + i) for i in range(10**9) for kind in KINDS)
-    failures, spec_side, counts = [], [], dict.fromkeys(KINDS, 0)
+    failures, counts = [], dict.fromkeys(KINDS, 0)
     deadline = time.perf_counter() + budget
     for kind, seed in cases:
         if time.perf_counter() > deadline:
@@ -553,12 +543,7 @@ def test_fuzz_cli(tmp_path, request, monkeypatch):
         counts[kind] += 1
         if found is None:
             continue
-        (spec_side if found.startswith("SPEC-SIDE ") else failures).append(found.removeprefix("SPEC-SIDE "))
-    print(f"fuzz: {counts} cases in {budget:.0f} s budget; {len(spec_side)} spec-side, {len(failures)} failures; "
+        failures.append(found)
+    print(f"fuzz: {counts} cases in {budget:.0f} s budget; {len(failures)} failures; "
           f"outcomes {dict(sorted(STATS.items(), key=str))}")
-    if spec_side:
-        import warnings
-
-        warnings.warn(f"{len(spec_side)} fuzz case(s) end in status 3 inside the parser/spec checks (issue 15, "
-                      "the spec side's share):\n" + "\n".join(spec_side[:20]))
     assert not failures, f"{len(failures)} fuzz case(s) failed:\n" + "\n".join(failures[:30])
