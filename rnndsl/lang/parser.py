@@ -56,8 +56,8 @@ def lark_parser() -> Lark:
 
 MAX_NESTING = 50             # brackets inside brackets
 MAX_DEPTH = 200              # levels of one statement's syntax tree (operators chained in an equation)
-MAX_STATEMENTS = 5_000       # statements in a spec (a cell's equations count as one)
-MAX_TOKENS = 25_000          # names, numbers, strings and symbols in a spec
+MAX_STATEMENTS = 10_000      # statements in a spec (a cell's equations count as one)
+MAX_TOKENS = 60_000          # names, numbers, strings and symbols in a spec
 MAX_INT = 2**63 - 1          # the largest whole number a spec may write
 MAX_NAME = 200               # characters of a name
 MAX_SPEC_BYTES = 8 * 2**20   # a spec file (or text) of at most 8 MiB
