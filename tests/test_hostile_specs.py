@@ -56,6 +56,13 @@ BIG_SPECS = {
     "a megabyte equation": "cell c(units) {\n h = tanh(x @ W" + " + h" * (MB // 4) + ")\n}\n" + INPUT
                            + "output x | rnn(c(4))\n",
     "a megabyte of NULs": INPUT + "output x | lstm(4)\n" + "\x00" * MB,
+    # each a search per statement over all the statements before it, once
+    "3,000 unknown names among 3,000": INPUT + "".join(f"h{i} = q{i} | dense(4)\n" for i in range(3000))
+                                       + "output x | dense(2)\n",
+    "1,500 names used before their line": INPUT + "".join(f"output h{i} | dense(4)\nh{i} = x | dense(4)\n"
+                                                          for i in range(1500)),
+    "3,000 outputs": INPUT + "output x | dense(4)\n" * 3000,
+    "3,000 embeds": "embed(10, 4) | lstm(3)\n" * 3000,
     "5,000 cells": "".join(f"cell c{i}(units) {{ h = tanh(x @ W + h @ U) }}\n" for i in range(5000)) + INPUT
                    + "output x | rnn(c0(4))\n",
 }
@@ -480,3 +487,8 @@ def test_source_option_table_matches_the_loaders():
         assert set(options) - extra <= set(params), name
         required = {p for p, v in params.items() if v.default is inspect.Parameter.empty} - {"path", "seed"}
         assert required == set(registry.SOURCE_REQUIRED.get(name, ())), name
+
+
+def test_dot_labels_escape_record_characters_in_names():
+    dot = rnndsl.compile(INPUT + 'output x | lstm(4, name="a|b{c}<d>\\"e")').to_dot()
+    assert r'[label="{a\|b\{c\}\<d\>\"e|LSTM|(None, 4)|128 params}"]' in dot
