@@ -492,3 +492,12 @@ def test_source_option_table_matches_the_loaders():
 def test_dot_labels_escape_record_characters_in_names():
     dot = rnndsl.compile(INPUT + 'output x | lstm(4, name="a|b{c}<d>\\"e")').to_dot()
     assert r'[label="{a\|b\{c\}\<d\>\"e|LSTM|(None, 4)|128 params}"]' in dot
+
+
+def test_check_cli_ok_line_is_bounded(tmp_path):
+    spec = tmp_path / "long.rnn"
+    spec.write_text(INPUT + 'output x | dense(4, name="' + "a" * 100_000 + '")\n'
+                    + "".join(f"output o{i} = x | dense(2)\n" for i in range(30)))
+    r = run_cli("check", str(spec))
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) < 1000 and "and 21 more" in r.stdout
