@@ -57,11 +57,19 @@ def _load(arg):
     return load(_spec_path(arg))
 
 
+def _names(names: list[str], most: int = 10) -> str:
+    """Names for a one-line report: each clipped, at most `most` of them."""
+    from .errors import clip
+
+    shown = ", ".join(clip(n) for n in names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+
+
 def cmd_check(args) -> int:
     model = _load(args.spec)
     g = model.graph
     print(f"{model.graph.file}: ok ({len(g.layers)} layers, {g.count_params():,} params, "
-          f"inputs: {', '.join(model.input_names)}; outputs: {', '.join(model.output_names)})")
+          f"inputs: {_names(model.input_names)}; outputs: {_names(model.output_names)})")
     return 0
 
 

@@ -223,8 +223,20 @@ class DiagnosticSink:
 
 
 def did_you_mean(word: str, candidates) -> str | None:
-    """'did you mean X?' for the closest candidate, or None."""
-    import difflib
+    """'did you mean X?' for the closest candidate, or None.
 
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean '{match[0]}'?" if match else None
+    Bounded work, however many names a spec defines: the first 2,000 candidates are looked
+    at, those whose length could match at all (difflib's real_quick_ratio) are kept, and at
+    most 100 of them (those with the word's first letter first) are compared."""
+    import difflib
+    from itertools import islice
+
+    word = str(word)
+    if not word or len(word) > 200:
+        return None
+    n = len(word)
+    pool = [c for c in islice(map(str, candidates), 2000) if 2 * min(n, len(c)) >= 0.6 * (n + len(c))]
+    if len(pool) > 100:
+        pool = ([c for c in pool if c[:1] == word[:1]] + [c for c in pool if c[:1] != word[:1]])[:100]
+    match = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    return f"did you mean '{clip(match[0])}'?" if match else None

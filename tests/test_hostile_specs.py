@@ -56,6 +56,13 @@ BIG_SPECS = {
     "a megabyte equation": "cell c(units) {\n h = tanh(x @ W" + " + h" * (MB // 4) + ")\n}\n" + INPUT
                            + "output x | rnn(c(4))\n",
     "a megabyte of NULs": INPUT + "output x | lstm(4)\n" + "\x00" * MB,
+    # each a search per statement over all the statements before it, once
+    "3,000 unknown names among 3,000": INPUT + "".join(f"h{i} = q{i} | dense(4)\n" for i in range(3000))
+                                       + "output x | dense(2)\n",
+    "1,500 names used before their line": INPUT + "".join(f"output h{i} | dense(4)\nh{i} = x | dense(4)\n"
+                                                          for i in range(1500)),
+    "3,000 outputs": INPUT + "output x | dense(4)\n" * 3000,
+    "3,000 embeds": "embed(10, 4) | lstm(3)\n" * 3000,
     "5,000 cells": "".join(f"cell c{i}(units) {{ h = tanh(x @ W + h @ U) }}\n" for i in range(5000)) + INPUT
                    + "output x | rnn(c0(4))\n",
 }
@@ -414,6 +421,9 @@ TRAIN = INPUT + "output x | lstm(4) | dense(1)\ntrain {\n  loss = \"mse\"\n  %s\
     ("data = digits(1)", "1", "the options of digits are named", None),
     ("data = copy(n=1000000, length=1000000)", "1000000", "would make 1,000,000,000,000 values", None),
     ("data = sine(n=10, length=5, noise=-1)", "-1", "noise takes a number >= 0", None),
+    ("data = series(length=100, seed=3)", "seed", "series has no option 'seed'", None),
+    ("data = copy(n=10, length=5, min_length=6)", "6", "min_length 6 is longer than length 5", None),
+    ("data = addition(n=100, digits=1)", "100", "only 55 distinct questions exist with 1 digit(s)", None),
     ("data = \"\"", '""', "data takes a file path, got an empty string", None),
     ("data = textt(\"a.tsv\")", "textt", "unknown data source 'textt'", "did you mean 'text'"),
     ("optimizer = adam(learning_rate=-1)", "-1", "learning_rate takes a number >= 0", None),
@@ -480,3 +490,17 @@ def test_source_option_table_matches_the_loaders():
         assert set(options) - extra <= set(params), name
         required = {p for p, v in params.items() if v.default is inspect.Parameter.empty} - {"path", "seed"}
         assert required == set(registry.SOURCE_REQUIRED.get(name, ())), name
+
+
+def test_dot_labels_escape_record_characters_in_names():
+    dot = rnndsl.compile(INPUT + 'output x | lstm(4, name="a|b{c}<d>\\"e")').to_dot()
+    assert r'[label="{a\|b\{c\}\<d\>\"e|LSTM|(None, 4)|128 params}"]' in dot
+
+
+def test_check_cli_ok_line_is_bounded(tmp_path):
+    spec = tmp_path / "long.rnn"
+    spec.write_text(INPUT + 'output x | dense(4, name="' + "a" * 100_000 + '")\n'
+                    + "".join(f"output o{i} = x | dense(2)\n" for i in range(30)))
+    r = run_cli("check", str(spec))
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) < 1000 and "and 21 more" in r.stdout

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .. import layers as _layers  # noqa: F401  (registers the layer kinds)
 from ..cells import CellTable, cell_scope, define_cells
-from ..errors import DiagnosticSink, Pos, did_you_mean
+from ..errors import MAX_KEPT, DiagnosticSink, Pos, did_you_mean
 from ..lang import ast
 from ..layers.base import REGISTRY, LayerSpec
 from ..layers.input import INPUT
@@ -63,6 +63,9 @@ class GraphBuilder:
         self.nodes: list[Node] = []
         self.symbols: dict[str, Symbol] = {}
         self.outputs: list[Output] = []
+        self.output_names: set[str] = set()
+        self.implicit_taken = False            # a pipeline has read the implicit input
+        self._bound_at: dict[str, ast.Binding] | None = None
         self.names: dict[str, Pos] = {}
         self.counters: dict[str, int] = {}
         self.ctx = _Ctx(self)
@@ -208,7 +211,7 @@ class GraphBuilder:
         if name is None:
             stages = s.pipeline.stages
             name = str(stages[0]) if len(stages) == 1 and isinstance(stages[0], ast.Ref) else self.nodes[ref.node].name
-        if any(o.name == name for o in self.outputs):
+        if name in self.output_names:
             self.sink.error(s.pos, f"output {name!r} is defined twice", "name outputs: `output y2 = ...`")
             return
         if ref.port not in ("out", "forward", "backward"):
@@ -216,6 +219,7 @@ class GraphBuilder:
                             "states go to initial_state=; output the layer itself")
             return
         self.outputs.append(Output(name, ref, s.pos))
+        self.output_names.add(name)
 
     # --- pipelines ------------------------------------------------------------------------
     def pipeline(self, p: ast.Pipeline, bind_name: str | None) -> PortRef | None:
@@ -257,8 +261,9 @@ class GraphBuilder:
         if cur is not None:
             inputs.append(cur)
         elif first and not spec.fan_in:
-            if self.implicit is not None and not self.implicit_used_by_pipeline_start():
+            if self.implicit is not None and not self.implicit_taken:
                 inputs.append(self.implicit)
+                self.implicit_taken = True
             else:
                 decl = [s for s in self.symbols.values() if s.kind == "input"]
                 hint = (f"start it with an input: `{decl[0].name} | {call.name}(...)`" if decl else
@@ -287,21 +292,25 @@ class GraphBuilder:
             return PortRef(node.id, "forward"), False
         return PortRef(node.id), False
 
-    def implicit_used_by_pipeline_start(self) -> bool:
-        # The implicit input feeds exactly one pipeline: the one that starts with embed.
-        return any(r.node == self.implicit.node for n in self.nodes for r in n.inputs)
-
     def resolve_ref(self, r: ast.Ref, want: str) -> PortRef | None:
         sym = self.symbols.get(r.name)
         if sym is None:
-            later = [s for s in self.spec.statements if isinstance(s, ast.Binding) and s.name == r.name]
+            if self._bound_at is None:       # each name's first binding, found once
+                self._bound_at = {}
+                for s in self.spec.statements:
+                    if isinstance(s, ast.Binding):
+                        self._bound_at.setdefault(s.name, s)
+            later = self._bound_at.get(r.name)
             if self.pending_binding == r.name:
                 self.sink.error(r.pos, f"{r.name!r} refers to itself", "a pipeline cannot feed into itself (a cycle)")
-            elif later:
-                self.sink.error(r.pos, f"{r.name!r} is used before it is defined (line {later[0].pos.line})",
+            elif later is not None:
+                self.sink.error(r.pos, f"{r.name!r} is used before it is defined (line {later.pos.line})",
                                 "move its definition above this line")
             else:
-                hint = did_you_mean(r.name, self.symbols) or "define it with `name = ...` or `input name: ...`"
+                # (no hint once the errors kept are full: with thousands of names, each
+                # suggestion costs a search)
+                hint = (did_you_mean(r.name, self.symbols) if self.sink.count < MAX_KEPT else None) \
+                    or "define it with `name = ...` or `input name: ...`"
                 self.sink.error(r.pos, f"unknown name {r.name!r}", hint)
             return None
         sym.used = True

@@ -46,6 +46,13 @@ def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _record(*fields: str) -> str:
+    """A quoted record label {a|b|c}: the characters records treat specially (braces, bars,
+    angle brackets) escaped in each field, so that a layer named "a|b" stays one field."""
+    special = str.maketrans({c: "\\" + c for c in '{}|<>"'} | {"\\": "\\\\"})
+    return '"{' + "|".join(f.translate(special) for f in fields) + '}"'
+
+
 def to_dot(graph: Graph, title: str = "model") -> str:
     """Graphviz DOT: solid edges carry sequences/vectors, dashed edges carry states."""
     out = [f"digraph {_q(title)} {{", "  rankdir=TB;", '  node [shape=record, fontname="Helvetica"];']
@@ -55,10 +62,10 @@ def to_dot(graph: Graph, title: str = "model") -> str:
             label = _q(n.name)[:-1] + "\\n" + _q(_shape(n))[1:]          # DOT's \n: a line break
             out.append(f"  n{n.id} [label={label}, shape=oval];")
             continue
-        label = f"{n.name}|{n.spec.display_name(n)}|{_shape(n)}"
+        fields = [n.name, n.spec.display_name(n), _shape(n)]
         if n.weights:
-            label += f"|{n.param_count():,} params"
-        out.append(f"  n{n.id} [label={_q('{' + label + '}')}];")
+            fields.append(f"{n.param_count():,} params")
+        out.append(f"  n{n.id} [label={_record(*fields)}];")
     for n in graph.nodes:
         for r in n.inputs:
             attr = "" if r.port == "out" else f" [label={_q(r.port)}]"

@@ -188,10 +188,21 @@ def _data_source(v, sink: DiagnosticSink) -> dict | None:
 
 
 def _check_data_size(cfg: dict, pos, where: dict, sink: DiagnosticSink) -> dict | None:
-    """A synthetic data set too large to generate in memory is refused with its figure."""
+    """A synthetic data set that cannot be made (options that contradict each other, or too
+    large to hold in memory, with its figure) is refused."""
     from .sizes import MAX_ARRAY_ELEMENTS
 
     name = cfg["name"]
+    if name in ("copy", "reverse") and cfg.get("min_length", 1) > cfg["length"]:
+        sink.error(where["min_length"], f"min_length {cfg['min_length']} is longer than length {cfg['length']}",
+                   "min_length is at most length")
+        return None
+    if name == "addition":
+        m = 10 ** cfg.get("digits", 2)
+        if cfg["n"] > m * (m + 1) // 2:
+            sink.error(where["n"], f"only {m * (m + 1) // 2:,} distinct questions exist with {cfg.get('digits', 2)} "
+                       f"digit(s); n asks for {cfg['n']:,}", "more digits, or a smaller n")
+            return None
     if name in ("copy", "reverse", "sine"):
         n = cfg["n"] * cfg["length"]
     elif name == "addition":
