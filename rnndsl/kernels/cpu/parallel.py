@@ -15,6 +15,15 @@ numba picks its threading layer (tbb, omp or workqueue) by what is installed;
 with GNU OpenMP a process that forks after a parallel region must not use
 rnndsl in the child (start workers with the "spawn" method), and workqueue
 cannot run parallel regions from two threads at once.
+
+With GNU OpenMP an idle worker spins before it sleeps: 300,000 turns by default, long
+enough to take a core from a neighbouring process between every two of rnndsl's parallel
+regions (text-lstm training beside two busy processes: 5.9x its time alone). The pool is
+started here with GOMP_SPINCOUNT=SPIN_COUNT unless the user set it (10,000 turns: still
+awake between the regions of one step, asleep between steps; beside two busy processes
+2.1x, alone as fast; bench/README.md "A shared machine"). The variable is read when
+libgomp loads, and is removed again afterwards so that a library loaded later (a
+PyTorch in the same process) keeps its own default.
 """
 
 from __future__ import annotations
@@ -26,6 +35,25 @@ from numba import njit, prange
 
 from . import buffers, paths
 from .packed import NB, packed, rows_matmul, tn_accumulate
+
+SPIN_COUNT = "10000"
+
+
+def _start_pool() -> None:
+    """Start numba's thread pool now, with GNU OpenMP's spin count set as above."""
+    import numba
+
+    mine = "GOMP_SPINCOUNT" not in os.environ
+    if mine:
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+    try:
+        numba.get_num_threads()              # loads the threading layer (and libgomp with it)
+    finally:
+        if mine:
+            del os.environ["GOMP_SPINCOUNT"]
+
+
+_start_pool()
 
 WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", os.cpu_count() or 1)))
 # multiply-adds of a whole call below which splitting does not pay
