@@ -9,7 +9,7 @@ import numpy as np
 
 from rnndsl.errors import DataError, did_you_mean
 
-from .npyfile import NpzReader, read_npy
+from .npyfile import NpzReader, file_head, read_npy
 
 __all__ = ["load_arrays", "load_csv"]
 
@@ -33,11 +33,7 @@ def load_arrays(path, x_key: str = "x", y_key: str | None = "y"):
     for name, key in (("x_key", x_key), ("y_key", y_key)):
         if not (isinstance(key, str) or (key is None and name == "y_key")):
             raise DataError(f"{name} must be the name of an array in {path.name}, got {key!r}")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(6)
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    head = file_head(path, DataError)
     if not (head.startswith(b"PK") or head.startswith(b"\x93NUMPY")):
         raise DataError(f"{path} is not a NumPy .npy/.npz file"
                         + (" (it is empty)" if not head else ""))

@@ -44,6 +44,16 @@ def memory_limit() -> int:
         return 1 << 40
 
 
+def file_head(path, error, what: str = "") -> bytes:
+    """The first 6 bytes of a file (b"PK" starts an .npz, b"\\x93NUMPY" an .npy), or `error`
+    naming the file when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(6)
+    except OSError as e:
+        raise error(f"cannot read {what}{path}: {e.strerror or e}") from None
+
+
 def _figure(n: int) -> str:
     for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:

@@ -122,22 +122,33 @@ def _typed(kind, v, what: str, sink: DiagnosticSink):
     raise AssertionError(kind)  # pragma: no cover
 
 
-def _data_source(v, sink: DiagnosticSink) -> dict | None:
-    """`data = name(...)`: the source's name, its file, its options, each checked against
-    rnndsl.data.registry's table; the synthetic sets also against the memory bound."""
-    from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS, SOURCE_REQUIRED
-
+def _named_call(v, known, setting: str, example: str, sink: DiagnosticSink):
+    """(name, args, pos) of a setting's value `name(...)` or `name` whose name is in
+    `known`; None after reporting anything else (with did-you-mean)."""
     if isinstance(v, ast.Call):
         name, args, pos = v.name, v.args, v.pos
     else:
         name, args, pos = _word(v), [], v.pos
     if name is None:
-        sink.error(pos, f"data takes a data source such as digits() or npz(\"file.npz\"), got {_describe(v)}")
+        sink.error(pos, f"{setting} takes {example}, got {_describe(v)}")
         return None
-    if name not in DATASETS:
-        hint = did_you_mean(str(name), DATASETS) or f"one of: {', '.join(DATASETS)}"
-        sink.error(pos, f"unknown data source {clip(str(name))!r}", hint)
+    if name not in known:
+        hint = did_you_mean(str(name), known) or f"one of: {', '.join(known)}"
+        what = "data source" if setting == "data" else setting
+        sink.error(pos, f"unknown {what} {clip(str(name))!r}", hint)
         return None
+    return name, args, pos
+
+
+def _data_source(v, sink: DiagnosticSink) -> dict | None:
+    """`data = name(...)`: the source's name, its file, its options, each checked against
+    rnndsl.data.registry's table; the synthetic sets also against the memory bound."""
+    from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS, SOURCE_REQUIRED
+
+    named = _named_call(v, DATASETS, "data", "a data source such as digits() or npz(\"file.npz\")", sink)
+    if named is None:
+        return None
+    name, args, pos = named
     allowed = {**SOURCE_OPTIONS[name], **COMMON_OPTIONS}
     cfg: dict = {"name": name}
     where: dict = {}
@@ -222,17 +233,10 @@ def _check_data_size(cfg: dict, pos, where: dict, sink: DiagnosticSink) -> dict 
 def _optimizer(v, sink: DiagnosticSink) -> dict | None:
     """`optimizer = adam(...)`: a known name, known options of the right types, and values
     the optimizer accepts (its own range checks, run here so that `check` reports them)."""
-    if isinstance(v, ast.Call):
-        name, args, pos = v.name, v.args, v.pos
-    else:
-        name, args, pos = _word(v), [], v.pos
-    if name is None:
-        sink.error(pos, f"optimizer takes an optimizer such as adam or sgd(learning_rate=0.1), got {_describe(v)}")
+    named = _named_call(v, OPTIMIZERS, "optimizer", "an optimizer such as adam or sgd(learning_rate=0.1)", sink)
+    if named is None:
         return None
-    if name not in OPTIMIZERS:
-        hint = did_you_mean(str(name), OPTIMIZERS) or f"one of: {', '.join(OPTIMIZERS)}"
-        sink.error(pos, f"unknown optimizer {clip(str(name))!r}", hint)
-        return None
+    name, args, pos = named
     allowed = OPTIMIZERS[name] + OPTIMIZER_COMMON
     cfg = {"name": name}
     where = {}

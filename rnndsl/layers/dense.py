@@ -5,7 +5,6 @@ act: linear (default), relu, tanh, sigmoid, hard_sigmoid or softmax (over the la
 
 from __future__ import annotations
 
-import numpy as np
 
 from ..kernels.cpu.parallel import column_sums, matmul
 from ..runtime import activations

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnndsl.data.npyfile import NpzReader, memory_limit
+from rnndsl.data.npyfile import NpzReader, file_head, memory_limit
 from rnndsl.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "open_checkpoint", "CheckpointFile", "atomic_write",
@@ -205,11 +205,7 @@ class CheckpointFile:
             raise CheckpointError(f"checkpoint not found: {path}")
         if path.is_dir():
             raise CheckpointError(f"checkpoint path {path} is a directory, not a file")
-        try:
-            with open(path, "rb") as f:
-                head = f.read(6)
-        except OSError as e:
-            raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+        head = file_head(path, CheckpointError, "checkpoint ")
         if not head.startswith(b"PK"):
             what = "a single .npy array" if head.startswith(b"\x93NUMPY") else "not an .npz archive"
             if not head:

@@ -169,13 +169,9 @@ def read_inputs(model, input_path: Path):
     """The model's inputs from an .npz (arrays named as the inputs, or 'x') or an .npy;
     only those members are read, each checked before it is made (data/npyfile.py)."""
     from ..data import load_arrays
-    from ..data.npyfile import NpzReader
+    from ..data.npyfile import NpzReader, file_head
 
-    try:
-        with open(input_path, "rb") as f:
-            head = f.read(6)
-    except OSError as e:
-        raise DataError(f"cannot read {input_path}: {e.strerror or e}") from None
+    head = file_head(input_path, DataError)
     if not head.startswith(b"PK"):
         return load_arrays(input_path, y_key=None)[0]
     with NpzReader(input_path, DataError) as z:

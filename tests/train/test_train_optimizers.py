@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnndsl.errors import CheckpointError, RnnError, TrainingError
-from rnndsl.train.optimizers import SGD, Adagrad, Adam, RMSprop, get_optimizer
+from rnndsl.train.optimizers import SGD, Adam, RMSprop, get_optimizer
 
 rng = np.random.default_rng(1)
 W0 = rng.normal(size=(3, 4))
