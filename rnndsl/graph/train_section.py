@@ -55,18 +55,6 @@ def _word(v) -> str | None:
     return None
 
 
-def _describe(v) -> str:
-    if isinstance(v, ast.Str):
-        return f'the string "{clip(v.value)}"'
-    if isinstance(v, ast.Bool):
-        return "true" if v.value else "false"
-    if isinstance(v, ast.Num):
-        return f"the number {v.value}"
-    if isinstance(v, ast.Ref):
-        return f"the name {clip(str(v))}"
-    if isinstance(v, ast.Call):
-        return f"the call {clip(v.name)}(...)"
-    return "a list"
 
 
 _BAD = object()
@@ -76,7 +64,7 @@ def _typed(kind, v, what: str, sink: DiagnosticSink):
     """The Python value of `v` for an option of the given kind (see rnndsl.data.registry),
     or _BAD after reporting what it takes."""
     def bad(takes: str, hint: str | None = None):
-        sink.error(v.pos, f"{what} takes {takes}, got {_describe(v)}", hint)
+        sink.error(v.pos, f"{what} takes {takes}, got {ast.describe(v)}", hint)
         return _BAD
 
     num = v.value if isinstance(v, ast.Num) else None
@@ -122,6 +110,19 @@ def _typed(kind, v, what: str, sink: DiagnosticSink):
     raise AssertionError(kind)  # pragma: no cover
 
 
+def _option_name_ok(a, name: str, allowed, where: dict, sink: DiagnosticSink) -> bool:
+    """The keyword a.name is one of `allowed` and not given before (in `where`); else
+    reported (with did-you-mean) and False."""
+    if a.name not in allowed:
+        hint = did_you_mean(a.name, allowed) or f"{name} takes: {', '.join(allowed)}"
+        sink.error(a.pos, f"{name} has no option {clip(a.name)!r}", hint)
+        return False
+    if a.name in where:
+        sink.error(a.pos, f"option {a.name!r} is given twice")
+        return False
+    return True
+
+
 def _named_call(v, known, setting: str, example: str, sink: DiagnosticSink):
     """(name, args, pos) of a setting's value `name(...)` or `name` whose name is in
     `known`; None after reporting anything else (with did-you-mean)."""
@@ -130,7 +131,7 @@ def _named_call(v, known, setting: str, example: str, sink: DiagnosticSink):
     else:
         name, args, pos = _word(v), [], v.pos
     if name is None:
-        sink.error(pos, f"{setting} takes {example}, got {_describe(v)}")
+        sink.error(pos, f"{setting} takes {example}, got {ast.describe(v)}")
         return None
     if name not in known:
         hint = did_you_mean(str(name), known) or f"one of: {', '.join(known)}"
@@ -158,7 +159,7 @@ def _data_source(v, sink: DiagnosticSink) -> dict | None:
             if name in FILE_SOURCES and "path" not in cfg and not where:
                 if not isinstance(a.value, ast.Str):
                     sink.error(a.value.pos, f"{name} takes the file's path first, in double quotes, "
-                                            f"got {_describe(a.value)}", f'e.g. {name}("data.{name}")')
+                                            f"got {ast.describe(a.value)}", f'e.g. {name}("data.{name}")')
                     ok = False
                 elif not a.value.value:
                     sink.error(a.value.pos, f"{name} needs a file path, got an empty string")
@@ -170,13 +171,7 @@ def _data_source(v, sink: DiagnosticSink) -> dict | None:
                        if name not in FILE_SOURCES else f"{name} takes one file path; its other options are named")
             ok = False
             continue
-        if a.name not in allowed:
-            hint = did_you_mean(a.name, allowed) or f"{name} takes: {', '.join(allowed)}"
-            sink.error(a.pos, f"{name} has no option {clip(a.name)!r}", hint)
-            ok = False
-            continue
-        if a.name in where:
-            sink.error(a.pos, f"option {a.name!r} is given twice")
+        if not _option_name_ok(a, name, allowed, where, sink):
             ok = False
             continue
         value = _typed(allowed[a.name], a.value, a.name, sink)
@@ -246,13 +241,7 @@ def _optimizer(v, sink: DiagnosticSink) -> dict | None:
             sink.error(a.pos, f"optimizer options are named, e.g. {name}(learning_rate=0.01)")
             ok = False
             continue
-        if a.name not in allowed:
-            hint = did_you_mean(a.name, allowed) or f"{name} takes: {', '.join(allowed)}"
-            sink.error(a.pos, f"{name} has no option {clip(a.name)!r}", hint)
-            ok = False
-            continue
-        if a.name in where:
-            sink.error(a.pos, f"option {a.name!r} is given twice")
+        if not _option_name_ok(a, name, allowed, where, sink):
             ok = False
             continue
         where[a.name] = a.value.pos
@@ -330,7 +319,7 @@ def _check_setting(kind, desc, s, v, sink):
         for it in items:
             w = _word(it)
             if w is None:
-                sink.error(it.pos, f"metrics takes names such as \"accuracy\", got {_describe(it)}")
+                sink.error(it.pos, f"metrics takes names such as \"accuracy\", got {ast.describe(it)}")
                 continue
             if w not in METRICS:
                 sink.error(it.pos, f"unknown metric {clip(w)!r}",

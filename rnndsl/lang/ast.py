@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from ..errors import Pos
+from ..errors import Pos, clip
 
 
 @dataclass
@@ -216,3 +216,18 @@ def plain(value: Value):
     if isinstance(value, ListValue):
         return [plain(v) for v in value.items]
     return value
+
+
+def describe(value) -> str:
+    """A value as a message names it: 'the string "x"', 'the number 3', 'the call f(...)'."""
+    if isinstance(value, Str):
+        return f'the string "{clip(value.value)}"'
+    if isinstance(value, Bool):
+        return "true" if value.value else "false"
+    if isinstance(value, Num):
+        return f"the number {value.value}"
+    if isinstance(value, Ref):
+        return f"the name {clip(str(value))}"
+    if isinstance(value, Call):
+        return f"the call {clip(value.name)}(...)"
+    return "a list"

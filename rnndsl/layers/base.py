@@ -48,18 +48,6 @@ class ArgError(Exception):
         self.message, self.hint = message, hint
 
 
-def _describe(value: ast.Value) -> str:
-    if isinstance(value, ast.Str):
-        return f'the string "{value.value}"'
-    if isinstance(value, ast.Bool):
-        return "true" if value.value else "false"
-    if isinstance(value, ast.Num):
-        return f"the number {value.value}"
-    if isinstance(value, ast.Ref):
-        return f"the name {value}"
-    if isinstance(value, ast.Call):
-        return f"the call {value.name}(...)"
-    return "a list"
 
 
 def coerce(opt_name: str, opt: Opt, value: ast.Value) -> Any:
@@ -72,7 +60,7 @@ def coerce(opt_name: str, opt: Opt, value: ast.Value) -> Any:
             if value.value < low:
                 raise ArgError(f"{opt_name} must be at least {low}, got {value.value}")
             return value.value
-        raise ArgError(f"{opt_name} takes a whole number, got {_describe(value)}")
+        raise ArgError(f"{opt_name} takes a whole number, got {ast.describe(value)}")
     if k in ("rate", "float", "posfloat"):
         if isinstance(value, ast.Num):
             v = float(value.value)
@@ -81,17 +69,17 @@ def coerce(opt_name: str, opt: Opt, value: ast.Value) -> Any:
             if k == "posfloat" and v <= 0:
                 raise ArgError(f"{opt_name} must be positive, got {value.value}")
             return v
-        raise ArgError(f"{opt_name} takes a number, got {_describe(value)}")
+        raise ArgError(f"{opt_name} takes a number, got {ast.describe(value)}")
     if k == "bool":
         if isinstance(value, ast.Bool):
             return value.value
         hint = "write true or false (lower case)" if word in ("True", "False") else None
-        raise ArgError(f"{opt_name} takes true or false, got {_describe(value)}", hint)
+        raise ArgError(f"{opt_name} takes true or false, got {ast.describe(value)}", hint)
     if k in ("activation", "choice"):
         choices = opt.choices or ACTIVATIONS
         text = value.value if isinstance(value, ast.Str) else word
         if text is None and isinstance(value, ast.Ref) is False and not isinstance(value, ast.Str):
-            raise ArgError(f"{opt_name} takes one of {', '.join(choices)}, got {_describe(value)}")
+            raise ArgError(f"{opt_name} takes one of {', '.join(choices)}, got {ast.describe(value)}")
         if k == "activation" and text in ("none", "None", None):
             text = "linear" if text is not None else None
         if text not in choices:
@@ -101,17 +89,17 @@ def coerce(opt_name: str, opt: Opt, value: ast.Value) -> Any:
     if k == "string":
         if isinstance(value, ast.Str):
             return value.value
-        raise ArgError(f"{opt_name} takes a string in double quotes, got {_describe(value)}")
+        raise ArgError(f"{opt_name} takes a string in double quotes, got {ast.describe(value)}")
     if k == "state":
         if isinstance(value, ast.Ref):
             return value
         if isinstance(value, ast.ListValue) and all(isinstance(v, ast.Ref) for v in value.items):
             return value
-        raise ArgError(f"{opt_name} takes a state port such as enc.state, got {_describe(value)}")
+        raise ArgError(f"{opt_name} takes a state port such as enc.state, got {ast.describe(value)}")
     if k == "layer":
         if isinstance(value, ast.Call):
             return value
-        raise ArgError(f"{opt_name} takes a layer such as lstm(64), got {_describe(value)}")
+        raise ArgError(f"{opt_name} takes a layer such as lstm(64), got {ast.describe(value)}")
     raise AssertionError(k)  # pragma: no cover
 
 
