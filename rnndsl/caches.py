@@ -51,6 +51,20 @@ def _check_private(path: Path) -> None:
                          f"`chmod 700 {path}` or set {ENV} to a private folder")
 
 
+_numba_folder: list[Path] = []       # where keep_compiled_code_here put the kernels' caches
+
+
+def compiled_code_folder() -> Path | None:
+    """The folder of rnndsl's compiled kernels (None: numba's own choice)."""
+    return _numba_folder[0] if _numba_folder else None
+
+
+def nothing_compiled_yet() -> bool:
+    """No compiled kernel is cached yet: this run compiles (tens of seconds, once)."""
+    folder = compiled_code_folder()
+    return folder is not None and not any(folder.rglob("*.nbi"))
+
+
 def keep_compiled_code_here(modules) -> Path | None:
     """Point the disk caches of the numba functions (cache=True) defined in `modules` at
     numba/ in rnndsl's cache folder, instead of __pycache__ beside the installed source
@@ -78,6 +92,7 @@ def keep_compiled_code_here(modules) -> Path | None:
                     obj.enable_caching()
     finally:
         config.CACHE_DIR = before
+    _numba_folder[:] = [folder]
     return folder
 
 

@@ -154,8 +154,24 @@ def _writable(option: str, value: str | None) -> Path | None:
     return path
 
 
+def _say_if_compiling(stream=sys.stderr) -> None:
+    """One line before the first run goes quiet compiling: what and where it is kept."""
+    from . import kernels  # noqa: F401 - places the compiled code's cache first
+    from .caches import compiled_code_folder, nothing_compiled_yet
+
+    if nothing_compiled_yet():
+        stream.write(f"rnndsl: compiling kernels for the first run (once; kept in {compiled_code_folder()})\n")
+        stream.flush()
+
+
+def _inside_package(path: Path) -> bool:
+    """The file is part of the installed rnndsl (a shipped example)."""
+    package = Path(__file__).resolve().parent
+    return package in path.resolve().parents
+
+
 def cmd_run(args) -> int:
-    from .train.runner import predict_checkpoint, train_spec
+    from .train.runner import default_checkpoint, predict_checkpoint, train_spec
 
     path = _spec_path(args.spec)
     if path.suffix == ".npz":
@@ -168,12 +184,57 @@ def cmd_run(args) -> int:
         return 0
     if args.input or args.output:
         raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec")
-    _writable("--out", args.out)
+    out = args.out
+    if out is None and _inside_package(path):
+        out = str(Path.cwd() / default_checkpoint(path).name)     # never into the installation
+    _writable("--out", out)
+    if not args.quiet:
+        _say_if_compiling()
     try:
         train_spec(path, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet,
-                   out=args.out, device=args.device)
+                   out=out, device=args.device)
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def cmd_examples(args) -> int:
+    """List the shipped examples, or copy one into the current folder."""
+    shipped = {p.stem: p for p in sorted(examples_dir().glob("*.rnn"))}
+    if not args.name:
+        width = max(map(len, shipped))
+        for name, p in shipped.items():
+            first = next((line[1:].strip() for line in p.read_text(encoding="utf-8").splitlines()
+                          if line.startswith("#")), "")
+            print(f"{name.ljust(width)}  {first}")
+        print(f"\ncopy one here with: python -m rnndsl examples NAME")
+        return 0
+    name = args.name.removesuffix(".rnn")
+    if name not in shipped:
+        from .errors import did_you_mean
+
+        raise UsageError(f"no shipped example {args.name!r}; " + (did_you_mean(name, shipped) or
+                                                                  f"they are: {', '.join(shipped)}"))
+    target = Path.cwd() / shipped[name].name
+    if target.exists():
+        raise UsageError(f"{target} exists already; remove it or copy the example elsewhere")
+    shutil.copyfile(shipped[name], target)
+    print(f"wrote {target}; train it with: python -m rnndsl run {target.name}")
+    return 0
+
+
+def cmd_warmup(args) -> int:
+    """Compile the kernels a spec uses (forward, backward, inference), so that its first run
+    does not wait for them."""
+    import time
+
+    from .train.warmup import warm_up
+
+    path = _spec_path(args.spec)
+    _say_if_compiling(sys.stdout)
+    t = time.perf_counter()
+    warm_up(path)
+    print(f"{path.name}: kernels ready in {time.perf_counter() - t:.1f} s")
     return 0
 
 
@@ -225,6 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict")
     r.add_argument("--output", help="with a checkpoint: write predictions to this .npy")
     r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("examples", help="list the shipped examples, or copy one here",
+                       description="List the shipped example specs; with NAME, copy NAME.rnn into the "
+                                   "current folder.")
+    e.add_argument("name", nargs="?", help="an example to copy, e.g. digits")
+    e.set_defaults(func=cmd_examples)
+
+    w = sub.add_parser("warmup", help="compile a spec's kernels ahead of its first run",
+                       description="Compile (and cache) the kernels SPEC uses for training and "
+                                   "prediction, on a batch of its own shape.")
+    w.add_argument("spec", nargs="?", help=spec_help)
+    w.set_defaults(func=cmd_warmup)
     return p
 
 
