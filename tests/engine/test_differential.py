@@ -16,8 +16,10 @@ draws DEFAULT_MODELS; `pytest --deep` draws DEEP_MODELS, RNNDSL_DIFF_MODELS=N an
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,19 +37,12 @@ UNITS = (1, 3, 5, 8, 9, 17, 33)
 TOL32 = 3e-3
 TOL64 = 1e-9
 
-MGU = """cell mgu(units) {
-  f  = sigmoid(x @ Wf + h @ Uf + bf)
-  hc = tanh(x @ Wh + (f * h) @ Uh + bh)
-  h  = (1 - f) * h + f * hc
-}
-"""
-PEEPHOLE = """cell peep(units) state(h, c) {
-  i = sigmoid(x @ Wi + h @ Ui + pi * c + bi)
-  f = sigmoid(x @ Wf + h @ Uf + pf * c + bf)
-  c = f * c + i * tanh(x @ Wc + h @ Uc + bc)
-  h = sigmoid(x @ Wo + h @ Uo + bo) * tanh(c)
-}
-"""
+# the cells tests/cells compiles too: the same generated modules, compiled once a process
+_texts = importlib.util.spec_from_file_location("_cell_texts", Path(__file__).resolve().parents[1] / "cells"
+                                                / "cell_texts.py")
+cell_texts = importlib.util.module_from_spec(_texts)
+_texts.loader.exec_module(cell_texts)
+CELLS = {"mgu": cell_texts.MGU, "peephole": cell_texts.PEEPHOLE}
 
 
 @dataclass
@@ -102,7 +97,7 @@ def _recurrent_call(rng, u: int, seq: bool, masked: bool, stateful: bool, cells:
         merge = rng.choice(["concat", "sum", "mul", "ave"])
         return f'bidirectional({inner}({u}{"".join(", " + o for o in opts)}), merge_mode="{merge}")'
     if kind == "cell":
-        name = rng.choice(["mgu", "peep"])
+        name = rng.choice(sorted(CELLS))
         cells.add(name)
         opts = [o for o in opts if not o.startswith(("activation", "recurrent_activation", "reset_after",
                                                       "use_bias"))]
@@ -185,7 +180,7 @@ def draw(seed: int) -> Case:
         lines.append(f"output {op}(fa, fb) | {_recurrent_call(rng, _units(rng), False, False, False, cells)} "
                      f"| dense({C})")
         xs = [rng.normal(size=(B, T, F)), rng.normal(size=(B, T, F))]
-    defs = "".join({"mgu": MGU, "peep": PEEPHOLE}[c] for c in sorted(cells))
+    defs = "".join(CELLS[c] for c in sorted(cells))
     y = rng.integers(0, C, size=(B, T) if per_step_out else (B,))
     text = defs + "\n".join(lines) + "\n"
     steppable = stateful and not any(w in text for w in ("bidirectional", "rnn(", "go_backwards", "dropout"))
