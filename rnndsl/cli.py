@@ -207,7 +207,7 @@ def cmd_examples(args) -> int:
             first = next((line[1:].strip() for line in p.read_text(encoding="utf-8").splitlines()
                           if line.startswith("#")), "")
             print(f"{name.ljust(width)}  {first}")
-        print(f"\ncopy one here with: python -m rnndsl examples NAME")
+        print("\ncopy one here with: python -m rnndsl examples NAME")
         return 0
     name = args.name.removesuffix(".rnn")
     if name not in shipped:

@@ -69,6 +69,16 @@ LINE_WIDTH = 100            # characters of a source line shown around the caret
 MESSAGE_WIDTH = 400         # characters of a message or hint
 
 
+def whole_number(name: str, value, least: int, error=DataError) -> int:
+    """value as an int when it is a whole number >= least (a bool is not); else `error`
+    saying so: the check of batch_size, epochs and the like passed from Python."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise error(f"{name} must be a whole number >= {least}, got {value!r}")
+    return int(value)
+
+
 def clip(text: str, width: int = 40) -> str:
     """`text` cut to about `width` characters, its middle elided: for user text in messages."""
     text = str(text)

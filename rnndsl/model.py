@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError, RnnError, WeightsError
+from .errors import DataError, RnnError, WeightsError, whole_number
 from .runtime import make_executor, resolve_device
 
 from .graph.build import build_graph
@@ -107,7 +107,7 @@ class Model:
     def predict(self, x, batch_size: int | None = None):
         """Outputs for all samples, computed batch_size (default 32) at a time."""
         xs = self._as_list(x)
-        bs = 32 if batch_size is None else _batch_size(batch_size)
+        bs = 32 if batch_size is None else whole_number("batch_size", batch_size, 1)
         n = _samples(xs)
         parts = [self._output_arrays(self.executor.forward(
             self.executor.prepare_inputs([a[i:i + bs] for a in xs]), training=False).outputs)
@@ -343,12 +343,6 @@ class Model:
             raise DataError(f"targets for output {name!r} have shape {y.shape}, expected it to start with "
                             f"{lead} (batch{', steps' if len(lead) == 2 else ''})")
         return y
-
-
-def _batch_size(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"batch_size must be a whole number >= 1, got {value!r}")
-    return int(value)
 
 
 def _samples(xs: list) -> int:

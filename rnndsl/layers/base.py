@@ -48,8 +48,6 @@ class ArgError(Exception):
         self.message, self.hint = message, hint
 
 
-
-
 def coerce(opt_name: str, opt: Opt, value: ast.Value) -> Any:
     """The Python value of `value` for option `opt`, or ArgError saying what was expected."""
     k = opt.kind

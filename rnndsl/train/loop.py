@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataError, NonFiniteError, RnnError, TrainingError
+from ..errors import DataError, NonFiniteError, RnnError, TrainingError, whole_number
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite
 from .losses import check_binary_labels, get_loss
@@ -209,12 +209,6 @@ def as_targets(model, y) -> list[np.ndarray]:
     return out
 
 
-def _positive(name: str, value, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise DataError(f"{name} must be a whole number >= {least}, got {value!r}")
-    return int(value)
-
-
 def check_data(model, xs: list, ys: list, cfg: TrainConfig) -> None:
     """Problems that would otherwise surface mid-epoch: lengths, label ranges, target shapes."""
     if not xs or np.ndim(xs[0]) == 0 or len(xs[0]) == 0:
@@ -257,9 +251,9 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
     cfg = _config(model)
     stream = stream or sys.stdout
     verbose = 1 if verbose == "auto" else int(verbose)
-    batch_size = _positive("batch_size", batch_size)
-    epochs = _positive("epochs", epochs, 0)
-    initial_epoch = _positive("initial_epoch", initial_epoch, 0)
+    batch_size = whole_number("batch_size", batch_size, 1)
+    epochs = whole_number("epochs", epochs, 0)
+    initial_epoch = whole_number("initial_epoch", initial_epoch, 0)
     if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or \
             not 0 <= validation_split < 1:
         raise DataError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
@@ -332,7 +326,7 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
 def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0):
     """Loss (and metrics) over the whole data in inference mode, weighted by batch size."""
     cfg = _config(model)
-    batch_size = _positive("batch_size", batch_size)
+    batch_size = whole_number("batch_size", batch_size, 1)
     xs, ys = (x, y) if prefix else (model._as_list(x), as_targets(model, y))
     check_data(model, xs, ys, cfg)
     n = len(xs[0])

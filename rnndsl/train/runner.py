@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, DataError, TrainingError
+from ..errors import CheckpointError, DataError, TrainingError, whole_number
 from .checkpoint import atomic_write, unwritable
 from .sources import load_source
 
@@ -104,8 +104,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     seed = seed if seed is not None else cfg.get("seed", 0)
     epochs = epochs if epochs is not None else cfg.get("epochs", 10)
     for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
-            raise TrainingError(f"{name} must be a whole number >= {least}, got {value!r}")
+        if value is not None:
+            whole_number(name, value, least, TrainingError)
     out = Path(out) if out else default_checkpoint(spec_path)
     why = unwritable(out)                       # before training: a bad path must not cost the run
     if why:
