@@ -79,10 +79,10 @@ class CudaExecutor(Executor):
         eng = self.eng
         dgrads = self._device_grads(grads)
         live = [i for i, g in enumerate(dgrads) if g is not None]
-        kept = {i: eng.copy(self.params[i]) for i in live}
         slots = self.opt_slots
         slots.bind(optimizer)
-        kept_slots = {(name, i): eng.copy(a) for name, per in slots.slots.items() for i, a in per.items()}
+        kept = {i: self._keep(i, self.params[i]) for i in live}
+        kept_slots = {(name, i): self._keep((name, i), a) for name, per in slots.slots.items() for i, a in per.items()}
         iterations = optimizer.iterations
         apply_update(eng, slots, optimizer, self.params, dgrads)
         acc = eng.upload([0.0], "float64")
@@ -105,6 +105,14 @@ class CudaExecutor(Executor):
                     del per[i]
         optimizer.iterations = iterations
         raise NonFiniteError(f"the update made weights NaN or inf (in {self._weight_names(bad)})")
+
+    def _keep(self, key, a):
+        """A copy of device array a in a device array kept under key from step to step."""
+        k = self._kept.get(key)
+        if k is None or k.shape != a.shape:
+            k = self._kept[key] = self.eng.empty(a.shape)
+        self.eng.assign(k, a)
+        return k
 
     def _device_grads(self, grads):
         """The device copies when grads are what backward returned, else uploads."""
