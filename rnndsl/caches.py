@@ -65,17 +65,32 @@ def nothing_compiled_yet() -> bool:
     return folder is not None and not any(folder.rglob("*.nbi"))
 
 
+def sources_digest(modules) -> str:
+    """A short hash of the modules' source files: the name of the folder their compiled code
+    goes to. numba checks a cached function against its own file only, and a kernel inlines
+    helpers from its neighbours: an edited helper must not leave the old code in use."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for module in sorted(modules, key=lambda m: m.__name__):
+        path = getattr(module, "__file__", None)
+        if path:
+            h.update(module.__name__.encode())
+            h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def keep_compiled_code_here(modules) -> Path | None:
     """Point the disk caches of the numba functions (cache=True) defined in `modules` at
-    numba/ in rnndsl's cache folder, instead of __pycache__ beside the installed source
-    (site-packages). Other code's numba caches are left where numba puts them. Nothing
+    numba/<sources_digest> in rnndsl's cache folder, instead of __pycache__ beside the
+    installed source (site-packages). Other code's numba caches are left where numba puts them. Nothing
     changes when NUMBA_CACHE_DIR is set (numba's own choice then) or the folder cannot be
     used (numba's default then; a custom cell still refuses an unsafe folder)."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
     try:
-        folder = cache_folder("numba")
-    except CacheError:
+        folder = cache_folder("numba", sources_digest(modules))
+    except (CacheError, OSError):
         return None
     if folder is None:
         return None

@@ -726,7 +726,7 @@ per-step product = (its saved left side)^T dM, over all steps at once.{shared}
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # activations.py and packed.py {activations}: numba's cache checks only this file, so their hash is part of the name
 from rnndsl.kernels.cpu.activations import (
@@ -746,7 +746,7 @@ def generate(plan: Plan) -> str:
     gen.src()
     gen.src()
     gen.backward()
-    body = "\n".join(fwd_lines + gen.src.lines) + "\n" + _split_drivers(gen)
+    body = "\n".join(fwd_lines + gen.src.lines)
     consts = "\n".join(f"    k{i} = consts[{i}]" for i in range(len(plan.consts)))
     body = body.replace("    #@CONSTS@", consts)
     cell = plan.cell
@@ -773,20 +773,6 @@ def generate(plan: Plan) -> str:
         shared="".join(f"\n  {x}" for x in shared) and ("\nShared adjoints:" + "".join(f"\n    {x}" for x in shared)),
     )
     return header + body
-
-
-def _split_drivers(gen: "_Gen") -> str:
-    """cell_forward_split / cell_backward_split: the kernel over `parts` row ranges at once in
-    numba's thread pool (see kernels/cpu/parallel.py run_rows)."""
-    out = []
-    for name, args in (("cell_forward", gen.forward_args()), ("cell_backward", gen.backward_args())):
-        rest = ", ".join(args[:-2])
-        out += ["", "", "@njit(parallel=True, **KERNEL_OPTIONS)",
-                f"def {name}_split({rest}, rows, parts):",
-                "    for p in prange(parts):",
-                "        b0, b1 = rows * p // parts, rows * (p + 1) // parts",
-                f"        {name}({rest}, b0, b1)"]
-    return "\n".join(out) + "\n"
 
 
 def _activations_digest() -> str:

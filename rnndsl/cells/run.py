@@ -101,7 +101,7 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
     out = buffers.empty((T, B, u), dtype)
     n = T if keep else 1
     saved = tuple(buffers.empty((n,) + plan.saved_shape(key, T, B, u, features)[1:], dtype) for key in plan.saved)
-    run_rows(mod.cell_forward, mod.cell_forward_split,
+    run_rows(mod.cell_forward,
              (*xps, *loop_X, *group_W, *vecs, *final, mask, rmask, consts, bool(backwards), bool(zero_out),
               out, *saved), B, plan.work(T, B, u))
     tape = CellTape(list(Xs), xps, loop_X, hoisted_W, group_W, vecs, consts, mask, rmask,
@@ -125,7 +125,7 @@ def backward(cell, tape: CellTape, dout, dfinal):
     dXl = [buffers.empty(X.shape, dtype) for X in tape.loop_X]
     dMs = {g.index: buffers.empty((T, B, len(g.nodes) * u), dtype) for g in plan.groups if g.index not in plan.alias}
     dVr = [np.zeros((B, u), dtype) for _ in plan.loop_vecs]       # per row: no race between threads
-    run_rows(mod.cell_backward, mod.cell_backward_split,
+    run_rows(mod.cell_backward,
              (*tape.xps, *tape.loop_X, *group_WT, *tape.vecs, tape.mask, tape.rmask, tape.consts,
               tape.backwards, tape.zero_out, *tape.saved, dout, *dinit, *dxps, *dXl, *dMs.values(), *dVr),
              B, plan.work(T, B, u))

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .parallel import column_sums, matmul, run_rows
 from .activations import (
@@ -230,26 +230,6 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                 flush_row(dHt[b], tiny)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def gru_forward_split(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
-                      backwards, zero_output, out, gates, h_rec, aux, rows, parts):
-    """gru_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
-    for p in prange(parts):
-        b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
-                           backwards, zero_output, out, gates, h_rec, aux, b0, b1)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def gru_backward_split(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
-                       gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, tiny, rows, parts):
-    """gru_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
-    for p in prange(parts):
-        b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
-                            gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, tiny, b0, b1)
-
-
 def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
                 activation="tanh", recurrent_activation="sigmoid", backwards=False,
                 zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False):
@@ -277,7 +257,7 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     out = buffers.empty((1 if last_only else T, B, u), dt)
     gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
-    run_rows(gru_forward_kernel, gru_forward_split,
+    run_rows(gru_forward_kernel,
              (*inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
               out, gates, h_rec, aux), B, T * B * G * (u + inputs[2].shape[0]))
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
@@ -301,7 +281,7 @@ def gru_backward(saved, dout, dhT=None):
     dZR = buffers.empty((0 if ra_ else T, B, 2 * u), dt)
     dHH = buffers.empty((0 if ra_ else T, B, u), dt)
     dh0 = dhT.copy()
-    run_rows(gru_backward_kernel, gru_backward_split,
+    run_rows(gru_backward_kernel,
              (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
               saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
               dh0, dxp, dRec, dZR, dHH, _tiny(dxp)), B, T * B * G * u)

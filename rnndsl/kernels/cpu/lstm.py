@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import parallel
-from .parallel import chunks, column_sums, matmul, run_rows
+from .parallel import chunks, column_sums, matmul, part_of, run_rows, sum_parts
 from .activations import (
     KERNEL_OPTIONS,
     SIGMOID,
@@ -39,6 +39,7 @@ from .activations import (
     add_output_grad_row,
     commit_row,
     copy_row,
+    copy_rows,
     flush_row,
     dact_row,
     dropped_row,
@@ -102,24 +103,20 @@ GENERAL, INFER_ROW, FUSED_ROWS = 0, 1, 2
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
+def lstm_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
                         zero_output, out, gates, h_rec, c_prev, tanh_c, keep, route, b0, b1):
     """Rows b0..b1 of every step. The input projection is xp, X @ W + b_in step by step
-    (input_rows; with xids (T, B) not empty, X[0]'s rows xids[t, b]: FUSED_ROWS only),
-    or, with ids (T, B) not empty, rows of table (table_rows); Ht, Ct hold
+    (input_rows), or, with ids (T, B) not empty, rows of table (table_rows); Ht, Ct hold
     h0, c0 and end as hT, cT. With keep (backward will run) the saved arrays have T
     steps, else 1 (scratch, overwritten each step); out has T steps or 1 (the last output
-    only). route: GENERAL, INFER_ROW (the same loop, one fused row update) or FUSED_ROWS
-    (the gate math in the product's epilogue, lstm_fused.py)."""
-    T = xids.shape[0] if xids.shape[0] > 0 else (xp.shape[0] if X.shape[0] == 0 else X.shape[0])
+    only). route: GENERAL or INFER_ROW (the same loop, one fused row update); the third
+    route, FUSED_ROWS (the gate math in the product's epilogue), is lstm_fused.py's
+    lstm_fused_rows, a kernel of its own."""
+    T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
     B, G = Ht.shape[0], U.shape[1]
     u = G // 4
     dt = Ht.dtype
     by_id = ids.shape[0] > 0
-    if route == FUSED_ROWS:
-        lstm_fused_rows(X, xids, W, b_in, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev,
-                        tanh_c, keep, b0, b1)
-        return
     Wp, Up = packed(W), packed(U)      # for rows_matmul, packed by this worker
     XP = aligned_scratch(B, scratch_cols(G, Wp), dt)   # this step's input projection rows
     Zr = aligned_scratch(B, scratch_cols(G, Up), dt)
@@ -161,13 +158,15 @@ def lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask
 
 @njit(**KERNEL_OPTIONS)
 def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny,
-                         fused, b0, b1):
+                         gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU_parts, dtable_parts, W, dX,
+                         tiny, fused, rows, b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
-    rows' share of the weight gradients to dWU (F' + u + 1, 4u): [dW; dU; db], dW only when
+    rows' share of the weight gradients to dWU = dWU_parts[p] (F' + u + 1, 4u), p the part of
+    rows 0..rows that begins at b0 (parallel.part_of): [dW; dU; db], dW only when
     F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache;
     dWU with no rows: none (the caller takes products over all steps). With ids (T, B) not
-    empty (the input was rows of a table), sums each row's dZ into its row of dtable (V, 4u),
+    empty (the input was rows of a table), sums each row's dZ into its row of dtable =
+    dtable_parts[p] (V, 4u),
     which this worker zeroes first (its own, pages already mapped where it is reused).
     With dX (T, B, F) not empty, also these rows of the input's gradient dX = dxp W^T, after
     the loop, while this worker's dxp rows are still in its cache. fused (default
@@ -185,6 +184,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     # fused step flushes what it carries on (dZ and dC; a subnormal dH can then last one
     # step, not a hundred). The copy and flush it saves were 5% of seq2seq's backward step.
     direct = fused and rmask.shape[0] == 0
+    part = part_of(b0, rows, dWU_parts.shape[0])
+    dWU, dtable = dWU_parts[part], dtable_parts[part]
     if ids.shape[0] > 0:
         dtable[:, :] = 0
     dWU[:, :] = 0                      # this worker's own accumulator
@@ -269,39 +270,6 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_split(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
-                       zero_output, out, gates, h_rec, c_prev, tanh_c, keep, route, rows, parts):
-    """lstm_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
-    for p in prange(parts):
-        b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        lstm_forward_kernel(xp, X, xids, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act, ract, backwards,
-                            zero_output, out, gates, h_rec, c_prev, tanh_c, keep, route, b0, b1)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_backward_split(U, mask, rmask, act, ract, backwards, zero_output,
-                        gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU, dtable, W, dX, tiny, fused,
-                        rows, parts):
-    """lstm_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool),
-    part p adding to dWU[p] and dtable[p]; then the parts' dtable and dWU summed into
-    dtable[0] and dWU[0], their rows split the same way (a NumPy sum over the parts took
-    0.3 ms at 1000 x 512)."""
-    for p in prange(parts):
-        b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                             gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU[p], dtable[p], W, dX,
-                             tiny, fused, b0, b1)
-    V, R = dtable.shape[1], dWU.shape[1]
-    for p in prange(parts):
-        for r in range(V * p // parts, V * (p + 1) // parts):
-            for q in range(1, parts):
-                add_row(dtable[0, r], dtable[q, r])
-        for r in range(R * p // parts, R * (p + 1) // parts):
-            for q in range(1, parts):
-                add_row(dWU[0, r], dWU[q, r])
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
 def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
     """Inference of a large float32 LSTM (default activations, no mask, per-step X): every
     worker takes all the rows and its own range of the gate-interleaved panels (units), one
@@ -335,7 +303,7 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
             lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bt, row0, Cs, Hs[nxt:nxt + B], none, none, none,
                            n * p // parts, n * (p + 1) // parts)
         if not last or s == T - 1:
-            out[0 if last else s] = Hs[nxt:nxt + B, :u]
+            copy_rows(out[0 if last else s], Hs[nxt:nxt + B, :u])
     state_back(Hs, Cs, Ht, Ct, 0, B, T)
 
 
@@ -411,9 +379,14 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         if parts > 1:
             lstm_forward_columns(inputs[1], xids, inputs[2], inputs[3], U, hT, cT, backwards, out, parts)
             return out, hT, cT, None
-    run_rows(lstm_forward_kernel, lstm_forward_split,
-             (inputs[0], inputs[1], xids, inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
-              backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, T * B * G * (u + F))
+    work = T * B * G * (u + F)
+    if route == FUSED_ROWS:
+        run_rows(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, hT, cT, rmask, backwards,
+                                   out, gates, h_rec, c_prev, tanh_c, bool(keep)), B, work)
+    else:
+        run_rows(lstm_forward_kernel,
+                 (inputs[0], inputs[1], inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
+                  backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, work)
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
     return out, hT, cT, saved
@@ -501,15 +474,15 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
         W, dX = np.empty((0, G), dxp.dtype), np.empty((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
-            dh0, dc0, dxp, dWU if parts > 1 else dWU[0], dtable if parts > 1 else dtable[0], W, dX, _tiny(dxp),
+            dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp),
             saved.activation == TANH and saved.recurrent_activation == SIGMOID and saved.mask.shape[0] == 0
-            and not paths.plain())
-    if parts == 1:
-        lstm_backward_kernel(*args, 0, B)
-    else:
-        lstm_backward_split(*args, B, parts)
+            and not paths.plain(), B)
+    run_rows(lstm_backward_kernel, args, B, 0, parts)
+    if parts > 1:
+        sum_parts(dWU, parts)
+        sum_parts(dtable, parts)
     if in_loop:
-        dWU = dWU[0]                                        # the parts summed by lstm_backward_split
+        dWU = dWU[0]                                        # the parts' sum
         dW, dU, db = dWU[:nx], dWU[nx:nx + u], dWU[nx + u]
     else:
         # products over all steps
@@ -520,6 +493,6 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     res = (dxp, dU, dh0, dc0)
     if weights:
         if by_id:
-            dW = dtable[0]                                  # the parts summed by lstm_backward_split
+            dW = dtable[0]                                  # the parts' sum
         res += (dW, db)
     return res + (dX,) if want_dx else res

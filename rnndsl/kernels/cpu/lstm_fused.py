@@ -37,7 +37,7 @@ from numba import njit, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic, overload
 
-from .activations import _TANH_CLAMP, _TANH_P, _TANH_Q, dropped_row
+from .activations import _TANH_CLAMP, _TANH_P, _TANH_Q, KERNEL_OPTIONS, copy_rows, dropped_row
 from .packed import F32, I32, I64, NB, V16, aligned_scratch, broadcast, emit_kloop, panel_base, row_stride
 
 UNITS = NB // 4          # units per panel: the four gates of each take NB columns
@@ -399,7 +399,7 @@ def fill_gate_panels(M, P, p0, p1):
                 _copy_units(P, (p * K + k) * NB + g * UNITS, M, k * G + g * u + p * UNITS)
 
 
-@njit(inline="always")
+@njit(**KERNEL_OPTIONS)
 def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
                     keep, b0, b1):
     """Rows b0..b1 of an LSTM run, one fused step per time step (float32, default activations,
@@ -410,7 +410,8 @@ def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out,
     out keeps every step, or one row (the last output). With keep (training; gates of T
     steps, u a multiple of 8) the step saves what lstm_backward_kernel reads: gates, h_rec = H_{t-1} *
     rmask (the product's input), c_prev, tanh_c; else gates is a 1-step scratch and nothing
-    is saved."""
+    is saved. A kernel of its own (lstm.py's FUSED_ROWS route), so that a model that takes
+    only this route compiles only this code."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     u = Ht.shape[1]
@@ -439,7 +440,7 @@ def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out,
             lstm_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, rows, Cs, Hs[nxt:nxt + M],
                            none, none, none, 0, Uq.shape[0])
         if not last or s == T - 1:
-            out[0 if last else s, b0:b1] = Hs[nxt:nxt + M, :u]
+            copy_rows(out[0 if last else s, b0:b1], Hs[nxt:nxt + M, :u])
     state_back(Hs, Cs, Ht, Ct, b0, b1, T)
 
 
@@ -453,8 +454,8 @@ def state_scratch(Ht, Ct, b0, b1, width):
     Cs = aligned_scratch(M, width, Ht.dtype)
     Hs[:] = 0
     Cs[:] = 0
-    Hs[:M, :u] = Ht[b0:b1]
-    Cs[:, :u] = Ct[b0:b1]
+    copy_rows(Hs[:M, :u], Ht[b0:b1])
+    copy_rows(Cs[:, :u], Ct[b0:b1])
     return Hs, Cs
 
 
@@ -463,8 +464,8 @@ def state_back(Hs, Cs, Ht, Ct, b0, b1, T):
     """hT, cT of rows b0..b1 from state_scratch's arrays after T steps."""
     M, u = b1 - b0, Ht.shape[1]
     fin = (T % 2) * M
-    Ht[b0:b1] = Hs[fin:fin + M, :u]
-    Ct[b0:b1] = Cs[:, :u]
+    copy_rows(Ht[b0:b1], Hs[fin:fin + M, :u])
+    copy_rows(Ct[b0:b1], Cs[:, :u])
 
 
 def _bptt_block(width: int):

@@ -5,9 +5,13 @@ splits cleanly by batch: each core runs every step for its own rows, with
 no synchronisation per step (a threaded BLAS would synchronise on every
 per-step product, and at these sizes that costs more than it saves).
 
-Every kernel (built-in and generated) has a compiled driver (``*_split``, a
-prange over row ranges) that runs the parts in numba's thread pool: ~2 us to
-start (``run_rows``), where handing a part to a Python thread cost 50-80 us.
+Every kernel (built-in and generated) runs its parts through one compiled driver
+(``split_rows``, a prange over row ranges) in numba's thread pool: ~2 us to start
+(``run_rows``), where handing a part to a Python thread cost 50-80 us. The driver
+calls the kernel's compiled code by its address (``call_compiled``) instead of
+calling the kernel by name: numba copies a callee's code into its caller and
+optimises and generates it again, and the LSTM's drivers took 20 of the 43 s that
+the digits example's first run spent compiling.
 The large products (``matmul``) split in the same pool, so no second set of
 threads competes for the cores. Small problems stay on the calling thread.
 
@@ -30,8 +34,13 @@ from __future__ import annotations
 
 import os
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba._dispatcher import compute_fingerprint
+from numba.core import cgutils
+from numba.core.typing.typeof import Purpose
+from numba.extending import intrinsic
 
 from . import buffers, paths
 from .packed import NB, packed, rows_matmul, tn_accumulate
@@ -77,16 +86,88 @@ def chunks(rows: int, work: int, min_work: int | None = None) -> list[tuple[int,
     return [(edges[k], edges[k + 1]) for k in range(n)]
 
 
-def run_rows(kernel, split, args: tuple, rows: int, work: int) -> None:
+def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None) -> None:
     """kernel(*args, b0, b1) over rows 0..rows: on this thread when one part is enough, else
-    split(*args, rows, parts), the kernel's compiled driver that runs the parts at once in
-    numba's thread pool (a prange over row ranges: ~2 us to start, where handing a part to
-    a Python thread and waiting for it costs 50-80 us)."""
-    n = len(chunks(rows, work))
+    the parts at once in numba's thread pool (split_rows). `parts` (default: chunks' choice)
+    is for a caller that sized per-part arrays already."""
+    n = len(chunks(rows, work)) if parts is None else parts
     if n == 1:
         kernel(*args, 0, rows)
     else:
-        split(*args, rows, n)
+        split_rows(compiled_address(kernel, args), args, rows, n)
+
+
+@intrinsic
+def call_compiled(typingctx, address, args, b0, b1):
+    """Call the numba function compiled at `address` (compiled_address) with (*args, b0, b1),
+    b0 and b1 as int64: the call a direct call would make, with the callee's code left where
+    it is (it is not linked into the caller, so not optimised and generated a second time)."""
+    if not isinstance(address, types.Integer) or not isinstance(args, types.BaseTuple):
+        return None
+    argtys = tuple(args.types) + (types.int64, types.int64)
+
+    def codegen(context, builder, sig, llargs):
+        addr, tup, lo, hi = llargs
+        values = [builder.extract_value(tup, i) for i in range(len(args.types))]
+        values += [context.cast(builder, lo, b0, types.int64), context.cast(builder, hi, b1, types.int64)]
+        fnty = context.call_conv.get_function_type(types.none, argtys)
+        fn = builder.inttoptr(addr, fnty.as_pointer())
+        status, _ = context.call_conv.call_function(builder, fn, types.none, argtys, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(address, args, b0, b1), codegen
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def split_rows(address, args, rows, parts):
+    """The kernel compiled at `address` over `parts` contiguous row ranges at once."""
+    for p in prange(parts):
+        call_compiled(address, args, rows * p // parts, rows * (p + 1) // parts)
+
+
+@njit(inline="always")
+def part_of(b0, rows, parts):
+    """The part whose rows begin at b0, as split_rows cuts rows 0..rows into `parts`, for a kernel
+    with per-part outputs: b0 = floor(rows p / parts), so p = ceil(b0 parts / rows) (parts <= rows)."""
+    return (b0 * parts + rows - 1) // rows if rows > 0 else 0
+
+
+_addresses: dict = {}
+
+
+def compiled_address(kernel, args: tuple) -> int:
+    """The address of kernel's code compiled for (*args, int64, int64), compiled (or read from
+    numba's cache) the first time: exactly the types split_rows passes, since both come from
+    numba's typeof of the same values."""
+    try:
+        key = (kernel, tuple(compute_fingerprint(a) for a in args))
+    except (TypeError, ValueError):        # a value numba has no fingerprint for: type it each call
+        key = None
+    address = _addresses.get(key)
+    if address is None:
+        sig = tuple(numba.typeof(a, Purpose.argument) for a in args) + (types.int64, types.int64)
+        kernel.compile(sig)
+        done = kernel.overloads[sig]
+        address = done.library.get_pointer_to_function(done.fndesc.llvm_func_name)
+        if not address:
+            raise RuntimeError(f"numba gave no address for {kernel.__name__}{sig}")
+        if key is not None:
+            _addresses[key] = address
+    return address
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def sum_parts(a, parts):
+    """a[0] += a[1] + ... + a[parts-1] (per-part partial sums, a (parts, R, C) array), its rows
+    split the same way (a NumPy sum over the parts took 0.3 ms at 1000 x 512)."""
+    R, C = a.shape[1], a.shape[2]
+    for p in prange(parts):
+        for r in range(R * p // parts, R * (p + 1) // parts):
+            for q in range(1, parts):
+                for j in range(C):
+                    a[0, r, j] += a[q, r, j]
 
 
 @njit(parallel=True, cache=True, nogil=True)

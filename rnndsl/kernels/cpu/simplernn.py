@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .parallel import matmul, run_rows
 from .activations import (
@@ -119,26 +119,6 @@ def simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
                 flush_row(dHt[b], tiny)
 
 
-@njit(parallel=True, **KERNEL_OPTIONS)
-def simplernn_forward_split(xp, X, W, b_in, U, Ht, mask, rmask, act, backwards, zero_output,
-                            out, h_rec, h_new, rows, parts):
-    """simplernn_forward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
-    for p in prange(parts):
-        b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        simplernn_forward_kernel(xp, X, W, b_in, U, Ht, mask, rmask, act, backwards, zero_output,
-                                 out, h_rec, h_new, b0, b1)
-
-
-@njit(parallel=True, **KERNEL_OPTIONS)
-def simplernn_backward_split(U, mask, rmask, act, backwards, zero_output,
-                             h_rec, h_new, dout, dHt, dxp, tiny, rows, parts):
-    """simplernn_backward_kernel over `parts` contiguous row ranges at once (numba's thread pool)."""
-    for p in prange(parts):
-        b0, b1 = rows * p // parts, rows * (p + 1) // parts
-        simplernn_backward_kernel(U, mask, rmask, act, backwards, zero_output,
-                                  h_rec, h_new, dout, dHt, dxp, tiny, b0, b1)
-
-
 def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
                       backwards=False, zero_output_for_mask=False, keep=True,
                       X=None, W=None, b_in=None, last_only=False):
@@ -155,7 +135,7 @@ def simplernn_forward(xp, U, h0, mask=None, rmask=None, activation="tanh",
     out = buffers.empty((1 if last_only else T, B, u), dt)
     h_rec, h_new = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
-    run_rows(simplernn_forward_kernel, simplernn_forward_split,
+    run_rows(simplernn_forward_kernel,
              (*inputs[:-1], U, hT, mask, rmask, a, backwards, zero_output, out, h_rec, h_new),
              B, T * B * u * (u + inputs[2].shape[0]))
     saved = SimpleRNNSaved(U, mask, rmask, a, backwards, zero_output, h_rec, h_new) if keep else None
@@ -172,7 +152,7 @@ def simplernn_backward(saved, dout, dhT=None):
     T, B, u = saved.h_new.shape
     dxp = saved.h_new
     dh0 = dhT.copy()
-    run_rows(simplernn_backward_kernel, simplernn_backward_split,
+    run_rows(simplernn_backward_kernel,
              (saved.U, saved.mask, saved.rmask, saved.activation, saved.backwards,
               saved.zero_output_for_mask, saved.h_rec, saved.h_new, dout, dh0, dxp, _tiny(dxp)),
              B, T * B * u * u)
