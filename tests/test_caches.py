@@ -122,3 +122,18 @@ def test_compiled_kernels_are_cached_in_the_user_folder_not_the_installation(tmp
     assert stat.S_IMODE(os.stat(tmp_path / "c" / "numba").st_mode) == 0o700
     # NUMBA_CACHE_DIR is numba's own setting: left to numba
     assert _kernel_cache_path({**env, "NUMBA_CACHE_DIR": str(tmp_path / "n")}).startswith(str(tmp_path / "n"))
+
+
+def test_compiled_code_folder_changes_with_any_kernel_source(tmp_path):
+    """numba checks a cached kernel against its own file only; the folder's name covers every
+    module of the kernels, so an edited helper in a neighbour gets fresh compiled code."""
+    import types
+
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("def f(): return 1\n")
+    b.write_text("def g(): return 2\n")
+    mods = [types.SimpleNamespace(__name__="k.a", __file__=str(a)), types.SimpleNamespace(__name__="k.b", __file__=str(b))]
+    before = caches.sources_digest(mods)
+    assert caches.sources_digest(list(reversed(mods))) == before
+    b.write_text("def g(): return 3\n")
+    assert caches.sources_digest(mods) != before

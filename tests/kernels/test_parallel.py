@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from numba import literally, njit
 
 from rnndsl.kernels.cpu import gru_backward, gru_forward, lstm_backward, lstm_forward, parallel
 from rnndsl.kernels.cpu import simplernn_backward, simplernn_forward
@@ -107,3 +108,34 @@ def test_column_sums(dtype):
     tol = 1e-4 if dtype == np.float32 else 1e-12
     for x in (a, a[::2], a.T.copy().T):
         np.testing.assert_allclose(parallel.column_sums(x), x.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
+
+
+@njit
+def _scaled_rows(x, out, scale, flip, b0, b1):
+    literally(flip)
+    for b in range(b0, b1):
+        for j in range(x.shape[1]):
+            out[b, j] = (-x[b, j] if flip else x[b, j]) * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_split_rows_runs_the_code_compiled_for_these_types_and_constants(monkeypatch, dtype):
+    """split_rows calls a kernel by the address compiled for exactly these argument types, and for
+    each value of an argument the kernel compiles per value (numba.literally)."""
+    split_everything(monkeypatch)
+    x = np.arange(21, dtype=dtype).reshape(7, 3) - 10
+    seen = set()
+    for flip in (False, True, False):
+        out = np.zeros_like(x)
+        args = (x, out, 2.5, flip)
+        parallel.run_rows(_scaled_rows, args, 7, 10 ** 9)
+        np.testing.assert_array_equal(out, (-x if flip else x) * dtype(2.5))
+        seen.add(parallel.compiled(_scaled_rows, args)[1])
+    assert len(seen) == 2
+
+
+def test_part_of_inverts_the_row_split():
+    for rows in range(1, 40):
+        for parts in range(1, min(rows, 9) + 1):
+            for p in range(parts):
+                assert parallel.part_of(rows * p // parts, rows, parts) == p

@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit, prange, types
+from numba.extending import overload
 
 from . import parallel
 from .parallel import chunks, column_sums, matmul, part_of, run_rows, sum_parts
@@ -156,21 +157,103 @@ def lstm_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, Ct, mask, rmask, act,
             emit_row(out[o, b], Ht[b], real, zero_output)
 
 
+@njit(inline="always")
+def general_rows(t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+                 dpost, daC, dCt_h, tiny):
+    """Rows b0..b1 of BPTT step s (input time t), the pointwise part, for any activations and
+    mask: dxp[t] = dZ_t from dHt and dCt, which become dL/dH_{t-1} through C (the product
+    with U^T is the caller's) and dL/dC_{t-1}."""
+    u = dHt.shape[1]
+    for b in range(b0, b1):
+        real = is_real(mask, t, b)
+        # out[s] = H_t (or zeros)
+        add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
+        dZt = dxp[t, b]
+        if not real:
+            # padded: H_t = H_{t-1}, C_t = C_{t-1}; dHt, dCt pass through
+            dZt[:] = 0
+            continue
+        Zt = gates[t, b]
+        It, Ft, Gt, Ot = Zt[:u], Zt[u : 2 * u], Zt[2 * u : 3 * u], Zt[3 * u :]
+        aC = tanh_c[t, b]
+        Ct_prev = c_prev[t, b]
+        dH = dHt[b]
+        dC = dCt[b]
+        # H_t = O * a(C_t)
+        for j in range(u):
+            dpost[3 * u + j] = dH[j] * aC[j]
+            daC[j] = dH[j] * Ot[j]
+        dact_row(dCt_h, daC, aC, act)
+        for j in range(u):
+            dc = dC[j] + dCt_h[j]
+            # C_t = F * C_{t-1} + I * G
+            dpost[j] = dc * Gt[j]
+            dpost[u + j] = dc * Ct_prev[j]
+            dpost[2 * u + j] = dc * It[j]
+            dC[j] = dc * Ft[j]                      # becomes dL/dC_{t-1}
+        # I, F, O = ra(Z); G = a(Z); Z = xp[t] + Ht_prev_r @ U
+        dact_row(dZt[: 2 * u], dpost[: 2 * u], Zt[: 2 * u], ract)
+        dact_row(dZt[2 * u : 3 * u], dpost[2 * u : 3 * u], Gt, act)
+        dact_row(dZt[3 * u :], dpost[3 * u :], Ot, ract)
+        flush_row(dZt, tiny)
+
+
+@njit(inline="always")
+def fused_rows(t, s, b0, b1, dout, dHt, dCt, dxp, c_prev, tanh_c, tiny):
+    """general_rows with the default activations and no mask, as lstm_bptt_row's vector code."""
+    for b in range(b0, b1):
+        lstm_bptt_row(dxp[t, b], dHt[b], dCt[b], dout[s, b], c_prev[t, b], tanh_c[t, b], tiny)
+
+
+def backward_rows(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+                  dpost, daC, dCt_h, tiny):
+    """fused_rows where fused, else general_rows. With fused a constant, only the code it
+    picks is compiled (the general loops were a third of the backward kernel's compile
+    time, which a first run waits for)."""
+
+
+@overload(backward_rows, jit_options=dict(error_model="numpy"), prefer_literal=True, inline="always")
+def _backward_rows(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+                   dpost, daC, dCt_h, tiny):
+    const = isinstance(fused, types.BooleanLiteral)
+
+    def impl(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+             dpost, daC, dCt_h, tiny):
+        if fused:
+            fused_rows(t, s, b0, b1, dout, dHt, dCt, dxp, c_prev, tanh_c, tiny)
+        else:
+            general_rows(t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+                         dpost, daC, dCt_h, tiny)
+
+    def impl_fused(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+                   dpost, daC, dCt_h, tiny):
+        fused_rows(t, s, b0, b1, dout, dHt, dCt, dxp, c_prev, tanh_c, tiny)
+
+    def impl_general(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+                     dpost, daC, dCt_h, tiny):
+        general_rows(t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
+                     dpost, daC, dCt_h, tiny)
+
+    if not const:
+        return impl
+    return impl_fused if fused.literal_value else impl_general
+
+
 @njit(**KERNEL_OPTIONS)
-def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
-                         gates, h_rec, c_prev, tanh_c, X, ids, dout, dHt, dCt, dxp, dWU_parts, dtable_parts, W, dX,
-                         tiny, fused, rows, b0, b1):
+def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gates, h_rec, c_prev, tanh_c, X, ids,
+                         dout, dHt, dCt, dxp, dWU_parts, dtable_parts, W, dX, tiny, fused, rows, b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
     rows' share of the weight gradients to dWU = dWU_parts[p] (F' + u + 1, 4u), p the part of
     rows 0..rows that begins at b0 (parallel.part_of): [dW; dU; db], dW only when
     F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache;
     dWU with no rows: none (the caller takes products over all steps). With ids (T, B) not
     empty (the input was rows of a table), sums each row's dZ into its row of dtable =
-    dtable_parts[p] (V, 4u),
-    which this worker zeroes first (its own, pages already mapped where it is reused).
-    With dX (T, B, F) not empty, also these rows of the input's gradient dX = dxp W^T, after
-    the loop, while this worker's dxp rows are still in its cache. fused (default
-    activations, no mask): each row's step by lstm_bptt_row's vector code."""
+    dtable_parts[p] (V, 4u), which this worker zeroes first (its own, pages already mapped
+    where it is reused). With dX (T, B, F) not empty, also these rows of the input's gradient
+    dX = dxp W^T, after the loop, while this worker's dxp rows are still in its cache.
+    fused (default activations, no mask): each row's step by lstm_bptt_row's vector code;
+    compiled for each value, so that only the code a model runs is compiled."""
+    literally(fused)
     T, B, G = gates.shape
     u = G // 4
     dt = gates.dtype
@@ -193,42 +276,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output,
     pend = -1                          # a step whose weight gradients are still to add
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
-        for b in range(b0, b1):
-            if fused:
-                # the common case: every line below as vector code (lstm_fused.py)
-                lstm_bptt_row(dxp[t, b], dHt[b], dCt[b], dout[s, b], c_prev[t, b], tanh_c[t, b], tiny)
-                continue
-            real = is_real(mask, t, b)
-            # out[s] = H_t (or zeros)
-            add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
-            dZt = dxp[t, b]
-            if not real:
-                # padded: H_t = H_{t-1}, C_t = C_{t-1}; dHt, dCt pass through
-                dZt[:] = 0
-                continue
-            Zt = gates[t, b]
-            It, Ft, Gt, Ot = Zt[:u], Zt[u : 2 * u], Zt[2 * u : 3 * u], Zt[3 * u :]
-            aC = tanh_c[t, b]
-            Ct_prev = c_prev[t, b]
-            dH = dHt[b]
-            dC = dCt[b]
-            # H_t = O * a(C_t)
-            for j in range(u):
-                dpost[3 * u + j] = dH[j] * aC[j]
-                daC[j] = dH[j] * Ot[j]
-            dact_row(dCt_h, daC, aC, act)
-            for j in range(u):
-                dc = dC[j] + dCt_h[j]
-                # C_t = F * C_{t-1} + I * G
-                dpost[j] = dc * Gt[j]
-                dpost[u + j] = dc * Ct_prev[j]
-                dpost[2 * u + j] = dc * It[j]
-                dC[j] = dc * Ft[j]                      # becomes dL/dC_{t-1}
-            # I, F, O = ra(Z); G = a(Z); Z = xp[t] + Ht_prev_r @ U
-            dact_row(dZt[: 2 * u], dpost[: 2 * u], Zt[: 2 * u], ract)
-            dact_row(dZt[2 * u : 3 * u], dpost[2 * u : 3 * u], Gt, act)
-            dact_row(dZt[3 * u :], dpost[3 * u :], Ot, ract)
-            flush_row(dZt, tiny)
+        backward_rows(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt,
+                      dxp, dpost, daC, dCt_h, tiny)
         # Z = ... + Ht_prev_r @ U  (padded rows of dxp are zero)
         if direct:
             rows_matmul(dxp[t, b0:b1], UT, UTp, dHt[b0:b1])

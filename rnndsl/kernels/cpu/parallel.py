@@ -8,7 +8,7 @@ per-step product, and at these sizes that costs more than it saves).
 Every kernel (built-in and generated) runs its parts through one compiled driver
 (``split_rows``, a prange over row ranges) in numba's thread pool: ~2 us to start
 (``run_rows``), where handing a part to a Python thread cost 50-80 us. The driver
-calls the kernel's compiled code by its address (``call_compiled``) instead of
+calls the kernel's compiled code by its address (``compiled``, ``call_compiled``) instead of
 calling the kernel by name: numba copies a callee's code into its caller and
 optimises and generates it again, and the LSTM's drivers took 20 of the 43 s that
 the digits example's first run spent compiling.
@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba._dispatcher import compute_fingerprint
 from numba.core import cgutils
+from numba.core.errors import ForceLiteralArg
 from numba.core.typing.typeof import Purpose
 from numba.extending import intrinsic
 
@@ -91,15 +92,16 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
     the parts at once in numba's thread pool (split_rows). `parts` (default: chunks' choice)
     is for a caller that sized per-part arrays already."""
     n = len(chunks(rows, work)) if parts is None else parts
+    entry, address = compiled(kernel, args)
     if n == 1:
-        kernel(*args, 0, rows)
+        entry(*args, 0, rows)
     else:
-        split_rows(compiled_address(kernel, args), args, rows, n)
+        split_rows(address, args, rows, n)
 
 
 @intrinsic
 def call_compiled(typingctx, address, args, b0, b1):
-    """Call the numba function compiled at `address` (compiled_address) with (*args, b0, b1),
+    """Call the numba function compiled at `address` (compiled) with (*args, b0, b1),
     b0 and b1 as int64: the call a direct call would make, with the callee's code left where
     it is (it is not linked into the caller, so not optimised and generated a second time)."""
     if not isinstance(address, types.Integer) or not isinstance(args, types.BaseTuple):
@@ -134,28 +136,41 @@ def part_of(b0, rows, parts):
     return (b0 * parts + rows - 1) // rows if rows > 0 else 0
 
 
-_addresses: dict = {}
+_compiled: dict = {}
+_literal: dict = {}         # kernel -> the positions of the arguments it compiles per value (numba.literally)
 
 
-def compiled_address(kernel, args: tuple) -> int:
-    """The address of kernel's code compiled for (*args, int64, int64), compiled (or read from
-    numba's cache) the first time: exactly the types split_rows passes, since both come from
-    numba's typeof of the same values."""
+def compiled(kernel, args: tuple) -> tuple:
+    """(entry, address) of kernel's code compiled for (*args, int64, int64), compiled (or read
+    from numba's cache) the first time: a Python callable of that code alone, and its address
+    for split_rows, which passes exactly these types (both come from numba's typeof of the
+    same values). An argument the kernel asks to see as a constant (numba.literally) is
+    compiled per value, as a direct call would; the entry also spares such a kernel numba's
+    dispatch, which retries the compile on every call (5 ms) before it finds that code."""
+    consts = _literal.get(kernel, ())
     try:
-        key = (kernel, tuple(compute_fingerprint(a) for a in args))
+        key = (kernel, tuple(map(compute_fingerprint, args)), tuple(args[i] for i in consts))
     except (TypeError, ValueError):        # a value numba has no fingerprint for: type it each call
         key = None
-    address = _addresses.get(key)
-    if address is None:
-        sig = tuple(numba.typeof(a, Purpose.argument) for a in args) + (types.int64, types.int64)
-        kernel.compile(sig)
-        done = kernel.overloads[sig]
-        address = done.library.get_pointer_to_function(done.fndesc.llvm_func_name)
-        if not address:
-            raise RuntimeError(f"numba gave no address for {kernel.__name__}{sig}")
-        if key is not None:
-            _addresses[key] = address
-    return address
+    found = _compiled.get(key)
+    if found is not None:
+        return found
+    sig = [numba.typeof(a, Purpose.argument) for a in args] + [types.int64, types.int64]
+    for i in consts:
+        sig[i] = types.literal(args[i])
+    try:
+        kernel.compile(tuple(sig))
+    except ForceLiteralArg as ask:
+        _literal[kernel] = tuple(sorted(ask.requested_args))
+        return compiled(kernel, args)
+    done = kernel.overloads[tuple(sig)]
+    address = done.library.get_pointer_to_function(done.fndesc.llvm_func_name)
+    if not address:
+        raise RuntimeError(f"numba gave no address for {kernel.__name__}{tuple(sig)}")
+    found = (done.entry_point, address)
+    if key is not None:
+        _compiled[key] = found
+    return found
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -225,14 +240,16 @@ def matmul(a, b, out=None):
     """a @ b on the cores (BLAS itself runs one thread): a's rows split, or, when a is the
     transpose of a C array (X^T dZ), the shared dimension split and the parts summed; both
     in numba's thread pool, the same threads the kernels use. float32 with a C array of
-    >= 32 rows on the left and >= 32 output columns goes through the packed product, a
-    small X^T dZ through the TN tile (TN_MAX_OUT)."""
+    >= 32 rows on the left, >= 32 output columns and MIN_SPLIT_MATMUL multiply-adds goes
+    through the packed product (a smaller one, a few microseconds in BLAS, is not worth
+    compiling it for: 2.3 s of a small model's first run), a small X^T dZ through the TN
+    tile (TN_MAX_OUT)."""
     rows = a.shape[0]
     dtype = np.result_type(a, b)
     if out is None:
         out = buffers.empty((rows, b.shape[1]), dtype)
-    parts = len(chunks(rows if a.flags.c_contiguous else a.shape[1], rows * a.shape[1] * b.shape[1],
-                       MIN_SPLIT_MATMUL))
+    work = rows * a.shape[1] * b.shape[1]
+    parts = len(chunks(rows if a.flags.c_contiguous else a.shape[1], work, MIN_SPLIT_MATMUL))
     if not b.flags.c_contiguous and b.size <= 65536:
         b = np.ascontiguousarray(b)         # a small transposed weight (dZ W^T): BLAS is faster on it
     same = a.dtype == dtype and b.dtype == dtype and out.flags.c_contiguous
@@ -240,7 +257,7 @@ def matmul(a, b, out=None):
         np.matmul(a, b, out=out)
         return out
     f32 = dtype == np.float32 and same
-    if f32 and a.flags.c_contiguous and b.shape[1] >= NB and a.shape[0] >= 32:
+    if f32 and a.flags.c_contiguous and b.shape[1] >= NB and a.shape[0] >= 32 and work >= MIN_SPLIT_MATMUL:
         _packed_rows(a, np.ascontiguousarray(b), out, parts)
     elif parts > 1 and same and a.flags.c_contiguous:
         _dot_rows(a, b, out, parts)
