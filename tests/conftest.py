@@ -36,3 +36,27 @@ def forced_split(monkeypatch):
 def pytest_addoption(parser):
     parser.addoption("--deep", action="store_true", default=False,
                      help="the long randomized tests at full size (tests/engine/test_differential.py)")
+
+
+# the CUDA simulator's case scripts: test file -> (script, shards), as those files use them
+SIMULATED = {
+    "tests/cuda/test_cuda.py": ("tests/cuda/cases.py", 2),
+    "tests/cells/test_cells_cuda.py": ("tests/cells/cuda_cases.py", 2),
+}
+
+
+def pytest_collection_finish(session):
+    """Start the simulator runs that collected tests will read, in the background now."""
+    from simulator import start_simulated
+
+    root = Path(__file__).resolve().parent.parent
+    wanted = {item.nodeid.split("::")[0] for item in session.items}
+    for test_file, (script, shards) in SIMULATED.items():
+        if test_file in wanted and not session.config.option.collectonly:
+            start_simulated(root / script, shards)
+
+
+def pytest_sessionfinish(session):
+    from simulator import stop_simulated
+
+    stop_simulated()

@@ -114,7 +114,7 @@ def backward(cell, tape: CellTape, dout, dfinal):
     plan = cell.plan
     mod = cell.kernels()
     dtype = tape.consts.dtype
-    dout = np.ascontiguousarray(dout, dtype=dtype)
+    dout = buffers.read_only(np.ascontiguousarray(dout, dtype=dtype))
     T, B, u = dout.shape
     dinit = tuple(np.zeros((B, u), dtype) if d is None else np.array(d, dtype=dtype, order="C", copy=True)
                   for d in dfinal)

@@ -58,6 +58,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from . import buffers
 from .packed import rows_matmul
 
 TANH, SIGMOID, RELU, LINEAR, HARD_SIGMOID = 0, 1, 2, 3, 4
@@ -380,8 +381,8 @@ def copy_row(dst, src):
 @njit(inline="always")
 def copy_rows(dst, src):
     """dst[:, :] = src[:, :] of two (rows, cols) arrays of one shape, as loops: NumPy's slice
-    assignment brings its shape-mismatch message, whose string formatting took 2.5 of a
-    first run's 25 s of compiling."""
+    assignment brings its shape-mismatch message, and compiling that message's string
+    formatting was a tenth of a first run's compile time."""
     for i in range(dst.shape[0]):
         for j in range(dst.shape[1]):
             dst[i, j] = src[i, j]
@@ -520,8 +521,9 @@ def smallest_normal(arr):
 
 
 def prepare_backward(saved_dtype, out_shape, dout, final_grads):
-    """Cast dout (T,B,u) and the final-state gradients (B,u, None = zeros)."""
-    dout = _as(dout, saved_dtype, out_shape, "dout")
+    """Cast dout (T,B,u) (a read-only view: buffers.read_only) and the final-state gradients
+    (B,u, None = zeros)."""
+    dout = buffers.read_only(_as(dout, saved_dtype, out_shape, "dout"))
     shape = out_shape[1:]
     grads = tuple(
         np.zeros(shape, saved_dtype) if g is None else _as(g, saved_dtype, shape, name)

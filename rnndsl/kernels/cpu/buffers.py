@@ -72,3 +72,14 @@ def reusing(pool: Pool):
     finally:
         _scope.pool = outer
         pool.release()
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A view of `a` that cannot be written. A kernel gets the arrays it only reads (dout) this
+    way every time: numba compiles a kernel once per argument type, and read-only is part of
+    the type, so a mix of read-only and writable calls compiled every kernel twice."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view

@@ -208,8 +208,7 @@ def fused_rows(t, s, b0, b1, dout, dHt, dCt, dxp, c_prev, tanh_c, tiny):
 def backward_rows(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_prev, tanh_c, dout, dHt, dCt, dxp,
                   dpost, daC, dCt_h, tiny):
     """fused_rows where fused, else general_rows. With fused a constant, only the code it
-    picks is compiled (the general loops were a third of the backward kernel's compile
-    time, which a first run waits for)."""
+    picks is compiled (a first run waits for the compiling)."""
 
 
 @overload(backward_rows, jit_options=dict(error_model="numpy"), prefer_literal=True, inline="always")

@@ -146,7 +146,7 @@ def compiled(kernel, args: tuple) -> tuple:
     for split_rows, which passes exactly these types (both come from numba's typeof of the
     same values). An argument the kernel asks to see as a constant (numba.literally) is
     compiled per value, as a direct call would; the entry also spares such a kernel numba's
-    dispatch, which retries the compile on every call (5 ms) before it finds that code."""
+    dispatch, which retries the compile on every call before it finds that code."""
     consts = _literal.get(kernel, ())
     try:
         key = (kernel, tuple(map(compute_fingerprint, args)), tuple(args[i] for i in consts))
@@ -242,8 +242,8 @@ def matmul(a, b, out=None):
     in numba's thread pool, the same threads the kernels use. float32 with a C array of
     >= 32 rows on the left, >= 32 output columns and MIN_SPLIT_MATMUL multiply-adds goes
     through the packed product (a smaller one, a few microseconds in BLAS, is not worth
-    compiling it for: 2.3 s of a small model's first run), a small X^T dZ through the TN
-    tile (TN_MAX_OUT)."""
+    compiling it for on a small model's first run), a small X^T dZ through the TN tile
+    (TN_MAX_OUT)."""
     rows = a.shape[0]
     dtype = np.result_type(a, b)
     if out is None:
