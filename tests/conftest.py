@@ -45,6 +45,12 @@ SIMULATED = {
 }
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that read the simulator's runs go last, so that the runs have the rest of
+    the suite's time to finish in."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] in SIMULATED)
+
+
 def pytest_collection_finish(session):
     """Start the simulator runs that collected tests will read, in the background now."""
     from simulator import start_simulated
