@@ -38,10 +38,11 @@ def pytest_addoption(parser):
                      help="the long randomized tests at full size (tests/engine/test_differential.py)")
 
 
-# the CUDA simulator's case scripts: test file -> (script, shards), as those files use them
+# the CUDA simulator's case scripts, by the test file that reads them; started early, one
+# niced process each, they run on the core the suite's mostly single-threaded work leaves
 SIMULATED = {
-    "tests/cuda/test_cuda.py": ("tests/cuda/cases.py", 2),
-    "tests/cells/test_cells_cuda.py": ("tests/cells/cuda_cases.py", 2),
+    "tests/cuda/test_cuda.py": "tests/cuda/cases.py",
+    "tests/cells/test_cells_cuda.py": "tests/cells/cuda_cases.py",
 }
 
 
@@ -57,9 +58,9 @@ def pytest_collection_finish(session):
 
     root = Path(__file__).resolve().parent.parent
     wanted = {item.nodeid.split("::")[0] for item in session.items}
-    for test_file, (script, shards) in SIMULATED.items():
+    for test_file, script in SIMULATED.items():
         if test_file in wanted and not session.config.option.collectonly:
-            start_simulated(root / script, shards)
+            start_simulated(root / script, shards=1, nice=10)
 
 
 def pytest_sessionfinish(session):

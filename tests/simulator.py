@@ -23,17 +23,21 @@ import rnndsl
 _running: dict = {}
 
 
-def start_simulated(script: Path, shards: int = 2) -> None:
+def start_simulated(script: Path, shards: int = 2, nice: int = 0) -> None:
     """Start the script's shards now, in the background: the simulator is single-core bound
-    Python, so its minute of work overlaps the rest of the suite instead of adding to it."""
+    Python, so its minute of work overlaps the rest of the suite instead of adding to it.
+    With nice > 0 the shards yield the cores to the suite's own work, which is mostly
+    single-threaded, and use what it leaves."""
     script = Path(script).resolve()
     if script in _running:
         return
     package_root = str(Path(rnndsl.__file__).resolve().parent.parent)   # the rnndsl this process tests
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
                PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    lower = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
     _running[script] = [subprocess.Popen([sys.executable, str(script), "--shard", f"{k}/{shards}"], env=env,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         preexec_fn=lower)
                         for k in range(1, shards + 1)]
 
 
