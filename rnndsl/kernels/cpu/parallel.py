@@ -92,6 +92,10 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
     the parts at once in numba's thread pool (split_rows). `parts` (default: chunks' choice)
     is for a caller that sized per-part arrays already."""
     n = len(chunks(rows, work)) if parts is None else parts
+    if not hasattr(kernel, "overloads"):       # NUMBA_DISABLE_JIT: a Python function, run part by part
+        for p in range(n):
+            kernel(*args, rows * p // n, rows * (p + 1) // n)
+        return
     entry, address = compiled(kernel, args)
     if n == 1:
         entry(*args, 0, rows)
