@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import rnndsl
-from rnndsl.graph.types import StateType
+from rnndsl.types import StateType
 from rnndsl.lang.parser import lark_parser, parse, split_statements
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

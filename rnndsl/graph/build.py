@@ -21,7 +21,7 @@ from ..layers.input import INPUT
 from .graph import Graph, Node, Output, PortRef
 from .sizes import check_sizes
 from .train_section import check_train_block
-from .types import TensorType
+from ..types import TensorType
 
 IMPLICIT_INPUT = "x"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Pos
-from .types import StateType, TensorType
+from ..types import StateType, TensorType, WeightSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..layers.base import LayerSpec
@@ -18,23 +18,6 @@ class PortRef:
 
     node: int
     port: str = "out"
-
-
-@dataclass(frozen=True)
-class WeightSpec:
-    """One weight array, named and laid out as Keras names and lays it out."""
-
-    name: str
-    shape: tuple[int, ...]
-    init: str
-    trainable: bool = True
-
-    @property
-    def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..runtime.tensor import Act, flat
 
-from ..graph.graph import WeightSpec
+from ..types import WeightSpec
 from .base import LayerSpec, Opt, register
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Pos, did_you_mean
-from ..graph.types import StateType, TensorType
+from ..types import StateType, TensorType
 from ..kernels.cpu import buffers
 from ..runtime.tensor import Act
 from .base import REGISTRY, LayerSpec, Opt, register

@@ -10,7 +10,7 @@ from ..kernels.cpu.parallel import column_sums, matmul
 from ..runtime import activations
 from ..runtime.tensor import Act, flat
 
-from ..graph.graph import WeightSpec
+from ..types import WeightSpec
 from .base import LayerSpec, Opt, register
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from ..kernels.cpu.ops import embedding_grad
 from ..runtime.tensor import Act, TableGrad
 
-from ..graph.graph import WeightSpec
-from ..graph.types import TensorType
+from ..types import WeightSpec
+from ..types import TensorType
 from .base import LayerSpec, Opt, register
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.graph import WeightSpec
+from ..types import WeightSpec
 from ..kernels.cpu import buffers, paths
 from ..kernels.cpu.parallel import column_sums, matmul
 from ..runtime.tensor import Act, TableGrad, flat
-from ..graph.types import StateType, TensorType
+from ..types import StateType, TensorType
 from .base import RECURRENT_ACTIVATIONS, LayerSpec, Opt
 
 COMMON_OPTIONS = {

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..runtime.tensor import Act
 
-from ..graph.types import TensorType
+from ..types import TensorType
 from .base import LayerSpec, Opt, register
 
 

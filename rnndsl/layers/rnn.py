@@ -29,7 +29,7 @@ import numpy as np
 from ..cells import current_cells
 from ..cells import run as cell_run
 from ..errors import DataError, did_you_mean
-from ..graph.types import StateType, TensorType
+from ..types import StateType, TensorType
 from ..kernels.cpu import paths
 from ..lang import ast
 from ..runtime.tensor import Act

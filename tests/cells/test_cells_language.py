@@ -12,7 +12,7 @@ import pytest
 import rnndsl
 from rnndsl import caches
 from rnndsl.cells import cache
-from rnndsl.graph.types import StateType
+from rnndsl.types import StateType
 
 from .common import INDRNN, LSTM, MGU, TWO
 

@@ -1,4 +1,5 @@
-"""Types that flow along the edges of the layer graph."""
+"""Types that flow along the edges of the layer graph, and a weight's description: what layers,
+graph and every level above them share (the bottom level, with errors)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,20 @@ class StateType:
 
     def fits(self, other: "StateType") -> bool:
         return self.sizes == other.sizes and [n for n, _ in self.parts] == [n for n, _ in other.parts]
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One weight array, named and laid out as Keras names and lays it out."""
+
+    name: str
+    shape: tuple[int, ...]
+    init: str
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
