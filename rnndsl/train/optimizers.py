@@ -104,7 +104,7 @@ class Optimizer:
         initial accumulator value)."""
         return self._init_slot(name, like)
 
-    def step_hyperparameters(self) -> dict[str, float]:
+    def step_hyperparameters(self) -> dict:
         """The scalars of the rule for the coming step (iterations + 1), e.g. Adam's
         bias-corrected rate alpha; clipping and weight decay are the attributes of the same names."""
         return {"learning_rate": self.learning_rate}
@@ -294,7 +294,7 @@ class SGD(Optimizer):
         self.slot_names = ("momentum",) if self.momentum else ()
         super().__init__(learning_rate, **kw)
 
-    def step_hyperparameters(self) -> dict[str, float]:
+    def step_hyperparameters(self) -> dict:
         return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
 
     def _update(self, i, p, g, slots, tmp):
@@ -341,7 +341,7 @@ class Adam(Optimizer):
     def _prepare_step(self):
         self._alpha = self.step_hyperparameters()["alpha"]
 
-    def step_hyperparameters(self) -> dict[str, float]:
+    def step_hyperparameters(self) -> dict:
         """alpha = lr*sqrt(1-b2^t)/(1-b1^t) with t = iterations + 1, and the rule's constants."""
         t = self.iterations + 1
         alpha = self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
@@ -400,7 +400,7 @@ class RMSprop(Optimizer):
         self.slot_names = tuple(slots)
         super().__init__(learning_rate, **kw)
 
-    def step_hyperparameters(self) -> dict[str, float]:
+    def step_hyperparameters(self) -> dict:
         return {"learning_rate": self.learning_rate, "rho": self.rho, "momentum": self.momentum,
                 "epsilon": self.epsilon, "centered": self.centered}
 
@@ -451,7 +451,7 @@ class Adagrad(Optimizer):
     def _init_slot(self, name, p):
         return np.full_like(p, self.initial_accumulator_value)
 
-    def step_hyperparameters(self) -> dict[str, float]:
+    def step_hyperparameters(self) -> dict:
         return {"learning_rate": self.learning_rate, "epsilon": self.epsilon}
 
     def _update(self, i, p, g, slots, tmp):
