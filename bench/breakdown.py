@@ -12,7 +12,7 @@ Timers are put around rnndsl's own functions for the duration of the profile
   layer's kernel time is the wall time during which at least one of its kernel
   calls ran (the union of the calls' intervals);
 * the bookkeeping around the layers: input checks (`Executor.prepare_inputs`),
-  the loss (`Model._loss`), the finite checks and the optimizer of a train
+  the loss (`train.targets.output_loss`), the finite checks and the optimizer of a train
   step, the output transposes of `predict_on_batch`.
 
 Each kernel call's arguments are recorded: T, B, G (gates x units), u, and how

@@ -38,7 +38,7 @@ def load(path: str | Path, **kw) -> Model:
 
 def load_model(path) -> Model:
     """A model saved with Model.save(path): weights, optimizer state, epoch and generators."""
-    from .train.saving import load_model as _load_model
+    from .saving import load_model as _load_model
 
     return _load_model(path)
 

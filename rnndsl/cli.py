@@ -171,7 +171,7 @@ def _inside_package(path: Path) -> bool:
 
 
 def cmd_run(args) -> int:
-    from .train.runner import default_checkpoint, predict_checkpoint, train_spec
+    from .app.runner import default_checkpoint, predict_checkpoint, train_spec
 
     path = _spec_path(args.spec)
     if path.suffix == ".npz":
@@ -228,7 +228,7 @@ def cmd_warmup(args) -> int:
     does not wait for them."""
     import time
 
-    from .train.warmup import warm_up
+    from .app.warmup import warm_up
 
     path = _spec_path(args.spec)
     _say_if_compiling(sys.stdout)

@@ -16,6 +16,7 @@ from .graph.build import build_graph
 from .graph.graph import Graph
 from .graph.summary import summary_text, to_dot
 from .lang.parser import parse
+from .train.targets import fit_generator, input_list, output_loss, target_list
 
 
 def _float_dtype(dtype) -> str:
@@ -106,7 +107,7 @@ class Model:
 
     def predict(self, x, batch_size: int | None = None):
         """Outputs for all samples, computed batch_size (default 32) at a time."""
-        xs = self._as_list(x)
+        xs = input_list(x, self.input_names)
         bs = 32 if batch_size is None else whole_number("batch_size", batch_size, 1)
         n = _samples(xs)
         parts = [self._output_arrays(self.executor.forward(
@@ -128,7 +129,7 @@ class Model:
         if not any(n.opts.get("stateful") or getattr(n.opts.get("layer"), "opts", {}).get("stateful")
                    for n in self.graph.nodes):
             raise DataError("step() runs one time step and keeps the state: the model needs stateful=true layers")
-        xs = [np.asarray(a)[:, None] for a in self._as_list(x_t)]
+        xs = [np.asarray(a)[:, None] for a in input_list(x_t, self.input_names)]
         out = self.predict_on_batch(xs if len(xs) > 1 else xs[0])
         outs = out if isinstance(out, list) else [out]
         return self._pack([o[:, 0] if o.ndim == 3 else o for o in outs])
@@ -141,15 +142,6 @@ class Model:
             self._plan = StepPlan.build(self.executor) if self.device == "cpu" else None
             self._plan_for = self.executor
         return self._plan
-
-    def _as_list(self, x) -> list:
-        if isinstance(x, dict):
-            names = self.input_names
-            missing = [k for k in names if k not in x]
-            if missing:
-                raise DataError(f"missing input(s) {missing}; the model takes {names}")
-            return [np.asarray(x[k]) for k in names]
-        return [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
 
     def reset_states(self, states=None) -> None:
         """Stateful layers forget their carried state (zeros, or `states` when given)."""
@@ -189,18 +181,23 @@ class Model:
 
     @property
     def fit_rng(self) -> np.random.Generator:
+        """The generator that shuffles fit's samples (from the seed until reseeded or set)."""
         if getattr(self, "_fit_rng", None) is None:
-            self._fit_rng = np.random.default_rng([self.seed, 2])
+            self._fit_rng = fit_generator(self.seed)
         return self._fit_rng
+
+    @fit_rng.setter
+    def fit_rng(self, generator: np.random.Generator) -> None:
+        self._fit_rng = generator
 
     def reseed(self, seed: int) -> None:
         """Restart the shuffling and dropout generators from `seed`."""
-        self._fit_rng = np.random.default_rng([seed, 2])
+        self._fit_rng = fit_generator(seed)
         self.executor.rng = np.random.default_rng([seed, 1])
 
     def save(self, path) -> None:
         """One file: spec, weights, optimizer state, epoch, generator states (atomic write)."""
-        from .train.saving import save_model
+        from .saving import save_model
 
         save_model(self, path)
 
@@ -277,72 +274,13 @@ class Model:
         """
         ex = self.executor
         tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=return_input_grads)
-        value, d_outputs = self._loss(tape.outputs, self._as_targets(y), loss, from_logits)
+        value, d_outputs = output_loss(tape.outputs, target_list(y, self.output_names), loss, from_logits,
+                                       self.output_names)
         w_grads, in_grads = ex.backward(tape, d_outputs)
         if return_input_grads:
             return value, w_grads, [None if g is None else (g.transpose(1, 0, 2) if g.ndim == 3 else g)
                                     for g in in_grads]
         return value, w_grads
-
-    def _flat_pred_target(self, act, y, name: str):
-        """(predictions (N, C), targets (N, ...), mask weights (N,) or None).
-
-        A per-step output (T, B, C) becomes T*B rows in its own time-major order (a view;
-        the targets, (B, T, ...), are reordered to match), so a loss or metric is the mean
-        over samples and time steps, with masked steps weighted 0.
-        """
-        pred = act.data
-        if pred.ndim == 3:
-            T, B, C = pred.shape
-            y = self._check_target(y, (B, T), name)
-            w = None if act.mask is None else act.mask.reshape(-1).astype(pred.dtype)
-            y = np.ascontiguousarray(y.swapaxes(0, 1)).reshape((T * B,) + y.shape[2:])
-            return pred.reshape(T * B, C), y, w
-        return pred, self._check_target(y, (pred.shape[0],), name), None
-
-    def _loss(self, outputs, ys, loss, from_logits):
-        """Summed loss over outputs and the gradient for each output (time-major like the outputs).
-
-        `ys` holds one target array per output (see _as_targets)."""
-        from .train.losses import get_loss
-
-        n = len(outputs)
-        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n
-        logits = list(from_logits) if isinstance(from_logits, (list, tuple)) else [from_logits] * n
-        total, grads = 0.0, []
-        for act, y, name, fl, out in zip(outputs, ys, losses, logits, self.graph.outputs):
-            fn = get_loss(name)
-            pred, target, w = self._flat_pred_target(act, y, out.name)
-            try:
-                value, dp = fn(pred, target, weights=w, from_logits=bool(fl) and fn.takes_logits)
-            except DataError as e:
-                raise DataError(f"targets for output {out.name!r}: {e}") from None
-            grads.append(dp.reshape(act.data.shape))            # time-major rows: (T, B, C) as they are
-            total += float(value)
-        return total, grads
-
-    def _as_targets(self, ys) -> list:
-        n = len(self.graph.outputs)
-        if isinstance(ys, dict):
-            names = self.output_names
-            missing, extra = [k for k in names if k not in ys], [k for k in ys if k not in names]
-            if missing or extra:
-                raise DataError(f"targets by name: the model's outputs are {names}; missing {missing}, "
-                                f"unknown {[str(k)[:40] for k in extra[:5]]}")
-            return [ys[k] for k in names]
-        if n > 1:
-            if not isinstance(ys, (list, tuple)) or len(ys) != n:
-                raise DataError(f"the model has {n} outputs ({', '.join(self.output_names)}); give a list of {n} targets")
-            return list(ys)
-        return [ys]
-
-    @staticmethod
-    def _check_target(y, lead: tuple, name: str) -> np.ndarray:
-        y = np.asarray(y)
-        if y.shape[:len(lead)] != lead:
-            raise DataError(f"targets for output {name!r} have shape {y.shape}, expected it to start with "
-                            f"{lead} (batch{', steps' if len(lead) == 2 else ''})")
-        return y
 
 
 def _samples(xs: list) -> int:

@@ -110,7 +110,7 @@ def test_bad_numbers_and_paths_are_usage_errors_before_training(cli, args, messa
 
 def test_train_spec_checks_its_arguments_and_the_default_checkpoint_path(tmp_path, monkeypatch):
     from rnndsl import CheckpointError, TrainingError
-    from rnndsl.train import runner
+    from rnndsl.app import runner
 
     monkeypatch.chdir(tmp_path)
     np.savez("ok.npz", x=np.zeros((20, 4, 3), "f4"), y=np.arange(20) % 2)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rnndsl.train.runner import train_spec
+from rnndsl.app.runner import train_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -23,6 +23,7 @@ from .losses import check_binary_labels, get_loss
 from .metrics import get_metric
 from .optimizers import Optimizer, get_optimizer
 from .progress import Progbar
+from .targets import flat_pred_target, input_list, output_loss, target_list
 
 CROSSENTROPY = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
 
@@ -149,7 +150,7 @@ def _finite_grads(grads) -> bool:
 def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False) -> float:
     cfg = cfg or _config(model)
     if not targets_listed:      # fit has checked its data already
-        xs, y = model._as_list(x), as_targets(model, y)
+        xs, y = input_list(x, model.input_names), as_targets(model, y)
         check_data(model, xs, y, cfg)
         targets_listed = True
     ex = model.executor
@@ -158,8 +159,8 @@ def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: 
     # inside escapes the step, and the next step reuses them (kernels/cpu/buffers.py)
     with buffers.reusing(pool) if pool is not None else contextlib.nullcontext():
         tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=False)
-        ys = y if targets_listed else model._as_targets(y)
-        loss, d_outs = model._loss(tape.outputs, ys, cfg.losses, cfg.from_logits)
+        ys = y if targets_listed else target_list(y, model.output_names)
+        loss, d_outs = output_loss(tape.outputs, ys, cfg.losses, cfg.from_logits, model.output_names)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss}")
         grads, _ = ex.backward(tape, d_outs)
@@ -176,7 +177,7 @@ def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: 
 def _update_metrics(model, cfg, outputs, ys) -> None:
     for metrics, act, y, out in zip(cfg.metrics, outputs, ys, model.graph.outputs):
         if metrics:
-            pred, target, w = model._flat_pred_target(act, y, out.name)
+            pred, target, w = flat_pred_target(act, y, out.name)
             for m in metrics:
                 m.update_state(pred, target, w)
 
@@ -195,7 +196,7 @@ def _metric_logs(model, cfg, prefix="") -> dict:
 def as_targets(model, y) -> list[np.ndarray]:
     """The targets per output as arrays of numbers in native byte order."""
     out = []
-    for name, t in zip(model.output_names, model._as_targets(y)):
+    for name, t in zip(model.output_names, target_list(y, model.output_names)):
         try:
             t = np.asarray(t)
         except (ValueError, TypeError) as e:     # ragged lists and the like
@@ -257,7 +258,7 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
     if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or \
             not 0 <= validation_split < 1:
         raise DataError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
-    xs, ys = model._as_list(x), as_targets(model, y)
+    xs, ys = input_list(x, model.input_names), as_targets(model, y)
     check_data(model, xs, ys, cfg)
     n = len(xs[0])
     if validation_data is None and validation_split:
@@ -272,7 +273,7 @@ def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_s
             vx, vy = validation_data
         except (TypeError, ValueError):
             raise DataError("validation_data must be a pair (x, y)") from None
-        vx, vy = model._as_list(vx), as_targets(model, vy)
+        vx, vy = input_list(vx, model.input_names), as_targets(model, vy)
         check_data(model, vx, vy, cfg)
     validating = validation_data is not None or bool(validation_split)
     if seed is not None:
@@ -327,7 +328,7 @@ def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0
     """Loss (and metrics) over the whole data in inference mode, weighted by batch size."""
     cfg = _config(model)
     batch_size = whole_number("batch_size", batch_size, 1)
-    xs, ys = (x, y) if prefix else (model._as_list(x), as_targets(model, y))
+    xs, ys = (x, y) if prefix else (input_list(x, model.input_names), as_targets(model, y))
     check_data(model, xs, ys, cfg)
     n = len(xs[0])
     metrics = [[get_metric(name) for name in cfg.metric_names] for _ in ys]
@@ -339,7 +340,7 @@ def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0
             ex = model.executor
             tape = ex.forward(ex.prepare_inputs(_slice(xs, sl)), training=False)
             part = [t[sl] for t in ys]
-            loss, _ = model._loss(tape.outputs, part, cfg.losses, cfg.from_logits)
+            loss, _ = output_loss(tape.outputs, part, cfg.losses, cfg.from_logits, model.output_names)
             total += loss * len(part[0])
             _update_metrics(model, cfg, tape.outputs, part)
         logs = {f"{prefix}loss": total / n, **_metric_logs(model, cfg, prefix)}

@@ -12,6 +12,13 @@ One step, ``apply(params, grads)``, does as Keras 3 does:
 Slots (momenta, accumulators) are created on the first gradient a parameter
 gets and named by its position: ``state_dict()`` holds ``"iterations"`` and
 ``"<slot>/<index>"`` arrays, e.g. ``"m/0"``, ``"v/0"`` for Adam.
+
+The public interface a device executor uses (runtime/cuda/optim.py, which never
+imports this module): ``update_rule``, ``slot_names``, ``host_slots``,
+``init_slot``, ``step_hyperparameters()``, ``iterations`` and the clipping and
+decay attributes; ``attach_device`` / ``detach_device`` register the callable
+that copies device-held slots home (``device_sync``), which ``slots``,
+``state_dict()`` and a host ``apply()`` call first.
 """
 
 from __future__ import annotations
@@ -51,8 +58,8 @@ class Optimizer:
     """Base class: clipping, weight decay, iterations, slots and their state."""
 
     name = "optimizer"
-    # A device executor that keeps the slots on a GPU sets this to a callable copying them into _slots.
-    device_sync = None
+    update_rule = ""                            # the rule a device executor runs: sgd, adam, rmsprop, adagrad
+    _device_sync = None
     slot_names: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: float = 0.001, *, weight_decay: float | None = None,
@@ -77,10 +84,50 @@ class Optimizer:
         self._kept: dict = {}                  # keep_state's copies, reused step to step
 
     # ----- the step -------------------------------------------------------
+    # ----- the slots and the device protocol ------------------------------
+    @property
+    def slots(self) -> dict[str, dict[int, np.ndarray]]:
+        """The slots, {slot name: {parameter index: array}}, current (a device's copies are
+        brought home first). The arrays are the optimizer's own: writing them changes its state."""
+        if self._device_sync is not None:
+            self._device_sync()
+        return self._slots
+
+    @property
+    def host_slots(self) -> dict[str, dict[int, np.ndarray]]:
+        """The host copy of the slots as it is (no sync): for a device executor, which
+        compares its identity to notice a replaced state and writes its copies into it."""
+        return self._slots
+
+    def init_slot(self, name: str, like: np.ndarray) -> np.ndarray:
+        """A fresh slot `name` for a parameter shaped and typed like `like` (zeros, or Adagrad's
+        initial accumulator value)."""
+        return self._init_slot(name, like)
+
+    def step_hyperparameters(self) -> dict:
+        """The scalars of the rule for the coming step (iterations + 1), e.g. Adam's
+        bias-corrected rate alpha; clipping and weight decay are the attributes of the same names."""
+        return {"learning_rate": self.learning_rate}
+
+    @property
+    def device_sync(self):
+        """The callable that copies device-held slots home, or None (see attach_device)."""
+        return self._device_sync
+
+    def attach_device(self, sync) -> None:
+        """A device executor now holds the newest slots; `sync()` copies them into host_slots."""
+        self._device_sync = sync
+
+    def detach_device(self, sync) -> None:
+        """The device executor that registered `sync` no longer holds the slots."""
+        if self._device_sync == sync:
+            self._device_sync = None
+
+    # ----- the step -------------------------------------------------------
     def apply(self, params: list[np.ndarray], grads: list[np.ndarray | None]) -> None:
         """One update of ``params`` in place; ``None`` gradients are skipped."""
-        if self.device_sync is not None:          # the slots were last updated on a GPU: bring them home
-            sync, self.device_sync = self.device_sync, None
+        if self._device_sync is not None:         # the slots were last updated on a GPU: bring them home
+            sync, self._device_sync = self._device_sync, None
             sync()
         if len(params) != len(grads):
             raise TrainingError(f"optimizer got {len(params)} parameters but {len(grads)} gradients")
@@ -194,8 +241,8 @@ class Optimizer:
     # ----- state ----------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat copy of the state: ``iterations`` and ``<slot>/<param index>``."""
-        if self.device_sync is not None:
-            self.device_sync()
+        if self._device_sync is not None:
+            self._device_sync()
         d = {"iterations": np.array(self.iterations, dtype=np.int64)}
         for name, per in self._slots.items():
             for i, arr in sorted(per.items()):
@@ -238,6 +285,7 @@ class SGD(Optimizer):
     w += m, or with nesterov w += momentum*m - lr*g (using the new m)."""
 
     name = "sgd"
+    update_rule = "sgd"
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  **kw):
@@ -245,6 +293,9 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slot_names = ("momentum",) if self.momentum else ()
         super().__init__(learning_rate, **kw)
+
+    def step_hyperparameters(self) -> dict:
+        return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
 
     def _update(self, i, p, g, slots, tmp):
         lr = self.learning_rate
@@ -276,6 +327,7 @@ class Adam(Optimizer):
     amsgrad keeps vhat = max(vhat, v) and uses it in place of v."""
 
     name = "adam"
+    update_rule = "adam"
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, **kw):
@@ -287,8 +339,14 @@ class Adam(Optimizer):
         super().__init__(learning_rate, **kw)
 
     def _prepare_step(self):
+        self._alpha = self.step_hyperparameters()["alpha"]
+
+    def step_hyperparameters(self) -> dict:
+        """alpha = lr*sqrt(1-b2^t)/(1-b1^t) with t = iterations + 1, and the rule's constants."""
         t = self.iterations + 1
-        self._alpha = self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        alpha = self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        return {"learning_rate": self.learning_rate, "alpha": alpha, "beta_1": self.beta_1,
+                "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad}
 
     def _update(self, i, p, g, slots, tmp):
         m, v = slots["m"], slots["v"]
@@ -326,6 +384,7 @@ class RMSprop(Optimizer):
     momentum 0: w -= inc, else mom = momentum*mom + inc; w -= mom."""
 
     name = "rmsprop"
+    update_rule = "rmsprop"
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7, centered: bool = False, **kw):
@@ -340,6 +399,10 @@ class RMSprop(Optimizer):
             slots.append("average_gradient")
         self.slot_names = tuple(slots)
         super().__init__(learning_rate, **kw)
+
+    def step_hyperparameters(self) -> dict:
+        return {"learning_rate": self.learning_rate, "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
 
     def _update(self, i, p, g, slots, tmp):
         rho, lr = self.rho, self.learning_rate
@@ -375,6 +438,7 @@ class Adagrad(Optimizer):
     w -= lr*g/sqrt(acc + eps)."""
 
     name = "adagrad"
+    update_rule = "adagrad"
     slot_names = ("accumulator",)
 
     def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
@@ -386,6 +450,9 @@ class Adagrad(Optimizer):
 
     def _init_slot(self, name, p):
         return np.full_like(p, self.initial_accumulator_value)
+
+    def step_hyperparameters(self) -> dict:
+        return {"learning_rate": self.learning_rate, "epsilon": self.epsilon}
 
     def _update(self, i, p, g, slots, tmp):
         acc = slots["accumulator"]

@@ -163,7 +163,7 @@ def test_cli_cell_describes_and_shows(tmp_path):
 
 @pytest.mark.slow
 def test_custom_cell_example_learns(tmp_path):
-    from rnndsl.train.runner import train_spec
+    from rnndsl.app.runner import train_spec
 
     r = train_spec(EXAMPLES / "custom_cell.rnn", epochs=10, quiet=True, out=tmp_path / "c.npz",
                    stream=io.StringIO())

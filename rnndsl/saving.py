@@ -1,5 +1,5 @@
 """Model checkpoints: spec text, weights, optimizer state, epoch and generator states in one
-.npz that loads without pickle (see checkpoint.py for the atomic write and the format)."""
+.npz that loads without pickle (see train/checkpoint.py for the atomic write and the format)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, RnnError
-from .checkpoint import open_checkpoint, save_checkpoint
+from .errors import CheckpointError, RnnError
+from .train.checkpoint import open_checkpoint, save_checkpoint
 
 
 def save_model(model, path) -> Path:
@@ -96,7 +96,7 @@ def load_model(path):
 
     Only the arrays the stored spec needs are read (its weights, its optimizer's
     slots), each checked against the shape the spec gives it before it is made."""
-    from .. import compile as compile_spec
+    from . import compile as compile_spec
 
     with open_checkpoint(path) as ck:
         return _load_model(ck, path, compile_spec)
@@ -133,7 +133,7 @@ def _load_model(ck, path, compile_spec):
     model.set_weights(weights)
     model.epoch = epoch
     if "fit" in rng:
-        model._fit_rng = _generator(rng["fit"], path, "fit")
+        model.fit_rng = _generator(rng["fit"], path, "fit")
     if "dropout" in rng:
         model.executor.rng = _generator(rng["dropout"], path, "dropout")
     train = meta.get("train")

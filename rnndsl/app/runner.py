@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, DataError, TrainingError, whole_number
-from .checkpoint import atomic_write, unwritable
-from .sources import load_source
+from ..train.checkpoint import atomic_write, unwritable
+from ..train.sources import load_source
 
 
 def default_checkpoint(spec_path: Path) -> Path:
@@ -186,7 +186,7 @@ def read_inputs(model, input_path: Path):
 
 def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream=None,
                        device: str | None = None) -> np.ndarray:
-    from .saving import load_model
+    from ..saving import load_model
 
     stream = stream or sys.stdout
     if output:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RnnError
-from .sources import load_source
+from ..train.sources import load_source
 
 
 def _stand_in_inputs(model, batch: int) -> list[np.ndarray]:
