@@ -17,6 +17,7 @@ from .graph.graph import Graph
 from .graph.summary import summary_text, to_dot
 from .lang.parser import parse
 from .train.targets import fit_generator, input_list, output_loss, target_list
+from .train.train_block import check_train_block
 
 
 def _float_dtype(dtype) -> str:
@@ -296,7 +297,7 @@ def compile_spec(text: str, file: str = "<spec>", name: str | None = None, **kw)
         itemsize = np.dtype(kw.get("dtype", "float32")).itemsize
     except TypeError:
         itemsize = 4
-    graph = build_graph(parse(text, file), itemsize)
+    graph = build_graph(parse(text, file), itemsize, check_train_block)
     if name is None:
         name = "model" if file.startswith("<") else file.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return Model(graph, name, **kw)

@@ -65,7 +65,7 @@ def _spec(data, name="s.rnn"):
     ('series(length=20, batch_size=2, chunk=4)', None, "leave none to hold out with test_split=0.2"),
     ('sine(n="a", length=4)', None, 'n takes a whole number >= 1, got the string "a"'),
     ('sine(n=10, length=4, noise=-1)', None, "noise takes a number >= 0, got the number -1"),
-    ('addition(n=10, digits=40)', None, "digits takes a whole number from 1 to 9, got the number 40"),
+    ('addition(n=10, digits=40)', None, "digits takes a whole number from 1 to 18, got the number 40"),
     ('csv("ok.npz")', None, "ok.npz is not a UTF-8 text file"),
     ('csv("ok.npz", delimiter="")', None, 'delimiter takes one character in double quotes, got the string ""'),
     ('text("t.tsv", maxlen=0)', None, "maxlen takes a whole number >= 1, got the number 0"),

@@ -409,7 +409,7 @@ TRAIN = INPUT + "output x | lstm(4) | dense(1)\ntrain {\n  loss = \"mse\"\n  %s\
     ("data = addition(n=100, digit=3)", "digit", "addition has no option 'digit'", "did you mean 'digits'"),
     ("data = sine(n=10, length=5, seed=-1)", "-1", "seed takes a whole number >= 0", None),
     ("data = addition(n=\"many\")", '"many"', 'n takes a whole number >= 1, got the string "many"', None),
-    ("data = addition(n=10, digits=30)", "30", "digits takes a whole number from 1 to 9", None),
+    ("data = addition(n=10, digits=30)", "30", "digits takes a whole number from 1 to 18", None),
     ("data = text(\"a.tsv\", maxlen=0)", "0", "maxlen takes a whole number >= 1", None),
     ("data = text(\"a.tsv\", padding=\"middle\")", '"middle"', "padding takes one of pre, post", None),
     ("data = csv(\"a.csv\", delimiter=\";;\")", '";;"', "delimiter takes one character", None),

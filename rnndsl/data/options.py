@@ -10,7 +10,42 @@ from rnndsl.errors import DataError
 
 from .npyfile import memory_limit
 
-__all__ = ["whole", "number", "seed", "fits_memory"]
+__all__ = ["whole", "number", "seed", "fits_memory", "check_options", "SOURCE_OPTIONS", "SOURCE_REQUIRED",
+           "FILE_SOURCES", "COMMON_OPTIONS", "SOURCES"]
+
+# The data-source registry: what each source takes, from Python (the loaders check their
+# arguments with check_options) or from a spec's `data = name(...)` (checked by `check`
+# before any data is read, from the same table): option -> kind. Kinds: "count" (a whole
+# number >= 1), "seed" (a whole number >= 0), "int" (a whole number), "number>=0",
+# "number>0", "fraction" (in [0, 1)), "bool", "string", "char" (a one-character string),
+# "strings" (a list of strings), "header" (true, false or "auto"), ("choice", names),
+# ("range", low, high) (a whole number in [low, high]). Each is a parameter of the
+# loader the source calls (tests/data hold the table against the signatures).
+FILE_SOURCES = ("npz", "npy", "csv", "text")        # their first argument is the file's path
+SOURCE_OPTIONS: dict[str, dict[str, object]] = {
+    "digits": {},
+    # a + b stays within int64 up to 18 digits
+    "addition": {"n": "count", "digits": ("range", 1, 18), "reverse": "bool", "seed": "seed"},
+    # ids and the start token (vocab + 1) stay int32
+    "copy": {"n": "count", "length": "count", "vocab": ("range", 1, 2**31 - 3), "seed": "seed",
+             "min_length": "count"},
+    "reverse": {"n": "count", "length": "count", "vocab": ("range", 1, 2**31 - 3), "seed": "seed",
+                "min_length": "count"},
+    "sine": {"n": "count", "length": "count", "noise": "number>=0", "seed": "seed", "period": "number>0"},
+    # one long series cut into chunks for stateful layers (its seed is the run's seed)
+    "series": {"length": "count", "noise": "number>=0", "period": "number>0", "batch_size": "count",
+               "chunk": "count"},
+    "npz": {"x_key": "string", "y_key": "string"},
+    "npy": {},
+    "csv": {"label_column": "int", "skip_header": "header", "delimiter": "char"},
+    "text": {"max_words": "count", "maxlen": "count", "padding": ("choice", ("pre", "post")),
+             "truncating": ("choice", ("pre", "post")), "labels": "strings"},
+}
+SOURCES = tuple(SOURCE_OPTIONS)                     # the names, in the order hints list them
+SOURCE_REQUIRED = {"addition": ("n",), "copy": ("n", "length"), "reverse": ("n", "length"),
+                   "sine": ("n", "length"), "series": ("length",)}
+# every source also takes these (rnndsl.train.sources cuts the held-out split with them)
+COMMON_OPTIONS = {"test_split": "fraction", "split_seed": "seed"}
 
 
 def whole(name: str, value, least: int = 1, most: int | None = None) -> int:
@@ -47,6 +82,29 @@ def fits_memory(what: str, count: int, itemsize: int) -> None:
     limit = memory_limit()
     if nbytes > limit:
         raise DataError(f"{what} would take {nbytes:,} bytes, more than the memory bound of {limit:,} bytes")
+
+
+def check_options(source: str, **values) -> None:
+    """Check the numeric options of a data source (as SOURCE_OPTIONS gives their kinds),
+    in the order given; a value of the wrong type or range is a DataError naming it."""
+    table = {**SOURCE_OPTIONS[source], **COMMON_OPTIONS}
+    for name, value in values.items():
+        kind = table[name]
+        if kind == "count":
+            whole(name, value, 1)
+        elif kind == "seed":
+            seed(value, name)
+        elif isinstance(kind, tuple) and kind[0] == "range":
+            whole(name, value, kind[1], kind[2])
+        elif kind == "number>=0":
+            number(name, value, 0.0)
+        elif kind == "number>0":
+            number(name, value, 0.0, above=True)
+        elif kind == "fraction":
+            if number(name, value, 0.0) >= 1:
+                raise DataError(f"{name} must be below 1 (a fraction held out), got {value}")
+        else:
+            raise AssertionError(f"{source}.{name}: {kind} is not a numeric kind")  # pragma: no cover
 
 
 def _show(value) -> str:

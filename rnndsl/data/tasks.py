@@ -12,8 +12,7 @@ import numpy as np
 
 from rnndsl.errors import DataError
 
-from .options import fits_memory, number, whole
-from .options import seed as check_seed
+from .options import check_options, fits_memory, whole
 
 __all__ = [
     "ADDITION_CHARS",
@@ -47,11 +46,6 @@ def decode_chars(ids, chars: str = ADDITION_CHARS) -> str:
     return "".join(chars[int(i)] for i in np.asarray(ids).ravel())
 
 
-def _check_positive(**kw):
-    for k, v in kw.items():
-        whole(k, v, 1)
-
-
 def addition(n: int, digits: int = 2, reverse: bool = True, seed: int = 0):
     """``n`` distinct questions "a+b" with a, b of 1..``digits`` digits (the digit
     count drawn uniformly, as Keras's example; a+b and b+a count as the same).
@@ -60,9 +54,7 @@ def addition(n: int, digits: int = 2, reverse: bool = True, seed: int = 0):
     ``chars`` = ADDITION_CHARS; queries and answers are right-padded with
     spaces, and the whole padded query is reversed when ``reverse``.
     """
-    _check_positive(n=n)
-    whole("digits", digits, 1, 18)      # a + b stays within int64
-    check_seed(seed)
+    check_options("addition", n=n, digits=digits, seed=seed)
     fits_memory(f"addition(n={n}, digits={digits})", n, 8 * (3 * digits + 2))
     m = 10 ** digits
     n_unique = m * (m + 1) // 2
@@ -115,16 +107,14 @@ def start_token(vocab: int) -> int:
 
 
 def _sequences(n, length, vocab, seed, min_length):
-    _check_positive(n=n, length=length, vocab=vocab)
-    whole("vocab", vocab, 1, 2**31 - 3)     # ids and the start token stay int32
-    check_seed(seed)
+    check_options("copy", n=n, length=length, vocab=vocab, seed=seed)
     fits_memory(f"a task of n={n} sequences of length={length}", n * length, 4 * 4)
     rng = np.random.default_rng(seed)
     x = rng.integers(1, vocab + 1, size=(n, length)).astype(np.int32)
     if min_length is None:
         lengths = np.full(n, length)
     else:
-        whole("min_length", min_length, 1)
+        check_options("copy", min_length=min_length)
         if not 1 <= min_length <= length:
             raise DataError(f"min_length must be in [1, {length}], got {min_length}")
         lengths = rng.integers(min_length, length + 1, size=n)
@@ -166,10 +156,7 @@ def sine(n: int, length: int, noise: float = 0.0, seed: int = 0, period: float =
     """Windows of s_t = sin(2 pi t / period + phase) + noise * N(0, 1), phase
     uniform per window: ``x (n, length, 1)`` = s_0..s_{length-1} and
     ``y (n, 1)`` = s_length (the next value, with its noise), float32."""
-    _check_positive(n=n, length=length)
-    number("noise", noise, 0.0)
-    number("period", period, 0.0, above=True)
-    check_seed(seed)
+    check_options("sine", n=n, length=length, noise=noise, period=period, seed=seed)
     fits_memory(f"sine(n={n}, length={length})", n * (length + 1), 8 * 3)
     rng = np.random.default_rng(seed)
     phase = rng.uniform(0.0, 2 * np.pi, size=(n, 1))
@@ -183,7 +170,7 @@ def sine(n: int, length: int, noise: float = 0.0, seed: int = 0, period: float =
 
 def sine_series(length: int, noise: float = 0.0, seed: int = 0, period: float = 20.0) -> np.ndarray:
     """One long series s_t (t = 0..length-1) as in ``sine``, float32 (length,)."""
-    _check_positive(length=length)
+    check_options("series", length=length)
     if length == 1:
         return sine(1, 1, noise, seed, period)[0][0, :, 0]
     x, y = sine(1, length - 1, noise, seed, period)
@@ -199,7 +186,8 @@ def stateful_batches(series, batch_size: int, chunk_length: int):
     shuffle off). Returns ``(x, y)`` of shape (chunks*batch_size, chunk_length,
     F) with y[., t] = the value after x[., t]; a 1-D series gets F = 1.
     """
-    _check_positive(batch_size=batch_size, chunk_length=chunk_length)
+    whole("batch_size", batch_size, 1)
+    whole("chunk_length", chunk_length, 1)
     s = np.asarray(series)
     if s.dtype.kind not in "biuf":
         raise DataError(f"series must hold numbers, got dtype {s.dtype}")

@@ -11,6 +11,7 @@ mistake does not cascade into many.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from .. import layers as _layers  # noqa: F401  (registers the layer kinds)
 from ..cells import CellTable, cell_scope, define_cells
@@ -20,10 +21,15 @@ from ..layers.base import REGISTRY, LayerSpec
 from ..layers.input import INPUT
 from .graph import Graph, Node, Output, PortRef
 from .sizes import check_sizes
-from .train_section import check_train_block
 from ..types import TensorType
 
 IMPLICIT_INPUT = "x"
+
+# Checks a spec's `train { ... }` block, reporting into the sink in source order:
+# (block, sink) -> (settings, their positions). Training is rnndsl.train's business, a
+# layer above the graph, so the caller hands its checker in (rnndsl.model passes
+# rnndsl.train.train_block.check_train_block).
+TrainChecker = Callable[[ast.TrainBlock, DiagnosticSink], "tuple[dict, dict[str, Pos]]"]
 
 
 @dataclass
@@ -56,9 +62,10 @@ class _Ctx:
 
 
 class GraphBuilder:
-    def __init__(self, spec: ast.Spec, itemsize: int = 4):
+    def __init__(self, spec: ast.Spec, itemsize: int = 4, check_train: TrainChecker | None = None):
         self.spec = spec
         self.itemsize = itemsize
+        self.check_train = check_train
         self.sink = DiagnosticSink(spec.source, spec.file)
         self.nodes: list[Node] = []
         self.symbols: dict[str, Symbol] = {}
@@ -111,7 +118,11 @@ class GraphBuilder:
             elif isinstance(s, ast.TrainBlock):
                 if self.train_pos:
                     self.sink.error(s.pos, "a spec has one train block", "merge the two blocks")
-                self.train, self.train_pos = check_train_block(s, self.sink)
+                if self.check_train is None:
+                    self.sink.error(s.pos, "this spec has a train block, and nothing here checks one",
+                                    "compile it with rnndsl.compile, which knows the train settings")
+                    continue
+                self.train, self.train_pos = self.check_train(s, self.sink)
         if not self.outputs and not self.sink.count:
             pos = stmts[-1].pos if stmts else Pos(self.spec.file, 1, 1)
             self.sink.error(pos, "the spec has no output",
@@ -410,6 +421,7 @@ def _state_hint(got, want) -> str:
     return "; ".join(hints)
 
 
-def build_graph(spec: ast.Spec, itemsize: int = 4) -> Graph:
-    """The checked graph of a parsed spec; itemsize (4 for float32) sizes the memory check."""
-    return GraphBuilder(spec, itemsize).build()
+def build_graph(spec: ast.Spec, itemsize: int = 4, check_train: TrainChecker | None = None) -> Graph:
+    """The checked graph of a parsed spec; itemsize (4 for float32) sizes the memory check;
+    check_train checks a train block (without one, a train block is an error)."""
+    return GraphBuilder(spec, itemsize, check_train).build()

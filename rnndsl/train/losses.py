@@ -30,6 +30,9 @@ __all__ = [
     "MeanSquaredError",
     "MeanAbsoluteError",
     "get_loss",
+    "LOSSES",
+    "LOSS_ALIASES",
+    "loss_names",
     "log_softmax",
     "softmax",
 ]
@@ -325,22 +328,31 @@ class MeanAbsoluteError(Loss):
         return per, np.asarray(grad, dtype=y_pred.dtype)
 
 
-_LOSSES = {
+# The loss registry: Keras's names -> classes, and the short names Keras also takes.
+# get_loss and a spec's `loss = "..."` both read these; get_loss also takes the class
+# names ("MeanSquaredError", any case).
+LOSSES = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "binary_crossentropy": BinaryCrossentropy,
     "mean_squared_error": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError,
 }
-_ALIASES = {
-    "mse": "mean_squared_error",
-    "mae": "mean_absolute_error",
-    "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
-    "categoricalcrossentropy": "categorical_crossentropy",
-    "binarycrossentropy": "binary_crossentropy",
-    "meansquarederror": "mean_squared_error",
-    "meanabsoluteerror": "mean_absolute_error",
-}
+LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+
+
+def loss_names() -> tuple[str, ...]:
+    """The names a loss is given by (a spec's `loss = ...`, compile(loss=...)): Keras's
+    names and their short aliases, a short name before the long one it stands for."""
+    long = tuple(LOSS_ALIASES.values())
+    return tuple(k for k in LOSSES if k not in long) + tuple(LOSS_ALIASES) + long
+
+
+def _key(name: str) -> str:
+    """The registry name of `name`: its alias resolved, a class name mapped to its loss."""
+    key = name.strip().lower()
+    key = LOSS_ALIASES.get(key, key)
+    return next((k for k, cls in LOSSES.items() if cls.__name__.lower() == key), key)
 
 
 def get_loss(name) -> Loss:
@@ -352,10 +364,9 @@ def get_loss(name) -> Loss:
         name = name.get("name") or name.get("class_name")
     if not isinstance(name, str):
         raise RnnError(f"loss must be a name or a Loss, got {type(name).__name__}")
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key in _LOSSES:
-        return _LOSSES[key]()
-    hint = did_you_mean(name.lower(), list(_LOSSES) + ["mse", "mae"])
+    key = _key(name)
+    if key in LOSSES:
+        return LOSSES[key]()
+    hint = did_you_mean(name.lower(), loss_names())
     raise RnnError(f"unknown loss '{name}'" + (f"; {hint}" if hint else "")
-                   + f" (known: {', '.join(sorted(list(_LOSSES) + ['mse', 'mae']))})")
+                   + f" (known: {', '.join(sorted(loss_names()))})")

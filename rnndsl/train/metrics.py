@@ -13,6 +13,8 @@ import numpy as np
 from rnndsl.errors import DataError, RnnError, did_you_mean
 
 __all__ = [
+    "METRICS",
+    "metric_names",
     "Metric",
     "SparseCategoricalAccuracy",
     "CategoricalAccuracy",
@@ -185,17 +187,24 @@ class Accuracy(Metric):
         return self.resolve(y_pred.shape, y_true.shape).values(y_pred, y_true)
 
 
-_METRICS = {
+# The metric registry: the names compile(metrics=[...]) and a spec's `metrics = [...]`
+# take -> classes (a name and its short alias share a class; the log key is the name given).
+METRICS = {
+    "accuracy": Accuracy,
+    "acc": Accuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
     "binary_accuracy": BinaryAccuracy,
-    "accuracy": Accuracy,
-    "acc": Accuracy,
     "mean_squared_error": MeanSquaredErrorMetric,
     "mse": MeanSquaredErrorMetric,
     "mean_absolute_error": MeanAbsoluteErrorMetric,
     "mae": MeanAbsoluteErrorMetric,
 }
+
+
+def metric_names() -> tuple[str, ...]:
+    """The names a metric is given by."""
+    return tuple(METRICS)
 
 
 def get_metric(name) -> Metric:
@@ -206,8 +215,8 @@ def get_metric(name) -> Metric:
     if not isinstance(name, str):
         raise RnnError(f"metric must be a name or a Metric, got {type(name).__name__}")
     key = name.strip().lower()
-    if key not in _METRICS:
-        hint = did_you_mean(key, _METRICS)
+    if key not in METRICS:
+        hint = did_you_mean(key, METRICS)
         raise RnnError(f"unknown metric '{name}'" + (f"; {hint}" if hint else "")
-                       + f" (known: {', '.join(sorted(_METRICS))})")
-    return _METRICS[key](name=name.strip())
+                       + f" (known: {', '.join(sorted(METRICS))})")
+    return METRICS[key](name=name.strip())

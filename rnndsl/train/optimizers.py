@@ -31,7 +31,8 @@ from scipy.linalg.blas import get_blas_funcs
 
 from rnndsl.errors import CheckpointError, RnnError, TrainingError, did_you_mean
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer", "OPTIMIZERS",
+           "OPTIMIZER_COMMON", "optimizer_options", "flag_options"]
 
 
 def _check_range(name: str, value, lo=None, hi=None, lo_open=False, hi_open=False, optional=False):
@@ -270,7 +271,7 @@ class Optimizer:
     def get_config(self) -> dict:
         """JSON-able constructor arguments plus ``name``; get_optimizer(config) rebuilds."""
         cfg = {"name": self.name}
-        for p in _options(type(self)):
+        for p in optimizer_options(type(self)):
             v = getattr(self, p)
             cfg[p] = v if not isinstance(v, np.generic) else v.item()
         return cfg
@@ -465,16 +466,28 @@ class Adagrad(Optimizer):
         p -= tmp
 
 
-_OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
-_BASE_OPTIONS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
+# The optimizer registry: names -> classes. Each takes its constructor's options and the
+# ones every optimizer takes (OPTIMIZER_COMMON); get_optimizer and a spec's
+# `optimizer = name(...)` both read them through optimizer_options.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+OPTIMIZER_COMMON = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
 
 
-def _options(cls) -> list[str]:
-    """Constructor options of an optimizer class, in signature order."""
+def optimizer_options(name_or_cls) -> list[str]:
+    """The options of an optimizer (a name in OPTIMIZERS or its class): its constructor's,
+    in signature order, then OPTIMIZER_COMMON."""
+    cls = OPTIMIZERS[name_or_cls] if isinstance(name_or_cls, str) else name_or_cls
     sig = inspect.signature(cls.__init__)
     names = [n for n, p in sig.parameters.items()
              if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    return names + [o for o in _BASE_OPTIONS if o not in names]
+    return names + [o for o in OPTIMIZER_COMMON if o not in names]
+
+
+def flag_options(name: str) -> tuple[str, ...]:
+    """The options of an optimizer that are true/false (their default is a bool); the
+    others are numbers."""
+    sig = inspect.signature(OPTIMIZERS[name].__init__)
+    return tuple(n for n, p in sig.parameters.items() if isinstance(p.default, bool))
 
 
 def get_optimizer(identifier="adam", **overrides) -> Optimizer:
@@ -502,12 +515,12 @@ def get_optimizer(identifier="adam", **overrides) -> Optimizer:
         raise RnnError(f"optimizer must be a name, a config dict or an Optimizer, got "
                        f"{type(identifier).__name__}")
     key = str(name).strip().lower()
-    if key not in _OPTIMIZERS:
-        hint = did_you_mean(key, _OPTIMIZERS)
+    if key not in OPTIMIZERS:
+        hint = did_you_mean(key, OPTIMIZERS)
         raise RnnError(f"unknown optimizer '{name}'" + (f"; {hint}" if hint else "")
-                       + f" (known: {', '.join(_OPTIMIZERS)})")
-    cls = _OPTIMIZERS[key]
-    allowed = _options(cls)
+                       + f" (known: {', '.join(OPTIMIZERS)})")
+    cls = OPTIMIZERS[key]
+    allowed = optimizer_options(cls)
     for opt in cfg:
         if opt not in allowed:
             hint = did_you_mean(opt, allowed)

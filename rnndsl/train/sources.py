@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data import get_dataset, load_arrays, load_csv, load_labelled_text, stateful_batches, sine_series
 from ..data.options import fits_memory, number, whole
+from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS
 from ..errors import DataError, did_you_mean
 
 
@@ -43,28 +44,21 @@ def _one_hot(ids: np.ndarray, width: int) -> np.ndarray:
     return np.eye(width, dtype=np.float32)[ids]
 
 
-# The options each data source takes from a spec (the built-in tasks are checked by get_dataset).
-FILE_OPTIONS = {
-    "file": ("x_key", "y_key"),
-    "npz": ("x_key", "y_key"),
-    "npy": ("x_key", "y_key"),
-    "csv": ("label_column", "skip_header", "delimiter"),
-    "text": ("max_words", "maxlen", "padding", "truncating", "labels"),
-    "series": ("batch_size", "chunk", "length", "noise", "period"),
-}
-COMMON_OPTIONS = ("test_split", "split_seed")
+# A bare path (`data = "f.npz"`) is read as npz/npy files are.
+_FILE_LIKE = {"file": "npz"}
 
 
 def _check_options(name: str, cfg: dict) -> None:
-    allowed = FILE_OPTIONS.get(name)
-    if allowed is None:
-        return
+    source = _FILE_LIKE.get(name, name)
+    if source not in FILE_SOURCES and source != "series":
+        return                                  # the built-in tasks are checked by get_dataset
+    allowed = tuple(SOURCE_OPTIONS[source]) + tuple(COMMON_OPTIONS)
     for opt in cfg:
-        if opt in ("name", "path") or opt in COMMON_OPTIONS or opt in allowed:
+        if opt in ("name", "path") or opt in allowed:
             continue
-        hint = did_you_mean(str(opt), allowed + COMMON_OPTIONS)
+        hint = did_you_mean(str(opt), allowed)
         raise DataError(f"data source {name}() has no option {opt!r}" + (f"; {hint}" if hint else "")
-                        + f" (options: {', '.join(allowed + COMMON_OPTIONS)})")
+                        + f" (options: {', '.join(allowed)})")
     if name != "series":
         path = cfg.get("path")
         if path is None:

@@ -1,4 +1,7 @@
-"""The `train { ... }` block: checked here, carried out by rnndsl.train.
+"""The `train { ... }` block of a spec: checked here against the registries of losses,
+metrics, optimizers and data sources (the names and options Model.compile/fit take),
+carried out by rnndsl.train. The graph builder calls check_train_block through the
+parameter it is handed (rnndsl.model passes this function).
 
     train {
       data = digits(test_split=0.2)
@@ -13,21 +16,13 @@
 
 from __future__ import annotations
 
-from ..errors import DiagnosticSink, Pos, clip, did_you_mean
+from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS, SOURCE_REQUIRED, SOURCES
+from ..errors import DiagnosticSink, Pos, RnnError, clip, did_you_mean
+from ..graph.sizes import MAX_ARRAY_ELEMENTS
 from ..lang import ast
-
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
-          "mse", "mae", "mean_squared_error", "mean_absolute_error")
-OPTIMIZERS = {
-    "sgd": ("learning_rate", "momentum", "nesterov"),
-    "adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
-    "rmsprop": ("learning_rate", "rho", "momentum", "epsilon"),
-    "adagrad": ("learning_rate", "initial_accumulator_value", "epsilon"),
-}
-OPTIMIZER_COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
-# the data sources of rnndsl.data.registry.SOURCE_OPTIONS, in the order the hints list them
-DATASETS = ("digits", "addition", "copy", "reverse", "sine", "series", "npz", "npy", "csv", "text")
-METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy")
+from .losses import loss_names
+from .metrics import metric_names
+from .optimizers import OPTIMIZERS, flag_options, get_optimizer, optimizer_options
 
 # setting -> (kind, description)
 SETTINGS = {
@@ -61,7 +56,7 @@ _BAD = object()
 
 
 def _typed(kind, v, what: str, sink: DiagnosticSink):
-    """The Python value of `v` for an option of the given kind (see rnndsl.data.registry),
+    """The Python value of `v` for an option of the given kind (see rnndsl.data.options),
     or _BAD after reporting what it takes."""
     def bad(takes: str, hint: str | None = None):
         sink.error(v.pos, f"{what} takes {takes}, got {ast.describe(v)}", hint)
@@ -143,10 +138,9 @@ def _named_call(v, known, setting: str, example: str, sink: DiagnosticSink):
 
 def _data_source(v, sink: DiagnosticSink) -> dict | None:
     """`data = name(...)`: the source's name, its file, its options, each checked against
-    rnndsl.data.registry's table; the synthetic sets also against the memory bound."""
-    from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS, SOURCE_REQUIRED
-
-    named = _named_call(v, DATASETS, "data", "a data source such as digits() or npz(\"file.npz\")", sink)
+    the data-source registry (rnndsl.data.options.SOURCE_OPTIONS); the synthetic sets also
+    against the memory bound."""
+    named = _named_call(v, SOURCES, "data", "a data source such as digits() or npz(\"file.npz\")", sink)
     if named is None:
         return None
     name, args, pos = named
@@ -196,8 +190,6 @@ def _data_source(v, sink: DiagnosticSink) -> dict | None:
 def _check_data_size(cfg: dict, pos, where: dict, sink: DiagnosticSink) -> dict | None:
     """A synthetic data set that cannot be made (options that contradict each other, or too
     large to hold in memory, with its figure) is refused."""
-    from .sizes import MAX_ARRAY_ELEMENTS
-
     name = cfg["name"]
     if name in ("copy", "reverse") and cfg.get("min_length", 1) > cfg["length"]:
         sink.error(where["min_length"], f"min_length {cfg['min_length']} is longer than length {cfg['length']}",
@@ -232,7 +224,8 @@ def _optimizer(v, sink: DiagnosticSink) -> dict | None:
     if named is None:
         return None
     name, args, pos = named
-    allowed = OPTIMIZERS[name] + OPTIMIZER_COMMON
+    allowed = optimizer_options(name)
+    flags = flag_options(name)
     cfg = {"name": name}
     where = {}
     ok = True
@@ -245,16 +238,13 @@ def _optimizer(v, sink: DiagnosticSink) -> dict | None:
             ok = False
             continue
         where[a.name] = a.value.pos
-        value = _typed("bool" if a.name == "nesterov" else "number>=0", a.value, a.name, sink)
+        value = _typed("bool" if a.name in flags else "number>=0", a.value, a.name, sink)
         if value is _BAD:
             ok = False
             continue
         cfg[a.name] = value
     if not ok:
         return None
-    from ..errors import RnnError
-    from ..train.optimizers import get_optimizer
-
     try:
         get_optimizer(dict(cfg))
     except RnnError as e:
@@ -306,8 +296,9 @@ def _check_setting(kind, desc, s, v, sink):
         return _data_source(v, sink)
     if kind == "loss":
         w = _word(v)
-        if w not in LOSSES:
-            hint = did_you_mean(str(w), LOSSES) or f"one of: {', '.join(LOSSES)}"
+        losses = loss_names()
+        if w not in losses:
+            hint = did_you_mean(str(w), losses) or f"one of: {', '.join(losses)}"
             sink.error(v.pos, f"unknown loss {clip(w)!r}" if w else f"loss takes {desc}", hint)
             return None
         return w
@@ -316,14 +307,15 @@ def _check_setting(kind, desc, s, v, sink):
     if kind == "metrics":
         items = v.items if isinstance(v, ast.ListValue) else [v]
         out = []
+        known = metric_names()
         for it in items:
             w = _word(it)
             if w is None:
                 sink.error(it.pos, f"metrics takes names such as \"accuracy\", got {ast.describe(it)}")
                 continue
-            if w not in METRICS:
+            if w not in known:
                 sink.error(it.pos, f"unknown metric {clip(w)!r}",
-                           did_you_mean(str(w), METRICS) or f"one of: {', '.join(METRICS)}")
+                           did_you_mean(str(w), known) or f"one of: {', '.join(known)}")
                 continue
             out.append(w)
         return out
