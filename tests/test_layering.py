@@ -26,7 +26,6 @@ KNOWN = {
     ("rnndsl.cells.cuda_run", "rnndsl.runtime.cuda.recurrent"),
     ("rnndsl.cells.run", "rnndsl.runtime.tensor"),
     ("rnndsl.graph.build", "rnndsl.cells"),
-    ("rnndsl.graph.train_section", "rnndsl.train.optimizers"),
     ("rnndsl.layers.batchnorm", "rnndsl.runtime.tensor"),
     ("rnndsl.layers.bidirectional", "rnndsl.kernels.cpu.buffers"),
     ("rnndsl.layers.bidirectional", "rnndsl.runtime.tensor"),
