@@ -126,10 +126,6 @@ class CudaExecutor(Executor):
         """Copy the optimizer's device slots into its host state (what state_dict() saves)."""
         self.opt_slots.sync()
 
-    def release(self) -> None:
-        """Hand the optimizer's slots back to the host (before the model moves to another device)."""
-        self.opt_slots.release()
-
     # --- stateful layers -----------------------------------------------------------------
     def reset_states(self, states=None) -> None:
         super().reset_states(states)

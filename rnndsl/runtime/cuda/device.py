@@ -139,6 +139,3 @@ class Engine:
             threads = self.reduce_cols * self.reduce_rows
             blocks = min(self.max_blocks, -(-n // threads))
             self.k.sumsq[blocks, threads, 0, threads * 8](acc, self.flat(a))
-
-    def to_host(self, a):
-        return a.copy_to_host()
