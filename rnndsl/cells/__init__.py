@@ -13,9 +13,10 @@ define.py checks a definition and builds its step as an expression graph
 codegen.py schedules it (input products hoisted out of the time loop, per-step
 products fused by left side) and emits the forward and BPTT kernels as Python
 source; cache.py writes that source under a hash and imports it (numba
-cache=True then works across processes); run.py calls the kernels. The layer
-that runs a cell is rnndsl/layers/rnn.py. CPU only: a CUDA variant of the
-generated kernels is not written yet.
+cache=True then works across processes); run.py calls the kernels. On the
+CUDA engine, cuda_codegen.py emits numba.cuda kernels from the same schedule and
+cuda_run.py calls them (cells it cannot express there are refused by name). The
+layer that runs a cell is rnndsl/layers/rnn.py.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def _concat(eng, ws):
     return out
 
 
-def run_cell(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, zero_out: bool):
+def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, zero_out: bool):
     """Run the cell over the inputs xs (device (T, B, F_k) arrays): (out, final states, backprop)."""
     cell = opts["cell"]
     why = unsupported(cell)
@@ -190,10 +190,10 @@ def _merged_mask(eng, ins):
     return eng.upload(h), h
 
 
-def single_input_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out):
-    """run_cell with recurrent.run_cell's signature (one DAct input; bidirectional uses it):
-    backprop returns (dX, grads, dinit)."""
-    out, final, bp = run_cell(eng, spec, opts, W, [x.data], x.mask, ctx, init, backwards, zero_out)
+def run_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out):
+    """run_cell_inputs with the signature of every run_cell (runtime/cuda/recurrent.py, the CPU
+    layers): one DAct input (bidirectional uses it); backprop returns (dX, grads, dinit)."""
+    out, final, bp = run_cell_inputs(eng, spec, opts, W, [x.data], x.mask, ctx, init, backwards, zero_out)
 
     def backprop(dout, dfinal):
         dXs, grads, dinit = bp(dout, dfinal)
@@ -212,7 +212,7 @@ def rnn_forward(ex, node, W, ins, ctx, init_state=None):
     T, B = ins[0].data.shape[:2]
     mask, hmask = _merged_mask(eng, ins)
     init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
-    out, final, backprop_cell = run_cell(eng, spec, o, W, [a.data for a in ins], mask, ctx, init,
+    out, final, backprop_cell = run_cell_inputs(eng, spec, o, W, [a.data for a in ins], mask, ctx, init,
                                          o["go_backwards"], o["zero_output_for_mask"])
     if o["stateful"]:
         ctx.keep_state(node, final)

@@ -77,13 +77,6 @@ class Cell:
         return [WeightSpec(f"{prefix}/{w.name}", self.shape(w, units, features), w.initializer, trainable)
                 for w in self.weights]
 
-    def describe_width(self, width) -> str:
-        if width == U:
-            return "units"
-        if width is None:
-            return "a number"
-        return f"the features of input {self.inputs[width[1]]}"
-
     @cached_property
     def plan(self):
         from .codegen import Plan

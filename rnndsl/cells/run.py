@@ -97,7 +97,7 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
     consts = np.array(plan.consts, dtype=dtype)
     features = [X.shape[2] for X in Xs] if table is None else [table[0].shape[1]]
     # from the train step's pool (buffers.py): fresh arrays of this size cost their page
-    # faults again every step (custom-cell text-lstm train, a process of its own: 33 -> 19 ms)
+    # faults again every step (bench/README.md, "Measurements behind the code")
     out = buffers.empty((T, B, u), dtype)
     n = T if keep else 1
     saved = tuple(buffers.empty((n,) + plan.saved_shape(key, T, B, u, features)[1:], dtype) for key in plan.saved)
@@ -119,8 +119,8 @@ def backward(cell, tape: CellTape, dout, dfinal):
     dinit = tuple(np.zeros((B, u), dtype) if d is None else np.array(d, dtype=dtype, order="C", copy=True)
                   for d in dfinal)
     group_WT = [np.ascontiguousarray(W.T) for W in tape.group_W]
-    # every step's rows are zeroed by the kernel before it adds to them (in cache: a 13 MB
-    # zero fill before the loop took 1.1 ms of a custom-cell text-lstm step)
+    # every step's rows are zeroed by the kernel before it adds to them, in cache (a zero
+    # fill of the whole array before the loop costs a pass over memory)
     dxps = [buffers.empty(xp.shape, dtype) for xp in tape.xps]
     dXl = [buffers.empty(X.shape, dtype) for X in tape.loop_X]
     dMs = {g.index: buffers.empty((T, B, len(g.nodes) * u), dtype) for g in plan.groups if g.index not in plan.alias}
@@ -159,8 +159,7 @@ def backward(cell, tape: CellTape, dout, dfinal):
     sums = {}       # column sums of each gradient array, once (a bias per block of it)
     for slot, (kind, grp, blk) in plan.vec_from.items():
         if (kind, grp.index) not in sums:
-            # (the bias sums of a table-fed group over its V rows of dT, not its T*B rows of
-            # dxp: 0.5 -> 0.1 ms of a custom-cell text-lstm step)
+            # (the bias sums of a table-fed group over its V rows of dT, not its T*B rows of dxp)
             src = (by_id.get(grp.index, _flat(dxps[grp.index])) if kind == "xp" else _flat(dMs[grp.index]))
             sums[kind, grp.index] = column_sums(src)
         grads[plan.vecs[slot]] += sums[kind, grp.index][blk * u:(blk + 1) * u]

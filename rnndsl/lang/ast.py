@@ -62,14 +62,6 @@ class Call:
     args: list[Arg]
     pos: Pos
 
-    @property
-    def positional(self) -> list[Arg]:
-        return [a for a in self.args if a.name is None]
-
-    @property
-    def keywords(self) -> list[Arg]:
-        return [a for a in self.args if a.name is not None]
-
 
 @dataclass
 class ListValue:

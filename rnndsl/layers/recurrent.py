@@ -39,9 +39,9 @@ FLAGS = {"seq": ("return_sequences", True), "state": ("return_state", True)}
 
 # Up to this many input features the kernels project each step's input themselves
 # (x_t @ W + b, one small packed product a step): no (T, B, G) array and no pass of its
-# own for the bias. Measured against one large product before the time loop: faster at
-# 28-64 features (mnist-lstm inference 1.20 -> 0.90 ms), even at 512 (big-lstm inference
-# 221 -> 208 ms, training 516 -> 509 ms). Wider inputs keep the one large product.
+# own for the bias. Against one large product before the time loop this is faster at few
+# features and even at 512 (bench/README.md, "Measurements behind the code"). Wider inputs
+# keep the one large product.
 PER_STEP_MAX_FEATURES = 512
 # rows (steps x batch) per chunk when inference runs a last-output-only layer chunk by chunk
 CHUNK_ROWS = 4096
@@ -166,13 +166,12 @@ class RecurrentSpec(LayerSpec):
     def table_input(self, opts, x: Act, dmask, dtype, sole_reader: bool):
         """(E, ids) when x is an embedding's rows E[ids] better read through the projected
         table E W + b: V rows projected once instead of T*B, and in training dW = E^T dT,
-        dE = dT W^T from the table's gradient dT (V, G) in place of two (T*B)-row products
-        (text-lstm's step: 14.5 -> 12 ms). Only where the kernel takes a table, this layer
-        is the rows' sole reader (their gradient leaves as a TableGrad), there is no input
-        dropout, V <= T*B / 3 (measured break-even: V ~ T*B / 2, where the table's gradient
-        and the scatter into it cost what they save; at T*B / 2 text-lstm's shape ran 10%
-        slower), and, in float32, u is a multiple of 8 (the fused steps'); else None (and
-        on the plain route)."""
+        dE = dT W^T from the table's gradient dT (V, G) in place of two (T*B)-row products.
+        Only where the kernel takes a table, this layer is the rows' sole reader (their
+        gradient leaves as a TableGrad), there is no input dropout, V <= T*B / 3 (below the
+        break-even near T*B / 2, where the table's gradient and the scatter into it cost
+        what they save; bench/README.md), and, in float32, u is a multiple of 8 (the fused
+        steps'); else None (and on the plain route)."""
         if paths.plain() or not (self.takes_table and x.gathered is not None and sole_reader and dmask is None):
             return None
         E, ids = x.gathered
@@ -242,7 +241,7 @@ class RecurrentSpec(LayerSpec):
                                                     last_only=last_only)
         elif not ctx.training and per_step and self.takes_table and x.gathered is not None:
             # inference over an embedding's rows: the kernel reads them in place, E[ids] is
-            # never made (seq2seq inference: 2 x 12 us of gathering gone)
+            # never made (no gathering pass)
             E, ids = x.gathered
             out, final, saved = run(E, init, x.mask, False, xids=ids)
         elif ctx.training or not last_only or plain:

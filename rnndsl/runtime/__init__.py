@@ -29,15 +29,18 @@ def resolve_device(device: str) -> str:
                               "set NUMBA_ENABLE_CUDASIM=1 before starting Python (numba's simulator; slow, "
                               "for testing)")
         if not _cuda_backend():
-            raise DeviceError("device 'cuda': this build of rnndsl has no CUDA engine yet; use device='cpu'")
+            raise DeviceError("device 'cuda': numba's CUDA support (numba.cuda) does not import here; "
+                              "use device='cpu'")
     return device
 
 
 def _cuda_backend() -> bool:
+    """numba's CUDA module imports, and with it the CUDA executor (any other ImportError is a bug: raised)."""
     try:
-        from . import cuda  # noqa: F401
+        from numba import cuda as _numba_cuda  # noqa: F401
     except ImportError:
         return False
+    from . import cuda  # noqa: F401
     return True
 
 

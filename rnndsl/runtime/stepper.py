@@ -8,8 +8,9 @@ predict_on_batch() carry the same state.
 
 The calls are prepared once (per batch size) and replayed while nothing they hold
 went stale: a step checks that the executor's state tuples and weight arrays are
-still the objects the calls were prepared with (identity: ~0.15 us), and prepares
-them again otherwise (~15 us: after reset_states, predict_on_batch, or a replaced array).
+still the objects the calls were prepared with (identity checks: far cheaper than
+preparing), and prepares them again otherwise (after reset_states, predict_on_batch, or a
+replaced array).
 
 lstm and simplernn take their weights stacked, S = [W; U; b] (see kernels/cpu/step.py).
 S is not a copy: the executor's W, U and b become views of S's row blocks, so every
@@ -18,11 +19,10 @@ step with no check at all, and an array replaced outright fails the identity che
 Likewise their states are views of the layer's flat buffer; the executor's state
 table holds those views.
 
-Where the time of a batch-1 lstm(128) step over 64 features goes (~4.0 us): ~2.9 us the
-kernel, bound by reading the 395 KB of weights from L2 (with the default activations, the
-product and the gate math are one pass: lstm_fused.lstm_row_step; BLAS's product alone took
-3.3 us); ~0.4 us entering the compiled code; ~0.7 us Python (Model.step, the checks, the
-output's copy).
+A batch-1 step is bound by reading the weights from L2 in the kernel (with the default
+activations the product and the gate math are one pass: lstm_fused.lstm_row_step); the
+rest is entering the compiled code and Python (where the time goes: bench/README.md,
+"Measurements behind the code").
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _supported(node) -> bool:
 
 def direct(kernel, args):
     """The kernel's compiled code for these argument types, to call without numba's dispatcher,
-    which types every argument on every call (~0.1 us of a ~5 us step). Only for arguments whose
+    which types every argument on every call (a visible share of a batch-1 step). Only for arguments whose
     types never change: the fast path passes the same buffers every step and an x of fixed
     dtype, shape and C layout (checked), and the unboxing still rejects a wrong dtype or rank."""
     key = (kernel,) + tuple((a.dtype, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous, a.flags.writeable,

@@ -2,9 +2,8 @@
 
 NumPy and SciPy each load their own OpenBLAS with its own thread pool, and
 numba's np.dot reaches SciPy's. On a small machine two pools of spinning
-threads fight over the cores (measured here: a 6-step lstm(128) train step at
-batch 64 took 55 ms with the default two threads per pool and 5 ms with
-one), and a recurrent step's product is too small to gain from a second
+threads fight over the cores (bench/README.md, "Measurements behind the
+code"), and a recurrent step's product is too small to gain from a second
 thread anyway. rnndsl instead splits its kernels by batch rows and its large
 products by rows across the cores (rnndsl.kernels.cpu.parallel), so BLAS is
 held at one thread. RNNDSL_BLAS_THREADS overrides it.

@@ -68,3 +68,35 @@ def test_cuda_engine_imports_without_a_gpu():
     from rnndsl.runtime import _cuda_backend
 
     assert _cuda_backend()
+
+
+def test_a_broken_cuda_engine_import_is_raised_not_reported_as_no_engine(monkeypatch):
+    """Only numba.cuda failing to import means "no CUDA engine"; an ImportError inside rnndsl is a bug."""
+    import sys
+
+    import rnndsl.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    monkeypatch.delattr(runtime, "cuda", raising=False)
+    for name in [m for m in sys.modules if m == "rnndsl.runtime.cuda" or m.startswith("rnndsl.runtime.cuda.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rnndsl.runtime.cuda.layers", None)   # import of it raises ImportError
+    with pytest.raises(ImportError, match="rnndsl.runtime.cuda.layers"):
+        resolve_device("cuda")
+    with pytest.raises(ImportError, match="rnndsl.runtime.cuda.layers"):
+        resolve_device("auto")
+
+
+def test_device_cuda_without_numba_cuda_says_so(monkeypatch):
+    import sys
+
+    import numba
+
+    import rnndsl.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    monkeypatch.delattr(numba, "cuda", raising=False)
+    monkeypatch.setitem(sys.modules, "numba.cuda", None)
+    with pytest.raises(DeviceError, match="numba.cuda"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"

@@ -24,8 +24,8 @@ Precision policy, chosen at compile time from the scalar type:
   made for this project (Lawson-reweighted linear least squares on [0, 9],
   coefficients rounded to float32).  Max abs error ~3.7e-7 over the real line
   when evaluated in float32.  ``sigmoid(x) = 1/2 + tanh(x/2)/2``.  Being
-  branch-free and libm-free, loops over it vectorise (AVX-512), ~0.4 ns per
-  element versus ~15 ns for a scalar libm ``tanhf``.  All float32 constants
+  branch-free and libm-free, loops over it vectorise (AVX-512), where a scalar
+  libm ``tanhf`` does not (bench/README.md).  All float32 constants
   are float32 so nothing is promoted to float64 inside those loops.
 
 Dispatch on the activation code happens inside the innermost loop
@@ -393,9 +393,9 @@ def flush_row(row, tiny):
     """Values with |v| < tiny (about the smallest normal float) to zero.
 
     A gradient decaying backwards through a long sequence spends about a hundred
-    steps in the subnormal range, where x86 arithmetic is some 100x slower: a
-    500-step lstm(64) train step took 70 ms instead of 7. Flushing the carried
-    state gradients each step keeps everything downstream normal; the values
+    steps in the subnormal range, where x86 arithmetic is far slower
+    (bench/README.md). Flushing the carried state gradients each step keeps
+    everything downstream normal; the values
     dropped are below 1.2e-35 (float32), far under any gradient that matters.
     """
     for j in range(row.shape[0]):

@@ -3,7 +3,7 @@
 A train step allocates the same large arrays every time (the activations saved for
 backward, the pre-activation gradients, the products' outputs) and drops them at its
 end. Fresh large blocks come from the system as untouched pages, so every step paid
-its page faults again: ~900 a mnist-lstm step, a quarter of its 3.7 ms. Inside
+its page faults again (a large share of a small model's step: bench/README.md). Inside
 ``reusing(pool)`` (the train step), ``empty`` hands out the arrays the previous step
 released, by shape and dtype; ``reusing`` releases them all when the step is over.
 Nothing allocated here may outlive the step: only the train step opens a scope, and

@@ -322,9 +322,8 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
     """Inference of a large float32 LSTM (default activations, no mask, per-step X): every
     worker takes all the rows and its own range of the gate-interleaved panels (units), one
     step at a time, the steps joined by the prange's end. A worker then reads only its share
-    of W and U each step (by rows, each reads all of them: 8 MB a step at big-lstm's sizes,
-    from L3), and each panel serves all the rows: big-lstm's products alone 336 -> 348
-    GFLOP/s, a batch of 8 at 512 units twice as fast (see UNIT_SPLIT_BYTES).
+    of W and U each step (by rows, each reads all of them from L3), and each panel serves
+    all the rows (see UNIT_SPLIT_BYTES; figures in bench/README.md).
     The packing is split the same way. Ht, Ct hold h0, c0 and end as hT, cT; out keeps
     every step or the last. X and xids as in lstm_fused_rows."""
     gather = xids.shape[0] > 0
@@ -356,12 +355,10 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
 
 
 # Packed weights (bytes of W and U) from which a float32 inference runs the LSTM split by
-# units rather than by batch rows (lstm_forward_columns): past the core's L2 (2 MB here)
-# every step streams them from L3, all of them on each core when split by rows. Measured
-# (100 steps, inference): batch 8, 512 units (4.2 MB): 16.2 -> 7.3 ms; batch 32, 384 units
-# (2.6 MB): 14.5 -> 11.9 ms; big-lstm (8 MB): 167 -> 159 ms; below it the rows win (batch
-# 64, 320 units, 1.9 MB: even; text-lstm's 0.4 MB: 3.5 vs 4.2 ms), each step then ending
-# in a join of the workers.
+# units rather than by batch rows (lstm_forward_columns): past the core's L2 every step
+# streams them from L3, all of them on each core when split by rows; below it the rows win,
+# a unit split ending each step in a join of the workers (bench/README.md, "Measurements
+# behind the code").
 UNIT_SPLIT_BYTES = 2 << 20
 
 
@@ -475,9 +472,9 @@ def _table_input(ids, table, U):
 
 
 # Largest [dW; dU; db] (floats) accumulated inside the time loop: it is read and written
-# every step, so it must stay in the core's L2 (2 MB here). Larger layers take products
-# over all steps, which run near the machine's peak at their sizes (big-lstm's 2.1M-float
-# accumulator inside the loop made its train step 491 -> 581 ms).
+# every step, so it must stay in the core's L2. Larger layers take products over all
+# steps, which run near the machine's peak at their sizes (an accumulator past L2 inside
+# the loop slows the train step: bench/README.md).
 MAX_LOOP_GRAD = 160_000
 
 
@@ -486,12 +483,12 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     had X, or a table) also (dW, db): the gradients of W, or of the table, and of the input
     bias (with a table: the part of it that reached the table). With W (F, 4u), the input
     kernel of a forward that took X, last of all the input's gradient dX = dxp W^T (T, B, F),
-    each worker's rows after its time loop (seq2seq: 170 -> ~110 us a layer against a
-    separate product, whose row split has each core read dxp rows the other one wrote).
+    each worker's rows after its time loop (cheaper than a separate product, whose row
+    split has each core read dxp rows the other one wrote).
     For layers up to
     MAX_LOOP_GRAD they are computed inside the time loop (a worker's rows of one step at a
-    time, while dZ_t is in cache: 2x faster than products over all steps at mnist's or
-    seq2seq's sizes, which BLAS runs at ~120 GFLOP/s a core); else by those products.
+    time, while dZ_t is in cache: faster than products over all steps at such sizes); else
+    by those products.
 
     Consumes saved: dxp is written over saved.gates (step t's gates are read only by step t
     of the backward pass, each element before its gradient replaces it), so training keeps

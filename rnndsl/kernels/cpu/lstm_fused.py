@@ -51,8 +51,8 @@ def _splat(vt, x):
 def _emit_tanh(builder, x):
     """The float32 rational of activations.py on a vector: x P(x^2) / Q(x^2), exactly +-1 from
     the clamp on; the polynomials by fused multiply-adds (each step rounds once: within an ulp
-    of the scalar loops' result, and fewer instructions in the epilogue, where tanh took 30% of
-    a small layer's step)."""
+    of the scalar loops' result, and fewer instructions in the epilogue, where tanh takes a
+    large share of a small layer's step)."""
     vt = x.type
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.v{vt.count}f32")
     s = builder.fmul(x, x)
@@ -96,8 +96,8 @@ FAST_RECIPROCAL = _fast_reciprocal()
 def _emit_reciprocal(builder, q):
     """1 / q for q = Q(x^2) in [1, 416] (|x| < 9: tanh is +-1 beyond): AVX-512's estimate (relative error < 2^-14) and one
     Newton step, r (2 - q r), which leaves ~2^-28 before rounding; a vector division where
-    the estimate is missing. A 16-float division issues once every 8-10 cycles: with it, a
-    20-step lstm(64) at batch 64 took 10% longer (368 -> 334 us, with the FMAs above)."""
+    the estimate is missing. A vector division issues only every several cycles, which a
+    small layer's step feels (bench/README.md, "Measurements behind the code")."""
     vt = q.type
     if not FAST_RECIPROCAL:
         return builder.fdiv(_splat(vt, 1.0), q)
@@ -302,8 +302,8 @@ def _lstm_step_rows(X, xids, Wq, Hp, Uq, bt, ids, C, Hn, Gs, CP, TC, p0, p1):
         M = Hp.shape[0]
         p = p0
         # long k loops: two panels a tile, 6 rows x 64 columns (24 accumulators: each row's
-        # broadcast feeds 4 FMAs, not 2; big-lstm inference ~5% faster). Short ones keep
-        # 8 x 32 (6-row tiles and their remainders cost seq2seq's 128-long loops 5%)
+        # broadcast feeds 4 FMAs, not 2: faster on long loops). Short ones keep 8 x 32
+        # (there 6-row tiles and their remainders cost more than they gain)
         while p + 2 <= p1 and Wq.shape[1] + Uq.shape[1] >= PAIR_MIN_K:
             i0 = 0
             while i0 + 6 <= M:
@@ -394,7 +394,7 @@ def fill_gate_panels(M, P, p0, p1):
                     for j in range(n):
                         P[p, k, g * UNITS + j] = M[k, g * u + p * UNITS + j]
             continue
-        for k in range(K):                # 2.5x faster than the loop above (64 x 256: 4 vs 10 us)
+        for k in range(K):                # whole unit runs copied at once: faster than the loop above
             for g in range(4):
                 _copy_units(P, (p * K + k) * NB + g * UNITS, M, k * G + g * u + p * UNITS)
 
@@ -483,7 +483,7 @@ def _bptt_block(width: int):
     dz holds the saved gates I, F, G, O on entry (lstm_backward writes dZ over them); each
     unit's four are read before its dZ is stored. dz and dc below tiny are flushed to zero
     (flush_row). Straight-line vector code: the scalar loops it replaces did not vectorise
-    (LLVM's runtime overlap checks between eight row views fail), and ran at ~4 ns a unit."""
+    (LLVM's runtime overlap checks between eight row views fail)."""
 
     @intrinsic
     def block(typingctx, dz, dh, dc, dout, cp, tc, tiny, j0):

@@ -31,13 +31,14 @@ def _gather_rows(table, ids, out, parts):
                 dst[j] = src[j]
 
 
-# floats copied from which a gather splits across the cores (1,280 rows of 64: 11 -> 7 us)
+# floats copied from which a gather splits across the cores (below it starting the workers costs
+# more than it saves; bench/README.md)
 MIN_SPLIT_GATHER = 32_768
 
 
 def gather_rows(table, ids, out):
     """out[...] = table[ids] (out: ids.shape + (d,), C-contiguous), rows split across the
-    cores where there are enough (np.take: 653 against 343 us for 6,400 rows of 512)."""
+    cores where there are enough (np.take runs on one core)."""
     flat_ids = np.ascontiguousarray(ids.reshape(-1))
     flat = out.reshape(flat_ids.shape[0], table.shape[1])
     _gather_rows(table, flat_ids, flat, len(chunks(flat.shape[0], flat.size, MIN_SPLIT_GATHER)))
@@ -57,8 +58,8 @@ def all_finite(x):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def row_max(z):
-    """z.max(axis=1) of a 2-D array: NumPy's reduction over a short last axis costs ~30 us
-    for 1280 x 10 logits, this loop ~2 us."""
+    """z.max(axis=1) of a 2-D array: NumPy's reduction over a short last axis is slow, this loop
+    is not (bench/README.md)."""
     n, c = z.shape
     out = np.empty(n, z.dtype)
     for r in range(n):
@@ -109,7 +110,7 @@ def softmax_ce_rows(e, labels, picked, per):
 @njit(cache=True, nogil=True)
 def ids_outside(ids, rows):
     """How many of the ids (1-D) fall outside 0..rows-1: one pass, where NumPy's min and max
-    take two (and ~3 us each at 1,280 ids)."""
+    take two."""
     n = 0
     for i in range(ids.shape[0]):
         n += (ids[i] < 0) | (ids[i] >= rows)

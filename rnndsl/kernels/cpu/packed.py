@@ -1,7 +1,7 @@
 """Small-row matrix products against a weight matrix packed once per call: C = A @ U.
 
 The time loops multiply a few rows (a worker's share of the batch) by the same U at
-every step. OpenBLAS repacks U on every such call and runs 35-120 GFLOP/s at these
+every step. OpenBLAS repacks U on every such call and runs far below its peak at these
 shapes; here U is packed once into column panels P[jt] = U[:, 32 jt : 32 jt + 32]
 (K, 32), zero-padded to a multiple of 32 columns, and a register-tiled kernel keeps
 an 8 x 32 block of C in sixteen 16-wide vector registers while it walks K:
@@ -11,11 +11,11 @@ an 8 x 32 block of C in sixteen 16-wide vector registers while it walks K:
         for k in range(K): acc += A[i:i+8, k, None] * P[jt, k, :]     (16 FMAs)
         C[i:i+8, 32 jt : 32 jt + 32] = acc
 
-(remainder rows in blocks of 4, 2, 1). Measured on this project's 2-core Xeon,
-one thread: 165-200 GFLOP/s for 48 x 64..512 x 256..2048, 4x OpenBLAS at 8 rows.
+(remainder rows in blocks of 4, 2, 1). How it compares with OpenBLAS: bench/README.md,
+"Measurements behind the code".
 
 numba cannot be made to keep such a block in registers from Python source (the
-accumulators go through memory, ~45 GFLOP/s), so the kernel is an @intrinsic that
+accumulators go through memory), so the kernel is an @intrinsic that
 emits the LLVM vector IR directly. float32 only: float64 (the exact mode used by
 the tests) goes through np.dot, chosen at compile time by the overload below.
 C may have exactly N columns; with room for the padded ones (``padded_width``) the
@@ -42,8 +42,7 @@ def padded_width(n: int, dtype) -> int:
 def aligned_empty(shape, dtype, align=64):
     """np.empty with the data at a multiple of `align` bytes. NumPy aligns to 16: a matrix
     off by 16 or 48 bytes from a cache line makes every AVX-512 load of a row span two
-    lines (the packed (64 x 512) @ (512 x 2048) product: 108 GFLOP/s instead of 165; the
-    batch-1 step of lstm(128): 5.1 us instead of 4.0)."""
+    lines, which slows both the packed products and the batch-1 steps."""
     dtype = np.dtype(dtype)
     n = int(np.prod(shape)) * dtype.itemsize
     raw = np.empty(n + align, np.uint8)
@@ -314,8 +313,7 @@ def _tn_tile(rows: int):
     return tile
 
 
-# 12 rows a tile: 24 accumulators, each k's two B loads feeding 24 FMAs (8 rows: 16); a
-# (32 x 64)^T (32 x 256) step ran 157 -> 186 GFLOP/s
+# 12 rows a tile: 24 accumulators, each k's two B loads feeding 24 FMAs (8 rows: 16)
 _tn12, _tn8, _tn4, _tn2, _tn1 = _tn_tile(12), _tn_tile(8), _tn_tile(4), _tn_tile(2), _tn_tile(1)
 
 

@@ -6,12 +6,12 @@ no synchronisation per step (a threaded BLAS would synchronise on every
 per-step product, and at these sizes that costs more than it saves).
 
 Every kernel (built-in and generated) runs its parts through one compiled driver
-(``split_rows``, a prange over row ranges) in numba's thread pool: ~2 us to start
-(``run_rows``), where handing a part to a Python thread cost 50-80 us. The driver
+(``split_rows``, a prange over row ranges) in numba's thread pool (``run_rows``), far
+cheaper to start than handing each part to a Python thread. The driver
 calls the kernel's compiled code by its address (``compiled``, ``call_compiled``) instead of
 calling the kernel by name: numba copies a callee's code into its caller and
-optimises and generates it again, and the LSTM's drivers took 20 of the 43 s that
-the digits example's first run spent compiling.
+optimises and generates it again, so a driver per kernel cost as much compile time as
+the kernel (bench/README.md, "Compile time").
 The large products (``matmul``) split in the same pool, so no second set of
 threads competes for the cores. Small problems stay on the calling thread.
 
@@ -22,10 +22,9 @@ cannot run parallel regions from two threads at once.
 
 With GNU OpenMP an idle worker spins before it sleeps: 300,000 turns by default, long
 enough to take a core from a neighbouring process between every two of rnndsl's parallel
-regions (text-lstm training beside two busy processes: 5.9x its time alone). The pool is
-started here with GOMP_SPINCOUNT=SPIN_COUNT unless the user set it (10,000 turns: still
-awake between the regions of one step, asleep between steps; beside two busy processes
-2.1x, alone as fast; bench/README.md "A shared machine"). The variable is read when
+regions. The pool is started here with GOMP_SPINCOUNT=SPIN_COUNT unless the user set it
+(10,000 turns: still awake between the regions of one step, asleep between steps; the
+slowdowns beside busy processes: bench/README.md "A shared machine"). The variable is read when
 libgomp loads, and is removed again afterwards so that a library loaded later (a
 PyTorch in the same process) keeps its own default.
 """
@@ -71,8 +70,8 @@ MIN_SPLIT_WORK = int(os.environ.get("RNNDSL_MIN_SPLIT_WORK", 2_000_000))
 MIN_ROWS = 4
 
 
-# the same for a lone product (matmul), which starts nothing else: a dense layer's 1280 x 64
-# x 10 products took 16-23 us on one core, 12-14 split
+# the same for a lone product (matmul), which starts nothing else: below it a split gains
+# too little to be worth it (bench/README.md)
 MIN_SPLIT_MATMUL = 256_000
 
 
@@ -180,7 +179,7 @@ def compiled(kernel, args: tuple) -> tuple:
 @njit(parallel=True, cache=True, nogil=True)
 def sum_parts(a, parts):
     """a[0] += a[1] + ... + a[parts-1] (per-part partial sums, a (parts, R, C) array), its rows
-    split the same way (a NumPy sum over the parts took 0.3 ms at 1000 x 512)."""
+    split the same way (a NumPy sum over the parts runs on one core)."""
     R, C = a.shape[1], a.shape[2]
     for p in prange(parts):
         for r in range(R * p // parts, R * (p + 1) // parts):
@@ -200,9 +199,8 @@ def _dot_rows(a, b, out, parts):
 
 # Largest output (floats) of m^T b taken by the TN register tile (packed.py) rather than BLAS:
 # each core adds its share of the rows, TN_ROWS at a time (that block of b stays in L1), to
-# its own partial output, which must stay in L2. 17-40% faster than OpenBLAS at (6,400 x 64..256)^T
-# (6,400 x 128..512) and (1,000 x 64)^T (1,000 x 512); at (12,800 x 512)^T (12,800 x 2,048)
-# (16 MB of output) BLAS wins, 94 against 118 ms.
+# its own partial output, which must stay in L2: faster than OpenBLAS up to this size, slower
+# on outputs far past L2 (bench/README.md, "Measurements behind the code").
 TN_MAX_OUT = 131_072
 TN_ROWS = 128
 
@@ -233,7 +231,7 @@ def _transposed(m, b, out, parts, tiled):
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _packed_rows(a, b, out, parts):
     """out = a @ b (float32), a's rows in `parts` ranges at once, each worker packing b for
-    the packed product (packed.py): 2x OpenBLAS on dZ W^T-like shapes (1280 x 256 x 64)."""
+    the packed product (packed.py), faster than OpenBLAS on dZ W^T-like shapes."""
     M = a.shape[0]
     for p in prange(parts):
         r0, r1 = M * p // parts, M * (p + 1) // parts
@@ -274,7 +272,7 @@ def matmul(a, b, out=None):
 
 def column_sums(a):
     """a.sum(axis=0) of a 2-D array, as ones @ a: one BLAS pass over the rows (a bias
-    gradient of 1792 x 256 float32: 28 us, NumPy's axis-0 reduction 70 us)."""
+    gradient: faster than NumPy's axis-0 reduction; bench/README.md)."""
     if a.ndim != 2 or not a.flags.c_contiguous:
         return a.sum(axis=0)
     return np.ones(a.shape[0], a.dtype) @ a

@@ -14,11 +14,11 @@ compiled call on preallocated buffers and update the state in place:
 lstm and simplernn take their weights stacked, S = [W; U; b] (the row b only with a
 bias), and compute the affine part as one product z = [x, h, 1] S: at batch 1 a step
 is bound by reading the weights from cache, and one product reads them in one pass and
-one BLAS call (two products and a bias pass: ~0.3 us more for lstm(128) over 64). Their
-buffers and states share one flat array, `buf`, so a call passes few arguments (numba's
-dispatch costs ~70 ns per argument): z (B, G), xh (B, K), then each state (B, u).
-float32 lstm with the default activations and units a multiple of 16 skips z: its gate
-math runs on the product's registers (lstm_fused.lstm_row_step; 3.5 -> 2.9 us a step).
+one BLAS call (two products and a bias pass cost more). Their buffers and states share
+one flat array, `buf`, so a call passes few arguments (numba's dispatch costs time per
+argument): z (B, G), xh (B, K), then each state (B, u). float32 lstm with the default
+activations and units a multiple of 16 skips z: its gate math runs on the product's
+registers (lstm_fused.lstm_row_step). Figures: bench/README.md, "Measurements behind the code".
 
 NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
@@ -64,7 +64,7 @@ def stacked_affine(x, S, buf, u):
 @njit(inline="always")
 def act_inplace(a, code):
     """a = f_code(a). One array, not act_row(a, a): a loop over two views that overlap
-    fails LLVM's runtime alias check and runs scalar (measured 3x slower)."""
+    fails LLVM's runtime alias check and runs scalar."""
     for j in range(a.shape[0]):
         a[j] = act_(a[j], code)
 
@@ -83,7 +83,7 @@ def lstm_step(x, S, buf, act, ract):
     z, hc = stacked_affine(x, S, buf, u)
     for r in range(B):
         # each activation over a whole gate block: one code per loop, so it vectorises
-        # (one loop over j with both codes inside took twice as long)
+        # (one loop over j with both codes inside does not vectorise)
         zr = z[r]
         act_inplace(zr[:2 * u], ract)
         act_inplace(zr[2 * u:3 * u], act)

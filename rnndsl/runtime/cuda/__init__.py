@@ -24,7 +24,7 @@ from ...graph.graph import Graph, Node
 from ...errors import NonFiniteError
 from ..executor import Executor, Tape
 from ..tensor import Act
-from .device import DAct, Engine
+from .device import DAct, DeviceOps
 from .layers import check_supported, forward_node
 from .optim import DeviceSlots, apply_update
 
@@ -58,7 +58,7 @@ class CudaExecutor(Executor):
     def __init__(self, graph: Graph, dtype: str = "float32", seed: int = 0):
         check_supported(graph)
         super().__init__(graph, dtype, seed)
-        self.eng = Engine(self.dtype)
+        self.eng = DeviceOps(self.dtype)
         self.params = [self.eng.upload(p) for p in self.params]
         self.opt_slots = DeviceSlots(self.eng)
         self._grads = None            # (host grads returned by backward, their device copies)
@@ -125,10 +125,6 @@ class CudaExecutor(Executor):
     def sync_optimizer(self) -> None:
         """Copy the optimizer's device slots into its host state (what state_dict() saves)."""
         self.opt_slots.sync()
-
-    def release(self) -> None:
-        """Hand the optimizer's slots back to the host (before the model moves to another device)."""
-        self.opt_slots.release()
 
     # --- stateful layers -----------------------------------------------------------------
     def reset_states(self, states=None) -> None:

@@ -1,8 +1,9 @@
 """Device arrays and kernel launches for one float type.
 
-`Engine` wraps the compiled kernels of rnndsl.kernels.cuda with small
-functions that allocate their outputs and pick the launch configuration, so
-the layer code reads like the NumPy code of the CPU layers. `DAct` is the
+`DeviceOps` (held as `eng` by the CUDA executor) wraps the compiled kernels of
+rnndsl.kernels.cuda with small functions that allocate their outputs and pick
+the launch configuration, so the layer code reads like the NumPy code of the
+CPU layers. `DAct` is the
 device counterpart of runtime.tensor.Act.
 """
 
@@ -32,7 +33,7 @@ class DAct:
         return self.data.ndim == 3 or (self.data.ndim == 2 and self.data.dtype.kind in "iu")
 
 
-class Engine:
+class DeviceOps:
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
         self.ty = self.dtype.type
@@ -139,6 +140,3 @@ class Engine:
             threads = self.reduce_cols * self.reduce_rows
             blocks = min(self.max_blocks, -(-n // threads))
             self.k.sumsq[blocks, threads, 0, threads * 8](acc, self.flat(a))
-
-    def to_host(self, a):
-        return a.copy_to_host()
