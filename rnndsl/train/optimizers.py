@@ -303,7 +303,7 @@ class SGD(Optimizer):
         if not self.momentum:
             if p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype and p.dtype.kind == "f":
                 # BLAS axpy, p += (-lr) g in place: one pass where multiply-then-subtract
-                # takes two (7 us against 25 for a 2000 x 64 embedding)
+                # takes two (bench/README.md, "Measurements behind the code")
                 get_blas_funcs("axpy", (p,))(g.reshape(-1), p.reshape(-1), a=-lr)
                 return
             np.multiply(g, lr, out=tmp)
