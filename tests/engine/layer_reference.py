@@ -5,15 +5,9 @@ step at a time); this file adds the layer plumbing around them: the input
 projection, biases, return_sequences, Bidirectional merges, dense, batchnorm.
 """
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-_spec = importlib.util.spec_from_file_location(
-    "kernel_reference", Path(__file__).resolve().parents[1] / "kernels" / "reference.py")
-cells = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cells)
+from kernels import reference as cells
 
 
 def act(name, z):

@@ -16,10 +16,8 @@ draws DEFAULT_MODELS; `pytest --deep` draws DEEP_MODELS, RNNDSL_DIFF_MODELS=N an
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,10 +36,7 @@ TOL32 = 3e-3
 TOL64 = 1e-9
 
 # the cells tests/cells compiles too: the same generated modules, compiled once a process
-_texts = importlib.util.spec_from_file_location("_cell_texts", Path(__file__).resolve().parents[1] / "cells"
-                                                / "cell_texts.py")
-cell_texts = importlib.util.module_from_spec(_texts)
-_texts.loader.exec_module(cell_texts)
+from cells import cell_texts  # noqa: E402
 CELLS = {"mgu": cell_texts.MGU, "peephole": cell_texts.PEEPHOLE}
 
 
