@@ -43,6 +43,11 @@ class Inner:
     opts: dict[str, Any]
     arg_pos: dict[str, Pos]
 
+    @property
+    def kind(self) -> str:
+        """The layer kind, as Node.kind."""
+        return self.spec.name
+
 
 @register
 class Bidirectional(LayerSpec):

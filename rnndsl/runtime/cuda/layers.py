@@ -2,8 +2,8 @@
 
 Each function mirrors the layer's CPU `forward` (layers/*.py: the math is in
 their docstrings) and returns ``(outputs, backprop)`` the same way, with
-device arrays (DAct) in place of NumPy arrays. `forward_node` picks the
-function for a node.
+device arrays (DAct) in place of NumPy arrays. `forward_node` finds the
+function for a node in FORWARD, by the node's layer kind.
 """
 
 from __future__ import annotations
@@ -12,17 +12,7 @@ import numpy as np
 
 from ...errors import DeviceError
 from ...kernels.cpu.activations import activation_code
-from ...layers.batchnorm import BatchNorm
-from ...layers.bidirectional import Bidirectional
-from ...layers.dense import Dense
-from ...layers.dropout import Dropout
-from ...layers.embed import Embed
-from ...layers.gru import GRU
-from ...layers.lstm import LSTM
-from ...layers.merge import Add, Concat, combine_masks, same_steps
-from ...layers.repeat import Repeat
-from ...layers.rnn import RNN
-from ...layers.simplernn import SimpleRNN
+from ...layers.merge import combine_masks, same_steps
 from .device import DAct
 from .recurrent import bidirectional_forward, recurrent_forward
 
@@ -235,20 +225,6 @@ def add_forward(ex, node, W, ins, ctx, init_state=None):
     return {"out": DAct(y, mask, hmask)}, lambda d: ([d["out"]] * len(ins), [], None)
 
 
-_FORWARD = [
-    (Embed, embed_forward),
-    (Dense, dense_forward),
-    (BatchNorm, batchnorm_forward),
-    (Dropout, dropout_forward),
-    (Repeat, repeat_forward),
-    (Concat, concat_forward),
-    (Add, add_forward),
-    (Bidirectional, bidirectional_forward),
-    ((SimpleRNN, LSTM, GRU), recurrent_forward),
-]
-CELLS = (SimpleRNN, LSTM, GRU, RNN)     # the recurrent layers with CUDA kernels (also inside bidirectional)
-
-
 def _cell_unsupported(node):
     """Why rnn(cell(...)) (or bidirectional(rnn(...))) cannot run on the device, or None."""
     from ...cells.cuda_codegen import unsupported
@@ -256,28 +232,53 @@ def _cell_unsupported(node):
     return "no cell" if cell is None else unsupported(cell)
 
 
+def _rnn(node):
+    if _cell_unsupported(node) is not None:
+        return None
+    from ...cells.cuda_run import rnn_forward
+    return rnn_forward
+
+
+def _bidirectional(node):
+    inner = node.spec.inner(node)
+    if inner is None or inner.kind not in RECURRENT or (inner.kind == "rnn" and _cell_unsupported(inner)):
+        return None
+    return bidirectional_forward
+
+
+def _always(fn):
+    return lambda node: fn
+
+
+RECURRENT = ("simplernn", "lstm", "gru", "rnn")      # the recurrent kinds with CUDA kernels (also wrapped)
+BIDIRECTIONAL = ("bidirectional", "bilstm", "bigru", "birnn")
+# layer kind -> (node -> its device forward, or None when this node cannot run on the device)
+FORWARD = {
+    "embed": _always(embed_forward),
+    "dense": _always(dense_forward),
+    "batchnorm": _always(batchnorm_forward),
+    "dropout": _always(dropout_forward),
+    "repeat": _always(repeat_forward),
+    "concat": _always(concat_forward),
+    "add": _always(add_forward),
+    "simplernn": _always(recurrent_forward),
+    "lstm": _always(recurrent_forward),
+    "gru": _always(recurrent_forward),
+    "rnn": _rnn,
+    **dict.fromkeys(BIDIRECTIONAL, _bidirectional),
+}
+
+
 def _forward_fn(node):
-    if isinstance(node.spec, Bidirectional):
-        inner = node.spec.inner(node)
-        if inner is not None and isinstance(inner.spec, RNN) and _cell_unsupported(inner) is not None:
-            return None
-        return bidirectional_forward if inner is not None and isinstance(inner.spec, CELLS) else None
-    if isinstance(node.spec, RNN):
-        if _cell_unsupported(node) is not None:
-            return None
-        from ...cells.cuda_run import rnn_forward
-        return rnn_forward
-    for cls, fn in _FORWARD:
-        if isinstance(node.spec, cls):
-            return fn
-    return None
+    choose = FORWARD.get(node.kind)
+    return None if choose is None else choose(node)
 
 
 def _why(node) -> str:
     """What a custom cell uses that has no CUDA kernels, for the error message."""
-    if isinstance(node.spec, Bidirectional):
+    if node.kind in BIDIRECTIONAL:
         node = node.spec.inner(node)
-    if node is None or not isinstance(node.spec, RNN):
+    if node is None or node.kind != "rnn":
         return ""
     why = _cell_unsupported(node)
     return f": {why}" if why else ""

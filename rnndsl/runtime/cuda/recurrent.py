@@ -21,10 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...kernels.cpu.activations import activation_code
-from ...layers.gru import GRU
-from ...layers.lstm import LSTM
 from ...layers.recurrent import start_state
-from ...layers.simplernn import SimpleRNN
 from .device import DAct
 
 
@@ -68,7 +65,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
         X = eng.mul_bcast(X, dmask)                 # one input mask per sequence, as Keras
     rm = eng.none2 if rmask is None else rmask
     mask = eng.nomask if x.mask is None else x.mask
-    reset_after = isinstance(spec, GRU) and opts["reset_after"]
+    reset_after = spec.name == "gru" and opts["reset_after"]
     b_in, b_rec = bias, None
     if bias is not None and reset_after:            # row 0 joins xp, row 1 sits inside r * (h U_h + b_rh)
         b_in, b_rec = bias[0], bias[1]
@@ -85,7 +82,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
     eng.run(c.drop_state, n, h_rec, _time(0, T, backwards), H, rm)
     zo = int(zero_out)
 
-    if isinstance(spec, LSTM):
+    if spec.name == "lstm":
         C = eng.copy(init[1])
         g_all, c_prev, act_c = eng.empty((T, B, G)), eng.empty((T, B, u)), eng.empty((T, B, u))
         Zr = eng.empty((B, G))
@@ -95,7 +92,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
             eng.run(c.lstm_step, n, xp, Zr, s, t, _time(s + 1, T, backwards), mask, rm, a, ra, zo,
                     H, C, g_all, c_prev, act_c, out, h_rec)
         final = (H, C)
-    elif isinstance(spec, SimpleRNN):
+    elif spec.name == "simplernn":
         h_new = eng.empty((T, B, u))
         Zr = eng.empty((B, u))
         for s in range(T):
@@ -133,7 +130,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
         dHd = eng.none2                             # GRU: dL/dh through z * h (and r * h)
         dU = eng.empty((u, G))
         prev = -1
-        if isinstance(spec, LSTM):
+        if spec.name == "lstm":
             dC = eng.copy(dfinal[1])
             for s in range(T - 1, -1, -1):
                 t = _time(s, T, backwards)
@@ -142,7 +139,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
                 eng.gemm(dxp[t], U, dHrec, tb=True)
                 prev = t
             eng.gemm(eng.rows(h_rec), eng.rows(dxp), dU, ta=True)
-        elif isinstance(spec, SimpleRNN):
+        elif spec.name == "simplernn":
             for s in range(T - 1, -1, -1):
                 t = _time(s, T, backwards)
                 eng.run(c.simplernn_back, n, s, t, prev, mask, rm, a, zo, h_new, dout, dHrec, dHd, dHc, dxp)
@@ -175,7 +172,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
             eng.gemm(eng.rows(aux), dxp2[:, 2 * u:], dU[:, 2 * u:], ta=True)
         dh0 = eng.empty((B, u))
         eng.run(c.finish, n, dh0, prev, mask, rm, dHrec, dHd, dHc)
-        dinit = (dh0, dC) if isinstance(spec, LSTM) else (dh0,)
+        dinit = (dh0, dC) if spec.name == "lstm" else (dh0,)
         # undo xp = X @ kernel + b over all steps at once
         dxp2 = eng.rows(dxp)
         dK = eng.empty(kernel.shape)
