@@ -22,9 +22,6 @@ LEVEL = {"errors": 0, "types": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2
 NOT_BELOW = {"kernels": ("cells", "layers", "graph")}      # same level, but no edge this way
 
 KNOWN = {
-    ("rnndsl.cells.cuda_run", "rnndsl.runtime.cuda.device"),
-    ("rnndsl.cells.cuda_run", "rnndsl.runtime.cuda.recurrent"),
-    ("rnndsl.cells.run", "rnndsl.runtime.tensor"),
     ("rnndsl.graph.build", "rnndsl.cells"),
     ("rnndsl.layers.batchnorm", "rnndsl.runtime.tensor"),
     ("rnndsl.layers.bidirectional", "rnndsl.kernels.cpu.buffers"),
@@ -44,7 +41,7 @@ KNOWN = {
     ("rnndsl.layers.recurrent", "rnndsl.runtime.tensor"),
     ("rnndsl.layers.repeat", "rnndsl.runtime.tensor"),
     ("rnndsl.layers.rnn", "rnndsl.cells"),
-    ("rnndsl.layers.rnn", "rnndsl.cells.run"),
+    ("rnndsl.layers.rnn", "rnndsl.runtime.cells"),
     ("rnndsl.layers.rnn", "rnndsl.kernels.cpu.paths"),
     ("rnndsl.layers.rnn", "rnndsl.runtime.tensor"),
     ("rnndsl.layers.simplernn", "rnndsl.kernels.cpu.simplernn"),

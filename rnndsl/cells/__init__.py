@@ -13,10 +13,11 @@ define.py checks a definition and builds its step as an expression graph
 codegen.py schedules it (input products hoisted out of the time loop, per-step
 products fused by left side) and emits the forward and BPTT kernels as Python
 source; cache.py writes that source under a hash and imports it (numba
-cache=True then works across processes); run.py calls the kernels. On the
-CUDA engine, cuda_codegen.py emits numba.cuda kernels from the same schedule and
-cuda_run.py calls them (cells it cannot express there are refused by name). The
-layer that runs a cell is rnndsl/layers/rnn.py.
+cache=True then works across processes). Running them is the runtime's:
+rnndsl/runtime/cells.py calls the kernels. On the CUDA engine, cuda_codegen.py
+emits numba.cuda kernels from the same schedule and rnndsl/runtime/cuda/cells.py
+calls them (cells it cannot express there are refused by name). The layer that
+runs a cell is rnndsl/layers/rnn.py.
 """
 
 from __future__ import annotations

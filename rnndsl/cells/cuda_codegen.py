@@ -20,7 +20,7 @@ Every thread touches only its own (b, j) entries of the (B, u) buffers, so the
 in-place updates are race-free; no shared memory, no warp intrinsics, no scalar
 min/max. Adjoints of products (dxp_g, dM_g) and of vector weights (dV, per row)
 accumulate in zero-initialised arrays; the weight gradients are batched GEMMs
-over all steps afterwards (cuda_run.py).
+over all steps afterwards (rnndsl/runtime/cuda/cells.py).
 
 Supported: cells whose element-wise nodes are all `units` wide and whose inputs
 are read only through products `x @ W`. `unsupported(cell)` names anything else.

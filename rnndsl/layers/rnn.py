@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cells import current_cells
-from ..cells import run as cell_run
+from ..runtime import cells as cell_run
 from ..errors import DataError, did_you_mean
 from ..types import StateType, TensorType
 from ..kernels.cpu import paths
@@ -263,7 +263,7 @@ class RNN(RecurrentSpec):
 
     # The generated kernels behind RecurrentSpec's two calls. Unlike the built-in cells they
     # take the inputs themselves and all weights: the products x_k @ W are hoisted in
-    # rnndsl.cells.run, which knows which of the cell's weights multiply which input.
+    # rnndsl.runtime.cells, which knows which of the cell's weights multiply which input.
     def kernel_forward(self, Xs, W, init, mask, rmask, opts, backwards, zero_out, keep=True, table=None):
         """(out, final states, tape) from the cell's generated cell_forward."""
         tape_cell = opts["cell"]

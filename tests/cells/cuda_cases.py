@@ -101,7 +101,7 @@ def unsupported_case():
 def generated_source_case():
     """The CUDA source of a cell: one forward and one backward kernel per phase with element-wise work."""
     import rnndsl
-    from rnndsl.cells import cuda_run
+    from rnndsl.runtime.cuda import cells as cuda_run
 
     m = rnndsl.compile(_x("rnn(mgu(2))", MGU), device="cuda", dtype="float32")
     cell = next(n.opts["cell"] for n in m.graph.nodes if n.opts.get("cell") is not None)

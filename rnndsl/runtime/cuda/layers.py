@@ -235,7 +235,7 @@ def _cell_unsupported(node):
 def _rnn(node):
     if _cell_unsupported(node) is not None:
         return None
-    from ...cells.cuda_run import rnn_forward
+    from .cells import rnn_forward
     return rnn_forward
 
 

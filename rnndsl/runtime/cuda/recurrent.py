@@ -50,7 +50,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
 
     backprop(dout, dfinal) -> (dX, weight grads [dW, dU, (db)], dinit)."""
     if opts.get("cell") is not None:                # rnn(cell(...)): the generated kernels
-        from ...cells.cuda_run import run_cell as run_generated_cell
+        from .cells import run_cell as run_generated_cell
         return run_generated_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out)
     kernel, U = W[0], W[1]
     bias = W[2] if opts["use_bias"] else None

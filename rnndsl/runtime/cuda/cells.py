@@ -8,7 +8,7 @@ Backward: per step, from the last, the phase kernels and d(left) += dM @ W^T;
 Column blocks of the concatenated weights are split back into the cell's
 weights, summed where one weight appears in several products.
 
-Masks and dropout as the CPU layer (layers/rnn.py, rnndsl.cells.run): input
+Masks and dropout as the CPU layer (layers/rnn.py, rnndsl.runtime.cells): input
 dropout drawn for the inputs' features joined, recurrent dropout on the first state.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.recurrent import start_state
-from . import cache
-from .cuda_codegen import generate, phase_has_nodes, stored_nodes, unsupported
+from ...layers.recurrent import start_state
+from ...cells import cache
+from ...cells.cuda_codegen import generate, phase_has_nodes, stored_nodes, unsupported
 
 _built: dict = {}
 
@@ -59,7 +59,7 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
     cell = opts["cell"]
     why = unsupported(cell)
     if why is not None:  # pragma: no cover - check_supported refuses the graph first
-        from ..errors import DeviceError
+        from ...errors import DeviceError
         raise DeviceError(why + "; use device='cpu'")
     plan = cell.plan
     mod = kernels(cell, eng.dtype)
@@ -204,8 +204,8 @@ def run_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out):
 
 def rnn_forward(ex, node, W, ins, ctx, init_state=None):
     """RNN.forward (layers/rnn.py) on the device, for one or several inputs."""
-    from ..runtime.cuda.device import DAct
-    from ..runtime.cuda.recurrent import _dout
+    from .device import DAct
+    from .recurrent import _dout
 
     eng = ex.eng
     spec, o = node.spec, node.opts

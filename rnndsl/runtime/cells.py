@@ -27,7 +27,7 @@ import numpy as np
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import embedding_grad, gather_rows
 from ..kernels.cpu.parallel import column_sums, matmul, run_rows
-from ..runtime.tensor import TableGrad
+from .tensor import TableGrad
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
