@@ -18,7 +18,7 @@ from rnndsl.errors import MAX_SHOWN, SpecError
 from rnndsl.lang.parser import MAX_DEPTH, MAX_NESTING, MAX_STATEMENTS, MAX_TOKENS, split_statements
 from spec_helpers import errors_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INPUT = "input x: float[?, 3]\n"
 MB = 1_000_000
 # Generous: each of these takes well under a second here; the quadratic parser took

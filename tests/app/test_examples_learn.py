@@ -7,7 +7,7 @@ import pytest
 
 from rnndsl.app.runner import train_spec
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def train(name, epochs, tmp_path):

@@ -9,7 +9,7 @@ import rnndsl
 from rnndsl.types import StateType
 from rnndsl.lang.parser import lark_parser, parse, split_statements
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 ENC_DEC = """# encoder–decoder of the Keras guide: state passes through an initial_state edge
 input src: int[?]

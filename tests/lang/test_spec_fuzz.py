@@ -18,7 +18,7 @@ import pytest
 import rnndsl
 from rnndsl.errors import MAX_SHOWN, SpecError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CASES = int(os.environ.get("RNNDSL_FUZZ_CASES", "1500"))
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from rnndsl.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.rnn"))
 FUZZ_SECONDS = 25          # the default suite's share (issue 16: the suite in 5 minutes); --deep runs longer
 DEEP_SECONDS = 600
