@@ -35,7 +35,7 @@ def forced_split(monkeypatch):
 
 def pytest_addoption(parser):
     parser.addoption("--deep", action="store_true", default=False,
-                     help="the long randomized tests at full size (tests/engine/test_differential.py)")
+                     help="the long randomized tests at full size (tests/runtime/test_differential.py)")
 
 
 # the CUDA simulator's case scripts, by the test file that reads them; started early, one

@@ -1,4 +1,4 @@
-"""The finite-difference gradient check shared by tests/engine and tests/cells: a model's
+"""The finite-difference gradient check shared by tests/runtime and tests/cells: a model's
 weight and input gradients (float64) against central differences of its loss."""
 
 import numpy as np

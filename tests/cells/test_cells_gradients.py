@@ -1,4 +1,4 @@
-"""BPTT of generated cell kernels against central finite differences (float64, tests/engine's harness)."""
+"""BPTT of generated cell kernels against central finite differences (float64, tests/gradcheck.py)."""
 
 import numpy as np
 import pytest

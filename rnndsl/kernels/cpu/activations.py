@@ -13,7 +13,7 @@ backward passes never need the pre-activations.
 
 NaN in gives NaN out, and +-inf gives what float64 gives (tanh +-1, sigmoid 0 or 1
 exactly), in every dtype: a model with a broken weight must not predict plausible
-numbers (tests/engine/test_engine_nonfinite.py).
+numbers (tests/runtime/test_engine_nonfinite.py).
 
 Precision policy, chosen at compile time from the scalar type:
 

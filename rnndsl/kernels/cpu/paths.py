@@ -4,7 +4,7 @@ A fast path (a fused gate tile, a projected embedding table, an embedding's rows
 place, a split by units or rows, weight gradients inside the time loop, the packed or TN
 product tiles) must give what the plain route gives on the same model. ``plain_paths()``
 turns them all off for a block of code, so that the differential tests can run a model
-once each way and compare every number (tests/engine/test_differential.py). The plain
+once each way and compare every number (tests/runtime/test_differential.py). The plain
 route is the reference, not a mode for users: it is slower and nothing else reads it.
 """
 
