@@ -84,7 +84,6 @@ class Optimizer:
         self._clipbuf: dict[int, np.ndarray] = {}
         self._kept: dict = {}                  # keep_state's copies, reused step to step
 
-    # ----- the step -------------------------------------------------------
     # ----- the slots and the device protocol ------------------------------
     @property
     def slots(self) -> dict[str, dict[int, np.ndarray]]:

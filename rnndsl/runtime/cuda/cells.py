@@ -178,7 +178,8 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
     return out, final, backprop
 
 
-def _merged_mask(eng, ins):
+def _joined_mask(eng, ins):
+    """The inputs' masks ANDed, as layers/rnn.py joins a multi-input cell's inputs on the CPU."""
     masks = [a for a in ins if a.hmask is not None]
     if not masks:
         return None, None
@@ -204,33 +205,12 @@ def run_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out):
 
 def rnn_forward(ex, node, W, ins, ctx, init_state=None):
     """RNN.forward (layers/rnn.py) on the device, for one or several inputs."""
-    from .device import DAct
-    from .recurrent import _dout
+    from .recurrent import layer_outputs
 
     eng = ex.eng
-    spec, o = node.spec, node.opts
-    T, B = ins[0].data.shape[:2]
-    mask, hmask = _merged_mask(eng, ins)
-    init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
-    out, final, backprop_cell = run_cell_inputs(eng, spec, o, W, [a.data for a in ins], mask, ctx, init,
-                                         o["go_backwards"], o["zero_output_for_mask"])
-    if o["stateful"]:
-        ctx.keep_state(node, final)
-    seq = o["return_sequences"]
-    if seq:
-        if hmask is not None and o["go_backwards"]:
-            hmask = np.ascontiguousarray(hmask[::-1])
-            mask = eng.upload(hmask)
-        outputs = {"out": DAct(out, mask, hmask)}
-    else:
-        outputs = {"out": DAct(out[T - 1])}
-    if o["return_state"]:
-        outputs["state"] = final
-
-    def backprop(d):
-        dout = _dout(eng, out, seq, d.get("out"))
-        dfinal = d.get("state") or tuple(eng.zeros(s.shape) for s in final)
-        dXs, grads, dinit = backprop_cell(dout, dfinal)
-        return dXs, grads, (dinit if from_edge else None)
-
-    return outputs, backprop
+    o = node.opts
+    mask, hmask = _joined_mask(eng, ins)
+    init, from_edge = start_state(node, ctx, init_state, ins[0].data.shape[1], o["stateful"])
+    out, final, backprop_cell = run_cell_inputs(eng, node.spec, o, W, [a.data for a in ins], mask, ctx, init,
+                                                o["go_backwards"], o["zero_output_for_mask"])
+    return layer_outputs(eng, node, ctx, out, final, mask, hmask, backprop_cell, from_edge)

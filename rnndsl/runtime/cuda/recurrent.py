@@ -195,13 +195,13 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
     return out, final, backprop
 
 
-def _step_mask(eng, x: DAct, reverse: bool):
+def _step_mask(eng, mask, hmask, reverse: bool):
     """(device mask, host mask) of a sequence output, reversed in time for go_backwards."""
-    if x.hmask is None:
+    if hmask is None:
         return None, None
     if not reverse:
-        return x.mask, x.hmask
-    h = np.ascontiguousarray(x.hmask[::-1])
+        return mask, hmask
+    h = np.ascontiguousarray(hmask[::-1])
     return eng.upload(h), h
 
 
@@ -215,33 +215,46 @@ def _dout(eng, out, seq: bool, d):
     return dout
 
 
-def recurrent_forward(ex, node, W, ins, ctx, init_state=None):
-    """RecurrentSpec.forward on the device."""
-    eng = ex.eng
-    spec, o = node.spec, node.opts
-    x = ins[0]
-    T, B, _ = x.data.shape
-    init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
-    out, final, backprop_cell = run_cell(eng, spec, o, W, x, ctx, init, o["go_backwards"],
-                                         o["zero_output_for_mask"])
+def layer_outputs(eng, node, ctx, out, final, mask, hmask, cell_backprop, from_edge):
+    """What a recurrent layer returns, and its backprop, as on the CPU (layers/recurrent.py): the
+    stateful carry kept; the last step, or every step with the input's mask (time-reversed for
+    go_backwards); the final state with return_state. cell_backprop(dout, dfinal) -> (dXs,
+    grads, dinit) over the whole (T, B, u) output; dinit goes back through an initial_state
+    edge only."""
+    o = node.opts
     if o["stateful"]:
         ctx.keep_state(node, final)
     seq = o["return_sequences"]
     if seq:
-        mask, hmask = _step_mask(eng, x, o["go_backwards"])
-        outputs = {"out": DAct(out, mask, hmask)}
+        outputs = {"out": DAct(out, *_step_mask(eng, mask, hmask, o["go_backwards"]))}
     else:
-        outputs = {"out": DAct(out[T - 1])}
+        outputs = {"out": DAct(out[out.shape[0] - 1])}
     if o["return_state"]:
         outputs["state"] = final
 
     def backprop(d):
         dout = _dout(eng, out, seq, d.get("out"))
         dfinal = d.get("state") or tuple(eng.zeros(s.shape) for s in final)
-        dX, grads, dinit = backprop_cell(dout, dfinal)
-        return [dX], grads, (dinit if from_edge else None)
+        dXs, grads, dinit = cell_backprop(dout, dfinal)
+        return dXs, grads, (dinit if from_edge else None)
 
     return outputs, backprop
+
+
+def recurrent_forward(ex, node, W, ins, ctx, init_state=None):
+    """RecurrentSpec.forward on the device."""
+    eng = ex.eng
+    o = node.opts
+    x = ins[0]
+    init, from_edge = start_state(node, ctx, init_state, x.data.shape[1], o["stateful"])
+    out, final, backprop_cell = run_cell(eng, node.spec, o, W, x, ctx, init, o["go_backwards"],
+                                         o["zero_output_for_mask"])
+
+    def cell_backprop(dout, dfinal):
+        dX, grads, dinit = backprop_cell(dout, dfinal)
+        return [dX], grads, dinit
+
+    return layer_outputs(eng, node, ctx, out, final, x.mask, x.hmask, cell_backprop, from_edge)
 
 
 def bidirectional_forward(ex, node, W, ins, ctx, init_state=None):
