@@ -41,7 +41,7 @@ def pytest_addoption(parser):
 # the CUDA simulator's case scripts, by the test file that reads them; started early, one
 # niced process each, they run on the core the suite's mostly single-threaded work leaves
 SIMULATED = {
-    "tests/cuda/test_cuda.py": "tests/cuda/cases.py",
+    "tests/cuda_engine/test_cuda.py": "tests/cuda_engine/cases.py",
     "tests/cells/test_cells_cuda.py": "tests/cells/cuda_cases.py",
 }
 

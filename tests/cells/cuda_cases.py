@@ -7,13 +7,12 @@ Run by tests/cells/test_cells_cuda.py in a subprocess with the simulator enabled
     python tests/cells/cuda_cases.py mgu        # the cases whose names contain a word
     python tests/cells/cuda_cases.py --shard 1/2  # every second case, from the first
 
-Comparison and tolerances as tests/cuda/cases.py (1e-5 float32, 1e-9 float64);
+Comparison and tolerances as tests/cuda_engine/cases.py (1e-5 float32, 1e-9 float64);
 tiny shapes (T = 3, B = 2, units <= 3).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
@@ -22,15 +21,10 @@ from pathlib import Path
 
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))
+sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]     # rnndsl and the tests' packages, run as a script
 
-_spec = importlib.util.spec_from_file_location("rnndsl_cuda_cases_base", HERE.parent / "cuda" / "cases.py")
-base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(base)
-
-
-sys.path.insert(0, str(HERE))
-from cell_texts import GRU_AFTER, INDRNN, LSTM, MGU, TWO  # noqa: E402
+from cells.cell_texts import GRU_AFTER, INDRNN, LSTM, MGU, TWO  # noqa: E402
+from cuda_engine import cases as base  # noqa: E402
 
 ODDF = """
 cell oddf(units) state(h, m) {

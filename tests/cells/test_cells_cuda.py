@@ -7,19 +7,16 @@ variable set, and each test here checks one case's report line.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from cells import cuda_cases as cases    # the case table: importing it touches no numba.cuda
 from simulator import run_simulated
 
 HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("rnndsl_cells_cuda_cases", HERE / "cuda_cases.py")
-cases = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cases)      # only the case table: nothing touches numba.cuda here
 
 NAMES = cases.cases()
 SHARDS = 2

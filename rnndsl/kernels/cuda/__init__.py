@@ -32,7 +32,7 @@ simulator runs every kernel.
 
 Kernels are built per float type (``build(dtype)`` in each module, cached):
 their constants are scalars of that type, so float32 kernels do float32
-arithmetic only (checked by tests/cuda/ptx_check.py, which compiles every
+arithmetic only (checked by tests/cuda_engine/ptx_check.py, which compiles every
 kernel to PTX without a GPU).
 
 Launch geometry (geometry.py: the real-GPU numbers; the simulator uses tiny ones)

@@ -1,12 +1,12 @@
 """CUDA engine against the CPU engine: every case runs both and compares.
 
-Run by tests/cuda/test_cuda.py in a subprocess with NUMBA_ENABLE_CUDASIM=1
+Run by tests/cuda_engine/test_cuda.py in a subprocess with NUMBA_ENABLE_CUDASIM=1
 (numba reads it once, at import, and the pytest process has imported numba
 already). On a machine with a GPU, run it directly to check the hardware:
 
-    python tests/cuda/cases.py              # every case, one JSON line each
-    python tests/cuda/cases.py lstm gru     # the cases whose names contain a word
-    python tests/cuda/cases.py --shard 1/2  # every second case, from the first (runs in parallel)
+    python tests/cuda_engine/cases.py              # every case, one JSON line each
+    python tests/cuda_engine/cases.py lstm gru     # the cases whose names contain a word
+    python tests/cuda_engine/cases.py --shard 1/2  # every second case, from the first (runs in parallel)
 
 Each line: {"name", "ok", "error" (largest difference found, relative to the
 tolerance's scale), "detail", "seconds"}. Tolerances: 1e-5 in float32,

@@ -4,9 +4,9 @@ The simulator runs kernels as Python, so code it accepts may still fail
 numba's CUDA type inference or NVVM. This script closes that gap in two steps:
 
     # 1. under the simulator: run cases.py and record each launched kernel's argument types
-    NUMBA_ENABLE_CUDASIM=1 python tests/cuda/ptx_check.py record sigs.json
+    NUMBA_ENABLE_CUDASIM=1 python tests/cuda_engine/ptx_check.py record sigs.json
     # 2. where numba-cuda and NVVM are installed (pip install "numba-cuda[cu12]"; no GPU needed):
-    python tests/cuda/ptx_check.py compile sigs.json [cc, default 9.0]
+    python tests/cuda_engine/ptx_check.py compile sigs.json [cc, default 9.0]
 
 Step 2 builds the kernels with the hardware geometry and compiles each
 recorded signature to PTX (cuda.compile_ptx), printing one line per kernel

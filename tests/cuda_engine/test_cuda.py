@@ -8,20 +8,17 @@ subprocess's report line. On a GPU machine run cases.py directly instead.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 import rnndsl
+from cuda_engine import cases       # the case table: importing it touches no numba.cuda
 from simulator import run_simulated
 from rnndsl import DeviceError
 from rnndsl.runtime import cuda_available, resolve_device
 
 HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("rnndsl_cuda_cases", HERE / "cases.py")
-cases = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cases)      # only the case table: nothing touches numba.cuda here
 
 NAMES = list(cases.cases())
 SHARDS = 2
