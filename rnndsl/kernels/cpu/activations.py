@@ -502,9 +502,11 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
         if X.dtype not in (np.float32, np.float64) or X.ndim != 3:
             raise ValueError(f"X must be a float32 or float64 (T, B, F) array, got {X.dtype} {X.shape}")
         dt = X.dtype
-        if X.strides[2] != X.itemsize:
+        if X.strides[2] != X.itemsize or (X.flags.f_contiguous and not X.flags.c_contiguous):
             # rows need unit stride along the features; a time-major view of batch-major data
-            # (rows T*F apart) is read in place, its steps never copied
+            # (rows T*F apart) is read in place, its steps never copied. One that NumPy calls
+            # Fortran-ordered (one feature: a (T, B, 1) view) is copied, a T*B copy: the kernels
+            # are compiled for C-ordered and strided inputs, not for a third layout
             X = np.ascontiguousarray(X)
         T, B, F = X.shape
         G = n_gates * np.shape(U)[0]
