@@ -23,28 +23,7 @@ NOT_BELOW = {"kernels": ("cells", "layers", "graph")}      # same level, but no 
 
 KNOWN = {
     ("rnndsl.graph.build", "rnndsl.cells"),
-    ("rnndsl.layers.batchnorm", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.bidirectional", "rnndsl.kernels.cpu.buffers"),
-    ("rnndsl.layers.bidirectional", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.dense", "rnndsl.kernels.cpu.parallel"),
-    ("rnndsl.layers.dense", "rnndsl.runtime.activations"),
-    ("rnndsl.layers.dense", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.dropout", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.embed", "rnndsl.kernels.cpu.ops"),
-    ("rnndsl.layers.embed", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.gru", "rnndsl.kernels.cpu.gru"),
-    ("rnndsl.layers.lstm", "rnndsl.kernels.cpu.lstm"),
-    ("rnndsl.layers.merge", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.buffers"),
-    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.parallel"),
-    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.paths"),
-    ("rnndsl.layers.recurrent", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.repeat", "rnndsl.runtime.tensor"),
     ("rnndsl.layers.rnn", "rnndsl.cells"),
-    ("rnndsl.layers.rnn", "rnndsl.runtime.cells"),
-    ("rnndsl.layers.rnn", "rnndsl.kernels.cpu.paths"),
-    ("rnndsl.layers.rnn", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.simplernn", "rnndsl.kernels.cpu.simplernn"),
 }
 
 
