@@ -24,7 +24,7 @@ first state, applied wherever the step reads it.
 
 from __future__ import annotations
 
-from ..cells import current_cells
+from .cells import current_cells
 from ..errors import did_you_mean
 from ..types import StateType, TensorType
 from ..lang import ast

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...cells import compiler
 from ...errors import DataError
 from ...kernels.cpu import paths
 from .. import cells as cell_run
@@ -44,7 +45,7 @@ class RNN(Recurrent):
 
     @staticmethod
     def input_widths(cell, W, F: int) -> list[int]:
-        plan = cell.plan
+        plan = compiler.plan(cell)
         if len(cell.inputs) == 1:
             return [F]
         return [W[plan.input_weight[k]].shape[0] for k in range(len(cell.inputs))]
@@ -55,7 +56,7 @@ class RNN(Recurrent):
         projection (as Recurrent.table_input): the cell uses its input only in products
         hoisted out of the loop, this layer is the rows' sole reader, no input dropout runs,
         and V <= T*B / 3; else None (and on the plain route)."""
-        plan = cell.plan
+        plan = compiler.plan(cell)
         if paths.plain() or not (sole_reader and x.gathered is not None and len(cell.inputs) == 1 and plan.hoisted
                 and not plan.loop_inputs and not (ctx.training and opts["dropout"] > 0)):
             return None

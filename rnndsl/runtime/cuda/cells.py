@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..recurrent import dropout_masks, layer_outputs, start_state
-from ...cells import cache
+from ...cells import cache, compiler
 from ...cells.cuda_codegen import generate, phase_has_nodes, stored_nodes, unsupported
 
 _built: dict = {}
@@ -61,7 +61,7 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
     if why is not None:  # pragma: no cover - check_supported refuses the graph first
         from ...errors import DeviceError
         raise DeviceError(why + "; use device='cpu'")
-    plan = cell.plan
+    plan = compiler.plan(cell)
     mod = kernels(cell, eng.dtype)
     T, B = xs[0].shape[:2]
     u = opts["units"]
