@@ -124,3 +124,17 @@ def test_train_and_runtime_read_no_private_name_of_a_model_or_optimizer():
                         and not node.attr.startswith("__")):
                     found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.value.id}.{node.attr}")
     assert found == [], "\n".join(found)
+
+
+def test_layer_kinds_only_describe_and_the_cpu_engine_runs_each_by_kind():
+    """Every layer kind has one CPU runner, found by its kind; no layer kind runs itself."""
+    from rnndsl.layers import REGISTRY
+    from rnndsl.layers.input import INPUT
+    from rnndsl.runtime.cpu import FORWARD
+
+    kinds = {spec.name for spec in REGISTRY.values()}
+    assert kinds - set(FORWARD) == set()
+    assert set(FORWARD) - kinds == set()
+    for spec in {*REGISTRY.values(), INPUT}:
+        for attr in ("forward", "run_cell", "kernel_forward", "kernel_backward"):
+            assert not hasattr(spec, attr), f"{type(spec).__name__}.{attr}"
