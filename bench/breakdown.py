@@ -5,9 +5,10 @@
 Timers are put around rnndsl's own functions for the duration of the profile
 (and taken off afterwards; nothing in rnndsl is edited):
 
-* each layer's forward and the backprop closure it returns (per node);
+* each layer's forward (`Executor._run_node`: the CPU runner of its kind, in
+  rnndsl/runtime/cpu) and the backprop closure it returns (per node);
 * the compiled recurrent kernels, `kernel_forward` / `kernel_backward` of the
-  cell classes (the numba time loops: recurrent products, per-step input
+  CPU's cell runners (rnndsl/runtime/cpu/recurrent.py and its subclasses) (the numba time loops: recurrent products, per-step input
   projections, gate math, state copies and the kernels' own allocations). A
   layer's kernel time is the wall time during which at least one of its kernel
   calls ran (the union of the calls' intervals);
@@ -17,7 +18,7 @@ Timers are put around rnndsl's own functions for the duration of the profile
 
 Each kernel call's arguments are recorded: T, B, G (gates x units), u, and how
 it gets its input projection (`inp`): precomputed for all steps (xp, one big
-product through rnndsl's row-split `matmul` in `RecurrentSpec.projected`, for
+product through rnndsl's row-split `matmul` in `Recurrent.projected`, for
 inputs wider than PER_STEP_MAX_FEATURES) or per step inside the kernel (X, W:
 x_t W + b on each worker's rows at every step). A last-output-only layer runs
 inference as several kernel calls, one per chunk of CHUNK_ROWS rows; every call
@@ -40,7 +41,7 @@ was told it is not needed: a layer reading a model input in a train step) are
 big products through rnndsl's matmul after the kernel in both cases.
 
 An LSTM reading an embedding through its projected table (`inp` with ids: see
-`RecurrentSpec.table_input`) has no projection inside its kernel; its projection
+`Recurrent.table_input`) has no projection inside its kernel; its projection
 is the table product E W before it, and E^T dT, dT W^T after it in training (the
 scatter of each step's dZ rows into dT, inside the kernel, stays kernel time).
 
@@ -139,17 +140,15 @@ class Probe:
         return make
 
     def install(self, model) -> None:
-        from rnndsl.layers.base import REGISTRY
         from rnndsl.model import Model
+        from rnndsl.runtime.cpu.bidirectional import CELLS
         from rnndsl.runtime.executor import Executor
 
-        classes = {type(s) for s in REGISTRY.values()}
-        for cls in classes:
-            self._wrap(cls, "forward", self._layer_forward)
-            if hasattr(cls, "kernel_forward"):
-                self._wrap(cls, "run_cell", self._run_cell)
-                self._wrap(cls, "kernel_forward", self._kernel("kernel_fwd", capture=True))
-                self._wrap(cls, "kernel_backward", self._kernel("kernel_bwd"))
+        self._wrap(Executor, "_run_node", self._layer_forward)
+        for cls in {type(c) for c in CELLS.values()}:
+            self._wrap(cls, "run_cell", self._run_cell)
+            self._wrap(cls, "kernel_forward", self._kernel("kernel_fwd", capture=True))
+            self._wrap(cls, "kernel_backward", self._kernel("kernel_bwd"))
         self._wrap(Executor, "prepare_inputs", self._timed("(input checks)", "all"))
         self._wrap(Model, "_loss", self._timed("(loss)", "all"))
         self._wrap(Model, "_output_arrays", self._timed("(output transposes)", "all"))
@@ -239,7 +238,7 @@ class Probe:
             xp, X, b_in = inp, None, None
         V = 0
         if isinstance(inp, dict) and getattr(inp.get("ids"), "ndim", 0) == 2:
-            # an embedding's rows through its projected table (RecurrentSpec.table_input)
+            # an embedding's rows through its projected table (Recurrent.table_input)
             (T, B), per_step = inp["ids"].shape, False
             F, V = self.features.get(name), inp["table"].shape[0]
         elif isinstance(inp, dict) and getattr(inp.get("xids"), "ndim", 0) == 2:

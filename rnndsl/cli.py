@@ -102,7 +102,8 @@ def cmd_graph(args) -> int:
 
 
 def cmd_cell(args) -> int:
-    from .cells import define_cells
+    from .cells import compiler
+    from .layers.cells import define_cells
     from .errors import DiagnosticSink, did_you_mean
     from .lang.parser import parse, read_spec
 
@@ -134,7 +135,7 @@ def cmd_cell(args) -> int:
             why = unsupported(cells[name])
             print(f"# {why}: no CUDA kernels" if why else generate(cells[name], "float32"), end="" if not why else "\n")
             continue
-        print(cells[name].source if args.show else cells[name].describe())
+        print(compiler.source(cells[name]) if args.show else compiler.describe(cells[name]))
     return 0
 
 

@@ -5,9 +5,9 @@ its own level or below, lazily (inside a function) or not; kernels know no cells
 graph; no module imports another package's private (_underscore) names; module-level imports
 form no circle.
 
-KNOWN lists the upward imports that remain until layers stop running themselves (issue 17,
-point 1: layers describe, backends run). It may only shrink: an entry that no longer occurs
-fails the test too, so that it is taken off."""
+Layer kinds and cell descriptions (rnndsl/layers, rnndsl/layers/cells) only describe: the
+engines (rnndsl/runtime) run them and the cell compiler (rnndsl/cells) compiles cells, so
+neither is imported from below."""
 
 from __future__ import annotations
 
@@ -20,32 +20,6 @@ ROOT = Path(rnndsl.__file__).resolve().parent
 LEVEL = {"errors": 0, "types": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
          "runtime": 4, "train": 5, "": 6, "model": 6, "saving": 6, "cli": 7, "__main__": 7, "app": 7}
 NOT_BELOW = {"kernels": ("cells", "layers", "graph")}      # same level, but no edge this way
-
-KNOWN = {
-    ("rnndsl.graph.build", "rnndsl.cells"),
-    ("rnndsl.layers.batchnorm", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.bidirectional", "rnndsl.kernels.cpu.buffers"),
-    ("rnndsl.layers.bidirectional", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.dense", "rnndsl.kernels.cpu.parallel"),
-    ("rnndsl.layers.dense", "rnndsl.runtime.activations"),
-    ("rnndsl.layers.dense", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.dropout", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.embed", "rnndsl.kernels.cpu.ops"),
-    ("rnndsl.layers.embed", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.gru", "rnndsl.kernels.cpu.gru"),
-    ("rnndsl.layers.lstm", "rnndsl.kernels.cpu.lstm"),
-    ("rnndsl.layers.merge", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.buffers"),
-    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.parallel"),
-    ("rnndsl.layers.recurrent", "rnndsl.kernels.cpu.paths"),
-    ("rnndsl.layers.recurrent", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.repeat", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.rnn", "rnndsl.cells"),
-    ("rnndsl.layers.rnn", "rnndsl.runtime.cells"),
-    ("rnndsl.layers.rnn", "rnndsl.kernels.cpu.paths"),
-    ("rnndsl.layers.rnn", "rnndsl.runtime.tensor"),
-    ("rnndsl.layers.simplernn", "rnndsl.kernels.cpu.simplernn"),
-}
 
 
 def _module_name(path: Path) -> str:
@@ -108,15 +82,12 @@ def test_no_module_imports_from_above_its_level():
             continue
         if LEVEL[b] > LEVEL[a] or b in NOT_BELOW.get(a, ()):
             found.add((src, target))
-    new, gone = found - KNOWN, KNOWN - found
-    assert not new, "imports from above their level:\n" + "\n".join(f"  {s} -> {t}" for s, t in sorted(new))
-    assert not gone, "fixed, take them off KNOWN:\n" + "\n".join(f"  {s} -> {t}" for s, t in sorted(gone))
+    assert not found, "imports from above their level:\n" + "\n".join(f"  {s} -> {t}" for s, t in sorted(found))
 
 
 def test_no_package_imports_another_packages_private_names():
     bad = [f"{src} imports {n} from {target}" for src, target, names, _ in _edges()
-           for n in names if n.startswith("_") and not n.startswith("__") and _part(src) != _part(target)
-           and (src, target) not in KNOWN]
+           for n in names if n.startswith("_") and not n.startswith("__") and _part(src) != _part(target)]
     assert not bad, "\n".join(bad)
 
 
@@ -126,7 +97,7 @@ def test_packages_form_no_circle():
     graph: dict = {}
     for src, target, _, _ in _edges():
         a, b = _group(_part(src)), _group(_part(target))
-        if a != b and (src, target) not in KNOWN:
+        if a != b:
             graph.setdefault(a, set()).add(b)
     circles = []
 
@@ -153,3 +124,17 @@ def test_train_and_runtime_read_no_private_name_of_a_model_or_optimizer():
                         and not node.attr.startswith("__")):
                     found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.value.id}.{node.attr}")
     assert found == [], "\n".join(found)
+
+
+def test_layer_kinds_only_describe_and_the_cpu_engine_runs_each_by_kind():
+    """Every layer kind has one CPU runner, found by its kind; no layer kind runs itself."""
+    from rnndsl.layers import REGISTRY
+    from rnndsl.layers.input import INPUT
+    from rnndsl.runtime.cpu import FORWARD
+
+    kinds = {spec.name for spec in REGISTRY.values()}
+    assert kinds - set(FORWARD) == set()
+    assert set(FORWARD) - kinds == set()
+    for spec in {*REGISTRY.values(), INPUT}:
+        for attr in ("forward", "run_cell", "kernel_forward", "kernel_backward"):
+            assert not hasattr(spec, attr), f"{type(spec).__name__}.{attr}"

@@ -26,7 +26,7 @@ Terms are tuples: ("val", node), ("adj", node), ("num", c), ("mul", s, t),
 
 from __future__ import annotations
 
-from .expr import Node
+from ..layers.cells.expr import Node
 
 ONE = ("num", 1.0)
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .autodiff import contributions, render, values_in
-from .expr import U, Node
+from ..layers.cells.expr import U, Node
 
 FORWARD_FN = {
     "sigmoid": "sigmoid_({})",

@@ -30,14 +30,15 @@ from __future__ import annotations
 
 from .autodiff import contributions
 from .codegen import ELEMENTWISE_OPS, Plan, _describe
-from .expr import U
+from .compiler import plan as compiled_plan
+from ..layers.cells.expr import U
 
 ACT_CODE = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, "hard_sigmoid": 4}
 
 
 def unsupported(cell) -> str | None:
     """Why the CUDA engine cannot run this cell, or None."""
-    plan = cell.plan
+    plan = compiled_plan(cell)
     for n in plan.nodes:
         if n.op in ELEMENTWISE_OPS and n.width not in (U, None):
             return (f"cell {cell.name}: element-wise operations on input features "
@@ -297,7 +298,7 @@ def generate(cell, dtype) -> str:
     import numpy as np
 
     dtype = np.dtype(dtype).name
-    p = cell.plan
+    p = compiled_plan(cell)
     gen = CudaGen(p)
     body = _Src()
     phases = [ph for ph in range(p.n_phases) if phase_has_nodes(p, ph)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import layers as _layers  # noqa: F401  (registers the layer kinds)
-from ..cells import CellTable, cell_scope, define_cells
+from ..layers.cells import CellTable, cell_scope, define_cells
 from ..errors import MAX_KEPT, DiagnosticSink, Pos, did_you_mean
 from ..lang import ast
 from ..layers.base import REGISTRY, LayerSpec

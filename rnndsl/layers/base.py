@@ -3,7 +3,8 @@
 A layer file (lstm.py, dense.py, ...) subclasses :class:`LayerSpec` and
 registers it. The graph builder resolves a call's arguments against
 `positional` and `options`, then calls `infer` to type the node's ports and
-list its weights; the runtime later calls `forward` on the same node.
+list its weights. A layer kind only describes: each engine runs it (rnndsl/runtime/cpu,
+rnndsl/runtime/cuda, found by the node's kind).
 """
 
 from __future__ import annotations

@@ -15,16 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..errors import Pos, did_you_mean
 from ..types import StateType, TensorType
-from ..kernels.cpu import buffers
-from ..runtime.tensor import Act
 from .base import REGISTRY, LayerSpec, Opt, register
 from .gru import GRU
 from .lstm import LSTM
-from .recurrent import FLAGS, RecurrentSpec, start_state
+from .recurrent import FLAGS, RecurrentSpec
 from .simplernn import SimpleRNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
@@ -125,97 +121,6 @@ class Bidirectional(LayerSpec):
         else:
             node.outputs["out"] = merged
         node.state = self.state_type(node) if o["return_state"] else None
-
-    # --- run time ------------------------------------------------------------------------
-    def initial_states(self, node, ctx, init_state, batch: int):
-        """(the forward half's initial states, the backward half's, whether they came through
-        an initial_state edge): the edge's states or a stateful layer's carried ones (see
-        start_state), split in two; None, None without either. Shared by the CPU and CUDA
-        engines."""
-        inner = self.inner(node)
-        init, from_edge = start_state(node, ctx, init_state, batch, inner.opts["stateful"])
-        if init is None:
-            return None, None, from_edge
-        n = len(inner.spec.state_type(inner.opts).parts)
-        return tuple(init[:n]), tuple(init[n:]), from_edge
-
-    def forward(self, node, W, ins, ctx, init_state=None):
-        inner = self.inner(node)
-        spec, o = inner.spec, inner.opts
-        x = ins[0]
-        T, B, _ = x.shape
-        half = len(W) // 2
-        n_states = len(spec.state_type(o).parts)
-        init_f, init_b, from_edge = self.initial_states(node, ctx, init_state, B)
-        seq = o["return_sequences"]
-        # Keras sets both halves' zero_output_for_mask to return_sequences, whatever the
-        # wrapped layer says: without sequences a padded row's halves are its last valid outputs
-        zero_out = seq
-        fwd_backwards = o["go_backwards"]
-        need_dx = ctx.needs_grad(node.inputs[0])
-        out_f, fin_f, bp_f = spec.run_cell(o, W[:half], x, ctx, init_f, fwd_backwards, zero_out, need_dx=need_dx)
-        out_b, fin_b, bp_b = spec.run_cell(o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out, need_dx=need_dx)
-        final = fin_f + fin_b
-        if o["stateful"]:
-            ctx.keep_state(node, final)
-        # the backward half ran in reverse; put its sequence back in time order
-        yf, yb = (out_f, out_b[::-1]) if seq else (out_f[-1], out_b[-1])
-        mask = x.mask if seq else None
-        mode = node.opts["merge_mode"]
-        if mode == "concat":
-            merged = {"out": np.concatenate([yf, yb], axis=-1)}
-        elif mode == "sum":
-            merged = {"out": yf + yb}
-        elif mode == "mul":
-            merged = {"out": yf * yb}
-        elif mode == "ave":
-            merged = {"out": (yf + yb) * yf.dtype.type(0.5)}
-        else:
-            merged = {"forward": yf, "backward": np.ascontiguousarray(yb)}
-        outputs = {k: Act(np.ascontiguousarray(v), mask) for k, v in merged.items()}
-        if o["return_state"]:
-            outputs["state"] = final
-        u = o["units"]
-
-        def backprop(d):
-            dyf = dyb = None
-            g = d.get("out")
-            if g is not None:                       # undo the merge
-                if mode == "concat":
-                    dyf, dyb = g[..., :u], g[..., u:]
-                elif mode == "sum":
-                    dyf = dyb = g
-                elif mode == "mul":
-                    dyf, dyb = g * yb, g * yf
-                else:
-                    dyf = dyb = g * g.dtype.type(0.5)
-            else:
-                dyf, dyb = d.get("forward"), d.get("backward")
-            dout_f = buffers.zeros((T,) + out_f.shape[1:], out_f.dtype)
-            dout_b = buffers.zeros((T,) + out_b.shape[1:], out_b.dtype)
-            dstate = list(d.get("state") or (np.zeros_like(s) for s in final))
-            if T == 0:
-                # zero steps: the last outputs were the initial h's (see zero_steps)
-                if not seq and dyf is not None:
-                    dstate[0] = dstate[0] + dyf
-                if not seq and dyb is not None:
-                    dstate[n_states] = dstate[n_states] + dyb
-            elif seq:
-                if dyf is not None:
-                    dout_f[...] = dyf
-                if dyb is not None:
-                    dout_b[...] = dyb[::-1]          # undo the re-reversal
-            else:
-                if dyf is not None:
-                    dout_f[-1] = dyf
-                if dyb is not None:
-                    dout_b[-1] = dyb
-            dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
-            dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
-            dX = None if dX_f is None else dX_f + dX_b
-            return [dX], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
-
-        return outputs, backprop
 
 
 class _BiShort(Bidirectional):

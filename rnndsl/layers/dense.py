@@ -5,11 +5,6 @@ act: linear (default), relu, tanh, sigmoid, hard_sigmoid or softmax (over the la
 
 from __future__ import annotations
 
-
-from ..kernels.cpu.parallel import column_sums, matmul
-from ..runtime import activations
-from ..runtime.tensor import Act, flat
-
 from ..types import WeightSpec
 from .base import LayerSpec, Opt, register
 
@@ -39,22 +34,3 @@ class Dense(LayerSpec):
         if o["use_bias"]:
             node.weights.append(WeightSpec(f"{node.name}/bias", (o["units"],), "zeros", o["trainable"]))
         node.outputs["out"] = x.with_(features=o["units"])
-
-    def forward(self, node, W, ins, ctx, init_state=None):
-        x = ins[0]
-        kernel, bias = W[0], (W[1] if node.opts["use_bias"] else None)
-        X = flat(x.data)
-        Z = matmul(X, kernel)                           # (rows, in) @ (in, units)
-        if bias is not None:
-            Z += bias
-        act = node.opts["activation"]
-        Y = activations.forward(act, Z)
-        shape = x.data.shape[:-1] + (kernel.shape[1],)
-
-        def backprop(d):
-            dZ = activations.backward(act, Y, flat(d["out"]))     # undo Y = act(Z)
-            dK = matmul(X.T, dZ)                                   # undo Z = X @ kernel
-            dX = matmul(dZ, kernel.T).reshape(x.data.shape)
-            return [dX], [dK] + ([column_sums(dZ)] if bias is not None else []), None
-
-        return {"out": Act(Y.reshape(shape), x.mask)}, backprop

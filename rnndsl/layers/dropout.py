@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-
-from ..runtime.tensor import Act
-
 from .base import LayerSpec, Opt, register
 
 
@@ -19,11 +16,3 @@ class Dropout(LayerSpec):
 
     def infer(self, node, ins, ctx) -> None:
         node.outputs["out"] = ins[0]
-
-    def forward(self, node, W, ins, ctx, init_state=None):
-        x = ins[0]
-        rate = node.opts["rate"]
-        if not ctx.training or rate == 0.0:
-            return {"out": x}, lambda d: ([d["out"]], [], None)
-        keep = (ctx.rng.random(x.data.shape) >= rate).astype(x.data.dtype) / (1.0 - rate)
-        return {"out": Act(x.data * keep, x.mask)}, lambda d: ([d["out"] * keep], [], None)

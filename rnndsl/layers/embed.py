@@ -9,13 +9,7 @@ weights="vectors.txt" loads pretrained GloVe-format vectors.
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..kernels.cpu.ops import embedding_grad
-from ..runtime.tensor import Act, TableGrad
-
-from ..types import WeightSpec
-from ..types import TensorType
+from ..types import TensorType, WeightSpec
 from .base import LayerSpec, Opt, register
 
 
@@ -45,20 +39,3 @@ class Embed(LayerSpec):
         node.weights = [WeightSpec(f"{node.name}/embeddings", (o["input_dim"], o["output_dim"]),
                                    "uniform_0.05", o["trainable"])]
         node.outputs["out"] = TensorType(True, o["output_dim"], x.steps, masked=o["mask_zero"])
-
-    def forward(self, node, W, ins, ctx, init_state=None):
-        ids = ins[0].data                                         # (T, B) token ids
-        E = W[0]
-        mask = (ids != 0).astype(np.uint8) if node.opts["mask_zero"] else None
-
-        def backprop(d):
-            if not node.opts["trainable"]:
-                return [None], [None], None
-            g = d["out"]
-            if isinstance(g, TableGrad):                          # summed by id already
-                return [None], [g.dE], None
-            dE = embedding_grad(ids.reshape(-1), g.reshape(-1, E.shape[1]), E.shape[0])
-            return [None], [dE], None
-
-        # E[ids] (T, B, dim), made when a layer reads it (an LSTM may take E and ids instead)
-        return {"out": Act(mask=mask, gathered=(E, ids))}, backprop

@@ -7,40 +7,7 @@ an input without a mask keeps every step, so then no mask travels on.
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..errors import DataError
-from ..runtime.tensor import Act
-
 from .base import LayerSpec, Opt, register
-
-
-def combine_masks(masks):
-    """Keras 3's merged mask: the OR of the inputs' (T, B) masks, none when any input has
-    none (Add and the other merges return no mask then; Concatenate one of all ones)."""
-    if any(m is None for m in masks):
-        return None
-    out = masks[0]
-    for m in masks[1:]:
-        out = out | m
-    return out
-
-
-def merged_mask(ins):
-    return combine_masks([a.mask for a in ins])
-
-
-def same_steps(node, ins) -> None:
-    """Sequences of `?` steps are checked at run time: the inputs must have as many steps
-    (and rows) as each other."""
-    shapes = [tuple(a.data.shape) for a in ins]
-    if any(s[:-1] != shapes[0][:-1] for s in shapes[1:]):
-        if all(len(s) == 3 for s in shapes) and len({s[1] for s in shapes}) == 1:
-            got = ", ".join(str(s[0]) for s in shapes)
-            raise DataError(f"layer {node.name!r} ({node.kind}) joins sequences of different lengths: "
-                            f"{got} steps; its inputs must have the same number of steps")
-        raise DataError(f"layer {node.name!r} ({node.kind}): its inputs have shapes "
-                        + ", ".join(map(str, shapes)) + " (time-major); they must agree but for the features")
 
 
 class _Merge(LayerSpec):
@@ -79,12 +46,6 @@ class Concat(_Merge):
             node.outputs["out"] = ins[0].with_(features=sum(x.features for x in ins),
                                                masked=all(x.masked for x in ins))
 
-    def forward(self, node, W, ins, ctx, init_state=None):
-        same_steps(node, ins)
-        sizes = np.cumsum([a.data.shape[-1] for a in ins])[:-1]
-        y = np.concatenate([a.data for a in ins], axis=-1)
-        return {"out": Act(y, merged_mask(ins))}, lambda d: (np.split(d["out"], sizes, axis=-1), [], None)
-
 
 @register
 class Add(_Merge):
@@ -101,10 +62,3 @@ class Add(_Merge):
                       "use concat(...) to join different sizes, or a dense(...) to match them")
             return
         node.outputs["out"] = ins[0].with_(masked=all(x.masked for x in ins))
-
-    def forward(self, node, W, ins, ctx, init_state=None):
-        same_steps(node, ins)
-        y = ins[0].data.copy()
-        for a in ins[1:]:
-            y += a.data
-        return {"out": Act(y, merged_mask(ins))}, lambda d: ([d["out"]] * len(ins), [], None)

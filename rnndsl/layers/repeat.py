@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..runtime.tensor import Act
-
 from ..types import TensorType
 from .base import LayerSpec, Opt, register
 
@@ -26,8 +22,3 @@ class Repeat(LayerSpec):
                       "drop `seq` from the layer before it, or drop repeat")
             return
         node.outputs["out"] = TensorType(True, x.features, node.opts["n"])
-
-    def forward(self, node, W, ins, ctx, init_state=None):
-        x = ins[0].data                                           # (B, F)
-        y = np.ascontiguousarray(np.broadcast_to(x, (node.opts["n"],) + x.shape))
-        return {"out": Act(y)}, lambda d: ([d["out"].sum(axis=0)], [], None)   # undo the copies

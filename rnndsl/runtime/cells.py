@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells import compiler
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import embedding_grad, gather_rows
 from ..kernels.cpu.parallel import column_sums, matmul, run_rows
@@ -76,8 +77,8 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
     weights: one array per cell.weights entry; init: one (B, u) array per state.
     keep=False (inference) saves nothing for backward. Returns (out (T, B, u),
     final states, tape for backward)."""
-    plan = cell.plan
-    mod = cell.kernels()
+    plan = compiler.plan(cell)
+    mod = compiler.kernels(cell)
     first = Xs[0] if table is None else table[0]
     dtype = np.result_type(first.dtype, np.float32)
     T, B = Xs[0].shape[:2] if table is None else table[1].shape
@@ -111,8 +112,8 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
 
 def backward(cell, tape: CellTape, dout, dfinal):
     """Gradients: (dXs per input, dweights per cell weight, dinit per state)."""
-    plan = cell.plan
-    mod = cell.kernels()
+    plan = compiler.plan(cell)
+    mod = compiler.kernels(cell)
     dtype = tape.consts.dtype
     dout = buffers.read_only(np.ascontiguousarray(dout, dtype=dtype))
     T, B, u = dout.shape

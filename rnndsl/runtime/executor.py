@@ -1,6 +1,6 @@
-"""Runs a layer graph: inputs are checked, then each node's forward runs in graph
-order and leaves a backprop closure on a tape; backward walks the tape in
-reverse, summing gradients where a value fans out.
+"""Runs a layer graph: inputs are checked, then each node's forward (runtime/cpu, by
+layer kind) runs in graph order and leaves a backprop closure on a tape; backward walks
+the tape in reverse, summing gradients where a value fans out.
 
 Python runs here once per layer per batch; the time loops are inside the
 layers' compiled kernels.
@@ -17,13 +17,14 @@ from ..graph.graph import Graph, Node
 from .init import initial_weights
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite, ids_outside
+from .cpu import run_node
 from .tensor import Act
 from .threads import use_threads
 
 
 @dataclass
 class RunCtx:
-    """What a layer's forward sees besides its weights and inputs."""
+    """What a layer's runner sees besides its weights and inputs."""
 
     training: bool
     rng: np.random.Generator
@@ -296,7 +297,7 @@ class Executor:
         return act
 
     def _run_node(self, node, W, ins, ctx, init):
-        return node.spec.forward(node, W, ins, ctx, init)
+        return run_node(node, W, ins, ctx, init)
 
     def _output(self, v):
         return v

@@ -24,7 +24,7 @@ class Act:
 
     An embedding's output is kept as the table and the ids (``gathered``: data =
     E[ids]) until a layer asks for ``data``: an LSTM reading it may instead project the
-    table once (see layers/recurrent.py) and never make the (T, B, dim) rows."""
+    table once (see runtime/cpu/recurrent.py) and never make the (T, B, dim) rows."""
 
     __slots__ = ("_data", "mask", "batch_major", "gathered")
 

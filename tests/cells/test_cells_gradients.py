@@ -85,7 +85,7 @@ def test_embedding_read_through_its_table(monkeypatch, cells, body):
     """A vocabulary of at most a third of the rows: the cell's hoisted products read (E @ W)[ids] and
     backward sums dxp by id (dW = E^T dT, dE = dT W^T). Finite differences, and the path is
     the one taken."""
-    from rnndsl.layers.rnn import RNN
+    from rnndsl.runtime.cpu.rnn import RNN
 
     taken = []
     orig = RNN.cell_table_input

@@ -227,7 +227,7 @@ def test_model_through_the_table_matches_the_rows(monkeypatch, body):
     """A float32 model whose LSTM reads its embedding through the projected table: the same
     predictions, loss and gradients as reading the rows E[ids] (takes_table off)."""
     import rnndsl
-    from rnndsl.layers.lstm import LSTM
+    from rnndsl.runtime.cpu.lstm import LSTM
 
     ids = np.random.default_rng(0).integers(0, 20, (8, 12))
     y = np.arange(8) % 3

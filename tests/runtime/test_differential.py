@@ -25,7 +25,7 @@ import pytest
 import rnndsl
 from rnndsl.kernels.cpu import lstm as lstm_kernels
 from rnndsl.kernels.cpu import ops, parallel, paths
-from rnndsl.layers import recurrent
+from rnndsl.runtime.cpu import recurrent
 
 DEFAULT_MODELS = 600
 DEEP_MODELS = 3000

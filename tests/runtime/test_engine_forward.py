@@ -286,7 +286,7 @@ def test_compiled_step_path_equals_whole_sequence(chain):
 # PER_STEP_MAX_FEATURES wide) or for all steps at once (wider inputs). In inference a
 # last-output-only layer reads a per-step input in place (a strided time-major view of the
 # batch-major model input), and runs a wider one CHUNK_ROWS rows (steps x batch) at a time
-# (layers/recurrent.py). The tests above run per step; here the limits are lowered to force
+# (runtime/cpu/recurrent.py). The tests above run per step; here the limits are lowered to force
 # the others.
 PROJECTION_PATHS = {"per_step": (512, 10**9), "all_steps": (0, 10**9), "all_steps_chunks": (0, 4)}
 
@@ -297,7 +297,7 @@ PROJECTION_PATHS = {"per_step": (512, 10**9), "all_steps": (0, 10**9), "all_step
                                         ("gru", ", reset_after=false, go_backwards=true")])
 @pytest.mark.parametrize("seq", [False, True])
 def test_projection_paths_agree_with_reference(monkeypatch, path, kind, opts, seq):
-    import rnndsl.layers.recurrent as rec
+    import rnndsl.runtime.cpu.recurrent as rec
     monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", PROJECTION_PATHS[path][0])
     monkeypatch.setattr(rec, "CHUNK_ROWS", PROJECTION_PATHS[path][1])
     m = model(f"input x: float[?, 3]\noutput x | {kind}(4{', seq' if seq else ''}{opts})")
@@ -312,7 +312,7 @@ def test_projection_paths_agree_with_reference(monkeypatch, path, kind, opts, se
 @pytest.mark.parametrize("path", PROJECTION_PATHS)
 def test_projection_paths_with_masks(monkeypatch, path):
     """Padded batches equal the sequences one by one on every projection path."""
-    import rnndsl.layers.recurrent as rec
+    import rnndsl.runtime.cpu.recurrent as rec
     monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", PROJECTION_PATHS[path][0])
     monkeypatch.setattr(rec, "CHUNK_ROWS", PROJECTION_PATHS[path][1])
     assert_padded_batch_equals_one_by_one(
@@ -327,7 +327,7 @@ def test_inference_memory_does_not_grow_with_length(monkeypatch, spec, path):
     input stays batch-major, and the kernels read its steps in place (per_step) or project
     CHUNK_ROWS rows at a time (all_steps: the inputs wider than PER_STEP_MAX_FEATURES)."""
     import tracemalloc
-    import rnndsl.layers.recurrent as rec
+    import rnndsl.runtime.cpu.recurrent as rec
     monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", PROJECTION_PATHS[path][0])
     m = model(f"input x: float[?, 5]\noutput x | {spec}", dtype="float32")
     m.predict_on_batch(np.zeros((4, 3, 5), np.float32))

@@ -59,7 +59,7 @@ def test_layer_gradients(body):
 def test_gradients_with_all_steps_projected_at_once(monkeypatch, body):
     """Inputs wider than PER_STEP_MAX_FEATURES are projected for all steps before the time
     loop (the other cases above project step by step inside the kernel)."""
-    import rnndsl.layers.recurrent as rec
+    import rnndsl.runtime.cpu.recurrent as rec
     monkeypatch.setattr(rec, "PER_STEP_MAX_FEATURES", 0)
     text = f"input x: float[?, 2]\noutput x | {body} | dense(3)"
     seq_out = rnndsl.compile(text).graph.layers[-1].out.seq
@@ -89,16 +89,16 @@ def test_frozen_embedding_has_no_gradient():
 @pytest.fixture
 def table_calls(monkeypatch):
     """Counts the recurrent layers that read an embedding through its projected table."""
-    import rnndsl.layers.recurrent as rec
+    import rnndsl.runtime.cpu.recurrent as rec
     calls = []
-    orig = rec.RecurrentSpec.table_input
+    orig = rec.Recurrent.table_input
 
     def spy(self, *a, **k):
         r = orig(self, *a, **k)
         calls.append(r is not None)
         return r
 
-    monkeypatch.setattr(rec.RecurrentSpec, "table_input", spy)
+    monkeypatch.setattr(rec.Recurrent, "table_input", spy)
     return calls
 
 

@@ -334,7 +334,7 @@ def input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1):
 def table_rows(table, ids, XP, t, b0, b1):
     """Rows b0..b1 of step t's input projection when the input is an embedding's rows:
     row ids[t, b] of table = E W + b_in (the embedding projected once; see
-    layers/recurrent.py), copied to the worker's scratch XP like input_rows'."""
+    runtime/cpu/recurrent.py), copied to the worker's scratch XP like input_rows'."""
     G = table.shape[1]
     for b in range(b0, b1):
         src = table[ids[t, b]]

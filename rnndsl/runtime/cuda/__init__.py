@@ -10,8 +10,9 @@ the host; apply_update then reuses the device copies). The time loops run
 on the host, launching per step one GEMM and one fused kernel; nothing is
 copied per step. Kernels and launch geometry: rnndsl/kernels/cuda.
 
-The layer code is in layers.py and recurrent.py, device helpers in device.py,
-optimizer steps in optim.py.
+The layer code is in layers.py, recurrent.py and cells.py (the recurrent plumbing
+shared with the CPU engine is rnndsl/runtime/recurrent.py), device helpers in
+device.py, optimizer steps in optim.py.
 """
 
 from __future__ import annotations

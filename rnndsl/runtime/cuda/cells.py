@@ -8,7 +8,7 @@ Backward: per step, from the last, the phase kernels and d(left) += dM @ W^T;
 Column blocks of the concatenated weights are split back into the cell's
 weights, summed where one weight appears in several products.
 
-Masks and dropout as the CPU layer (layers/rnn.py, rnndsl.runtime.cells): input
+Masks and dropout as on the CPU (runtime/cpu/rnn.py, rnndsl.runtime.cells): input
 dropout drawn for the inputs' features joined, recurrent dropout on the first state.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...layers.recurrent import start_state
-from ...cells import cache
+from ..recurrent import dropout_masks, layer_outputs, start_state
+from ...cells import cache, compiler
 from ...cells.cuda_codegen import generate, phase_has_nodes, stored_nodes, unsupported
 
 _built: dict = {}
@@ -61,12 +61,12 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
     if why is not None:  # pragma: no cover - check_supported refuses the graph first
         from ...errors import DeviceError
         raise DeviceError(why + "; use device='cpu'")
-    plan = cell.plan
+    plan = compiler.plan(cell)
     mod = kernels(cell, eng.dtype)
     T, B = xs[0].shape[:2]
     u = opts["units"]
     widths = [x.shape[2] for x in xs]
-    dmask, rmask = spec.dropout_masks(opts, ctx, B, sum(widths), u, eng.dtype)
+    dmask, rmask = dropout_masks(opts, ctx, B, sum(widths), u, eng.dtype)
     if dmask is not None:
         cuts = np.cumsum([0] + widths)
         dms = [eng.upload(dmask[:, cuts[k]:cuts[k + 1]]) for k in range(len(xs))]
@@ -179,10 +179,11 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
 
 
 def _joined_mask(eng, ins):
-    """The inputs' masks ANDed, as layers/rnn.py joins a multi-input cell's inputs on the CPU."""
+    """The inputs' masks ANDed as (device, host), as runtime/cpu/rnn.py joins a multi-input
+    cell's inputs, or None."""
     masks = [a for a in ins if a.hmask is not None]
     if not masks:
-        return None, None
+        return None
     if len(masks) == 1:
         return masks[0].mask, masks[0].hmask
     h = masks[0].hmask
@@ -193,7 +194,7 @@ def _joined_mask(eng, ins):
 
 def run_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out):
     """run_cell_inputs with the signature of every run_cell (runtime/cuda/recurrent.py, the CPU
-    layers): one DAct input (bidirectional uses it); backprop returns (dX, grads, dinit)."""
+    runners): one DAct input (bidirectional uses it); backprop returns (dX, grads, dinit)."""
     out, final, bp = run_cell_inputs(eng, spec, opts, W, [x.data], x.mask, ctx, init, backwards, zero_out)
 
     def backprop(dout, dfinal):
@@ -204,13 +205,14 @@ def run_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out):
 
 
 def rnn_forward(ex, node, W, ins, ctx, init_state=None):
-    """RNN.forward (layers/rnn.py) on the device, for one or several inputs."""
-    from .recurrent import layer_outputs
-
+    """rnn(cell(...)) on the device, for one or several inputs (runtime/cpu/rnn.py's
+    counterpart), then runtime/recurrent.py's layer_outputs."""
     eng = ex.eng
     o = node.opts
-    mask, hmask = _joined_mask(eng, ins)
-    init, from_edge = start_state(node, ctx, init_state, ins[0].data.shape[1], o["stateful"])
-    out, final, backprop_cell = run_cell_inputs(eng, node.spec, o, W, [a.data for a in ins], mask, ctx, init,
+    mask = _joined_mask(eng, ins)
+    T, B = ins[0].data.shape[:2]
+    init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
+    out, final, backprop_cell = run_cell_inputs(eng, node.spec, o, W, [a.data for a in ins],
+                                                None if mask is None else mask[0], ctx, init,
                                                 o["go_backwards"], o["zero_output_for_mask"])
-    return layer_outputs(eng, node, ctx, out, final, mask, hmask, backprop_cell, from_edge)
+    return layer_outputs(eng, node, ctx, T, out, final, mask, backprop_cell, from_edge)

@@ -3,8 +3,9 @@
 `DeviceOps` (held as `eng` by the CUDA executor) wraps the compiled kernels of
 rnndsl.kernels.cuda with small functions that allocate their outputs and pick
 the launch configuration, so the layer code reads like the NumPy code of the
-CPU layers. `DAct` is the
-device counterpart of runtime.tensor.Act.
+CPU layers (rnndsl/runtime/cpu); it is also the ops object of the recurrent plumbing
+both engines share (rnndsl/runtime/recurrent.py). `DAct` is the device counterpart
+of runtime.tensor.Act.
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ class DeviceOps:
     def empty(self, shape, dtype=None):
         return cuda.device_array(shape, dtype or self.dtype)
 
-    def zeros(self, shape):
-        a = self.empty(shape)
+    def zeros(self, shape, dtype=None):
+        a = self.empty(shape, dtype)
         self.fill(a, 0.0)
         return a
+
+    def zeros_like(self, a):
+        return self.zeros(a.shape)
 
     def upload(self, host, dtype=None):
         return cuda.to_device(np.ascontiguousarray(host, dtype=dtype))
@@ -140,3 +144,34 @@ class DeviceOps:
             threads = self.reduce_cols * self.reduce_rows
             blocks = min(self.max_blocks, -(-n // threads))
             self.k.sumsq[blocks, threads, 0, threads * 8](acc, self.flat(a))
+
+    # --- for the shared recurrent plumbing (runtime/recurrent.py) ------------------------
+    # A mask there is the pair (device mask, host mask) of a DAct, or None.
+    last_into_final = False
+
+    @staticmethod
+    def act(data, mask=None) -> DAct:
+        return DAct(data) if mask is None else DAct(data, *mask)
+
+    def reversed_mask(self, mask):
+        h = np.ascontiguousarray(mask[1][::-1])
+        return self.upload(h), h
+
+    @staticmethod
+    def as_dout(g, out):
+        return g
+
+    def concat_features(self, a, b):
+        """[a, b] along the last axis (both of width u)."""
+        u = a.shape[a.ndim - 1]
+        y = self.empty(a.shape[:-1] + (2 * u,))
+        for k, part in enumerate((a, b)):
+            self.run(self.k.put_cols, part.size, self.rows(y), self.rows(part), k * u)
+        return y
+
+    def split_features(self, g, u: int):
+        """(g[..., :u], g[..., u:]) as new arrays: concat_features undone."""
+        parts = self.empty(g.shape[:-1] + (u,)), self.empty(g.shape[:-1] + (u,))
+        for k, part in enumerate(parts):
+            self.run(self.k.take_cols, part.size, self.rows(part), self.rows(g), k * u)
+        return parts

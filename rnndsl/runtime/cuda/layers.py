@@ -1,8 +1,8 @@
 """The non-recurrent layers on the device: embed, dense, batchnorm, dropout, repeat, concat, add.
 
-Each function mirrors the layer's CPU `forward` (layers/*.py: the math is in
-their docstrings) and returns ``(outputs, backprop)`` the same way, with
-device arrays (DAct) in place of NumPy arrays. `forward_node` finds the
+Each function mirrors the layer's CPU runner (runtime/cpu/*.py; the math is in the
+layer kinds' docstrings, layers/*.py) and returns ``(outputs, backprop)`` the same
+way, with device arrays (DAct) in place of NumPy arrays. `forward_node` finds the
 function for a node in FORWARD, by the node's layer kind.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import DeviceError
 from ...kernels.cpu.activations import activation_code
-from ...layers.merge import combine_masks, same_steps
+from ..merge import combine_masks, same_steps
 from .device import DAct
 from .recurrent import bidirectional_forward, recurrent_forward
 

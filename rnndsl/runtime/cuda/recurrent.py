@@ -1,7 +1,9 @@
 """SimpleRNN, LSTM and GRU layers on the device, and their Bidirectional wrapper.
 
-The device counterpart of layers/recurrent.py and layers/bidirectional.py
-(see those for the math and Keras's conventions). Per call:
+The device counterpart of runtime/cpu/recurrent.py and runtime/cpu/bidirectional.py
+(the math and Keras's conventions are in layers/recurrent.py and layers/bidirectional.py;
+what a layer returns and Bidirectional's merge are runtime/recurrent.py's, shared with the
+CPU engine over DeviceOps). Per call:
 
     xp = (x * dropout mask) @ W + b          one GEMM over all T*B rows
     for each step s: Zr = h_rec[t] @ U       one GEMM (B x G)
@@ -12,16 +14,14 @@ The device counterpart of layers/recurrent.py and layers/bidirectional.py
     dU = h_rec^T @ dxp, dW = x^T @ dxp, dx = dxp @ W^T, db = column sums of dxp:
     one GEMM (or reduction) each, over all steps at once.
 
-Dropout masks are drawn on the host from the executor's generator in the CPU
-engine's order and copied once per call, so both engines see the same masks.
+Dropout masks are drawn on the host by runtime/recurrent.py (as on the CPU) and copied
+once per call, so both engines see the same masks.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...kernels.cpu.activations import activation_code
-from ...layers.recurrent import start_state
+from ..recurrent import bidirectional_outputs, dropout_masks, layer_outputs, start_state
 from .device import DAct
 
 
@@ -30,19 +30,6 @@ def _time(s: int, T: int, backwards: bool) -> int:
     if s >= T:
         return -1
     return T - 1 - s if backwards else s
-
-
-def _draw_masks(eng, opts, ctx, B, F):
-    """The input and recurrent dropout masks, drawn exactly as RecurrentSpec.run_cell draws them."""
-    dtype = eng.dtype
-    dmask = rmask = None
-    if ctx.training and opts["dropout"] > 0:
-        p = opts["dropout"]
-        dmask = eng.upload((ctx.rng.random((B, F)) >= p).astype(dtype) / dtype.type(1 - p))
-    if ctx.training and opts["recurrent_dropout"] > 0:
-        p = opts["recurrent_dropout"]
-        rmask = eng.upload((ctx.rng.random((B, opts["units"])) >= p).astype(dtype) / dtype.type(1 - p))
-    return dmask, rmask
 
 
 def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: bool):
@@ -60,7 +47,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
     gates = spec.gates
     G = gates * u
     c = eng.cells
-    dmask, rmask = _draw_masks(eng, opts, ctx, B, F)
+    dmask, rmask = (None if m is None else eng.upload(m) for m in dropout_masks(opts, ctx, B, F, u, eng.dtype))
     if dmask is not None:
         X = eng.mul_bcast(X, dmask)                 # one input mask per sequence, as Keras
     rm = eng.none2 if rmask is None else rmask
@@ -195,58 +182,19 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
     return out, final, backprop
 
 
-def _step_mask(eng, mask, hmask, reverse: bool):
-    """(device mask, host mask) of a sequence output, reversed in time for go_backwards."""
-    if hmask is None:
-        return None, None
-    if not reverse:
-        return mask, hmask
-    h = np.ascontiguousarray(hmask[::-1])
-    return eng.upload(h), h
-
-
-def _dout(eng, out, seq: bool, d):
-    """The gradient of the whole (T, B, u) output from the gradient of what the layer returned."""
-    if seq and d is not None:
-        return d
-    dout = eng.zeros(out.shape)
-    if d is not None:
-        eng.assign(dout[out.shape[0] - 1], d)       # only the last step was returned
-    return dout
-
-
-def layer_outputs(eng, node, ctx, out, final, mask, hmask, cell_backprop, from_edge):
-    """What a recurrent layer returns, and its backprop, as on the CPU (layers/recurrent.py): the
-    stateful carry kept; the last step, or every step with the input's mask (time-reversed for
-    go_backwards); the final state with return_state. cell_backprop(dout, dfinal) -> (dXs,
-    grads, dinit) over the whole (T, B, u) output; dinit goes back through an initial_state
-    edge only."""
-    o = node.opts
-    if o["stateful"]:
-        ctx.keep_state(node, final)
-    seq = o["return_sequences"]
-    if seq:
-        outputs = {"out": DAct(out, *_step_mask(eng, mask, hmask, o["go_backwards"]))}
-    else:
-        outputs = {"out": DAct(out[out.shape[0] - 1])}
-    if o["return_state"]:
-        outputs["state"] = final
-
-    def backprop(d):
-        dout = _dout(eng, out, seq, d.get("out"))
-        dfinal = d.get("state") or tuple(eng.zeros(s.shape) for s in final)
-        dXs, grads, dinit = cell_backprop(dout, dfinal)
-        return dXs, grads, (dinit if from_edge else None)
-
-    return outputs, backprop
+def mask_of(x):
+    """The (device, host) mask pair of a DAct, as the shared plumbing takes it, or None."""
+    return None if x.hmask is None else (x.mask, x.hmask)
 
 
 def recurrent_forward(ex, node, W, ins, ctx, init_state=None):
-    """RecurrentSpec.forward on the device."""
+    """A built-in recurrent layer on the device: its cell, then runtime/recurrent.py's
+    layer_outputs."""
     eng = ex.eng
     o = node.opts
     x = ins[0]
-    init, from_edge = start_state(node, ctx, init_state, x.data.shape[1], o["stateful"])
+    T, B, _ = x.data.shape
+    init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
     out, final, backprop_cell = run_cell(eng, node.spec, o, W, x, ctx, init, o["go_backwards"],
                                          o["zero_output_for_mask"])
 
@@ -254,72 +202,19 @@ def recurrent_forward(ex, node, W, ins, ctx, init_state=None):
         dX, grads, dinit = backprop_cell(dout, dfinal)
         return [dX], grads, dinit
 
-    return layer_outputs(eng, node, ctx, out, final, x.mask, x.hmask, cell_backprop, from_edge)
+    return layer_outputs(eng, node, ctx, T, out, final, mask_of(x), cell_backprop, from_edge)
 
 
 def bidirectional_forward(ex, node, W, ins, ctx, init_state=None):
-    """Bidirectional.forward on the device: two cell runs, then the merge."""
+    """Bidirectional on the device: two cell runs, then runtime/recurrent.py's merge."""
     eng = ex.eng
     inner = node.spec.inner(node)
-    spec, o = inner.spec, inner.opts
     x = ins[0]
     T, B, _ = x.data.shape
     half = len(W) // 2
-    n_states = len(spec.state_type(o).parts)
-    init_f, init_b, from_edge = node.spec.initial_states(node, ctx, init_state, B)
-    seq = o["return_sequences"]
-    zero_out = seq        # Keras sets both halves' zero_output_for_mask to return_sequences
-    fwd_backwards = o["go_backwards"]
-    out_f, fin_f, bp_f = run_cell(eng, spec, o, W[:half], x, ctx, init_f, fwd_backwards, zero_out)
-    out_b, fin_b, bp_b = run_cell(eng, spec, o, W[half:], x, ctx, init_b, not fwd_backwards, zero_out)
-    final = fin_f + fin_b
-    if o["stateful"]:
-        ctx.keep_state(node, final)
-    # the backward half ran in reverse; put its sequence back in time order
-    yf, yb = (out_f, eng.reverse_time(out_b)) if seq else (out_f[T - 1], out_b[T - 1])
-    mask, hmask = (x.mask, x.hmask) if seq else (None, None)
-    mode = node.opts["merge_mode"]
-    u = o["units"]
-    if mode == "concat":
-        y = eng.empty(yf.shape[:-1] + (2 * u,))
-        for k, part in enumerate((yf, yb)):
-            eng.run(eng.k.put_cols, part.size, eng.rows(y), eng.rows(part), k * u)
-        merged = {"out": y}
-    elif mode == "sum":
-        merged = {"out": eng.add(yf, yb)}
-    elif mode == "mul":
-        merged = {"out": eng.mul(yf, yb)}
-    elif mode == "ave":
-        merged = {"out": eng.scale(eng.add(yf, yb), 0.5)}
-    else:
-        merged = {"forward": yf, "backward": yb}
-    outputs = {k: DAct(v, mask, hmask) for k, v in merged.items()}
-    if o["return_state"]:
-        outputs["state"] = final
 
-    def backprop(d):
-        g = d.get("out")
-        if g is not None:                           # undo the merge
-            if mode == "concat":
-                dyf, dyb = eng.empty(yf.shape), eng.empty(yb.shape)
-                for k, part in enumerate((dyf, dyb)):
-                    eng.run(eng.k.take_cols, part.size, eng.rows(part), eng.rows(g), k * u)
-            elif mode == "sum":
-                dyf = dyb = g
-            elif mode == "mul":
-                dyf, dyb = eng.mul(g, yb), eng.mul(g, yf)
-            else:
-                dyf = dyb = eng.scale(g, 0.5)
-        else:
-            dyf, dyb = d.get("forward"), d.get("backward")
-        dout_f = _dout(eng, out_f, seq, dyf)
-        if seq and dyb is not None:
-            dout_b = eng.reverse_time(dyb)          # undo the re-reversal
-        else:
-            dout_b = _dout(eng, out_b, seq, None if seq else dyb)
-        dstate = d.get("state") or tuple(eng.zeros(s.shape) for s in final)
-        dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
-        dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
-        return [eng.add(dX_f, dX_b)], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
+    def run_half(k, init, backwards, zero_out):
+        return run_cell(eng, inner.spec, inner.opts, W[:half] if k == 0 else W[half:], x, ctx, init, backwards,
+                        zero_out)
 
-    return outputs, backprop
+    return bidirectional_outputs(eng, node, ctx, init_state, T, B, mask_of(x), run_half)

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import Pos
+from ...errors import Pos
 
 U = "u"
 # op -> arity; "new" marks the value a state takes at the end of the step

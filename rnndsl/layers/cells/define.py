@@ -23,11 +23,10 @@ Problems are reported at their line and column into the DiagnosticSink.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
-from ..errors import DiagnosticSink, LineIndex, Pos, did_you_mean
-from ..types import WeightSpec
-from ..lang import ast
+from ...errors import DiagnosticSink, LineIndex, Pos, did_you_mean
+from ...types import WeightSpec
+from ...lang import ast
 from .expr import FUNCTIONS, U, ExprGraph, FoldError, Node
 
 INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "zeros", "ones", "uniform_0.05")
@@ -66,6 +65,9 @@ class Cell:
     pos: Pos
     equations: list[str] = field(default_factory=list)   # the source lines, for `rnndsl cell`
     names: dict[int, str] = field(default_factory=dict)    # node id -> the name of its equation
+    # what the cell compiler (rnndsl.cells) derived from this description, kept with it so
+    # that each cell is scheduled and generated once; the description itself never asks
+    compiled: dict = field(default_factory=dict, repr=False, compare=False)
 
     def shape(self, w: Weight, units: int, features: list[int]) -> tuple[int, ...]:
         if w.kind == "vector":
@@ -76,50 +78,6 @@ class Cell:
     def weight_specs(self, units: int, features: list[int], prefix: str, trainable: bool = True) -> list[WeightSpec]:
         return [WeightSpec(f"{prefix}/{w.name}", self.shape(w, units, features), w.initializer, trainable)
                 for w in self.weights]
-
-    @cached_property
-    def plan(self):
-        from .codegen import Plan
-
-        return Plan(self)
-
-    @cached_property
-    def source(self) -> str:
-        from .codegen import generate
-
-        return generate(self.plan)
-
-    def describe(self) -> str:
-        """What `python -m rnndsl cell SPEC` prints: names, weights, how the step is scheduled."""
-        from .cache import module_path
-        from .codegen import _describe_group
-
-        plan = self.plan
-        out = [f"cell {self.name}(units): inputs {', '.join(self.inputs)}; "
-               f"state{'s' if len(self.states) > 1 else ''} {', '.join(self.states)} "
-               f"(the layer's output is {self.states[0]})"]
-        out.append("  weights, in get_weights() order:")
-        width = max(len(w.name) for w in self.weights)
-        for w in self.weights:
-            if w.kind == "vector":
-                shape = "(units,)"
-            else:
-                rows = "units" if w.rows == U else f"features of {self.inputs[w.rows[1]]}"
-                shape = f"({rows}, units)"
-            out.append(f"    {w.name.ljust(width)}  {shape:<28} {w.initializer}")
-        hoisted = "; ".join(_describe_group(plan, g) for g in plan.hoisted) or "none"
-        per_step = "; ".join(f"{_describe_group(plan, g)}" for g in plan.groups) or "none"
-        out.append(f"  input products hoisted out of the time loop: {hoisted}")
-        out.append(f"  products per step: {per_step}")
-        out.append(f"  saved per step for backward: {len(plan.saved)} array(s)")
-        out.append(f"  generated kernels: {module_path(self.source)}")
-        return "\n".join(out)
-
-    def kernels(self):
-        """The compiled module (generated source written to the cache folder and imported)."""
-        from .cache import load_module
-
-        return load_module(self.source)
 
 
 class _Definer:

@@ -1,0 +1,33 @@
+"""LSTM on the CPU: Recurrent's paths around kernels/cpu/lstm.py (math: layers/lstm.py)."""
+
+from __future__ import annotations
+
+from ...kernels.cpu.lstm import lstm_backward, lstm_forward
+from .recurrent import Recurrent
+
+
+class LSTM(Recurrent):
+    name = "lstm"
+    takes_table = True
+    in_kernel_dx = True
+
+    def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
+                       last_only=False):
+        out, hT, cT, saved = lstm_forward(U=U, h0=init[0], c0=init[1], mask=mask, rmask=rmask,
+                                          activation=opts["activation"],
+                                          recurrent_activation=opts["recurrent_activation"],
+                                          backwards=backwards, zero_output_for_mask=zero_out, keep=keep,
+                                          last_only=last_only, **inp)
+        return out, (hT, cT), saved
+
+    def kernel_backward(self, saved, dout, dfinal, W=None):
+        if saved.X.shape[0] == 0:
+            dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
+            return dxp, dU, (dh0, dc0), None, None, None
+        # x @ W (or the table's rows) was taken inside the time loop: so are its kernel's (the
+        # table's) and bias gradients, and with W the input's
+        dxp, dU, dh0, dc0, dW, db, *dX = lstm_backward(saved, dout, dfinal[0], dfinal[1], weights=True, W=W)
+        return (dxp, dU, (dh0, dc0), None, dW, db) + tuple(dX)
+
+
+CELL = LSTM()

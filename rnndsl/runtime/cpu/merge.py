@@ -1,0 +1,27 @@
+"""concat and add on the CPU (math: layers/merge.py); the step check and the merged mask
+are runtime/merge.py's, shared with the CUDA engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..merge import combine_masks, same_steps
+from ..tensor import Act
+
+
+def concat_forward(node, W, ins, ctx, init_state=None):
+    """[a, b, ...] along the features; backward splits the gradient."""
+    same_steps(node, ins)
+    sizes = np.cumsum([a.data.shape[-1] for a in ins])[:-1]
+    y = np.concatenate([a.data for a in ins], axis=-1)
+    return {"out": Act(y, combine_masks([a.mask for a in ins]))}, \
+        lambda d: (np.split(d["out"], sizes, axis=-1), [], None)
+
+
+def add_forward(node, W, ins, ctx, init_state=None):
+    """a + b + ...; each input gets the whole gradient."""
+    same_steps(node, ins)
+    y = ins[0].data.copy()
+    for a in ins[1:]:
+        y += a.data
+    return {"out": Act(y, combine_masks([a.mask for a in ins]))}, lambda d: ([d["out"]] * len(ins), [], None)

@@ -1,0 +1,83 @@
+"""The CPU engine's operations for the shared recurrent plumbing (runtime/recurrent.py):
+NumPy arrays, the train step's pool (kernels/cpu/buffers.py) for gradients the cells only
+read."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...kernels.cpu import buffers
+from ..tensor import Act
+
+_ZEROS: dict = {}
+
+
+def read_only_zeros(shape, dtype) -> np.ndarray:
+    """A zero array kept for reuse, flagged read-only: it is never filled again, and a
+    kernel that wrote to it would fail loudly instead of corrupting later steps."""
+    key = (tuple(shape), np.dtype(dtype))
+    z = _ZEROS.get(key)
+    if z is None:
+        if len(_ZEROS) > 16:
+            _ZEROS.clear()
+        z = _ZEROS[key] = np.zeros(key[0], dtype)
+        z.flags.writeable = False
+    return z
+
+
+class CpuOps:
+    last_into_final = True
+
+    @staticmethod
+    def act(data, mask=None) -> Act:
+        return Act(np.ascontiguousarray(data), mask)
+
+    @staticmethod
+    def reversed_mask(mask):
+        return mask[::-1]
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return buffers.zeros(shape, dtype)
+
+    read_only_zeros = staticmethod(read_only_zeros)
+
+    @staticmethod
+    def zeros_like(a):
+        return np.zeros_like(a)
+
+    @staticmethod
+    def add(a, b):
+        return a + b
+
+    @staticmethod
+    def mul(a, b):
+        return a * b
+
+    @staticmethod
+    def scale(a, alpha):
+        return a * a.dtype.type(alpha)
+
+    @staticmethod
+    def assign(dst, src):
+        dst[...] = src
+
+    @staticmethod
+    def reverse_time(a):
+        return np.ascontiguousarray(a[::-1])
+
+    @staticmethod
+    def concat_features(a, b):
+        return np.concatenate([a, b], axis=-1)
+
+    @staticmethod
+    def split_features(g, u: int):
+        return g[..., :u], g[..., u:]
+
+    @staticmethod
+    def as_dout(g, out):
+        # the kernels only read dout
+        return g if (g.dtype == out.dtype and g.flags.c_contiguous) else None
+
+
+OPS = CpuOps()
