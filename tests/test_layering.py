@@ -17,7 +17,7 @@ from pathlib import Path
 import rnndsl
 
 ROOT = Path(rnndsl.__file__).resolve().parent
-LEVEL = {"errors": 0, "types": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
+LEVEL = {"errors": 0, "types": 0, "elementwise": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
          "runtime": 4, "train": 5, "": 6, "model": 6, "saving": 6, "cli": 7, "__main__": 7, "app": 7}
 NOT_BELOW = {"kernels": ("cells", "layers", "graph")}      # same level, but no edge this way
 
