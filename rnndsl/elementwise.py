@@ -151,8 +151,12 @@ def cuda_body(template: str, arg: str) -> list[str]:
 
 
 def inlinable(template: str) -> bool:
-    """Whether generated code may write the template in place: one expression, no constants."""
-    return ";" not in template and not any(re.search(rf"\b{c}\b", template) for c in CONSTANTS)
+    """Whether generated code may write the template in place, its placeholder replaced by an
+    expression's text: one expression, no constants, the placeholder alone or in parentheses."""
+    if template in ("{x}", "{y}"):
+        return True
+    bare = re.sub(r"\(\{[xy]\}\)", "", template)
+    return ";" not in template and "{" not in bare and not any(re.search(rf"\b{c}\b", template) for c in CONSTANTS)
 
 
 def _check() -> None:
