@@ -1,5 +1,5 @@
-"""The package's layering (issue 17), checked on the source: from the bottom up, errors and
-caches -> lang and data -> layers and graph -> cells and kernels -> runtime -> train -> the
+"""The package's layering (issue 17), checked on the source: from the bottom up, errors, types,
+the element-wise table and caches -> lang and data -> layers and graph -> cells and kernels -> runtime -> train -> the
 facade (rnndsl/__init__.py, model.py) -> the application (cli). A module imports only from
 its own level or below, lazily (inside a function) or not; kernels know no cells, layers or
 graph; no module imports another package's private (_underscore) names; module-level imports
