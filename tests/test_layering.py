@@ -1,5 +1,5 @@
-"""The package's layering (issue 17), checked on the source: from the bottom up, errors and
-caches -> lang and data -> layers and graph -> cells and kernels -> runtime -> train -> the
+"""The package's layering (issue 17), checked on the source: from the bottom up, errors, types,
+the element-wise table and caches -> lang and data -> layers and graph -> cells and kernels -> runtime -> train -> the
 facade (rnndsl/__init__.py, model.py) -> the application (cli). A module imports only from
 its own level or below, lazily (inside a function) or not; kernels know no cells, layers or
 graph; no module imports another package's private (_underscore) names; module-level imports
@@ -17,7 +17,7 @@ from pathlib import Path
 import rnndsl
 
 ROOT = Path(rnndsl.__file__).resolve().parent
-LEVEL = {"errors": 0, "types": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
+LEVEL = {"errors": 0, "types": 0, "elementwise": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
          "runtime": 4, "train": 5, "": 6, "model": 6, "saving": 6, "cli": 7, "__main__": 7, "app": 7}
 NOT_BELOW = {"kernels": ("cells", "layers", "graph")}      # same level, but no edge this way
 

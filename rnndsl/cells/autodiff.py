@@ -9,9 +9,8 @@ function's output y = f(z), so the backward pass never needs a pre-activation:
     n = -a        dn/da = -1
     n = a * b     dn/da = b            dn/db = a
     n = a / b     dn/da = 1 / b        dn/db = -n / b
-    n = f(a)      dn/da = f'(y), y = n:
-                  sigmoid y(1 - y), tanh 1 - y^2, relu [y > 0], exp y,
-                  hard_sigmoid [0 < y < 1] / 6
+    n = f(a)      dn/da = f'(y), y = n (or f'(a) for a row with d_from="x"):
+                  the derivatives of rnndsl/elementwise.py (sigmoid y(1 - y), tanh 1 - y^2, ...)
     new state     dn/da = 1
 
 The chain rule gives each argument's adjoint as a sum over its consumers,
@@ -26,6 +25,7 @@ Terms are tuples: ("val", node), ("adj", node), ("num", c), ("mul", s, t),
 
 from __future__ import annotations
 
+from ..elementwise import BY_NAME
 from ..layers.cells.expr import Node
 
 ONE = ("num", 1.0)
@@ -71,7 +71,8 @@ def local_partials(n: Node) -> list[tuple[Node, tuple]]:
         a, b = args
         out = [(a, ("div", ONE, val(b))), (b, neg(("div", ("val", n), val(b))))]
     elif op == "func":
-        out = [(args[0], ONE if n.attr == "linear" else ("dfn", n.attr, ("val", n)))]
+        f = BY_NAME[n.attr]
+        out = [(args[0], ONE if f.identity else ("dfn", n.attr, val(args[0]) if f.d_from == "x" else ("val", n)))]
     else:  # pragma: no cover - leaves and products have no element-wise partials
         raise AssertionError(op)
     return [(a, d) for a, d in out if a.op != "const"]
@@ -91,14 +92,11 @@ def values_in(term) -> list[Node]:
     return [v for t in term[1:] if isinstance(t, tuple) for v in values_in(t)]
 
 
-# derivative of each function through its output y, as a call into activations.py
-DERIVATIVE = {
-    "sigmoid": "dsigmoid_({})",
-    "tanh": "dtanh_({})",
-    "relu": "drelu_({})",
-    "hard_sigmoid": "dhard_sigmoid_({})",
-    "exp": "{}",
-}
+def derivative_source(name: str, arg: str) -> str:
+    """Python source of f'(arg) for the CPU kernels: a call into kernels/cpu/activations.py
+    for a kernel activation, the row's template written in place otherwise."""
+    f = BY_NAME[name]
+    return f"d{name}_({arg})" if f.code is not None else f.d.format(x=arg, y=arg)
 
 
 def render(term, value, adjoint, number) -> str:
@@ -117,7 +115,7 @@ def render(term, value, adjoint, number) -> str:
     if kind == "div":
         return f"{_paren(term[1], value, adjoint, number)} / {_paren(term[2], value, adjoint, number)}"
     if kind == "dfn":
-        return DERIVATIVE[term[1]].format(render(term[2], value, adjoint, number))
+        return derivative_source(term[1], render(term[2], value, adjoint, number))
     raise AssertionError(kind)  # pragma: no cover
 
 

@@ -44,17 +44,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..elementwise import BY_NAME, KERNEL_OPS
 from .autodiff import contributions, render, values_in
 from ..layers.cells.expr import U, Node
 
-FORWARD_FN = {
-    "sigmoid": "sigmoid_({})",
-    "tanh": "tanh_({})",
-    "relu": "relu_({})",
-    "hard_sigmoid": "hard_sigmoid_({})",
-    "exp": "np.exp({})",
-    "linear": "{}",
-}
+def forward_source(name: str, arg: str) -> str:
+    """Python source of f(arg) for the CPU kernels: the argument itself for the identity, a
+    call into kernels/cpu/activations.py for a kernel activation, else the row's template."""
+    f = BY_NAME[name]
+    if f.identity:
+        return arg
+    return f"{name}_({arg})" if f.code is not None else f.numba.format(x=arg)
+
+
+def kernel_functions() -> list[str]:
+    """The names generated modules import from kernels/cpu/activations.py: the forward and
+    derivative functions of every kernel activation but the identity."""
+    return sorted(n for f in KERNEL_OPS if not f.identity for n in (f"{f.name}_", f"d{f.name}_"))
 
 
 @dataclass
@@ -411,7 +417,7 @@ class _Gen:
         if op == "neg":
             return f"-{a[0]}"
         if op == "func":
-            return FORWARD_FN[n.attr].format(a[0])
+            return forward_source(n.attr, a[0])
         raise AssertionError(op)  # pragma: no cover
 
     def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
@@ -696,7 +702,7 @@ def expr_text(cell, n: Node, outer: int = 0) -> str:
         return cell.weights[n.attr].name
     if n.op == "func":
         inner = expr_text(cell, n.args[0])
-        return inner if n.attr == "linear" else f"{n.attr}({inner})"
+        return inner if BY_NAME[n.attr].identity else f"{n.attr}({inner})"
     prec = _PRECEDENCE.get(n.op, 0)
     if n.op == "matmul":
         text = f"{expr_text(cell, n.args[0], 3)} @ {cell.weights[n.attr].name}"
@@ -728,9 +734,9 @@ per-step product = (its saved left side)^T dM, over all steps at once.{shared}
 import numpy as np
 from numba import njit
 
-# activations.py and packed.py {activations}: numba's cache checks only this file, so their hash is part of the name
+# elementwise.py, activations.py and packed.py {activations}: numba's cache checks only this file, so their hash is part of the name
 from rnndsl.kernels.cpu.activations import (
-    KERNEL_OPTIONS, dhard_sigmoid_, drelu_, dsigmoid_, dtanh_, hard_sigmoid_, relu_, sigmoid_, tanh_,
+    KERNEL_OPTIONS, {functions},
 )
 from rnndsl.kernels.cpu.packed import packed, rows_matmul
 
@@ -760,6 +766,7 @@ def generate(plan: Plan) -> str:
     indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
     header = HEADER.format(
         activations=_activations_digest(),
+        functions=", ".join(kernel_functions()),
         name=cell.name,
         states=("states " if len(cell.states) > 1 else "state ") + ", ".join(cell.states),
         inputs=", ".join(cell.inputs),
@@ -776,13 +783,14 @@ def generate(plan: Plan) -> str:
 
 
 def _activations_digest() -> str:
-    """A hash of the helpers the kernels inline (activations, packed products): editing them
-    changes every generated module."""
+    """A hash of the helpers the kernels inline (the element-wise table, activations, packed
+    products): editing them changes every generated module."""
     import hashlib
 
+    from .. import elementwise
     from ..kernels.cpu import activations, packed
 
     h = hashlib.sha256()
-    for mod in (activations, packed):
+    for mod in (elementwise, activations, packed):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:16]

@@ -28,12 +28,12 @@ are read only through products `x @ W`. `unsupported(cell)` names anything else.
 
 from __future__ import annotations
 
+from ..elementwise import BY_NAME
 from .autodiff import contributions
 from .codegen import ELEMENTWISE_OPS, Plan, _describe
 from .compiler import plan as compiled_plan
 from ..layers.cells.expr import U
 
-ACT_CODE = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, "hard_sigmoid": 4}
 
 
 def unsupported(cell) -> str | None:
@@ -43,7 +43,7 @@ def unsupported(cell) -> str | None:
         if n.op in ELEMENTWISE_OPS and n.width not in (U, None):
             return (f"cell {cell.name}: element-wise operations on input features "
                     f"({_describe(plan, n)}) have no CUDA kernels yet")
-        if n.op == "func" and n.attr not in ACT_CODE and n.attr != "exp":
+        if n.op == "func" and BY_NAME[n.attr].cuda_forward is None:
             return f"cell {cell.name}: function {n.attr} has no CUDA kernel"
     if plan.loop_inputs:
         return (f"cell {cell.name}: inputs read outside a product "
@@ -142,11 +142,11 @@ class CudaGen:
         if op == "neg":
             return f"-({a[0]})"
         if op == "func":
-            if n.attr == "exp":
-                return f"math.exp({a[0]})"
-            if n.attr == "linear":
+            f = BY_NAME[n.attr]
+            if f.identity:
                 return a[0]
-            return f"act({a[0]}, {ACT_CODE[n.attr]})"
+            # a kernel activation through the device dispatch, any other row in place
+            return f"act({a[0]}, {f.code})" if f.code is not None else f.cuda_forward.format(x=a[0])
         raise AssertionError(op)  # pragma: no cover
 
     def term(self, t) -> str:
@@ -164,8 +164,8 @@ class CudaGen:
         if kind == "div":
             return f"({self.term(t[1])}) / ({self.term(t[2])})"
         if kind == "dfn":
-            y = self.term(t[2])
-            return f"({y})" if t[1] == "exp" else f"dact({y}, {ACT_CODE[t[1]]})"
+            f, y = BY_NAME[t[1]], self.term(t[2])
+            return f"dact({y}, {f.code})" if f.code is not None else f"({f.cuda_derivative.format(x=y, y=y)})"
         raise AssertionError(kind)  # pragma: no cover
 
     def target(self, n, phase) -> str | None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..elementwise import DENSE, RECURRENT, names
 from ..errors import Pos, did_you_mean
 from ..lang import ast
 
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "hard_sigmoid", "softmax")
-RECURRENT_ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "hard_sigmoid")
+ACTIVATIONS = names(DENSE)
+RECURRENT_ACTIVATIONS = names(RECURRENT)
 
 REGISTRY: dict[str, "LayerSpec"] = {}
 

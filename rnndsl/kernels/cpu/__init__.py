@@ -16,6 +16,7 @@ activation codes and the float32/float64 precision policy.
 
 import sys
 
+from ... import elementwise
 from ...caches import keep_compiled_code_here
 from . import step  # noqa: F401 - imported here so that its kernels' cache is placed below too
 from .activations import ACTIVATIONS, activation_code
@@ -23,8 +24,10 @@ from .gru import GRUSaved, gru_backward, gru_forward
 from .lstm import LSTMSaved, lstm_backward, lstm_forward
 from .simplernn import SimpleRNNSaved, simplernn_backward, simplernn_forward
 
-# compiled code goes to the per-user cache folder, never into the installation
-keep_compiled_code_here([m for name, m in list(sys.modules.items()) if name.startswith(__name__ + ".")])
+# compiled code goes to the per-user cache folder, never into the installation; the folder's
+# name hashes these sources and the element-wise table the kernels' activations are made from
+keep_compiled_code_here([m for name, m in list(sys.modules.items()) if name.startswith(__name__ + ".")]
+                        + [elementwise])
 
 __all__ = [
     "ACTIVATIONS",

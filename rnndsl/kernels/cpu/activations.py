@@ -1,21 +1,17 @@
 """Activations, their derivatives, and the step plumbing shared by the CPU cells.
 
-Activation codes (``activation`` / ``recurrent_activation``)::
-
-    0 tanh          f(x) = tanh(x)                     f' = 1 - y^2
-    1 sigmoid       f(x) = 1 / (1 + exp(-x))           f' = y (1 - y)
-    2 relu          f(x) = max(x, 0)                   f' = [y > 0]
-    3 linear        f(x) = x                           f' = 1
-    4 hard_sigmoid  f(x) = clip(x/6 + 1/2, 0, 1)       f' = [0 < y < 1] / 6   (Keras 3)
-
-Every derivative is written in terms of the saved output ``y = f(x)``, so the
-backward passes never need the pre-activations.
+The activations, their codes (``activation`` / ``recurrent_activation``) and their
+derivatives, written through the saved output ``y = f(x)`` so that the backward passes
+never need the pre-activations, are the rows of rnndsl/elementwise.py; this module
+compiles them: one scalar function per row and direction (``tanh_``, ``dtanh_``, ...),
+and the dispatch on the code (``act_``, ``dact_``).
 
 NaN in gives NaN out, and +-inf gives what float64 gives (tanh +-1, sigmoid 0 or 1
 exactly), in every dtype: a model with a broken weight must not predict plausible
 numbers (tests/runtime/test_engine_nonfinite.py).
 
-Precision policy, chosen at compile time from the scalar type:
+Precision policy, chosen at compile time from the scalar type (the rows whose ``numba``
+template is None, implemented here):
 
 * float64: exact ``tanh`` and ``1 / (1 + exp(-x))``, so kernels match a NumPy
   reference to ~1e-15.
@@ -43,10 +39,10 @@ uint8 array and "no recurrent dropout" an empty ``(0, 0)`` float array, so the
 kernels keep one signature per dtype (one cache entry) and test
 ``arr.shape[0] == 0`` instead of taking extra flags.
 
-Caching caveat: numba's on-disk cache checks only the kernel's own source
-file, so after editing this module delete
-``rnndsl/kernels/cpu/__pycache__/*.nbi`` / ``*.nbc`` (or touch the cell
-files), otherwise kernels compiled against the old helpers are reused.
+Caching: numba's on-disk cache checks only a kernel's own source file, so the
+kernels' compiled code lives in a folder named by a hash of every kernels/cpu
+source and rnndsl/elementwise.py (kernels/cpu/__init__.py, caches.sources_digest):
+an edited helper or table row compiles afresh.
 """
 
 from __future__ import annotations
@@ -58,18 +54,12 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from ...elementwise import CODES, KERNEL_OPS, dispatch_rows
 from . import buffers
 from .packed import rows_matmul
 
-TANH, SIGMOID, RELU, LINEAR, HARD_SIGMOID = 0, 1, 2, 3, 4
-
-ACTIVATIONS = {
-    "tanh": TANH,
-    "sigmoid": SIGMOID,
-    "relu": RELU,
-    "linear": LINEAR,
-    "hard_sigmoid": HARD_SIGMOID,
-}
+ACTIVATIONS = dict(CODES)
+TANH, SIGMOID, RELU, LINEAR, HARD_SIGMOID = (CODES[n] for n in ("tanh", "sigmoid", "relu", "linear", "hard_sigmoid"))
 
 # Options every compiled kernel uses.  error_model="numpy" removes the
 # division-by-zero checks that otherwise block vectorisation.
@@ -89,12 +79,14 @@ def activation_code(activation) -> int:
     if isinstance(activation, (int, np.integer)) and not isinstance(activation, bool):
         if int(activation) in ACTIVATIONS.values():
             return int(activation)
-    raise ValueError(f"activation must be a name or a code 0..4, got {activation!r}")
+    raise ValueError(f"activation must be a name or a code {sorted(ACTIVATIONS.values())}, got {activation!r}")
 
 
 # ---------------------------------------------------------------------------
-# Scalar functions.  The Python bodies are the exact float64 definitions (they
-# run under NUMBA_DISABLE_JIT); compiled code gets the per-dtype overloads.
+# Scalar functions, one per row and direction: `name_(x)` and `dname_(y)`. Their Python
+# bodies are the row's float64 definitions (they run under NUMBA_DISABLE_JIT); compiled
+# code gets the per-dtype overloads, made from the row's templates with the constants
+# typed (so float32 code never meets a float64 constant), or written below.
 # ---------------------------------------------------------------------------
 
 _TANH_CLAMP = 9.0
@@ -103,138 +95,45 @@ _TANH_P = (0.9999998807907104, 0.13373197615146637, 0.0034865811467170715,
 _TANH_Q = (1.0, 0.4670649468898773, 0.025841975584626198,
            0.00032713840482756495, 7.702656148467213e-07)
 
-
-def tanh_(x):
-    return math.tanh(x)
+_PY_SCOPE = {"math": math, "np": np, "zero": 0.0, "one": 1.0, "half": 0.5, "sixth": 1.0 / 6.0}
 
 
-def sigmoid_(x):
-    # a NaN fails the compare and gives NaN
-    return 0.0 if x < -700.0 else 1.0 / (1.0 + math.exp(-x))
+def _define(name: str, arg: str, template: str):
+    """`def name(arg): return template`, a plain Python function (numba overloads it)."""
+    scope = dict(_PY_SCOPE)
+    exec(f"def {name}({arg}):\n    return {template.format(x=arg, y=arg)}\n", scope)  # noqa: S102 - the table's text
+    return scope[name]
 
 
-def relu_(x):
-    return max(x, 0.0)
+def _typed(stub, arg: str, template: str):
+    """Overload ``stub`` per float type by ``template`` with zero, one, half, sixth typed."""
+    make = eval(f"lambda zero, one, half, sixth: lambda {arg}: {template.format(x=arg, y=arg)}",  # noqa: S307
+                {"math": math, "np": np})
+
+    def typer(t):
+        if not isinstance(t, types.Float):
+            return None
+        ty = as_dtype(t).type
+        return make(ty(0.0), ty(1.0), ty(0.5), ty(1.0 / 6.0))
+
+    # numba wants the typer's argument named as the stub's.
+    overload(stub, jit_options=_OVERLOAD_JIT)(eval(f"lambda {arg}: typer({arg})", {"typer": typer}))  # noqa: S307
 
 
-def hard_sigmoid_(x):
-    return min(max(x / 6.0 + 0.5, 0.0), 1.0)
+FORWARD: dict = {}       # row name -> name_ (rows with a code, but the identity)
+DERIVATIVE: dict = {}    # row name -> dname_
+for _op in KERNEL_OPS:
+    _arg = "x" if _op.d_from == "x" else "y"
+    DERIVATIVE[_op.name] = _define(f"d{_op.name}_", _arg, _op.d)
+    _typed(DERIVATIVE[_op.name], _arg, _op.d)
+    if not _op.identity:
+        FORWARD[_op.name] = _define(f"{_op.name}_", "x", _op.py)
+        if _op.numba is not None:
+            _typed(FORWARD[_op.name], "x", _op.numba)
+globals().update({f.__name__: f for f in (*FORWARD.values(), *DERIVATIVE.values())})
 
 
-def dtanh_(y):
-    return 1.0 - y * y
-
-
-def dsigmoid_(y):
-    return y - y * y
-
-
-def drelu_(y):
-    return 1.0 if y > 0.0 else 0.0
-
-
-def dlinear_(y):
-    return 1.0
-
-
-def dhard_sigmoid_(y):
-    # The clip's flat parts have zero slope; its kinks count as flat.
-    return 1.0 / 6.0 if 0.0 < y < 1.0 else 0.0
-
-
-@njit(inline="always")
-def act_(x, code):
-    """f_code(x)."""
-    if code == TANH:
-        return tanh_(x)
-    elif code == SIGMOID:
-        return sigmoid_(x)
-    elif code == RELU:
-        return relu_(x)
-    elif code == HARD_SIGMOID:
-        return hard_sigmoid_(x)
-    return x
-
-
-@njit(inline="always")
-def dact_(y, code):
-    """f_code'(x) expressed through y = f_code(x)."""
-    if code == TANH:
-        return dtanh_(y)
-    elif code == SIGMOID:
-        return dsigmoid_(y)
-    elif code == RELU:
-        return drelu_(y)
-    elif code == HARD_SIGMOID:
-        return dhard_sigmoid_(y)
-    return dlinear_(y)
-
-
-def _constants(x):
-    """0, 1, 1/2, 1/6 as scalars of the numba float type ``x``."""
-    ty = as_dtype(x).type
-    return ty(0.0), ty(1.0), ty(0.5), ty(1.0 / 6.0)
-
-
-def _typed(stub):
-    """Compile ``stub`` per float type from ``make(zero, one, half, sixth)``,
-    so float32 code never meets a float64 constant."""
-
-    def register(make):
-        def typer(t):
-            return make(*_constants(t)) if isinstance(t, types.Float) else None
-
-        # numba wants the typer's argument named as the stub's.
-        if stub.__code__.co_varnames[0] == "y":
-            overload(stub, jit_options=_OVERLOAD_JIT)(lambda y: typer(y))
-        else:
-            overload(stub, jit_options=_OVERLOAD_JIT)(lambda x: typer(x))
-        return make
-
-    return register
-
-
-# NaN: max(a, b) and min(a, b) return a unless b compares greater (smaller), as Python's
-# do, so with the argument first a NaN stays NaN; keep that order.
-
-
-@_typed(relu_)
-def _relu(zero, one, half, sixth):
-    return lambda x: max(x, zero)
-
-
-@_typed(hard_sigmoid_)
-def _hard_sigmoid(zero, one, half, sixth):
-    # min/max rather than `if`: selects keep the loop vectorisable.
-    return lambda x: min(max(x * sixth + half, zero), one)
-
-
-@_typed(dtanh_)
-def _dtanh(zero, one, half, sixth):
-    return lambda y: one - y * y
-
-
-@_typed(dsigmoid_)
-def _dsigmoid(zero, one, half, sixth):
-    return lambda y: y - y * y
-
-
-@_typed(drelu_)
-def _drelu(zero, one, half, sixth):
-    return lambda y: one if y > zero else zero
-
-
-@_typed(dlinear_)
-def _dlinear(zero, one, half, sixth):
-    return lambda y: one
-
-
-@_typed(dhard_sigmoid_)
-def _dhard_sigmoid(zero, one, half, sixth):
-    return lambda y: sixth if (y > zero) & (y < one) else zero
-
-
-@overload(tanh_, jit_options=_OVERLOAD_JIT)
+@overload(FORWARD["tanh"], jit_options=_OVERLOAD_JIT)
 def _tanh_impl(x):
     if x == types.float32:
         clamp, one = np.float32(_TANH_CLAMP), np.float32(1.0)
@@ -259,15 +158,35 @@ def _tanh_impl(x):
     return None
 
 
-@overload(sigmoid_, jit_options=_OVERLOAD_JIT)
+@overload(FORWARD["sigmoid"], jit_options=_OVERLOAD_JIT)
 def _sigmoid_impl(x):
     if x == types.float32:
-        half = np.float32(0.5)
-        return lambda x: half + half * tanh_(half * x)
+        half, tanh = np.float32(0.5), FORWARD["tanh"]
+        return lambda x: half + half * tanh(half * x)
     if x == types.float64:
         # exp(-x) overflowing to inf gives exactly 0, as it should.
         return lambda x: 1.0 / (1.0 + np.exp(-x))
     return None
+
+
+_IMPLEMENTED = {"tanh", "sigmoid"}
+assert _IMPLEMENTED == {op.name for op in KERNEL_OPS if op.numba is None}, "a row without numba code"
+
+
+def _dispatch(name: str, arg: str, call, doc: str):
+    """``name(arg, code)``: an if-chain over the codes, the identity row last (the fall-through)."""
+    branches, last = dispatch_rows()
+    lines = [f"def {name}({arg}, code):", f'    """{doc}"""']
+    for i, op in enumerate(branches):
+        lines += [f"    {'elif' if i else 'if'} code == {op.code}:", f"        return {call(op)}"]
+    lines.append(f"    return {call(last)}")
+    scope = {f.__name__: f for f in (*FORWARD.values(), *DERIVATIVE.values())}
+    exec("\n".join(lines) + "\n", scope)  # noqa: S102 - the table's text
+    return njit(inline="always")(scope[name])
+
+
+act_ = _dispatch("act_", "x", lambda op: "x" if op.identity else f"{op.name}_(x)", "f_code(x).")
+dact_ = _dispatch("dact_", "y", lambda op: f"d{op.name}_(y)", "f_code'(x) expressed through y = f_code(x).")
 
 
 # ---------------------------------------------------------------------------

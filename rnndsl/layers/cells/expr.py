@@ -19,17 +19,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...elementwise import BY_NAME, CELL, names, py_function
 from ...errors import Pos
 
 U = "u"
 # op -> arity; "new" marks the value a state takes at the end of the step
 ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "func", "new")
 LEAVES = ("const", "input", "prev", "vec")
-FUNCTIONS = ("sigmoid", "tanh", "relu", "exp", "hard_sigmoid", "linear")
-
-
-def _sigmoid(v: float) -> float:
-    return 1.0 / (1.0 + math.exp(-v)) if v > -700 else 0.0
+FUNCTIONS = names(CELL)
 
 
 FOLD = {
@@ -38,12 +35,7 @@ FOLD = {
     "mul": lambda a, b: a * b,
     "div": lambda a, b: a / b if b != 0 else math.copysign(math.inf, a) if a else math.nan,
     "neg": lambda a: -a,
-    "sigmoid": _sigmoid,
-    "tanh": math.tanh,
-    "relu": lambda a: max(a, 0.0),
-    "exp": math.exp,
-    "hard_sigmoid": lambda a: min(max(a / 6.0 + 0.5, 0.0), 1.0),
-    "linear": lambda a: a,
+    **{f: py_function(BY_NAME[f].py) for f in FUNCTIONS},     # the float64 definitions
 }
 
 

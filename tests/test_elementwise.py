@@ -1,0 +1,119 @@
+"""Every row of the element-wise table (rnndsl/elementwise.py) agrees with itself: its
+float64 definition with central differences, and the NumPy dense runtime, the CPU kernels'
+act_/dact_, the CUDA templates (run as Python) and the cell compiler's generated kernels
+with that definition, on random inputs including large |x|."""
+
+import math
+
+import numpy as np
+import pytest
+from numba import njit
+
+from rnndsl.cells import define_cells
+from rnndsl.elementwise import BY_NAME, CELL, DENSE, KERNEL_OPS, OPS, PY_CONSTANTS, py_function
+from rnndsl.errors import DiagnosticSink
+from rnndsl.kernels.cpu.activations import ACTIVATIONS, act_, activation_code, dact_
+from rnndsl.kernels.cuda.activations import dispatch_source
+from rnndsl.lang.parser import parse
+from rnndsl.layers.base import ACTIVATIONS as DENSE_NAMES
+from rnndsl.layers.base import RECURRENT_ACTIVATIONS
+from rnndsl.runtime import activations as dense
+from rnndsl.runtime import cells as cell_run
+
+SCALAR = [op for op in OPS if not op.rowwise]
+H = 1e-6
+
+
+def _inputs(op):
+    """Random x, with large |x|, away from the kinks of relu (0) and hard_sigmoid (+-3)."""
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(0, 2, 400), rng.normal(0, 40, 100), [-800.0, -60.0, 60.0, 800.0]])
+    if op.name == "exp":
+        x = x[np.abs(x) < 80]
+    return x[(np.abs(x) > 1e-3) & (np.abs(np.abs(x) - 3.0) > 1e-3)]
+
+
+def _f(op):
+    return np.vectorize(py_function(op.py))
+
+
+def _df(op):
+    return np.vectorize(py_function(op.d, "y"))
+
+
+@pytest.mark.parametrize("op", SCALAR, ids=lambda op: op.name)
+def test_derivative_matches_central_differences(op):
+    x = _inputs(op)
+    f = _f(op)
+    slope = (f(x + H) - f(x - H)) / (2 * H)
+    d = _df(op)(x if op.d_from == "x" else f(x))
+    np.testing.assert_allclose(d, slope, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if DENSE in op.uses], ids=lambda op: op.name)
+def test_numpy_dense_runtime_matches(op):
+    x = _inputs(op).reshape(-1, 4)
+    y = dense.forward(op.name, x)
+    dy = np.random.default_rng(1).normal(size=x.shape)
+    dz = dense.backward(op.name, y, dy)
+    if op.rowwise:      # softmax: against its Jacobian diag(y) - y y^T, row by row
+        for r in range(x.shape[0]):
+            J = np.diag(y[r]) - np.outer(y[r], y[r])
+            np.testing.assert_allclose(dz[r], J @ dy[r], rtol=1e-12, atol=1e-14)
+        return
+    np.testing.assert_allclose(y, _f(op)(x), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dz, dy * _df(op)(y), rtol=1e-14, atol=1e-15)
+
+
+@njit(cache=False, error_model="numpy")
+def _kernel(x, code):
+    y = np.empty_like(x)
+    d = np.empty_like(x)
+    for i in range(x.shape[0]):
+        y[i] = act_(x[i], code)
+        d[i] = dact_(y[i], code)
+    return y, d
+
+
+@pytest.mark.parametrize("op", KERNEL_OPS, ids=lambda op: op.name)
+def test_cpu_kernels_match(op):
+    x = _inputs(op)
+    y, d = _kernel(x, op.code)
+    np.testing.assert_allclose(y, _f(op)(x), rtol=1e-15, atol=1e-15)
+    np.testing.assert_array_equal(d, _df(op)(y))
+
+
+@pytest.mark.parametrize("op", KERNEL_OPS, ids=lambda op: op.name)
+def test_cuda_templates_match(op):
+    """The CUDA device dispatch's source, run as Python on float64 scalars."""
+    scope = {"math": math, **{k: np.float64(v) for k, v in PY_CONSTANTS.items()}}
+    exec(dispatch_source("act", "x", lambda o: o.cuda_forward, ""), scope)
+    exec(dispatch_source("dact", "y", lambda o: o.cuda_derivative, ""), scope)
+    x = _inputs(op)
+    y = np.array([scope["act"](np.float64(v), op.code) for v in x])
+    np.testing.assert_allclose(y, _f(op)(x), rtol=1e-14, atol=1e-15)
+    np.testing.assert_array_equal([scope["dact"](v, op.code) for v in y], _df(op)(y))
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if CELL in op.uses], ids=lambda op: op.name)
+def test_generated_cell_code_matches(op):
+    """cell `h = f(x @ W)` with W = I: its output is f(x), its input gradient f'(x) dy."""
+    text = f"cell t(units) {{\n  h = {op.name}(x @ W) + 0 * h\n}}\n"
+    sink = DiagnosticSink(source=text)
+    cell = define_cells(parse(text), sink)["t"]
+    assert cell is not None, [d.message for d in sink.items]
+    x = _inputs(op)[: 4 * 6 * 5].reshape(6, 5, 4)      # (T, B, u)
+    out, _, tape = cell_run.forward(cell, [x], [np.eye(4)] + [np.zeros((4, 4))] * (len(cell.weights) - 1),
+                                    [np.zeros((5, 4))])
+    np.testing.assert_allclose(out, _f(op)(x), rtol=1e-15, atol=1e-15)
+    dy = np.random.default_rng(2).normal(size=x.shape)
+    (dx,), _, _ = cell_run.backward(cell, tape, dy, [None])
+    np.testing.assert_allclose(dx, dy * _df(op)(x if op.d_from == "x" else out), rtol=1e-14, atol=1e-15)
+
+
+def test_consumers_read_the_table():
+    assert ACTIVATIONS == {op.name: op.code for op in KERNEL_OPS}
+    assert [activation_code(n) for n in RECURRENT_ACTIVATIONS] == [BY_NAME[n].code for n in RECURRENT_ACTIVATIONS]
+    assert set(DENSE_NAMES) == {op.name for op in OPS if DENSE in op.uses}
+    # the codes kernels and caches key on
+    assert ACTIVATIONS == {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, "hard_sigmoid": 4}
