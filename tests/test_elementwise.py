@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from rnndsl.cells import define_cells
+from rnndsl.layers.cells import define_cells
 from rnndsl.elementwise import BY_NAME, CELL, DENSE, KERNEL_OPS, OPS, PY_CONSTANTS, py_function
 from rnndsl.errors import DiagnosticSink
 from rnndsl.kernels.cpu.activations import ACTIVATIONS, act_, activation_code, dact_
