@@ -1,4 +1,4 @@
-"""Makes tests/ importable from every test folder (shared helpers: spec_helpers, simulator)."""
+"""Makes tests/ importable from every test folder (shared helpers: spec_helpers, gradcheck, background)."""
 
 import sys
 from pathlib import Path
@@ -38,32 +38,34 @@ def pytest_addoption(parser):
                      help="the long randomized tests at full size (tests/runtime/test_differential.py)")
 
 
-# the CUDA simulator's case scripts, by the test file that reads them; started early, one
-# niced process each, they run on the core the suite's mostly single-threaded work leaves
-SIMULATED = {
-    "tests/cuda_engine/test_cuda.py": "tests/cuda_engine/cases.py",
-    "tests/cells/test_cells_cuda.py": "tests/cells/cuda_cases.py",
+# scripts run in the background from the suite's start (tests/background.py), by the test
+# file that reads their reports: (script, under the CUDA simulator); one niced process each,
+# they run on the core the suite's mostly single-threaded work leaves
+BACKGROUND = {
+    "tests/cuda_engine/test_cuda.py": ("tests/cuda_engine/cases.py", True),
+    "tests/cells/test_cells_cuda.py": ("tests/cells/cuda_cases.py", True),
+    "tests/test_packaging.py": ("tests/packaging_check.py", False),
 }
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The tests that read the simulator's runs go last, so that the runs have the rest of
+    """The tests that read the background runs go last, so that the runs have the rest of
     the suite's time to finish in."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0] in SIMULATED)
+    items.sort(key=lambda item: item.nodeid.split("::")[0] in BACKGROUND)
 
 
 def pytest_collection_finish(session):
-    """Start the simulator runs that collected tests will read, in the background now."""
-    from simulator import start_simulated
+    """Start the background runs that collected tests will read, now."""
+    from background import start
 
     root = Path(__file__).resolve().parent.parent
     wanted = {item.nodeid.split("::")[0] for item in session.items}
-    for test_file, script in SIMULATED.items():
+    for test_file, (script, simulator) in BACKGROUND.items():
         if test_file in wanted and not session.config.option.collectonly:
-            start_simulated(root / script, shards=1, nice=10)
+            start(root / script, shards=1, nice=10, simulator=simulator)
 
 
 def pytest_sessionfinish(session):
-    from simulator import stop_simulated
+    from background import stop_all
 
-    stop_simulated()
+    stop_all()

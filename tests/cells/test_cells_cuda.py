@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cells import cuda_cases as cases    # the case table: importing it touches no numba.cuda
-from simulator import run_simulated
+from background import collect
 
 HERE = Path(__file__).parent
 
@@ -25,7 +25,7 @@ SHARDS = 2
 @pytest.fixture(scope="module")
 def simulated():
     """name -> report of every case, run once under the simulator."""
-    reports, stderr = run_simulated(HERE / "cuda_cases.py", SHARDS)
+    reports, stderr = collect(HERE / "cuda_cases.py", SHARDS)
     if not reports:
         pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
     return reports, stderr

@@ -14,7 +14,7 @@ import pytest
 
 import rnndsl
 from cuda_engine import cases       # the case table: importing it touches no numba.cuda
-from simulator import run_simulated
+from background import collect
 from rnndsl import DeviceError
 from rnndsl.runtime import cuda_available, resolve_device
 
@@ -27,7 +27,7 @@ SHARDS = 2
 @pytest.fixture(scope="module")
 def simulated():
     """name -> report of every case, run once under the simulator."""
-    reports, stderr = run_simulated(HERE / "cases.py", SHARDS)
+    reports, stderr = collect(HERE / "cases.py", SHARDS)
     if not reports:
         pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
     return reports, stderr
