@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import rnndsl
 
 
@@ -71,3 +73,21 @@ def stop_all() -> None:
             p.kill()
             p.communicate()
     _running.clear()
+
+
+def reports_of(script: Path, shards: int = 1, simulator: bool = True) -> tuple[dict, str]:
+    """collect's (reports, stderr), failing the test when the run reported nothing."""
+    reports, stderr = collect(script, shards, simulator=simulator)
+    if not reports:
+        pytest.fail(f"{Path(script).name} reported nothing:\n{stderr[-4000:]}")
+    return reports, stderr
+
+
+def check_case(run: tuple[dict, str], name: str) -> None:
+    """One case's report holds: it reported, and passed (or skipped, with its reason)."""
+    reports, stderr = run
+    rec = reports.get(name)
+    assert rec is not None, f"case {name!r} did not report; the run stopped early:\n{stderr[-4000:]}"
+    if rec.get("skipped"):
+        pytest.skip(rec["detail"])
+    assert rec["ok"], rec["detail"]

@@ -45,6 +45,7 @@ BACKGROUND = {
     "tests/cuda_engine/test_cuda.py": ("tests/cuda_engine/cases.py", True),
     "tests/cells/test_cells_cuda.py": ("tests/cells/cuda_cases.py", True),
     "tests/test_packaging.py": ("tests/packaging_check.py", False),
+    "tests/kernels/test_lstm_fused.py": ("tests/kernels/generic_cpu_check.py", False),
 }
 
 

@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import pytest
-from numba import njit
 
+from kernels.harness import act_and_derivative
 from rnndsl.layers.cells import define_cells
 from rnndsl.elementwise import BY_NAME, CELL, DENSE, KERNEL_OPS, OPS, PY_CONSTANTS, py_function
 from rnndsl.errors import DiagnosticSink
-from rnndsl.kernels.cpu.activations import ACTIVATIONS, act_, activation_code, dact_
+from rnndsl.kernels.cpu.activations import ACTIVATIONS, activation_code
 from rnndsl.kernels.cuda.activations import dispatch_source
 from rnndsl.lang.parser import parse
 from rnndsl.layers.base import ACTIVATIONS as DENSE_NAMES
@@ -65,20 +65,12 @@ def test_numpy_dense_runtime_matches(op):
     np.testing.assert_allclose(dz, dy * _df(op)(y), rtol=1e-14, atol=1e-15)
 
 
-@njit(cache=False, error_model="numpy")
-def _kernel(x, code):
-    y = np.empty_like(x)
-    d = np.empty_like(x)
-    for i in range(x.shape[0]):
-        y[i] = act_(x[i], code)
-        d[i] = dact_(y[i], code)
-    return y, d
 
 
 @pytest.mark.parametrize("op", KERNEL_OPS, ids=lambda op: op.name)
 def test_cpu_kernels_match(op):
     x = _inputs(op)
-    y, d = _kernel(x, op.code)
+    y, d = act_and_derivative(x, op.code)
     np.testing.assert_allclose(y, _f(op)(x), rtol=1e-15, atol=1e-15)
     np.testing.assert_array_equal(d, _df(op)(y))
 

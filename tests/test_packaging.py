@@ -5,14 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from background import collect
+from background import check_case, reports_of
 
 
 @pytest.mark.slow
 def test_wheel_ships_grammar_and_runs_elsewhere():
-    reports, stderr = collect(Path(__file__).parent / "packaging_check.py", simulator=False)
-    rec = reports.get("packaging")
-    assert rec is not None, f"the packaging check reported nothing:\n{stderr[-4000:]}"
-    if rec["skipped"]:
-        pytest.skip(rec["detail"])
-    assert rec["ok"], rec["detail"]
+    check_case(reports_of(Path(__file__).parent / "packaging_check.py", simulator=False), "packaging")

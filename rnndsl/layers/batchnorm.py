@@ -45,3 +45,15 @@ class BatchNorm(LayerSpec):
         node.weights += [WeightSpec(f"{p}/moving_mean", (f,), "zeros", False),
                          WeightSpec(f"{p}/moving_variance", (f,), "ones", False)]
         node.outputs["out"] = x
+
+    @staticmethod
+    def named_weights(opts, W) -> tuple:
+        """(gamma or None, beta or None, moving_mean, moving_variance) from the node's weights,
+        in the order infer lists them (Keras's)."""
+        k = 0
+        gamma = beta = None
+        if opts["scale"]:
+            gamma, k = W[k], k + 1
+        if opts["center"]:
+            beta, k = W[k], k + 1
+        return gamma, beta, W[k], W[k + 1]

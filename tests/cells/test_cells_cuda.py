@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cells import cuda_cases as cases    # the case table: importing it touches no numba.cuda
-from background import collect
+from background import check_case, reports_of
 
 HERE = Path(__file__).parent
 
@@ -25,19 +25,12 @@ SHARDS = 2
 @pytest.fixture(scope="module")
 def simulated():
     """name -> report of every case, run once under the simulator."""
-    reports, stderr = collect(HERE / "cuda_cases.py", SHARDS)
-    if not reports:
-        pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
-    return reports, stderr
+    return reports_of(HERE / "cuda_cases.py", SHARDS)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_cell_cuda_equals_cpu(simulated, name):
-    reports, stderr = simulated
-    rec = reports.get(name)
-    if rec is None:
-        pytest.fail(f"no report for {name!r}:\n{stderr[-4000:]}")
-    assert rec["ok"], rec["detail"]
+    check_case(simulated, name)
 
 
 def test_cli_cell_cuda_prints_the_generated_source(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 import rnndsl
 from cuda_engine import cases       # the case table: importing it touches no numba.cuda
-from background import collect
+from background import check_case, reports_of
 from rnndsl import DeviceError
 from rnndsl.runtime import cuda_available, resolve_device
 
@@ -27,20 +27,12 @@ SHARDS = 2
 @pytest.fixture(scope="module")
 def simulated():
     """name -> report of every case, run once under the simulator."""
-    reports, stderr = collect(HERE / "cases.py", SHARDS)
-    if not reports:
-        pytest.fail(f"the simulator run reported nothing:\n{stderr[-4000:]}")
-    return reports, stderr
+    return reports_of(HERE / "cases.py", SHARDS)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_equals_cpu(simulated, name):
-    reports, stderr = simulated
-    rec = reports.get(name)
-    assert rec is not None, f"case {name!r} did not report; the run stopped early:\n{stderr[-4000:]}"
-    if rec.get("skipped"):
-        pytest.skip(rec["detail"])
-    assert rec["ok"], rec["detail"]
+    check_case(simulated, name)
 
 
 def test_device_cuda_without_a_gpu_names_the_simulator():

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numba import njit
 
+from rnndsl.kernels.cpu.activations import act_, dact_
 from rnndsl.kernels.cpu.gru import gru_backward, gru_forward
 from rnndsl.kernels.cpu.lstm import lstm_backward, lstm_forward
 from rnndsl.kernels.cpu.simplernn import simplernn_backward, simplernn_forward
@@ -304,3 +306,14 @@ def case_id(opts):
 def without_recurrent_activation(cases):
     """SimpleRNN has no recurrent activation."""
     return [c for c in cases if "recurrent_activation" not in c]
+
+
+@njit(cache=False, error_model="numpy")
+def act_and_derivative(x, code):
+    """(act_(x), dact_(act_(x))) element by element, through the kernels' own functions."""
+    y = np.empty_like(x)
+    d = np.empty_like(x)
+    for i in range(x.shape[0]):
+        y[i] = act_(x[i], code)
+        d[i] = dact_(y[i], code)
+    return y, d

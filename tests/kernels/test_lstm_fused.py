@@ -2,6 +2,8 @@
 inference against the float64 NumPy reference and the unfused float32 path, training (what it
 saves for backward, and the gradients from it) against the float64 kernels."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numba import njit
@@ -154,30 +156,14 @@ def test_model_predict_float32_matches_float64():
         np.testing.assert_allclose(m32.predict(ids), m64.predict(ids), atol=1e-5)
 
 
-def test_generic_cpu_build(tmp_path):
+def test_generic_cpu_build():
     """Compiled for a generic x86-64 (NUMBA_CPU_NAME=generic: no AVX-512, so the reciprocal
     estimate is not used and the 16-wide vectors are split by LLVM), the fused step still
-    matches the reference: what a machine without AVX-512 runs."""
-    import os
-    import subprocess
-    import sys
+    matches the reference: what a machine without AVX-512 runs (tests/kernels/generic_cpu_check.py,
+    run in the background from the suite's start)."""
+    from background import check_case, reports_of
 
-    code = (
-        "import numpy as np, sys\n"
-        "sys.path.insert(0, %r)\n"
-        "from kernels.test_lstm_fused import _case\n"
-        "from kernels import reference as ref\n"
-        "from rnndsl.kernels.cpu import lstm_fused\n"
-        "from rnndsl.kernels.cpu.lstm import lstm_forward\n"
-        "assert not lstm_fused.FAST_RECIPROCAL\n"
-        "X, W, U, b, h0, c0 = _case(4, 11, 6, 13)\n"
-        "want = ref.lstm(X.astype(np.float64) @ W + b, U, h0, c0)[0]\n"
-        "out = lstm_forward(None, U, h0, c0, keep=False, X=X, W=W, b_in=b)[0]\n"
-        "np.testing.assert_allclose(out, want, atol=1e-5)\n"
-    ) % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    check_case(reports_of(Path(__file__).parent / "generic_cpu_check.py", simulator=False), "generic cpu")
 
 
 @pytest.mark.parametrize("T,B,u,V,keep", [(4, 13, 8, 5, True), (3, 9, 24, 7, True), (5, 11, 16, 3, False),
@@ -253,6 +239,7 @@ def test_inference_split_by_units_matches_split_by_rows(forced_split, monkeypatc
     exactly what the row-split fused kernel gives, for a strided input too, and for batches
     too small to split by rows (1 and 2 rows)."""
     import rnndsl.kernels.cpu.lstm as lstm_mod
+    from rnndsl.kernels.cpu.parallel import call_strided
     X, W, U, b, h0, c0 = _case(T, B, F, u, seed=B + u)
     view = np.ascontiguousarray(X.transpose(1, 0, 2)).transpose(1, 0, 2)
 
@@ -266,7 +253,7 @@ def test_inference_split_by_units_matches_split_by_rows(forced_split, monkeypatc
 
     def spy(*a):
         called.append(a[-1])
-        return orig(*a)
+        return call_strided(orig, a, strided=(0,))      # as lstm_forward calls it
 
     monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
     monkeypatch.setattr(lstm_mod, "lstm_forward_columns", spy)

@@ -28,7 +28,7 @@ from numba import literally, njit, prange, types
 from numba.extending import overload
 
 from . import parallel
-from .parallel import chunks, column_sums, matmul, part_of, run_rows, sum_parts
+from .parallel import call_strided, chunks, column_sums, matmul, part_of, run_rows, sum_parts
 from .activations import (
     KERNEL_OPTIONS,
     SIGMOID,
@@ -422,7 +422,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     if fused_inference and F > 0 and ids.shape[0] == 0:
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
         if parts > 1:
-            lstm_forward_columns(inputs[1], xids, inputs[2], inputs[3], U, hT, cT, backwards, out, parts)
+            # X typed any-layout: the same code for a time-major array and a view of batch-major data
+            call_strided(lstm_forward_columns, (inputs[1], xids, inputs[2], inputs[3], U, hT, cT, backwards, out, parts),
+                         strided=(0,))
             return out, hT, cT, None
     work = T * B * G * (u + F)
     if route == FUSED_ROWS:

@@ -143,29 +143,33 @@ _compiled: dict = {}
 _literal: dict = {}         # kernel -> the positions of the arguments it compiles per value (numba.literally)
 
 
-def compiled(kernel, args: tuple) -> tuple:
-    """(entry, address) of kernel's code compiled for (*args, int64, int64), compiled (or read
-    from numba's cache) the first time: a Python callable of that code alone, and its address
-    for split_rows, which passes exactly these types (both come from numba's typeof of the
-    same values). An argument the kernel asks to see as a constant (numba.literally) is
+def compiled(kernel, args: tuple, rows: bool = True, strided: tuple = ()) -> tuple:
+    """(entry, address) of kernel's code compiled for (*args, int64, int64) (rows=False: for
+    args alone), compiled (or read from numba's cache) the first time: a Python callable of
+    that code alone, and its address for split_rows, which passes exactly these types (both
+    come from numba's typeof of the same values). The arrays at the positions in `strided`
+    are typed as any-layout arrays, so that one compiled code serves contiguous and strided
+    inputs alike. An argument the kernel asks to see as a constant (numba.literally) is
     compiled per value, as a direct call would; the entry also spares such a kernel numba's
     dispatch, which retries the compile on every call before it finds that code."""
     consts = _literal.get(kernel, ())
     try:
-        key = (kernel, tuple(map(compute_fingerprint, args)), tuple(args[i] for i in consts))
+        key = (kernel, tuple(map(compute_fingerprint, args)), tuple(args[i] for i in consts), rows, strided)
     except (TypeError, ValueError):        # a value numba has no fingerprint for: type it each call
         key = None
     found = _compiled.get(key)
     if found is not None:
         return found
-    sig = [numba.typeof(a, Purpose.argument) for a in args] + [types.int64, types.int64]
+    sig = [numba.typeof(a, Purpose.argument) for a in args] + ([types.int64, types.int64] if rows else [])
+    for i in strided:
+        sig[i] = sig[i].copy(layout="A")
     for i in consts:
         sig[i] = types.literal(args[i])
     try:
         kernel.compile(tuple(sig))
     except ForceLiteralArg as ask:
         _literal[kernel] = tuple(sorted(ask.requested_args))
-        return compiled(kernel, args)
+        return compiled(kernel, args, rows, strided)
     done = kernel.overloads[tuple(sig)]
     address = done.library.get_pointer_to_function(done.fndesc.llvm_func_name)
     if not address:
@@ -174,6 +178,14 @@ def compiled(kernel, args: tuple) -> tuple:
     if key is not None:
         _compiled[key] = found
     return found
+
+
+def call_strided(kernel, args: tuple, strided: tuple):
+    """kernel(*args) through the code compiled with the arrays at `strided` typed any-layout
+    (see compiled): a caller passing contiguous and strided arrays there compiles it once."""
+    if not hasattr(kernel, "overloads"):       # NUMBA_DISABLE_JIT: a Python function
+        return kernel(*args)
+    return compiled(kernel, args, rows=False, strided=strided)[0](*args)
 
 
 @njit(parallel=True, cache=True, nogil=True)

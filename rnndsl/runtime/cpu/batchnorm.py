@@ -13,13 +13,7 @@ def forward(node, W, ins, ctx, init_state=None):
     """Normalise over the last axis; backward through the statistics in training."""
     x = ins[0]
     o = node.opts
-    k = 0
-    gamma = beta = None
-    if o["scale"]:
-        gamma, k = W[k], k + 1
-    if o["center"]:
-        beta, k = W[k], k + 1
-    moving_mean, moving_var = W[k], W[k + 1]
+    gamma, beta, moving_mean, moving_var = node.spec.named_weights(o, W)
     X = flat(x.data)
     eps = o["epsilon"]
     if ctx.training:

@@ -102,13 +102,7 @@ def batchnorm_forward(ex, node, W, ins, ctx, init_state=None):
     eng = ex.eng
     x = ins[0]
     o = node.opts
-    k = 0
-    gamma = beta = None
-    if o["scale"]:
-        gamma, k = W[k], k + 1
-    if o["center"]:
-        beta, k = W[k], k + 1
-    moving_mean, moving_var = W[k], W[k + 1]
+    gamma, beta, moving_mean, moving_var = node.spec.named_weights(o, W)
     X = eng.rows(x.data)
     R, C = X.shape
     eps = o["epsilon"]
