@@ -30,6 +30,8 @@ R = np.random.default_rng(1)
 X = R.normal(size=(2, 3, 2))
 Y = np.array([0, 2])
 YSEQ = R.integers(0, 3, (2, 3))
+XM = X.copy()
+XM[1, 2] = XM[0, 1] = 0.5                       # steps masking(0.5) treats as padding
 IDS = np.array([[3, 4, 0], [1, 2, 5]])          # second-row padding: masks with mask_zero
 
 # --- layer cases: forward (training and inference) and BPTT gradients ------------------------
@@ -89,6 +91,12 @@ LAYER_CASES.update({
     "masked embedding simplernn dropouts batchnorm float32": (
         "embed(8, 2, mask_zero=true) | simplernn(2, seq, recurrent_dropout=0.3) | batchnorm() | dense(3)",
         IDS, YSEQ, "sparse_categorical_crossentropy", True, "float32"),
+    "masking float sequences float64": (
+        "input x: float[?, 2]\noutput x | masking(0.5) | lstm(2, seq) | gru(2) | dense(3)", XM, Y,
+        "sparse_categorical_crossentropy", True, "float64"),
+    "masking bilstm per-step loss float32": (
+        "input x: float[?, 2]\noutput x | masking(0.5) | dense(2) | bilstm(2, seq) | dense(3)", XM, YSEQ,
+        "sparse_categorical_crossentropy", True, "float32"),
     "frozen embedding float32": ("embed(8, 2, trainable=false) | lstm(2) | dense(3)", IDS, Y,
                                  "sparse_categorical_crossentropy", True, "float32"),
     "encoder decoder lstm state float64": (

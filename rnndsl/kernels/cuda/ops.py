@@ -78,6 +78,22 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
             dst[i] = a[i] * m[i % n]
 
     @cuda.jit
+    def mask_steps(mask, X, value, F):
+        """mask[r] = 0 where every feature of row r of X (rows of F, flat) equals value, else 1."""
+        for r in range(cuda.grid(1), mask.shape[0], cuda.gridsize(1)):
+            m = 0
+            for f in range(F):
+                if X[r * F + f] != value:
+                    m = 1
+            mask[r] = m
+
+    @cuda.jit
+    def keep_rows(dst, a, mask, F):
+        """dst = a where row i // F of the 0/1 mask is 1, else 0 (a: rows of F, flat)."""
+        for i in range(cuda.grid(1), dst.shape[0], cuda.gridsize(1)):
+            dst[i] = a[i] if mask[i // F] != 0 else ZERO
+
+    @cuda.jit
     def repeat(dst, x):
         """dst (n, B, F) = n copies of x (B, F)."""
         n = x.shape[0]
@@ -295,7 +311,8 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
             dX[i] = dXhat[i] * inv[j] + wr * (dmean[j] + TWO * Xc[i] * dvar[j])
 
     return SimpleNamespace(
-        fill=fill, copy=copy, add=add, mul=mul, scale=scale, mul_bcast=mul_bcast, repeat=repeat,
+        fill=fill, copy=copy, add=add, mul=mul, scale=scale, mul_bcast=mul_bcast, mask_steps=mask_steps,
+        keep_rows=keep_rows, repeat=repeat,
         sum_copies=sum_copies, reverse_time=reverse_time, put_cols=put_cols, take_cols=take_cols,
         act_inplace=act_inplace, act_back=act_back, softmax_rows=softmax_rows,
         softmax_back_rows=softmax_back_rows, gather_rows=gather_rows, scatter_add_rows=scatter_add_rows,

@@ -8,13 +8,14 @@ plumbing shared with the CUDA engine is rnndsl/runtime/recurrent.py.
 
 from __future__ import annotations
 
-from . import batchnorm, bidirectional, dense, dropout, embed, gru, lstm, merge, repeat, rnn, simplernn
+from . import batchnorm, bidirectional, dense, dropout, embed, gru, lstm, masking, merge, repeat, rnn, simplernn
 
 FORWARD = {
     "embed": embed.forward,
     "dense": dense.forward,
     "batchnorm": batchnorm.forward,
     "dropout": dropout.forward,
+    "masking": masking.forward,
     "repeat": repeat.forward,
     "concat": merge.concat_forward,
     "add": merge.add_forward,

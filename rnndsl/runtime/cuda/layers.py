@@ -173,6 +173,25 @@ def dropout_forward(ex, node, W, ins, ctx, init_state=None):
     return {"out": DAct(eng.mul(x.data, keep), x.mask, x.hmask)}, lambda d: ([eng.mul(d["out"], keep)], [], None)
 
 
+def masking_forward(ex, node, W, ins, ctx, init_state=None):
+    """As on the CPU (runtime/cpu/masking.py): the mask of the steps not all mask_value, on
+    the device and as the small host copy the layers after it read; y = x * m."""
+    eng = ex.eng
+    X = ins[0].data                                          # (T, B, F)
+    T, B, F = X.shape
+    mask = eng.empty((T, B), np.uint8)
+    eng.run(eng.k.mask_steps, T * B, eng.flat(mask), eng.flat(X), eng.ty(node.opts["mask_value"]), F)
+    Y = eng.empty(X.shape)
+    eng.run(eng.k.keep_rows, Y.size, eng.flat(Y), eng.flat(X), eng.flat(mask), F)
+
+    def backprop(d):                                         # dx = dy * m
+        dX = eng.empty(X.shape)
+        eng.run(eng.k.keep_rows, dX.size, eng.flat(dX), eng.flat(d["out"]), eng.flat(mask), F)
+        return [dX], [], None
+
+    return {"out": DAct(Y, mask, mask.copy_to_host())}, backprop
+
+
 def repeat_forward(ex, node, W, ins, ctx, init_state=None):
     eng = ex.eng
     x = ins[0].data                                          # (B, F)
@@ -252,6 +271,7 @@ FORWARD = {
     "dense": _always(dense_forward),
     "batchnorm": _always(batchnorm_forward),
     "dropout": _always(dropout_forward),
+    "masking": _always(masking_forward),
     "repeat": _always(repeat_forward),
     "concat": _always(concat_forward),
     "add": _always(add_forward),
