@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ...kernels.cpu.activations import activation_code
 from ..recurrent import bidirectional_outputs, dropout_masks, layer_outputs, start_state
+from .cells import run_cell as run_generated_cell
 from .device import DAct
 
 
@@ -32,26 +33,172 @@ def _time(s: int, T: int, backwards: bool) -> int:
     return T - 1 - s if backwards else s
 
 
+class _Run:
+    """One call's arrays and settings, what every kind's step loops read."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def time(self, s: int) -> int:
+        return _time(s, self.T, self.backwards)
+
+
+class _LSTMSteps:
+    """z = xp_t + h_rec U: one GEMM and one fused gate kernel a step; backward the gate
+    gradients (with dc carried) and dh_rec = dz U^T."""
+
+    def forward(self, r):
+        eng, c = r.eng, r.eng.cells
+        r.C = eng.copy(r.init[1])
+        r.g_all, r.c_prev, r.act_c = eng.empty((r.T, r.B, r.G)), eng.empty((r.T, r.B, r.u)), eng.empty((r.T, r.B, r.u))
+        Zr = eng.empty((r.B, r.G))
+        for s in range(r.T):
+            t = r.time(s)
+            eng.gemm(r.h_rec[t], r.U, Zr)
+            eng.run(c.lstm_step, r.n, r.xp, Zr, s, t, r.time(s + 1), r.mask, r.rm, r.a, r.ra, r.zo,
+                    r.H, r.C, r.g_all, r.c_prev, r.act_c, r.out, r.h_rec)
+        return (r.H, r.C)
+
+    def backward(self, r, dxp, dHrec, dHc, dfinal):
+        """(dU, dHd, dRec, the state gradients after dh)."""
+        eng, c = r.eng, r.eng.cells
+        dC = eng.copy(dfinal[1])
+        prev = -1
+        for s in range(r.T - 1, -1, -1):
+            t = r.time(s)
+            eng.run(c.lstm_back, r.n, s, t, prev, r.mask, r.rm, r.a, r.ra, r.zo, r.g_all, r.c_prev, r.act_c,
+                    r.dout, dHrec, dHc, dC, dxp, eng.none2)
+            eng.gemm(dxp[t], r.U, dHrec, tb=True)
+            prev = t
+        dU = eng.empty((r.u, r.G))
+        eng.gemm(eng.rows(r.h_rec), eng.rows(dxp), dU, ta=True)
+        return dU, eng.none2, None, prev, (dC,)
+
+
+class _SimpleRNNSteps:
+    """h = act(xp_t + h_rec U): one GEMM and one kernel a step."""
+
+    def forward(self, r):
+        eng, c = r.eng, r.eng.cells
+        r.h_new = eng.empty((r.T, r.B, r.u))
+        Zr = eng.empty((r.B, r.u))
+        for s in range(r.T):
+            t = r.time(s)
+            eng.gemm(r.h_rec[t], r.U, Zr)
+            eng.run(c.simplernn_step, r.n, r.xp, Zr, s, t, r.time(s + 1), r.mask, r.rm, r.a, r.zo,
+                    r.H, r.h_new, r.out, r.h_rec)
+        return (r.H,)
+
+    def backward(self, r, dxp, dHrec, dHc, dfinal):
+        eng, c = r.eng, r.eng.cells
+        dHd = eng.none2
+        prev = -1
+        for s in range(r.T - 1, -1, -1):
+            t = r.time(s)
+            eng.run(c.simplernn_back, r.n, s, t, prev, r.mask, r.rm, r.a, r.zo, r.h_new, r.dout, dHrec, dHd, dHc, dxp)
+            eng.gemm(dxp[t], r.U, dHrec, tb=True)
+            prev = t
+        dU = eng.empty((r.u, r.G))
+        eng.gemm(eng.rows(r.h_rec), eng.rows(dxp), dU, ta=True)
+        return dU, dHd, None, prev, ()
+
+
+class _GRUAfterSteps:
+    """reset_after (Keras's default): Rec = h_rec U + b_rec in one GEMM, the candidate reads
+    r * Rec_h; aux keeps Rec_h for backward."""
+
+    def forward(self, r):
+        eng, c = r.eng, r.eng.cells
+        r.g_all, r.aux = eng.empty((r.T, r.B, r.G)), eng.empty((r.T, r.B, r.u))
+        Rec = eng.empty((r.B, r.G))
+        for s in range(r.T):
+            t = r.time(s)
+            eng.gemm(r.h_rec[t], r.U, Rec)
+            eng.run(c.gru_step_after, r.n, r.xp, Rec, eng.none if r.b_rec is None else r.b_rec, s, t,
+                    r.time(s + 1), r.mask, r.rm, r.a, r.ra, r.zo, r.H, r.g_all, r.h_rec, r.aux, r.out)
+        return (r.H,)
+
+    def backward(self, r, dxp, dHrec, dHc, dfinal):
+        eng, c = r.eng, r.eng.cells
+        dHd = eng.empty((r.B, r.u))
+        dRec = eng.empty((r.T, r.B, r.G))              # dL/dRec: dxp with the h block times r
+        prev = -1
+        for s in range(r.T - 1, -1, -1):
+            t = r.time(s)
+            eng.run(c.gru_back_after, r.n, s, t, prev, r.mask, r.rm, r.a, r.ra, r.zo, r.g_all, r.h_rec, r.aux,
+                    r.dout, dHrec, dHd, dHc, dxp, dRec)
+            eng.gemm(dRec[t], r.U, dHrec, tb=True)
+            prev = t
+        dU = eng.empty((r.u, r.G))
+        eng.gemm(eng.rows(r.h_rec), eng.rows(dRec), dU, ta=True)
+        return dU, dHd, dRec, prev, ()
+
+
+class _GRUBeforeSteps:
+    """reset_before: the z and r blocks by one GEMM, then (r * h_rec) U_h by a second; aux
+    keeps r * h_rec, the input of U_h."""
+
+    def forward(self, r):
+        eng, c = r.eng, r.eng.cells
+        u = r.u
+        r.g_all, r.aux = eng.empty((r.T, r.B, r.G)), eng.empty((r.T, r.B, u))
+        r.U_zr, r.U_h = r.U[:, :2 * u], r.U[:, 2 * u:]
+        Rzr, Rh = eng.empty((r.B, 2 * u)), eng.empty((r.B, u))
+        for s in range(r.T):
+            t = r.time(s)
+            eng.gemm(r.h_rec[t], r.U_zr, Rzr)
+            eng.run(c.gru_step_before_a, r.n, r.xp, Rzr, t, r.ra, r.g_all, r.h_rec, r.aux, u)
+            eng.gemm(r.aux[t], r.U_h, Rh)
+            eng.run(c.gru_step_before_b, r.n, r.xp, Rh, s, t, r.time(s + 1), r.mask, r.rm, r.a, r.zo,
+                    r.H, r.g_all, r.h_rec, r.out)
+        return (r.H,)
+
+    def backward(self, r, dxp, dHrec, dHc, dfinal):
+        eng, c = r.eng, r.eng.cells
+        u = r.u
+        dHd = eng.empty((r.B, u))
+        dRHd = eng.empty((r.B, u))
+        prev = -1
+        for s in range(r.T - 1, -1, -1):
+            t = r.time(s)
+            eng.run(c.gru_back_before_a, r.n, s, t, prev, r.mask, r.rm, r.a, r.ra, r.zo, r.g_all, r.h_rec, r.dout,
+                    dHrec, dHd, dHc, dxp)
+            eng.gemm(dxp[t][:, 2 * u:], r.U_h, dRHd, tb=True)    # dxp's h block is d((r h) U_h)
+            eng.run(c.gru_back_before_b, r.n, t, r.mask, r.ra, r.g_all, r.h_rec, dRHd, dHd, dxp, u)
+            eng.gemm(dxp[t][:, :2 * u], r.U_zr, dHrec, tb=True)
+            prev = t
+        dU = eng.empty((u, r.G))
+        dxp2 = eng.rows(dxp)
+        eng.gemm(eng.rows(r.h_rec), dxp2[:, :2 * u], dU[:, :2 * u], ta=True)
+        eng.gemm(eng.rows(r.aux), dxp2[:, 2 * u:], dU[:, 2 * u:], ta=True)
+        return dU, dHd, None, prev, ()
+
+
+# the step loops of each built-in recurrent kind (GRU: by reset_after)
+STEPS = {"lstm": _LSTMSteps(), "simplernn": _SimpleRNNSteps(), ("gru", True): _GRUAfterSteps(),
+         ("gru", False): _GRUBeforeSteps()}
+
+
+def steps_for(spec, opts):
+    return STEPS[(spec.name, bool(opts["reset_after"]))] if spec.name == "gru" else STEPS[spec.name]
+
+
 def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: bool):
     """Run the cell over x: (out (T, B, u) in processing order, final state tuple, backprop).
 
     backprop(dout, dfinal) -> (dX, weight grads [dW, dU, (db)], dinit)."""
     if opts.get("cell") is not None:                # rnn(cell(...)): the generated kernels
-        from .cells import run_cell as run_generated_cell
         return run_generated_cell(eng, spec, opts, W, x, ctx, init, backwards, zero_out)
+    steps = steps_for(spec, opts)
     kernel, U = W[0], W[1]
     bias = W[2] if opts["use_bias"] else None
     X = x.data
     T, B, F = X.shape
     u = opts["units"]
-    gates = spec.gates
-    G = gates * u
-    c = eng.cells
+    G = spec.gates * u
     dmask, rmask = (None if m is None else eng.upload(m) for m in dropout_masks(opts, ctx, B, F, u, eng.dtype))
     if dmask is not None:
         X = eng.mul_bcast(X, dmask)                 # one input mask per sequence, as Keras
-    rm = eng.none2 if rmask is None else rmask
-    mask = eng.nomask if x.mask is None else x.mask
     reset_after = spec.name == "gru" and opts["reset_after"]
     b_in, b_rec = bias, None
     if bias is not None and reset_after:            # row 0 joins xp, row 1 sits inside r * (h U_h + b_rh)
@@ -60,106 +207,23 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
     eng.gemm(eng.rows(X), kernel, eng.rows(xp), bias=b_in)
     if init is None:
         init = tuple(eng.zeros((B, u)) for _ in spec.state_names)
-    a = activation_code(opts["activation"])
-    ra = activation_code(opts.get("recurrent_activation", "sigmoid"))
-    n = B * u
-    H = eng.copy(init[0])
-    out = eng.empty((T, B, u))
-    h_rec = eng.empty((T, B, u))                    # h_{t-1} * rmask: each step's matmul input
-    eng.run(c.drop_state, n, h_rec, _time(0, T, backwards), H, rm)
-    zo = int(zero_out)
-
-    if spec.name == "lstm":
-        C = eng.copy(init[1])
-        g_all, c_prev, act_c = eng.empty((T, B, G)), eng.empty((T, B, u)), eng.empty((T, B, u))
-        Zr = eng.empty((B, G))
-        for s in range(T):
-            t = _time(s, T, backwards)
-            eng.gemm(h_rec[t], U, Zr)
-            eng.run(c.lstm_step, n, xp, Zr, s, t, _time(s + 1, T, backwards), mask, rm, a, ra, zo,
-                    H, C, g_all, c_prev, act_c, out, h_rec)
-        final = (H, C)
-    elif spec.name == "simplernn":
-        h_new = eng.empty((T, B, u))
-        Zr = eng.empty((B, u))
-        for s in range(T):
-            t = _time(s, T, backwards)
-            eng.gemm(h_rec[t], U, Zr)
-            eng.run(c.simplernn_step, n, xp, Zr, s, t, _time(s + 1, T, backwards), mask, rm, a, zo,
-                    H, h_new, out, h_rec)
-        final = (H,)
-    elif reset_after:
-        g_all, aux = eng.empty((T, B, G)), eng.empty((T, B, u))   # aux: Rec_h = h_rec U_h + b_rh
-        Rec = eng.empty((B, G))
-        for s in range(T):
-            t = _time(s, T, backwards)
-            eng.gemm(h_rec[t], U, Rec)
-            eng.run(c.gru_step_after, n, xp, Rec, eng.none if b_rec is None else b_rec, s, t,
-                    _time(s + 1, T, backwards), mask, rm, a, ra, zo, H, g_all, h_rec, aux, out)
-        final = (H,)
-    else:
-        g_all, aux = eng.empty((T, B, G)), eng.empty((T, B, u))   # aux: r * h_rec, the input of U_h
-        U_zr, U_h = U[:, :2 * u], U[:, 2 * u:]
-        Rzr, Rh = eng.empty((B, 2 * u)), eng.empty((B, u))
-        for s in range(T):
-            t = _time(s, T, backwards)
-            eng.gemm(h_rec[t], U_zr, Rzr)
-            eng.run(c.gru_step_before_a, n, xp, Rzr, t, ra, g_all, h_rec, aux, u)
-            eng.gemm(aux[t], U_h, Rh)
-            eng.run(c.gru_step_before_b, n, xp, Rh, s, t, _time(s + 1, T, backwards), mask, rm, a, zo,
-                    H, g_all, h_rec, out)
-        final = (H,)
+    r = _Run(eng=eng, T=T, B=B, u=u, G=G, U=U, xp=xp, init=init, b_rec=b_rec, backwards=backwards,
+             mask=eng.nomask if x.mask is None else x.mask, rm=eng.none2 if rmask is None else rmask,
+             a=activation_code(opts["activation"]), ra=activation_code(opts.get("recurrent_activation", "sigmoid")),
+             zo=int(zero_out), n=B * u, H=eng.copy(init[0]), out=eng.empty((T, B, u)),
+             h_rec=eng.empty((T, B, u)))            # h_rec: h_{t-1} * rmask, each step's matmul input
+    eng.run(eng.cells.drop_state, r.n, r.h_rec, r.time(0), r.H, r.rm)
+    final = steps.forward(r)
 
     def backprop(dout, dfinal):
+        r.dout = dout
         dxp = eng.empty((T, B, G))
         dHc = eng.copy(dfinal[0])                   # dL/dh carried through padded steps
         dHrec = eng.empty((B, u))                   # dL/dh_rec of the step undone before
-        dHd = eng.none2                             # GRU: dL/dh through z * h (and r * h)
-        dU = eng.empty((u, G))
-        prev = -1
-        if spec.name == "lstm":
-            dC = eng.copy(dfinal[1])
-            for s in range(T - 1, -1, -1):
-                t = _time(s, T, backwards)
-                eng.run(c.lstm_back, n, s, t, prev, mask, rm, a, ra, zo, g_all, c_prev, act_c, dout,
-                        dHrec, dHc, dC, dxp, eng.none2)
-                eng.gemm(dxp[t], U, dHrec, tb=True)
-                prev = t
-            eng.gemm(eng.rows(h_rec), eng.rows(dxp), dU, ta=True)
-        elif spec.name == "simplernn":
-            for s in range(T - 1, -1, -1):
-                t = _time(s, T, backwards)
-                eng.run(c.simplernn_back, n, s, t, prev, mask, rm, a, zo, h_new, dout, dHrec, dHd, dHc, dxp)
-                eng.gemm(dxp[t], U, dHrec, tb=True)
-                prev = t
-            eng.gemm(eng.rows(h_rec), eng.rows(dxp), dU, ta=True)
-        elif reset_after:
-            dHd = eng.empty((B, u))
-            dRec = eng.empty((T, B, G))              # dL/dRec: dxp with the h block times r
-            for s in range(T - 1, -1, -1):
-                t = _time(s, T, backwards)
-                eng.run(c.gru_back_after, n, s, t, prev, mask, rm, a, ra, zo, g_all, h_rec, aux, dout,
-                        dHrec, dHd, dHc, dxp, dRec)
-                eng.gemm(dRec[t], U, dHrec, tb=True)
-                prev = t
-            eng.gemm(eng.rows(h_rec), eng.rows(dRec), dU, ta=True)
-        else:
-            dHd = eng.empty((B, u))
-            dRHd = eng.empty((B, u))
-            for s in range(T - 1, -1, -1):
-                t = _time(s, T, backwards)
-                eng.run(c.gru_back_before_a, n, s, t, prev, mask, rm, a, ra, zo, g_all, h_rec, dout,
-                        dHrec, dHd, dHc, dxp)
-                eng.gemm(dxp[t][:, 2 * u:], U_h, dRHd, tb=True)    # dxp's h block is d((r h) U_h)
-                eng.run(c.gru_back_before_b, n, t, mask, ra, g_all, h_rec, dRHd, dHd, dxp, u)
-                eng.gemm(dxp[t][:, :2 * u], U_zr, dHrec, tb=True)
-                prev = t
-            dxp2 = eng.rows(dxp)
-            eng.gemm(eng.rows(h_rec), dxp2[:, :2 * u], dU[:, :2 * u], ta=True)
-            eng.gemm(eng.rows(aux), dxp2[:, 2 * u:], dU[:, 2 * u:], ta=True)
+        dU, dHd, dRec, prev, rest = steps.backward(r, dxp, dHrec, dHc, dfinal)
         dh0 = eng.empty((B, u))
-        eng.run(c.finish, n, dh0, prev, mask, rm, dHrec, dHd, dHc)
-        dinit = (dh0, dC) if spec.name == "lstm" else (dh0,)
+        eng.run(eng.cells.finish, r.n, dh0, prev, r.mask, r.rm, dHrec, dHd, dHc)
+        dinit = (dh0,) + rest
         # undo xp = X @ kernel + b over all steps at once
         dxp2 = eng.rows(dxp)
         dK = eng.empty(kernel.shape)
@@ -171,7 +235,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
         grads = [dK, dU]
         if bias is not None:
             db = eng.empty(bias.shape)
-            if reset_after:
+            if dRec is not None:                     # reset_after: the recurrent bias row from dRec
                 eng.colsum(db[0], dxp2)
                 eng.colsum(db[1], eng.rows(dRec))
             else:
@@ -179,7 +243,7 @@ def run_cell(eng, spec, opts, W, x: DAct, ctx, init, backwards: bool, zero_out: 
             grads.append(db)
         return dX, grads, dinit
 
-    return out, final, backprop
+    return r.out, final, backprop
 
 
 def mask_of(x):
