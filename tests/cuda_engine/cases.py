@@ -97,6 +97,13 @@ LAYER_CASES.update({
     "masking bilstm per-step loss float32": (
         "input x: float[?, 2]\noutput x | masking(0.5) | dense(2) | bilstm(2, seq) | dense(3)", XM, YSEQ,
         "sparse_categorical_crossentropy", True, "float32"),
+    "pooling and flatten float64": (
+        "input x: float[3, 2]\nh = x | masking(0.5) | gru(2, seq)\na = h | global_avg_pool()\n"
+        "m = h | global_max_pool()\nf = h | flatten()\noutput concat(a, m, f) | dense(3)", XM, Y,
+        "sparse_categorical_crossentropy", True, "float64"),
+    "masked average pooling float32": (
+        "embed(8, 2, mask_zero=true) | lstm(2, seq) | global_avg_pool() | dense(3)", IDS, Y,
+        "sparse_categorical_crossentropy", True, "float32"),
     "frozen embedding float32": ("embed(8, 2, trainable=false) | lstm(2) | dense(3)", IDS, Y,
                                  "sparse_categorical_crossentropy", True, "float32"),
     "encoder decoder lstm state float64": (

@@ -93,6 +93,78 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
         for i in range(cuda.grid(1), dst.shape[0], cuda.gridsize(1)):
             dst[i] = a[i] if mask[i // F] != 0 else ZERO
 
+    # --- over the steps of a time-major (T, B, F) sequence: i indexes (b, f), T*B*F flat ---
+
+    @cuda.jit
+    def avg_steps(Y, X, w, T, F):
+        """Y[i] = sum_t w[t, b] X[t, i] / sum_t w[t, b] (0 when no step counts); w the (T, B)
+        0/1 mask, flat, or empty: every step counts."""
+        BF = Y.shape[0]
+        for i in range(cuda.grid(1), BF, cuda.gridsize(1)):
+            b = i // F
+            total = ZERO
+            count = ZERO
+            for t in range(T):
+                if w.shape[0] == 0 or w[t * (BF // F) + b] != 0:
+                    total += X[t * BF + i]
+                    count += ONE
+            Y[i] = total / count if count > ZERO else ZERO
+
+    @cuda.jit
+    def avg_steps_back(dX, dY, w, T, F):
+        """dX[t, i] = w[t, b] dY[i] / sum_t w[t, b]: avg_steps undone."""
+        BF = dY.shape[0]
+        for i in range(cuda.grid(1), BF, cuda.gridsize(1)):
+            b = i // F
+            count = ZERO
+            for t in range(T):
+                if w.shape[0] == 0 or w[t * (BF // F) + b] != 0:
+                    count += ONE
+            for t in range(T):
+                real = w.shape[0] == 0 or w[t * (BF // F) + b] != 0
+                dX[t * BF + i] = dY[i] / count if real else ZERO
+
+    @cuda.jit
+    def max_steps(Y, at, X, T):
+        """Y[i] = max_t X[t, i], at[i] the first step that holds it (T >= 1)."""
+        BF = Y.shape[0]
+        for i in range(cuda.grid(1), BF, cuda.gridsize(1)):
+            best = X[i]
+            k = 0
+            for t in range(1, T):
+                v = X[t * BF + i]
+                if v > best:
+                    best = v
+                    k = t
+            Y[i] = best
+            at[i] = k
+
+    @cuda.jit
+    def max_steps_back(dX, dY, at, T):
+        """dX[t, i] = dY[i] at the step max_steps chose, else 0."""
+        BF = dY.shape[0]
+        for i in range(cuda.grid(1), BF, cuda.gridsize(1)):
+            for t in range(T):
+                dX[t * BF + i] = dY[i] if t == at[i] else ZERO
+
+    @cuda.jit
+    def steps_to_rows(Y, X, T, B, F):
+        """Y[b, t F + f] = X[t, b, f]: a time-major sequence as one row per sample."""
+        for i in range(cuda.grid(1), Y.shape[0], cuda.gridsize(1)):
+            b = i // (T * F)
+            r = i - b * (T * F)
+            Y[i] = X[((r // F) * B + b) * F + r % F]
+
+    @cuda.jit
+    def rows_to_steps(X, Y, T, B, F):
+        """steps_to_rows undone: X[t, b, f] = Y[b, t F + f]."""
+        for j in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):
+            f = j % F
+            tb = j // F
+            t = tb // B
+            b = tb - t * B
+            X[j] = Y[b * (T * F) + t * F + f]
+
     @cuda.jit
     def repeat(dst, x):
         """dst (n, B, F) = n copies of x (B, F)."""
@@ -312,7 +384,8 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
 
     return SimpleNamespace(
         fill=fill, copy=copy, add=add, mul=mul, scale=scale, mul_bcast=mul_bcast, mask_steps=mask_steps,
-        keep_rows=keep_rows, repeat=repeat,
+        keep_rows=keep_rows, avg_steps=avg_steps, avg_steps_back=avg_steps_back, max_steps=max_steps,
+        max_steps_back=max_steps_back, steps_to_rows=steps_to_rows, rows_to_steps=rows_to_steps, repeat=repeat,
         sum_copies=sum_copies, reverse_time=reverse_time, put_cols=put_cols, take_cols=take_cols,
         act_inplace=act_inplace, act_back=act_back, softmax_rows=softmax_rows,
         softmax_back_rows=softmax_back_rows, gather_rows=gather_rows, scatter_add_rows=scatter_add_rows,

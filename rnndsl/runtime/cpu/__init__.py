@@ -8,7 +8,7 @@ plumbing shared with the CUDA engine is rnndsl/runtime/recurrent.py.
 
 from __future__ import annotations
 
-from . import batchnorm, bidirectional, dense, dropout, embed, gru, lstm, masking, merge, repeat, rnn, simplernn
+from . import batchnorm, bidirectional, dense, dropout, embed, gru, lstm, masking, merge, pooling, repeat, rnn, simplernn
 
 FORWARD = {
     "embed": embed.forward,
@@ -16,6 +16,9 @@ FORWARD = {
     "batchnorm": batchnorm.forward,
     "dropout": dropout.forward,
     "masking": masking.forward,
+    "global_avg_pool": pooling.avg_forward,
+    "global_max_pool": pooling.max_forward,
+    "flatten": pooling.flatten_forward,
     "repeat": repeat.forward,
     "concat": merge.concat_forward,
     "add": merge.add_forward,

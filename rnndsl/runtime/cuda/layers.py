@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import DeviceError
+from ...errors import DataError, DeviceError
 from ...kernels.cpu.activations import activation_code
 from ..merge import combine_masks, same_steps
 from .device import DAct
@@ -192,6 +192,57 @@ def masking_forward(ex, node, W, ins, ctx, init_state=None):
     return {"out": DAct(Y, mask, mask.copy_to_host())}, backprop
 
 
+def avg_pool_forward(ex, node, W, ins, ctx, init_state=None):
+    """As on the CPU (runtime/cpu/pooling.py): the mean over the real steps."""
+    eng = ex.eng
+    x = ins[0]
+    T, B, F = x.data.shape
+    w = eng.flat(eng.nomask if x.mask is None else x.mask)
+    Y = eng.empty((B, F))
+    eng.run(eng.k.avg_steps, B * F, eng.flat(Y), eng.flat(x.data), w, T, F)
+
+    def backprop(d):
+        dX = eng.empty((T, B, F))
+        eng.run(eng.k.avg_steps_back, B * F, eng.flat(dX), eng.flat(d["out"]), w, T, F)
+        return [dX], [], None
+
+    return {"out": DAct(Y)}, backprop
+
+
+def max_pool_forward(ex, node, W, ins, ctx, init_state=None):
+    """As on the CPU: the max over the steps, its gradient to the first step holding it."""
+    eng = ex.eng
+    X = ins[0].data
+    T, B, F = X.shape
+    if T == 0:
+        raise DataError(f"layer {node.name!r}: global_max_pool over a sequence of zero steps has no maximum")
+    Y, at = eng.empty((B, F)), eng.empty((B, F), np.int32)
+    eng.run(eng.k.max_steps, B * F, eng.flat(Y), eng.flat(at), eng.flat(X), T)
+
+    def backprop(d):
+        dX = eng.empty((T, B, F))
+        eng.run(eng.k.max_steps_back, B * F, eng.flat(dX), eng.flat(d["out"]), eng.flat(at), T)
+        return [dX], [], None
+
+    return {"out": DAct(Y)}, backprop
+
+
+def flatten_forward(ex, node, W, ins, ctx, init_state=None):
+    """As on the CPU: (T, B, F) time-major -> (B, T F)."""
+    eng = ex.eng
+    X = ins[0].data
+    T, B, F = X.shape
+    Y = eng.empty((B, T * F))
+    eng.run(eng.k.steps_to_rows, Y.size, eng.flat(Y), eng.flat(X), T, B, F)
+
+    def backprop(d):
+        dX = eng.empty((T, B, F))
+        eng.run(eng.k.rows_to_steps, dX.size, eng.flat(dX), eng.flat(d["out"]), T, B, F)
+        return [dX], [], None
+
+    return {"out": DAct(Y)}, backprop
+
+
 def repeat_forward(ex, node, W, ins, ctx, init_state=None):
     eng = ex.eng
     x = ins[0].data                                          # (B, F)
@@ -272,6 +323,9 @@ FORWARD = {
     "batchnorm": _always(batchnorm_forward),
     "dropout": _always(dropout_forward),
     "masking": _always(masking_forward),
+    "global_avg_pool": _always(avg_pool_forward),
+    "global_max_pool": _always(max_pool_forward),
+    "flatten": _always(flatten_forward),
     "repeat": _always(repeat_forward),
     "concat": _always(concat_forward),
     "add": _always(add_forward),
