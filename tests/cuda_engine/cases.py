@@ -60,6 +60,11 @@ BODIES = {
     "bilstm ave backwards": ("bilstm(2, merge_mode=ave, go_backwards=true)", ("float32",)),
     "bidirectional gru dropouts": ("bidirectional(gru(2, seq, dropout=0.2, recurrent_dropout=0.3))",
                                    ("float32",)),
+    "bidirectional backward_layer concat widths": (
+        "bidirectional(lstm(2, seq), backward_layer=gru(3, seq, go_backwards=true))", ("float64",)),
+    "bidirectional backward_layer ave state": (
+        "bidirectional(simplernn(2), backward_layer=lstm(2, go_backwards=true, dropout=0.2), merge_mode=ave)",
+        ("float32",)),
     "dense linear relu per step": ("lstm(2, seq) | dense(4, activation=relu)", ("float32",)),
     "dense tanh": ("gru(2) | dense(4, activation=tanh)", ("float64",)),
     "dense sigmoid": ("simplernn(2) | dense(4, activation=sigmoid)", ("float32",)),

@@ -12,14 +12,15 @@ CELLS = {c.name: c for c in (simplernn.CELL, lstm.CELL, gru.CELL, rnn.CELL)}
 
 def forward(node, W, ins, ctx, init_state=None):
     """Two cell runs over x, one reading it backwards, and their merge."""
-    inner = node.spec.inner(node)
-    cell, o = CELLS[inner.kind], inner.opts
+    halves = (node.spec.inner(node), node.spec.backward(node))
     x = ins[0]
     T, B, _ = x.shape
-    half = len(W) // 2
+    n = halves[0].n_weights
     need_dx = ctx.needs_grad(node.inputs[0])
 
     def run_half(k, init, backwards, zero_out):
-        return cell.run_cell(o, W[:half] if k == 0 else W[half:], x, ctx, init, backwards, zero_out, need_dx=need_dx)
+        half = halves[k]
+        return CELLS[half.kind].run_cell(half.opts, W[:n] if k == 0 else W[n:], x, ctx, init, backwards, zero_out,
+                                         need_dx=need_dx)
 
     return bidirectional_outputs(OPS, node, ctx, init_state, T, B, x.mask, run_half)

@@ -162,16 +162,17 @@ class DeviceOps:
         return g
 
     def concat_features(self, a, b):
-        """[a, b] along the last axis (both of width u)."""
-        u = a.shape[a.ndim - 1]
-        y = self.empty(a.shape[:-1] + (2 * u,))
-        for k, part in enumerate((a, b)):
-            self.run(self.k.put_cols, part.size, self.rows(y), self.rows(part), k * u)
+        """[a, b] along the last axis."""
+        ua, ub = a.shape[a.ndim - 1], b.shape[b.ndim - 1]
+        y = self.empty(a.shape[:-1] + (ua + ub,))
+        for part, off in ((a, 0), (b, ua)):
+            self.run(self.k.put_cols, part.size, self.rows(y), self.rows(part), off)
         return y
 
     def split_features(self, g, u: int):
         """(g[..., :u], g[..., u:]) as new arrays: concat_features undone."""
-        parts = self.empty(g.shape[:-1] + (u,)), self.empty(g.shape[:-1] + (u,))
-        for k, part in enumerate(parts):
-            self.run(self.k.take_cols, part.size, self.rows(part), self.rows(g), k * u)
+        w = g.shape[g.ndim - 1]
+        parts = self.empty(g.shape[:-1] + (u,)), self.empty(g.shape[:-1] + (w - u,))
+        for part, off in zip(parts, (0, u)):
+            self.run(self.k.take_cols, part.size, self.rows(part), self.rows(g), off)
         return parts

@@ -304,9 +304,9 @@ def _rnn(node):
 
 
 def _bidirectional(node):
-    inner = node.spec.inner(node)
-    if inner is None or inner.kind not in RECURRENT or (inner.kind == "rnn" and _cell_unsupported(inner)):
-        return None
+    for half in (node.spec.inner(node), node.spec.backward(node)):
+        if half is None or half.kind not in RECURRENT or (half.kind == "rnn" and _cell_unsupported(half)):
+            return None
     return bidirectional_forward
 
 
@@ -344,12 +344,12 @@ def _forward_fn(node):
 
 def _why(node) -> str:
     """What a custom cell uses that has no CUDA kernels, for the error message."""
-    if node.kind in BIDIRECTIONAL:
-        node = node.spec.inner(node)
-    if node is None or node.kind != "rnn":
-        return ""
-    why = _cell_unsupported(node)
-    return f": {why}" if why else ""
+    layers = (node.spec.inner(node), node.spec.backward(node)) if node.kind in BIDIRECTIONAL else (node,)
+    for layer in layers:
+        why = _cell_unsupported(layer) if layer is not None and layer.kind == "rnn" else None
+        if why:
+            return f": {why}"
+    return ""
 
 
 def check_supported(graph) -> None:

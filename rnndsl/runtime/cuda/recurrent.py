@@ -272,13 +272,13 @@ def recurrent_forward(ex, node, W, ins, ctx, init_state=None):
 def bidirectional_forward(ex, node, W, ins, ctx, init_state=None):
     """Bidirectional on the device: two cell runs, then runtime/recurrent.py's merge."""
     eng = ex.eng
-    inner = node.spec.inner(node)
+    halves = (node.spec.inner(node), node.spec.backward(node))
     x = ins[0]
     T, B, _ = x.data.shape
-    half = len(W) // 2
+    n = halves[0].n_weights
 
     def run_half(k, init, backwards, zero_out):
-        return run_cell(eng, inner.spec, inner.opts, W[:half] if k == 0 else W[half:], x, ctx, init, backwards,
-                        zero_out)
+        half = halves[k]
+        return run_cell(eng, half.spec, half.opts, W[:n] if k == 0 else W[n:], x, ctx, init, backwards, zero_out)
 
     return bidirectional_outputs(eng, node, ctx, init_state, T, B, mask_of(x), run_half)
