@@ -1,5 +1,6 @@
 """Makes tests/ importable from every test folder (shared helpers: spec_helpers, gradcheck, background)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,7 @@ BACKGROUND = {
     "tests/cells/test_cells_cuda.py": ("tests/cells/cuda_cases.py", True),
     "tests/test_packaging.py": ("tests/packaging_check.py", False),
     "tests/kernels/test_lstm_fused.py": ("tests/kernels/generic_cpu_check.py", False),
+    "tests/app/test_fuzz.py": ("tests/app/fuzz_check.py", False),
 }
 
 
@@ -62,6 +64,10 @@ def pytest_collection_finish(session):
     root = Path(__file__).resolve().parent.parent
     wanted = {item.nodeid.split("::")[0] for item in session.items}
     for test_file, (script, simulator) in BACKGROUND.items():
+        if script == "tests/app/fuzz_check.py" and (session.config.getoption("--deep")
+                                                    or os.environ.get("RNNDSL_FUZZ_SECONDS")
+                                                    or os.environ.get("RNNDSL_FUZZ_CASE")):
+            continue            # a budget or case of its own: test_fuzz runs it in-process
         if test_file in wanted and not session.config.option.collectonly:
             start(root / script, shards=1, nice=10, simulator=simulator)
 

@@ -523,12 +523,12 @@ def _one(kind: str, seed: int, root: Path, base: Base) -> str | None:
     return text
 
 
-def test_fuzz_cli(tmp_path, request, monkeypatch):
-    monkeypatch.setenv("RNNDSL_DEBUG", "1")
-    budget = _budget(request.config)
-    _warm_up(tmp_path)
-    base = Base(tmp_path)
-    only = os.environ.get("RNNDSL_FUZZ_CASE")
+def fuzz(root: Path, budget: float, only: str | None = None) -> tuple[list[str], dict]:
+    """Run cases in `root` (each in a folder of its own) until the budget is spent, or the one
+    case `only` ("kind:seed"): (failure descriptions, cases run by kind)."""
+    os.environ["RNNDSL_DEBUG"] = "1"
+    _warm_up(root)
+    base = Base(root)
     if only:
         kind, seed = only.split(":")
         cases = [(kind, int(seed))]
@@ -539,11 +539,32 @@ def test_fuzz_cli(tmp_path, request, monkeypatch):
     for kind, seed in cases:
         if time.perf_counter() > deadline:
             break
-        found = _one(kind, seed, tmp_path, base)
+        found = _one(kind, seed, root, base)
         counts[kind] += 1
-        if found is None:
-            continue
-        failures.append(found)
+        if found is not None:
+            failures.append(found)
+    return failures, counts
+
+
+def in_background(config) -> bool:
+    """Whether this run's fuzz is the default one, which the suite starts in the background."""
+    return not (config.getoption("--deep") or os.environ.get("RNNDSL_FUZZ_SECONDS")
+                or os.environ.get("RNNDSL_FUZZ_CASE"))
+
+
+def test_fuzz_cli(tmp_path, request, monkeypatch):
+    """The default budget runs in the background from the suite's start (tests/app/fuzz_check.py);
+    --deep, RNNDSL_FUZZ_SECONDS or RNNDSL_FUZZ_CASE run here."""
+    monkeypatch.setenv("RNNDSL_DEBUG", "1")
+    budget = _budget(request.config)
+    only = os.environ.get("RNNDSL_FUZZ_CASE")
+    if in_background(request.config):
+        from background import reports_of
+
+        rec = reports_of(Path(__file__).parent / "fuzz_check.py", simulator=False)[0]["fuzz"]
+        failures, counts = rec["failures"], rec["counts"]
+    else:
+        failures, counts = fuzz(tmp_path, budget, only)
     print(f"fuzz: {counts} cases in {budget:.0f} s budget; {len(failures)} failures; "
           f"outcomes {dict(sorted(STATS.items(), key=str))}")
     assert not failures, f"{len(failures)} fuzz case(s) failed:\n" + "\n".join(failures[:30])
