@@ -133,3 +133,30 @@ def test_aligned_empty(shape):
     a = aligned_empty(shape, np.float32)
     assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous
     assert a.ctypes.data % 64 == 0
+
+
+def test_step_with_several_inputs_a_custom_cell_and_a_mask():
+    """Model.step beyond the compiled chain (issue 18, point 7): two inputs, a custom cell, a
+    masking layer; step by step equals the whole sequence at once, masked steps included."""
+    text = """cell mgu(units) {
+  f  = sigmoid(x @ Wf + h @ Uf + bf)
+  hc = tanh(x @ Wh + (f * h) @ Uh + bh)
+  h  = (1 - f) * h + f * hc
+}
+input a: float[?, 3]
+input b: float[?, 2]
+x = a | rnn(mgu(4), seq, stateful=true)
+y = b | masking() | lstm(3, seq, stateful=true)
+output concat(x, y) | dense(2)
+"""
+    m = rnndsl.compile(text, dtype="float64")
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 2))
+    B[1, 2] = 0.0                                   # a masked step
+    full = m.predict([A, B])
+    m.reset_states()
+    steps = np.stack([m.step([A[:, t], B[:, t]]) for t in range(5)], axis=1)
+    np.testing.assert_allclose(steps, full, atol=1e-12)
+    m.reset_states()
+    by_name = np.stack([m.step({"a": A[:, t], "b": B[:, t]}) for t in range(5)], axis=1)
+    np.testing.assert_array_equal(by_name, steps)
