@@ -19,6 +19,7 @@ from ..errors import MAX_KEPT, DiagnosticSink, Pos, did_you_mean
 from ..lang import ast
 from ..layers.base import REGISTRY, LayerSpec
 from ..layers.input import INPUT
+from ..layers.state import STATE_PACK, STATE_PART, part_type
 from .graph import Graph, Node, Output, PortRef
 from .sizes import check_sizes
 from ..types import TensorType
@@ -215,6 +216,14 @@ class GraphBuilder:
 
     def output(self, s: ast.Output) -> None:
         self.pending_binding = None
+        stages = s.pipeline.stages
+        if len(stages) == 1 and isinstance(stages[0], ast.Ref) and stages[0].port == "state":
+            self.state_outputs(s, stages[0])
+            return
+        if s.names is not None:
+            self.sink.error(s.name_pos[1], "several names go with a state's parts, as in `output h, c = enc.state`",
+                            "name one output: `output y = ...`")
+            return
         ref = self.pipeline(s.pipeline, s.name)
         if ref is None:
             return
@@ -231,6 +240,52 @@ class GraphBuilder:
             return
         self.outputs.append(Output(name, ref, s.pos))
         self.output_names.add(name)
+
+    def state_outputs(self, s: ast.Output, r: ast.Ref) -> None:
+        """`output enc.state` / `output h, c = enc.state`: each part of the state a model output
+        (a state_part node each), named by the names given, else <name>_<part>."""
+        ref = self.resolve_ref(r, "state")
+        if ref is None:
+            return
+        state = self.nodes[ref.node].state
+        names = s.names or ([s.name] if s.name else None)
+        if names is not None and len(names) != len(state.parts):
+            self.sink.error(r.pos, f"{r} has {len(state.parts)} part(s) {state}, "
+                            f"but {len(names)} name(s) are given",
+                            f"name each part: output {', '.join(n for n, _ in state.parts)} = {r}")
+            return
+        names = names or [f"{r.name}_{part}" for part, _ in state.parts]
+        for k, ((part, units), name) in enumerate(zip(state.parts, names)):
+            if name in self.output_names:
+                self.sink.error(s.pos, f"output {name!r} is defined twice", "name outputs: `output y2 = ...`")
+                continue
+            node = self.add_node(STATE_PART, self.node_name(STATE_PART, {}, None, r.pos), {"part": k},
+                                 [ref], r.pos)
+            node.outputs["out"] = part_type(units)
+            self.outputs.append(Output(name, PortRef(node.id), s.pos))
+            self.output_names.add(name)
+
+    def state_pack(self, value: ast.ListValue, pos: Pos) -> PortRef | None:
+        """initial_state=[h0, c0]: a state_pack node of those vectors (typed by state_edge,
+        against the layer the state goes to)."""
+        refs, broken = [], False
+        for item in value.items:
+            ref = self.resolve_ref(item, "out")
+            if ref is None:
+                broken = True
+                continue
+            t = self.nodes[ref.node].outputs.get(ref.port)
+            if t is None:
+                broken = True
+            elif t.seq or t.is_tokens:
+                self.sink.error(item.pos, f"a state's part is a vector (batch, units), but {item} is {t.describe()}",
+                                "declare it as `input h0: float[units]`, or pass a layer's state: enc.state")
+                broken = True
+            refs.append(ref)
+        if broken:
+            return None
+        node = self.add_node(STATE_PACK, self.node_name(STATE_PACK, {}, None, pos), {}, refs, pos)
+        return PortRef(node.id, "state")
 
     # --- pipelines ------------------------------------------------------------------------
     def pipeline(self, p: ast.Pipeline, bind_name: str | None) -> PortRef | None:
@@ -287,8 +342,11 @@ class GraphBuilder:
                 broken = True
             else:
                 inputs.append(ref)
-        node = self.add_node(spec, self.node_name(spec, opts, name_hint, call.pos), opts, inputs, call.pos, arg_pos)
         init = opts.get("initial_state")
+        if isinstance(init, ast.ListValue):     # its vectors packed first: a node comes after its inputs
+            init = self.state_pack(init, arg_pos.get("initial_state", call.pos))
+            broken = broken or init is None
+        node = self.add_node(spec, self.node_name(spec, opts, name_hint, call.pos), opts, inputs, call.pos, arg_pos)
         if init is not None:
             node.initial_state = self.state_edge(node, init)
             broken = broken or node.initial_state is None
@@ -362,10 +420,8 @@ class GraphBuilder:
 
     def state_edge(self, node: Node, value) -> PortRef | None:
         pos = node.arg_pos.get("initial_state", node.pos)
-        if isinstance(value, ast.ListValue):
-            self.sink.error(pos, "initial_state takes one state port, e.g. enc.state",
-                            "a state port already holds all of a layer's states (h, c)")
-            return None
+        if isinstance(value, PortRef):          # a state_pack of vectors: typed by the layer it feeds
+            return self.packed_state(node, value, pos)
         ref = self.resolve_ref(value, "state")
         if ref is None:
             return None
@@ -379,6 +435,22 @@ class GraphBuilder:
                                  f"{got} from {src.spec.name} at line {src.pos.line}",
                             _state_hint(got, want))
             return None
+        return ref
+
+    def packed_state(self, node: Node, ref: PortRef, pos: Pos) -> PortRef | None:
+        want = node.spec.takes_state(node)
+        if want is None:
+            return None
+        pack = self.nodes[ref.node]
+        widths = [self.nodes[r.node].outputs[r.port].features for r in pack.inputs]
+        if len(widths) != len(want.parts) or any(w != u for w, (_, u) in zip(widths, want.parts)):
+            got = ", ".join(f"({w})" for w in widths)
+            self.sink.error(pos, f"{node.spec.name}({want.parts[0][1]}) takes a state {want}: "
+                                 f"{len(want.parts)} vector(s) of those widths, but gets {got}",
+                            f"give [{', '.join(f'{n}' for n, _ in want.parts)}] as vectors of "
+                            f"{', '.join(str(u) for _, u in want.parts)} features")
+            return None
+        pack.state = want
         return ref
 
     # --- nodes ----------------------------------------------------------------------------

@@ -11,7 +11,9 @@ def _connected(graph: Graph, node: Node) -> str:
         src = graph.node(r)
         parts.append(src.name if r.port == "out" else f"{src.name}.{r.port}")
     if node.initial_state is not None:
-        parts.append(f"{graph.node(node.initial_state).name}.state")
+        src = graph.node(node.initial_state)
+        parts.append("[" + ", ".join(graph.node(r).name for r in src.inputs) + "]" if src.spec.internal
+                     else f"{src.name}.state")
     return ", ".join(parts)
 
 
@@ -26,6 +28,8 @@ def _shape(node: Node) -> str:
 def summary_text(graph: Graph, title: str = "model") -> str:
     rows = []
     for n in graph.keras_order():           # as Keras's summary lists a functional model
+        if n.spec.internal:
+            continue
         rows.append((f"{n.name} ({n.spec.display_name(n)})", _shape(n), f"{n.param_count():,}", _connected(graph, n)))
     head = ("Layer (type)", "Output Shape", "Param #", "Connected to")
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(4)]

@@ -101,6 +101,8 @@ class Output:
     name: str | None
     pipeline: Pipeline
     pos: Pos
+    names: list[str] | None = None       # output h, c = enc.state: one name per state part
+    name_pos: list[Pos] | None = None
 
 
 @dataclass

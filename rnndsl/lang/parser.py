@@ -346,6 +346,11 @@ class _ToAst:
     def named_output(self, meta, items):
         return ast.Output(str(items[0]), items[1], self._pos(meta))
 
+    def named_outputs(self, meta, items):
+        """output h, c = enc.state: one name per part of a state."""
+        return ast.Output(None, items[-1], self._pos(meta), names=[str(n) for n in items[:-1]],
+                          name_pos=[self._tok(n) for n in items[:-1]])
+
     def output_stmt(self, meta, items):
         return ast.Output(None, items[0], self._pos(meta))
 

@@ -115,6 +115,7 @@ class LayerSpec:
     flags: dict[str, tuple[str, Any]] = {}
     fan_in: bool = False          # takes its inputs as name arguments (concat, add)
     recurrent: bool = False
+    internal: bool = False        # the graph's own node (layers/state.py): not callable, not in summary
     summary: str = ""
 
     # --- arguments -----------------------------------------------------------------

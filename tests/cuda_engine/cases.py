@@ -109,6 +109,14 @@ LAYER_CASES.update({
     "masked average pooling float32": (
         "embed(8, 2, mask_zero=true) | lstm(2, seq) | global_avg_pool() | dense(3)", IDS, Y,
         "sparse_categorical_crossentropy", True, "float32"),
+    "states in and out float64": (
+        "input x: float[?, 2]\ninput h0: float[2]\nenc = x | gru(2, seq, state, initial_state=[h0])\n"
+        "s = enc | lstm(2)\noutput s\noutput h = enc.state", [X, X[:, 0].copy()], [X[:, 1] * 0.5, X[:, 2].copy()],
+        "mse", False, "float64"),
+    "bidirectional state parts float32": (
+        "input x: float[?, 2]\ninput h0: float[2]\nb = x | bilstm(2, state, initial_state=[h0, h0, h0, h0])\n"
+        "output b\noutput b.state", [X, X[:, 1].copy()], [X[:, 0].repeat(2, axis=1)] + [X[:, 2].copy()] * 4,
+        "mse", False, "float32"),
     "frozen embedding float32": ("embed(8, 2, trainable=false) | lstm(2) | dense(3)", IDS, Y,
                                  "sparse_categorical_crossentropy", True, "float32"),
     "encoder decoder lstm state float64": (

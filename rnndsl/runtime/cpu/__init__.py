@@ -8,7 +8,7 @@ plumbing shared with the CUDA engine is rnndsl/runtime/recurrent.py.
 
 from __future__ import annotations
 
-from . import batchnorm, bidirectional, dense, dropout, embed, gru, lstm, masking, merge, pooling, repeat, rnn, simplernn
+from . import batchnorm, bidirectional, dense, dropout, embed, gru, lstm, masking, merge, pooling, repeat, rnn, simplernn, state
 
 FORWARD = {
     "embed": embed.forward,
@@ -19,6 +19,8 @@ FORWARD = {
     "global_avg_pool": pooling.avg_forward,
     "global_max_pool": pooling.max_forward,
     "flatten": pooling.flatten_forward,
+    "state_part": state.part_forward,
+    "state_pack": state.pack_forward,
     "repeat": repeat.forward,
     "concat": merge.concat_forward,
     "add": merge.add_forward,

@@ -243,6 +243,22 @@ def flatten_forward(ex, node, W, ins, ctx, init_state=None):
     return {"out": DAct(Y)}, backprop
 
 
+def state_part_forward(ex, node, W, ins, ctx, init_state=None):
+    """As on the CPU (runtime/cpu/state.py): part k of a state as a vector."""
+    eng = ex.eng
+    state, k = ins[0], node.opts["part"]
+
+    def backprop(d):
+        return [tuple(d["out"] if j == k else eng.zeros(s.shape) for j, s in enumerate(state))], [], None
+
+    return {"out": DAct(state[k])}, backprop
+
+
+def state_pack_forward(ex, node, W, ins, ctx, init_state=None):
+    """As on the CPU: vectors as a state."""
+    return {"state": tuple(a.data for a in ins)}, lambda d: (list(d["state"]), [], None)
+
+
 def repeat_forward(ex, node, W, ins, ctx, init_state=None):
     eng = ex.eng
     x = ins[0].data                                          # (B, F)
@@ -326,6 +342,8 @@ FORWARD = {
     "global_avg_pool": _always(avg_pool_forward),
     "global_max_pool": _always(max_pool_forward),
     "flatten": _always(flatten_forward),
+    "state_part": _always(state_part_forward),
+    "state_pack": _always(state_pack_forward),
     "repeat": _always(repeat_forward),
     "concat": _always(concat_forward),
     "add": _always(add_forward),
