@@ -399,8 +399,8 @@ class GraphBuilder:
             return PortRef(sym.ref.node, "out")
         if port == "state":
             if want != "state":
-                self.sink.error(r.pos, f"{r} is a state; it can only go to initial_state=",
-                                f"pipe the output instead: `{r.name} | ...`")
+                self.sink.error(r.pos, f"{r} is a state; it can only go to initial_state= or be output as it is",
+                                f"pipe the output instead: `{r.name} | ...`, or `output {r}` for its parts")
                 return None
             if node.state is None:
                 if node.spec.recurrent:
