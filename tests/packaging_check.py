@@ -10,13 +10,14 @@ its tests (tests/conftest.py): the run from the installed copy compiles its kern
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from report import report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,17 +58,12 @@ def check(tmp: Path) -> str | None:
 
 
 def main() -> int:
-    rec = {"name": "packaging", "ok": False, "skipped": False, "detail": ""}
-    try:
+    def run():
         with tempfile.TemporaryDirectory() as tmp:
             reason = check(Path(tmp))
-        rec.update(ok=True, skipped=reason is not None, detail=reason or "")
-    except AssertionError as e:
-        rec["detail"] = f"AssertionError: {e}"[-3000:]
-    except Exception as e:  # noqa: BLE001 - reported to the test, which fails with it
-        rec["detail"] = f"{type(e).__name__}: {e}"[-3000:]
-    print(json.dumps(rec), flush=True)
-    return 0 if rec["ok"] else 1
+        return {"skipped": reason is not None, "detail": reason or ""}
+
+    return report("packaging", run)
 
 
 if __name__ == "__main__":

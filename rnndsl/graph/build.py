@@ -19,7 +19,7 @@ from ..errors import MAX_KEPT, DiagnosticSink, Pos, did_you_mean
 from ..lang import ast
 from ..layers.base import REGISTRY, LayerSpec
 from ..layers.input import INPUT
-from ..layers.state import STATE_PACK, STATE_PART, part_type
+from ..layers.state import STATE_PACK, STATE_PART
 from .graph import Graph, Node, Output, PortRef
 from .sizes import check_sizes
 from ..types import TensorType
@@ -261,7 +261,7 @@ class GraphBuilder:
                 continue
             node = self.add_node(STATE_PART, self.node_name(STATE_PART, {}, None, r.pos), {"part": k},
                                  [ref], r.pos)
-            node.outputs["out"] = part_type(units)
+            node.outputs["out"] = TensorType(False, units)        # (batch, units)
             self.outputs.append(Output(name, PortRef(node.id), s.pos))
             self.output_names.add(name)
 

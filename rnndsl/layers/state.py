@@ -13,7 +13,6 @@ state was packed from.
 
 from __future__ import annotations
 
-from ..types import TensorType
 from .base import LayerSpec
 
 
@@ -43,7 +42,3 @@ class StatePack(LayerSpec):
 
 
 STATE_PART, STATE_PACK = StatePart(), StatePack()
-
-
-def part_type(units: int) -> TensorType:
-    return TensorType(False, units)

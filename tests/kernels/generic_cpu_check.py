@@ -10,11 +10,9 @@ CPU, into a cache folder of its own.
     python tests/kernels/generic_cpu_check.py
 """
 
-import json
 import os
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 CACHE = tempfile.TemporaryDirectory()
@@ -23,6 +21,7 @@ os.environ.update(NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=CACHE.name)
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
 import numpy as np  # noqa: E402
+from report import report  # noqa: E402
 
 
 def check() -> None:
@@ -39,15 +38,9 @@ def check() -> None:
 
 
 def main() -> int:
-    rec = {"name": "generic cpu", "ok": False, "detail": ""}
-    try:
-        check()
-        rec["ok"] = True
-    except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
-        rec["detail"] = traceback.format_exc()[-3000:]
-    print(json.dumps(rec), flush=True)
+    status = report("generic cpu", lambda: check() or {})
     CACHE.cleanup()
-    return 0 if rec["ok"] else 1
+    return status
 
 
 if __name__ == "__main__":

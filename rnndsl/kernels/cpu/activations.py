@@ -54,7 +54,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from ...elementwise import CODES, KERNEL_OPS, dispatch_rows
+from ...elementwise import CODES, KERNEL_OPS, PY_CONSTANTS, dispatch_rows
 from . import buffers
 from .packed import rows_matmul
 
@@ -95,7 +95,7 @@ _TANH_P = (0.9999998807907104, 0.13373197615146637, 0.0034865811467170715,
 _TANH_Q = (1.0, 0.4670649468898773, 0.025841975584626198,
            0.00032713840482756495, 7.702656148467213e-07)
 
-_PY_SCOPE = {"math": math, "np": np, "zero": 0.0, "one": 1.0, "half": 0.5, "sixth": 1.0 / 6.0}
+_PY_SCOPE = {"math": math, "np": np, **PY_CONSTANTS}        # the rows' Python, constants as floats
 
 
 def _define(name: str, arg: str, template: str):

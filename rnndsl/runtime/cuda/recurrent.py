@@ -43,6 +43,13 @@ class _Run:
         return _time(s, self.T, self.backwards)
 
 
+def _recurrent_grad(r, dZ):
+    """dU = h_rec^T dZ over all steps at once (dZ: the gradient of h_rec U, (T, B, G))."""
+    dU = r.eng.empty((r.u, r.G))
+    r.eng.gemm(r.eng.rows(r.h_rec), r.eng.rows(dZ), dU, ta=True)
+    return dU
+
+
 class _LSTMSteps:
     """z = xp_t + h_rec U: one GEMM and one fused gate kernel a step; backward the gate
     gradients (with dc carried) and dh_rec = dz U^T."""
@@ -70,9 +77,7 @@ class _LSTMSteps:
                     r.dout, dHrec, dHc, dC, dxp, eng.none2)
             eng.gemm(dxp[t], r.U, dHrec, tb=True)
             prev = t
-        dU = eng.empty((r.u, r.G))
-        eng.gemm(eng.rows(r.h_rec), eng.rows(dxp), dU, ta=True)
-        return dU, eng.none2, None, prev, (dC,)
+        return _recurrent_grad(r, dxp), eng.none2, None, prev, (dC,)
 
 
 class _SimpleRNNSteps:
@@ -98,9 +103,7 @@ class _SimpleRNNSteps:
             eng.run(c.simplernn_back, r.n, s, t, prev, r.mask, r.rm, r.a, r.zo, r.h_new, r.dout, dHrec, dHd, dHc, dxp)
             eng.gemm(dxp[t], r.U, dHrec, tb=True)
             prev = t
-        dU = eng.empty((r.u, r.G))
-        eng.gemm(eng.rows(r.h_rec), eng.rows(dxp), dU, ta=True)
-        return dU, dHd, None, prev, ()
+        return _recurrent_grad(r, dxp), dHd, None, prev, ()
 
 
 class _GRUAfterSteps:
@@ -129,9 +132,7 @@ class _GRUAfterSteps:
                     r.dout, dHrec, dHd, dHc, dxp, dRec)
             eng.gemm(dRec[t], r.U, dHrec, tb=True)
             prev = t
-        dU = eng.empty((r.u, r.G))
-        eng.gemm(eng.rows(r.h_rec), eng.rows(dRec), dU, ta=True)
-        return dU, dHd, dRec, prev, ()
+        return _recurrent_grad(r, dRec), dHd, dRec, prev, ()
 
 
 class _GRUBeforeSteps:
