@@ -1,4 +1,4 @@
-"""Command line: python -m rnndsl {run,check,summary,graph,cell} SPEC.
+"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,examples,warmup} ...
 
 Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
 No Python traceback reaches the user: rnndsl errors print their message,
@@ -199,6 +199,23 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_decode(args) -> int:
+    from .app.decode import decode_checkpoint
+
+    ckpt = Path(args.checkpoint)
+    if not ckpt.is_file():
+        raise UsageError(f"no such checkpoint: {ckpt}")
+    if (args.tokens is None) == (args.input is None):
+        raise UsageError("give the sequences to start from: --tokens \"3 1 4\" or --input FILE")
+    if args.input is not None and not Path(args.input).is_file():
+        raise UsageError(f"no such input file: {args.input}")
+    decode_checkpoint(ckpt, args.tokens, Path(args.input) if args.input else None, device=args.device,
+                      as_json=args.json, start=args.start, end=args.end, max_len=args.max_len,
+                      method=args.method, beam_width=args.beam_width, temperature=args.temperature,
+                      seed=args.seed)
+    return 0
+
+
 def cmd_examples(args) -> int:
     """List the shipped examples, or copy one into the current folder."""
     shipped = {p.stem: p for p in sorted(examples_dir().glob("*.rnn"))}
@@ -287,6 +304,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict")
     r.add_argument("--output", help="with a checkpoint: write predictions to this .npy")
     r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("decode", help="generate token sequences with a trained model",
+                       description="Generate token sequences with a checkpoint's decoder, one compiled step "
+                                   "at a time: for an encoder-decoder model from each source sequence, for a "
+                                   "language model as the continuation of each prompt. Prints one sequence "
+                                   "of token ids per line (--json: with its log-probability).")
+    d.add_argument("checkpoint", help="a checkpoint (.npz) written by `run`")
+    d.add_argument("--tokens", help='one source sequence or prompt, token ids: --tokens "3 1 4 1"')
+    d.add_argument("--input", help="sources or prompts: a text file of token ids, one sequence per line, "
+                                   "or an .npz/.npy as `run --input` reads")
+    d.add_argument("--start", type=_whole(0), help="the token the decoder is fed first (an encoder-decoder "
+                                                   "needs it; a language model's prompt is prefixed with it)")
+    d.add_argument("--end", type=_whole(0), help="the token that ends a sequence")
+    d.add_argument("--max-len", type=_whole(1), help="tokens to generate (default: the decoder input's steps)")
+    d.add_argument("--method", choices=["greedy", "sample", "beam"], default="greedy")
+    d.add_argument("--beam-width", type=_whole(1), default=4)
+    d.add_argument("--temperature", type=float, default=1.0, help="logits are divided by it (sample, beam)")
+    d.add_argument("--seed", type=_whole(0), help="seed for sampling")
+    d.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
+    d.add_argument("--json", action="store_true", help="JSON: a list of {tokens, score}")
+    d.set_defaults(func=cmd_decode)
 
     e = sub.add_parser("examples", help="list the shipped examples, or copy one here",
                        description="List the shipped example specs; with NAME, copy NAME.rnn into the "

@@ -20,16 +20,9 @@ def default_checkpoint(spec_path: Path) -> Path:
 
 
 def greedy_decode(model, src, start_column) -> np.ndarray:
-    """Decode with the model's own previous outputs, not the true ones: the decoder input
-    starts with the start token and each step appends the argmax of the step before."""
-    steps = _decoder_steps(model, src)
-    dec_in = np.zeros((len(src), steps), dtype=np.int64)
-    dec_in[:, 0] = start_column
-    for t in range(steps):
-        out = model.predict([src, dec_in]).argmax(-1)
-        if t + 1 < steps:
-            dec_in[:, t + 1] = out[:, t]
-    return out
+    """Decode with the model's own previous outputs, not the true ones: the decoder is fed
+    the start token, then the argmax of each step (Model.decode, one step at a time)."""
+    return model.decode(src, start=start_column, max_len=_decoder_steps(model, src))
 
 
 def _decoder_steps(model, src) -> int:
@@ -165,9 +158,9 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     return result
 
 
-def read_inputs(model, input_path: Path):
-    """The model's inputs from an .npz (arrays named as the inputs, or 'x') or an .npy;
-    only those members are read, each checked before it is made (data/npyfile.py)."""
+def read_inputs(model, input_path: Path, names: list[str] | None = None):
+    """The model's inputs (or those named) from an .npz (arrays named as the inputs, or 'x')
+    or an .npy; only those members are read, each checked before it is made (data/npyfile.py)."""
     from ..data import load_arrays
     from ..data.npyfile import NpzReader, file_head
 
@@ -175,7 +168,7 @@ def read_inputs(model, input_path: Path):
     if not head.startswith(b"PK"):
         return load_arrays(input_path, y_key=None)[0]
     with NpzReader(input_path, DataError) as z:
-        names = model.input_names
+        names = model.input_names if names is None else names
         if all(n in z for n in names):
             return [z.read(n) for n in names]
         if "x" in z:

@@ -179,3 +179,10 @@ class LayerSpec:
 
     def display_name(self, node) -> str:
         return self.keras_class
+
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        """Whether the layer can run one time step at a time (Model.decode): step t of each
+        output depends only on step t of its inputs, the inputs whose entry in `stepped` is
+        False (those that do not change from step to step, an encoder's output) and a state
+        the layer carries from step to step."""
+        return False

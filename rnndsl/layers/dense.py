@@ -23,6 +23,9 @@ class Dense(LayerSpec):
         "name": Opt("string", None),
     }
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return True
+
     def infer(self, node, ins, ctx) -> None:
         (x,) = ins
         if x.is_tokens:

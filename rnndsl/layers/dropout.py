@@ -14,5 +14,8 @@ class Dropout(LayerSpec):
     options = {"rate": Opt("rate", required=True, doc="0.5"), "seed": Opt("int0", None),
                "name": Opt("string", None)}
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return True
+
     def infer(self, node, ins, ctx) -> None:
         node.outputs["out"] = ins[0]

@@ -29,6 +29,9 @@ class Embed(LayerSpec):
         "name": Opt("string", None),
     }
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return True
+
     def infer(self, node, ins, ctx) -> None:
         (x,) = ins
         if not x.is_tokens:

@@ -22,6 +22,9 @@ class Masking(LayerSpec):
     positional = ("mask_value",)
     options = {"mask_value": Opt("float", 0.0, doc="0.0"), "name": Opt("string", None)}
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return True
+
     def infer(self, node, ins, ctx) -> None:
         (x,) = ins
         if x.is_tokens:

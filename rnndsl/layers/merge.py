@@ -14,6 +14,9 @@ class _Merge(LayerSpec):
     fan_in = True
     options = {"name": Opt("string", None)}
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return all(stepped)         # a sequence that does not step has other steps than the rest
+
     def check(self, node, ins, ctx) -> bool:
         if len(ins) < 2:
             ctx.error(node, f"{self.name} joins at least two inputs, got {len(ins)}",

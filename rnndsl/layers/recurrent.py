@@ -41,6 +41,9 @@ class RecurrentSpec(LayerSpec):
     def state_type(self, opts) -> StateType:
         return StateType(self.name, tuple((n, opts["units"]) for n in self.state_names))
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return not node.opts["go_backwards"]
+
     def bias_shape(self, opts) -> tuple[int, ...]:
         return (self.gates * opts["units"],)
 

@@ -24,6 +24,9 @@ class StatePart(LayerSpec):
     keras_name = "state_part"
     internal = True
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return True
+
     def infer(self, node, ins, ctx) -> None:
         """Typed by the graph builder from the state it reads (a state is not a TensorType)."""
 
@@ -36,6 +39,9 @@ class StatePack(LayerSpec):
     keras_class = "StatePack"
     keras_name = "initial_state"
     internal = True
+
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        return True
 
     def infer(self, node, ins, ctx) -> None:
         """Checked and typed by the graph builder against the layer the state goes to."""

@@ -31,6 +31,7 @@ class RunCtx:
     executor: "Executor"
     updates: list = field(default_factory=list)   # (array, new value): applied only by a train step
     input_grads: bool = True      # whether backward must produce the model inputs' gradients
+    carry: dict | None = None     # decoding: node id -> the state its previous step left (decode.py)
 
     def needs_grad(self, ref) -> bool:
         """Whether the gradient flowing back into this input of a layer is used: not when it
@@ -221,7 +222,7 @@ class Executor:
             acts.append(act)
         return acts
 
-    def _prepare_one(self, name: str, node_id: int, x) -> Act:
+    def _prepare_one(self, name: str, node_id: int, x, any_steps: bool = False) -> Act:
         t = self.graph.nodes[node_id].out
         try:
             x = np.asarray(x)
@@ -232,7 +233,7 @@ class Executor:
         rank = 2 if (t.is_tokens or not t.seq) else 3
         if x.ndim != rank:
             raise DataError(f"input {name!r} expects shape {want}, got {x.shape}")
-        if t.seq and t.steps is not None and x.shape[1] != t.steps:
+        if t.seq and t.steps is not None and x.shape[1] != t.steps and not any_steps:
             raise DataError(f"input {name!r} expects {t.steps} steps, shape {want}, got {x.shape}")
         if not t.is_tokens and x.shape[-1] != t.features:
             raise DataError(f"input {name!r} expects {t.features} features, shape {want}, got {x.shape}")
@@ -270,12 +271,19 @@ class Executor:
         """Run the graph in order; the tape keeps each node's backprop closure."""
         ctx = ctx or self._new_ctx(training, input_grads)
         values: dict = {}
-        entries = []
         for k, nid in enumerate(self.graph.inputs):
             values[(nid, "out")] = self._engine_input(inputs[k])
-        for node in self.graph.nodes:
-            if node.kind == "input":
-                continue
+        entries = self.run_nodes([n for n in self.graph.nodes if n.kind != "input"], values, ctx)
+        outputs = [self._output(values[(o.ref.node, o.ref.port)]) for o in self.graph.outputs]
+        tape = Tape(entries, outputs, values)
+        tape.ctx = ctx
+        return tape
+
+    def run_nodes(self, nodes, values: dict, ctx) -> list:
+        """Run these layers in order, reading and adding to `values` ((node, port) -> the
+        engine's value); returns their (node, backprop) tape entries."""
+        entries = []
+        for node in nodes:
             ins = [values[(r.node, r.port)] for r in node.inputs]
             init = values[(node.initial_state.node, "state")] if node.initial_state is not None else None
             W = self.params[self.slices[node.id]]
@@ -283,10 +291,28 @@ class Executor:
             for port, v in outs.items():
                 values[(node.id, port)] = v
             entries.append((node, backprop))
-        outputs = [self._output(values[(o.ref.node, o.ref.port)]) for o in self.graph.outputs]
-        tape = Tape(entries, outputs, values)
-        tape.ctx = ctx
-        return tape
+        return entries
+
+    # --- decoding (runtime/decode.py) ------------------------------------------------------
+    def decode_ctx(self):
+        """An inference context that carries each recurrent layer's state from call to call."""
+        ctx = self._new_ctx(False, False)
+        ctx.carry = {}
+        return ctx
+
+    def engine_input(self, node_id: int, x, any_steps: bool = False):
+        """One model input (a user array) checked and made the engine's value; any_steps: a
+        sequence of any length, whatever steps the input declares (a decoder's one step)."""
+        return self._engine_input(self._prepare_one(self.graph.nodes[node_id].name, node_id, x, any_steps))
+
+    def host_output(self, v) -> np.ndarray:
+        """An engine value as a host array (batch-major for sequences)."""
+        data = self._output(v).data
+        return data.transpose(1, 0, 2) if data.ndim == 3 else data
+
+    def take_rows(self, state: tuple, rows: np.ndarray) -> tuple:
+        """A state's rows in a new order (beam search's parents)."""
+        return tuple(np.ascontiguousarray(s[rows]) for s in state)
 
     # --- what a device executor replaces ------------------------------------------------
     def _new_ctx(self, training: bool, input_grads: bool) -> RunCtx:

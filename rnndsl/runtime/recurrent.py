@@ -35,7 +35,13 @@ import numpy as np
 def start_state(node, ctx, init_state, batch: int, stateful: bool):
     """(the state a call starts from, whether it came through an initial_state edge). As in
     Keras 3: a given initial state on every call, else a stateful layer's carried state,
-    else None (zeros). A stateful layer's batch size is checked either way."""
+    else None (zeros). A stateful layer's batch size is checked either way. While decoding
+    (ctx.carry, a dict: runtime/decode.py) the state the layer's previous step left comes
+    first, and a stateful layer's carried state is neither read nor written."""
+    if ctx.carry is not None:
+        if node.id in ctx.carry:
+            return ctx.carry[node.id], False
+        return init_state, init_state is not None
     carried = ctx.stateful_state(node, batch) if stateful else None
     if init_state is not None:
         return init_state, True
@@ -93,7 +99,9 @@ def layer_outputs(ops, node, ctx, T: int, out, final, mask, cell_backprop, from_
     dinit) over the whole (T, B, u) output; dinit goes back through an initial_state edge
     only."""
     o = node.opts
-    if o["stateful"]:
+    if ctx.carry is not None:
+        ctx.carry[node.id] = final
+    elif o["stateful"]:
         ctx.keep_state(node, final)
     seq = o["return_sequences"]
     if seq:
@@ -138,7 +146,7 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
     out_f, fin_f, bp_f = run_half(0, init_f, fwd_backwards, zero_out)
     out_b, fin_b, bp_b = run_half(1, init_b, not fwd_backwards, zero_out)
     final = tuple(fin_f) + tuple(fin_b)
-    if o["stateful"]:
+    if o["stateful"] and ctx.carry is None:
         ctx.keep_state(node, final)
     # the backward half ran in reverse; put its sequence back in time order
     yf, yb = (out_f, ops.reverse_time(out_b)) if seq else (_last(out_f), _last(out_b))

@@ -329,6 +329,31 @@ def stateful_case(dtype="float32"):
     return cmp.worst, "carried, step, reset, reset to given states, training"
 
 
+DECODER = """input src: int[3]
+input tgt: int[2]
+enc = src | embed(6, 2) | lstm(3, state)
+dec = tgt | embed(5, 2) | lstm(3, seq, initial_state=enc.state) | gru(3, seq)
+output dec | dense(5)"""
+
+
+def decode_case(dtype="float64"):
+    """Model.decode steps the decoder with its states carried (and beams reordered) on the
+    device as on the host."""
+    cmp = Compare(dtype)
+    cpu, dev = _pair(DECODER, dtype)
+    w = [v * 3 for v in cpu.get_weights()]
+    for m in (cpu, dev):
+        m.set_weights(w)
+    src = IDS[:, :3]
+    for method in ("greedy", "beam"):
+        tc, sc = cpu.decode(src, start=1, max_len=3, method=method, beam_width=3, return_scores=True)
+        td, sd = dev.decode(src, start=1, max_len=3, method=method, beam_width=3, return_scores=True)
+        if not np.array_equal(tc, td):
+            raise Mismatch(f"{method}: tokens {tc.tolist()} on the host, {td.tolist()} on the device")
+        cmp(f"{method} scores", sc, sd)
+    return cmp.worst, "greedy and beam decoding"
+
+
 def model_to_case(dtype="float32"):
     """Model.to("cuda") keeps weights, generator and (from the host) the optimizer's slots."""
     import rnndsl
@@ -435,6 +460,7 @@ def cases() -> dict:
     out["stateful float32"] = lambda: stateful_case("float32")
     out["stateful float64"] = lambda: stateful_case("float64")
     out["model to cuda float32"] = lambda: model_to_case("float32")
+    out["decode float64"] = decode_case
     out["hooks: checkpoint and moves float32"] = lambda: hooks_case("float32")
     out["unsupported layer"] = unsupported_case
     return out

@@ -40,6 +40,7 @@ class DeviceCtx:
     rng: np.random.Generator
     executor: "CudaExecutor"
     updates: list = field(default_factory=list)   # (target, new device value): applied by a train step
+    carry: dict | None = None     # decoding (runtime/decode.py)
 
     def stateful_state(self, node: Node, batch: int):
         return self.executor.stateful_state(node, batch)
@@ -169,6 +170,9 @@ class CudaExecutor(Executor):
         if isinstance(v, DAct):
             return Act(np.ascontiguousarray(v.data.copy_to_host()), v.hmask)
         return tuple(s.copy_to_host() for s in v)
+
+    def take_rows(self, state: tuple, rows: np.ndarray) -> tuple:
+        return tuple(self.eng.upload(np.ascontiguousarray(s.copy_to_host()[rows])) for s in state)
 
     def _add(self, a, b):
         return self.eng.add(a, b)
