@@ -11,7 +11,9 @@ cheaper to start than handing each part to a Python thread. The driver
 calls the kernel's compiled code by its address (``compiled``, ``call_compiled``) instead of
 calling the kernel by name: numba copies a callee's code into its caller and
 optimises and generates it again, so a driver per kernel cost as much compile time as
-the kernel (bench/README.md, "Compile time").
+the kernel (bench/README.md, "Compile time"). It reaches the kernel through a trampoline
+of fixed signature that reads the arguments from a buffer (packed_call.py), so the driver
+itself is compiled once, not once per kernel signature.
 The large products (``matmul``) split in the same pool, so no second set of
 threads competes for the cores. Small problems stay on the calling thread.
 
@@ -44,6 +46,7 @@ from numba.extending import intrinsic
 
 from . import buffers, paths
 from .packed import NB, packed, rows_matmul, tn_accumulate
+from .packed_call import Packer
 
 SPIN_COUNT = "10000"
 
@@ -98,8 +101,15 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
     entry, address = compiled(kernel, args)
     if n == 1:
         entry(*args, 0, rows)
+        return
+    packer = _packers.get(address, False)
+    if packer is False:
+        packer = _packers[address] = Packer.build(_signatures[address], address)
+    if packer is None:                          # an argument type packed_call does not store
+        split_typed(address, args, rows, n)
     else:
-        split_rows(address, args, rows, n)
+        buf = packer.pack(args)
+        split_rows(packer.address, buf.ctypes.data, rows, n)
 
 
 @intrinsic
@@ -126,8 +136,17 @@ def call_compiled(typingctx, address, args, b0, b1):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def split_rows(address, args, rows, parts):
-    """The kernel compiled at `address` over `parts` contiguous row ranges at once."""
+def split_rows(trampoline, buf, rows, parts):
+    """A kernel over `parts` contiguous row ranges at once, through its packed_call
+    trampoline(buf, b0, b1): compiled once for every kernel."""
+    for p in prange(parts):
+        call_compiled(trampoline, (buf,), rows * p // parts, rows * (p + 1) // parts)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def split_typed(address, args, rows, parts):
+    """The kernel compiled at `address` over `parts` row ranges, its arguments as they are
+    (compiled per argument types: for what packed_call does not store)."""
     for p in prange(parts):
         call_compiled(address, args, rows * p // parts, rows * (p + 1) // parts)
 
@@ -141,6 +160,8 @@ def part_of(b0, rows, parts):
 
 _compiled: dict = {}
 _literal: dict = {}         # kernel -> the positions of the arguments it compiles per value (numba.literally)
+_signatures: dict = {}      # address -> the argument types (without b0, b1) it was compiled for
+_packers: dict = {}         # address -> its Packer (None: split_typed)
 
 
 def compiled(kernel, args: tuple, rows: bool = True, strided: tuple = ()) -> tuple:
@@ -175,6 +196,8 @@ def compiled(kernel, args: tuple, rows: bool = True, strided: tuple = ()) -> tup
     if not address:
         raise RuntimeError(f"numba gave no address for {kernel.__name__}{tuple(sig)}")
     found = (done.entry_point, address)
+    if rows:
+        _signatures[address] = tuple(sig[:-2])
     if key is not None:
         _compiled[key] = found
     return found
