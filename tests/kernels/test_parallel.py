@@ -139,3 +139,43 @@ def test_part_of_inverts_the_row_split():
         for parts in range(1, min(rows, 9) + 1):
             for p in range(parts):
                 assert parallel.part_of(rows * p // parts, rows, parts) == p
+
+
+@njit(nogil=True)
+def _mixed(a32, ids, flags, m3, strided, ro, scale32, k32, u8, yes, n, out, b0, b1):
+    for b in range(b0, b1):
+        out[b] = (a32[b] * scale32 + ids[b, 1] + flags[b] + m3[b, 1, 2] + strided[b] + ro[b] + k32 + u8 + n
+                  + (1.0 if yes else -1.0))
+
+
+@njit(nogil=True)
+def _with_complex(x, z, out, b0, b1):
+    for b in range(b0, b1):
+        out[b] = x[b] + z.imag
+
+
+def test_packed_arguments_reach_the_kernel_as_a_direct_call_gives_them(monkeypatch):
+    """The fixed-signature driver (packed_call.py) hands the kernel every argument type a kernel
+    takes, arrays of any rank, layout and dtype among them, exactly as a direct call does; an
+    argument type it does not pack takes the per-signature driver."""
+    from rnndsl.kernels.cpu.packed_call import Packer
+
+    split_everything(monkeypatch)
+    rng = np.random.default_rng(0)
+    R = 13
+    ro = rng.normal(size=R)
+    ro.flags.writeable = False
+    args = (rng.normal(size=R).astype(np.float32), rng.integers(0, 9, (R, 3)), (rng.random(R) > 0.5).astype(np.uint8),
+            rng.normal(size=(R, 2, 3)), rng.normal(size=2 * R)[::2], ro, np.float32(1.5), np.int32(-7), np.uint8(200),
+            False, 3)
+    want = np.zeros(R)
+    _mixed(*args, want, 0, R)
+    got = np.zeros(R)
+    parallel.run_rows(_mixed, args + (got,), R, 10 ** 9, parts=3)
+    np.testing.assert_array_equal(got, want)
+    entry, address = parallel.compiled(_mixed, args + (got,))
+    assert isinstance(parallel._packers[address], Packer)
+    out = np.zeros(R)
+    parallel.run_rows(_with_complex, (args[5], 1 + 2j, out), R, 10 ** 9, parts=2)
+    np.testing.assert_array_equal(out, args[5] + 2.0)
+    assert parallel._packers[parallel.compiled(_with_complex, (args[5], 1 + 2j, out))[1]] is None
