@@ -234,7 +234,7 @@ class GraphBuilder:
         if name in self.output_names:
             self.sink.error(s.pos, f"output {name!r} is defined twice", "name outputs: `output y2 = ...`")
             return
-        if ref.port not in ("out", "forward", "backward"):
+        if ref.port == "state":
             self.sink.error(s.pos, "an output is a sequence or a vector, not a state",
                             "states go to initial_state=; output the layer itself")
             return
@@ -341,6 +341,7 @@ class GraphBuilder:
             if ref is None:
                 broken = True
             else:
+                arg_pos[f"in:{len(inputs)}"] = r.pos       # where a fan-in layer's k-th input is named
                 inputs.append(ref)
         init = opts.get("initial_state")
         if isinstance(init, ast.ListValue):     # its vectors packed first: a node comes after its inputs
@@ -410,10 +411,10 @@ class GraphBuilder:
                 self.sink.error(r.pos, f"{r.name} has no state port", hint)
                 return None
             return PortRef(sym.ref.node, "state")
-        if port in ("forward", "backward") and port in node.outputs:
+        if port != "out" and port in node.outputs:           # b.forward, b.backward, a.scores
             return PortRef(sym.ref.node, port)
         ports = ["state"] if node.spec.recurrent else []
-        ports += [p for p in ("forward", "backward") if p in node.outputs]
+        ports += [p for p in node.outputs if p != "out"]
         hint = did_you_mean(port, ports) or (f"{r.name} has: {', '.join(ports)}" if ports else None)
         self.sink.error(r.pos, f"{r.name} has no port {port!r}", hint)
         return None
