@@ -21,7 +21,7 @@ from ..layers.base import REGISTRY, LayerSpec
 from ..layers.input import INPUT
 from ..layers.state import STATE_PACK, STATE_PART
 from .graph import Graph, Node, Output, PortRef
-from .sizes import check_sizes
+from .sizes import check_scratch, check_sizes
 from ..types import TensorType
 
 IMPLICIT_INPUT = "x"
@@ -50,6 +50,11 @@ class _Ctx:
 
     def error(self, node: Node, message: str, hint: str | None = None, at: str | None = None) -> None:
         self.b.sink.error(node.arg_pos.get(at, node.pos) if at else node.pos, message, hint)
+
+    def fits(self, node: Node, elements: int, what: str) -> bool:
+        """Whether one sample's working array of that many elements can be allocated; reported
+        at the node when not (graph/sizes.py)."""
+        return check_scratch(node, elements, what, self.b.sink, self.b.itemsize)
 
     def producer(self, node: Node, i: int) -> Node:
         return self.b.nodes[node.inputs[i].node]

@@ -64,6 +64,11 @@ class _Attention(LayerSpec):
             ctx.error(node, f"the key of {self.name} needs as many steps as the value, got {key.steps} "
                             f"and {v.steps}", None, at="in:2")
             return False
+        if None not in (q.steps, v.steps):
+            cube = self.score_mode(node.opts) != "dot"         # tanh(q_i + k_j) for every i, j, feature
+            what = "tanh(query + key) terms" if cube else "scores"
+            if not ctx.fits(node, q.steps * v.steps * (q.features if cube else 1), what):
+                return False
         if node.opts["return_attention_scores"] and v.steps is None:
             ctx.error(node, "the scores' width is the value's number of steps, which is `?` here",
                       "declare the value's steps, e.g. int[12] or float[12, 8]", at="return_attention_scores")

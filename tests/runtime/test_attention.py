@@ -209,6 +209,9 @@ def test_variable_steps_and_key_length_checked_at_run_time():
     rng = np.random.default_rng(0)
     assert m.predict([rng.normal(size=(2, 5, 2)), rng.normal(size=(2, 3, 3)),
                       rng.normal(size=(2, 3, 2))]).shape == (2, 5, 3)
+    c = m.predict([rng.normal(size=(2, 5, 2)), np.zeros((2, 0, 3)), np.zeros((2, 0, 2))])
+    np.testing.assert_array_equal(c, np.zeros((2, 5, 3)))                # no value steps: a zero context
+    assert m.predict([np.zeros((2, 0, 2)), rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 3, 2))]).shape == (2, 0, 3)
     with pytest.raises(rnndsl.DataError, match="the key has 4 steps and the value 3"):
         m.predict([rng.normal(size=(2, 5, 2)), rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 4, 2))])
 
@@ -233,6 +236,10 @@ Q2 = "input q: float[3, 2]\ninput v: float[4, 2]\n"
     (Q2 + 'output attention(q, v, score_mode="sum")', 3, '"sum"', "score_mode does not accept 'sum'", "dot"),
     (Q2 + 'output additive_attention(q, v, score_mode="dot")', 3, "score_mode", "has no option 'score_mode'", None),
     (Q2 + "output attention(q, v, dropout=1.5)", 3, "1.5", "dropout is a fraction", None),
+    ("input q: float[100000, 2]\ninput v: float[100000, 2]\noutput attention(q, v)", 3, "attention",
+     "one sample's scores holds 10,000,000,000 elements", "fewer steps"),
+    ("input q: float[10000, 30]\ninput v: float[10000, 30]\noutput additive_attention(q, v)", 3, "additive",
+     "tanh(query + key) terms holds 3,000,000,000 elements", None),
     (Q2 + "a = attention(q, v)\noutput a.scores", 4, "a.scores", "a has no port 'scores'", None),
     (Q2 + "a = attention(q, v, return_attention_scores=true)\noutput a.score", 4, "a.score", "no port 'score'",
      "scores"),

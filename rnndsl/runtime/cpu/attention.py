@@ -21,6 +21,8 @@ def _time_major(a) -> np.ndarray:
 
 
 def _softmax(S):
+    if S.shape[-1] == 0:                        # a value of zero steps: no weights, a zero context
+        return S.copy()
     e = np.exp(S - S.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 

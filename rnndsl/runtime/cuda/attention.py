@@ -35,7 +35,8 @@ def attention_forward(ex, node, W, ins, ctx, init_state=None):
     A = eng.empty((B * Tq, Tv))                                  # the scores, then softmax in place
     R = eng.empty(n) if mode == 0 and s is not None else eng.none
     eng.run(k.scores, n, eng.flat(A), R, Q, K, sw, cw, wv, keep, mode, B, Tq, Tv, d)
-    eng.run(eng.k.softmax_rows, B * Tq, A)
+    if Tv > 0:                                                   # (a value of zero steps: a zero context)
+        eng.run(eng.k.softmax_rows, B * Tq, A)
     drop = dropout_keep(node, ctx, (B, Tq, Tv), eng.dtype)
     drop = None if drop is None else eng.upload(drop.reshape(-1))
     Ad = eng.flat(A) if drop is None else eng.mul(eng.flat(A), drop)
