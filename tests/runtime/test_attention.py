@@ -246,3 +246,22 @@ Q2 = "input q: float[3, 2]\ninput v: float[4, 2]\n"
 ])
 def test_bad_uses_are_spec_errors_at_their_place(case):
     check_case(case)
+
+
+def test_piped_query_scalar_weights_saved_and_loaded(tmp_path):
+    """`q | attention(v)` is attention(q, v); the 0-d weights keep their shape through a checkpoint."""
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(size=(2, 3, 2)), rng.normal(size=(2, 4, 2))]
+    piped = rnndsl.compile(Q2 + 'output q | attention(v, use_scale=true, score_mode="concat")', dtype="float64")
+    named = rnndsl.compile(Q2 + 'output attention(q, v, use_scale=true, score_mode="concat")', dtype="float64")
+    piped.set_weights([A(0.5), A(-2.0)])
+    named.set_weights(piped.get_weights())
+    np.testing.assert_array_equal(piped.predict(xs), named.predict(xs))
+    piped.configure(loss="mse", optimizer="adam")
+    piped.fit(xs, rng.normal(size=(2, 3, 2)), epochs=2, verbose=0)
+    piped.save(tmp_path / "m.npz")
+    back = rnndsl.load_model(tmp_path / "m.npz")
+    assert [w.shape for w in back.get_weights()] == [(), ()]
+    np.testing.assert_array_equal(back.predict(xs), piped.predict(xs))
+    with pytest.raises(rnndsl.WeightsError, match=r"has shape \(\), got \(1,\)"):
+        back.set_weights([A([0.5]), A(1.0)])
