@@ -151,6 +151,10 @@ LAYER_CASES.update({
         "input a: int[3]\nh = a | embed(8, 2, mask_zero=true) | dense(2, activation=tanh)\n"
         "output additive_attention(h, h, use_causal_mask=true) | dense(3)", IDS, YSEQ,
         "sparse_categorical_crossentropy", True, "float64"),
+    "additive attention scores alone float32": (
+        "input q: float[3, 2]\ninput v: float[3, 2]\n"
+        "a = additive_attention(q, v, dropout=0.2, return_attention_scores=true)\noutput a.scores",
+        [X, X[:, ::-1].copy()], R.normal(size=(2, 3, 3)), "mse", False, "float32"),
     "additive attention key no scale dropout float32": (
         "input q: float[3, 2]\ninput v: float[3, 3]\ninput k: float[3, 2]\n"
         "output additive_attention(q, v, k, use_scale=false, dropout=0.2) | dense(3)",

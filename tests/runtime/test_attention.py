@@ -182,6 +182,15 @@ def test_key_and_scores_gradients_equal_finite_differences(body):
           loss="mse", from_logits=False)
 
 
+def test_scores_alone_gradients_equal_finite_differences():
+    """Only the weights are used: the context's gradient is absent, the value's is zero."""
+    rng = np.random.default_rng(5)
+    check("input q: float[3, 2]\ninput v: float[4, 2]\n"
+          "a = additive_attention(q, v, dropout=0.2, return_attention_scores=true)\noutput a.scores",
+          [rng.normal(size=(2, 3, 2)), rng.normal(size=(2, 4, 2))], rng.normal(size=(2, 3, 4)), loss="mse",
+          from_logits=False)
+
+
 def test_self_attention_gradients_equal_finite_differences():
     """One sequence as query and value (its gradient summed from both), causal."""
     rng = np.random.default_rng(2)
