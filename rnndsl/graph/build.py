@@ -21,7 +21,7 @@ from ..layers.base import REGISTRY, LayerSpec
 from ..layers.input import INPUT
 from ..layers.state import STATE_PACK, STATE_PART
 from .graph import Graph, Node, Output, PortRef
-from .sizes import check_sizes
+from .sizes import check_scratch, check_sizes
 from ..types import TensorType
 
 IMPLICIT_INPUT = "x"
@@ -50,6 +50,11 @@ class _Ctx:
 
     def error(self, node: Node, message: str, hint: str | None = None, at: str | None = None) -> None:
         self.b.sink.error(node.arg_pos.get(at, node.pos) if at else node.pos, message, hint)
+
+    def fits(self, node: Node, elements: int, what: str) -> bool:
+        """Whether one sample's working array of that many elements can be allocated; reported
+        at the node when not (graph/sizes.py)."""
+        return check_scratch(node, elements, what, self.b.sink, self.b.itemsize)
 
     def producer(self, node: Node, i: int) -> Node:
         return self.b.nodes[node.inputs[i].node]
@@ -234,7 +239,7 @@ class GraphBuilder:
         if name in self.output_names:
             self.sink.error(s.pos, f"output {name!r} is defined twice", "name outputs: `output y2 = ...`")
             return
-        if ref.port not in ("out", "forward", "backward"):
+        if ref.port == "state":
             self.sink.error(s.pos, "an output is a sequence or a vector, not a state",
                             "states go to initial_state=; output the layer itself")
             return
@@ -341,6 +346,7 @@ class GraphBuilder:
             if ref is None:
                 broken = True
             else:
+                arg_pos[f"in:{len(inputs)}"] = r.pos       # where a fan-in layer's k-th input is named
                 inputs.append(ref)
         init = opts.get("initial_state")
         if isinstance(init, ast.ListValue):     # its vectors packed first: a node comes after its inputs
@@ -410,10 +416,10 @@ class GraphBuilder:
                 self.sink.error(r.pos, f"{r.name} has no state port", hint)
                 return None
             return PortRef(sym.ref.node, "state")
-        if port in ("forward", "backward") and port in node.outputs:
+        if port != "out" and port in node.outputs:           # b.forward, b.backward, a.scores
             return PortRef(sym.ref.node, port)
         ports = ["state"] if node.spec.recurrent else []
-        ports += [p for p in ("forward", "backward") if p in node.outputs]
+        ports += [p for p in node.outputs if p != "out"]
         hint = did_you_mean(port, ports) or (f"{r.name} has: {', '.join(ports)}" if ports else None)
         self.sink.error(r.pos, f"{r.name} has no port {port!r}", hint)
         return None

@@ -14,7 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class PortRef:
-    """One output of a node: "out" (its sequence or vector), "state", "forward", "backward"."""
+    """One output of a node: "out" (its sequence or vector), "state", "forward", "backward"
+    (bidirectional, merge_mode=none), "scores" (attention's weights)."""
 
     node: int
     port: str = "out"

@@ -67,6 +67,18 @@ def _per_sample(t) -> int:
     return (t.steps or 1) * (t.features or 1)
 
 
+def check_scratch(node, elements: int, what: str, sink: DiagnosticSink, itemsize: int = 4) -> bool:
+    """A working array of one sample that a layer makes besides its outputs (attention's
+    scores, Tq x Tv): refused at the layer past MAX_ARRAY_ELEMENTS. Whether it fits."""
+    if elements <= MAX_ARRAY_ELEMENTS:
+        return True
+    dtype = {2: "float16", 4: "float32", 8: "float64"}.get(itemsize, f"{itemsize}-byte floats")
+    sink.error(_culprit(node), f"{node.name}: one sample's {what} holds {elements:,} elements, "
+               f"{_bytes(elements * itemsize)} as {dtype}; rnndsl allocates at most "
+               f"{MAX_ARRAY_ELEMENTS:,} elements per array", "fewer steps or features per sample")
+    return False
+
+
 def check_sizes(nodes, sink: DiagnosticSink, itemsize: int = 4, memory: int | None = None) -> None:
     """Report every node whose weights or activations no machine could hold (see the module)."""
     memory = physical_memory() if memory is None else memory

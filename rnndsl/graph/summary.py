@@ -78,6 +78,7 @@ def to_dot(graph: Graph, title: str = "model") -> str:
             out.append(f"  n{n.initial_state.node} -> n{n.id} [style=dashed, label=\"state\"];")
     for i, o in enumerate(graph.outputs):
         out.append(f"  out{i} [label={_q(o.name)}, shape=plaintext];")
-        out.append(f"  n{o.ref.node} -> out{i};")
+        attr = "" if o.ref.port == "out" else f" [label={_q(o.ref.port)}]"      # b.forward, a.scores
+        out.append(f"  n{o.ref.node} -> out{i}{attr};")
     out.append("}")
     return "\n".join(out)

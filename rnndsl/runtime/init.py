@@ -43,4 +43,5 @@ INITIALIZERS = {
 
 def initial_weights(specs, seed: int, dtype) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [np.ascontiguousarray(INITIALIZERS[w.init](rng, w.shape), dtype=dtype) for w in specs]
+    # (np.array, not ascontiguousarray: a scalar weight, shape (), stays 0-d as in Keras)
+    return [np.array(INITIALIZERS[w.init](rng, w.shape), dtype=dtype, order="C") for w in specs]

@@ -134,6 +134,31 @@ LAYER_CASES.update({
     "two outputs float64": (
         "input x: float[?, 2]\nh = x | lstm(2, seq)\noutput h | dense(3)\noutput h | gru(2) | dense(3)",
         X, [YSEQ, Y], "sparse_categorical_crossentropy", True, "float64"),
+    "attention dot masked scores float64": (
+        "input a: int[3]\ninput b: int[3]\nq = a | embed(8, 2, mask_zero=true)\nv = b | embed(8, 2, mask_zero=true)\n"
+        "at = attention(q, v, return_attention_scores=true)\noutput at | dense(3)\noutput at.scores",
+        [IDS, IDS[:, ::-1].copy()], [R.normal(size=(2, 3, 3)), R.normal(size=(2, 3, 3))], "mse", False, "float64"),
+    "attention concat scale key causal dropout float32": (
+        "input q: float[3, 2]\ninput v: float[3, 3]\ninput k: float[3, 2]\n"
+        'output attention(q, v, k, score_mode="concat", use_scale=true, use_causal_mask=true, dropout=0.3) | dense(3)',
+        [X, R.normal(size=(2, 3, 3)), X[:, ::-1].copy()], YSEQ, "sparse_categorical_crossentropy", True, "float32"),
+    "attention dot scale scores float32": (
+        "input q: float[3, 2]\ninput v: float[3, 2]\na = attention(q, v, use_scale=true, return_attention_scores=true)\n"
+        "output a | dense(3)\noutput a.scores", [X, X[:, ::-1].copy()], [R.normal(size=(2, 3, 3)),
+                                                                       R.normal(size=(2, 3, 3))],
+        "mse", False, "float32"),
+    "additive attention masked self causal float64": (
+        "input a: int[3]\nh = a | embed(8, 2, mask_zero=true) | dense(2, activation=tanh)\n"
+        "output additive_attention(h, h, use_causal_mask=true) | dense(3)", IDS, YSEQ,
+        "sparse_categorical_crossentropy", True, "float64"),
+    "additive attention scores alone float32": (
+        "input q: float[3, 2]\ninput v: float[3, 2]\n"
+        "a = additive_attention(q, v, dropout=0.2, return_attention_scores=true)\noutput a.scores",
+        [X, X[:, ::-1].copy()], R.normal(size=(2, 3, 3)), "mse", False, "float32"),
+    "additive attention key no scale dropout float32": (
+        "input q: float[3, 2]\ninput v: float[3, 3]\ninput k: float[3, 2]\n"
+        "output additive_attention(q, v, k, use_scale=false, dropout=0.2) | dense(3)",
+        [X, R.normal(size=(2, 3, 3)), X[:, ::-1].copy()], YSEQ, "sparse_categorical_crossentropy", True, "float32"),
     "bidirectional merge none float32": (
         "input x: float[?, 2]\nb = x | bilstm(2, seq, merge_mode=none)\noutput b.forward | dense(3)\n"
         "output b.backward | dense(3)", X, [YSEQ, YSEQ], "sparse_categorical_crossentropy", True, "float32"),
@@ -225,6 +250,9 @@ def layer_case(text, x, y, loss, from_logits, dtype):
 # the full model once; the optimizer rules on a small one
 TRAIN_TEXT = "input x: float[?, 2]\noutput x | gru(2, seq) | dropout(0.3) | batchnorm() | simplernn(2) | dense(3)"
 SMALL_TEXT = "input x: float[?, 2]\noutput x | simplernn(2) | dense(3)"
+# scalar (shape ()) and vector attention weights updated on the device
+ATTENTION_TRAIN = ("input x: float[?, 2]\nh = x | dense(2)\na = attention(h, x, use_scale=true, score_mode=\"concat\")\n"
+                   "b = additive_attention(a, h)\noutput b | global_avg_pool() | dense(3)")
 OPTIMIZERS = {
     "adam clipnorm": ("adam", dict(learning_rate=0.05, clipnorm=0.5)),
     "adam amsgrad global_clipnorm": ("adam", dict(learning_rate=0.05, amsgrad=True, global_clipnorm=0.1)),
@@ -456,6 +484,10 @@ def cases() -> dict:
                                                                       TRAIN_TEXT)
     for k, (name, kw) in OPTIMIZERS.items():
         out[f"train {k} float32"] = lambda name=name, kw=kw: train_case(name, kw, "float32")
+    # (sgd with momentum, not adam: adam's first step, g / (|g| + eps), magnifies the rounding of a
+    # gradient near 0 to a weight's whole step)
+    out["train attention scalar weights sgd float32"] = lambda: train_case(
+        "sgd", {"learning_rate": 0.1, "momentum": 0.5}, "float32", ATTENTION_TRAIN)
     out["overflowing update undone float32"] = overflow_case
     out["stateful float32"] = lambda: stateful_case("float32")
     out["stateful float64"] = lambda: stateful_case("float64")

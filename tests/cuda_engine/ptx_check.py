@@ -28,12 +28,12 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _kernel_table():
     """id(kernel object) -> (module, name, dtype, tile) for every kernel the engine can launch."""
-    from rnndsl.kernels.cuda import cells, gemm, geometry, ops, optim
+    from rnndsl.kernels.cuda import attention, cells, gemm, geometry, ops, optim
 
     table = {}
     g = geometry.geometry()
     for dt in DTYPES:
-        for mod in (cells, ops, optim):
+        for mod in (attention, cells, ops, optim):
             for name, k in vars(mod.build(dt)).items():
                 table[id(k)] = (mod.__name__.rsplit(".", 1)[1], name, dt.name, None)
         for which, tile in (("big", g.gemm_big), ("small", g.gemm_small)):
@@ -102,13 +102,13 @@ def compile_all(path: str, cc=(9, 0)) -> int:
     from numba import cuda
     from numba.cuda import dispatcher
 
-    from rnndsl.kernels.cuda import cells, gemm, geometry, ops, optim
+    from rnndsl.kernels.cuda import attention, cells, gemm, geometry, ops, optim
 
     # device functions called by a kernel are compiled for "the current device"; without a GPU
     # (and its driver) say which one that is
     dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=cc)
 
-    mods = {"cells": cells, "ops": ops, "optim": optim}
+    mods = {"attention": attention, "cells": cells, "ops": ops, "optim": optim}
     g = geometry.geometry()
     failed = 0
     for rec in json.loads(Path(path).read_text()):

@@ -39,7 +39,8 @@ TOKENS = ["(", ")", "[", "]", "{", "}", "|", ",", "=", ".", ":", ";", "?", "@", 
           "rnn", "bidirectional", "concat", "add", "repeat(", "batchnorm", "dropout", '"\\x"', '"\\u12"', "\x00",
           "\u00e9", "\ufeff", "\u2028", "initial_state=", "name=", "data=", "npz(", "digits(", "text(", "sine(",
           '"a.npz"', "float[", "int[", "merge_mode=", "activation=", "units=", "exp(", "tanh(", "W", "init(",
-          "state(", "inputs(", "1000000000000", "max_len=", "optimizer=adam(", "learning_rate=-1"]
+          "state(", "inputs(", "1000000000000", "max_len=", "optimizer=adam(", "learning_rate=-1",
+          "attention(", "additive_attention(", ".scores", "return_attention_scores=true", 'score_mode="concat"']
 
 
 def _mutate(rng: random.Random, s: str) -> str:

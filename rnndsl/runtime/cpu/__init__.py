@@ -8,7 +8,7 @@ plumbing shared with the CUDA engine is rnndsl/runtime/recurrent.py.
 
 from __future__ import annotations
 
-from . import batchnorm, bidirectional, dense, dropout, embed, gru, lstm, masking, merge, pooling, repeat, rnn, simplernn, state
+from . import attention, batchnorm, bidirectional, dense, dropout, embed, gru, lstm, masking, merge, pooling, repeat, rnn, simplernn, state
 
 FORWARD = {
     "embed": embed.forward,
@@ -24,6 +24,8 @@ FORWARD = {
     "repeat": repeat.forward,
     "concat": merge.concat_forward,
     "add": merge.add_forward,
+    "attention": attention.forward,
+    "additive_attention": attention.forward,
     "simplernn": simplernn.CELL.forward,
     "lstm": lstm.CELL.forward,
     "gru": gru.CELL.forward,

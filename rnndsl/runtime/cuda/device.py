@@ -63,7 +63,8 @@ class DeviceOps:
         return self.zeros(a.shape)
 
     def upload(self, host, dtype=None):
-        return cuda.to_device(np.ascontiguousarray(host, dtype=dtype))
+        # (np.require, not ascontiguousarray: a scalar weight, shape (), stays 0-d)
+        return cuda.to_device(np.require(host, dtype=dtype, requirements="C"))
 
     @staticmethod
     def flat(a):

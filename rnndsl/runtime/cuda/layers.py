@@ -1,4 +1,5 @@
-"""The non-recurrent layers on the device: embed, dense, batchnorm, dropout, repeat, concat, add.
+"""The non-recurrent layers on the device: embed, dense, batchnorm, dropout, repeat, concat, add
+(attention in attention.py).
 
 Each function mirrors the layer's CPU runner (runtime/cpu/*.py; the math is in the
 layer kinds' docstrings, layers/*.py) and returns ``(outputs, backprop)`` the same
@@ -13,6 +14,7 @@ import numpy as np
 from ...errors import DataError, DeviceError
 from ...kernels.cpu.activations import activation_code
 from ..merge import combine_masks, same_steps
+from .attention import attention_forward
 from .device import DAct
 from .recurrent import bidirectional_forward, recurrent_forward
 
@@ -347,6 +349,8 @@ FORWARD = {
     "repeat": _always(repeat_forward),
     "concat": _always(concat_forward),
     "add": _always(add_forward),
+    "attention": _always(attention_forward),
+    "additive_attention": _always(attention_forward),
     "simplernn": _always(recurrent_forward),
     "lstm": _always(recurrent_forward),
     "gru": _always(recurrent_forward),

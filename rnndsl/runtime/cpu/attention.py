@@ -1,0 +1,115 @@
+"""attention and additive_attention on the CPU (math: layers/attention.py): batched
+products over the samples, NumPy per layer call; the backward pass written out by hand.
+
+Inputs arrive time-major (T, B, F); the work is done on batch-major views (B, T, F), the
+outputs made time-major again."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..attention import MASKED_SHIFT, check_shapes, dropout_keep, score_keep
+from ..tensor import Act
+
+
+def _batch_major(a) -> np.ndarray:
+    return a.view().transpose(1, 0, 2)
+
+
+def _time_major(a) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(1, 0, 2))
+
+
+def _softmax(S):
+    if S.shape[-1] == 0:                        # a value of zero steps: no weights, a zero context
+        return S.copy()
+    e = np.exp(S - S.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def forward(node, W, ins, ctx, init_state=None):
+    check_shapes(node, [a.shape for a in ins])
+    q, v = ins[0], ins[1]
+    has_key = len(ins) == 3
+    Q, V = _batch_major(q), _batch_major(v)
+    K = _batch_major(ins[2]) if has_key else V
+    B, Tq, _ = Q.shape
+    Tv = V.shape[1]
+    dt = Q.dtype.type
+    mode = node.spec.score_mode(node.opts)
+    s, c, w = node.spec.named_weights(node.opts, W)
+
+    R = U = Th = None
+    if mode == "dot":
+        R = np.matmul(Q, K.transpose(0, 2, 1))              # (B, Tq, Tv) = q_i . k_j
+        S = R * s if s is not None else R
+    else:
+        U = Q[:, :, None, :] + K[:, None, :, :]             # (B, Tq, Tv, d) = q_i + k_j
+        if mode == "concat":
+            Th = np.tanh(U * s if s is not None else U)
+            S = c * Th.sum(axis=-1)
+        else:
+            Th = np.tanh(U)
+            S = (Th * w).sum(axis=-1) if w is not None else Th.sum(axis=-1)
+    keep = score_keep(node, v.mask, Tq, Tv, B)
+    if keep is not None:
+        S = np.where(keep != 0, S, S - dt(MASKED_SHIFT))
+    A = _softmax(S)
+    drop = dropout_keep(node, ctx, A.shape, A.dtype)
+    Ad = A * drop if drop is not None else A
+    C = np.matmul(Ad, V)                                    # (B, Tq, dv)
+    qm = None
+    if q.mask is not None:
+        qm = q.mask.T[:, :, None].astype(C.dtype)          # (B, Tq, 1): padded query steps give 0
+        C *= qm
+    outs = {"out": Act(_time_major(C), q.mask)}
+    if node.opts["return_attention_scores"]:
+        outs["scores"] = Act(_time_major(Ad))
+
+    def backprop(d):
+        dC = d.get("out")
+        dAd = np.zeros_like(A)
+        dV = np.zeros_like(V)
+        if dC is not None:
+            dC = dC.transpose(1, 0, 2)
+            if qm is not None:
+                dC = dC * qm
+            dAd = np.matmul(dC, V.transpose(0, 2, 1))        # undo C = Ad V
+            dV = np.matmul(Ad.transpose(0, 2, 1), dC)
+        if d.get("scores") is not None:
+            dAd = dAd + d["scores"].transpose(1, 0, 2)
+        dA = dAd * drop if drop is not None else dAd
+        dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True))   # undo the softmax (the shift is a constant)
+        grads = []
+        if mode == "dot":
+            dR = dS * s if s is not None else dS
+            if s is not None:
+                grads.append(np.asarray((dS * R).sum(), dtype=A.dtype))
+            dQ = np.matmul(dR, K)
+            dK = np.matmul(dR.transpose(0, 2, 1), Q)
+        else:
+            dS4 = dS[..., None]
+            if mode == "concat":
+                dTh = c * dS4
+                dZ = dTh * (1 - Th * Th)                    # Z = s * U
+                if s is not None:
+                    grads.append(np.asarray((dZ * U).sum(), dtype=A.dtype))
+                    dU = dZ * s
+                else:
+                    dU = dZ
+                grads.append(np.asarray((dS * Th.sum(axis=-1)).sum(), dtype=A.dtype))
+            else:
+                if w is not None:
+                    grads.append((dS4 * Th).sum(axis=(0, 1, 2)).astype(A.dtype))
+                    dU = dS4 * w * (1 - Th * Th)
+                else:
+                    dU = dS4 * (1 - Th * Th)
+            dQ = dU.sum(axis=2)
+            dK = dU.sum(axis=1)
+        if has_key:
+            d_ins = [_time_major(dQ), _time_major(dV), _time_major(dK)]
+        else:
+            d_ins = [_time_major(dQ), _time_major(dV + dK)]
+        return d_ins, grads, None
+
+    return outs, backprop
