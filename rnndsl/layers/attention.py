@@ -84,6 +84,11 @@ class _Attention(LayerSpec):
         if node.opts["return_attention_scores"]:
             node.outputs[self.scores_port] = TensorType(True, v.steps, q.steps)
 
+    def stepwise(self, node, stepped: list[bool]) -> bool:
+        # each query step attends over the whole value: the query may step, the value and
+        # key may not; a causal mask ties query step i to value step i
+        return stepped[0] and not any(stepped[1:]) and not node.opts["use_causal_mask"]
+
     def weight_specs(self, node, dim: int) -> list[WeightSpec]:
         raise NotImplementedError
 

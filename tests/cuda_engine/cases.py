@@ -359,14 +359,15 @@ def stateful_case(dtype="float32"):
 
 DECODER = """input src: int[3]
 input tgt: int[2]
-enc = src | embed(6, 2) | lstm(3, state)
+enc = src | embed(6, 2) | lstm(3, seq, state)
 dec = tgt | embed(5, 2) | lstm(3, seq, initial_state=enc.state) | gru(3, seq)
-output dec | dense(5)"""
+ctx = additive_attention(dec, enc)
+output concat(dec, ctx) | dense(5)"""
 
 
 def decode_case(dtype="float64"):
-    """Model.decode steps the decoder with its states carried (and beams reordered) on the
-    device as on the host."""
+    """Model.decode steps an attention decoder with its states carried (and beams reordered)
+    on the device as on the host."""
     cmp = Compare(dtype)
     cpu, dev = _pair(DECODER, dtype)
     w = [v * 3 for v in cpu.get_weights()]

@@ -144,6 +144,33 @@ def test_softmax_output_and_gru_encoder_decoder():
         np.testing.assert_allclose(a[1], b[1], rtol=1e-9)
 
 
+def test_attention_decoder_steps_over_the_whole_encoder():
+    m = rnndsl.compile("""
+input src: int[5]
+input tgt: int[3]
+enc = src | embed(7, 6) | gru(5, seq, state)
+dec = tgt | embed(4, 6) | gru(5, seq, initial_state=enc.state)
+ctx = attention(dec, enc, use_scale=true)
+output concat(dec, ctx) | dense(3)
+""", dtype="float64", seed=4)
+    m.set_weights([w * 3 for w in m.get_weights()])
+    src = np.random.default_rng(2).integers(0, 7, (6, 5))
+    src[:, 3:] = 0
+    tokens, scores = m.decode(src, start=3, return_scores=True)
+    np.testing.assert_allclose(scores, teacher_forced(m, src, 3, tokens).sum(1), rtol=1e-12)
+    dec_in = np.full((6, 3), 3)
+    for t in range(1, 3):
+        dec_in[:, t] = m.predict([src, dec_in])[:, t - 1].argmax(-1)
+    np.testing.assert_array_equal(tokens, m.predict([src, dec_in]).argmax(-1))
+    causal = rnndsl.compile("""
+input x: int[?]
+h = x | embed(5, 4) | lstm(4, seq)
+output attention(h, h, use_causal_mask=true) | dense(5)
+""")
+    with pytest.raises(DataError, match="layer 'attention' .* needs the whole sequence"):
+        causal.decode(np.array([[1, 2]]), max_len=2)
+
+
 def test_language_model_continues_its_prompt():
     m = rnndsl.compile(LM, dtype="float64", seed=7)
     m.set_weights([w * 3 for w in m.get_weights()])
