@@ -118,7 +118,13 @@ class Model:
 
     def step(self, x_t):
         """One time step of a stateful model: x_t is (batch, features) (or (batch,) token ids)
-        per input; the state carries over to the next call. Returns the step's output."""
+        per input; the state carries over to the next call. Returns the step's output.
+
+        An input may also be given whole (a sequence (batch, steps, ...), or a vector input):
+        then it is an encoder's, run once, and the layers that depend on the inputs given as
+        one step (a decoder, attention over the encoder) advance a step per call, each
+        recurrent layer from the state its last step left (its initial_state edge first),
+        stateful or not; until reset_states() or other values for the whole inputs."""
         # the compiled path first, with as little Python as possible: a batch-1 step is
         # latency-bound, and each check here costs a visible share of it
         plan = getattr(self, "_plan", None)
@@ -127,10 +133,16 @@ class Model:
         # (an exact type test first: cheaper than the isinstance with three types)
         if plan is not None and (type(x_t) is np.ndarray or not isinstance(x_t, (list, tuple, dict))):
             return plan.step(x_t)
+        given = input_list(x_t, self.input_names)
+        if len(given) == len(self.input_names):
+            whole = [i for i, a in zip(self.graph.inputs, given) if self._given_whole(i, a)]
+            if whole:
+                return self._pack(self._session_step(given, whole))
         if not any(n.opts.get("stateful") or getattr(n.opts.get("layer"), "opts", {}).get("stateful")
                    for n in self.graph.nodes):
-            raise DataError("step() runs one time step and keeps the state: the model needs stateful=true layers")
-        xs = [np.asarray(a)[:, None] for a in input_list(x_t, self.input_names)]
+            raise DataError("step() runs one time step and keeps the state: the model needs stateful=true layers "
+                            "(or an encoder's inputs given whole, the rest as one step)")
+        xs = [np.asarray(a)[:, None] for a in given]
         out = self.predict_on_batch(xs if len(xs) > 1 else xs[0])
         outs = out if isinstance(out, list) else [out]
         return self._pack([o[:, 0] if o.ndim == 3 else o for o in outs])
@@ -203,6 +215,25 @@ class Model:
         tokens, scores = dec.decode(enc, prompt, max_len, method, end, k, temperature, rng)
         return (tokens, scores) if return_scores else tokens
 
+    def _given_whole(self, node_id: int, a) -> bool:
+        """Whether step() was given this input whole rather than one time step of it."""
+        t = self.graph.nodes[node_id].out
+        return not t.seq or np.ndim(a) == (2 if t.is_tokens else 3)
+
+    def _session_step(self, given: list, whole: list[int]):
+        from .runtime.decode import StepSession
+
+        g = self.graph
+        stepped = [i for i in g.inputs if i not in whole]
+        if not stepped:
+            raise DataError("step(): every input was given whole; give the decoder's input as one time step, "
+                            "(batch,) token ids or (batch, features)")
+        static = [a for i, a in zip(g.inputs, given) if i in whole]
+        session = getattr(self, "_session", None)
+        if session is None or not session.fits(self.executor, stepped, static):
+            session = self._session = StepSession(self.executor, stepped, static)
+        return session.step({i: a for i, a in zip(g.inputs, given) if i in stepped})
+
     def _step_plan(self):
         """The compiled single-step path when the graph is a simple stateful chain (else None)."""
         from .runtime.stepper import StepPlan
@@ -213,7 +244,9 @@ class Model:
         return self._plan
 
     def reset_states(self, states=None) -> None:
-        """Stateful layers forget their carried state (zeros, or `states` when given)."""
+        """Stateful layers forget their carried state (zeros, or `states` when given), and a
+        step() over whole encoder inputs starts again."""
+        self._session = None
         self.executor.reset_states(states)
 
     # --- training -------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Decoding: a model's decoder run one time step at a time, its recurrent states carried.
 
-The graph splits in two. The stepped part is every layer that depends on the decoder
-input (a token sequence: the decoder's embedding, its recurrent layers, an attention's
-query, the output head); the rest (an encoder) does not change from step to step and runs
-once per call. Each step runs the stepped part over one time step, every recurrent layer
+The graph splits in two (Stepper). The stepped part is every layer that depends on the
+stepped inputs (a decoder's token input: the decoder's embedding, its recurrent layers, an
+attention's query, the output head); the rest (an encoder) does not change from step to
+step and runs once (Model.step with an encoder's inputs given whole uses the same split). Each step runs the stepped part over one time step, every recurrent layer
 starting from the state its previous step left (RunCtx.carry), so that a sequence of L
 tokens costs L one-step calls, not L calls over growing prefixes. Every stepped layer
 must work step by step (LayerSpec.stepwise): no bidirectional or go_backwards layer, no
@@ -33,14 +33,81 @@ from ..errors import DataError
 METHODS = ("greedy", "sample", "beam")
 
 
-class Decoder:
-    """The stepped and static parts of a graph for one decoder input and one output."""
+class Stepper:
+    """A graph split for stepping: the layers that depend on the stepped inputs, run one
+    step per call with their states carried, and the rest, run once."""
+
+    def __init__(self, executor, stepped_inputs: list[int]):
+        self.ex = executor
+        g = executor.graph
+        stepped = set().union(*(_dependents(g, i) for i in stepped_inputs))
+        for node in g.nodes:
+            if node.id in stepped and node.kind != "input":
+                flags = [r.node in stepped for r in node.inputs]
+                if not node.spec.stepwise(node, flags):
+                    raise DataError(f"the model runs one step at a time here, but layer {node.name!r} "
+                                    f"({node.kind}) at line {node.pos.line} needs the whole sequence (a "
+                                    "bidirectional or go_backwards layer, a pooling over the steps, or a "
+                                    "sequence that does not step beside one that does)")
+        self.stepped = stepped
+        self.stepped_inputs = list(stepped_inputs)
+        self.static_nodes = [n for n in g.nodes if n.kind != "input" and n.id not in stepped]
+        self.stepped_nodes = [n for n in g.nodes if n.kind != "input" and n.id in stepped]
+        self.static_inputs = [i for i in g.inputs if i not in stepped]
+
+    def start(self, inputs: list):
+        """Run the static part on its inputs (one array per static input, in input order): the
+        values the steps read, and a fresh context carrying no state."""
+        ctx = self.ex.decode_ctx()
+        values: dict = {}
+        for nid, x in zip(self.static_inputs, inputs):
+            values[(nid, "out")] = self.ex.engine_input(nid, x)
+        self.ex.run_nodes(self.static_nodes, values, ctx)
+        return values, ctx
+
+    def run(self, values: dict, ctx, steps: dict) -> dict:
+        """Feed the stepped inputs (node id -> (rows, T, ...) array) through the stepped part, the
+        states carried in ctx: every value, the static ones included."""
+        mine = dict(values)             # the static values stay; this step's are dropped after it
+        for nid, x in steps.items():
+            mine[(nid, "out")] = self.ex.engine_input(nid, x, any_steps=True)
+        self.ex.run_nodes(self.stepped_nodes, mine, ctx)
+        return mine
+
+
+class StepSession:
+    """Model.step over a Stepper: the static inputs' values kept, the stepped part advanced one
+    step per call. It starts again (the static part run again, no state carried) when the
+    static inputs change."""
+
+    def __init__(self, executor, stepped_inputs: list[int], static: list):
+        self.stepper = Stepper(executor, stepped_inputs)
+        self.static = [np.array(a, copy=True) for a in static]
+        self.values, self.ctx = self.stepper.start(self.static)
+
+    def fits(self, executor, stepped_inputs: list[int], static: list) -> bool:
+        return (self.stepper.ex is executor and self.stepper.stepped_inputs == stepped_inputs
+                and all(np.shape(a) == b.shape and np.array_equal(a, b) for a, b in zip(static, self.static)))
+
+    def step(self, steps: dict) -> list[np.ndarray]:
+        """Every model output after one more step (node id -> (rows, ...) one step of each
+        stepped input): a sequence output's last step, a vector as it is."""
+        mine = self.stepper.run(self.values, self.ctx, {nid: np.asarray(x)[:, None] for nid, x in steps.items()})
+        out = []
+        for o in self.stepper.ex.graph.outputs:
+            a = self.stepper.ex.host_output(mine[(o.ref.node, o.ref.port)])
+            out.append(a[:, -1] if a.ndim == 3 else a)
+        return out
+
+
+class Decoder(Stepper):
+    """A Stepper for one decoder input (token ids, fed back) and one output (scores per token)."""
 
     def __init__(self, executor, decoder_input: str | None = None, output: str | None = None):
-        self.ex = ex = executor
+        ex = executor
         g = ex.graph
         names = [g.nodes[i].name for i in g.inputs]
-        outputs = [o for o in g.outputs]
+        outputs = list(g.outputs)
         if output is not None and output not in [o.name for o in outputs]:
             raise DataError(f"decode: no output named {output!r}; the outputs are {[o.name for o in outputs]}")
         if decoder_input is not None and decoder_input not in names:
@@ -55,63 +122,32 @@ class Decoder:
             candidates = token_inputs[::-1]           # an encoder-decoder spec lists the decoder last
         wanted = [o for o in outputs if output is None or o.name == output]
         for dec in candidates:
-            stepped = self._stepped(dec)
-            out = next((o for o in wanted if o.ref.node in stepped), None)
+            reach = _dependents(g, dec)
+            out = next((o for o in wanted if o.ref.node in reach), None)
             if out is not None:
                 break
         else:
             raise DataError("decode needs a token-sequence input (int[...]) that the output reads step by "
                             "step: " + (f"none of {names} reaches {[o.name for o in wanted]}" if candidates
                                         else "the model has none"))
-        self.input, self.stepped, self.output = dec, stepped, out
         t = g.type_of(out.ref)
         if not t.seq or t.is_tokens:
             raise DataError(f"decode: output {out.name!r} is {t}, not a sequence of scores per step; "
                             "the decoder's recurrent layers need return_sequences=true")
+        super().__init__(executor, [dec])
+        self.input, self.output = dec, out
         self.vocab = t.features
         limit = ex.vocab_limits.get(dec)
         if limit is not None and self.vocab > limit[0]:
             raise DataError(f"decode: output {out.name!r} scores {self.vocab} tokens, but {limit[1]!r} reads "
                             f"only ids 0..{limit[0] - 1}; the tokens it produces are fed back to it")
-        for node in g.nodes:
-            if node.id in stepped and node.kind != "input":
-                flags = [r.node in stepped for r in node.inputs]
-                if not node.spec.stepwise(node, flags):
-                    raise DataError(f"decode runs the decoder one step at a time, but layer {node.name!r} "
-                                    f"({node.kind}) at line {node.pos.line} needs the whole sequence (a "
-                                    "bidirectional or go_backwards layer, a pooling over the steps, or a "
-                                    "sequence that does not step beside one that does)")
-        self.static_nodes = [n for n in g.nodes if n.kind != "input" and n.id not in stepped]
-        self.stepped_nodes = [n for n in g.nodes if n.kind != "input" and n.id in stepped]
-        self.static_inputs = [i for i in g.inputs if i != dec]
         producer = g.node(out.ref)
         self.probabilities = producer.kind == "dense" and producer.opts.get("activation") == "softmax"
-
-    def _stepped(self, dec: int) -> set[int]:
-        """The nodes that depend on input `dec`, through their inputs or an initial_state edge."""
-        stepped = {dec}
-        for n in self.ex.graph.nodes:
-            if any(i in stepped for i in n.input_nodes()):
-                stepped.add(n.id)
-        return stepped
-
-    # --- running ---------------------------------------------------------------------------
-    def start(self, inputs: list):
-        """Run the static part on the encoder inputs (one array per static input): the values
-        the steps read, and a fresh context carrying no state."""
-        ctx = self.ex.decode_ctx()
-        values: dict = {}
-        for nid, x in zip(self.static_inputs, inputs):
-            values[(nid, "out")] = self.ex.engine_input(nid, x)
-        self.ex.run_nodes(self.static_nodes, values, ctx)
-        return values, ctx
 
     def step(self, values: dict, ctx, tokens: np.ndarray, temperature: float) -> np.ndarray:
         """Feed tokens (rows, T) to the stepped part (states carried in ctx): the log-probabilities
         of the next token after the last of them, (rows, vocab), float64."""
-        mine = dict(values)             # the static values stay; this step's are dropped after it
-        mine[(self.input, "out")] = self.ex.engine_input(self.input, tokens, any_steps=True)
-        self.ex.run_nodes(self.stepped_nodes, mine, ctx)
+        mine = self.run(values, ctx, {self.input: tokens})
         z = self.ex.host_output(mine[(self.output.ref.node, self.output.ref.port)])[:, -1].astype(np.float64)
         if self.probabilities:
             with np.errstate(divide="ignore"):
@@ -183,3 +219,12 @@ class Decoder:
                     break
         top = score.argmax(axis=1)
         return seqs[np.arange(B), top], score[np.arange(B), top]
+
+
+def _dependents(g, source: int) -> set[int]:
+    """The nodes that depend on node `source`, through their inputs or an initial_state edge."""
+    out = {source}
+    for n in g.nodes:
+        if any(i in out for i in n.input_nodes()):
+            out.add(n.id)
+    return out

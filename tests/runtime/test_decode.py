@@ -144,6 +144,46 @@ def test_softmax_output_and_gru_encoder_decoder():
         np.testing.assert_allclose(a[1], b[1], rtol=1e-9)
 
 
+ATTENTION = """
+input src: int[5]
+input tgt: int[3]
+enc = src | embed(7, 6) | gru(5, seq, state)
+dec = tgt | embed(4, 6) | gru(5, seq, initial_state=enc.state)
+ctx = attention(dec, enc, use_scale=true)
+output concat(dec, ctx) | dense(3)
+"""
+
+
+def test_step_with_the_encoder_input_given_whole():
+    """Model.step of an attention decoder: the encoder input whole, the decoder's one token a
+    call; the steps equal the whole model over the sequence, and start again on reset_states
+    or another encoder input."""
+    m = rnndsl.compile(ATTENTION, dtype="float64", seed=4)
+    src = np.random.default_rng(2).integers(0, 7, (6, 5))
+    dec_in = np.random.default_rng(3).integers(0, 4, (6, 3))
+    whole = m.predict([src, dec_in])
+    steps = np.stack([m.step({"src": src, "tgt": dec_in[:, t]}) for t in range(3)], axis=1)
+    np.testing.assert_allclose(steps, whole, rtol=1e-12, atol=1e-14)
+    m.reset_states()
+    np.testing.assert_allclose(m.step([src, dec_in[:, 0]]), whole[:, 0], rtol=1e-12, atol=1e-14)
+    other = src[::-1].copy()
+    np.testing.assert_allclose(m.step([other, dec_in[:, 0]]), m.predict([other, dec_in])[:, 0], rtol=1e-12,
+                               atol=1e-14)
+    # states as inputs: vectors are given whole, the sequence a step at a time
+    s = rnndsl.compile("""
+input x: float[?, 2]
+input h0: float[3]
+input c0: float[3]
+output x | lstm(3, seq, initial_state=[h0, c0]) | dense(2)
+""", dtype="float64", seed=1)
+    rng = np.random.default_rng(5)
+    x, h0, c0 = rng.normal(size=(4, 3, 2)), rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    got = np.stack([s.step({"x": x[:, t], "h0": h0, "c0": c0}) for t in range(3)], axis=1)
+    np.testing.assert_allclose(got, s.predict([x, h0, c0]), rtol=1e-12, atol=1e-14)
+    with pytest.raises(DataError, match="every input was given whole"):
+        s.step([x, h0, c0])
+
+
 def test_attention_decoder_steps_over_the_whole_encoder():
     m = rnndsl.compile("""
 input src: int[5]
