@@ -22,19 +22,20 @@ ROOT = Path(__file__).resolve().parents[2]
 INPUT = "input x: float[?, 3]\n"
 MB = 1_000_000
 # Generous: each of these takes well under a second here; the quadratic parser took
-# 30-50 s for the first two and did not finish the 200k-line spec.
+# 30-50 s for the first two and did not finish the 200k-line spec. The process's CPU time,
+# not the wall clock: a machine shared with busy neighbours must not fail the test.
 SECONDS = 3.0
 
 
 def _compile(text: str):
-    """(seconds, the SpecError or None)."""
-    t = time.perf_counter()
+    """(CPU seconds, the SpecError or None)."""
+    t = time.process_time()
     try:
         rnndsl.compile(text, file="big.rnn")
         err = None
     except SpecError as e:
         err = e
-    return time.perf_counter() - t, err
+    return time.process_time() - t, err
 
 
 BIG_SPECS = {
@@ -149,9 +150,9 @@ def test_many_errors_on_a_megabyte_line_keep_no_copies_of_it():
 
 def test_split_statements_is_linear_on_blank_lines():
     text = "a = x | f(1)\n" + "\n" * 200_000 + "  # c\n" * 1000 + "| g(2)\nb = y\n"
-    t = time.perf_counter()
+    t = time.process_time()
     spans = split_statements(text)
-    assert time.perf_counter() - t < 1.0
+    assert time.process_time() - t < 1.0
     assert [text[s:e].split()[0] for s, e in spans] == ["a", "b"]   # `| g(2)` continues the first
 
 

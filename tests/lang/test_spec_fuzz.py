@@ -93,17 +93,17 @@ def test_mutated_specs_compile_or_fail_with_positions(seed):
     rng = random.Random(seed)
     seeds = _seeds()
     outcomes = {"ok": 0, "error": 0}
-    t0 = time.perf_counter()
+    t0 = time.process_time()          # CPU time: busy neighbours must not fail the test
     for k in range(CASES):
         base = rng.choice(seeds)
         text = _flip_bytes(rng, base) if k % 10 == 9 else _mutate(rng, base)
-        t = time.perf_counter()
+        t = time.process_time()
         try:
             outcomes[_check_outcome(text)] += 1
         except AssertionError:
             raise
         except Exception as e:  # noqa: BLE001 - the point: nothing but SpecError
             pytest.fail(f"case {k} of seed {seed}: {type(e).__name__}: {e}\nspec: {text!r}")
-        assert time.perf_counter() - t < 2.0, f"case {k} of seed {seed} took {time.perf_counter() - t:.1f} s"
+        assert time.process_time() - t < 2.0, f"case {k} of seed {seed} took {time.process_time() - t:.1f} s"
     assert outcomes["ok"] > CASES // 20          # the mutations reach the graph builder, not only the parser
-    assert time.perf_counter() - t0 < 60 + CASES * 0.05
+    assert time.process_time() - t0 < 60 + CASES * 0.05
