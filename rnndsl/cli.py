@@ -1,4 +1,4 @@
-"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,examples,warmup} ...
+"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,convert,examples,warmup} ...
 
 Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
 No Python traceback reaches the user: rnndsl errors print their message,
@@ -256,6 +256,36 @@ def cmd_warmup(args) -> int:
     return 0
 
 
+def _convert_to_onnx(model, out: Path) -> None:
+    from .interop.onnx import export_onnx
+
+    export_onnx(model, out)
+
+
+# what `convert` writes, by the output's suffix
+CONVERTERS = {".onnx": _convert_to_onnx}
+
+
+def cmd_convert(args) -> int:
+    src, out = Path(args.source), Path(args.output)
+    if not src.is_file():
+        raise UsageError(f"no such file: {src}")
+    write = CONVERTERS.get(out.suffix.lower())
+    if write is None:
+        raise UsageError(f"convert: cannot write {out}: the output's suffix picks the format, one of "
+                         + ", ".join(CONVERTERS))
+    _writable("output", str(out))
+    if src.suffix == ".rnn":
+        model = _load(str(src))
+    else:
+        from . import load_model
+
+        model = load_model(src)
+    write(model, out)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnndsl", description="Recurrent networks from a .rnn spec.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -331,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "current folder.")
     e.add_argument("name", nargs="?", help="an example to copy, e.g. digits")
     e.set_defaults(func=cmd_examples)
+
+    cv = sub.add_parser("convert", help="write a checkpoint for another runtime (.onnx)",
+                        description="Convert a checkpoint (.npz; or a .rnn spec, its weights freshly "
+                                    "initialised) to the format the output's suffix names: .onnx, an ONNX "
+                                    "graph for inference.")
+    cv.add_argument("source", help="a checkpoint (.npz) written by `run` or Model.save, or a .rnn spec")
+    cv.add_argument("output", help="the file to write: model.onnx")
+    cv.set_defaults(func=cmd_convert)
 
     w = sub.add_parser("warmup", help="compile a spec's kernels ahead of its first run",
                        description="Compile (and cache) the kernels SPEC uses for training and "

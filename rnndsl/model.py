@@ -303,6 +303,18 @@ class Model:
 
         save_model(self, path)
 
+    def export(self, path) -> None:
+        """Write the model for another runtime, by the file's suffix: .onnx, an ONNX graph for
+        inference (rnndsl/interop/onnx.py)."""
+        from pathlib import Path
+
+        suffix = Path(path).suffix.lower()
+        if suffix == ".onnx":
+            from .interop.onnx import export_onnx
+
+            return export_onnx(self, path)
+        raise RnnError(f"export: no format for {str(path)!r}; the suffix picks it: .onnx")
+
     # --- weights --------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         """Copies of every weight array, in Keras's order and layout (see weight_names())."""
