@@ -138,44 +138,59 @@ def _run_cell(g, kind, opts, W, x, mask, init, backwards: bool, zero_out: bool):
     return _scan_cell(g, kind, opts, W, x, mask, init, backwards, zero_out)
 
 
-def _native_cell(g, kind, opts, W, x, init, backwards):
+def _native_weights(kind, opts, W):
+    """(operator, its W (G*u, F), R (G*u, u), B (2*G*u,) or None, activations, attributes)
+    for one direction of ONNX's LSTM, GRU or RNN from the layer's Keras-layout weights."""
     u = opts["units"]
     kernel, rec = W[0], W[1]
     bias = W[2] if opts["use_bias"] else None
-    attrs = {"hidden_size": u, "direction": "reverse" if backwards else "forward"}
     ra, act = opts.get("recurrent_activation"), opts["activation"]
+    attrs = {}
     if kind == "lstm":
         def order(a):
             return np.concatenate([a[..., k * u:(k + 1) * u] for k in LSTM_TO_ONNX], axis=-1)
         kernel, rec = order(kernel), order(rec)
         B = None if bias is None else np.concatenate([order(bias), np.zeros(4 * u)])
-        op, n_states = "LSTM", 2
-        attrs["activations"] = [NATIVE_ACT[ra], NATIVE_ACT[act], NATIVE_ACT[act]]
-    elif kind == "gru":
+        return "LSTM", kernel.T, rec.T, B, [NATIVE_ACT[ra], NATIVE_ACT[act], NATIVE_ACT[act]], attrs
+    if kind == "gru":
         if bias is None:
             B = None
         elif opts["reset_after"]:
             B = np.concatenate([bias[0], bias[1]])
         else:
             B = np.concatenate([bias, np.zeros(3 * u)])
-        op, n_states = "GRU", 1
         attrs["linear_before_reset"] = int(opts["reset_after"])
-        attrs["activations"] = [NATIVE_ACT[ra], NATIVE_ACT[act]]
-    else:
-        B = None if bias is None else np.concatenate([bias, np.zeros(u)])
-        op, n_states = "RNN", 1
-        attrs["activations"] = [NATIVE_ACT[act]]
-    inputs = [x, g.const(kernel.T[None], "W"), g.const(rec.T[None], "R"),
-              "" if B is None else g.const(B[None], "B"), ""]
-    if init is not None:
-        inputs += [g.unsqueeze(s, 0) for s in init]
+        return "GRU", kernel.T, rec.T, B, [NATIVE_ACT[ra], NATIVE_ACT[act]], attrs
+    B = None if bias is None else np.concatenate([bias, np.zeros(u)])
+    return "RNN", kernel.T, rec.T, B, [NATIVE_ACT[act]], attrs
+
+
+def _native_op(g, kind, opts, Ws, x, inits, direction):
+    """ONNX's operator over x with one set of weights per direction (Ws) and initial states
+    (inits: per direction, a list of (B, u) parts, or None): (Y (T, D, B, u), final parts
+    each (D, B, u))."""
+    parts = [_native_weights(kind, opts, W) for W in Ws]
+    op, _, _, B, acts, attrs = parts[0]
+    n_states = 2 if op == "LSTM" else 1
+    inputs = [x, g.const(np.stack([p[1] for p in parts]), "W"), g.const(np.stack([p[2] for p in parts]), "R"),
+              "" if B is None else g.const(np.stack([p[3] for p in parts]), "B"), ""]
+    if inits[0] is not None:
+        for k in range(n_states):
+            per_dir = [g.unsqueeze(init[k], 0) for init in inits]
+            inputs.append(per_dir[0] if len(per_dir) == 1 else g.op("Concat", per_dir, axis=0))
     while inputs[-1] == "":
         inputs.pop()
-    outs = g.op(op, inputs, n_out=1 + n_states, hint=op.lower(), **attrs)
-    seq = g.squeeze(outs[0], 1)                     # (T, 1, B, u) -> (T, B, u), in time order
+    outs = g.op(op, inputs, n_out=1 + n_states, hint=op.lower(), hidden_size=opts["units"], direction=direction,
+                activations=acts * len(Ws), **attrs)
+    return outs[0], outs[1:]
+
+
+def _native_cell(g, kind, opts, W, x, init, backwards):
+    Y, finals = _native_op(g, kind, opts, [W], x, [init], "reverse" if backwards else "forward")
+    seq = g.squeeze(Y, 1)                           # (T, 1, B, u) -> (T, B, u), in time order
     if backwards:
         seq = g.reverse_time(seq)
-    finals = [g.squeeze(s, 0) for s in outs[1:]]
+    finals = [g.squeeze(s, 0) for s in finals]
     return seq, finals[0], finals
 
 
@@ -289,12 +304,36 @@ def _bidirectional(g, node, W, x: Val, init):
     n = len(inner.spec.state_type(inner.opts).parts)
     init_f, init_b = (None, None) if init is None else (init[:n], init[n:])
     k = inner.n_weights
+    if back is inner and not o["go_backwards"] and _native(inner.kind, o, x.mask):
+        return _merge_halves(g, node, *_native_bidirectional(g, inner, W, k, x, init_f, init_b), _kind_mask(x, seq))
     sf, lf, ff = _run_cell(g, inner.kind, inner.opts, W[:k], x.name, x.mask, init_f, o["go_backwards"], seq)
     sb, lb, fb = _run_cell(g, back.kind, back.opts, W[k:], x.name, x.mask, init_b, not o["go_backwards"], seq)
     yf, yb = (sf, g.reverse_time(sb)) if seq else (lf, lb)
-    kind, mask = ("seq", x.mask) if seq else ("vec", None)
+    return _merge_halves(g, node, yf, yb, list(ff) + list(fb), _kind_mask(x, seq))
+
+
+def _kind_mask(x: Val, seq: bool):
+    return ("seq", x.mask) if seq else ("vec", None)
+
+
+def _native_bidirectional(g, inner, W, k, x, init_f, init_b):
+    """One ONNX operator with direction="bidirectional": (forward outputs, backward outputs,
+    both in time order, or the last of each; the final state parts, forward's then backward's)."""
+    Y, finals = _native_op(g, inner.kind, inner.opts, [W[:k], W[k:]], x.name, [init_f, init_b], "bidirectional")
+    per_dir = [g.op("Split", [f], n_out=2, axis=0) for f in finals]         # each (1, B, u)
+    ff = [g.squeeze(p[0], 0) for p in per_dir]
+    fb = [g.squeeze(p[1], 0) for p in per_dir]
+    if inner.opts["return_sequences"]:
+        yf, yb = (g.squeeze(y, 1) for y in g.op("Split", [Y], n_out=2, axis=1))
+    else:
+        yf, yb = ff[0], fb[0]                       # without a mask the last output is the final h
+    return yf, yb, ff + fb
+
+
+def _merge_halves(g, node, yf, yb, state, kind_and_mask):
+    kind, mask = kind_and_mask
     mode = node.opts["merge_mode"]
-    out = {"state": list(ff) + list(fb)}
+    out = {"state": state}
     if mode == "concat":
         out["out"] = Val(g.op("Concat", [yf, yb], axis=-1), kind, mask)
     elif mode == "sum":

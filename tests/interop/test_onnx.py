@@ -60,6 +60,9 @@ SPECS = {
                     "output h, c = dec.state",
     "bi_states": SEQ + "enc = x | bigru(2, seq, state)\ndec = x | bidirectional(gru(2), initial_state=enc.state)\n"
                        "output dec\noutput hf, hb = enc.state",
+    "bilstm_states": SEQ + "enc = x | bilstm(2, state, merge_mode=sum)\n"
+                           "dec = x | bilstm(2, seq, initial_state=enc.state)\noutput dec\n"
+                           "output hf, cf, hb, cb = enc.state",
     "vector_input": "input v: float[3]\ninput x: float[?, 2]\n"
                     "a = x | lstm(3)\nb = v | dense(3, activation=tanh)\nc = concat(a, b)\noutput c | dense(2)",
     "stateful": SEQ + "output x | lstm(3, seq, stateful=true) | gru(2, stateful=true)",
@@ -147,9 +150,12 @@ def test_dynamic_dims_are_symbolic(exported):
 
 def test_uses_onnx_recurrent_operators_and_scan_where_needed(exported):
     for name, want, not_want in (("lstm", "LSTM", "Scan"), ("gru", "GRU", "Scan"), ("simplernn", "RNN", "Scan"),
-                                 ("mask_zero", "Scan", "LSTM")):
+                                 ("bilstm_concat", "LSTM", "Scan"), ("mask_zero", "Scan", "LSTM")):
         kinds = {n.op_type for n in exported.proto(name).graph.node}
         assert want in kinds and not_want not in kinds, (name, kinds)
+    directions = [a.s for n in exported.proto("bilstm_concat").graph.node for a in n.attribute
+                  if a.name == "direction"]
+    assert directions == [b"bidirectional", b"bidirectional"]
 
 
 def test_float64_model_exports_float32(tmp_path):
