@@ -21,13 +21,15 @@ as ONNX's recurrent operators want them (layout 0; onnxruntime runs no layout 1)
                      is the cell's math (rnndsl/layers/<kind>.py): a masked step keeps the
                      state and outputs the previous h (zeros with zero_output_for_mask).
     concat, add      Concat, Sum; masks OR-ed (none when an input has none)
+    attention, additive_attention
+                     MatMul (dot) or Tanh of q_i + k_j summed (concat, additive), the masked
+                     scores pushed down by 1e9 (Where), Softmax, MatMul with the value
     repeat           Expand
     global_avg_pool  masked mean over the steps; global_max_pool ReduceMax; flatten Reshape
     state parts      initial_state edges and `.state` outputs as (B, units) tensors
 
 A stateful layer starts from zeros (the graph keeps no state between runs: it computes
-what predict computes after reset_states()). Attention layers and custom cells (rnn(cell))
-are refused by name. Weights are stored as float32 whatever the model's dtype.
+what predict computes after reset_states()). Custom cells (rnn(cell)) are refused by name. Weights are stored as float32 whatever the model's dtype.
 """
 
 from __future__ import annotations
@@ -414,6 +416,51 @@ def _flatten(g, node, W, x: Val):
     return {"out": Val(g.op("Reshape", [bt, g.const([0, -1], "shape")]), "vec")}
 
 
+def _attention(g, node, W, ins):
+    """Scores (B, Tq, Tv), the value's padding and later steps (use_causal_mask) pushed down by
+    1e9, a softmax over the value's steps, the context A V (zeros at padded query steps)."""
+    q, v = ins[0], ins[1]
+    k = ins[2] if len(ins) == 3 else v
+    Q, K, V = (g.op("Transpose", [a.name], perm=[1, 0, 2]) for a in (q, k, v))       # batch-major
+    mode = node.spec.score_mode(node.opts)
+    s, c, w = node.spec.named_weights(node.opts, W)
+    if mode == "dot":
+        S = g.op("MatMul", [Q, g.op("Transpose", [K], perm=[0, 2, 1])])
+        if s is not None:
+            S = g.op("Mul", [S, g.const(s, "scale")])
+    else:
+        U = g.op("Add", [g.unsqueeze(Q, 2), g.unsqueeze(K, 1)])                         # (B, Tq, Tv, d)
+        if mode == "concat":
+            if s is not None:
+                U = g.op("Mul", [U, g.const(s, "scale")])
+            S = g.op("Mul", [g.op("ReduceSum", [g.op("Tanh", [U]), g.const([-1], "axes")], keepdims=0),
+                             g.const(c, "concat_score_weight")])
+        else:
+            T = g.op("Tanh", [U])
+            if w is not None:
+                T = g.op("Mul", [T, g.const(w, "scale")])
+            S = g.op("ReduceSum", [T, g.const([-1], "axes")], keepdims=0)
+    keep = None
+    if v.mask is not None:
+        keep = g.unsqueeze(g.op("Transpose", [v.mask], perm=[1, 0]), 1)                   # (B, 1, Tv)
+    if node.opts["use_causal_mask"]:
+        steps = [g.op("Range", [g.const(np.int64(0)), g.op("Squeeze", [g.op("Gather", [
+            g.op("Shape", [a]), g.const([0])], axis=0), g.const([0], "axes")]), g.const(np.int64(1))])
+            for a in (q.name, v.name)]
+        causal = g.op("LessOrEqual", [g.unsqueeze(steps[1], 0), g.unsqueeze(steps[0], 1)])  # (Tq, Tv)
+        keep = causal if keep is None else g.op("And", [keep, causal])
+    if keep is not None:
+        S = g.op("Where", [keep, S, g.op("Sub", [S, g.const(np.float32(1e9), "shift")])])
+    A = g.op("Softmax", [S], axis=-1)
+    C = g.op("MatMul", [A, V])
+    if q.mask is not None:
+        C = g.op("Mul", [C, g.unsqueeze(g.op("Cast", [g.op("Transpose", [q.mask], perm=[1, 0])], to=1), 2)])
+    out = {"out": Val(g.op("Transpose", [C], perm=[1, 0, 2]), "seq", q.mask)}
+    if node.opts["return_attention_scores"]:
+        out[node.spec.scores_port] = Val(g.op("Transpose", [A], perm=[1, 0, 2]), "seq")
+    return out
+
+
 SIMPLE = {"embed": _embed, "dense": _dense, "batchnorm": _batchnorm, "masking": _masking,
           "repeat": _repeat, "global_avg_pool": _avg_pool, "global_max_pool": _max_pool, "flatten": _flatten,
           "dropout": lambda g, node, W, x: {"out": x}}
@@ -465,10 +512,10 @@ def to_onnx(model):
             outs = _bidirectional(g, node, W[node.id], ins[0], init)
         elif node.kind in ("concat", "add"):
             outs = _merge(g, node, W[node.id], ins)
+        elif node.kind in ("attention", "additive_attention"):
+            outs = _attention(g, node, W[node.id], ins)
         elif node.kind in SIMPLE:
             outs = SIMPLE[node.kind](g, node, W[node.id], ins[0])
-        elif node.kind in ("attention", "additive_attention"):
-            _refuse(node, "attention layers are not exported (yet); export the model without them")
         elif node.kind == "rnn":
             _refuse(node, "custom cells (rnn(cell)) have no ONNX operator and are not exported")
         else:
