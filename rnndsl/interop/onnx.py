@@ -20,6 +20,7 @@ as ONNX's recurrent operators want them (layout 0; onnxruntime runs no layout 1)
                      Else (a mask, hard_sigmoid or linear) a Scan over the steps whose body
                      is the cell's math (rnndsl/layers/<kind>.py): a masked step keeps the
                      state and outputs the previous h (zeros with zero_output_for_mask).
+    rnn(cell)        a Scan whose body is the cell's equations (its expression graph)
     concat, add      Concat, Sum; masks OR-ed (none when an input has none)
     attention, additive_attention
                      MatMul (dot) or Tanh of q_i + k_j summed (concat, additive), the masked
@@ -29,7 +30,7 @@ as ONNX's recurrent operators want them (layout 0; onnxruntime runs no layout 1)
     state parts      initial_state edges and `.state` outputs as (B, units) tensors
 
 A stateful layer starts from zeros (the graph keeps no state between runs: it computes
-what predict computes after reset_states()). Custom cells (rnn(cell)) are refused by name. Weights are stored as float32 whatever the model's dtype.
+what predict computes after reset_states()). A layer kind with no mapping is refused by name. Weights are stored as float32 whatever the model's dtype.
 """
 
 from __future__ import annotations
@@ -128,13 +129,17 @@ def _refuse(node, why: str):
 # --- recurrent layers ---------------------------------------------------------------------------
 
 def _native(kind, opts, mask) -> bool:
+    if kind not in RECURRENT:
+        return False
     acts = [opts["activation"]] + ([opts["recurrent_activation"]] if kind != "simplernn" else [])
     return mask is None and all(a in NATIVE_ACT for a in acts)
 
 
-def _run_cell(g, kind, opts, W, x, mask, init, backwards: bool, zero_out: bool):
+def _run_cell(g, kind, opts, W, x, mask, init, backwards: bool, zero_out: bool, width=None):
     """One recurrent layer over x (T, B, F): (its outputs (T, B, u) in processing order, the
     last of them, the final state parts)."""
+    if kind == "rnn":
+        return _custom_cell(g, opts, W, [x], [width], mask, init, backwards, zero_out)
     if _native(kind, opts, mask):
         return _native_cell(g, kind, opts, W, x, init, backwards)
     return _scan_cell(g, kind, opts, W, x, mask, init, backwards, zero_out)
@@ -196,9 +201,43 @@ def _native_cell(g, kind, opts, W, x, init, backwards):
     return seq, finals[0], finals
 
 
-def _scan_cell(g, kind, opts, W, x, mask, init, backwards, zero_out):
-    """A Scan whose body is the cell's step; xW + b is one product before it."""
+def _scan(g, names, u, init, x_for_batch, scans, mask, backwards, zero_out, step):
+    """A Scan over the steps of `scans` ((name, width) pairs, time-major) that carries the
+    state parts `names` (each (B, u), from init or zeros); step(body, previous parts, inputs
+    at t) gives the new parts in the body. A masked step keeps the state and outputs the
+    previous h (zeros with zero_out). (the outputs (T, B, u) in processing order, the last of
+    them, the final parts)."""
     h, nh = g.h, g.nh
+    if init is None:
+        init = [g.zeros_like_rows(x_for_batch, u, 1) for _ in names]
+    b = _Graph(h, nh, prefix=g.fresh("body") + "_")
+    s_in = [b.fresh(n) for n in names]
+    x_in = [b.fresh("x_t") for _ in scans]
+    mt = b.fresh("m_t") if mask is not None else None
+    new = step(b, s_in, x_in)
+    hn, hp = new[0], s_in[0]
+    if mt is not None:
+        new = [b.op("Where", [mt, n, p]) for n, p in zip(new, s_in)]
+        y = b.op("Where", [mt, hn, g.const(np.float32(0)) if zero_out else hp])
+    else:
+        y = b.op("Identity", [new[0]])
+    new = [b.op("Identity", [n]) for n in new]          # a body's outputs are its own names
+    f32 = 1  # TensorProto.FLOAT
+    body_inputs = [h.make_tensor_value_info(n, f32, [None, u]) for n in s_in]
+    body_inputs += [h.make_tensor_value_info(n, f32, [None, width]) for n, (_, width) in zip(x_in, scans)]
+    if mt is not None:
+        body_inputs.append(h.make_tensor_value_info(mt, 9, [None, 1]))      # BOOL
+    body_outputs = [h.make_tensor_value_info(n, f32, [None, u]) for n in new + [y]]
+    body = h.make_graph(b.nodes, g.fresh("cell"), body_inputs, body_outputs, initializer=b.inits)
+    inputs = [name for name, _ in scans] + ([g.unsqueeze(mask, 2)] if mask is not None else [])
+    outs = g.op("Scan", list(init) + inputs, n_out=len(names) + 1, hint="scan", body=body,
+                num_scan_inputs=len(inputs), scan_input_directions=[1 if backwards else 0] * len(inputs))
+    seq = outs[-1]                                   # in processing order
+    return seq, g.last_step(seq), outs[:-1]
+
+
+def _scan_cell(g, kind, opts, W, x, mask, init, backwards, zero_out):
+    """A built-in cell's step as a Scan; xW + b is one product before it."""
     u = opts["units"]
     act, ra = opts["activation"], opts.get("recurrent_activation")
     kernel, rec = W[0], W[1]
@@ -209,84 +248,95 @@ def _scan_cell(g, kind, opts, W, x, mask, init, backwards, zero_out):
     xp = g.op("MatMul", [x, g.const(kernel, "kernel")])
     if b_in is not None:
         xp = g.op("Add", [xp, g.const(b_in, "bias")])
-    names = ("h", "c") if kind == "lstm" else ("h",)
-    if init is None:
-        init = [g.zeros_like_rows(x, u, 1) for _ in names]
 
-    # the body: (states..., xp_t [, m_t]) -> (new states..., y_t)
-    b = _Graph(h, nh, prefix=g.fresh("body") + "_")
-    b.count = 0
-    s_in = [b.fresh(n) for n in names]
-    xt = b.fresh("xp_t")
-    mt = b.fresh("m_t") if mask is not None else None
-    hp = s_in[0]
-    if kind == "lstm":
-        z = b.op("Add", [xt, b.op("MatMul", [hp, g.const(rec, "U")])])
-        zi, zf, zc, zo = b.op("Split", [z], n_out=4, axis=1)
-        c = b.op("Add", [b.op("Mul", [b.activation(zf, ra), s_in[1]]),
-                         b.op("Mul", [b.activation(zi, ra), b.activation(zc, act)])])
-        hn = b.op("Mul", [b.activation(zo, ra), b.activation(c, act)])
-        new = [hn, c]
-    elif kind == "gru":
-        xz, xr, xh = b.op("Split", [xt], n_out=3, axis=1)
-        if opts["reset_after"]:
-            hu = b.op("MatMul", [hp, g.const(rec, "U")])
-            if b_rec is not None:
-                hu = b.op("Add", [hu, g.const(b_rec, "rbias")])
-            hz, hr, hh = b.op("Split", [hu], n_out=3, axis=1)
-            z = b.activation(b.op("Add", [xz, hz]), ra)
-            r = b.activation(b.op("Add", [xr, hr]), ra)
-            cand = b.activation(b.op("Add", [xh, b.op("Mul", [r, hh])]), act)
-        else:
-            hz, hr = b.op("Split", [b.op("MatMul", [hp, g.const(rec[:, :2 * u], "U_zr")])], n_out=2, axis=1)
-            z = b.activation(b.op("Add", [xz, hz]), ra)
-            r = b.activation(b.op("Add", [xr, hr]), ra)
-            cand = b.activation(b.op("Add", [xh, b.op("MatMul", [b.op("Mul", [r, hp]),
-                                                                 g.const(rec[:, 2 * u:], "U_h")])]), act)
-        # h = z h_prev + (1 - z) hh
-        hn = b.op("Add", [b.op("Mul", [z, hp]), b.op("Mul", [b.op("Sub", [g.const(np.float32(1)), z]), cand])])
-        new = [hn]
-    else:
-        hn = b.activation(b.op("Add", [xt, b.op("MatMul", [hp, g.const(rec, "U")])]), act)
-        new = [hn]
-    if mt is not None:
-        new = [b.op("Where", [mt, n, p]) for n, p in zip(new, s_in)]
-        y = b.op("Where", [mt, hn, g.const(np.float32(0)) if zero_out else hp])
-    else:
-        y = b.op("Identity", [new[0]])
-    new = [b.op("Identity", [n]) for n in new]          # a body's outputs are its own names
-    f32 = 1  # TensorProto.FLOAT
-    body_inputs = [h.make_tensor_value_info(n, f32, [None, u]) for n in s_in]
-    body_inputs.append(h.make_tensor_value_info(xt, f32, [None, xp_width(kind, u)]))
-    if mt is not None:
-        body_inputs.append(h.make_tensor_value_info(mt, 9, [None, 1]))      # BOOL
-    body_outputs = [h.make_tensor_value_info(n, f32, [None, u]) for n in new + [y]]
-    body = h.make_graph(b.nodes, g.fresh("cell"), body_inputs, body_outputs, initializer=b.inits)
-    scans = [xp] + ([g.unsqueeze(mask, 2)] if mask is not None else [])
-    direction = [1 if backwards else 0] * len(scans)
-    outs = g.op("Scan", list(init) + scans, n_out=len(names) + 1, hint="scan", body=body,
-                num_scan_inputs=len(scans), scan_input_directions=direction)
-    seq = outs[-1]                                   # in processing order
-    return seq, g.last_step(seq), outs[:-1]
+    def step(b, s_in, x_in):
+        hp, xt = s_in[0], x_in[0]
+        if kind == "lstm":
+            z = b.op("Add", [xt, b.op("MatMul", [hp, g.const(rec, "U")])])
+            zi, zf, zc, zo = b.op("Split", [z], n_out=4, axis=1)
+            c = b.op("Add", [b.op("Mul", [b.activation(zf, ra), s_in[1]]),
+                             b.op("Mul", [b.activation(zi, ra), b.activation(zc, act)])])
+            return [b.op("Mul", [b.activation(zo, ra), b.activation(c, act)]), c]
+        if kind == "gru":
+            xz, xr, xh = b.op("Split", [xt], n_out=3, axis=1)
+            if opts["reset_after"]:
+                hu = b.op("MatMul", [hp, g.const(rec, "U")])
+                if b_rec is not None:
+                    hu = b.op("Add", [hu, g.const(b_rec, "rbias")])
+                hz, hr, hh = b.op("Split", [hu], n_out=3, axis=1)
+                z = b.activation(b.op("Add", [xz, hz]), ra)
+                r = b.activation(b.op("Add", [xr, hr]), ra)
+                cand = b.activation(b.op("Add", [xh, b.op("Mul", [r, hh])]), act)
+            else:
+                hz, hr = b.op("Split", [b.op("MatMul", [hp, g.const(rec[:, :2 * u], "U_zr")])], n_out=2, axis=1)
+                z = b.activation(b.op("Add", [xz, hz]), ra)
+                r = b.activation(b.op("Add", [xr, hr]), ra)
+                cand = b.activation(b.op("Add", [xh, b.op("MatMul", [b.op("Mul", [r, hp]),
+                                                                     g.const(rec[:, 2 * u:], "U_h")])]), act)
+            # h = z h_prev + (1 - z) hh
+            return [b.op("Add", [b.op("Mul", [z, hp]), b.op("Mul", [b.op("Sub", [g.const(np.float32(1)), z]),
+                                                                   cand])])]
+        return [b.activation(b.op("Add", [xt, b.op("MatMul", [hp, g.const(rec, "U")])]), act)]
+
+    names = ("h", "c") if kind == "lstm" else ("h",)
+    return _scan(g, names, u, init, x, [(xp, xp_width(kind, u))], mask, backwards, zero_out, step)
+
+
+def _custom_cell(g, opts, W, xs, widths, mask, init, backwards, zero_out):
+    """A cell declared in the spec (rnndsl/layers/cells): its step's expression graph, node
+    by node, as the Scan's body."""
+    cell = opts["cell"]
+    u = opts["units"]
+
+    def step(b, s_in, x_in):
+        val: dict = {}
+        for n in cell.graph.live(cell.new):
+            if n.op == "const":
+                val[n.id] = g.const(np.float32(n.attr))
+            elif n.op == "input":
+                val[n.id] = x_in[n.attr]
+            elif n.op == "prev":
+                val[n.id] = s_in[n.attr]
+            elif n.op == "vec":
+                val[n.id] = g.const(W[n.attr], cell.weights[n.attr].name)
+            elif n.op == "matmul":
+                val[n.id] = b.op("MatMul", [val[n.args[0].id], g.const(W[n.attr], cell.weights[n.attr].name)])
+            elif n.op in ("add", "sub", "mul", "div"):
+                val[n.id] = b.op(n.op.capitalize(), [val[a.id] for a in n.args])
+            elif n.op == "neg":
+                val[n.id] = b.op("Neg", [val[n.args[0].id]])
+            elif n.op == "func":
+                a = val[n.args[0].id]
+                val[n.id] = b.op("Exp", [a]) if n.attr == "exp" else b.activation(a, n.attr)
+            elif n.op == "new":
+                val[n.id] = val[n.args[0].id]
+            else:                                   # pragma: no cover - expr.py's ops are all above
+                raise RnnError(f"cell {cell.name!r}: no ONNX operator for {n.op!r}")
+        # a part that only broadcasts (a number, a weight vector) becomes (B, u)
+        zero = b.op("Mul", [s_in[0], g.const(np.float32(0))])
+        return [b.op("Add", [val[k.id], zero]) if not k.batched else val[k.id] for k in cell.new]
+
+    return _scan(g, cell.states, u, init, xs[0], list(zip(xs, widths)), mask, backwards, zero_out, step)
 
 
 def xp_width(kind: str, u: int) -> int:
     return {"lstm": 4, "gru": 3}.get(kind, 1) * u
 
 
-def _check_cell(node, kind, opts):
-    if kind not in RECURRENT:
-        _refuse(node, f"its {kind} layer has no ONNX operator here (custom cells are not exported)")
-
-
-def _recurrent(g, node, W, x: Val, init):
+def _recurrent(g, node, W, ins: list, init, widths: list):
     o = node.opts
-    _check_cell(node, node.kind, o)
-    seq, last, finals = _run_cell(g, node.kind, o, W, x.name, x.mask, init, o["go_backwards"],
-                                  o["zero_output_for_mask"])
+    mask = None
+    for m in (v.mask for v in ins if v.mask is not None):     # a step counts when every input's does
+        mask = m if mask is None else g.op("And", [mask, m])
+    if node.kind == "rnn":
+        seq, last, finals = _custom_cell(g, o, W, [v.name for v in ins], widths, mask, init, o["go_backwards"],
+                                         o["zero_output_for_mask"])
+    else:
+        seq, last, finals = _run_cell(g, node.kind, o, W, ins[0].name, mask, init, o["go_backwards"],
+                                      o["zero_output_for_mask"])
     out = {}
     if o["return_sequences"]:
-        m = x.mask
+        m = mask
         if m is not None and o["go_backwards"]:
             m = g.reverse_time(m)
         out["out"] = Val(seq, "seq", m)
@@ -296,11 +346,9 @@ def _recurrent(g, node, W, x: Val, init):
     return out
 
 
-def _bidirectional(g, node, W, x: Val, init):
+def _bidirectional(g, node, W, x: Val, init, width: int):
     spec = node.spec
     inner, back = spec.inner(node), spec.backward(node)
-    _check_cell(node, inner.kind, inner.opts)
-    _check_cell(node, back.kind, back.opts)
     o = inner.opts
     seq = o["return_sequences"]
     n = len(inner.spec.state_type(inner.opts).parts)
@@ -308,8 +356,10 @@ def _bidirectional(g, node, W, x: Val, init):
     k = inner.n_weights
     if back is inner and not o["go_backwards"] and _native(inner.kind, o, x.mask):
         return _merge_halves(g, node, *_native_bidirectional(g, inner, W, k, x, init_f, init_b), _kind_mask(x, seq))
-    sf, lf, ff = _run_cell(g, inner.kind, inner.opts, W[:k], x.name, x.mask, init_f, o["go_backwards"], seq)
-    sb, lb, fb = _run_cell(g, back.kind, back.opts, W[k:], x.name, x.mask, init_b, not o["go_backwards"], seq)
+    sf, lf, ff = _run_cell(g, inner.kind, inner.opts, W[:k], x.name, x.mask, init_f, o["go_backwards"], seq,
+                           width)
+    sb, lb, fb = _run_cell(g, back.kind, back.opts, W[k:], x.name, x.mask, init_b, not o["go_backwards"],
+                           seq, width)
     yf, yb = (sf, g.reverse_time(sb)) if seq else (lf, lb)
     return _merge_halves(g, node, yf, yb, list(ff) + list(fb), _kind_mask(x, seq))
 
@@ -506,18 +556,16 @@ def to_onnx(model):
             outs = {"state": [v.name for v in ins]}
         elif node.kind == "state_part":
             outs = {"out": Val(ins[0][node.opts["part"]], "vec")}
-        elif node.kind in RECURRENT:
-            outs = _recurrent(g, node, W[node.id], ins[0], init)
         elif node.spec.recurrent and hasattr(node.spec, "inner"):          # bidirectional, bilstm, ...
-            outs = _bidirectional(g, node, W[node.id], ins[0], init)
+            outs = _bidirectional(g, node, W[node.id], ins[0], init, graph.type_of(node.inputs[0]).features)
+        elif node.kind in RECURRENT or node.kind == "rnn":
+            outs = _recurrent(g, node, W[node.id], ins, init, [graph.type_of(r).features for r in node.inputs])
         elif node.kind in ("concat", "add"):
             outs = _merge(g, node, W[node.id], ins)
         elif node.kind in ("attention", "additive_attention"):
             outs = _attention(g, node, W[node.id], ins)
         elif node.kind in SIMPLE:
             outs = SIMPLE[node.kind](g, node, W[node.id], ins[0])
-        elif node.kind == "rnn":
-            _refuse(node, "custom cells (rnn(cell)) have no ONNX operator and are not exported")
         else:
             _refuse(node, "no ONNX mapping for this layer kind")
         for port, v in outs.items():

@@ -5,6 +5,7 @@ lengths other than any the graph was written with; what does not export is a cle
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,9 @@ from rnndsl.errors import RnnError
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx package (pip install 'rnndsl[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="checking an exported graph needs onnxruntime")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cells.cell_texts import MGU, ODD, TWO  # noqa: E402   (the cells tests/cells compiles too)
 
 SEQ = "input x: float[?, 3]\n"
 TOK = "input x: int[?]\n"
@@ -74,6 +78,14 @@ SPECS = {
     "attention_scores": "input q: float[?, 3]\ninput v: float[6, 3]\n"
                         "a = attention(q, v, return_attention_scores=true, use_causal_mask=true)\n"
                         "output a\noutput w = a.scores",
+    # custom cells: a Scan over the cell's equations
+    "cell_mgu": MGU + SEQ + "output x | rnn(mgu(4), seq, go_backwards=true) | rnn(mgu(3))",
+    "cell_odd_masked": ODD + TOK + "h = x | embed(9, 3, mask_zero=true) | rnn(odd(4), seq, state)\n"
+                                   "output h | global_avg_pool()\noutput s1, s2 = h.state",
+    "cell_two_inputs": TWO + "input a: float[?, 3]\ninput b: float[?, 2]\n"
+                             "ma = a | masking()\noutput rnn(two(4), ma, b, seq, zero_output_for_mask=true) | dense(2)",
+    "cell_bidirectional": MGU + TOK + "output x | embed(9, 3, mask_zero=true) | bidirectional(rnn(mgu(3), seq)) "
+                                     "| bidirectional(rnn(mgu(2)), backward_layer=gru(2, go_backwards=true))",
     "stateful": SEQ + "output x | lstm(3, seq, stateful=true) | gru(2, stateful=true)",
 }
 
@@ -190,13 +202,13 @@ def test_cli_converts_a_checkpoint(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "none.npz"), str(out)]) == 2
 
 
-CELL = "cell mgu(units) {\n  f = sigmoid(x @ Wf + h @ Uf + bf)\n  hc = tanh(x @ Wh + (f * h) @ Uh + bh)\n" \
-       "  h = (1 - f) * h + f * hc\n}\ninput x: float[?, 3]\noutput x | rnn(mgu(4))"
+def test_what_cannot_be_exported_is_a_clear_error(tmp_path, monkeypatch):
+    """Every layer kind of the language exports; one without a mapping names itself."""
+    from rnndsl.interop import onnx as exporter
 
-
-def test_what_cannot_be_exported_is_a_clear_error(tmp_path):
-    m = rnndsl.compile(CELL)
-    with pytest.raises(RnnError, match=r"layer 'rnn' \(rnn\) cannot be exported to ONNX: custom cells"):
+    monkeypatch.delitem(exporter.SIMPLE, "repeat")
+    m = rnndsl.compile(SPECS["repeat"])
+    with pytest.raises(RnnError, match=r"layer 'repeat_vector' \(repeat\) cannot be exported to ONNX"):
         m.export(tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 
