@@ -1,4 +1,4 @@
-"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,examples,warmup} ...
+"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,examples,warmup,convert} ...
 
 Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
 No Python traceback reaches the user: rnndsl errors print their message,
@@ -256,6 +256,58 @@ def cmd_warmup(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    """A model file to another format, by the suffixes: .keras -> .rnn (the spec, with the
+    weights beside it as .npz), .rnn or .npz -> .keras."""
+    src, dst = Path(args.source), Path(args.target)
+    if not src.is_file():
+        raise UsageError(f"no such file: {src}")
+    into = dst.suffix.lower()
+    if into not in CONVERTERS:
+        raise UsageError(f"convert writes {', '.join(CONVERTERS)} files, not {dst.name!r}")
+    return CONVERTERS[into](src, dst)
+
+
+def _to_rnn(src: Path, dst: Path) -> int:
+    if src.suffix.lower() != ".keras":
+        raise UsageError(f"convert to .rnn reads a Keras 3 .keras file, not {src.name!r}")
+    from .interop.keras import keras_to_spec
+    from .saving import load_model
+
+    text = keras_to_spec(src)
+    model = load_model(src)
+    weights = dst.with_suffix(".npz")
+    _write_text(dst, text)
+    model.save(weights)
+    print(f"{dst}: {len(model.graph.layers)} layers, {model.count_params():,} params; weights in {weights} "
+          f"(rnndsl.load_model({str(weights)!r}))")
+    return 0
+
+
+def _to_keras(src: Path, dst: Path) -> int:
+    from . import load
+    from .saving import load_model
+
+    model = load_model(src) if src.suffix.lower() in (".npz", ".keras") else load(src)
+    model.save(dst)
+    print(f"{dst}: {len(model.graph.layers)} layers, {model.count_params():,} params (keras.saving.load_model)")
+    return 0
+
+
+def _to_onnx(src: Path, dst: Path) -> int:
+    raise UsageError("convert to .onnx is not available yet")
+
+
+CONVERTERS = {".rnn": _to_rnn, ".keras": _to_keras, ".onnx": _to_onnx}
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnndsl", description="Recurrent networks from a .rnn spec.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -337,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "prediction, on a batch of its own shape.")
     w.add_argument("spec", nargs="?", help=spec_help)
     w.set_defaults(func=cmd_warmup)
+    cv = sub.add_parser("convert", help="a model file to another format: .keras -> .rnn, .rnn/.npz -> .keras",
+                        description="Convert by the files' suffixes: a Keras 3 .keras file to a spec (.rnn, its "
+                                    "weights written beside it as .npz), or a spec or checkpoint to .keras.")
+    cv.add_argument("source", help="model.keras, SPEC.rnn or CKPT.npz")
+    cv.add_argument("target", help="the file to write: .rnn or .keras")
+    cv.set_defaults(func=cmd_convert)
     return p
 
 
