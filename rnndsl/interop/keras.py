@@ -251,9 +251,10 @@ def _sequential_layers(cfg: dict) -> tuple[list, list]:
     return out, [[prev, 0, 0]]
 
 
-def keras_config_to_spec(config: dict) -> tuple[str, list[tuple[str, str, str]]]:
-    """(spec text, [(binding, Keras class, h5 group)] per Keras layer with weights) for a
-    Keras 3 config.json of a Sequential or Functional model."""
+def keras_config_to_spec(config: dict) -> tuple[str, list[tuple[str, str, str]], list[str]]:
+    """(spec text, [(binding, Keras class, h5 group)] per Keras layer with weights, the
+    recurrent layers Keras called with initial_state and no mask) for a Keras 3 config.json
+    of a Sequential or Functional model."""
     cls = config.get("class_name")
     cfg = config.get("config", {})
     if cls == "Sequential":
@@ -271,7 +272,7 @@ def keras_config_to_spec(config: dict) -> tuple[str, list[tuple[str, str, str]]]
     kinds: dict[str, str] = {}
     state_of: dict[str, int] = {}   # layer -> index of its first state output
     two_out: set = set()            # Bidirectional layers with merge_mode None: outputs forward, backward
-    lines, groups, counts = [], [], {}
+    lines, groups, counts, unmasked = [], [], {}, []
     for lay in layers:
         lcls, lcfg = lay["class_name"], lay["config"]
         name = lay.get("name") or lcfg["name"]
@@ -310,6 +311,8 @@ def keras_config_to_spec(config: dict) -> tuple[str, list[tuple[str, str, str]]]
                 continue
             if key == "initial_state" and value is not None:
                 init = _initial_state(value, ident, kinds, state_of, name)
+                if kw.get("mask") is None:
+                    unmasked.append(b)
             elif key in ("return_attention_scores", "use_causal_mask") and lcls in ("Attention",
                                                                                    "AdditiveAttention"):
                 call_kw[key] = bool(value)
@@ -335,7 +338,7 @@ def keras_config_to_spec(config: dict) -> tuple[str, list[tuple[str, str, str]]]
             two_out.add(name)
         groups.append((b, lcls, group))
     lines += _outputs(outputs, ident, kinds, state_of, two_out)
-    return "\n".join(lines) + "\n", groups
+    return "\n".join(lines) + "\n", groups, unmasked
 
 
 def _tensor(src: str, index: int, ident, kinds, two_out, user: str) -> str:
@@ -523,12 +526,19 @@ def load_keras(path, dtype: str = "float32", seed: int = 0):
 
     h5py = _h5py()
     config, weights = _read_zip(path)
-    text, groups = _spec_of(config, path)
+    text, groups, unmasked = _spec_of(config, path)
     name = config.get("config", {}).get("name") or Path(path).stem
     try:
         model = compile_spec(text, dtype=dtype, seed=seed, file=str(path))
     except RnnError as e:
         raise KerasFileError(f"{path}: the model's spec does not check:\n{e}\nspec:\n{text}") from None
+    for node in model.graph.layers:
+        if node.name in unmasked and model.graph.type_of(node.inputs[0]).masked:
+            # Keras fills in a layer's mask only when it is called on one tensor: with initial_state
+            # it reads the padded steps as real ones, where rnndsl skips them
+            raise KerasFileError(f"{path}: layer {node.name!r} is called with initial_state on a masked input "
+                                 "and no mask=, so Keras ignores the mask there; rnndsl would apply it. Pass "
+                                 "mask= to that call in Keras (or drop the mask) and save again")
     model.name = name
     with h5py.File(io.BytesIO(weights), "r") as f:
         _set_from_groups(model, f, groups, f"{path}: model.weights.h5")
@@ -607,7 +617,8 @@ def _layer_config(node, cls: str) -> dict:
 def keras_config(model) -> dict:
     """The config.json of a Keras Functional model computing what the model computes."""
     g = model.graph
-    layers = []
+    layers, masks = [], {}
+    names = {n.name for n in g.nodes}
     for node, cls, _ in _keras_layers(model):
         entry = {"module": "keras.layers", "class_name": cls, "config": _layer_config(node, cls),
                  "registered_name": None, "name": node.name, "inbound_nodes": []}
@@ -621,9 +632,12 @@ def keras_config(model) -> dict:
                 else:
                     kwargs["initial_state"] = [_tensor_ref(g, src.id, _first_state(src) + k, [None, u])
                                                for k, (_, u) in enumerate(src.state.parts)]
+                if g.type_of(node.inputs[0]).masked:
+                    # Keras fills in the mask only for a call on one tensor: give it explicitly
+                    kwargs["mask"] = _mask_tensor(g, node.inputs[0], masks, layers, names, node.name)
             if node.kind in ("attention", "additive_attention"):
                 for key in ("return_attention_scores", "use_causal_mask"):
-                    if o_get(node, key):
+                    if node.opts.get(key):
                         kwargs[key] = True
                 entry["config"].pop("return_attention_scores", None)
                 entry["config"].pop("use_causal_mask", None)
@@ -637,8 +651,44 @@ def keras_config(model) -> dict:
             "registered_name": "Functional", "build_config": None, "compile_config": None}
 
 
-def o_get(node, key):
-    return node.opts.get(key)
+# layers whose output carries the mask of their first input
+MASK_THROUGH = ("dense", "dropout", "batchnorm", "attention", "additive_attention", "lstm", "gru", "simplernn",
+                "bidirectional", "bilstm", "bigru", "birnn")
+
+
+def _op(layers, names, cls: str, base: str, args: list, config: dict | None = None) -> dict:
+    """Append a Keras op node (as Keras records the masks it computes); its output tensor."""
+    name, k = base, 0
+    while name in names:
+        k += 1
+        name = f"{base}_{k}"
+    names.add(name)
+    layers.append({"module": "keras.src.ops.numpy", "class_name": cls, "config": {"name": name, **(config or {})},
+                   "registered_name": cls, "name": name, "inbound_nodes": [{"args": args, "kwargs": {}}]})
+    return {"class_name": "__keras_tensor__", "config": {"shape": [None, None], "dtype": "bool",
+                                                         "keras_history": [name, 0, 0]}}
+
+
+def _mask_tensor(g, ref, masks: dict, layers: list, names: set, user: str) -> dict:
+    """The Keras tensor of the mask that travels with `ref`: `ids != 0` after a mask_zero
+    embedding, `any(x != mask_value, axis=-1)` after masking, carried by per-step layers."""
+    node = g.nodes[ref.node]
+    while node.kind in MASK_THROUGH or (node.kind in ("concat", "add") and
+                                        sum(g.type_of(r).masked for r in node.inputs) == 1):
+        ref = next(r for r in node.inputs if g.type_of(r).masked)
+        node = g.nodes[ref.node]
+    if node.id in masks:
+        return masks[node.id]
+    if node.kind == "embed":
+        t = _op(layers, names, "NotEqual", "not_equal", [_ref(g, node.inputs[0]), 0])
+    elif node.kind == "masking":
+        ne = _op(layers, names, "NotEqual", "not_equal", [_ref(g, node.inputs[0]), node.opts["mask_value"]])
+        t = _op(layers, names, "Any", "any", [ne], {"axis": -1, "keepdims": False})
+    else:
+        raise KerasFileError(f"layer {user!r}: its input's mask comes from {node.name!r} ({node.kind}); rnndsl "
+                             "writes for Keras only a mask from an embedding or a masking layer")
+    masks[node.id] = t
+    return t
 
 
 def _write_weights(model, f) -> None:

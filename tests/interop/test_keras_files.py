@@ -107,7 +107,7 @@ def test_encoder_decoder_with_initial_state_attention_and_state_outputs(keras, t
 SPEC_OUT = """
 input ids: int[?]
 input v: float[3]
-e = ids | embed(9, 4) | bigru(3, seq, reset_after=true) | lstm(2, seq, state)
+e = ids | embed(9, 4, mask_zero=true) | bigru(3, seq, reset_after=true) | lstm(2, seq, state)
 g = e | lstm(2, initial_state=e.state) | dense(4, activation=relu)
 r = v | repeat(2) | gru(3, seq, reset_after=false) | simplernn(3, seq) | global_avg_pool()
 w = v | dense(1)
@@ -175,3 +175,33 @@ def test_missing_h5py_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(RnnError, match=r'pip install "rnndsl\[keras\]"'):
         rnndsl.compile("input x: float[?, 2]\nx | dense(1)").save(tmp_path / "m.keras")
+
+
+def test_bidirectional_variants_masking_and_attention_scores(keras, tmp_path):
+    L = keras.layers
+    x = keras.Input((4, 3), name="x")       # the scores need the value's number of steps
+    m = L.Masking(0.0)(x)
+    f, b = L.Bidirectional(L.GRU(2, return_sequences=True), merge_mode=None)(m)
+    s = L.Bidirectional(L.LSTM(2, return_sequences=True),
+                        backward_layer=L.GRU(2, return_sequences=True, go_backwards=True, reset_after=False))(f)
+    ctx, scores = L.AdditiveAttention()([b, f], return_attention_scores=True)
+    y = L.Dense(3)(L.Concatenate()([s, ctx]))
+    k = _seeded(keras.Model(x, [y, scores]), seed=7)
+    xs = np.random.default_rng(8).normal(size=(2, 4, 3))
+    xs[1, 2:] = 0.0
+    k.save(tmp_path / "b.keras")
+    r = rnndsl.load_model(tmp_path / "b.keras")
+    assert "backward_layer=gru(2" in r.source and 'merge_mode="none"' in r.source
+    _close(k.predict(xs, verbose=0), r.predict(xs))
+    r.save(tmp_path / "b2.keras")
+    _close(k.predict(xs, verbose=0), keras.saving.load_model(tmp_path / "b2.keras").predict(xs, verbose=0))
+
+
+def test_keras_ignoring_a_mask_under_initial_state_is_refused(keras, tmp_path):
+    # Keras gives a layer its input's mask only when it is called on one tensor
+    L = keras.layers
+    ids, h0 = keras.Input((None,), dtype="int32"), keras.Input((2,))
+    y = L.GRU(2, name="dec")(L.Embedding(5, 2, mask_zero=True)(ids), initial_state=[h0])
+    keras.Model([ids, h0], y).save(tmp_path / "d.keras")
+    with pytest.raises(RnnError, match=r"layer 'dec' is called with initial_state on a masked input and no mask="):
+        rnndsl.load_model(tmp_path / "d.keras")
