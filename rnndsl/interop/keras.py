@@ -87,8 +87,8 @@ KIND = {"Embedding": "embed", "Dense": "dense", "BatchNormalization": "batchnorm
         **RNN_CLASSES}
 ANY = object()
 # options that change nothing rnndsl computes (any value), or that must keep their default
-IGNORED = {"name": ANY, "dtype": ANY, "seed": ANY, "unroll": ANY, "lora_alpha": ANY,
-           "build_config": ANY, "input_length": ANY}
+IGNORED = {"name": ANY, "dtype": ANY, "seed": ANY, "unroll": ANY, "use_cudnn": ANY, "implementation": ANY,
+           "lora_alpha": ANY, "build_config": ANY, "input_length": ANY}
 DEFAULTS = {"sparse": False, "ragged": False, "optional": False, "quantization_config": None, "lora_rank": None,
             "noise_shape": None, "axis": (-1, 2), "data_format": "channels_last", "keepdims": False,
             "synchronized": False, "renorm": False, "renorm_clipping": None, "renorm_momentum": ANY, "supports_masking": ANY, "dropout": 0.0}
@@ -218,7 +218,7 @@ def _history(t, where: str) -> tuple[str, int]:
 
 
 def _input_decl(name: str, cfg: dict) -> str:
-    shape = cfg.get("batch_shape") or [None, *cfg.get("shape", [])]
+    shape = cfg.get("batch_shape") or cfg.get("batch_input_shape") or [None, *cfg.get("shape", [])]
     dims = ["?" if d is None else str(d) for d in shape[1:]]
     dtype = str(cfg.get("dtype", "float32"))
     dtype = dtype.get("config", {}).get("name", "float32") if isinstance(dtype, dict) else dtype
@@ -291,7 +291,8 @@ def keras_config_to_spec(config: dict) -> tuple[str, list[tuple[str, str, str]],
         b = ident[name] = _ident(name, used)
         kinds[name] = lcls
         if lcls == "InputLayer":
-            _check_opts(name, lcls, {k2: v for k2, v in lcfg.items() if k2 not in ("batch_shape", "shape")}, ())
+            _check_opts(name, lcls, {k2: v for k2, v in lcfg.items()
+                                     if k2 not in ("batch_shape", "batch_input_shape", "shape")}, ())
             lines.append(f"input {b}: {_input_decl(name, lcfg)}")
             if lay.get("sequential_input") or seq:
                 counts[snake] -= 1      # a Sequential's input layer has no group
