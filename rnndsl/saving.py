@@ -114,6 +114,9 @@ def load_model(path, **kw):
         return load_keras(path, **kw)
     if kw:
         raise RnnError(f"load_model takes {', '.join(kw)} for Keras files only; a checkpoint keeps its own")
+    if str(path).lower().endswith(".h5"):
+        raise CheckpointError(f"{path} holds weights only (Keras's model.weights.h5): compile the model's spec, "
+                              "then model.load_weights(path)")
 
     with open_checkpoint(path) as ck:
         return _load_model(ck, path, compile_spec)

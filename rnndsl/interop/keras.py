@@ -459,8 +459,11 @@ def _set_from_groups(model, f, groups: list[tuple[str, str, str]], where: str) -
 
 
 def load_weights(model, path) -> None:
-    """Set a model's weights from a Keras 3 `model.weights.h5` of the same architecture (a
-    Functional model, whose input layers have groups too, or a Sequential)."""
+    """Set a model's weights from a Keras 3 `model.weights.h5` of the same architecture.
+
+    Each layer's group is found by the layer name Keras records on it (`vars` attribute
+    `name`) when every layer with weights has its name there; else by Keras's own rule,
+    class and position (a Functional model's input layers have groups, a Sequential's not)."""
     h5py = _h5py()
     path = Path(path)
     try:
@@ -468,18 +471,26 @@ def load_weights(model, path) -> None:
     except OSError as e:
         raise WeightsError(f"cannot read {path} as a Keras weights file: {e}") from None
     with f:
+        named = {}
+        for key, group in (f["layers"].items() if "layers" in f else ()):
+            v = group.get("vars") if isinstance(group, h5py.Group) else None
+            name = v.attrs.get("name") if v is not None else None
+            named[name.decode() if isinstance(name, bytes) else name] = f"layers/{key}"
         layers = _keras_layers(model)
-        # a Sequential's file has no input_layer group: its layers' groups are then one off
-        seq = "layers/input_layer" not in f and len(model.graph.inputs) == 1
-        counts, groups = {}, []
-        for node, cls, _ in layers:
-            snake = SNAKE[cls]
-            if seq and cls == "InputLayer":
-                continue
-            k = counts.get(snake, 0)
-            counts[snake] = k + 1
-            if node.weights:
-                groups.append((node.name, cls, f"layers/{snake}" + (f"_{k}" if k else "")))
+        if all(node.name in named for node, _, _ in layers if node.weights):
+            groups = [(node.name, cls, named[node.name]) for node, cls, _ in layers if node.weights]
+        else:
+            # a Sequential's file has no input_layer group: its layers' groups are then one off
+            seq = "layers/input_layer" not in f and len(model.graph.inputs) == 1
+            counts, groups = {}, []
+            for node, cls, _ in layers:
+                snake = SNAKE[cls]
+                if seq and cls == "InputLayer":
+                    continue
+                k = counts.get(snake, 0)
+                counts[snake] = k + 1
+                if node.weights:
+                    groups.append((node.name, cls, f"layers/{snake}" + (f"_{k}" if k else "")))
         _set_from_groups(model, f, groups, str(path))
 
 
@@ -702,23 +713,22 @@ def _write_weights(model, f) -> None:
     top = f.create_group("layers")
     for node, cls, group in _keras_layers(model):
         g = top.create_group(group.split("/", 1)[1])
+        g.create_group("vars").attrs["name"] = node.name       # as Keras records it
         W = [np.asarray(w, np.float32) for w in weights[starts[node.id]:starts[node.id] + len(node.weights)]]
         if cls == "Bidirectional":
             n = node.spec.inner(node).n_weights
-            g.create_group("vars")
             for part, arrays in (("forward_layer", W[:n]), ("backward_layer", W[n:])):
                 p = g.create_group(part)
                 p.create_group("vars")
                 _vars(p.create_group("cell"), arrays)
         elif node.kind in KIND_CLASS:
-            g.create_group("vars")
             _vars(g.create_group("cell"), W)
         else:
-            _vars(g, W)
+            _vars(g, W, g["vars"])
 
 
-def _vars(group, arrays) -> None:
-    v = group.create_group("vars")
+def _vars(group, arrays, v=None) -> None:
+    v = group.create_group("vars") if v is None else v
     for i, a in enumerate(arrays):
         v.create_dataset(str(i), data=a)
 

@@ -69,6 +69,14 @@ def test_functional_masked_stack_loads_and_predicts_as_keras(keras, tmp_path):
     # the same weights, array for array, in Keras's order
     for a, b in zip(m.get_weights(), r.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # a Functional model's model.weights.h5 alone, into the spec compiled again
+    m.save_weights(tmp_path / "m.weights.h5")
+    again = rnndsl.compile(r.source, seed=9)
+    again.load_weights(tmp_path / "m.weights.h5")
+    for a, b in zip(m.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RnnError, match="weights only.*load_weights"):
+        rnndsl.load_model(tmp_path / "m.weights.h5")
 
 
 def test_sequential_masking_gru_and_weights_file(keras, tmp_path):
