@@ -30,17 +30,26 @@ def load(path: str | Path, **kw) -> Model:
 
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise RnnError(f"cannot read spec {path}: {e.strerror or e}") from None
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x89HDF") or path.suffix in (".keras", ".h5", ".npz"):
+        raise RnnError(f"{path} is not a text spec (.rnn) but a saved model: load it with rnndsl.load_model(path)"
+                       + (", or `python -m rnndsl convert` it to a spec" if path.suffix == ".keras" else ""))
+    try:
         text = read_spec(path)
     except OSError as e:
         raise RnnError(f"cannot read spec {path}: {e.strerror or e}") from None
     return compile(text, file=str(path), **kw)
 
 
-def load_model(path) -> Model:
-    """A model saved with Model.save(path): weights, optimizer state, epoch and generators."""
+def load_model(path, **kw) -> Model:
+    """A model saved with Model.save(path): weights, optimizer state, epoch and generators;
+    or a Keras 3 .keras file's model with its weights (dtype=, seed= as compile's)."""
     from .saving import load_model as _load_model
 
-    return _load_model(path)
+    return _load_model(path, **kw)
 
 
 __all__ = ["load_model", "compile", "load", "Model", "RnnError", "SpecError", "DataError", "WeightsError",

@@ -1,4 +1,4 @@
-"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,convert,examples,warmup} ...
+"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,examples,warmup,convert} ...
 
 Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
 No Python traceback reaches the user: rnndsl errors print their message,
@@ -256,34 +256,64 @@ def cmd_warmup(args) -> int:
     return 0
 
 
-def _convert_to_onnx(model, out: Path) -> None:
-    from .interop.onnx import export_onnx
-
-    export_onnx(model, out)
-
-
-# what `convert` writes, by the output's suffix
-CONVERTERS = {".onnx": _convert_to_onnx}
-
-
 def cmd_convert(args) -> int:
-    src, out = Path(args.source), Path(args.output)
+    """A model file to another format, by the suffixes: .keras -> .rnn (the spec, with the
+    weights beside it as .npz), .rnn or .npz -> .keras."""
+    src, dst = Path(args.source), Path(args.target)
     if not src.is_file():
         raise UsageError(f"no such file: {src}")
-    write = CONVERTERS.get(out.suffix.lower())
-    if write is None:
-        raise UsageError(f"convert: cannot write {out}: the output's suffix picks the format, one of "
-                         + ", ".join(CONVERTERS))
-    _writable("output", str(out))
-    if src.suffix == ".rnn":
-        model = _load(str(src))
-    else:
-        from . import load_model
+    into = dst.suffix.lower()
+    if into not in CONVERTERS:
+        raise UsageError(f"convert writes {', '.join(CONVERTERS)} files, not {dst.name!r}")
+    return CONVERTERS[into](src, dst)
 
-        model = load_model(src)
-    write(model, out)
-    print(f"wrote {out}")
+
+def _to_rnn(src: Path, dst: Path) -> int:
+    if src.suffix.lower() != ".keras":
+        raise UsageError(f"convert to .rnn reads a Keras 3 .keras file, not {src.name!r}")
+    from .interop.keras import keras_to_spec
+    from .saving import load_model
+
+    text = keras_to_spec(src)
+    model = load_model(src)
+    weights = dst.with_suffix(".npz")
+    _write_text(dst, text)
+    model.save(weights)
+    print(f"{dst}: {len(model.graph.layers)} layers, {model.count_params():,} params; weights in {weights} "
+          f"(rnndsl.load_model({str(weights)!r}))")
     return 0
+
+
+def _to_keras(src: Path, dst: Path) -> int:
+    from . import load
+    from .saving import load_model
+
+    model = load_model(src) if src.suffix.lower() in (".npz", ".keras") else load(src)
+    model.save(dst)
+    print(f"{dst}: {len(model.graph.layers)} layers, {model.count_params():,} params (keras.saving.load_model)")
+    return 0
+
+
+def _to_onnx(src: Path, dst: Path) -> int:
+    from . import load
+    from .interop.onnx import export_onnx
+    from .saving import load_model
+
+    _writable("output", str(dst))
+    model = load_model(src) if src.suffix.lower() in (".npz", ".keras") else load(src)
+    export_onnx(model, dst)
+    print(f"wrote {dst}")
+    return 0
+
+
+CONVERTERS = {".rnn": _to_rnn, ".keras": _to_keras, ".onnx": _to_onnx}
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,19 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name", nargs="?", help="an example to copy, e.g. digits")
     e.set_defaults(func=cmd_examples)
 
-    cv = sub.add_parser("convert", help="write a checkpoint for another runtime (.onnx)",
-                        description="Convert a checkpoint (.npz; or a .rnn spec, its weights freshly "
-                                    "initialised) to the format the output's suffix names: .onnx, an ONNX "
-                                    "graph for inference.")
-    cv.add_argument("source", help="a checkpoint (.npz) written by `run` or Model.save, or a .rnn spec")
-    cv.add_argument("output", help="the file to write: model.onnx")
-    cv.set_defaults(func=cmd_convert)
-
     w = sub.add_parser("warmup", help="compile a spec's kernels ahead of its first run",
                        description="Compile (and cache) the kernels SPEC uses for training and "
                                    "prediction, on a batch of its own shape.")
     w.add_argument("spec", nargs="?", help=spec_help)
     w.set_defaults(func=cmd_warmup)
+    cv = sub.add_parser("convert", help="a model file to another format: .keras -> .rnn, .rnn/.npz -> "
+                                        ".keras or .onnx",
+                        description="Convert by the files' suffixes: a Keras 3 .keras file to a spec (.rnn, its "
+                                    "weights written beside it as .npz); a spec, checkpoint or .keras file to "
+                                    ".keras, or to .onnx (an ONNX graph for inference).")
+    cv.add_argument("source", help="model.keras, SPEC.rnn or CKPT.npz")
+    cv.add_argument("target", help="the file to write: .rnn, .keras or .onnx")
+    cv.set_defaults(func=cmd_convert)
     return p
 
 

@@ -298,7 +298,9 @@ class Model:
         self.executor.rng = np.random.default_rng([seed, 1])
 
     def save(self, path) -> None:
-        """One file: spec, weights, optimizer state, epoch, generator states (atomic write)."""
+        """One file: spec, weights, optimizer state, epoch, generator states (atomic write).
+        A .keras path writes a Keras 3 file instead (model and weights, no training state),
+        which keras.saving.load_model reads."""
         from .saving import save_model
 
         save_model(self, path)
@@ -314,6 +316,12 @@ class Model:
 
             return export_onnx(self, path)
         raise RnnError(f"export: no format for {str(path)!r}; the suffix picks it: .onnx")
+
+    def load_weights(self, path) -> None:
+        """Set the weights from a Keras 3 `model.weights.h5` of the same architecture."""
+        from .interop.keras import load_weights
+
+        load_weights(self, path)
 
     # --- weights --------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:

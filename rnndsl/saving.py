@@ -11,7 +11,15 @@ from .errors import CheckpointError, RnnError
 from .train.checkpoint import open_checkpoint, save_checkpoint
 
 
+def _is_keras(path) -> bool:
+    return str(path).lower().endswith(".keras")
+
+
 def save_model(model, path) -> Path:
+    if _is_keras(path):
+        from .interop.keras import save_keras
+
+        return save_keras(model, path)
     weights = model.get_weights()
     arrays = {f"weight/{i:04d}": p for i, p in enumerate(weights)}
     meta = {
@@ -91,15 +99,38 @@ def _train_meta(train, path, n_outputs: int) -> dict:
     return {"losses": losses, "optimizer": opt, "metrics": metrics, "from_logits": logits}
 
 
-def load_model(path):
+def load_model(path, **kw):
     """A Model exactly as saved: weights, optimizer state, epoch, generators.
 
     Only the arrays the stored spec needs are read (its weights, its optimizer's
-    slots), each checked against the shape the spec gives it before it is made."""
+    slots), each checked against the shape the spec gives it before it is made.
+    A .keras path (or a zip that holds config.json) is a Keras 3 file (interop/keras.py);
+    dtype= and seed= apply to it."""
     from . import compile as compile_spec
+
+    if _is_keras(path) or _keras_zip(path):
+        from .interop.keras import load_keras
+
+        return load_keras(path, **kw)
+    if kw:
+        raise RnnError(f"load_model takes {', '.join(kw)} for Keras files only; a checkpoint keeps its own")
+    if str(path).lower().endswith(".h5"):
+        raise CheckpointError(f"{path} holds weights only (Keras's model.weights.h5): compile the model's spec, "
+                              "then model.load_weights(path)")
 
     with open_checkpoint(path) as ck:
         return _load_model(ck, path, compile_spec)
+
+
+def _keras_zip(path) -> bool:
+    """Whether the file is a zip holding a Keras config.json (an .npz is a zip too)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "config.json" in z.namelist() and "model.weights.h5" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _load_model(ck, path, compile_spec):

@@ -1,4 +1,5 @@
-"""Moving models to and from other frameworks: PyTorch state dicts (torch.py), ONNX graphs (onnx.py)."""
+"""Moving models to and from other frameworks: PyTorch state dicts (torch.py), Keras 3 files
+(keras.py), ONNX graphs (onnx.py)."""
 
 from .onnx import export_onnx, to_onnx
 from .torch import from_torch_state_dict, to_torch_state_dict
