@@ -168,8 +168,8 @@ def test_convert_cli(keras, tmp_path, capsys):
     _close(m.predict(IDS, verbose=0), spec.predict(IDS))
     assert main(["convert", str(tmp_path / "m.rnn"), str(tmp_path / "back.keras")]) == 0
     assert keras.saving.load_model(tmp_path / "back.keras").count_params() == m.count_params()
-    assert main(["convert", str(tmp_path / "m.rnn"), str(tmp_path / "m.onnx")]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "m.rnn"), str(tmp_path / "m.xyz")]) == 2
+    assert "convert writes .rnn, .keras, .onnx files, not 'm.xyz'" in capsys.readouterr().err
 
 
 def test_saved_model_is_not_a_spec(tmp_path):

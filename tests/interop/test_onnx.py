@@ -198,7 +198,7 @@ def test_cli_converts_a_checkpoint(tmp_path, capsys):
     x = np.random.default_rng(0).integers(0, 9, (4, 6))
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], m.predict(x), rtol=1e-5, atol=1e-5)
     assert main(["convert", str(ckpt), str(tmp_path / "m.xyz")]) == 2
-    assert "suffix picks the format" in capsys.readouterr().err
+    assert "convert writes .rnn, .keras, .onnx files" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "none.npz"), str(out)]) == 2
 
 
