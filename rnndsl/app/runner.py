@@ -44,6 +44,15 @@ def _sequence_report(model, split) -> dict:
     return report
 
 
+def _forecast_report(model, split) -> dict:
+    """A time series' test windows: the model's mean absolute error against the naive
+    forecast's (each window's last value of the target)."""
+    pred = model.predict(split.x_test)
+    pred = pred[:, -1] if pred.ndim == 3 else pred
+    return {"test_forecast_mae": float(np.mean(np.abs(pred - split.y_test))),
+            "test_naive_mae": float(np.mean(np.abs(split.naive_test - split.y_test)))}
+
+
 def _stateful_report(model, split, batch_size) -> dict:
     """Test loss with the state carried across chunks against the state reset before each chunk."""
     xs, y = split.x_test, split.y_test
@@ -103,7 +112,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     why = unwritable(out)                       # before training: a bad path must not cost the run
     if why:
         raise CheckpointError(f"cannot write the checkpoint {out}: {why}")
-    split = load_source(model, cfg["data"], seed=seed, base=spec_path.parent)
+    split = load_source(model, cfg["data"], seed=seed, base=spec_path.parent,
+                        validation_split=cfg.get("validation_split", 0.0))
     batch_size = batch_size or split.batch_size or cfg.get("batch_size", 32)
     if split.batch_size and batch_size != split.batch_size:
         raise DataError(f"this data comes in {split.batch_size} parallel streams; batch_size must be "
@@ -119,7 +129,9 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     previous = _catch_interrupt(model)
     try:
         history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
-                            validation_split=cfg.get("validation_split", 0.0), shuffle=split.shuffle and
+                            validation_data=split.validation,
+                            validation_split=0.0 if split.validation else cfg.get("validation_split", 0.0),
+                            shuffle=split.shuffle and
                             cfg.get("shuffle", True), seed=seed, verbose=verbose,
                             early_stopping=early)
     except TrainingError:
@@ -146,6 +158,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
         test = model.evaluate(split.x_test, split.y_test, batch_size=batch_size, return_dict=True)
         result.update({f"test_{k}": v for k, v in test.items()})
         result.update(_sequence_report(model, split))
+        if split.naive_test is not None:
+            result.update(_forecast_report(model, split))
     if not _finite_weights(model):
         raise TrainingError(f"training left NaN or inf in the weights; nothing saved to {out}")
     model.save(out)
