@@ -215,3 +215,72 @@ def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream
         np.set_printoptions(precision=4, suppress=True, threshold=200)
         stream.write(f"{pred}\n")
     return pred
+
+
+def forecast_checkpoint(ckpt: Path, input_path: Path, steps: int, output: Path | None, stream=None,
+                        device: str | None = None) -> np.ndarray:
+    """`run CKPT --forecast N --input FILE`: the next N values after the series in FILE.
+
+    A .csv is read as the spec's csv(...) reads its data (the same columns, target, header
+    and delimiter), and the model's window is its last rows (every sampling_rate-th); an
+    .npz/.npy holds the history as arrays, (steps, features) or (batch, steps, features).
+    Prints the forecast, or writes it to --output (.csv: a header of the target names and
+    one row per step; else .npy)."""
+    from ..data.series import read_series
+    from ..saving import load_model
+
+    stream = stream or sys.stdout
+    if output:
+        why = unwritable(output)
+        if why:
+            raise DataError(f"cannot write the forecast to {output}: {why}")
+    model = load_model(ckpt)
+    if device:
+        model.to(device)
+    data = (model.graph.train or {}).get("data") or {}
+    names = None
+    if input_path.suffix.lower() == ".csv":
+        if data.get("name") != "csv" or data.get("window") is None:
+            raise DataError(f"{ckpt}: its spec's data is not a time series csv(..., window=), so a .csv history "
+                            "has no columns to read; give the history as an .npz/.npy array (steps, features)")
+        table = read_series(input_path, data.get("columns"), data.get("target"), data.get("skip_header", "auto"),
+                            data.get("delimiter", ","))
+        targets = table.target_positions()
+        if targets is None:
+            missing = [t for t in table.targets if t not in table.columns]
+            raise DataError(f"{input_path}: the model predicts column(s) {missing}, which are not among its input "
+                            f"columns {table.columns}: recursive forecasting feeds each prediction back as an "
+                            "input, so the target columns must be input columns")
+        window, rate = data["window"], data.get("sampling_rate", 1)
+        need = (window - 1) * rate + 1
+        if len(table.x) < need:
+            raise DataError(f"{input_path} has {len(table.x)} row(s); the model's window of {window} steps"
+                            + (f" {rate} rows apart" if rate > 1 else "") + f" takes {need}")
+        history = table.x[len(table.x) - need::rate]
+        names = table.targets
+        forecast = model.forecast(history, steps, targets=targets)
+    else:
+        history = read_inputs(model, input_path)
+        forecast = model.forecast(history[0] if isinstance(history, list) else history, steps)
+    if names is None:
+        names = [f"y{j}" for j in range(forecast.shape[-1])]
+    if output and output.suffix.lower() == ".csv":
+        if forecast.ndim != 2:
+            raise DataError(f"a .csv holds one series' forecast; this one is {forecast.shape[0]} series: "
+                            "write it to an .npy")
+        text = ",".join(["step", *names]) + "\n" + "".join(
+            ",".join([str(k + 1), *(f"{v:.6g}" for v in row)]) + "\n" for k, row in enumerate(forecast))
+        atomic_write(output, lambda f: f.write(text.encode("utf-8")), DataError, "the forecast")
+        stream.write(f"wrote the forecast of {steps} step(s) of {', '.join(names)} to {output}\n")
+    elif output:
+        atomic_write(output, lambda f: np.lib.format.write_array(f, forecast, allow_pickle=False),
+                     DataError, "the forecast")
+        stream.write(f"wrote the forecast {forecast.shape} to {output}\n")
+    elif forecast.ndim == 2:
+        stream.write("step  " + "  ".join(f"{n:>10}" for n in names) + "\n")
+        for k, row in enumerate(forecast):
+            stream.write(f"{k + 1:>4}  " + "  ".join(f"{v:>10.4f}" for v in row) + "\n")
+    else:
+        np.set_printoptions(precision=4, suppress=True, threshold=200)
+        stream.write(f"{forecast}\n")
+    return forecast
