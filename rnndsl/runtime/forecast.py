@@ -55,8 +55,8 @@ class Forecaster(Stepper):
             raise DataError(f"forecast: targets names {len(targets)} input feature(s) but output {out.name!r} "
                             f"gives {K} value(s) per step")
         if len(set(targets)) != K or any(not 0 <= j < F for j in targets):
-            raise DataError(f"forecast: targets must be distinct positions among input {names[0]!r}'s {F} "
-                            f"features (0..{F - 1}), got {targets}")
+            raise DataError(f"forecast: targets must be distinct positions among the {F} features of input "
+                            f"{names[0]!r} (0..{F - 1}), got {targets}")
         super().__init__(executor, [inp])
         self.input, self.output = inp, out
         self.steps_declared = t.steps
