@@ -187,8 +187,11 @@ def cmd_run(args) -> int:
             return 0
         predict_checkpoint(path, inp, _writable("--output", args.output), device=args.device)
         return 0
-    if args.input or args.output or args.forecast:
-        raise UsageError("--input, --output and --forecast go with a checkpoint (.npz) to predict with, not a spec")
+    if args.input or args.output:
+        raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec")
+    if args.forecast:
+        raise UsageError("--forecast goes with a checkpoint (.npz), not a spec: train with `run SPEC`, then "
+                         "`run SPEC.ckpt.npz --forecast N --input series.csv`")
     out = args.out
     if out is None and _inside_package(path):
         out = str(Path.cwd() / default_checkpoint(path).name)     # never into the installation

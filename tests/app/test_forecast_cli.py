@@ -80,6 +80,7 @@ def test_run_forecast_bad_history_is_an_rnndsl_error(trained, capsys, csv, messa
 def test_forecast_usage(trained, capsys):
     here, _ = trained
     assert main(["run", str(here / "forecast.rnn"), "--forecast", "3"]) == 2
+    assert "--forecast goes with a checkpoint (.npz), not a spec" in capsys.readouterr().err
     assert main(["run", str(here / "f.npz"), "--forecast", "3"]) == 2
     assert "forecasting with a checkpoint needs --input" in capsys.readouterr().err
     assert main(["run", str(here / "f.npz"), "--forecast", "0", "--input", "x.csv"]) == 2
