@@ -286,6 +286,10 @@ class Model:
             raise DataError("forecast: the spec's csv(...) names its target columns but not its input columns; "
                             "pass targets=, the target columns' positions among the input features")
         missing = [c for c in target if c not in columns]
+        if missing and {type(c) for c in target + columns} == {int, str}:
+            raise DataError("forecast: the spec's csv(...) names columns by number and by name, which only the "
+                            "file's header relates; pass targets=, the target columns' positions among the input "
+                            "features (the CLI's --input series.csv reads the header)")
         if missing:
             raise DataError(f"forecast: target column(s) {missing} of the spec's csv(...) are not among its input "
                             f"columns {columns}: a prediction can only be fed back as an input it is; recursive "

@@ -153,7 +153,7 @@ def _model(data, shape="4, 2", out=1):
 
 def test_split_is_by_time_with_validation(tmp_path):
     # the value column is the row's time: each window's target says when it is
-    p = _write(tmp_path, "t,v\n" + "".join(f"{i},{i}\n" for i in range(60)))
+    _write(tmp_path, "t,v\n" + "".join(f"{i},{i}\n" for i in range(60)))
     m = _model('csv("s.csv", columns=["t", "v"], target=["v"], window=4, stride=1, test_split=0.2)')
     s = load_source(m, m.graph.train["data"], base=tmp_path, validation_split=0.1)
     assert s.x_train[0].shape == (39, 4, 2) and s.shuffle

@@ -115,6 +115,7 @@ train {
     (1, 'columns=["a", "b"], target="c", window=4', None, r"target column\(s\) \['c'\] of the spec's csv\(...\) are "
                                                           "not among its input columns"),
     (1, 'target="b", window=4', None, "names its target columns but not its input columns; pass targets="),
+    (1, 'columns=[0, 1], target="b", window=4', None, "names columns by number and by name"),
     (2, 'columns=["a", "b"], window=4, horizon=2', None, r"predicts 2 row\(s\) after its window's last step, but "
                                                          r"its steps are 1 row\(s\) apart"),
 ])
