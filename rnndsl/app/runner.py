@@ -125,13 +125,13 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
             stream.write(f"data: {note}\n")
         stream.write(f"data: {len(split.y_train)} training samples, {len(split.y_test)} held out\n")
     early = cfg.get("patience")
+    # a time series holds its validation windows out by time (split.validation) already
+    vsplit = 0.0 if split.validation else cfg.get("validation_split", 0.0)
     t0 = time.perf_counter()
     previous = _catch_interrupt(model)
     try:
         history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
-                            validation_data=split.validation,
-                            validation_split=0.0 if split.validation else cfg.get("validation_split", 0.0),
-                            shuffle=split.shuffle and
+                            validation_data=split.validation, validation_split=vsplit, shuffle=split.shuffle and
                             cfg.get("shuffle", True), seed=seed, verbose=verbose,
                             early_stopping=early)
     except TrainingError:
