@@ -10,7 +10,7 @@ import numpy as np
 from rnndsl.errors import DataError, did_you_mean
 
 from .npyfile import NpzReader, file_head, read_npy
-from .series import SERIES_OPTIONS, check_series_options, load_csv_windows
+from .series import SERIES_OPTIONS, check_series_options, given, load_csv_windows
 
 __all__ = ["load_arrays", "load_csv"]
 
@@ -83,7 +83,7 @@ def load_csv(path, label_column: int | None = -1, skip_header="auto", delimiter:
     timeseries_dataset_from_array)."""
     series_opts = {"columns": columns, "target": target, "window": window, "horizon": horizon,
                    "stride": stride, "sampling_rate": sampling_rate, "label_column": label_column}
-    if any(series_opts[k] != v for k, v in SERIES_OPTIONS.items()):
+    if any(given(k, series_opts[k]) for k in SERIES_OPTIONS):
         check_series_options(series_opts)
         return load_csv_windows(path, columns, target, window, horizon, stride, sampling_rate, skip_header,
                                 delimiter, dtype)

@@ -27,7 +27,7 @@ from .options import fits_memory, whole
 from .npyfile import memory_limit
 
 __all__ = ["windows", "window_starts", "rows_needed", "SeriesTable", "read_series", "load_csv_windows",
-           "chronological_split", "check_series_options", "series_option_problems", "SERIES_OPTIONS"]
+           "chronological_split", "check_series_options", "series_option_problems", "given", "SERIES_OPTIONS"]
 
 # csv(...)'s options that make it a time series, and the defaults of those that have one
 SERIES_OPTIONS = {"columns": None, "target": None, "window": None, "horizon": 1, "stride": 1,
@@ -105,6 +105,14 @@ def _is_column(c) -> bool:
                                                 and c >= 0)
 
 
+def given(name: str, value) -> bool:
+    """Whether a time-series option of csv(...) is set (not left at its default)."""
+    default = SERIES_OPTIONS[name]
+    if value is None or value is default:
+        return False
+    return not (isinstance(value, numbers.Number) and not isinstance(value, bool) and value == default)
+
+
 def series_option_problems(opts: dict) -> list[tuple[str, str, str | None]]:
     """What is wrong with csv(...)'s time-series options taken together: (option, message,
     hint) for each problem; `check` reports them at the option, the loader raises the first.
@@ -113,7 +121,7 @@ def series_option_problems(opts: dict) -> list[tuple[str, str, str | None]]:
     windowed = opts.get("window") is not None
     if not windowed:
         for name in SERIES_OPTIONS:
-            if name != "window" and opts.get(name, SERIES_OPTIONS[name]) != SERIES_OPTIONS[name]:
+            if name != "window" and given(name, opts.get(name)):
                 out.append((name, f"{name}= goes with window=, which makes csv() a time series",
                             "e.g. csv(\"series.csv\", columns=[\"temp\"], window=24)"))
         return out
