@@ -172,19 +172,26 @@ def _inside_package(path: Path) -> bool:
 
 
 def cmd_run(args) -> int:
-    from .app.runner import default_checkpoint, predict_checkpoint, train_spec
+    from .app.runner import default_checkpoint, forecast_checkpoint, predict_checkpoint, train_spec
 
     path = _spec_path(args.spec)
     if path.suffix == ".npz":
         if not args.input:
-            raise UsageError("predicting with a checkpoint needs --input data.npz")
+            raise UsageError("forecasting with a checkpoint needs --input series.csv (or .npz/.npy)"
+                             if args.forecast else "predicting with a checkpoint needs --input data.npz")
         inp = Path(args.input)
         if not inp.is_file():
             raise UsageError(f"no such input file: {inp}")
+        if args.forecast:
+            forecast_checkpoint(path, inp, args.forecast, _writable("--output", args.output), device=args.device)
+            return 0
         predict_checkpoint(path, inp, _writable("--output", args.output), device=args.device)
         return 0
     if args.input or args.output:
         raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec")
+    if args.forecast:
+        raise UsageError("--forecast goes with a checkpoint (.npz), not a spec: train with `run SPEC`, then "
+                         "`run SPEC.ckpt.npz --forecast N --input series.csv`")
     out = args.out
     if out is None and _inside_package(path):
         out = str(Path.cwd() / default_checkpoint(path).name)     # never into the installation
@@ -236,9 +243,27 @@ def cmd_examples(args) -> int:
     target = Path.cwd() / shipped[name].name
     if target.exists():
         raise UsageError(f"{target} exists already; remove it or copy the example elsewhere")
+    data = _shipped_data_file(shipped[name])
+    if data is not None and (Path.cwd() / data).exists():
+        raise UsageError(f"{Path.cwd() / data} exists already; remove it or copy the example elsewhere")
     shutil.copyfile(shipped[name], target)
+    if data is not None:
+        (Path.cwd() / data).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(examples_dir() / data, Path.cwd() / data)
+        print(f"wrote {Path.cwd() / data}, its data")
     print(f"wrote {target}; train it with: python -m rnndsl run {target.name}")
     return 0
+
+
+def _shipped_data_file(spec: Path) -> Path | None:
+    """The data file a shipped example's train section names beside it (e.g. data/demand.csv),
+    to be copied with it; None when it names none (a built-in data set)."""
+    from . import load
+
+    path = (load(spec).graph.train.get("data") or {}).get("path")
+    if not path or Path(path).is_absolute() or ".." in Path(path).parts:
+        return None
+    return Path(path) if (examples_dir() / path).is_file() else None
 
 
 def cmd_warmup(args) -> int:
@@ -352,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train a spec on its data (or predict with a checkpoint)",
                        description="Train SPEC.rnn on the data its train section names, evaluate on the "
                                    "held-out split, print the metrics and write a checkpoint. With a "
-                                   "checkpoint (.npz) and --input, predict instead.")
+                                   "checkpoint (.npz) and --input, predict instead (--forecast N: the next N "
+                                   "values of a series).")
     r.add_argument("spec", nargs="?", help="a .rnn spec, or a checkpoint .npz to predict with "
                                            f"(default: the shipped example {DEFAULT_SPEC})")
     r.add_argument("--epochs", type=_whole(1), help="override the spec's epochs (>= 1)")
@@ -362,7 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--out", help="checkpoint path (default: beside the spec, SPEC.ckpt.npz)")
     r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict")
-    r.add_argument("--output", help="with a checkpoint: write predictions to this .npy")
+    r.add_argument("--output", help="with a checkpoint: write predictions to this .npy (a forecast: .csv or .npy)")
+    r.add_argument("--forecast", type=_whole(1), metavar="STEPS",
+                   help="with a checkpoint: forecast STEPS values after the series in --input (a .csv read "
+                        "as the spec's csv(...) reads its data, or an .npz/.npy history), each prediction fed "
+                        "back as the next step")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("decode", help="generate token sequences with a trained model",

@@ -215,6 +215,87 @@ class Model:
         tokens, scores = dec.decode(enc, prompt, max_len, method, end, k, temperature, rng)
         return (tokens, scores) if return_scores else tokens
 
+    def forecast(self, history, steps: int, targets=None, future=None) -> np.ndarray:
+        """The next `steps` values of a series, each prediction fed back as the next step's
+        input (recursive forecasting; the math: runtime/forecast.py). The model maps a window
+        of features to the next value of its target features.
+
+        history: (steps, features) one series, or (batch, steps, features); a model whose
+        input declares T steps reads the last T of them (at least T are needed), so the
+        first forecast is predict's on that window. targets: the positions among the input's
+        features that the output's values are, in the output's order (default: from the
+        spec's csv(columns=, target=), else every feature when the output has as many);
+        a target that is not an input feature cannot be fed back. future: the other input
+        features' known values at the forecast's times, (steps - 1 or more, others) per
+        series, needed when the targets are not all the features. Returns (steps, targets)
+        per series: (batch, steps, targets) for a batch of them."""
+        from .runtime.forecast import Forecaster
+
+        steps = whole_number("steps", steps, 1)
+        if targets is None:
+            targets = self._series_targets()
+        fc = Forecaster(self.executor, targets)
+        h = _float_array("history", history, self.dtype)
+        one = h.ndim == 2
+        if one:
+            h = h[None]
+        if h.ndim != 3 or h.shape[-1] != fc.features or h.shape[0] == 0 or h.shape[1] == 0:
+            raise DataError(f"forecast: history must be (steps, {fc.features}) or (batch, steps, {fc.features}) "
+                            f"with at least one step, got shape {np.shape(history)}")
+        T = fc.steps_declared
+        if T is not None:
+            if h.shape[1] < T:
+                raise DataError(f"forecast: the model reads windows of {T} steps; the history has {h.shape[1]}")
+            h = h[:, h.shape[1] - T:]
+        if fc.others:
+            if future is None:
+                raise DataError(f"forecast: the model predicts input features {fc.targets} of {fc.features}; the "
+                                f"others ({fc.others}) are not predicted, so their future values must be given: "
+                                f"future=, ({steps - 1} or more steps, {len(fc.others)}) per series")
+            u = _float_array("future", future, self.dtype)
+            u = u[None] if one and u.ndim == 2 else u
+            if u.ndim != 3 or u.shape[0] != h.shape[0] or u.shape[1] < steps - 1 or u.shape[2] != len(fc.others):
+                raise DataError(f"forecast: future must be ({steps - 1} or more steps, {len(fc.others)}) per series "
+                                f"({h.shape[0]} series), got shape {np.shape(future)}")
+        elif future is not None:
+            raise DataError("forecast: the model predicts every input feature; future= has nothing to fill")
+        else:
+            u = None
+        out = fc.forecast(np.ascontiguousarray(h), steps, u)
+        return out[0] if one else out
+
+    def _series_targets(self) -> list[int] | None:
+        """The input features the output predicts, from the spec's `data = csv(..., window=)`
+        (None when it does not say): its target columns' positions among its columns."""
+        data = (self.graph.train or {}).get("data") or {}
+        if data.get("name") != "csv" or data.get("window") is None:
+            return None
+        if data.get("horizon", 1) != data.get("sampling_rate", 1):
+            raise DataError(f"forecast: this model predicts {data.get('horizon', 1)} row(s) after its window's "
+                            f"last step, but its steps are {data.get('sampling_rate', 1)} row(s) apart "
+                            "(horizon != sampling_rate in the spec's csv(...)): its predictions are not its "
+                            "next step, so they cannot be fed back")
+        if "target" not in data:
+            return None
+        target = data["target"] if isinstance(data["target"], list) else [data["target"]]
+        columns = data.get("columns")
+        columns = columns if isinstance(columns, list) or columns is None else [columns]
+        if columns is None:
+            if all(isinstance(c, int) for c in target):
+                return target               # every column is an input, in the file's order
+            raise DataError("forecast: the spec's csv(...) names its target columns but not its input columns; "
+                            "pass targets=, the target columns' positions among the input features")
+        missing = [c for c in target if c not in columns]
+        if missing and {type(c) for c in target + columns} == {int, str}:
+            raise DataError("forecast: the spec's csv(...) names columns by number and by name, which only the "
+                            "file's header relates; pass targets=, the target columns' positions among the input "
+                            "features (the CLI's --input series.csv reads the header)")
+        if missing:
+            raise DataError(f"forecast: target column(s) {missing} of the spec's csv(...) are not among its input "
+                            f"columns {columns}: a prediction can only be fed back as an input it is; recursive "
+                            "forecasting needs the target columns among the input columns")
+        return [columns.index(c) for c in target]
+
     def _given_whole(self, node_id: int, a) -> bool:
         """Whether step() was given this input whole rather than one time step of it."""
         t = self.graph.nodes[node_id].out
@@ -432,3 +513,17 @@ def compile_spec(text: str, file: str = "<spec>", name: str | None = None, **kw)
     if name is None:
         name = "model" if file.startswith("<") else file.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return Model(graph, name, **kw)
+
+
+def _float_array(name: str, a, dtype: str) -> np.ndarray:
+    """a as a finite float array of the model's dtype (a DataError naming it otherwise)."""
+    try:
+        a = np.asarray(a)
+    except Exception as e:  # ragged lists and the like
+        raise DataError(f"forecast: {name}: cannot make an array of it ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"forecast: {name} must hold numbers, got dtype {a.dtype}")
+    a = a.astype(dtype)
+    if not np.all(np.isfinite(a)):
+        raise DataError(f"forecast: {name} holds NaN or inf")
+    return a

@@ -44,6 +44,15 @@ def _sequence_report(model, split) -> dict:
     return report
 
 
+def _forecast_report(model, split) -> dict:
+    """A time series' test windows: the model's mean absolute error against the naive
+    forecast's (each window's last value of the target)."""
+    pred = model.predict(split.x_test)
+    pred = pred[:, -1] if pred.ndim == 3 else pred
+    return {"test_forecast_mae": float(np.mean(np.abs(pred - split.y_test))),
+            "test_naive_mae": float(np.mean(np.abs(split.naive_test - split.y_test)))}
+
+
 def _stateful_report(model, split, batch_size) -> dict:
     """Test loss with the state carried across chunks against the state reset before each chunk."""
     xs, y = split.x_test, split.y_test
@@ -103,7 +112,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     why = unwritable(out)                       # before training: a bad path must not cost the run
     if why:
         raise CheckpointError(f"cannot write the checkpoint {out}: {why}")
-    split = load_source(model, cfg["data"], seed=seed, base=spec_path.parent)
+    split = load_source(model, cfg["data"], seed=seed, base=spec_path.parent,
+                        validation_split=cfg.get("validation_split", 0.0))
     batch_size = batch_size or split.batch_size or cfg.get("batch_size", 32)
     if split.batch_size and batch_size != split.batch_size:
         raise DataError(f"this data comes in {split.batch_size} parallel streams; batch_size must be "
@@ -115,11 +125,13 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
             stream.write(f"data: {note}\n")
         stream.write(f"data: {len(split.y_train)} training samples, {len(split.y_test)} held out\n")
     early = cfg.get("patience")
+    # a time series holds its validation windows out by time (split.validation) already
+    vsplit = 0.0 if split.validation else cfg.get("validation_split", 0.0)
     t0 = time.perf_counter()
     previous = _catch_interrupt(model)
     try:
         history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
-                            validation_split=cfg.get("validation_split", 0.0), shuffle=split.shuffle and
+                            validation_data=split.validation, validation_split=vsplit, shuffle=split.shuffle and
                             cfg.get("shuffle", True), seed=seed, verbose=verbose,
                             early_stopping=early)
     except TrainingError:
@@ -146,6 +158,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
         test = model.evaluate(split.x_test, split.y_test, batch_size=batch_size, return_dict=True)
         result.update({f"test_{k}": v for k, v in test.items()})
         result.update(_sequence_report(model, split))
+        if split.naive_test is not None:
+            result.update(_forecast_report(model, split))
     if not _finite_weights(model):
         raise TrainingError(f"training left NaN or inf in the weights; nothing saved to {out}")
     model.save(out)
@@ -201,3 +215,72 @@ def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream
         np.set_printoptions(precision=4, suppress=True, threshold=200)
         stream.write(f"{pred}\n")
     return pred
+
+
+def forecast_checkpoint(ckpt: Path, input_path: Path, steps: int, output: Path | None, stream=None,
+                        device: str | None = None) -> np.ndarray:
+    """`run CKPT --forecast N --input FILE`: the next N values after the series in FILE.
+
+    A .csv is read as the spec's csv(...) reads its data (the same columns, target, header
+    and delimiter), and the model's window is its last rows (every sampling_rate-th); an
+    .npz/.npy holds the history as arrays, (steps, features) or (batch, steps, features).
+    Prints the forecast, or writes it to --output (.csv: a header of the target names and
+    one row per step; else .npy)."""
+    from ..data.series import read_series
+    from ..saving import load_model
+
+    stream = stream or sys.stdout
+    if output:
+        why = unwritable(output)
+        if why:
+            raise DataError(f"cannot write the forecast to {output}: {why}")
+    model = load_model(ckpt)
+    if device:
+        model.to(device)
+    data = (model.graph.train or {}).get("data") or {}
+    names = None
+    if input_path.suffix.lower() == ".csv":
+        if data.get("name") != "csv" or data.get("window") is None:
+            raise DataError(f"{ckpt}: its spec's data is not a time series csv(..., window=), so a .csv history "
+                            "has no columns to read; give the history as an .npz/.npy array (steps, features)")
+        table = read_series(input_path, data.get("columns"), data.get("target"), data.get("skip_header", "auto"),
+                            data.get("delimiter", ","))
+        targets = table.target_positions()
+        if targets is None:
+            missing = [t for t in table.targets if t not in table.columns]
+            raise DataError(f"{input_path}: the model predicts column(s) {missing}, which are not among its input "
+                            f"columns {table.columns}: recursive forecasting feeds each prediction back as an "
+                            "input, so the target columns must be input columns")
+        window, rate = data["window"], data.get("sampling_rate", 1)
+        need = (window - 1) * rate + 1
+        if len(table.x) < need:
+            raise DataError(f"{input_path} has {len(table.x)} row(s); the model's window of {window} steps"
+                            + (f" {rate} rows apart" if rate > 1 else "") + f" takes {need}")
+        history = table.x[len(table.x) - need::rate]
+        names = table.targets
+        forecast = model.forecast(history, steps, targets=targets)
+    else:
+        history = read_inputs(model, input_path)
+        forecast = model.forecast(history[0] if isinstance(history, list) else history, steps)
+    if names is None:
+        names = [f"y{j}" for j in range(forecast.shape[-1])]
+    if output and output.suffix.lower() == ".csv":
+        if forecast.ndim != 2:
+            raise DataError(f"a .csv holds one series' forecast; this one is {forecast.shape[0]} series: "
+                            "write it to an .npy")
+        text = ",".join(["step", *names]) + "\n" + "".join(
+            ",".join([str(k + 1), *(f"{v:.6g}" for v in row)]) + "\n" for k, row in enumerate(forecast))
+        atomic_write(output, lambda f: f.write(text.encode("utf-8")), DataError, "the forecast")
+        stream.write(f"wrote the forecast of {steps} step(s) of {', '.join(names)} to {output}\n")
+    elif output:
+        atomic_write(output, lambda f: np.lib.format.write_array(f, forecast, allow_pickle=False),
+                     DataError, "the forecast")
+        stream.write(f"wrote the forecast {forecast.shape} to {output}\n")
+    elif forecast.ndim == 2:
+        stream.write("step  " + "  ".join(f"{n:>10}" for n in names) + "\n")
+        for k, row in enumerate(forecast):
+            stream.write(f"{k + 1:>4}  " + "  ".join(f"{v:>10.4f}" for v in row) + "\n")
+    else:
+        np.set_printoptions(precision=4, suppress=True, threshold=200)
+        stream.write(f"{forecast}\n")
+    return forecast

@@ -4,6 +4,7 @@ from .arrays import load_arrays, load_csv
 from .digits import digits_path, load_digits, train_test_split
 from .glove import load_glove, nearest
 from .registry import get_dataset, list_datasets
+from .series import chronological_split, read_series, windows
 from .tasks import (
     ADDITION_CHARS,
     addition,
@@ -22,6 +23,7 @@ __all__ = [
     "ADDITION_CHARS",
     "Vocabulary",
     "addition",
+    "chronological_split",
     "copy_task",
     "decode_chars",
     "digits_path",
@@ -35,11 +37,13 @@ __all__ = [
     "load_labelled_text",
     "nearest",
     "pad_sequences",
+    "read_series",
     "reverse_task",
     "sine",
     "sine_series",
     "start_token",
     "stateful_batches",
     "tokenize",
+    "windows",
     "train_test_split",
 ]

@@ -10,6 +10,7 @@ import numpy as np
 from rnndsl.errors import DataError, did_you_mean
 
 from .npyfile import NpzReader, file_head, read_npy
+from .series import SERIES_OPTIONS, check_series_options, given, load_csv_windows
 
 __all__ = ["load_arrays", "load_csv"]
 
@@ -68,11 +69,24 @@ def _is_number(s: str) -> bool:
 
 
 def load_csv(path, label_column: int | None = -1, skip_header="auto", delimiter: str = ",",
-             dtype=np.float32):
+             dtype=np.float32, columns=None, target=None, window: int | None = None, horizon: int = 1,
+             stride: int = 1, sampling_rate: int = 1):
     """Numeric CSV -> ``(x (N, F), y (N,))``; y is column ``label_column`` (None:
     no labels, y = None), int64 when all labels are whole numbers. skip_header:
     True, False, or "auto" (skip the first row when a field is not a number).
-    Blank lines are ignored; a bad field raises DataError naming path:line."""
+    Blank lines are ignored; a bad field raises DataError naming path:line.
+
+    With ``window=T`` the file is a time series instead (one row per time step):
+    ``(x (n, T, F), y (n, K))``, the windows of the input ``columns`` and the ``target``
+    columns ``horizon`` rows after each window, ``stride`` rows apart, their steps
+    ``sampling_rate`` rows apart (series.load_csv_windows, Keras's
+    timeseries_dataset_from_array)."""
+    series_opts = {"columns": columns, "target": target, "window": window, "horizon": horizon,
+                   "stride": stride, "sampling_rate": sampling_rate, "label_column": label_column}
+    if any(given(k, series_opts[k]) for k in SERIES_OPTIONS):
+        check_series_options(series_opts)
+        return load_csv_windows(path, columns, target, window, horizon, stride, sampling_rate, skip_header,
+                                delimiter, dtype)
     if label_column is not None and (isinstance(label_column, bool) or not isinstance(label_column, int)):
         raise DataError(f"label_column must be a column number (or None), got {str(label_column)[:40]!r}")
     if skip_header not in (True, False, "auto"):

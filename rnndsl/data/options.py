@@ -18,7 +18,8 @@ __all__ = ["whole", "number", "seed", "fits_memory", "check_options", "SOURCE_OP
 # before any data is read, from the same table): option -> kind. Kinds: "count" (a whole
 # number >= 1), "seed" (a whole number >= 0), "int" (a whole number), "number>=0",
 # "number>0", "fraction" (in [0, 1)), "bool", "string", "char" (a one-character string),
-# "strings" (a list of strings), "header" (true, false or "auto"), ("choice", names),
+# "strings" (a list of strings), "header" (true, false or "auto"), "columns" (a column's
+# name or number from 0, or a non-empty list of them), ("choice", names),
 # ("range", low, high) (a whole number in [low, high]). Each is a parameter of the
 # loader the source calls (tests/data hold the table against the signatures).
 FILE_SOURCES = ("npz", "npy", "csv", "text")        # their first argument is the file's path
@@ -37,7 +38,10 @@ SOURCE_OPTIONS: dict[str, dict[str, object]] = {
                "chunk": "count"},
     "npz": {"x_key": "string", "y_key": "string"},
     "npy": {},
-    "csv": {"label_column": "int", "skip_header": "header", "delimiter": "char"},
+    "csv": {"label_column": "int", "skip_header": "header", "delimiter": "char",
+            # a time series (rnndsl/data/series.py): window= makes csv() cut windows by time
+            "columns": "columns", "target": "columns", "window": "count", "horizon": "count", "stride": "count",
+            "sampling_rate": "count"},
     "text": {"max_words": "count", "maxlen": "count", "padding": ("choice", ("pre", "post")),
              "truncating": ("choice", ("pre", "post")), "labels": "strings"},
 }

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data import get_dataset, load_arrays, load_csv, load_labelled_text, stateful_batches, sine_series
 from ..data.options import fits_memory, number, whole
+from ..data.series import chronological_split, check_series_options, read_series, window_starts, windows
 from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS
 from ..errors import DataError, did_you_mean
 
@@ -29,6 +30,8 @@ class Split:
     batch_size: int | None = None
     decoder: bool = False         # x[1] is a teacher-forced decoder input
     notes: list[str] = field(default_factory=list)
+    validation: tuple | None = None     # (xs, y) held out by time for validation (a time series)
+    naive_test: np.ndarray | None = None    # the last-value forecast of each test window (a time series)
 
 
 def _resolve(path: str, base: Path | None) -> Path:
@@ -80,8 +83,9 @@ def _fit_inputs(model, xs: list) -> list:
     return out
 
 
-def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Split:
-    """Load and split the data named by a train section's `data` setting."""
+def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None, validation_split: float = 0.0) -> Split:
+    """Load and split the data named by a train section's `data` setting. A time series
+    (csv(..., window=)) is split by time, validation_split included (see _series_split)."""
     opts = {k: v for k, v in cfg.items() if k not in ("name", "test_split", "path", "split_seed")}
     name = cfg["name"]
     _check_options(name, cfg)
@@ -94,6 +98,8 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Sp
     if name in ("file", "npz", "npy"):
         x, y = load_arrays(_resolve(cfg["path"], base), **opts)
         xs = [x]
+    elif name == "csv" and cfg.get("window") is not None:
+        return _series_split(model, cfg, _resolve(cfg["path"], base), test_split, validation_split)
     elif name == "csv":
         x, y = load_csv(_resolve(cfg["path"], base), **opts)
         xs = [x[:, :, None] if x.ndim == 2 and model.graph.nodes[model.graph.inputs[0]].out.seq else x]
@@ -150,3 +156,65 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None) -> Sp
     tr, te = order[:cut], order[cut:]
     return Split([a[tr] for a in xs], np.asarray(y)[tr], [a[te] for a in xs], np.asarray(y)[te],
                  shuffle, batch_size, decoder, notes)
+
+
+def _series_split(model, cfg: dict, path: Path, test_split: float, validation_split: float) -> Split:
+    """csv(..., window=T): the windows in time order, cut into train, validation and test
+    parts by time (each part's targets all after the previous part's: no window crosses
+    back); fit may shuffle the training windows among themselves. The naive forecast of a
+    test window is its target's value at the window's last row."""
+    opts = {k: cfg[k] for k in ("columns", "target", "window", "horizon", "stride", "sampling_rate",
+                                "label_column") if k in cfg}
+    check_series_options(opts)
+    window, horizon = opts["window"], opts.get("horizon", 1)
+    stride, rate = opts.get("stride", 1), opts.get("sampling_rate", 1)
+    number("validation_split", validation_split, 0.0)
+    table = read_series(path, opts.get("columns"), opts.get("target"), cfg.get("skip_header", "auto"),
+                        cfg.get("delimiter", ","))
+    series_fits_model(model, window, table.columns, table.targets, str(path))
+    starts = window_starts(len(table.x), window, horizon, stride, rate, what=str(path))
+    x, _ = windows(table.x, window, horizon, stride, rate)
+    last = starts + (window - 1) * rate
+    y = table.y[last + horizon].astype(np.float32)
+    a, b = chronological_split(len(starts), test_split, validation_split, what=str(path))
+    line = table.line[last + horizon]
+
+    def rows(lo, hi):
+        return f"lines {line[lo]}-{line[hi - 1]}" if hi > lo else "none"
+
+    note = (f"{len(starts)} windows of {window} steps over {len(table.x)} rows of {path.name}, split by the "
+            f"time of their targets: train {a} ({rows(0, a)})"
+            + (f", validation {b - a} ({rows(a, b)})" if b > a else "")
+            + (f", test {len(starts) - b} ({rows(b, len(starts))})" if b < len(starts) else ""))
+    return Split([x[:a]], y[:a], [x[b:]], y[b:], shuffle=True, notes=[note],
+                 validation=([x[a:b]], y[a:b]) if b > a else None,
+                 naive_test=table.y[last[b:]].astype(np.float32))
+
+
+def series_fits_model(model, window: int, columns: list, targets: list, where: str) -> None:
+    """A time series' windows fit the model: one float sequence input of `window` steps (or
+    any) and one feature per column; an output of one feature per target column."""
+    g = model.graph
+    if len(g.inputs) != 1:
+        raise DataError(f"{where}: a time series gives one input, windows of its columns; the model takes "
+                        f"{len(g.inputs)} ({', '.join(model.input_names)})")
+    t = g.nodes[g.inputs[0]].out
+    name = model.input_names[0]
+    if t.is_tokens or not t.seq:
+        raise DataError(f"{where}: a time series gives windows (batch, steps, features); input {name!r} is {t}; "
+                        f"declare it as float[{window}, {len(columns)}]")
+    if t.steps is not None and t.steps != window:
+        raise DataError(f"{where}: window={window} but input {name!r} declares {t.steps} steps; make them agree")
+    if t.features != len(columns):
+        raise DataError(f"{where}: the windows have {len(columns)} feature(s) (columns {_listed(columns)}) but "
+                        f"input {name!r} takes {t.features}")
+    for o in g.outputs:
+        ot = g.type_of(o.ref)
+        if not ot.is_tokens and ot.features != len(targets):
+            raise DataError(f"{where}: output {o.name!r} gives {ot.features} value(s) per sample, but there are "
+                            f"{len(targets)} target column(s) ({_listed(targets)})")
+
+
+def _listed(names: list) -> str:
+    shown = ", ".join(repr(n) for n in names[:8])
+    return shown + (f" and {len(names) - 8} more" if len(names) > 8 else "")

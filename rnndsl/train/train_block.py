@@ -17,6 +17,7 @@ parameter it is handed (rnndsl.model passes this function).
 from __future__ import annotations
 
 from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS, SOURCE_REQUIRED, SOURCES
+from ..data.series import series_option_problems
 from ..errors import DiagnosticSink, Pos, RnnError, clip, did_you_mean
 from ..graph.sizes import MAX_ARRAY_ELEMENTS
 from ..lang import ast
@@ -90,6 +91,13 @@ def _typed(kind, v, what: str, sink: DiagnosticSink):
         if isinstance(v, ast.ListValue) and all(isinstance(x, ast.Str) for x in v.items) and v.items:
             return [x.value for x in v.items]
         return bad('a list of strings, e.g. ["neg", "pos"]')
+    if kind == "columns":
+        items = v.items if isinstance(v, ast.ListValue) else [v]
+        if items and all((isinstance(x, ast.Str) and x.value) or (isinstance(x, ast.Num) and isinstance(x.value, int)
+                                                                  and x.value >= 0) for x in items):
+            values = [x.value for x in items]
+            return values if isinstance(v, ast.ListValue) else values[0]
+        return bad('a column\'s name or number (from 0), or a list of them', 'e.g. columns=["temp", "humidity"]')
     if kind == "header":
         if isinstance(v, ast.Bool):
             return v.value
@@ -184,6 +192,12 @@ def _data_source(v, sink: DiagnosticSink) -> dict | None:
         return None
     if not ok:
         return None
+    if name == "csv":
+        problems = series_option_problems(cfg)
+        for opt, message, hint in problems:
+            sink.error(where.get(opt, pos), message, hint)
+        if problems:
+            return None
     return _check_data_size(cfg, pos, where, sink)
 
 

@@ -259,6 +259,7 @@ MODELS = {
     "sine": ("input x: float[?, 1]\noutput x | gru(4) | dense(1)", "mse"),
     "stateful": ("input x: float[3, 1]\noutput x | lstm(4, stateful=true) | dense(1)", "mse"),
     "vector": ("input v: float[6]\noutput v | dense(2)", SPARSE),
+    "window": ("input x: float[4, 3]\noutput x | lstm(4) | dense(1)", "mse"),
 }
 # a data source and the model that fits it; a case starts from one of these and breaks something
 CONFIGS = [
@@ -271,6 +272,7 @@ CONFIGS = [
     ("npz", ['"d.npz"'], "seq"),
     ("npy", ['"d.npz"'], "seq"),
     ("csv", ['"d.csv"'], "vector"),
+    ("csv", ['"d.csv"', 'columns=["a", "b", "c"]', 'target="label"', "window=4"], "window"),
     ("text", ['"t.tsv"', "maxlen=6"], "text"),
 ]
 OPTIONS = {
@@ -282,12 +284,13 @@ OPTIONS = {
     "series": ["length", "noise", "period", "batch_size", "chunk"],
     "npz": ["x_key", "y_key"],
     "npy": ["x_key", "y_key"],
-    "csv": ["label_column", "skip_header", "delimiter"],
+    "csv": ["label_column", "skip_header", "delimiter", "columns", "target", "window", "horizon", "stride",
+            "sampling_rate"],
     "text": ["max_words", "maxlen", "padding", "truncating", "labels"],
 }
 VALUES = ["0", "1", "2", "3", "4", "6", "9", "40", "-1", "1000000000000", "2.5", "0.5", "1.0", "0.0", "1e308",
           '"a"', "true", "false", '"x"', '"y"', "[1, 2]", '["a", "b"]', '""', '"pre"', '"post"', '","', "nan",
-          "relu"]
+          "relu", '["a", "a"]', '"label"', "[0, 6]", "7"]
 PATHS = ['"d.npz"', '"d.npy"', '"d.csv"', '"t.tsv"', '"missing.npz"', '""', '"."', '"/"', "3", '"d.npz/x"']
 
 

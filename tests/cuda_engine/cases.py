@@ -383,6 +383,18 @@ def decode_case(dtype="float64"):
     return cmp.worst, "greedy and beam decoding"
 
 
+def forecast_case(dtype="float64"):
+    """Model.forecast steps stacked recurrent layers on its own predictions, one target fed
+    back and one known future feature, on the device as on the host."""
+    cmp = Compare(dtype)
+    cpu, dev = _pair("input x: float[?, 2]\noutput x | gru(3, seq) | lstm(3) | dense(1)", dtype)
+    hist = np.asarray(X, dtype)
+    future = np.linspace(-1, 1, len(hist) * 3).reshape(len(hist), 3, 1)
+    cmp("forecast", cpu.forecast(hist, 4, targets=[1], future=future),
+        dev.forecast(hist, 4, targets=[1], future=future))
+    return cmp.worst, "4 steps, one target fed back"
+
+
 def model_to_case(dtype="float32"):
     """Model.to("cuda") keeps weights, generator and (from the host) the optimizer's slots."""
     import rnndsl
@@ -494,6 +506,7 @@ def cases() -> dict:
     out["stateful float64"] = lambda: stateful_case("float64")
     out["model to cuda float32"] = lambda: model_to_case("float32")
     out["decode float64"] = decode_case
+    out["forecast float64"] = forecast_case
     out["hooks: checkpoint and moves float32"] = lambda: hooks_case("float32")
     out["unsupported layer"] = unsupported_case
     return out
