@@ -176,15 +176,20 @@ def cmd_run(args) -> int:
 
     path = _spec_path(args.spec)
     if path.suffix == ".npz":
-        if not args.input:
-            raise UsageError("predicting with a checkpoint needs --input data.npz")
-        inp = Path(args.input)
-        if not inp.is_file():
+        if args.text is not None and args.input:
+            raise UsageError("give the texts to predict as --text or as --input FILE, not both")
+        if not args.input and args.text is None:
+            raise UsageError("predicting with a checkpoint needs --input FILE (an .npz/.npy of arrays, or a text "
+                             "file of one text per line) or --text \"a sentence\"")
+        inp = Path(args.input) if args.input else None
+        if inp is not None and not inp.is_file():
             raise UsageError(f"no such input file: {inp}")
-        predict_checkpoint(path, inp, _writable("--output", args.output), device=args.device)
+        predict_checkpoint(path, inp, _writable("--output", args.output), device=args.device, texts=args.text,
+                           as_json=args.json)
         return 0
-    if args.input or args.output:
-        raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec")
+    if args.input or args.output or args.text is not None or args.json:
+        raise UsageError("--input, --text, --output and --json go with a checkpoint (.npz) to predict with, "
+                         "not a spec")
     out = args.out
     if out is None and _inside_package(path):
         out = str(Path.cwd() / default_checkpoint(path).name)     # never into the installation
@@ -238,7 +243,21 @@ def cmd_examples(args) -> int:
         raise UsageError(f"{target} exists already; remove it or copy the example elsewhere")
     shutil.copyfile(shipped[name], target)
     print(f"wrote {target}; train it with: python -m rnndsl run {target.name}")
+    _copy_example_data(shipped[name])
     return 0
+
+
+def _copy_example_data(spec: Path) -> None:
+    """The shipped data files a spec names ("data/NAME") go beside its copy, in ./data/
+    (a file there already is kept)."""
+    import re
+
+    for rel in dict.fromkeys(re.findall(r'"(data/[\w.-]+)"', spec.read_text(encoding="utf-8"))):
+        source, dest = spec.parent / rel, Path.cwd() / rel
+        if source.is_file() and not dest.exists():
+            dest.parent.mkdir(exist_ok=True)
+            shutil.copyfile(source, dest)
+            print(f"wrote {dest}")
 
 
 def cmd_warmup(args) -> int:
@@ -292,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train a spec on its data (or predict with a checkpoint)",
                        description="Train SPEC.rnn on the data its train section names, evaluate on the "
                                    "held-out split, print the metrics and write a checkpoint. With a "
-                                   "checkpoint (.npz) and --input, predict instead.")
+                                   "checkpoint (.npz) and --input (or --text for a model "
+                                   "trained on text), predict instead.")
     r.add_argument("spec", nargs="?", help="a .rnn spec, or a checkpoint .npz to predict with "
                                            f"(default: the shipped example {DEFAULT_SPEC})")
     r.add_argument("--epochs", type=_whole(1), help="override the spec's epochs (>= 1)")
@@ -301,7 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--out", help="checkpoint path (default: beside the spec, SPEC.ckpt.npz)")
-    r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict")
+    r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict, or (a model trained on "
+                                   "text) a UTF-8 text file of one text per line")
+    r.add_argument("--text", action="append", help="with a checkpoint of a model trained on text: a text to "
+                                                   "label (repeat for more); prints label, probability, text")
+    r.add_argument("--json", action="store_true", help="with a checkpoint: print the predictions as JSON")
     r.add_argument("--output", help="with a checkpoint: write predictions to this .npy")
     r.set_defaults(func=cmd_run)
 
