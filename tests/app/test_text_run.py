@@ -225,3 +225,15 @@ def test_npz_with_an_array_per_output_trains_several_outputs(tmp_path):
     pred_total, pred_last = m.predict(x[te])
     want = np.mean((pred_total - x[te].sum(axis=(1, 2))[:, None]) ** 2) + np.mean((pred_last - x[te, -1]) ** 2)
     assert r["test_loss"] == pytest.approx(want, rel=1e-5)
+
+
+def test_examples_copies_the_data_its_spec_names(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["examples", "reviews"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert (tmp_path / "data" / "reviews.csv").is_file() and (tmp_path / "reviews.rnn").is_file()
+    (tmp_path / "reviews.rnn").unlink()
+    (tmp_path / "data" / "reviews.csv").write_text("mine")
+    assert main(["examples", "reviews"]) == 0                 # a data file there already is kept
+    assert (tmp_path / "data" / "reviews.csv").read_text() == "mine"
+    assert main(["check", "reviews.rnn"]) == 0
