@@ -188,8 +188,8 @@ def cmd_run(args) -> int:
                            as_json=args.json)
         return 0
     if args.input or args.output or args.text is not None or args.json:
-        raise UsageError("--input, --text, --output and --json go with a checkpoint (.npz) to predict with, "
-                         "not a spec")
+        raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec (as do "
+                         "--text and --json)")
     out = args.out
     if out is None and _inside_package(path):
         out = str(Path.cwd() / default_checkpoint(path).name)     # never into the installation

@@ -278,18 +278,21 @@ def predict_checkpoint(ckpt: Path, input_path: Path | None, output: Path | None,
     if device:
         model.to(device)
     lines = list(range(1, len(texts) + 1)) if texts is not None else None
-    if texts is None and not _is_array_file(input_path):
-        if model.text_encoder is None:
-            raise DataError(f"{input_path} is not an .npz/.npy file, and {ckpt} carries no vocabulary to read "
-                            "text with (its model was not trained on a text data source)")
-        texts, lines = read_text_lines(input_path)
+    if texts is None and model.text_encoder is not None and not _is_array_file(input_path):
+        texts, lines = read_text_lines(input_path)      # (without a vocabulary: read as arrays, or refused)
     if texts is not None:
         if model.text_encoder is None:
             raise DataError(f"{ckpt} carries no vocabulary to read text with (its model was not trained on a "
                             "text data source, or was saved by an older rnndsl); give --input an .npz of token ids")
         pred = predict_texts(model, texts, lines, stream, as_json)
     else:
-        x = read_inputs(model, input_path)
+        try:
+            x = read_inputs(model, input_path)
+        except DataError as e:
+            if _is_array_file(input_path):
+                raise
+            raise DataError(f"{e}; and {ckpt} carries no vocabulary to read it as text, one per line (its model "
+                            "was not trained on a text data source)") from None
         pred = model.predict(x)
         if as_json and not output:
             import json

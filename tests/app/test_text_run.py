@@ -237,3 +237,15 @@ def test_examples_copies_the_data_its_spec_names(tmp_path, monkeypatch, capsys):
     assert main(["examples", "reviews"]) == 0                 # a data file there already is kept
     assert (tmp_path / "data" / "reviews.csv").read_text() == "mine"
     assert main(["check", "reviews.rnn"]) == 0
+
+
+def test_a_text_file_for_a_model_without_vocabulary_says_why(trained, tmp_path, capsys):
+    _, ckpt, _ = trained
+    arrays, meta = load_checkpoint(ckpt)
+    del meta["text"]
+    old = save_checkpoint(tmp_path / "old.npz", arrays, meta)
+    lines = tmp_path / "s.txt"
+    lines.write_text("a superb film\n")
+    assert main(["run", str(old), "--input", str(lines)]) == 1
+    err = capsys.readouterr().err
+    assert "is not a NumPy .npy/.npz file" in err and "carries no vocabulary to read it as text" in err
