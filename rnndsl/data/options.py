@@ -61,8 +61,9 @@ def csv_conflict(given) -> tuple[str, str, str | None] | None:
     without text=, label_column with text=, text= without label=), else None."""
     given = list(given)
     if "text" in given:
-        if "label_column" in given:
-            return "label_column", "with text=, the labels' column is given as label=", 'e.g. label="sentiment"'
+        numbers = [name for name in given if name in CSV_NUMBERS]
+        if numbers:
+            return numbers[0], "with text=, the labels' column is given as label=", 'e.g. label="sentiment"'
         if "label" not in given:
             return "text", "csv(text=...) needs label=, the column of the labels", 'e.g. label="sentiment"'
         return None
