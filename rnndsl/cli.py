@@ -176,19 +176,28 @@ def cmd_run(args) -> int:
 
     path = _spec_path(args.spec)
     if path.suffix == ".npz":
-        if not args.input:
-            raise UsageError("forecasting with a checkpoint needs --input series.csv (or .npz/.npy)"
-                             if args.forecast else "predicting with a checkpoint needs --input data.npz")
-        inp = Path(args.input)
-        if not inp.is_file():
-            raise UsageError(f"no such input file: {inp}")
         if args.forecast:
+            if not args.input:
+                raise UsageError("forecasting with a checkpoint needs --input series.csv (or .npz/.npy)")
+            inp = Path(args.input)
+            if not inp.is_file():
+                raise UsageError(f"no such input file: {inp}")
             forecast_checkpoint(path, inp, args.forecast, _writable("--output", args.output), device=args.device)
             return 0
-        predict_checkpoint(path, inp, _writable("--output", args.output), device=args.device)
+        if args.text is not None and args.input:
+            raise UsageError("give the texts to predict as --text or as --input FILE, not both")
+        if not args.input and args.text is None:
+            raise UsageError("predicting with a checkpoint needs --input FILE (an .npz/.npy of arrays, or a text "
+                             "file of one text per line) or --text \"a sentence\"")
+        inp = Path(args.input) if args.input else None
+        if inp is not None and not inp.is_file():
+            raise UsageError(f"no such input file: {inp}")
+        predict_checkpoint(path, inp, _writable("--output", args.output), device=args.device, texts=args.text,
+                           as_json=args.json)
         return 0
-    if args.input or args.output:
-        raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec")
+    if args.input or args.output or args.text is not None or args.json:
+        raise UsageError("--input and --output go with a checkpoint (.npz) to predict with, not a spec (as do "
+                         "--text and --json)")
     if args.forecast:
         raise UsageError("--forecast goes with a checkpoint (.npz), not a spec: train with `run SPEC`, then "
                          "`run SPEC.ckpt.npz --forecast N --input series.csv`")
@@ -377,8 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train a spec on its data (or predict with a checkpoint)",
                        description="Train SPEC.rnn on the data its train section names, evaluate on the "
                                    "held-out split, print the metrics and write a checkpoint. With a "
-                                   "checkpoint (.npz) and --input, predict instead (--forecast N: the next N "
-                                   "values of a series).")
+                                   "checkpoint (.npz) and --input (or --text for a model "
+                                   "trained on text), predict instead (--forecast N: the next N values of a "
+                                   "series).")
     r.add_argument("spec", nargs="?", help="a .rnn spec, or a checkpoint .npz to predict with "
                                            f"(default: the shipped example {DEFAULT_SPEC})")
     r.add_argument("--epochs", type=_whole(1), help="override the spec's epochs (>= 1)")
@@ -387,7 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--out", help="checkpoint path (default: beside the spec, SPEC.ckpt.npz)")
-    r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict")
+    r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict, or (a model trained on "
+                                   "text) a UTF-8 text file of one text per line")
+    r.add_argument("--text", action="append", help="with a checkpoint of a model trained on text: a text to "
+                                                   "label (repeat for more); prints label, probability, text")
+    r.add_argument("--json", action="store_true", help="with a checkpoint: print the predictions as JSON")
     r.add_argument("--output", help="with a checkpoint: write predictions to this .npy (a forecast: .csv or .npy)")
     r.add_argument("--forecast", type=_whole(1), metavar="STEPS",
                    help="with a checkpoint: forecast STEPS values after the series in --input (a .csv read "

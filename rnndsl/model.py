@@ -43,6 +43,9 @@ class Model:
         self.seed = int(seed)
         self.epoch = 0
         self.train_config = None
+        # raw text -> ids as the training data had them (rnndsl.data.TextEncoder): set by a
+        # text data source, kept in checkpoints; predict() then takes lists of strings
+        self.text_encoder = None
 
     @property
     def source(self) -> str:
@@ -102,13 +105,16 @@ class Model:
 
     def predict_on_batch(self, x):
         """Outputs for one batch, inference mode (dropout off, batchnorm on moving statistics)."""
+        x = self._from_text(x)
         ex = self.executor
         tape = ex.forward(ex.prepare_inputs(x), training=False)
         return self._pack(self._output_arrays(tape.outputs))
 
     def predict(self, x, batch_size: int | None = None):
-        """Outputs for all samples, computed batch_size (default 32) at a time."""
-        xs = input_list(x, self.input_names)
+        """Outputs for all samples, computed batch_size (default 32) at a time. A model that
+        carries a vocabulary (``text_encoder``) also takes raw text: a list of strings,
+        tokenised, padded and truncated as its training data was."""
+        xs = input_list(self._from_text(x), self.input_names)
         bs = 32 if batch_size is None else whole_number("batch_size", batch_size, 1)
         n = _samples(xs)
         parts = [self._output_arrays(self.executor.forward(
@@ -295,6 +301,35 @@ class Model:
                             f"columns {columns}: a prediction can only be fed back as an input it is; recursive "
                             "forecasting needs the target columns among the input columns")
         return [columns.index(c) for c in target]
+
+    def _from_text(self, x):
+        """x with a list of strings (for the text encoder's input, or the only input)
+        replaced by the ids the encoder makes of them (one-hot for a float input)."""
+        if isinstance(x, dict):
+            name = self.text_encoder.input if self.text_encoder is not None else None
+            return {k: (self._encode_texts(v, k) if _is_texts(v) and (k == name or len(x) == 1) else v)
+                    for k, v in x.items()}
+        return self._encode_texts(x, None) if _is_texts(x) or isinstance(x, str) else x
+
+    def _encode_texts(self, texts, name: str | None):
+        enc = self.text_encoder
+        if enc is None:
+            raise DataError("this model carries no vocabulary to read text with: train it on a text data source "
+                            "(text(), csv(..., text=...), folder()) or set model.text_encoder; otherwise give "
+                            "token ids")
+        name = name or enc.input or self.input_names[0]
+        if name not in self.input_names:
+            raise DataError(f"the text encoder feeds input {name!r}, which the model does not have "
+                            f"({', '.join(self.input_names)})")
+        node = self.graph.nodes[self.graph.inputs[self.input_names.index(name)]]
+        ids = enc.encode(texts)
+        t = node.out
+        if not t.is_tokens:
+            if t.features is None or t.features < len(enc.vocab):
+                raise DataError(f"input {name!r} takes {t.features} features, fewer than the vocabulary's "
+                                f"{len(enc.vocab)} words")
+            ids = np.eye(t.features, dtype=np.float32)[ids]
+        return ids
 
     def _given_whole(self, node_id: int, a) -> bool:
         """Whether step() was given this input whole rather than one time step of it."""
@@ -494,6 +529,14 @@ def _token_column(start, rows: int) -> np.ndarray:
     if a.ndim != 1 or len(a) != rows:
         raise DataError(f"decode: start must be one token id or one per row ({rows}), got shape {a.shape}")
     return a.reshape(rows, 1)
+
+
+def _is_texts(x) -> bool:
+    """A non-empty list, tuple or array of strings (raw text rather than numbers)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and len(x) > 0 and (x.dtype.kind in "US" or (
+            x.dtype.kind == "O" and all(isinstance(v, str) for v in x)))
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(v, str) for v in x)
 
 
 def _samples(xs: list) -> int:

@@ -1,5 +1,7 @@
 """Model checkpoints: spec text, weights, optimizer state, epoch and generator states in one
-.npz that loads without pickle (see train/checkpoint.py for the atomic write and the format)."""
+.npz that loads without pickle (see train/checkpoint.py for the atomic write and the format).
+A model trained on text also keeps its tokenizer settings, vocabulary and label names
+(meta "text": TextEncoder.to_config(), plain JSON); a checkpoint without them loads as before."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, RnnError
+from .data.text import TextEncoder
+from .errors import CheckpointError, DataError, RnnError
 from .train.checkpoint import open_checkpoint, save_checkpoint
 
 
@@ -32,6 +35,8 @@ def save_model(model, path) -> Path:
         "weights": [[n, list(p.shape)] for n, p in zip(model.weight_names(), weights)],
         "rng": {"fit": model.fit_rng.bit_generator.state, "dropout": model.executor.rng.bit_generator.state},
     }
+    if getattr(model, "text_encoder", None) is not None:
+        meta["text"] = model.text_encoder.to_config()
     cfg = model.train_config
     if cfg is not None:
         meta["train"] = {"losses": cfg.losses, "from_logits": cfg.from_logits, "metrics": cfg.metric_names,
@@ -99,6 +104,18 @@ def _train_meta(train, path, n_outputs: int) -> dict:
     return {"losses": losses, "optimizer": opt, "metrics": metrics, "from_logits": logits}
 
 
+def _text_meta(cfg, path, model) -> TextEncoder:
+    """The checkpoint's text settings, checked, for an input of the model."""
+    try:
+        enc = TextEncoder.from_config(cfg)
+    except DataError as e:
+        raise CheckpointError(f"{path}: the checkpoint's text settings are not valid: {e}") from None
+    if enc.input is not None and enc.input not in model.input_names:
+        raise CheckpointError(f"{path}: the checkpoint's text settings feed input {enc.input[:40]!r}, which its "
+                              f"spec does not have ({', '.join(model.input_names)})")
+    return enc
+
+
 def load_model(path, **kw):
     """A Model exactly as saved: weights, optimizer state, epoch, generators.
 
@@ -163,6 +180,8 @@ def _load_model(ck, path, compile_spec):
     weights = [ck.read(f"weight/{i:04d}", expect=w.shape) for i, w in enumerate(specs)]
     model.set_weights(weights)
     model.epoch = epoch
+    if meta.get("text") is not None:
+        model.text_encoder = _text_meta(meta["text"], path, model)
     if "fit" in rng:
         model.fit_rng = _generator(rng["fit"], path, "fit")
     if "dropout" in rng:

@@ -32,6 +32,8 @@ def _decoder_steps(model, src) -> int:
 
 def _sequence_report(model, split) -> dict:
     """Per-step and exact-sequence accuracy for a per-step classifier (greedy for seq2seq)."""
+    if isinstance(split.y_test, list):          # several outputs: their metrics are in evaluate's report
+        return {}
     pred = model.predict(split.x_test)
     if isinstance(pred, list) or pred.ndim != 3 or split.y_test.ndim != 2:
         return {}
@@ -123,7 +125,7 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     if not quiet:
         for note in split.notes:
             stream.write(f"data: {note}\n")
-        stream.write(f"data: {len(split.y_train)} training samples, {len(split.y_test)} held out\n")
+        stream.write(f"data: {split.n_train} training samples, {split.n_test} held out\n")
     early = cfg.get("patience")
     # a time series holds its validation windows out by time (split.validation) already
     vsplit = 0.0 if split.validation else cfg.get("validation_split", 0.0)
@@ -150,7 +152,7 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
             signal.signal(signal.SIGINT, previous)
     seconds = time.perf_counter() - t0
     result = {"epochs": len(history.epoch), "seconds": seconds}
-    if len(split.y_test) == 0:
+    if split.n_test == 0:
         stream.write("no held-out data (test_split=0): no test metrics\n")
     elif split.batch_size:
         result.update(_stateful_report(model, split, batch_size))
@@ -191,8 +193,94 @@ def read_inputs(model, input_path: Path, names: list[str] | None = None):
                         f"{z.names[:20]}{' ...' if len(z.names) > 20 else ''}")
 
 
-def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream=None,
-                       device: str | None = None) -> np.ndarray:
+def _is_array_file(path: Path) -> bool:
+    from ..data.npyfile import file_head
+
+    head = file_head(path, DataError)
+    return head.startswith(b"PK") or head.startswith(b"\x93NUMPY")
+
+
+def read_text_lines(path: Path) -> tuple[list[str], list[int]]:
+    """The texts of a UTF-8 file, one per line, and their line numbers; blank lines are
+    skipped, as the text data sources skip them."""
+    from ..data.text import read_utf8
+
+    texts, lines = [], []
+    for n, line in enumerate(read_utf8(path).split("\n"), 1):
+        line = line.rstrip("\r")
+        if line.strip():
+            texts.append(line)
+            lines.append(n)
+    if not texts:
+        raise DataError(f"{path} holds no text (every line is blank)")
+    return texts, lines
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def label_rows(model, pred) -> list[dict]:
+    """Per text: its label and that label's probability, and every label's probability, when
+    the (first) output is a class distribution over the model's label names (softmax over
+    them, or one sigmoid unit for two); else the output's values. Logits (from_logits, or
+    values that are not probabilities when the checkpoint has no training settings) go
+    through softmax or sigmoid first."""
+    out = np.asarray(pred[0] if isinstance(pred, list) else pred, dtype=np.float64)
+    labels = model.text_encoder.labels if model.text_encoder is not None else None
+    cfg = model.train_config
+    width = out.shape[1] if out.ndim == 2 else None
+    if labels and width in (len(labels), 1) and (width > 1 or len(labels) == 2):
+        if cfg is not None:
+            logits = bool(cfg.from_logits[0])
+        else:
+            logits = bool(((out < 0) | (out > 1)).any()) or (width > 1 and not np.allclose(out.sum(1), 1, atol=1e-3))
+        if width == 1:
+            p1 = 1 / (1 + np.exp(-out[:, 0])) if logits else out[:, 0]
+            probs = np.stack([1 - p1, p1], axis=1)
+        else:
+            probs = _softmax(out) if logits else out
+        rows = []
+        for p in probs:
+            k = int(np.argmax(p))
+            rows.append({"label": labels[k], "probability": float(p[k]),
+                         "probabilities": {name: float(v) for name, v in zip(labels, p)}})
+        return rows
+    return [{"output": np.asarray(o).tolist()} for o in out]
+
+
+def _clip_line(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def predict_texts(model, texts: list[str], lines: list[int], stream, as_json: bool):
+    """Predict raw texts with the model's text encoder; print a label and its probability
+    per text (tab-separated, then the text), or a JSON list."""
+    import json
+
+    pred = model.predict(texts)
+    rows = label_rows(model, pred)
+    if as_json:
+        doc = [{"line": n, "text": t, **r} for n, t, r in zip(lines, texts, rows)]
+        stream.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        return pred
+    for t, r in zip(texts, rows):
+        if "label" in r:
+            stream.write(f"{r['label']}\t{r['probability']:.4f}\t{_clip_line(t)}\n")
+        else:
+            values = " ".join(f"{v:.4g}" for v in np.ravel(r["output"]))
+            stream.write(f"{values}\t{_clip_line(t)}\n")
+    return pred
+
+
+def predict_checkpoint(ckpt: Path, input_path: Path | None, output: Path | None, stream=None,
+                       device: str | None = None, texts: list[str] | None = None,
+                       as_json: bool = False) -> np.ndarray:
+    """Predict with a checkpoint: arrays from an .npz/.npy (printed, or written to
+    ``output``), or raw text (``texts``, or a text file of one per line) for a model that
+    carries a vocabulary, one label and probability printed per text."""
     from ..saving import load_model
 
     stream = stream or sys.stdout
@@ -203,15 +291,37 @@ def predict_checkpoint(ckpt: Path, input_path: Path, output: Path | None, stream
     model = load_model(ckpt)
     if device:
         model.to(device)
-    x = read_inputs(model, input_path)
-    pred = model.predict(x)
+    lines = list(range(1, len(texts) + 1)) if texts is not None else None
+    if texts is None and model.text_encoder is not None and not _is_array_file(input_path):
+        texts, lines = read_text_lines(input_path)      # (without a vocabulary: read as arrays, or refused)
+    if texts is not None:
+        if model.text_encoder is None:
+            raise DataError(f"{ckpt} carries no vocabulary to read text with (its model was not trained on a "
+                            "text data source, or was saved by an older rnndsl); give --input an .npz of token ids")
+        pred = predict_texts(model, texts, lines, stream, as_json)
+    else:
+        try:
+            x = read_inputs(model, input_path)
+        except DataError as e:
+            if _is_array_file(input_path):
+                raise
+            raise DataError(f"{e}; and {ckpt} carries no vocabulary to read it as text, one per line (its model "
+                            "was not trained on a text data source)") from None
+        pred = model.predict(x)
+        if as_json and not output:
+            import json
+
+            outs = pred if isinstance(pred, list) else [pred]
+            stream.write(json.dumps({n: np.asarray(o).tolist() for n, o in zip(model.output_names, outs)}) + "\n")
+            return pred
     if output:
         first = pred if not isinstance(pred, list) else pred[0]
         atomic_write(output, lambda f: np.lib.format.write_array(f, np.asarray(first), allow_pickle=False),
                      DataError, "predictions")
         more = f" (the first of {len(pred)} outputs)" if isinstance(pred, list) else ""
-        stream.write(f"wrote predictions {np.shape(first)}{more} to {output}\n")
-    else:
+        (sys.stderr if texts is not None else stream).write(
+            f"wrote predictions {np.shape(first)}{more} to {output}\n")
+    elif texts is None:
         np.set_printoptions(precision=4, suppress=True, threshold=200)
         stream.write(f"{pred}\n")
     return pred

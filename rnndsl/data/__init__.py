@@ -17,10 +17,12 @@ from .tasks import (
     start_token,
     stateful_batches,
 )
-from .text import Vocabulary, load_labelled_text, pad_sequences, tokenize
+from .text import TextEncoder, Vocabulary, load_labelled_text, pad_sequences, tokenize
+from .textfiles import load_text_csv, load_text_folder
 
 __all__ = [
     "ADDITION_CHARS",
+    "TextEncoder",
     "Vocabulary",
     "addition",
     "chronological_split",
@@ -35,6 +37,8 @@ __all__ = [
     "load_digits",
     "load_glove",
     "load_labelled_text",
+    "load_text_csv",
+    "load_text_folder",
     "nearest",
     "pad_sequences",
     "read_series",

@@ -12,7 +12,7 @@ from rnndsl.errors import DataError, did_you_mean
 from .npyfile import NpzReader, file_head, read_npy
 from .series import SERIES_OPTIONS, check_series_options, given, load_csv_windows
 
-__all__ = ["load_arrays", "load_csv"]
+__all__ = ["load_arrays", "load_csv", "load_named_arrays"]
 
 
 def _existing_file(path) -> Path:
@@ -58,6 +58,42 @@ def load_arrays(path, x_key: str = "x", y_key: str | None = "y"):
         raise DataError(f"{path}: '{x_key}' has {len(x)} samples but '{y_key}' has "
                         f"{len(y) if y.ndim else 'none (it is a single number)'}")
     return x, y
+
+
+def load_named_arrays(path, inputs: list[str], outputs: list[str]):
+    """``(xs, ys)`` from an .npz whose arrays are named after a model's inputs and outputs:
+    xs in ``inputs`` order, ys in ``outputs`` order (an output without its own array may
+    take the array 'y' when it is the only output). None when the archive names not one of
+    the inputs (an .npy, or an .npz of 'x' and 'y', is read by load_arrays instead). Every
+    array must hold the same number of samples."""
+    path = _existing_file(path)
+    if not file_head(path, DataError).startswith(b"PK"):
+        return None
+    with NpzReader(path, DataError) as z:
+        present = [n for n in inputs if n in z]
+        if not present:
+            return None
+        shown = ", ".join(z.names[:20]) + (" ..." if len(z.names) > 20 else "")
+        missing = [n for n in inputs if n not in z]
+        if missing:
+            raise DataError(f"{path} has arrays for the input(s) {', '.join(present)} but not for "
+                            f"{', '.join(missing)} (it has: {shown}); name one array after each input")
+        targets = [n for n in outputs if n in z]
+        if len(targets) < len(outputs):
+            if len(outputs) == 1 and "y" in z:
+                targets = ["y"]
+            else:
+                lacking = [n for n in outputs if n not in z]
+                raise DataError(f"{path} has arrays for the inputs but not for the output(s) {', '.join(lacking)} "
+                                f"(it has: {shown}); name the targets after the outputs "
+                                f"({', '.join(outputs)})" + (" or 'y'" if len(outputs) == 1 else ""))
+        arrays = {n: z.read(n) for n in dict.fromkeys(inputs + targets)}
+    counts = {n: (len(a) if a.ndim else None) for n, a in arrays.items()}
+    if len(set(counts.values())) > 1 or None in counts.values():
+        listed = ", ".join(f"'{n}' {c if c is not None else 'none (a single number)'}" for n, c in counts.items())
+        raise DataError(f"{path}: the arrays must hold the same number of samples; they hold {listed}")
+    ys = [arrays[n] for n in targets]
+    return [arrays[n] for n in inputs], (ys[0] if len(ys) == 1 else ys)
 
 
 def _is_number(s: str) -> bool:

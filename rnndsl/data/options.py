@@ -11,7 +11,7 @@ from rnndsl.errors import DataError
 from .npyfile import memory_limit
 
 __all__ = ["whole", "number", "seed", "fits_memory", "check_options", "SOURCE_OPTIONS", "SOURCE_REQUIRED",
-           "FILE_SOURCES", "COMMON_OPTIONS", "SOURCES"]
+           "FILE_SOURCES", "COMMON_OPTIONS", "SOURCES", "CSV_TEXT", "CSV_NUMBERS", "csv_conflict"]
 
 # The data-source registry: what each source takes, from Python (the loaders check their
 # arguments with check_options) or from a spec's `data = name(...)` (checked by `check`
@@ -19,10 +19,13 @@ __all__ = ["whole", "number", "seed", "fits_memory", "check_options", "SOURCE_OP
 # number >= 1), "seed" (a whole number >= 0), "int" (a whole number), "number>=0",
 # "number>0", "fraction" (in [0, 1)), "bool", "string", "char" (a one-character string),
 # "strings" (a list of strings), "header" (true, false or "auto"), "columns" (a column's
-# name or number from 0, or a non-empty list of them), ("choice", names),
-# ("range", low, high) (a whole number in [low, high]). Each is a parameter of the
-# loader the source calls (tests/data hold the table against the signatures).
-FILE_SOURCES = ("npz", "npy", "csv", "text")        # their first argument is the file's path
+# name or number from 0, or a non-empty list of them), "column" (one CSV column: its header
+# name or its number from 0), ("choice", names), ("range", low, high) (a whole number in
+# [low, high]). Each is a parameter of the loader the source calls (tests/data hold the table
+# against the signatures).
+FILE_SOURCES = ("npz", "npy", "csv", "text", "folder")   # their first argument is the file's (folder's) path
+_TEXT = {"max_words": "count", "maxlen": "count", "padding": ("choice", ("pre", "post")),
+         "truncating": ("choice", ("pre", "post")), "labels": "strings"}
 SOURCE_OPTIONS: dict[str, dict[str, object]] = {
     "digits": {},
     # a + b stays within int64 up to 18 digits
@@ -41,15 +44,38 @@ SOURCE_OPTIONS: dict[str, dict[str, object]] = {
     "csv": {"label_column": "int", "skip_header": "header", "delimiter": "char",
             # a time series (rnndsl/data/series.py): window= makes csv() cut windows by time
             "columns": "columns", "target": "columns", "window": "count", "horizon": "count", "stride": "count",
-            "sampling_rate": "count"},
-    "text": {"max_words": "count", "maxlen": "count", "padding": ("choice", ("pre", "post")),
-             "truncating": ("choice", ("pre", "post")), "labels": "strings"},
+            "sampling_rate": "count",
+            # a column of texts and one of labels: read by textfiles.load_text_csv
+            "text": "column", "label": "column", **_TEXT},
+    "text": dict(_TEXT),
+    "folder": dict(_TEXT),
 }
+# csv(text=...) reads texts (the CSV_TEXT options), csv(...) without it numbers (label_column)
+CSV_TEXT = ("text", "label", *_TEXT)
+CSV_NUMBERS = ("label_column",)
 SOURCES = tuple(SOURCE_OPTIONS)                     # the names, in the order hints list them
 SOURCE_REQUIRED = {"addition": ("n",), "copy": ("n", "length"), "reverse": ("n", "length"),
                    "sine": ("n", "length"), "series": ("length",)}
 # every source also takes these (rnndsl.train.sources cuts the held-out split with them)
 COMMON_OPTIONS = {"test_split": "fraction", "split_seed": "seed"}
+
+
+def csv_conflict(given) -> tuple[str, str, str | None] | None:
+    """(option, message, hint) for csv options that do not go together (a text option
+    without text=, label_column with text=, text= without label=), else None."""
+    given = list(given)
+    if "text" in given:
+        numbers = [name for name in given if name in CSV_NUMBERS]
+        if numbers:
+            return numbers[0], "with text=, the labels' column is given as label=", 'e.g. label="sentiment"'
+        if "label" not in given:
+            return "text", "csv(text=...) needs label=, the column of the labels", 'e.g. label="sentiment"'
+        return None
+    for name in given:
+        if name in CSV_TEXT:
+            return name, f"csv option {name} goes with text=, the column of texts to read", \
+                'e.g. csv("reviews.csv", text="review", label="sentiment")'
+    return None
 
 
 def whole(name: str, value, least: int = 1, most: int | None = None) -> int:

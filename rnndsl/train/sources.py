@@ -2,8 +2,11 @@
 
 Built-in tasks and files give (x, y); this module fits them to the model's
 inputs: token ids become one-hot vectors when the input is `float[T, V]`, a
-task with a decoder input feeds a second model input (teacher forcing), and a
-held-out test split is cut off (test_split, default 0.2).
+task with a decoder input feeds a second model input (teacher forcing), an
+npz's arrays named after the inputs and outputs feed those, and a held-out
+test split is cut off (test_split, default 0.2). Text sources (text, csv with
+text=, folder) leave their TextEncoder on the model (model.text_encoder), which
+its checkpoint keeps for predicting from raw text.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import get_dataset, load_arrays, load_csv, load_labelled_text, stateful_batches, sine_series
-from ..data.options import fits_memory, number, whole
+from ..data import (TextEncoder, get_dataset, load_arrays, load_csv, load_labelled_text, load_text_csv,
+                    load_text_folder, sine_series, stateful_batches)
+from ..data.arrays import load_named_arrays
+from ..data.options import csv_conflict, fits_memory, number, whole
 from ..data.series import chronological_split, check_series_options, read_series, window_starts, windows
 from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS
 from ..errors import DataError, did_you_mean
@@ -23,7 +28,7 @@ from ..errors import DataError, did_you_mean
 @dataclass
 class Split:
     x_train: list
-    y_train: np.ndarray
+    y_train: np.ndarray           # a list of arrays, one per output, for a model of several outputs
     x_test: list
     y_test: np.ndarray
     shuffle: bool = True
@@ -32,6 +37,14 @@ class Split:
     notes: list[str] = field(default_factory=list)
     validation: tuple | None = None     # (xs, y) held out by time for validation (a time series)
     naive_test: np.ndarray | None = None    # the last-value forecast of each test window (a time series)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train[0] if isinstance(self.y_train, list) else self.y_train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test[0] if isinstance(self.y_test, list) else self.y_test)
 
 
 def _resolve(path: str, base: Path | None) -> Path:
@@ -69,6 +82,10 @@ def _check_options(name: str, cfg: dict) -> None:
         if not isinstance(path, str) or not path or "\0" in path:
             raise DataError(f"data source {name}(): the file path must be a non-empty string, got "
                             f"{str(path)[:60]!r}")
+    if name == "csv":
+        conflict = csv_conflict(opt for opt in cfg if opt not in ("name", "path"))
+        if conflict:
+            raise DataError(f"data source csv(): {conflict[1]}")
 
 
 def _fit_inputs(model, xs: list) -> list:
@@ -96,21 +113,22 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None, valid
         raise DataError(f"test_split must be below 1 (a fraction held out), got {test_split}")
     shuffle, batch_size, notes = True, None, []
     if name in ("file", "npz", "npy"):
-        x, y = load_arrays(_resolve(cfg["path"], base), **opts)
-        xs = [x]
+        named = None
+        if name != "npy" and not opts:         # no x_key/y_key: arrays named after the inputs and outputs?
+            named = load_named_arrays(_resolve(cfg["path"], base), model.input_names, model.output_names)
+        if named is not None:
+            xs, y = named
+            notes.append(f"arrays {', '.join(model.input_names)} -> {', '.join(model.output_names)}")
+        else:
+            x, y = load_arrays(_resolve(cfg["path"], base), **opts)
+            xs = [x]
     elif name == "csv" and cfg.get("window") is not None:
         return _series_split(model, cfg, _resolve(cfg["path"], base), test_split, validation_split)
+    elif name in ("text", "folder") or (name == "csv" and "text" in opts):
+        xs, y = _text_source(model, name, _resolve(cfg["path"], base), opts, base, notes)
     elif name == "csv":
         x, y = load_csv(_resolve(cfg["path"], base), **opts)
         xs = [x[:, :, None] if x.ndim == 2 and model.graph.nodes[model.graph.inputs[0]].out.seq else x]
-    elif name == "text":
-        x, y, vocab, labels = load_labelled_text(_resolve(cfg["path"], base), **opts)
-        xs = [x]
-        notes.append(f"vocabulary {len(vocab.to_list())} words, labels {labels}")
-        for node in model.graph.nodes:          # pretrained vectors for embed(..., weights="file")
-            if node.kind == "embed" and node.opts.get("weights"):
-                info = model.load_embedding_vectors(vocab, _resolve(node.opts["weights"], base), node.name)
-                notes.append(info["message"])
     elif name == "series":
         # one long series in consecutive chunks for stateful layers: batches must stay in order
         batch_size = whole("series batch_size", opts.pop("batch_size", 8), 1)
@@ -143,8 +161,8 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None, valid
         raise DataError(f"data {name!r} has no targets (y)")
     decoder = len(xs) == 2 and name in ("copy", "reverse")
     xs = _fit_inputs(model, xs)
-    y = np.asarray(y)
-    n = len(y) if y.ndim else 0
+    ys = [np.asarray(a) for a in y] if isinstance(y, list) else [np.asarray(y)]
+    n = len(ys[0]) if ys[0].ndim else 0
     if n == 0:
         raise DataError(f"data {name!r} holds no samples")
     cut = n - int(round(n * test_split))
@@ -154,8 +172,29 @@ def load_source(model, cfg: dict, seed: int = 0, base: Path | None = None, valid
                                                                    "to train on everything)"))
     order = np.random.default_rng([split_seed, 3]).permutation(n)
     tr, te = order[:cut], order[cut:]
-    return Split([a[tr] for a in xs], np.asarray(y)[tr], [a[te] for a in xs], np.asarray(y)[te],
-                 shuffle, batch_size, decoder, notes)
+    pick = (lambda idx: [a[idx] for a in ys]) if isinstance(y, list) else (lambda idx: ys[0][idx])
+    return Split([a[tr] for a in xs], pick(tr), [a[te] for a in xs], pick(te), shuffle, batch_size, decoder, notes)
+
+
+_TEXT_LOADERS = {"text": load_labelled_text, "csv": load_text_csv, "folder": load_text_folder}
+
+
+def _text_source(model, name: str, path: Path, opts: dict, base: Path | None, notes: list) -> tuple[list, np.ndarray]:
+    """Texts tokenised for the model's first input; their TextEncoder goes on the model. The
+    sequence length defaults to the input's steps when the spec fixes them."""
+    opts = dict(opts)
+    first = model.graph.nodes[model.graph.inputs[0]].out
+    if "maxlen" not in opts and first.seq and first.steps:
+        opts["maxlen"] = first.steps
+    x, y, vocab, labels = _TEXT_LOADERS[name](path, **opts)
+    model.text_encoder = TextEncoder(vocab, x.shape[1], opts.get("padding", "pre"), opts.get("truncating", "pre"),
+                                     labels, model.input_names[0])
+    notes.append(f"vocabulary {len(vocab)} words, {x.shape[1]} steps, labels {labels}")
+    for node in model.graph.nodes:          # pretrained vectors for embed(..., weights="file")
+        if node.kind == "embed" and node.opts.get("weights"):
+            info = model.load_embedding_vectors(vocab, _resolve(node.opts["weights"], base), node.name)
+            notes.append(info["message"])
+    return [x], y
 
 
 def _series_split(model, cfg: dict, path: Path, test_split: float, validation_split: float) -> Split:

@@ -16,6 +16,7 @@ parameter it is handed (rnndsl.model passes this function).
 
 from __future__ import annotations
 
+from ..data.options import csv_conflict
 from ..data.registry import COMMON_OPTIONS, FILE_SOURCES, SOURCE_OPTIONS, SOURCE_REQUIRED, SOURCES
 from ..data.series import series_option_problems
 from ..errors import DiagnosticSink, Pos, RnnError, clip, did_you_mean
@@ -98,6 +99,11 @@ def _typed(kind, v, what: str, sink: DiagnosticSink):
             values = [x.value for x in items]
             return values if isinstance(v, ast.ListValue) else values[0]
         return bad('a column\'s name or number (from 0), or a list of them', 'e.g. columns=["temp", "humidity"]')
+    if kind == "column":
+        if isinstance(v, ast.Str) and v.value:
+            return v.value
+        return num if whole and num >= 0 else bad("a column: its header name in double quotes, or its number "
+                                                  "counted from 0", 'e.g. text="review"')
     if kind == "header":
         if isinstance(v, ast.Bool):
             return v.value
@@ -144,6 +150,11 @@ def _named_call(v, known, setting: str, example: str, sink: DiagnosticSink):
     return name, args, pos
 
 
+def _example(name: str) -> str:
+    """A file source with its path, for hints."""
+    return 'folder("data/train")' if name == "folder" else f'{name}("data.{name}")'
+
+
 def _data_source(v, sink: DiagnosticSink) -> dict | None:
     """`data = name(...)`: the source's name, its file, its options, each checked against
     the data-source registry (rnndsl.data.options.SOURCE_OPTIONS); the synthetic sets also
@@ -161,7 +172,7 @@ def _data_source(v, sink: DiagnosticSink) -> dict | None:
             if name in FILE_SOURCES and "path" not in cfg and not where:
                 if not isinstance(a.value, ast.Str):
                     sink.error(a.value.pos, f"{name} takes the file's path first, in double quotes, "
-                                            f"got {ast.describe(a.value)}", f'e.g. {name}("data.{name}")')
+                                            f"got {ast.describe(a.value)}", f"e.g. {_example(name)}")
                     ok = False
                 elif not a.value.value:
                     sink.error(a.value.pos, f"{name} needs a file path, got an empty string")
@@ -183,7 +194,15 @@ def _data_source(v, sink: DiagnosticSink) -> dict | None:
             continue
         cfg[a.name] = value
     if name in FILE_SOURCES and "path" not in cfg:
-        sink.error(pos, f"{name} needs a file path", f'e.g. {name}("data.{name}")')
+        sink.error(pos, f"{name} needs a {'folder' if name == 'folder' else 'file'} path", f"e.g. {_example(name)}")
+        return None
+    conflict = csv_conflict(where) if name == "csv" and ok else None
+    if conflict:
+        option, message, hint = conflict
+        sink.error(where.get(option, pos), message, hint)
+        return None
+    if name == "csv" and ok and "text" in cfg and cfg["text"] == cfg.get("label"):
+        sink.error(where["label"], f"text and label name the same column {cfg['text']!r}")
         return None
     missing = [k for k in SOURCE_REQUIRED.get(name, ()) if k not in where]
     if missing:

@@ -46,3 +46,15 @@ def test_attention_seq2seq_reverses_with_greedy_decoding(tmp_path):
 def test_stateful_carried_state_beats_reset(tmp_path):
     r = train("stateful", 1, tmp_path)
     assert r["loss_state_carried"] < 0.7 * r["loss_state_reset"]
+
+
+@pytest.mark.slow
+def test_reviews_learns_from_its_csv_and_labels_new_text(tmp_path):
+    import rnndsl
+
+    r = train("reviews", 10, tmp_path)
+    assert r["test_accuracy"] > 0.9           # chance: 0.58 (full budget: 1.0 over seeds 0, 1, 2)
+    m = rnndsl.load_model(tmp_path / "reviews.npz")
+    labels = m.text_encoder.labels
+    assert [labels[k] for k in m.predict(["What a superb film", "The ending was dull"]).argmax(1)] == \
+        ["positive", "negative"]

@@ -90,7 +90,7 @@ def test_the_names_the_checker_knows_are_the_registries():
         got = _listed(_train(f"optimizer = {name}(zzzzzz=1)"), "has no option", f"{name} takes: ")
         assert got == optimizer_options(name), name
     for name, options in SOURCE_OPTIONS.items():
-        path = '"f", ' if name in ("npz", "npy", "csv", "text") else ""
+        path = '"f", ' if name in ("npz", "npy", "csv", "text", "folder") else ""
         got = _listed(_train(f"data = {name}({path}zzzzzz=1)"), "has no option", f"{name} takes: ")
         assert got == [*options, *COMMON_OPTIONS], name
     # and the Python API takes each of them
