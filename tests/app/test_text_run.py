@@ -234,9 +234,9 @@ def test_examples_copies_the_data_its_spec_names(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "data" / "reviews.csv").is_file() and (tmp_path / "reviews.rnn").is_file()
     (tmp_path / "reviews.rnn").unlink()
     (tmp_path / "data" / "reviews.csv").write_text("mine")
-    assert main(["examples", "reviews"]) == 0                 # a data file there already is kept
+    assert main(["examples", "reviews"]) == 2                 # a data file there already is never overwritten
     assert (tmp_path / "data" / "reviews.csv").read_text() == "mine"
-    assert main(["check", "reviews.rnn"]) == 0
+    assert "exists already" in capsys.readouterr().err
 
 
 def test_a_text_file_for_a_model_without_vocabulary_says_why(trained, tmp_path, capsys):
