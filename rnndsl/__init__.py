@@ -7,12 +7,19 @@
 
 from __future__ import annotations
 
+import sys as _sys
 from pathlib import Path
 
 from .errors import (CheckpointError, DataError, DeviceError, RnnError, SpecError, TrainingError,
                      WeightsError)
 from .model import Model, compile_spec
-from .train import callbacks, optimizers, schedules    # Keras's keras.callbacks, keras.optimizers(.schedules)
+from .train import callbacks, optimizers, schedules
+
+# Keras's keras.callbacks, keras.optimizers and its schedules, importable by those names too:
+# `from rnndsl.callbacks import EarlyStopping` (the modules live in rnndsl/train/)
+for _m in (callbacks, optimizers, schedules):
+    _sys.modules.setdefault(f"{__name__}.{_m.__name__.rpartition('.')[2]}", _m)
+del _m
 
 __version__ = "0.1.0"
 
