@@ -84,10 +84,11 @@ def _matplotlib():
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError as e:
         raise PlotUnavailable(f"plot needs matplotlib, which is not installed ({e}); install it with: "
                               f"{PLOT_HINT}") from None
-    return Figure, FigureCanvasAgg
+    return Figure, FigureCanvasAgg, MaxNLocator
 
 
 def plot_history(csv_path, out_path) -> Path:
@@ -96,11 +97,11 @@ def plot_history(csv_path, out_path) -> Path:
     fmt = out_path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise DataError(f"cannot draw {out_path}: the picture's name must end in {', '.join('.' + f for f in FORMATS)}")
-    Figure, FigureCanvasAgg = _matplotlib()
     epochs, columns = read_history(csv_path)
     shown = panels(columns)
     if not shown:
         raise DataError(f"{csv_path}: every column is empty (NA); nothing to plot")
+    Figure, FigureCanvasAgg, MaxNLocator = _matplotlib()
     cols = min(len(shown), 3)
     rows = math.ceil(len(shown) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
@@ -113,6 +114,7 @@ def plot_history(csv_path, out_path) -> Path:
                     label="validation" if name.startswith("val_") else "training")
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if title == "learning_rate" and all(v > 0 for v in columns[title] if not math.isnan(v)):
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
