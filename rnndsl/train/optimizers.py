@@ -78,7 +78,7 @@ class Optimizer:
             self._schedule = get_schedule(learning_rate)
             self._lr_at = (None, 0.0)
         else:
-            self.learning_rate = learning_rate
+            self._lr = _check_range("learning_rate", learning_rate, lo=0.0)
         self.weight_decay = _check_range("weight_decay", weight_decay, lo=0.0, optional=True)
         self.clipnorm = _check_range("clipnorm", clipnorm, lo=0.0, lo_open=True, optional=True)
         self.clipvalue = _check_range("clipvalue", clipvalue, lo=0.0, lo_open=True, optional=True)
@@ -116,7 +116,10 @@ class Optimizer:
         if isinstance(value, (LearningRateSchedule, dict)):
             raise TrainingError("a schedule is given when the optimizer is built: "
                                 "Adam(learning_rate=CosineDecay(...)), not by setting learning_rate")
-        self._lr = _check_range("learning_rate", value, lo=0.0)
+        try:
+            self._lr = float(value)     # as Keras's assign: unchecked (a test may set inf on purpose)
+        except (TypeError, ValueError):
+            raise TrainingError(f"learning_rate must be a number, got {value!r}") from None
 
     @property
     def schedule(self) -> LearningRateSchedule | None:
