@@ -36,7 +36,7 @@ from ..errors import CheckpointError, NonFiniteError, TrainingError
 from .checkpoint import unwritable
 from .metrics import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
 
-__all__ = ["Callback", "CallbackList", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
+__all__ = ["Callback", "CallbackList", "as_callbacks", "History", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "TensorBoard"]
 
 
@@ -87,7 +87,7 @@ class CallbackList:
     (rnndsl's older form, epoch counted from 1) are called at each epoch's end."""
 
     def __init__(self, callbacks, model, params: dict):
-        self.callbacks = [cb if isinstance(cb, Callback) else _EpochFunction(cb) for cb in callbacks]
+        self.callbacks = as_callbacks(callbacks)
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(params)
@@ -150,9 +150,21 @@ class CallbackList:
             cb.on_test_batch_end(batch, logs)
 
 
+def as_callbacks(callbacks) -> list[Callback]:
+    """fit's `callbacks` as a list of Callback objects (functions wrapped), checked."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback) or callable(callbacks) or isinstance(callbacks, (str, bytes, dict)):
+        raise TrainingError(f"callbacks must be a list, e.g. callbacks=[EarlyStopping(patience=3)], got "
+                            f"{type(callbacks).__name__}")
+    return [cb if isinstance(cb, Callback) else _EpochFunction(cb) for cb in callbacks]
+
+
 class _EpochFunction(Callback):
     def __init__(self, fn):
         super().__init__()
+        if isinstance(fn, type):
+            raise TrainingError(f"callbacks holds the class {fn.__name__}; pass an instance: {fn.__name__}(...)")
         if not callable(fn):
             raise TrainingError(f"a callback must be a Callback or a function fn(model, epoch, logs), "
                                 f"got {type(fn).__name__}")
@@ -258,10 +270,10 @@ class _Monitor(Callback):
         self._sign = -1 if isinstance(m, _UP) else 1
 
     def _is_improvement(self, value, reference) -> bool:
-        if reference is None:
-            return True
         if self._sign is None:
             self._set_direction()
+        if reference is None:
+            return True
         if self._sign > 0:
             return value + self.min_delta < reference
         return value - self.min_delta > reference
@@ -298,6 +310,8 @@ class EarlyStopping(_Monitor):
         self.best_epoch = 0
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._sign is None:
+            self._set_direction()       # an unknown direction is an error at the first epoch, as in Keras
         current = self.get_monitor_value(logs)
         if current is None or epoch < self.start_from_epoch:
             return

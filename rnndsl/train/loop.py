@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DataError, NonFiniteError, RnnError, TrainingError, whole_number
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite
-from .callbacks import CallbackList, EarlyStopping, History
+from .callbacks import CallbackList, EarlyStopping, History, as_callbacks
 from .losses import check_binary_labels, get_loss
 from .metrics import get_metric
 from .optimizers import Optimizer, get_optimizer
@@ -415,7 +415,7 @@ def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validat
     if seed is not None:
         model.reseed(seed)
     history = History()
-    cbs = list(callbacks or ())
+    cbs = as_callbacks(callbacks)
     if early_stopping is not None:
         if isinstance(early_stopping, EarlyStopping):
             cbs.append(early_stopping)

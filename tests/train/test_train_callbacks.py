@@ -273,3 +273,12 @@ def test_tensorboard_event_files(model, tmp_path):
     got = [(e.step, e.value) for e in val.Scalars("epoch_loss")]
     assert [s for s, _ in got] == [0, 1]
     np.testing.assert_allclose([v for _, v in got], h.history["val_loss"], rtol=1e-6)
+
+
+def test_callbacks_must_be_a_list_of_instances(model):
+    fresh(model)
+    with pytest.raises(TrainingError, match="callbacks must be a list"):
+        model.fit(X, Y, verbose=0, callbacks=EarlyStopping())
+    with pytest.raises(TrainingError, match="pass an instance: EarlyStopping"):
+        model.fit(X, Y, verbose=0, callbacks=[EarlyStopping])
+    assert model.optimizer.iterations == 0
