@@ -82,7 +82,10 @@ class ExponentialDecay(LearningRateSchedule):
         p = float(step) / self.decay_steps
         if self.staircase:
             p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        try:
+            return self.initial_learning_rate * self.decay_rate ** p
+        except OverflowError:       # a rate that grows past any float: the update is not finite, and said so
+            return math.inf
 
 
 class CosineDecay(LearningRateSchedule):

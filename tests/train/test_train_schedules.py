@@ -48,6 +48,15 @@ def test_optimizer_follows_its_schedule_from_step_0(cls, keras):
     assert opt.learning_rate == pytest.approx(0.0125)            # schedule(3), as Keras reports it
 
 
+def test_a_rate_that_grows_past_any_float_stops_training_cleanly():
+    assert ExponentialDecay(1.0, 1e-300, 2.0)(1) == float("inf")
+    m = rnndsl.compile("input x: float[3]\noutput x | dense(2)")
+    m.configure(loss="mse", optimizer=SGD(ExponentialDecay(1.0, 1e-300, 2.0)))
+    m.train_on_batch(np.eye(3), np.zeros((3, 2)) + 1)          # step 0: the initial rate
+    with pytest.raises(rnndsl.TrainingError, match="NaN or inf"):
+        m.train_on_batch(np.eye(3), np.zeros((3, 2)) + 1)
+
+
 def test_a_scheduled_rate_cannot_be_set_and_checks_its_options():
     opt = Adam(CosineDecay(0.01, 100))
     with pytest.raises(TrainingError, match="follows a schedule"):
