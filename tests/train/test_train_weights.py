@@ -135,7 +135,7 @@ def test_validation_uses_sample_weights_not_class_weights(dense):
 
 
 def test_per_step_class_weight_weighs_each_step():
-    m = rnndsl.compile("input x: float[4, 2]\noutput x | lstm(3, seq) | dense(3)", dtype="float64")
+    m = rnndsl.compile("input x: float[4, 2]\noutput x | lstm(3, seq) | dense(3)")
     m.configure(loss="sparse_categorical_crossentropy", optimizer=SGD(0.0))
     x = np.random.default_rng(0).normal(size=(2, 4, 2))
     y = np.array([[0, 1, 2, 1], [2, 2, 0, 1]])
