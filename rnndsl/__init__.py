@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import (CheckpointError, DataError, DeviceError, RnnError, SpecError, TrainingError,
                      WeightsError)
 from .model import Model, compile_spec
+from . import callbacks, optimizers, schedules    # Keras's keras.callbacks, keras.optimizers, schedules
 
 __version__ = "0.1.0"
 
@@ -52,5 +53,5 @@ def load_model(path, **kw) -> Model:
     return _load_model(path, **kw)
 
 
-__all__ = ["load_model", "compile", "load", "Model", "RnnError", "SpecError", "DataError", "WeightsError",
+__all__ = ["load_model", "compile", "load", "Model", "callbacks", "optimizers", "schedules", "RnnError", "SpecError", "DataError", "WeightsError",
            "CheckpointError", "TrainingError", "DeviceError"]

@@ -1,4 +1,4 @@
-"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,examples,warmup,convert} ...
+"""Command line: python -m rnndsl {run,check,summary,graph,cell,decode,plot,examples,warmup,convert} ...
 
 Exit status: 0 ok, 1 a bad spec (or data, or checkpoint), 2 bad usage.
 No Python traceback reaches the user: rnndsl errors print their message,
@@ -176,6 +176,8 @@ def cmd_run(args) -> int:
 
     path = _spec_path(args.spec)
     if path.suffix == ".npz":
+        if args.log:
+            raise UsageError("--log goes with training a spec, not with predicting from a checkpoint")
         if args.forecast:
             if not args.input:
                 raise UsageError("forecasting with a checkpoint needs --input series.csv (or .npz/.npy)")
@@ -201,6 +203,7 @@ def cmd_run(args) -> int:
     if args.forecast:
         raise UsageError("--forecast goes with a checkpoint (.npz), not a spec: train with `run SPEC`, then "
                          "`run SPEC.ckpt.npz --forecast N --input series.csv`")
+    log = _writable("--log", args.log)
     out = args.out
     if out is None and _inside_package(path):
         out = str(Path.cwd() / default_checkpoint(path).name)     # never into the installation
@@ -209,7 +212,7 @@ def cmd_run(args) -> int:
         _say_if_compiling()
     try:
         train_spec(path, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet,
-                   out=out, device=args.device)
+                   out=out, device=args.device, log=log)
     except KeyboardInterrupt:
         return 130
     return 0
@@ -229,6 +232,22 @@ def cmd_decode(args) -> int:
                       as_json=args.json, start=args.start, end=args.end, max_len=args.max_len,
                       method=args.method, beam_width=args.beam_width, temperature=args.temperature,
                       seed=args.seed)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    """Draw a training history (run --log's CSV) per epoch into a picture."""
+    from .app.plot import PlotUnavailable, plot_history
+
+    src = Path(args.history)
+    if not src.is_file():
+        raise UsageError(f"no such history file: {src}")
+    out = _writable("-o", args.output) if args.output else src.with_suffix(".png")
+    try:
+        plot_history(src, out)
+    except PlotUnavailable as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {out}")
     return 0
 
 
@@ -397,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--out", help="checkpoint path (default: beside the spec, SPEC.ckpt.npz)")
+    r.add_argument("--log", help="write one row per epoch (loss, metrics, validation) to this CSV file; "
+                                 "draw it with `rnndsl plot`")
     r.add_argument("--input", help="with a checkpoint: the .npz/.npy inputs to predict, or (a model trained on "
                                    "text) a UTF-8 text file of one text per line")
     r.add_argument("--text", action="append", help="with a checkpoint of a model trained on text: a text to "
@@ -429,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
     d.add_argument("--json", action="store_true", help="JSON: a list of {tokens, score}")
     d.set_defaults(func=cmd_decode)
+
+    pl = sub.add_parser("plot", help="draw the loss and metrics per epoch of a run --log history",
+                        description="Draw the loss and each metric per epoch (training and validation) from "
+                                    "the CSV that `run --log` or CSVLogger writes. Needs matplotlib: "
+                                    "pip install 'rnndsl[plot]'.")
+    pl.add_argument("history", help="the history CSV (run --log history.csv)")
+    pl.add_argument("-o", "--output", help="the picture: .png, .svg or .pdf (default: the CSV's name, .png)")
+    pl.set_defaults(func=cmd_plot)
 
     e = sub.add_parser("examples", help="list the shipped examples, or copy one here",
                        description="List the shipped example specs; with NAME, copy NAME.rnn into the "

@@ -46,6 +46,7 @@ class Model:
         # raw text -> ids as the training data had them (rnndsl.data.TextEncoder): set by a
         # text data source, kept in checkpoints; predict() then takes lists of strings
         self.text_encoder = None
+        self.stop_training = False      # a callback sets it to end fit (Keras's model.stop_training)
 
     @property
     def source(self) -> str:
@@ -367,35 +368,50 @@ class Model:
 
     # --- training -------------------------------------------------------------------------
     def configure(self, loss=None, optimizer=None, metrics=None, from_logits=None) -> "Model":
-        """Keras's compile(): loss(es), optimizer (a name with Keras defaults or an Optimizer), metrics.
+        """Keras's compile(): loss(es), optimizer, metrics.
 
-        Anything not given comes from the spec's train section. from_logits=None decides
-        by the output: logits unless it ends in softmax or sigmoid.
+        optimizer: a name with Keras's defaults ("adam"), the spec's form with options
+        ("adam(learning_rate=cosine_decay(0.003, 1000))"), or an Optimizer
+        (rnndsl.optimizers.Adam(learning_rate=...), a number or a schedule). Anything not
+        given comes from the spec's train section. from_logits=None decides by the output:
+        logits unless it ends in softmax or sigmoid.
         """
         from .train.loop import configure
 
         self.train_config = configure(self, loss, optimizer, metrics, from_logits)
         return self
 
-    def train_on_batch(self, x, y) -> float:
+    @property
+    def optimizer(self):
+        """The configured optimizer (None before configure()): its learning_rate, iterations."""
+        return None if self.train_config is None else self.train_config.optimizer
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None) -> float:
         """One forward pass, BPTT and optimizer step; returns the loss."""
         from .train.loop import train_on_batch
 
-        return train_on_batch(self, x, y)
+        return train_on_batch(self, x, y, sample_weight=sample_weight, class_weight=class_weight)
 
-    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
-            seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None):
-        """Train; returns a History whose .history maps "loss", metrics, "val_..." to per-epoch values."""
+    def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
+            seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None, *,
+            sample_weight=None, class_weight=None, steps_per_epoch=None):
+        """Train; returns a History whose .history maps "loss", metrics, "val_..." to per-epoch values.
+
+        x and y are arrays, or x alone is batches: a generator or any iterable of (x, y) or
+        (x, y, sample_weight) (steps_per_epoch batches an epoch, else one pass). callbacks:
+        rnndsl.callbacks (Keras's), or functions fn(model, epoch, logs). sample_weight
+        weighs each sample's loss, class_weight ({class: weight}) each sample's by its class."""
         from .train.loop import fit
 
         return fit(self, x, y, batch_size, epochs, validation_data, validation_split, shuffle, seed, verbose,
-                   callbacks, initial_epoch, early_stopping)
+                   callbacks, initial_epoch, early_stopping, sample_weight=sample_weight,
+                   class_weight=class_weight, steps_per_epoch=steps_per_epoch)
 
-    def evaluate(self, x, y, batch_size=32, return_dict=False):
-        """Loss, or [loss, *metrics], in inference mode."""
+    def evaluate(self, x, y, batch_size=32, return_dict=False, sample_weight=None):
+        """Loss, or [loss, *metrics], in inference mode (sample_weight weighs the loss)."""
         from .train.loop import evaluate
 
-        return evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict)
+        return evaluate(self, x, y, batch_size=batch_size, return_dict=return_dict, sample_weight=sample_weight)
 
     @property
     def fit_rng(self) -> np.random.Generator:

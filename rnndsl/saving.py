@@ -84,6 +84,20 @@ def _str_list(value) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _plain(v) -> bool:
+    return isinstance(v, (str, int, float, bool)) or v is None
+
+
+def _schedule_config(v) -> bool:
+    """A learning-rate schedule as get_config() stores it: {"class_name": name, "config":
+    {option: a plain value or a list of numbers}} (rebuilt only from train/schedules.py's table)."""
+    return (isinstance(v, dict) and set(v) == {"class_name", "config"} and isinstance(v["class_name"], str)
+            and isinstance(v["config"], dict) and all(
+                _plain(x) or (isinstance(x, list) and len(x) <= 10_000 and
+                              all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in x))
+                for x in v["config"].values()))
+
+
 def _train_meta(train, path, n_outputs: int) -> dict:
     """The checkpoint's training configuration, with the types configure() takes."""
     if not isinstance(train, dict):
@@ -93,9 +107,9 @@ def _train_meta(train, path, n_outputs: int) -> dict:
     if not (isinstance(losses, str) or _str_list(losses)):
         raise CheckpointError(f"{path}: the checkpoint's train 'losses' must be a list of loss names")
     if not (isinstance(opt, str) or (isinstance(opt, dict) and all(
-            isinstance(v, (str, int, float, bool)) or v is None for v in opt.values()))):
+            _plain(v) or (k == "learning_rate" and _schedule_config(v)) for k, v in opt.items()))):
         raise CheckpointError(f"{path}: the checkpoint's train 'optimizer' must be a name or an object of "
-                              "plain values")
+                              "plain values (its learning_rate may be a schedule's config)")
     if not _str_list(metrics):
         raise CheckpointError(f"{path}: the checkpoint's train 'metrics' must be a list of metric names")
     if not (isinstance(logits, list) and len(logits) == n_outputs and all(isinstance(v, bool) for v in logits)):

@@ -95,8 +95,10 @@ def _catch_interrupt(model):
 
 
 def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=False, out=None, device=None,
-               stream=None) -> dict:
+               stream=None, log=None) -> dict:
+    """Train a spec on its data; `log`: a CSV file that gets one row per epoch (CSVLogger)."""
     from .. import load
+    from ..train.callbacks import CSVLogger
 
     stream = stream or sys.stdout
     model = load(spec_path, seed=seed or 0, device=device or "cpu")
@@ -135,7 +137,7 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
         history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
                             validation_data=split.validation, validation_split=vsplit, shuffle=split.shuffle and
                             cfg.get("shuffle", True), seed=seed, verbose=verbose,
-                            early_stopping=early)
+                            early_stopping=early, callbacks=[CSVLogger(log)] if log else None)
     except TrainingError:
         if _finite_weights(model):
             model.save(out)

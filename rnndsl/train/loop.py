@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy as np
 from ..errors import DataError, NonFiniteError, RnnError, TrainingError, whole_number
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite
+from .callbacks import CallbackList, EarlyStopping, History, as_callbacks
 from .losses import check_binary_labels, get_loss
 from .metrics import get_metric
 from .optimizers import Optimizer, get_optimizer
@@ -41,50 +44,6 @@ class TrainConfig:
 
     def fresh_metrics(self):
         self.metrics = [[get_metric(n) for n in self.metric_names] for _ in self.losses]
-
-
-@dataclass
-class History:
-    """Keras's History: `history` maps "loss", "accuracy", "val_loss", ... to per-epoch values."""
-
-    history: dict = field(default_factory=dict)
-    epoch: list = field(default_factory=list)
-    stopped_early: bool = False
-
-    def append(self, epoch: int, logs: dict) -> None:
-        self.epoch.append(epoch)
-        for k, v in logs.items():
-            self.history.setdefault(k, []).append(v)
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when `monitor` has not improved for `patience` epochs; optionally restore the best weights."""
-
-    monitor: str = "val_loss"
-    patience: int = 3
-    min_delta: float = 0.0
-    restore_best_weights: bool = True
-    best: float = math.inf
-    best_weights: list | None = None
-    wait: int = 0
-
-    def update(self, model, logs: dict) -> bool:
-        """True when training should stop."""
-        value = logs.get(self.monitor, logs.get("loss"))
-        if value is None:
-            return False
-        if value < self.best - self.min_delta:
-            self.best, self.wait = value, 0
-            if self.restore_best_weights:
-                self.best_weights = model.get_weights()
-            return False
-        self.wait += 1
-        if self.wait >= self.patience:
-            if self.restore_best_weights and self.best_weights is not None:
-                model.set_weights(self.best_weights)
-            return True
-        return False
 
 
 # --- configuration ----------------------------------------------------------------------
@@ -125,7 +84,12 @@ def configure(model, loss=None, optimizer=None, metrics=None, from_logits=None) 
             if fl and act in ("softmax", "sigmoid"):
                 raise TrainingError(f"output {out.name!r} already applies {act}; set from_logits=false")
         logits.append(fl)
-    opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer)
+    if isinstance(optimizer, str) and "(" in optimizer:
+        from .train_block import optimizer_from_text
+
+        opt = optimizer_from_text(optimizer)          # the spec's form: "adam(learning_rate=0.003)"
+    else:
+        opt = optimizer if isinstance(optimizer, Optimizer) else get_optimizer(optimizer)
     cfg = TrainConfig([get_loss(n).name for n in losses], logits, opt, list(metrics))
     cfg.fresh_metrics()
     return cfg
@@ -147,11 +111,15 @@ def _finite_grads(grads) -> bool:
     return all(g is None or all_finite(np.ravel(g)) for g in grads)
 
 
-def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False) -> float:
+def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False,
+                   weights=None, sample_weight=None, class_weight=None) -> float:
+    """One step. fit passes checked data (targets_listed) and its per-output sample weights
+    (`weights`); from Model.train_on_batch, sample_weight and class_weight are Keras's."""
     cfg = cfg or _config(model)
     if not targets_listed:      # fit has checked its data already
         xs, y = input_list(x, model.input_names), as_targets(model, y)
         check_data(model, xs, y, cfg)
+        weights = sample_weights(model, y, sample_weight, class_weight)
         targets_listed = True
     ex = model.executor
     pool = getattr(ex, "pool", None)
@@ -160,7 +128,7 @@ def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: 
     with buffers.reusing(pool) if pool is not None else contextlib.nullcontext():
         tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=False)
         ys = y if targets_listed else target_list(y, model.output_names)
-        loss, d_outs = output_loss(tape.outputs, ys, cfg.losses, cfg.from_logits, model.output_names)
+        loss, d_outs = output_loss(tape.outputs, ys, cfg.losses, cfg.from_logits, model.output_names, weights)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss}")
         grads, _ = ex.backward(tape, d_outs)
@@ -241,111 +209,340 @@ def check_data(model, xs: list, ys: list, cfg: TrainConfig) -> None:
                 raise DataError(f"targets for output {out.name!r}: {e}") from None
 
 
+# --- sample and class weights -----------------------------------------------------------
+
+def _per_step(model, k: int) -> bool:
+    return model.graph.type_of(model.graph.outputs[k].ref).seq
+
+
+def _weight_array(model, k: int, w, n: int, what: str) -> np.ndarray:
+    """One output's sample weights, checked: (n,), or (n, steps) for a per-step output."""
+    name = model.output_names[k]
+    try:
+        a = np.asarray(w)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{what} for {name!r}: cannot make an array of them ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{what} for {name!r} must be numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    per_step = _per_step(model, k)
+    if a.ndim == 0 or len(a) != n or a.ndim > (2 if per_step else 1):
+        raise DataError(f"{what} for {name!r} must have shape ({n},)" + (f" or ({n}, steps)" if per_step else "")
+                        + f", one per sample, got {a.shape}")
+    if not np.isfinite(a).all() or (a < 0).any():
+        raise DataError(f"{what} for {name!r} must be finite numbers >= 0")
+    return a
+
+
+def _class_labels(model, y: np.ndarray) -> np.ndarray:
+    """The class of each sample (each step for a per-step output), as Keras reads it: one-hot
+    rows by their largest entry, a trailing axis of 1 dropped, rounded to whole numbers."""
+    keep = 2 if _per_step(model, 0) else 1
+    if y.ndim > keep:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
+    return np.round(y).astype(np.int64)
+
+
+def _class_weights(model, y: np.ndarray, class_weight) -> np.ndarray:
+    if not isinstance(class_weight, dict):
+        raise DataError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
+    if len(model.output_names) != 1:
+        raise DataError("class_weight is only supported for models with a single output; "
+                        "give sample_weight per output instead")
+    table = {}
+    for c, w in class_weight.items():
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral):
+            raise DataError(f"class_weight keys must be class ids (whole numbers), got {c!r}")
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+            raise DataError(f"class_weight[{c}] must be a finite number >= 0, got {w!r}")
+        table[int(c)] = float(w)
+    labels = _class_labels(model, y)
+    out = np.ones(labels.shape, np.float64)
+    for c, w in table.items():
+        out[labels == c] = w
+    return out
+
+
+def sample_weights(model, ys: list, sample_weight=None, class_weight=None) -> list | None:
+    """Per output, the weight of each sample's loss (None: all 1), from Keras's
+    sample_weight (one array for every output, or a list or dict by output) or class_weight
+    ({class id: weight}, single-output models: each sample, or each step of a per-step
+    output, weighted by its target class; classes not named weigh 1)."""
+    if sample_weight is None and class_weight is None:
+        return None
+    if sample_weight is not None and class_weight is not None:
+        raise DataError("give sample_weight or class_weight, not both")
+    n = len(ys[0])
+    if class_weight is not None:
+        return [_class_weights(model, ys[0], class_weight)]
+    names = model.output_names
+    if isinstance(sample_weight, dict):
+        unknown = [k for k in sample_weight if k not in names]
+        if unknown:
+            raise DataError(f"sample_weight names {[str(k)[:40] for k in unknown[:5]]}, which are not outputs "
+                            f"of the model ({', '.join(names)})")
+        per = [sample_weight.get(k) for k in names]
+    elif len(names) > 1 and isinstance(sample_weight, (list, tuple)) and len(sample_weight) == len(names) \
+            and all(w is None or np.ndim(w) >= 1 for w in sample_weight):
+        per = list(sample_weight)
+    else:
+        per = [sample_weight] * len(names)
+    return [None if w is None else _weight_array(model, k, w, n, "sample_weight") for k, w in enumerate(per)]
+
+
+def _sliced(weights, idx):
+    return None if weights is None else [None if w is None else w[idx] for w in weights]
+
+
 # --- fit and evaluate -------------------------------------------------------------------
 
 def _slice(arrays, idx):
     return [a[idx] for a in arrays]
 
 
-def fit(model, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
-        seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None, stream=None) -> History:
+class _Batches:
+    """fit's data given as batches: a generator, or any iterable of (x, y) or
+    (x, y, sample_weight). Without steps_per_epoch an epoch is one pass, iter(data) anew
+    each epoch (a generator is used up after one); with it, an epoch takes that many
+    batches from one iterator that goes on across epochs and starts again (iter(data))
+    when it runs out, ending that epoch early."""
+
+    def __init__(self, data, steps_per_epoch):
+        self.data = data
+        self.steps = steps_per_epoch
+        self._it = None
+        self.ran_out = False
+        try:
+            self.length = len(data)
+        except TypeError:
+            self.length = None
+
+    @property
+    def target(self):
+        return self.steps if self.steps is not None else self.length
+
+    def epoch(self):
+        self.ran_out = False
+        if self.steps is None:
+            yield from iter(self.data)
+            return
+        if self._it is None:
+            self._it = iter(self.data)
+        for _ in range(self.steps):
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self._it, self.ran_out = None, True
+                return
+            yield batch
+
+
+def _unpack(batch, k: int):
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise DataError(f"batch {k + 1}: each batch must be a tuple (x, y) or (x, y, sample_weight), got "
+                        + (f"a {type(batch).__name__} of {len(batch)}" if isinstance(batch, (tuple, list))
+                           else f"a {type(batch).__name__}"))
+    return batch[0], batch[1], batch[2] if len(batch) == 3 else None
+
+
+def _batches_given(x, y) -> bool:
+    """fit was given batches (x alone, a generator or an iterable of (x, y) tuples)."""
+    if y is not None:
+        return False
+    if isinstance(x, (np.ndarray, dict, str, bytes)) or np.isscalar(x):
+        raise DataError("fit needs targets: fit(x, y), or x as batches (a generator or an iterable of "
+                        "(x, y) tuples)")
+    try:
+        iter(x)
+    except TypeError:
+        raise DataError(f"fit needs targets y, or x as an iterable of (x, y) batches; got x of type "
+                        f"{type(x).__name__} and no y") from None
+    return True
+
+
+def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
+        seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None, stream=None,
+        sample_weight=None, class_weight=None, steps_per_epoch=None) -> History:
+    """Keras's fit: arrays (x, y) in batches of batch_size, or x as batches (a generator or
+    an iterable of (x, y[, sample_weight]), steps_per_epoch batches an epoch); callbacks
+    (train/callbacks.py, or functions fn(model, epoch, logs)); early_stopping=patience is
+    EarlyStopping(patience, restore_best_weights=True) on val_loss (loss without validation)."""
     cfg = _config(model)
     stream = stream or sys.stdout
     verbose = 1 if verbose == "auto" else int(verbose)
     batch_size = whole_number("batch_size", batch_size, 1)
     epochs = whole_number("epochs", epochs, 0)
     initial_epoch = whole_number("initial_epoch", initial_epoch, 0)
+    if steps_per_epoch is not None:
+        steps_per_epoch = whole_number("steps_per_epoch", steps_per_epoch, 1)
     if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or \
             not 0 <= validation_split < 1:
         raise DataError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
-    xs, ys = input_list(x, model.input_names), as_targets(model, y)
-    check_data(model, xs, ys, cfg)
-    n = len(xs[0])
-    if validation_data is None and validation_split:
+    source = None
+    if _batches_given(x, y):
+        if validation_split:
+            raise DataError("validation_split needs arrays (x, y); with batches give validation_data=(x, y)")
+        if sample_weight is not None:
+            raise DataError("with x as batches, give sample weights in the batches: (x, y, sample_weight)")
+        source = _Batches(x, steps_per_epoch)
+    else:
+        if steps_per_epoch is not None:
+            raise DataError("steps_per_epoch goes with x given as batches (a generator or an iterable of (x, y)); "
+                            "with arrays an epoch is ceil(samples / batch_size) batches")
+        xs, ys = input_list(x, model.input_names), as_targets(model, y)
+        check_data(model, xs, ys, cfg)
+        sws = sample_weights(model, ys, sample_weight, class_weight)
+        n = len(xs[0])
+    vsw = None
+    if source is None and validation_data is None and validation_split:
         # Keras takes the validation samples from the end, before shuffling.
         cut = n - int(round(n * validation_split))
         if cut <= 0 or cut >= n:
             raise DataError(f"validation_split={validation_split} leaves no training or no validation samples of {n}")
         vx, vy = _slice(xs, slice(cut, None)), _slice(ys, slice(cut, None))
-        xs, ys, n = _slice(xs, slice(0, cut)), _slice(ys, slice(0, cut)), cut
+        vsw = _sliced(sws, slice(cut, None)) if sample_weight is not None else None
+        xs, ys, sws, n = _slice(xs, slice(0, cut)), _slice(ys, slice(0, cut)), _sliced(sws, slice(0, cut)), cut
     elif validation_data is not None:
-        try:
-            vx, vy = validation_data
-        except (TypeError, ValueError):
-            raise DataError("validation_data must be a pair (x, y)") from None
-        vx, vy = input_list(vx, model.input_names), as_targets(model, vy)
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise DataError("validation_data must be a pair (x, y) or a triple (x, y, sample_weight)")
+        vx, vy = input_list(validation_data[0], model.input_names), as_targets(model, validation_data[1])
         check_data(model, vx, vy, cfg)
+        if len(validation_data) == 3:
+            vsw = sample_weights(model, vy, validation_data[2])
     validating = validation_data is not None or bool(validation_split)
     if seed is not None:
         model.reseed(seed)
-    stopper = early_stopping
-    if isinstance(stopper, int):
-        stopper = EarlyStopping(patience=stopper)
     history = History()
-    steps = math.ceil(n / batch_size)
+    cbs = as_callbacks(callbacks)
+    if early_stopping is not None:
+        if isinstance(early_stopping, EarlyStopping):
+            cbs.append(early_stopping)
+        else:
+            patience = whole_number("early_stopping", early_stopping, 0)
+            cbs.append(EarlyStopping(monitor="val_loss" if validating else "loss", patience=patience,
+                                     restore_best_weights=True, verbose=verbose))
+    steps = source.target if source is not None else math.ceil(n / batch_size)
+    cbs = CallbackList(cbs + [history], model,
+                       {"epochs": epochs, "steps": steps, "verbose": verbose, "stream": stream})
+    model.stop_training = False
+    model.history = history
+    cbs.on_train_begin()
+    logs = None
     for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch)
         if verbose:
             stream.write(f"Epoch {epoch + 1}/{epochs}\n")
         # the loss and metrics given are the epoch's running figures: shown as they are, so
         # the bar's last line is what the History records
         bar = Progbar(steps, verbose=verbose, stream=stream, stateful_metrics=True)
-        order = model.fit_rng.permutation(n) if shuffle else np.arange(n)
+        if source is None:
+            order = model.fit_rng.permutation(n) if shuffle else np.arange(n)
+            batches = ((_slice(xs, idx), [t[idx] for t in ys], _sliced(sws, idx))
+                       for idx in (order[k * batch_size:(k + 1) * batch_size] for k in range(steps)))
+        else:
+            batches = _checked_batches(model, cfg, source, class_weight)
         cfg.fresh_metrics()
-        total, seen = 0.0, 0
-        for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
+        total, seen, done = 0.0, 0, 0
+        for step, (bx, by, bw) in enumerate(batches):
+            if cbs.batch_hooks:
+                cbs.on_train_batch_begin(step)
+            failed = None
             try:
-                loss = train_on_batch(model, _slice(xs, idx), [t[idx] for t in ys], cfg, targets_listed=True)
+                loss = train_on_batch(model, bx, by, cfg, targets_listed=True, weights=bw)
             except NonFiniteLoss as e:
-                raise NonFiniteLoss(f"{e} at epoch {epoch + 1}, batch {step + 1}; training stopped and the "
-                                    "weights are those of the last good step (lower the learning rate or "
-                                    "clip gradients with clipnorm)", epoch + 1, step + 1) from None
-            total += loss * len(idx)
-            seen += len(idx)
+                failed = NonFiniteLoss(f"{e} at epoch {epoch + 1}, batch {step + 1}; training stopped and the "
+                                       "weights are those of the last good step (lower the learning rate or "
+                                       "clip gradients with clipnorm)", epoch + 1, step + 1)
+                if not cbs.stops_on_nonfinite():
+                    raise failed from None
+                loss = math.nan
+            total += loss * len(bx[0])
+            seen += len(bx[0])
+            done = step + 1
             if getattr(model, "stop_requested", False):
                 # set by a SIGINT handler: stop between batches, never inside compiled code
                 model.stop_requested = False
                 raise KeyboardInterrupt
-            bar.update(step + 1, {"loss": total / seen, **_metric_logs(model, cfg)}, finalize=False)
+            batch_logs = {"loss": total / seen, **_metric_logs(model, cfg)}
+            bar.update(done, batch_logs, finalize=False)
+            if cbs.batch_hooks or failed is not None:
+                cbs.on_train_batch_end(step, batch_logs)
+            if failed is not None and not model.stop_training:
+                raise failed from None
+            if model.stop_training:
+                break
+        if source is not None and (seen == 0 or source.ran_out):
+            warnings.warn("Your input ran out of data" + ("; interrupting training" if seen == 0 else
+                          f" after {done} of {steps} batches in epoch {epoch + 1}") +
+                          ". Make sure that your generator can generate at least `steps_per_epoch * epochs` "
+                          "batches, or give an iterable that can be iterated again.", stacklevel=3)
+            if seen == 0:
+                history.stopped_early = True
+                break
         logs = {"loss": total / seen, **_metric_logs(model, cfg)}
         if validating:
-            logs.update(evaluate(model, vx, vy, batch_size=batch_size, return_dict=True, prefix="val_"))
-        bar.update(steps, logs, finalize=True)
+            logs.update(evaluate(model, vx, vy, batch_size=batch_size, return_dict=True, prefix="val_",
+                                 sample_weight=vsw, callbacks=cbs))
+        bar.update(done, logs, finalize=True)
         model.epoch = epoch + 1
-        history.append(epoch, logs)
-        for cb in callbacks or ():
-            cb(model, epoch + 1, logs)
-        if stopper is not None and stopper.update(model, logs):
-            history.stopped_early = True
-            if verbose:
-                stream.write(f"Early stopping after epoch {epoch + 1}: {stopper.monitor} did not improve "
-                             f"for {stopper.patience} epochs\n")
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            history.stopped_early = epoch + 1 < epochs
             break
+    cbs.on_train_end(logs)
     return history
 
 
-def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0):
-    """Loss (and metrics) over the whole data in inference mode, weighted by batch size."""
+def _checked_batches(model, cfg, source: _Batches, class_weight):
+    """The batches of one epoch of a batch source, each checked as fit checks arrays."""
+    for k, batch in enumerate(source.epoch()):
+        bx, by, bsw = _unpack(batch, k)
+        xs, ys = input_list(bx, model.input_names), as_targets(model, by)
+        check_data(model, xs, ys, cfg)
+        yield xs, ys, sample_weights(model, ys, bsw, class_weight)
+
+
+def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0, sample_weight=None,
+             callbacks=None):
+    """Loss (and metrics) over the whole data in inference mode, weighted by batch size;
+    sample_weight weighs each sample's loss (not the metrics), as in Keras."""
     cfg = _config(model)
     batch_size = whole_number("batch_size", batch_size, 1)
-    xs, ys = (x, y) if prefix else (input_list(x, model.input_names), as_targets(model, y))
-    check_data(model, xs, ys, cfg)
+    if prefix:          # fit's validation: checked already, the weights per output
+        xs, ys, sws = x, y, sample_weight
+    else:
+        xs, ys = input_list(x, model.input_names), as_targets(model, y)
+        check_data(model, xs, ys, cfg)
+        sws = sample_weights(model, ys, sample_weight)
     n = len(xs[0])
     metrics = [[get_metric(name) for name in cfg.metric_names] for _ in ys]
     saved, cfg.metrics = cfg.metrics, metrics
     total = 0.0
+    hooks = callbacks is not None and callbacks.test_batch_hooks
+    if callbacks is not None:
+        callbacks.on_test_begin()
     try:
-        for start in range(0, n, batch_size):
+        for k, start in enumerate(range(0, n, batch_size)):
+            if hooks:
+                callbacks.on_test_batch_begin(k)
             sl = slice(start, start + batch_size)
             ex = model.executor
             tape = ex.forward(ex.prepare_inputs(_slice(xs, sl)), training=False)
             part = [t[sl] for t in ys]
-            loss, _ = output_loss(tape.outputs, part, cfg.losses, cfg.from_logits, model.output_names)
+            loss, _ = output_loss(tape.outputs, part, cfg.losses, cfg.from_logits, model.output_names,
+                                  _sliced(sws, sl))
             total += loss * len(part[0])
             _update_metrics(model, cfg, tape.outputs, part)
+            if hooks:
+                callbacks.on_test_batch_end(k, {"loss": total / min(start + batch_size, n),
+                                                **_metric_logs(model, cfg)})
         logs = {f"{prefix}loss": total / n, **_metric_logs(model, cfg, prefix)}
     finally:
         cfg.metrics = saved
+    if callbacks is not None:
+        callbacks.on_test_end({k.removeprefix(prefix): v for k, v in logs.items()})
     if return_dict:
         return logs
     values = list(logs.values())
@@ -353,4 +550,4 @@ def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0
 
 
 __all__ = ["configure", "train_on_batch", "fit", "evaluate", "History", "EarlyStopping", "TrainConfig",
-           "NonFiniteLoss", "RnnError"]
+           "NonFiniteLoss", "RnnError", "sample_weights"]

@@ -7,6 +7,10 @@ Contract of every loss: ``loss(y_pred, y_true, weights=None, from_logits=False)
     value   = sum_n w_n * l_n / sum_n w_n          (0.0 when sum_n w_n == 0)
     dy_pred = d value / d y_pred                    (same shape as y_pred)
 
+With ``sample_weight`` s_n as well (Keras's sample weights, over the same rows), the
+value is Keras's sum-over-batch-size reduction: ``sum_n s_n * w_n * l_n / sum_n w_n``
+(the mask still counts the rows; the weights do not divide).
+
 Sequence outputs are flattened by the caller: (T, B, C) -> (N, C).
 Probability inputs are clipped to [1e-7, 1 - 1e-7] as Keras does; the gradient
 is that of the clipped expression (zero where the clip is active).
@@ -96,7 +100,7 @@ class Loss:
     name = "loss"
     takes_logits = True  # whether from_logits=True makes sense for this loss
 
-    def __call__(self, y_pred, y_true, weights=None, from_logits: bool = False):
+    def __call__(self, y_pred, y_true, weights=None, from_logits: bool = False, sample_weight=None):
         y_pred = _float_array(y_pred, "y_pred")
         if y_pred.ndim == 0:
             raise DataError("y_pred must have a sample axis, got a scalar")
@@ -105,6 +109,16 @@ class Loss:
         n = y_pred.shape[0]
         w = _weights(weights, n)
         per, grad = self._per_sample(y_pred, y_true, bool(from_logits))
+        if sample_weight is not None:
+            # Keras's sum_over_batch_size with a mask: sum(s * m * l) / sum(m)
+            s = _weights(sample_weight, n)
+            total = float(n) if w is None else float(w.sum())
+            if total == 0.0:
+                return 0.0, np.zeros_like(y_pred)
+            ws = s if w is None else s * w
+            value = float(np.dot(ws, per.astype(np.float64))) / total
+            grad *= (ws / total).astype(grad.dtype, copy=False).reshape((n,) + (1,) * (grad.ndim - 1))
+            return value, grad
         if w is None:
             total = float(n)
             value = float(per.sum(dtype=np.float64)) / total if n else 0.0

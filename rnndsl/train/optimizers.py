@@ -9,6 +9,11 @@ One step, ``apply(params, grads)``, does as Keras 3 does:
 3. the update rule of the optimizer (see each class);
 4. ``iterations += 1``.
 
+``learning_rate`` is a number or a schedule (train/schedules.py): with a schedule, the
+step that takes ``iterations`` from t to t + 1 uses ``schedule(t)``, and reading
+``optimizer.learning_rate`` gives that rate; setting it (as ReduceLROnPlateau and
+LearningRateScheduler do) is allowed only for a number, as in Keras.
+
 Slots (momenta, accumulators) are created on the first gradient a parameter
 gets and named by its position: ``state_dict()`` holds ``"iterations"`` and
 ``"<slot>/<index>"`` arrays, e.g. ``"m/0"``, ``"v/0"`` for Adam.
@@ -30,6 +35,8 @@ import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
 from rnndsl.errors import CheckpointError, RnnError, TrainingError, did_you_mean
+
+from .schedules import LearningRateSchedule, get_schedule, serialize_schedule
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer", "OPTIMIZERS",
            "OPTIMIZER_COMMON", "optimizer_options", "flag_options"]
@@ -66,7 +73,12 @@ class Optimizer:
     def __init__(self, learning_rate: float = 0.001, *, weight_decay: float | None = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
                  global_clipnorm: float | None = None):
-        self.learning_rate = _check_range("learning_rate", learning_rate, lo=0.0)
+        self._schedule = None
+        if isinstance(learning_rate, (LearningRateSchedule, dict)):
+            self._schedule = get_schedule(learning_rate)
+            self._lr_at = (None, 0.0)
+        else:
+            self._lr = _check_range("learning_rate", learning_rate, lo=0.0)
         self.weight_decay = _check_range("weight_decay", weight_decay, lo=0.0, optional=True)
         self.clipnorm = _check_range("clipnorm", clipnorm, lo=0.0, lo_open=True, optional=True)
         self.clipvalue = _check_range("clipvalue", clipvalue, lo=0.0, lo_open=True, optional=True)
@@ -83,6 +95,36 @@ class Optimizer:
         self._scratch: dict[int, np.ndarray] = {}
         self._clipbuf: dict[int, np.ndarray] = {}
         self._kept: dict = {}                  # keep_state's copies, reused step to step
+
+    # ----- the learning rate --------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        """The rate of the coming step: the number, or the schedule at step ``iterations``."""
+        if self._schedule is None:
+            return self._lr
+        at = self._lr_at        # the rules read it once per parameter: computed once per step
+        if at[0] != self.iterations:
+            at = self._lr_at = (self.iterations, float(self._schedule(self.iterations)))
+        return at[1]
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if getattr(self, "_schedule", None) is not None:
+            raise TrainingError(f"this optimizer's learning rate follows a schedule ({self._schedule!r}); "
+                                "it cannot be set: build the optimizer with a number to change its rate "
+                                "from a callback")
+        if isinstance(value, (LearningRateSchedule, dict)):
+            raise TrainingError("a schedule is given when the optimizer is built: "
+                                "Adam(learning_rate=CosineDecay(...)), not by setting learning_rate")
+        try:
+            self._lr = float(value)     # as Keras's assign: unchecked (a test may set inf on purpose)
+        except (TypeError, ValueError):
+            raise TrainingError(f"learning_rate must be a number, got {value!r}") from None
+
+    @property
+    def schedule(self) -> LearningRateSchedule | None:
+        """The learning-rate schedule, or None for a fixed (settable) rate."""
+        return self._schedule
 
     # ----- the slots and the device protocol ------------------------------
     @property
@@ -271,6 +313,9 @@ class Optimizer:
         """JSON-able constructor arguments plus ``name``; get_optimizer(config) rebuilds."""
         cfg = {"name": self.name}
         for p in optimizer_options(type(self)):
+            if p == "learning_rate" and self._schedule is not None:
+                cfg[p] = serialize_schedule(self._schedule)
+                continue
             v = getattr(self, p)
             cfg[p] = v if not isinstance(v, np.generic) else v.item()
         return cfg

@@ -67,21 +67,38 @@ def flat_pred_target(act, y, name: str):
     return pred, check_target(y, (pred.shape[0],), name), None
 
 
-def output_loss(outputs, ys, loss, from_logits, output_names: list[str]):
+def flat_sample_weight(act, sw):
+    """One output's sample weights in the rows flat_pred_target makes: (B,) as they are for
+    a vector output; for a per-step output (T, B, C), (B,) repeated over the steps or
+    (B, T) per step, both in time-major order."""
+    if sw is None or act.data.ndim != 3:
+        return sw
+    T, B = act.data.shape[:2]
+    sw = np.asarray(sw)
+    if sw.ndim == 1:
+        return np.broadcast_to(sw, (T, B)).reshape(-1)
+    return np.ascontiguousarray(sw.T).reshape(-1)
+
+
+def output_loss(outputs, ys, loss, from_logits, output_names: list[str], sample_weights=None):
     """(sum over outputs of each output's mean loss, d loss / d output per output).
 
     outputs: the executor's output activations (time-major); ys: one target array per
-    output (target_list); loss and from_logits: one per output, or one for all. Each
-    gradient has its output's (time-major) shape."""
+    output (target_list); loss and from_logits: one per output, or one for all;
+    sample_weights: None, or one per output (None, (B,), or (B, T) for a per-step
+    output), weighing each sample's loss as Keras does. Each gradient has its output's
+    (time-major) shape."""
     n = len(outputs)
     losses = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n
     logits = list(from_logits) if isinstance(from_logits, (list, tuple)) else [from_logits] * n
+    sws = sample_weights if sample_weights is not None else [None] * n
     total, grads = 0.0, []
-    for act, y, name, fl, out in zip(outputs, ys, losses, logits, output_names):
+    for act, y, name, fl, out, sw in zip(outputs, ys, losses, logits, output_names, sws):
         fn = get_loss(name)
         pred, target, w = flat_pred_target(act, y, out)
         try:
-            value, dp = fn(pred, target, weights=w, from_logits=bool(fl) and fn.takes_logits)
+            value, dp = fn(pred, target, weights=w, from_logits=bool(fl) and fn.takes_logits,
+                           sample_weight=flat_sample_weight(act, sw))
         except DataError as e:
             raise DataError(f"targets for output {out!r}: {e}") from None
         grads.append(dp.reshape(act.data.shape))            # time-major rows: (T, B, C) as they are

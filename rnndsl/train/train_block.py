@@ -24,7 +24,8 @@ from ..graph.sizes import MAX_ARRAY_ELEMENTS
 from ..lang import ast
 from .losses import loss_names
 from .metrics import metric_names
-from .optimizers import OPTIMIZERS, flag_options, get_optimizer, optimizer_options
+from .optimizers import OPTIMIZERS, Optimizer, flag_options, get_optimizer, optimizer_options
+from .schedules import SCHEDULES, get_schedule, schedule_options, serialize_schedule
 
 # setting -> (kind, description)
 SETTINGS = {
@@ -271,7 +272,11 @@ def _optimizer(v, sink: DiagnosticSink) -> dict | None:
             ok = False
             continue
         where[a.name] = a.value.pos
-        value = _typed("bool" if a.name in flags else "number>=0", a.value, a.name, sink)
+        if a.name == "learning_rate" and isinstance(a.value, ast.Call):
+            value = _schedule(a.value, sink)
+            value = _BAD if value is None else value
+        else:
+            value = _typed("bool" if a.name in flags else "number>=0", a.value, a.name, sink)
         if value is _BAD:
             ok = False
             continue
@@ -286,6 +291,101 @@ def _optimizer(v, sink: DiagnosticSink) -> dict | None:
         sink.error(at, text)
         return None
     return cfg
+
+
+def _schedule_value(kind: str, v, what: str, sink: DiagnosticSink):
+    """A schedule option's value of the kind its class declares (schedules.py OPTIONS)."""
+    if kind == "numbers":
+        if isinstance(v, ast.ListValue) and v.items and all(isinstance(x, ast.Num) for x in v.items):
+            return [x.value for x in v.items]
+        sink.error(v.pos, f"{what} takes a list of numbers, got {ast.describe(v)}", "e.g. [1000, 2000]")
+        return _BAD
+    if kind == "count>=0":
+        return _typed("seed", v, what, sink)
+    if kind == "fraction":
+        num = v.value if isinstance(v, ast.Num) else None
+        if num is not None and 0 <= num <= 1:
+            return float(num)
+        sink.error(v.pos, f"{what} takes a number in [0, 1], got {ast.describe(v)}")
+        return _BAD
+    return _typed(kind, v, what, sink)
+
+
+def _schedule(v: ast.Call, sink: DiagnosticSink) -> dict | None:
+    """`learning_rate = cosine_decay(0.003, 1000, warmup_steps=100, warmup_target=0.01)`: a
+    schedule from the registry (train/schedules.py), its options positional in the
+    constructor's order or named; its config in Keras's form, or None after reporting."""
+    named = _named_call(v, SCHEDULES, "learning-rate schedule", "a schedule such as cosine_decay(0.003, 1000)",
+                        sink)
+    if named is None:
+        return None
+    name, args, pos = named
+    cls = SCHEDULES[name]
+    order = schedule_options(name)
+    cfg: dict = {}
+    where: dict = {}
+    ok = True
+    for i, a in enumerate(args):
+        if a.name is None:
+            if any(b.name is not None for b in args[:i]):
+                sink.error(a.pos, "a positional option after a named one", f"{name}({', '.join(order)})")
+                ok = False
+                continue
+            if i >= len(order):
+                sink.error(a.pos, f"{name} takes {len(order)} options", f"{name}({', '.join(order)})")
+                ok = False
+                continue
+            key = order[i]
+        else:
+            if not _option_name_ok(a, name, order, where, sink):
+                ok = False
+                continue
+            key = a.name
+        if key in where:
+            sink.error(a.pos, f"option {key!r} is given twice")
+            ok = False
+            continue
+        where[key] = a.value.pos
+        value = _schedule_value(cls.OPTIONS[key], a.value, key, sink)
+        if value is _BAD:
+            ok = False
+            continue
+        cfg[key] = value
+    if not ok:
+        return None
+    missing = [k for k in cls.REQUIRED if k not in where]
+    if missing:
+        sink.error(pos, f"{name} needs {', '.join(missing)}", f"{name}({', '.join(order)})")
+        return None
+    try:
+        return serialize_schedule(get_schedule(name, **cfg))
+    except RnnError as e:
+        text = str(e)
+        at = next((where[k] for k in sorted(where, key=len, reverse=True) if text.startswith(k)), pos)
+        sink.error(at, text)
+        return None
+
+
+OPTIMIZER_TEXT = "<optimizer>"
+
+
+def optimizer_from_text(text: str) -> Optimizer:
+    """An optimizer from its spec form, "adam(learning_rate=0.003)" or
+    "sgd(learning_rate=exponential_decay(0.1, 1000, 0.9), momentum=0.9)", checked as a
+    spec's `optimizer = ...` is (a SpecError names what is wrong, with its column)."""
+    from ..lang.parser import parse
+
+    head = "train { optimizer = "
+    spec = parse(f"{head}{text} }}", OPTIMIZER_TEXT)
+    sink = DiagnosticSink(spec.source, OPTIMIZER_TEXT)
+    blocks = [s for s in spec.statements if isinstance(s, ast.TrainBlock)]
+    if len(spec.statements) != 1 or len(blocks) != 1 or [s.name for s in blocks[0].settings] != ["optimizer"]:
+        sink.error(Pos(OPTIMIZER_TEXT, 1, len(head) + 1), f"not one optimizer: {clip(text)!r}",
+                   'e.g. "adam(learning_rate=0.003)"')
+        sink.raise_if_any()
+    cfg = _optimizer(blocks[0].settings[0].value, sink)
+    sink.raise_if_any()
+    return get_optimizer(cfg)
 
 
 def check_train_block(block: ast.TrainBlock, sink: DiagnosticSink) -> tuple[dict, dict[str, Pos]]:

@@ -263,6 +263,9 @@ OPTIMIZERS = {
     "rmsprop centered momentum": ("rmsprop", dict(learning_rate=0.01, centered=True, momentum=0.5)),
     "rmsprop": ("rmsprop", dict(learning_rate=0.01)),
     "adagrad": ("adagrad", dict(learning_rate=0.1)),
+    # a schedule: the device's update reads the rate of each step (0.05, then 0.025)
+    "adamw exponential_decay": ("adamw", dict(learning_rate={"class_name": "ExponentialDecay", "config": {
+        "initial_learning_rate": 0.05, "decay_steps": 1, "decay_rate": 0.5}})),
 }
 
 
