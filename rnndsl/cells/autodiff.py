@@ -25,7 +25,7 @@ Terms are tuples: ("val", node), ("adj", node), ("num", c), ("mul", s, t),
 
 from __future__ import annotations
 
-from ..elementwise import BY_NAME
+from ..elementwise import BY_NAME, cell_source
 from ..layers.cells.expr import Node
 
 ONE = ("num", 1.0)
@@ -92,11 +92,12 @@ def values_in(term) -> list[Node]:
     return [v for t in term[1:] if isinstance(t, tuple) for v in values_in(t)]
 
 
-def derivative_source(name: str, arg: str) -> str:
+def derivative_source(name: str, arg: str, number) -> str:
     """Python source of f'(arg) for the CPU kernels: a call into kernels/cpu/activations.py
-    for a kernel activation, the row's template written in place otherwise."""
+    for a kernel activation, the row's template written in place otherwise (its constants
+    as number(c))."""
     f = BY_NAME[name]
-    return f"d{name}_({arg})" if f.code is not None else f.d.format(x=arg, y=arg)
+    return f"d{name}_({arg})" if f.code is not None else f"({cell_source(f.d, arg, number)})"
 
 
 def render(term, value, adjoint, number) -> str:
@@ -115,7 +116,7 @@ def render(term, value, adjoint, number) -> str:
     if kind == "div":
         return f"{_paren(term[1], value, adjoint, number)} / {_paren(term[2], value, adjoint, number)}"
     if kind == "dfn":
-        return derivative_source(term[1], render(term[2], value, adjoint, number))
+        return derivative_source(term[1], render(term[2], value, adjoint, number), number)
     raise AssertionError(kind)  # pragma: no cover
 
 

@@ -44,17 +44,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..elementwise import BY_NAME, KERNEL_OPS
+from ..elementwise import BY_NAME, KERNEL_OPS, cell_source
 from .autodiff import contributions, render, values_in
 from ..layers.cells.expr import U, Node
 
-def forward_source(name: str, arg: str) -> str:
+def forward_source(name: str, arg: str, number) -> str:
     """Python source of f(arg) for the CPU kernels: the argument itself for the identity, a
-    call into kernels/cpu/activations.py for a kernel activation, else the row's template."""
+    call into kernels/cpu/activations.py for a kernel activation, else the row's template
+    (its constants as number(c))."""
     f = BY_NAME[name]
     if f.identity:
         return arg
-    return f"{name}_({arg})" if f.code is not None else f.numba.format(x=arg)
+    return f"{name}_({arg})" if f.code is not None else f"({cell_source(f.numba, arg, number)})"
 
 
 def kernel_functions() -> list[str]:
@@ -417,7 +418,7 @@ class _Gen:
         if op == "neg":
             return f"-{a[0]}"
         if op == "func":
-            return forward_source(n.attr, a[0])
+            return forward_source(n.attr, a[0], self.p.const)
         raise AssertionError(op)  # pragma: no cover
 
     def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:

@@ -28,7 +28,7 @@ are read only through products `x @ W`. `unsupported(cell)` names anything else.
 
 from __future__ import annotations
 
-from ..elementwise import BY_NAME
+from ..elementwise import BY_NAME, cell_source
 from .autodiff import contributions
 from .codegen import ELEMENTWISE_OPS, Plan, _describe
 from .compiler import plan as compiled_plan
@@ -146,7 +146,7 @@ class CudaGen:
             if f.identity:
                 return a[0]
             # a kernel activation through the device dispatch, any other row in place
-            return f"act({a[0]}, {f.code})" if f.code is not None else f.cuda_forward.format(x=a[0])
+            return f"act({a[0]}, {f.code})" if f.code is not None else f"({cell_source(f.cuda_forward, a[0], self.const)})"
         raise AssertionError(op)  # pragma: no cover
 
     def term(self, t) -> str:
@@ -165,7 +165,7 @@ class CudaGen:
             return f"({self.term(t[1])}) / ({self.term(t[2])})"
         if kind == "dfn":
             f, y = BY_NAME[t[1]], self.term(t[2])
-            return f"dact({y}, {f.code})" if f.code is not None else f"({f.cuda_derivative.format(x=y, y=y)})"
+            return f"dact({y}, {f.code})" if f.code is not None else f"({cell_source(f.cuda_derivative, y, self.const)})"
         raise AssertionError(kind)  # pragma: no cover
 
     def target(self, n, phase) -> str | None:
