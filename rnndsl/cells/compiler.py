@@ -35,7 +35,8 @@ def describe(cell) -> str:
     p = plan(cell)
     out = [f"cell {cell.name}(units): inputs {', '.join(cell.inputs)}; "
            f"state{'s' if len(cell.states) > 1 else ''} {', '.join(cell.states)} "
-           f"(the layer's output is {cell.states[0]})"]
+           + (f"(the layer's output is {cell.states[0]})" if cell.output is None
+              else "(the layer's output: its `output` equation)")]
     out.append("  weights, in get_weights() order:")
     width = max(len(w.name) for w in cell.weights)
     for w in cell.weights:
