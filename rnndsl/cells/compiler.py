@@ -5,7 +5,7 @@ cell's `compiled` slot."""
 from __future__ import annotations
 
 from .cache import load_module, module_path
-from .codegen import Plan, _describe_group, generate
+from .codegen import Plan, _describe_group, expr_text, generate
 from ..layers.cells.expr import U
 
 
@@ -50,6 +50,9 @@ def describe(cell) -> str:
     per_step = "; ".join(f"{_describe_group(p, g)}" for g in p.groups) or "none"
     out.append(f"  input products hoisted out of the time loop: {hoisted}")
     out.append(f"  products per step: {per_step}")
+    if p.reductions:
+        out.append(f"  reductions per step (one value per row): "
+                   f"{'; '.join(expr_text(cell, r) for r in p.reductions)}")
     out.append(f"  saved per step for backward: {len(p.saved)} array(s)")
     out.append(f"  generated kernels: {module_path(source(cell))}")
     return "\n".join(out)

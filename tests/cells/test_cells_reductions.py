@@ -164,3 +164,17 @@ def test_fast_routes_equal_the_plain_route(name, dtype, forced_split):
         for got in (one, split):
             for k, (g, w) in enumerate(zip(got, want)):
                 np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=f"T={T}, item {k}")
+
+
+def test_summary_and_description():
+    """The layer's output is units wide; its parameters are the cell's weights (Keras counts
+    an RNN(cell)'s the same); `rnndsl cell` names the output and the reductions."""
+    from rnndsl.cells import describe
+
+    m = rnndsl.compile(LNC + "input x: float[?, 3]\noutput x | rnn(lnc(4), seq) | dense(2)\n")
+    assert m.count_params() == (3 * 4 + 4 * 4 + 4 + 4) + (4 * 2 + 2)
+    assert [line.split()[2:] for line in m.summary_text().splitlines() if line.startswith("rnn ")] == \
+        [["(None,", "None,", "4)", "36", "x"]]
+    text = describe(m.graph.nodes[1].opts["cell"])
+    assert "states h, c (the layer's output: its `output` equation)" in text
+    assert "reductions per step (one value per row): mean(a); var(a); max(c); sum(h)" in text
