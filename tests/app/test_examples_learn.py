@@ -38,3 +38,11 @@ def test_seq2seq_reverse_learns_with_greedy_decoding(tmp_path):
 def test_stateful_carried_state_beats_reset(tmp_path):
     r = train("stateful", 1, tmp_path)
     assert r["loss_state_carried"] < 0.7 * r["loss_state_reset"]
+
+
+@pytest.mark.slow
+def test_layer_norm_gru_cell_learns(tmp_path):
+    """examples/lngru.rnn: a cell normalising each gate over its units (mean, var, rsqrt);
+    its float32 kernels are tests/cells/test_cells_reductions.py's too."""
+    r = train("lngru", 10, tmp_path)
+    assert r["test_accuracy"] > 0.9           # chance: 0.1 (10 epochs: 0.972; full budget: 0.983)

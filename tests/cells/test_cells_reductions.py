@@ -4,9 +4,12 @@ as a Keras cell returning (output, new states)): Keras 3's numbers, central diff
 (float64), and the fast CPU routes against the plain float64 route.
 
 One cell, LNC (tests/cells/cell_texts.py: a layer norm, a max, a sum of the previous state,
-every new function, an output of its own), compiled once per dtype; reductions over an
-input's features are test_cells_gradients.py's (the cell ODD).
+every new function, an output of its own), compiled in float64; in float32 the example's
+layer-norm GRU (examples/lngru.rnn), whose kernels its training test compiles too.
+Reductions over an input's features are test_cells_gradients.py's (the cell ODD).
 """
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,24 +136,29 @@ def test_zero_steps_give_zeros_not_the_initial_state():
     np.testing.assert_array_equal(c, c0)
 
 
+# the example's layer-norm GRU cell (its comment and cell lines, without the model): its
+# float32 kernels are the ones examples/lngru.rnn's training test compiles
+LNGRU = (Path(__file__).resolve().parents[2] / "examples" / "lngru.rnn").read_text().split("\ninput ")[0]
+
 FAST = {
-    # an embedding read through its projected table, masks, odd units
-    "masked embedding": ("input x: int[?]\noutput x | embed(4, 3, mask_zero=true) | rnn(lnc(5), seq) | dense(3)",
+    # an embedding read through its projected table, masks (a padded first step), odd units
+    "masked embedding": ("input x: int[?]\noutput x | embed(4, 3, mask_zero=true) | rnn(CELL(5), seq) | dense(3)",
                          lambda T: np.random.default_rng(T).integers(0, 4, (7, T)),
                          lambda T: np.random.default_rng(T).integers(0, 3, (7, T))),
-    "last output backwards": ("input x: float[?, 3]\noutput x | rnn(lnc(5), go_backwards=true) | dense(3)",
+    "last output backwards": ("input x: float[?, 3]\noutput x | rnn(CELL(5), go_backwards=true) | dense(3)",
                               lambda T: np.random.default_rng(T).normal(size=(7, T, 3)),
                               lambda T: np.arange(7) % 3),
 }
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell,dtype", [("lnc", "float64"), ("lngru", "float32")])
 @pytest.mark.parametrize("name", list(FAST))
-def test_fast_routes_equal_the_plain_route(name, dtype, forced_split):
+def test_fast_routes_equal_the_plain_route(name, cell, dtype, forced_split):
     """Outputs, loss and gradients on the default routes (one thread and every call split
-    in three) against the plain float64 route, for sequences of 0, 1, 2 and 5 steps."""
+    in three) against the plain float64 route, for sequences of 0, 1, 2 and 5 steps: LNC in
+    float64, the example's layer-norm GRU in float32."""
     body, make_x, make_y = FAST[name]
-    text = LNC + body
+    text = (LNC if cell == "lnc" else LNGRU) + body.replace("CELL", cell)
     fast = rnndsl.compile(text, dtype=dtype, seed=3)
     ref = rnndsl.compile(text, dtype="float64", seed=3)
     ref.set_weights([w.astype(np.float64) for w in fast.get_weights()])
