@@ -197,7 +197,8 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
         dout_b = step_grads(ops, T, out_b, seq, dyb)
         dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
         dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
-        dX = None if dX_f is None else ops.add(dX_f, dX_b)
+        # None where x's gradient is not needed: a custom cell's half makes one anyway
+        dX = None if dX_f is None or dX_b is None else ops.add(dX_f, dX_b)
         return [dX], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
 
     return outputs, backprop

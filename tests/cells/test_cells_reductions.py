@@ -111,6 +111,11 @@ GRADIENTS = {
                                         "zero_output_for_mask=true, go_backwards=true) | dense(3)", IDS, YSEQ),
     "masked last": ("input x: int[?]\noutput x | embed(8, 2, mask_zero=true) | rnn(lnc(3)) | dense(3)", IDS, Y),
     "bidirectional": ("input x: float[?, 2]\noutput x | bidirectional(rnn(lnc(3), seq)) | dense(3)", X, YSEQ),
+    # the cell's half makes x's gradient where the built-in half is told it is not needed
+    "bidirectional with an lstm backward half": (
+        "input x: float[?, 2]\noutput x | bidirectional(rnn(lnc(3)), backward_layer=lstm(3, go_backwards=true), "
+        'merge_mode="sum") | dense(3)', X, Y),
+    "bidirectional zero steps": ("input x: float[?, 2]\noutput x | bidirectional(rnn(lnc(3))) | dense(3)", X[:, :0], Y),
     "states out and in": ("input a: float[?, 2]\ninput b: float[?, 2]\nenc = a | rnn(lnc(3), state)\n"
                           "output b | rnn(lnc(3), initial_state=enc.state) | dense(3)", [X, X[:, :3]], Y),
     "zero steps": ("input x: float[?, 2]\noutput x | rnn(lnc(3)) | dense(3)", X[:, :0], Y),
