@@ -8,17 +8,24 @@ out of the time loop as one matrix product over every step, xp_k = X_k @ [W1|W2|
 products that share a left side are fused into one, `h @ [Uz|Ur]`:
 
     phase(leaf) = 0          phase(x_k @ W) = 0          phase(a @ W) = phase(a) + 1
+    phase(red(a)) = phase(a) + 1       (a reduction: mean, sum, max, var over a row)
     phase(op(a, b, ...)) = max(phase(a), phase(b), ...)
 
-A step runs phase 0's element-wise pass, then phase 1's products and pass, and
+A step runs phase 0's element-wise pass, then phase 1's products and passes, and
 so on; an element-wise pass is one loop over the batch rows and the units,
-with every operation of that phase inlined (values that later phases or the
-products read go through per-step arrays, the rest stay in registers). New
-states are committed after the last phase (a padded step keeps the old row).
+with every operation of that phase inlined (values that another pass or the
+products read go through per-step arrays, the rest stay in registers). A phase
+first runs its per-row pass (reductions, each a loop over its argument's row,
+and the arithmetic on their values, one per row), then its units-wide pass,
+then its input-features-wide one. New states are committed after the last phase
+(a padded step keeps the old row); the output is the first state or, for a cell
+with `output = ...`, its own row (a padded step repeats the previous step's).
 
 Backward (BPTT) runs the phases in reverse at every step, going back in time.
 Its element-wise passes push adjoint contributions (autodiff.contributions)
-from each node to its arguments; a product's adjoint turns into the adjoint
+from each node to its arguments (a per-row value read by a units-wide pass
+gathers its adjoint as a sum over the loop; its own pass then sends a
+reduction's adjoint back to the argument's row); a product's adjoint turns into the adjoint
 of its left side by one matrix product with W^T per step, and into dW by one
 product over all steps after the loop (done by the caller). What backward
 reads of the forward pass is saved per step: the values that appear in the
