@@ -9,6 +9,11 @@ option accepts), the CPU and CUDA kernels (codes, dispatch, derivatives), the ce
     linear        3     x                             1
     hard_sigmoid  4     clip(x/6 + 1/2, 0, 1)         [0 < y < 1] / 6   (Keras 3)
     exp           -     e^x                           y                  (cells only)
+    sqrt          -     x^(1/2)                       1 / (2 y)          (cells only)
+    rsqrt         -     x^(-1/2)                      -y^3 / 2           (cells only)
+    log           -     ln x                          1 / x  (through x) (cells only)
+    abs           -     |x|                           sign(x) (through x) (cells only)
+    softplus      -     ln(1 + e^x), as max(x, 0) + ln(1 + e^-|x|)     1 - e^-y   (cells only)
     softmax       -     e^x_i / sum_j e^x_j (rows)    dz = y (dy - sum(dy y))   (dense only)
 
 Codes are what kernels and caches key on: they never change. A row with a code is a
@@ -34,8 +39,9 @@ may be replaced by an expression's text. A CUDA template may start with assignme
     np_forward, np_backward    arrays, for dense layers: z -> y and (y, dy) -> dz
 
 Cells call the kernels' per-row functions (`tanh_`, `dtanh_`, ...; CUDA: `act`/`dact` by
-code) for rows with a code and write the templates inline for the others, which therefore
-use no constants and no assignments.
+code) for rows with a code and write the templates inline for the others (`cell_source`:
+the constants become the generated kernel's numbers of the data's type), which therefore
+use no assignments.
 """
 
 from __future__ import annotations
@@ -115,6 +121,22 @@ OPS = (
        np_forward=lambda z: np.clip(z / 6.0 + 0.5, 0.0, 1.0).astype(z.dtype, copy=False),
        np_backward=lambda y, dy: dy * ((y > 0) & (y < 1)) / 6.0),
     Op("exp", None, (CELL,), py="math.exp({x})", numba="np.exp({x})", d="{y}", cuda="math.exp({x})"),
+    # below their domain: NaN (and -inf, inf at 0), as NumPy gives, where Python's math raises
+    Op("sqrt", None, (CELL,), py="math.sqrt({x}) if {x} >= 0.0 else math.nan", numba="np.sqrt({x})",
+       d="half / {y}", cuda="math.sqrt({x})"),
+    Op("rsqrt", None, (CELL,), py="(1.0 / math.sqrt({x}) if {x} > 0.0 else math.inf) if {x} >= 0.0 else math.nan",
+       numba="one / np.sqrt({x})", d="-half * {y} * {y} * {y}", cuda="one / math.sqrt({x})"),
+    # y = ln x gives 1/x only as e^-y: through x, exactly
+    Op("log", None, (CELL,), py="(math.log({x}) if {x} > 0.0 else -math.inf) if {x} >= 0.0 else math.nan",
+       numba="np.log({x})", d="one / {x}", d_from="x", cuda="math.log({x})"),
+    # |x| loses the sign its slope needs: through x; the kink counts as flat
+    Op("abs", None, (CELL,), py="abs({x})", numba="abs({x})",
+       d="one if {x} > zero else (-one if {x} < zero else zero)", d_from="x", cuda="abs({x})"),
+    # no overflow for large x, no loss to 0 for very negative x; the slope sigmoid(x) is
+    # 1 - e^-y, written with expm1 so that it keeps its digits where y is tiny
+    Op("softplus", None, (CELL,), py="max({x}, 0.0) + math.log1p(math.exp(-abs({x})))",
+       numba="max({x}, zero) + np.log1p(np.exp(-abs({x})))", d="-np.expm1(-{y})",
+       cuda="({x} if {x} > zero else zero) + math.log1p(math.exp(-abs({x})))", d_cuda="-math.expm1(-{y})"),
     Op("softmax", None, (DENSE,), rowwise=True,
        np_forward=_softmax, np_backward=lambda y, dy: y * (dy - (dy * y).sum(axis=-1, keepdims=True))),
 )
@@ -152,11 +174,21 @@ def cuda_body(template: str, arg: str) -> list[str]:
 
 def inlinable(template: str) -> bool:
     """Whether generated code may write the template in place, its placeholder replaced by an
-    expression's text: one expression, no constants, the placeholder alone or in parentheses."""
-    if template in ("{x}", "{y}"):
-        return True
-    bare = re.sub(r"\(\{[xy]\}\)", "", template)
-    return ";" not in template and "{" not in bare and not any(re.search(rf"\b{c}\b", template) for c in CONSTANTS)
+    expression's text (a name or an array element): one expression, no assignments."""
+    return ";" not in template
+
+
+_SIMPLE_ARG = re.compile(r"^[\w.]+(\[[^\[\]]*\])?$")
+_CONSTANT_WORD = re.compile(rf"\b({'|'.join(CONSTANTS)})\b")
+
+
+def cell_source(template: str, arg: str, number: Callable[[float], str]) -> str:
+    """A template written in place by the cell compiler: the placeholder replaced by arg (a
+    name or an array element of the generated code; anything else is parenthesised), each
+    constant by number(value), the kernel's own number of the data's type."""
+    if not _SIMPLE_ARG.match(arg):
+        arg = f"({arg})"
+    return _CONSTANT_WORD.sub(lambda m: number(PY_CONSTANTS[m.group(1)]), template).format(x=arg, y=arg)
 
 
 def _check() -> None:

@@ -8,17 +8,24 @@ out of the time loop as one matrix product over every step, xp_k = X_k @ [W1|W2|
 products that share a left side are fused into one, `h @ [Uz|Ur]`:
 
     phase(leaf) = 0          phase(x_k @ W) = 0          phase(a @ W) = phase(a) + 1
+    phase(red(a)) = phase(a) + 1       (a reduction: mean, sum, max, var over a row)
     phase(op(a, b, ...)) = max(phase(a), phase(b), ...)
 
-A step runs phase 0's element-wise pass, then phase 1's products and pass, and
+A step runs phase 0's element-wise pass, then phase 1's products and passes, and
 so on; an element-wise pass is one loop over the batch rows and the units,
-with every operation of that phase inlined (values that later phases or the
-products read go through per-step arrays, the rest stay in registers). New
-states are committed after the last phase (a padded step keeps the old row).
+with every operation of that phase inlined (values that another pass or the
+products read go through per-step arrays, the rest stay in registers). A phase
+first runs its per-row pass (reductions, each a loop over its argument's row,
+and the arithmetic on their values, one per row), then its units-wide pass,
+then its input-features-wide one. New states are committed after the last phase
+(a padded step keeps the old row); the output is the first state or, for a cell
+with `output = ...`, its own row (a padded step repeats the previous step's).
 
 Backward (BPTT) runs the phases in reverse at every step, going back in time.
 Its element-wise passes push adjoint contributions (autodiff.contributions)
-from each node to its arguments; a product's adjoint turns into the adjoint
+from each node to its arguments (a per-row value read by a units-wide pass
+gathers its adjoint as a sum over the loop; its own pass then sends a
+reduction's adjoint back to the argument's row); a product's adjoint turns into the adjoint
 of its left side by one matrix product with W^T per step, and into dW by one
 product over all steps after the loop (done by the caller). What backward
 reads of the forward pass is saved per step: the values that appear in the
@@ -44,17 +51,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..elementwise import BY_NAME, KERNEL_OPS
+from ..elementwise import BY_NAME, KERNEL_OPS, cell_source
 from .autodiff import contributions, render, values_in
-from ..layers.cells.expr import U, Node
+from ..layers.cells.expr import ROW, U, Node
 
-def forward_source(name: str, arg: str) -> str:
+def forward_source(name: str, arg: str, number) -> str:
     """Python source of f(arg) for the CPU kernels: the argument itself for the identity, a
-    call into kernels/cpu/activations.py for a kernel activation, else the row's template."""
+    call into kernels/cpu/activations.py for a kernel activation, else the row's template
+    (its constants as number(c))."""
     f = BY_NAME[name]
     if f.identity:
         return arg
-    return f"{name}_({arg})" if f.code is not None else f.numba.format(x=arg)
+    return f"{name}_({arg})" if f.code is not None else f"({cell_source(f.numba, arg, number)})"
 
 
 def kernel_functions() -> list[str]:
@@ -84,8 +92,9 @@ class Plan:
 
     def __init__(self, cell):
         self.cell = cell
-        self.nodes: list[Node] = cell.graph.live(cell.new)
+        self.nodes: list[Node] = cell.graph.live(cell.roots)
         self.n_states = len(cell.states)
+        self.has_output = cell.output is not None       # else the output is the first state
         self.n_inputs = len(cell.inputs)
         live = {n.id for n in self.nodes}
         self.consumers: dict[int, list[Node]] = {n.id: [] for n in self.nodes}
@@ -122,6 +131,9 @@ class Plan:
         for n in self.nodes:
             if n.op == "matmul":
                 self.phase[n.id] = 0 if n.args[0].op == "input" else self.phase[n.args[0].id] + 1
+            elif n.op == "reduce":
+                # mixes units as a product does: its argument is complete one pass before
+                self.phase[n.id] = self.phase[n.args[0].id] + 1
             elif n.args:
                 self.phase[n.id] = max(self.phase[a.id] for a in n.args)
             else:
@@ -150,17 +162,24 @@ class Plan:
             if n.op in ELEMENTWISE_OPS:
                 for _, term in contributions(n):
                     needed.update(v.id for v in values_in(term))
+            elif n.op == "reduce" and n.attr in ("max", "var"):
+                needed.add(n.args[0].id)         # the argmax, the deviations from the mean
         for grp in self.groups:
             needed.add(grp.left.id)
         self.needed = needed & live
-        self.elementwise = [n for n in self.nodes if n.op in ELEMENTWISE_OPS]
-        # element-wise nodes read outside their own pass: by a later phase or by a product
+        # the nodes the passes compute: element-wise ones and the reductions
+        self.elementwise = [n for n in self.nodes if n.op in PASS_OPS]
+        self.pass_of = {n.id: (self.phase[n.id], width_class(n.width)) for n in self.elementwise}
+        self.reductions = [n for n in self.elementwise if n.op == "reduce"]
+        # nodes read outside their own pass: by a later phase, a pass of another width in
+        # their phase (one value per row read by a units-wide pass), a product or a reduction
         self.cross: set[int] = set()
         for n in self.elementwise:
             for c in self.consumers[n.id]:
-                if c.op == "matmul" or self.phase[c.id] != self.phase[n.id]:
+                if c.op in ("matmul", "reduce") or self.pass_of[c.id] != self.pass_of[n.id]:
                     self.cross.add(n.id)
-        self.stored = {n.id for n in self.elementwise if n.op != "new" and (n.id in self.cross or n.id in self.needed)}
+        self.stored = {n.id for n in self.elementwise
+                       if n.op not in ROOT_OPS and (n.id in self.cross or n.id in self.needed)}
         needed_prev = {n.attr for n in self.nodes if n.op == "prev" and n.id in self.needed}
         self.saved_prev = [k for k in self.prevs if k in needed_prev]
         # the first state is always copied (dropped) into P0 when read; others only when saved
@@ -199,7 +218,8 @@ class Plan:
         for n in reversed(self.nodes):
             cons = self.consumers[n.id]
             c = cons[0] if len(cons) == 1 else None
-            if c is not None and (c.op in ("add", "new") or (c.op == "sub" and c.args[0] is n and c.args[1] is not n)):
+            if c is not None and (c.op in ("add",) + ROOT_OPS or
+                                  (c.op == "sub" and c.args[0] is n and c.args[1] is not n)):
                 rep[n.id] = rep[c.id]
             else:
                 rep[n.id] = n.id
@@ -250,6 +270,8 @@ class Plan:
         if kind == "group":
             return (T, B, len(self.groups[i].nodes) * u)
         w = self.cell.graph.nodes[i].width
+        if w == ROW:
+            return (T, B)
         return (T, B, u if w in (U, None) else features[w[1]])
 
     def work(self, T: int, B: int, u: int) -> int:
@@ -268,22 +290,41 @@ class Plan:
         return f"k{k}"
 
     def passes(self, phase: int) -> list[tuple[object, list[Node]]]:
-        """(width, nodes) of the element-wise loops of a phase, u-wide first."""
+        """(width, nodes) of the loops of a phase: the per-row values first (reductions and
+        arithmetic on them, which the wider passes read), then units, then input features."""
         by_width: dict = {}
         for n in self.elementwise_in_phase[phase]:
-            w = n.width if n.width not in (None,) else U
-            by_width.setdefault(w, []).append(n)
-        return sorted(by_width.items(), key=lambda kv: (kv[0] != U, str(kv[0])))
+            by_width.setdefault(width_class(n.width), []).append(n)
+        return sorted(by_width.items(), key=lambda kv: (kv[0] != ROW, kv[0] != U, str(kv[0])))
+
+    def const_count(self, width) -> str:
+        """The name of the float count of a reduction's width (fu, fnx0, ...), made in the prologue."""
+        return "fu" if width in (U, None) else f"fnx{width[1]}"
 
 
-ELEMENTWISE_OPS = ("add", "sub", "mul", "div", "neg", "func", "new")
+ELEMENTWISE_OPS = ("add", "sub", "mul", "div", "neg", "func", "new", "out")
+PASS_OPS = ELEMENTWISE_OPS + ("reduce",)
+ROOT_OPS = ("new", "out")       # written to the step's new-state and output rows, never stored
+OUT = "NO"                      # the output row's array (a cell with `output = ...`)
+
+
+def width_class(width):
+    """Which pass computes a node of this width: ROW, U (numbers too) or ("x", k)."""
+    return U if width is None else width
 
 
 class _Loop:
-    """Row views (`a_b = a[b]`, `a_tb = a[t, b]`) used in one loop body over units."""
+    """Row views (`a_b = a[b]`, `a_tb = a[t, b]`) used in one loop body over units, and the
+    per-row sums it gathers (acc: the adjoint of a per-row value, summed over the loop and
+    added to its array after it)."""
 
     def __init__(self):
         self.views: dict[str, str] = {}
+        self.sums: dict[str, str] = {}         # accumulator -> the row array it is added to
+
+    def acc(self, node_id: int) -> str:
+        self.sums[f"a{node_id}"] = f"A{node_id}[b]"
+        return f"a{node_id}"
 
     def b(self, arr: str) -> str:
         self.views[f"{arr}_b"] = f"{arr}[b]"
@@ -317,7 +358,12 @@ def _offset(block: int) -> str:
 
 
 def _width(plan: Plan, width) -> str:
-    return "u" if width in (U, None) else f"nx{width[1]}"
+    return "u" if width in (U, None, ROW) else f"nx{width[1]}"
+
+
+def _row_shape(plan: Plan, width) -> str:
+    """The shape of one step's (B, width) scratch array, or (B,) for one value per row."""
+    return "B" if width == ROW else f"(B, {_width(plan, width)})"
 
 
 def _real(t="t") -> str:
@@ -372,6 +418,13 @@ class _Gen:
         if p.saved and self.forward_mode:
             s(f"keep = {self.saved_name(p.saved[0])}.shape[0] == T   # else inference: saved arrays hold one step")
         s("#@CONSTS@")
+        counts = sorted({p.const_count(r.args[0].width): _width(p, r.args[0].width) for r in p.reductions}.items())
+        if counts:
+            s("# the widths the reductions run over, as numbers of the data's type (for means)")
+        for name, width in counts:
+            s(f"{name} = k0")
+            s(f"for j in range({width}):")
+            s(f"    {name} += k1")
 
     # --- forward ------------------------------------------------------------------------
     def leaf(self, n: Node, loop: _Loop) -> str | None:
@@ -385,7 +438,9 @@ class _Gen:
             return f"{loop.tb(f'X{n.attr}')}[j]"
         return None
 
-    def fval(self, n: Node, phase: int, loop: _Loop) -> str:
+    def fval(self, n: Node, key, loop: _Loop) -> str:
+        """How the forward pass `key` (phase, width class) reads n: its register in that pass,
+        else its array (a per-row value without [j])."""
         p = self.p
         value = self.leaf(n, loop)
         if value is not None:
@@ -399,12 +454,14 @@ class _Gen:
             if grp.hoisted:
                 return f"{loop.tb(grp.name)}[{_offset(blk)}]"
             return f"{loop.b(grp.name)}[{_offset(blk)}]"
-        if p.phase[n.id] == phase:
+        if p.pass_of[n.id] == key:
             return f"v{n.id}"
+        if n.width == ROW:
+            return loop.b(f"E{n.id}")
         return f"{loop.b(f'E{n.id}')}[j]"
 
-    def fexpr(self, n: Node, phase: int, loop: _Loop) -> str:
-        a = [self.fval(x, phase, loop) for x in n.args]
+    def fexpr(self, n: Node, key, loop: _Loop) -> str:
+        a = [self.fval(x, key, loop) for x in n.args]
         op = n.op
         if op == "add":
             return f"{a[0]} + {a[1]}"
@@ -417,7 +474,7 @@ class _Gen:
         if op == "neg":
             return f"-{a[0]}"
         if op == "func":
-            return forward_source(n.attr, a[0])
+            return forward_source(n.attr, a[0], self.p.const)
         raise AssertionError(op)  # pragma: no cover
 
     def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
@@ -429,25 +486,92 @@ class _Gen:
             s("    continue")
         for name, expr in loop.views.items():
             s(f"{name} = {expr}")
+        for name in loop.sums:
+            s(f"{name} = k0")
         s(f"for j in range({width}):")
         s.indent()
         for line in body:
             s(line)
-        s.dedent(2)
+        s.dedent()
+        for name, target in loop.sums.items():
+            s(f"{target} += {name}")
+        s.dedent()
+
+    def emit_rows(self, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
+        """A pass over the rows only: per-row values (reductions loop over j inside)."""
+        s = self.src
+        s(ROWS)
+        s.indent()
+        if skip_padded:
+            s(f"if not {_real()}:")
+            s("    continue")
+        for name, expr in loop.views.items():
+            s(f"{name} = {expr}")
+        for line in body:
+            s(line)
+        s.dedent()
+
+    def reduce_forward(self, n: Node, key, loop: _Loop) -> list[str]:
+        """Lines computing v<n> = mean/sum/max/var of n's argument over its width, for row b."""
+        p = self.p
+        a = n.args[0]
+        x = self.fval(a, key, loop)
+        w, cnt, i = _width(p, a.width), p.const_count(a.width), n.id
+        if n.attr == "max":
+            # the first of equal maxima (backward sends the adjoint to it)
+            return ["j = 0", f"v{i} = {x}", f"for j in range(1, {w}):", f"    if {x} > v{i}:", f"        v{i} = {x}"]
+        lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}"]
+        if n.attr == "sum":
+            return lines + [f"v{i} = s{i}"]
+        lines.append(f"m{i} = s{i} / {cnt}")
+        if n.attr == "mean":
+            return lines + [f"v{i} = m{i}"]
+        # var: the population variance (Keras's LayerNormalization), from the deviations
+        return lines + [f"q{i} = k0", f"for j in range({w}):", f"    d{i} = {x} - m{i}", f"    q{i} += d{i} * d{i}",
+                        f"v{i} = q{i} / {cnt}"]
+
+    def reduce_backward(self, n: Node, key, loop: _Loop) -> list[str]:
+        """Lines adding g<n> * d(reduction)/d(argument)_j to the argument's adjoint, for row b:
+        sum 1, mean 1/n, max the indicator of the first maximum, var 2 (a_j - mean a) / n."""
+        p = self.p
+        a = n.args[0]
+        target = self.badj(a, key, loop)
+        if target is None:
+            return []
+        w, cnt, i = _width(p, a.width), p.const_count(a.width), n.id
+        x = self.bval(a, loop) if n.attr in ("max", "var") else None      # saved for these two only
+        if n.attr == "sum":
+            return [f"for j in range({w}):", f"    {target} += g{i}"]
+        if n.attr == "mean":
+            return [f"e{i} = g{i} / {cnt}", f"for j in range({w}):", f"    {target} += e{i}"]
+        if n.attr == "max":
+            return ["j = 0", f"b{i} = {x}", f"i{i} = 0", f"for j in range(1, {w}):", f"    if {x} > b{i}:",
+                    f"        b{i} = {x}", f"        i{i} = j", f"j = i{i}", f"{target} += g{i}"]
+        return [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}", f"m{i} = s{i} / {cnt}",
+                f"e{i} = (g{i} + g{i}) / {cnt}", f"for j in range({w}):", f"    {target} += e{i} * ({x} - m{i})"]
 
     def forward_pass(self, phase: int) -> None:
         p = self.p
         for width, nodes in p.passes(phase):
+            key = (phase, width)
             loop, body = _Loop(), []
             for n in nodes:
-                if n.op == "new":
-                    body.append(f"{loop.b(f'N{n.attr}')}[j] = {self.fval(n.args[0], phase, loop)}")
+                if n.op in ROOT_OPS:
+                    row = OUT if n.op == "out" else f"N{n.attr}"
+                    body.append(f"{loop.b(row)}[j] = {self.fval(n.args[0], key, loop)}")
                     continue
-                body.append(f"v{n.id} = {self.fexpr(n, phase, loop)}")
+                if n.op == "reduce":
+                    body += self.reduce_forward(n, key, loop)
+                else:
+                    body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
                 if n.id in p.stored:
-                    body.append(f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
-            self.src(f"# phase {phase}: {', '.join(_describe(p, n) for n in nodes)}")
-            self.emit_loop(_width(p, width), loop, body)
+                    body.append(f"E{n.id}[b] = v{n.id}" if width == ROW else f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
+            if width == ROW:
+                self.src(f"# phase {phase}, one value per row: {', '.join(_describe(p, n) for n in nodes)}")
+                self.emit_rows(loop, body)
+            else:
+                self.src(f"# phase {phase}: {', '.join(_describe(p, n) for n in nodes)}")
+                self.emit_loop(_width(p, width), loop, body)
 
     def left_array(self, grp: Group) -> str:
         left = grp.left
@@ -469,12 +593,14 @@ class _Gen:
         # per-step arrays that are not saved are scratch rows (B, width) of this call
         for k in range(p.n_states):
             s(f"N{k} = np.empty((B, u), dt)")
+        if p.has_output:
+            s(f"{OUT} = np.empty((B, u), dt)")
         for k in p.materialized_prev:
             if k not in p.saved_prev:
                 s(f"P{k} = np.empty((B, u), dt)")
         for n in p.elementwise:
             if n.id in p.stored and n.id not in p.needed:
-                s(f"E{n.id} = np.empty((B, {_width(p, n.width)}), dt)")
+                s(f"E{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for g in p.groups:
             if g.index not in p.saved_group_ids:
                 s(f"M{g.index} = np.empty((B, {len(g.nodes)} * u), dt)")
@@ -525,14 +651,28 @@ class _Gen:
             s("for j in range(u):")
             s(f"    S{k}_b[j] = N{k}_b[j]")
         s.dedent()
-        s("S0_b = S0[b]")
         s("o_b = out[s, b]")
-        s("if real or not zero_output:")
-        s("    for j in range(u):")
-        s("        o_b[j] = S0_b[j]")
-        s("else:")
-        s("    for j in range(u):")
-        s("        o_b[j] = k0")
+        if p.has_output:
+            # as Keras: a padded step repeats the previous output (zeros before the first step)
+            s("if real:")
+            s(f"    {OUT}_b = {OUT}[b]")
+            s("    for j in range(u):")
+            s(f"        o_b[j] = {OUT}_b[j]")
+            s("elif zero_output or s == 0:")
+            s("    for j in range(u):")
+            s("        o_b[j] = k0")
+            s("else:")
+            s("    p_b = out[s - 1, b]")
+            s("    for j in range(u):")
+            s("        o_b[j] = p_b[j]")
+        else:
+            s("S0_b = S0[b]")
+            s("if real or not zero_output:")
+            s("    for j in range(u):")
+            s("        o_b[j] = S0_b[j]")
+            s("else:")
+            s("    for j in range(u):")
+            s("        o_b[j] = k0")
         s.dedent(3)
 
     # --- backward -----------------------------------------------------------------------
@@ -547,9 +687,13 @@ class _Gen:
             grp, blk = p.block[n.id]
             arr = grp.name if grp.hoisted else f"SM{grp.index}"
             return f"{loop.tb(arr)}[{_offset(blk)}]"
+        if n.width == ROW:
+            return loop.tb(f"SV{n.id}")
         return f"{loop.tb(f'SV{n.id}')}[j]"
 
-    def badj(self, n: Node, phase: int, loop: _Loop) -> str | None:
+    def badj(self, n: Node, key, loop: _Loop) -> str | None:
+        """Where the backward pass `key` adds to n's adjoint: its register in that pass, its
+        array, or, for a per-row value in a wider pass, a sum over the loop (_Loop.acc)."""
         p = self.p
         if n.op == "const" or p.skip_push(n):
             return None
@@ -563,30 +707,43 @@ class _Gen:
             grp, blk = p.block[n.id]
             arr = f"d{grp.name}" if grp.hoisted else f"dM{grp.index}"
             return f"{loop.tb(arr)}[{_offset(blk)}]"
-        if p.phase[n.id] == phase:
+        if p.pass_of[n.id] == key:
             return f"g{n.id}"
+        if n.width == ROW:
+            return f"A{n.id}[b]" if key[1] == ROW else loop.acc(n.id)
         return f"{loop.b(f'A{n.id}')}[j]"
 
     def backward_pass(self, phase: int) -> None:
         p = self.p
         for width, nodes in reversed(p.passes(phase)):
+            key = (phase, width)
             loop, body = _Loop(), []
             for n in nodes:
                 init = []
                 if n.id in p.cross:
-                    init.append(f"{loop.b(f'A{n.id}')}[j]")
+                    init.append(f"A{n.id}[b]" if width == ROW else f"{loop.b(f'A{n.id}')}[j]")
                 if n.op == "new":
                     init.append(f"{loop.b(f'dS{n.attr}')}[j]")
+                elif n.op == "out":
+                    init.append(f"{loop.b('dOa')}[j]")
                 body.append(f"g{n.id} = {' + '.join(init) if init else p.const(0.0)}")
             for n in reversed(nodes):
+                if n.op == "reduce":
+                    body += self.reduce_backward(n, key, loop)
+                    continue
                 for arg, term in contributions(n):
-                    target = self.badj(arg, phase, loop)
+                    target = self.badj(arg, key, loop)
                     if target is None:
                         continue
                     expr = render(term, lambda v: self.bval(v, loop), lambda a: f"g{a.id}", p.const)
                     body.append(f"{target} += {expr}")
-            self.src(f"# phase {phase} backward: {', '.join(_describe(p, n) for n in reversed(nodes))}")
-            self.emit_loop(_width(p, width), loop, body, skip_padded=True)
+            if width == ROW:
+                self.src(f"# phase {phase} backward, one value per row: "
+                         f"{', '.join(_describe(p, n) for n in reversed(nodes))}")
+                self.emit_rows(loop, body, skip_padded=True)
+            else:
+                self.src(f"# phase {phase} backward: {', '.join(_describe(p, n) for n in reversed(nodes))}")
+                self.emit_loop(_width(p, width), loop, body, skip_padded=True)
 
     def backward(self) -> None:
         p, s = self.p, self.src
@@ -603,9 +760,12 @@ class _Gen:
             s(f"tmp{g.index} = np.empty((B, {_width(p, g.left.width)}), dt)")
         for n in p.elementwise:
             if n.id in p.cross:
-                s(f"A{n.id} = np.empty((B, {_width(p, n.width)}), dt)")
+                s(f"A{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for k in p.prevs:
             s(f"dP{k} = np.empty((B, u), dt)")
+        if p.has_output:
+            s("dOa = np.empty((B, u), dt)     # this step's output adjoint")
+            s("dOc = np.zeros((B, u), dt)     # carried back through padded steps that repeat an output")
         s("for s in range(T - 1, -1, -1):")
         s.indent()
         s("t = T - 1 - s if backwards else s")
@@ -615,22 +775,40 @@ class _Gen:
             s("# this step's rows of the per-step gradients start at zero, in cache, then are added to")
             for name in per_step:
                 s(f"{name}[t, b0:b1] = k0")
-        s("# the output of this step was the first state (or zeros at a masked step)")
-        s(ROWS)
-        s(f"    if {_real()} or not zero_output:")
-        s("        dS0_b = dS0[b]")
-        s("        do_b = dout[s, b]")
-        s("        for j in range(u):")
-        s("            dS0_b[j] += do_b[j]")
-        buffers = [(f"A{n.id}", _width(p, n.width)) for n in p.elementwise if n.id in p.cross]
-        buffers += [(f"dP{k}", "u") for k in p.prevs]
+        if p.has_output:
+            s("# the output of this step: its own at a real step, at a padded one the previous")
+            s("# step's repeated (or zeros), whose adjoint is carried back to it")
+            s(ROWS)
+            s("    do_b = dout[s, b]")
+            s("    dOc_b = dOc[b]")
+            s(f"    if {_real()}:")
+            s("        dOa_b = dOa[b]")
+            s("        for j in range(u):")
+            s("            dOa_b[j] = do_b[j] + dOc_b[j]")
+            s("            dOc_b[j] = k0")
+            s("    elif not zero_output:")
+            s("        for j in range(u):")
+            s("            dOc_b[j] += do_b[j]")
+        else:
+            s("# the output of this step was the first state (or zeros at a masked step)")
+            s(ROWS)
+            s(f"    if {_real()} or not zero_output:")
+            s("        dS0_b = dS0[b]")
+            s("        do_b = dout[s, b]")
+            s("        for j in range(u):")
+            s("            dS0_b[j] += do_b[j]")
+        buffers = [(f"A{n.id}", n.width) for n in p.elementwise if n.id in p.cross]
+        buffers += [(f"dP{k}", U) for k in p.prevs]
         if buffers:
             s("# adjoints gathered across passes start at zero every step")
             s(ROWS)
             s.indent()
             for name, width in buffers:
+                if width == ROW:
+                    s(f"{name}[b] = k0")
+                    continue
                 s(f"{name}_b = {name}[b]")
-                s(f"for j in range({width}):")
+                s(f"for j in range({_width(p, width)}):")
                 s(f"    {name}_b[j] = k0")
             s.dedent()
         for phase in reversed(range(p.n_phases)):
@@ -675,6 +853,10 @@ def _describe(p: Plan, n: Node) -> str:
     cell = p.cell
     if n.op == "new":
         return f"new {cell.states[n.attr]}"
+    if n.op == "out":
+        return "output"
+    if n.op == "reduce":
+        return f"{n.attr}#{n.id}"
     return f"{n.op}{'(' + n.attr + ')' if n.op == 'func' else ''}#{n.id}"
 
 
@@ -703,6 +885,8 @@ def expr_text(cell, n: Node, outer: int = 0) -> str:
     if n.op == "func":
         inner = expr_text(cell, n.args[0])
         return inner if BY_NAME[n.attr].identity else f"{n.attr}({inner})"
+    if n.op == "reduce":
+        return f"{n.attr}({expr_text(cell, n.args[0])})"
     prec = _PRECEDENCE.get(n.op, 0)
     if n.op == "matmul":
         text = f"{expr_text(cell, n.args[0], 3)} @ {cell.weights[n.attr].name}"

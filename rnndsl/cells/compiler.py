@@ -5,7 +5,7 @@ cell's `compiled` slot."""
 from __future__ import annotations
 
 from .cache import load_module, module_path
-from .codegen import Plan, _describe_group, generate
+from .codegen import Plan, _describe_group, expr_text, generate
 from ..layers.cells.expr import U
 
 
@@ -35,7 +35,8 @@ def describe(cell) -> str:
     p = plan(cell)
     out = [f"cell {cell.name}(units): inputs {', '.join(cell.inputs)}; "
            f"state{'s' if len(cell.states) > 1 else ''} {', '.join(cell.states)} "
-           f"(the layer's output is {cell.states[0]})"]
+           + (f"(the layer's output is {cell.states[0]})" if cell.output is None
+              else "(the layer's output: its `output` equation)")]
     out.append("  weights, in get_weights() order:")
     width = max(len(w.name) for w in cell.weights)
     for w in cell.weights:
@@ -49,6 +50,9 @@ def describe(cell) -> str:
     per_step = "; ".join(f"{_describe_group(p, g)}" for g in p.groups) or "none"
     out.append(f"  input products hoisted out of the time loop: {hoisted}")
     out.append(f"  products per step: {per_step}")
+    if p.reductions:
+        out.append(f"  reductions per step (one value per row): "
+                   f"{'; '.join(expr_text(cell, r) for r in p.reductions)}")
     out.append(f"  saved per step for backward: {len(p.saved)} array(s)")
     out.append(f"  generated kernels: {module_path(source(cell))}")
     return "\n".join(out)

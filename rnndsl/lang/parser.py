@@ -163,8 +163,9 @@ def split_statements(text: str) -> list[tuple[int, int]]:
 # An unindented `input`, `output`, `train` or `name =` starts a new statement even
 # when a bracket above was left open, so one missing ')' does not swallow the rest.
 _STATEMENT_START = re.compile(r"(input|output|train)\b|cell\s+[A-Za-z_]|[A-Za-z_]\w*\s*=[^=]")
-# Inside a cell body only the keywords do (equations look like bindings).
-_CELL_BODY_BREAK = re.compile(r"(input|output|train)\b|cell\s+[A-Za-z_]")
+# Inside a cell body only the keywords do (equations look like bindings), but not the
+# equation `output = ...` that gives a cell's output.
+_CELL_BODY_BREAK = re.compile(r"(input|output(?!\s*=[^=])|train)\b|cell\s+[A-Za-z_]")
 # A statement that is a cell definition: `cell NAME(`.
 CELL_START = re.compile(r"cell\s+[A-Za-z_]\w*\s*\(")
 

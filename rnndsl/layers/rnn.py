@@ -8,7 +8,9 @@
     output x | rnn(mgu(32), seq) | dense(1)
 
 Per step the cell maps (inputs x_t, previous states s_{t-1}) to new states s_t
-by its equations; the layer's output at step t is the first state. It takes
+by its equations; the layer's output at step t is the first state, or the value
+of the cell's `output = ...` equation (units wide), which at a padded step
+repeats the previous step's (zeros before the first), as Keras's RNN. It takes
 the options of the built-in recurrent layers (seq/return_sequences,
 state/return_state, initial_state, go_backwards, stateful, dropout,
 recurrent_dropout, zero_output_for_mask, trainable, name) and works inside

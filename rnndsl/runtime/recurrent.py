@@ -32,6 +32,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def output_is_first_state(opts) -> bool:
+    """Whether the layer's output at a step is its first state (its h): every built-in kind
+    and a cell without an `output = ...` equation. Else the output is the cell's own, which
+    over zero steps is zeros (Keras starts the previous output there)."""
+    cell = opts.get("cell")
+    return cell is None or cell.output is None
+
+
 def start_state(node, ctx, init_state, batch: int, stateful: bool):
     """(the state a call starts from, whether it came through an initial_state edge). As in
     Keras 3: a given initial state on every call, else a stateful layer's carried state,
@@ -112,10 +120,14 @@ def layer_outputs(ops, node, ctx, T: int, out, final, mask, cell_backprop, from_
     if o["return_state"]:
         outputs["state"] = final
 
+    first_state = output_is_first_state(o)
+
     def backprop(d):
         dfinal = d.get("state") or tuple(ops.zeros_like(s) for s in final)
         g = d.get("out")
-        if not seq and ops.last_into_final and (mask is None or T == 0):
+        if T == 0 and not first_state:
+            g = None                # the last output over zero steps is zeros: no gradient
+        if not seq and ops.last_into_final and first_state and (mask is None or T == 0):
             # the last output is the final h (over zero steps the initial h): its gradient
             # joins dh_T, and every step's dout is a zero array the cell only reads
             dout = ops.read_only_zeros((T,) + tuple(out.shape[1:]), out.dtype)
@@ -181,10 +193,10 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
             dyf, dyb = d.get("forward"), d.get("backward")
         dstate = list(d.get("state") or (ops.zeros_like(s) for s in final))
         if T == 0 and not seq:
-            # zero steps: the last outputs were the initial h's
-            if dyf is not None:
+            # zero steps: the last outputs were the initial h's (zeros for a cell's own output)
+            if dyf is not None and output_is_first_state(o):
                 dstate[0] = ops.add(dstate[0], dyf)
-            if dyb is not None:
+            if dyb is not None and output_is_first_state(node.spec.backward(node).opts):
                 dstate[n_states] = ops.add(dstate[n_states], dyb)
             dyf = dyb = None
         elif seq and dyb is not None:
@@ -193,7 +205,8 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
         dout_b = step_grads(ops, T, out_b, seq, dyb)
         dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
         dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
-        dX = None if dX_f is None else ops.add(dX_f, dX_b)
+        # None where x's gradient is not needed: a custom cell's half makes one anyway
+        dX = None if dX_f is None or dX_b is None else ops.add(dX_f, dX_b)
         return [dX], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)
 
     return outputs, backprop

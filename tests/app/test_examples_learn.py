@@ -58,3 +58,10 @@ def test_reviews_learns_from_its_csv_and_labels_new_text(tmp_path):
     labels = m.text_encoder.labels
     assert [labels[k] for k in m.predict(["What a superb film", "The ending was dull"]).argmax(1)] == \
         ["positive", "negative"]
+
+
+def test_layer_norm_gru_cell_learns(tmp_path):
+    """examples/lngru.rnn: a cell normalising each gate over its units (mean, var, rsqrt);
+    its float32 kernels are tests/cells/test_cells_reductions.py's too."""
+    r = train("lngru", 10, tmp_path)
+    assert r["test_accuracy"] > 0.9           # chance: 0.1 (10 epochs: 0.972; full budget: 0.983)

@@ -68,14 +68,29 @@ cell two(units) inputs(a, b) {
 """
 
 # every function, division, negation, numbers, an input used element-wise, a product of a
-# product, and a second state that is never read
+# product, a second state that is never read, and reductions: over the input's features (of
+# the input and of an element-wise value of it) and of a per-step product
 ODD = """
 cell odd(units) state(h, m) {
   a = exp(-(x @ Wa) * 0.5)
   d = hard_sigmoid(h @ Ud + bd)
-  q = (x * x - 0.25) @ Wq
-  r = relu((x @ Wr) @ Ur2) + linear(h) * s
-  h = tanh(a / (1.5 + d * d) - r + q)
+  q = (x * x - 0.25 * mean(x)) @ Wq
+  r = relu((x @ Wr) @ Ur2) + linear(h) * s - max(h @ Ud) * 0.1
+  p = softplus(x @ Wp) + sqrt(abs(d) + 1) - log(1.5 + d) * rsqrt(var(x) + sum(x * x) * 0.1 + 1)
+  h = tanh(a / (1.5 + d * d) - r + q + p)
   m = sigmoid(h) - 2 * a
 }
 """
+
+# reductions over units and the cell functions, an output of its own (`output = ...`): a
+# layer norm of the gate pre-activation, a max of the new c, a sum of the previous h
+LNC = """
+cell lnc(units) state(h, c) init(g = ones) {
+  a = x @ W + h @ U
+  n = (a - mean(a)) * rsqrt(var(a) + 0.001)
+  c = tanh(g * n + b) * 0.5 + c * 0.5
+  h = c * sigmoid(max(c) - sum(h) * 0.1)
+  output = softplus(h) + abs(c) * sqrt(exp(c)) + log(1 + c * c)
+}
+"""
+

@@ -2,4 +2,4 @@
 
 from gradcheck import check, rel_err  # noqa: F401 - check(text, x, y, loss=..., from_logits=..., seed=...)
 
-from .cell_texts import GRU_AFTER, GRU_BEFORE, INDRNN, LSTM, MGU, ODD, PEEPHOLE, TWO  # noqa: F401
+from .cell_texts import GRU_AFTER, GRU_BEFORE, INDRNN, LNC, LSTM, MGU, ODD, PEEPHOLE, TWO  # noqa: F401

@@ -19,11 +19,13 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]     # rnndsl and the tests' packages, run as a script
 
-from cells.cell_texts import GRU_AFTER, INDRNN, LSTM, MGU, TWO  # noqa: E402
+from cells.cell_texts import GRU_AFTER, INDRNN, LNC, LSTM, MGU, TWO  # noqa: E402
 from cuda_engine import cases as base  # noqa: E402
 
 ODDF = """
@@ -36,6 +38,8 @@ cell oddf(units) state(h, m) {
 """
 
 X, IDS, Y, YSEQ = base.X, base.IDS, base.Y, base.YSEQ
+# padding first and last: a cell's own output is zeros, then repeats the previous one
+LEADING_PAD = np.array([[0, 4, 3], [1, 2, 0]])
 SCCE = "sparse_categorical_crossentropy"
 
 
@@ -63,6 +67,12 @@ CASES = {
     "bidirectional mgu float32": (_x("bidirectional(rnn(mgu(2), seq))", MGU), X, None, "float32"),
     "two inputs float64": (f"{TWO}input a: float[?, 2]\ninput b: float[?, 3]\noutput rnn(two(3), a, b) | dense(3)",
                            [X, base.R.normal(size=(2, 3, 3))], Y, "float64"),
+    # reductions (mean, var, max, sum), the new functions and an output of its own
+    "lnc reductions output float64 seq": (_x("rnn(lnc(3), seq)", LNC), X, None, "float64"),
+    "lnc masked float64": (_ids("rnn(lnc(3), seq)", LNC), LEADING_PAD, YSEQ, "float64"),
+    "lnc masked zero_output backwards float32": (_ids("rnn(lnc(2), zero_output_for_mask=true, go_backwards=true)",
+                                                      LNC), IDS, Y, "float32"),
+    "lnc dropouts float32": (_x("rnn(lnc(3), dropout=0.3, recurrent_dropout=0.4)", LNC), X, None, "float32"),
     "encoder decoder lstm cell state float64": (
         f"{LSTM}input a: float[?, 2]\ninput b: float[?, 2]\nenc = a | rnn(mylstm(2), state)\n"
         "output b | rnn(mylstm(2), seq, initial_state=enc.state) | dense(3)", [X, X[:, ::-1].copy()], YSEQ,
@@ -104,7 +114,15 @@ def generated_source_case():
         assert name in src, name
     assert "def fwd0(" not in src              # MGU's phase 0 (x @ W, hoisted) has no element-wise work
     assert "min(" not in src and "max(" not in src and "syncwarp" not in src
-    return 0.0, f"{len(src.splitlines())} lines"
+    # reductions: a kernel per phase with values of one per row, forward and backward, no atomics
+    m = rnndsl.compile(_x("rnn(lnc(2))", LNC), device="cuda", dtype="float32")
+    cell = next(n.opts["cell"] for n in m.graph.nodes if n.opts.get("cell") is not None)
+    ln = cuda_run.source(cell, "float32")
+    for name in ("def row1(", "def row2(", "def row3(", "def rbwd1(", "def rbwd2(", "def rbwd3(", "dOc[b, j]"):
+        assert name in ln, name
+    kernels = ln[ln.index("@cuda.jit"):]
+    assert "min(" not in kernels and "max(" not in kernels and "atomic" not in kernels and "np." not in kernels
+    return 0.0, f"{len(src.splitlines())} and {len(ln.splitlines())} lines"
 
 
 def cases():

@@ -49,6 +49,29 @@ CASES = [
     ("input x: float[?, 4]\ncell c(units) {\n  h = tanh(x @ W)\n", 3, None, "the statement ends", "cell body"),
     (cell("  h = tanh(x @ W)", "lstm(units)", "lstm"), 1, "lstm", "'lstm' is a layer; a cell needs another name",
      "mylstm"),
+    # reductions and the output (issue 18, point 4)
+    (cell("  a = x @ W\n  h = tanh(a - mean(mean(a)) + h @ U)"), 3, "mean(a)",
+     "mean(...) of one value per row: its argument is reduced already", "runs over units"),
+    (cell("  h = tanh(x @ W + h @ U) * max(g)"), 2, "g)", "max(...) of weights or numbers alone",
+     "reduce a value of the step"),
+    (cell("  h = tanh(x @ W + sum(2))"), 2, "2)", "sum(...) of weights or numbers alone", None),
+    (cell("  h = tanh(var(x @ W) @ V)"), 2, "var(", "the left side of @ is one value per row",
+     "element-wise"),
+    (cell("  h = mean(x @ W + h @ U)"), 2, "h", "state 'h' has units features, but its new value has one value "
+     "per row (a reduction)", "a - mean(a)"),
+    (cell("  h = tanh(x @ W + h @ U)\n  output = mean(h)"), 3, "output", "the output has units features, but its "
+     "new value has one value per row", None),
+    (cell("  h = tanh(x @ W + h @ U)\n  output = x * 2"), 3, "output", "the output has units features, but its "
+     "new value has the features of input x", "@ W"),
+    (cell("  h = tanh(x @ W + h @ U)\n  output = h\n  output = h * 2"), 4, "output",
+     "'output' is assigned twice (first at line 3)", None),
+    (cell("  h = tanh(x @ W + output)\n  output = h"), 2, "output", "'output' is used before it is defined (line 3)",
+     "move its equation above"),
+    (cell("  h = tanh(x @ W)\n  output = h", "c(units) state(h, output)"), 1, "output)",
+     "'output' is the name of the layer's output equation", "`output = ...`"),
+    (cell("  h = tanh(x @ W + meen(h))"), 2, "meen", "unknown function 'meen'", "did you mean 'mean'"),
+    (cell("  h = tanh(x @ W + mean(h, x))"), 2, "mean(", "mean takes one argument, got 2", None),
+    (cell("  h = tanh(x @ W + h @ U) * var"), 2, "var", "'var' is a function", "var(...)"),
     # uses
     (cell("  h = tanh(x @ W)").replace("rnn(c(8))", "rnn(d(8))"), 5, "d(", "unknown cell 'd'", None),
     (cell("  h = tanh(x @ W)").replace("rnn(c(8))", "rnn(lstm(8))"), 5, "lstm", "lstm is a layer, not a cell",
@@ -85,6 +108,16 @@ def test_errors_of_several_cells_reported_together():
     assert any("state 'c' is never updated" in m for m in messages)
     # a broken cell does not cascade into errors about the layers that use it
     assert not any("rnn" in m for m in messages), messages
+
+
+def test_an_unindented_output_equation_stays_in_the_cell():
+    """`output = ...` at the start of a line inside a cell is its equation, not the start of
+    an `output` statement (which needs a name or a pipeline after the keyword)."""
+    import rnndsl
+
+    m = rnndsl.compile("cell c(units) {\nh = tanh(x @ W + h @ U)\noutput = h * 2\n}\n"
+                       "input x: float[?, 3]\noutput x | rnn(c(4))\n")
+    assert m.graph.nodes[1].opts["cell"].output is not None
 
 
 def test_a_broken_definition_reports_once():

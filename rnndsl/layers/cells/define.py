@@ -7,15 +7,24 @@
 Names in the equations are told apart by declaration and position:
 
 * inputs: `x`, or the names in inputs(...); the value of that input at this step;
-* states: `h`, or the names in state(...) (the first one is the layer's output).
-  Before its equation a state name reads the state of the previous step; its
-  equation gives the new state; after it the name reads the new value;
+* states: `h`, or the names in state(...) (the first one is the layer's output
+  unless an `output = ...` equation gives it). Before its equation a state name
+  reads the state of the previous step; its equation gives the new state; after
+  it the name reads the new value;
+* output: the reserved name of the equation that gives the layer's output at this
+  step, units wide, when it differs from the first state (Keras's cell returning
+  (output, new states));
 * results: any other name that an equation assigns; readable after its equation;
 * weights: every other name. `a @ W` makes W a matrix (rows: a's width, columns:
   units); any other use makes a vector of units. Initialisers follow Keras: a
   matrix glorot_uniform, or orthogonal when its left side depends on a state; a
   vector that multiplies or divides something glorot_uniform (an element-wise
   weight, as Keras's peephole weights), any other vector zeros (a bias).
+
+Functions are the element-wise rows of rnndsl/elementwise.py and the reductions
+mean, sum, max and var (population variance) over units or an input's features,
+each one value per row that broadcasts where it is used (a layer norm:
+`(a - mean(a)) * rsqrt(var(a) + 0.001)`).
 
 Problems are reported at their line and column into the DiagnosticSink.
 """
@@ -27,10 +36,12 @@ from dataclasses import dataclass, field
 from ...errors import DiagnosticSink, LineIndex, Pos, did_you_mean
 from ...types import WeightSpec
 from ...lang import ast
-from .expr import FUNCTIONS, U, ExprGraph, FoldError, Node
+from .expr import FUNCTIONS, REDUCTIONS, ROW, U, ExprGraph, FoldError, Node
 
 INITIALIZER_NAMES = ("glorot_uniform", "orthogonal", "zeros", "ones", "uniform_0.05")
 CLAUSES = {"state": "state", "states": "state", "input": "inputs", "inputs": "inputs", "init": "init"}
+CALLABLE = FUNCTIONS + REDUCTIONS
+OUTPUT = "output"           # the equation target that gives the layer's output
 
 
 @dataclass
@@ -54,7 +65,8 @@ class Weight:
 
 @dataclass
 class Cell:
-    """A checked cell: its inputs, states (first = output), weights and step graph."""
+    """A checked cell: its inputs, states, weights and step graph. The layer's output is the
+    `output` node where the cell has one, else the first state."""
 
     name: str
     inputs: list[str]
@@ -63,11 +75,17 @@ class Cell:
     graph: ExprGraph
     new: list[Node]                        # per state: the "new" node holding its next value
     pos: Pos
+    output: Node | None = None             # the "out" node of `output = ...`, or None
     equations: list[str] = field(default_factory=list)   # the source lines, for `rnndsl cell`
     names: dict[int, str] = field(default_factory=dict)    # node id -> the name of its equation
     # what the cell compiler (rnndsl.cells) derived from this description, kept with it so
     # that each cell is scheduled and generated once; the description itself never asks
     compiled: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def roots(self) -> list[Node]:
+        """What a step computes: the new states, then the output where it is its own."""
+        return self.new + ([self.output] if self.output is not None else [])
 
     def shape(self, w: Weight, units: int, features: list[int]) -> tuple[int, ...]:
         if w.kind == "vector":
@@ -100,6 +118,7 @@ class _Definer:
         self.reads: dict[str, int] = {}
         self.inputs_used: set[int] = set()
         self.new: dict[int, Node] = {}
+        self.output: Node | None = None
 
     def error(self, pos: Pos, message: str, hint: str | None = None) -> None:
         self.ok = False
@@ -148,8 +167,12 @@ class _Definer:
                 self.error(a.pos, f"{clause.name}(...) takes names, e.g. {clause.name}(h, c)")
                 continue
             name = a.value.parts[0]
-            if name in FUNCTIONS:
+            if name in CALLABLE:
                 self.error(a.pos, f"{name!r} is a function; pick another name")
+                continue
+            if name == OUTPUT:
+                self.error(a.pos, "'output' is the name of the layer's output equation; pick another name",
+                           "a cell gives an output other than its first state by `output = ...`")
                 continue
             if name in listed:
                 self.error(a.pos, f"{name!r} is listed twice")
@@ -206,19 +229,26 @@ class _Definer:
         if value is None:
             self.env[name] = None          # broken: later reads stay quiet instead of cascading
             return
-        if name in self.states:
-            k = self.states.index(name)
+        if name in self.states or name == OUTPUT:
             if value.width not in (U, None):
-                self.error(eq.pos, f"state {name!r} has units features, but its new value has "
-                                   f"{self.describe(value.width)}",
-                           "project it to units, e.g. `... @ W`")
+                what = f"state {name!r}" if name in self.states else "the output"
+                hint = ("combine it with a units-wide value, e.g. `a - mean(a)` or `g * r`" if value.width == ROW
+                        else "project it to units, e.g. `... @ W`")
+                self.error(eq.pos, f"{what} has units features, but its new value has "
+                                   f"{self.describe(value.width)}", hint)
                 return
-            self.new[k] = self.g.new(k, value, eq.pos)
+            if name == OUTPUT:
+                self.output = self.g.out(value, eq.pos)
+            else:
+                k = self.states.index(name)
+                self.new[k] = self.g.new(k, value, eq.pos)
         self.env[name] = value
 
     def describe(self, width) -> str:
         if width == U:
             return "units"
+        if width == ROW:
+            return "one value per row (a reduction)"
         return f"the features of input {self.inputs[width[1]]}"
 
     def expr(self, e) -> Node | None:
@@ -236,7 +266,9 @@ class _Definer:
         a, b = self.expr(e.left), self.expr(e.right)
         if a is None or b is None:
             return None
-        if a.width is not None and b.width is not None and a.width != b.width:
+        # a number and one value per row (a reduction) broadcast; units and features do not mix
+        wide = [w for w in (a.width, b.width) if w not in (None, ROW)]
+        if len(wide) == 2 and wide[0] != wide[1]:
             hint = ("project the input to units first, e.g. `x @ W`" if ("x" in (a.width[0], b.width[0]))
                     else None)
             self.error(e.pos, f"the terms of '{e.op}' do not match: the left has {self.describe(a.width)}, "
@@ -246,7 +278,7 @@ class _Definer:
             for side in (a, b):
                 if side.op == "vec":
                     self.weight_list[side.attr].multiplies = True
-        width = a.width if a.width is not None else b.width
+        width = wide[0] if wide else (ROW if ROW in (a.width, b.width) else None)
         op = {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op]
         return self.fold_op(op, (a, b), width, e.pos)
 
@@ -260,8 +292,8 @@ class _Definer:
             return None
 
     def call(self, e: ast.ECall) -> Node | None:
-        if e.func not in FUNCTIONS:
-            hint = did_you_mean(e.func, FUNCTIONS) or f"functions: {', '.join(FUNCTIONS)}"
+        if e.func not in CALLABLE:
+            hint = did_you_mean(e.func, CALLABLE) or f"functions: {', '.join(CALLABLE)}"
             self.error(e.name_pos, f"unknown function {e.func!r}", hint)
             for a in e.args:
                 self.expr(a)
@@ -272,9 +304,24 @@ class _Definer:
         a = self.expr(e.args[0])
         if a is None:
             return None
+        if e.func in REDUCTIONS:
+            return self.reduction(e, a)
         if e.func == "linear":
             return a
         return self.fold_op("func", (a,), a.width, e.pos, attr=e.func)
+
+    def reduction(self, e: ast.ECall, a: Node) -> Node | None:
+        arg = e.args[0].pos
+        if a.width == ROW:
+            self.error(arg, f"{e.func}(...) of one value per row: its argument is reduced already",
+                       f"{e.func} runs over units or an input's features, e.g. {e.func}(a) of a units-wide a")
+            return None
+        if not a.batched:
+            self.error(arg, f"{e.func}(...) of weights or numbers alone",
+                       f"reduce a value of the step (one that depends on an input or a state), e.g. "
+                       f"{e.func}(x @ W + b)")
+            return None
+        return self.g.reduce(e.func, a, e.pos)
 
     def var(self, e: ast.EVar) -> Node | None:
         name = e.name
@@ -291,11 +338,11 @@ class _Definer:
             line = self.first_assignment[name].line
             hint = ("move its equation above this line; only states can be read before their equation "
                     "(they give the previous step's value)")
-            if not self.states_declared:
+            if not self.states_declared and name != OUTPUT:
                 hint += f": to make {name!r} a state, declare state(h, {name})"
             self.error(e.pos, f"{name!r} is used before it is defined (line {line})", hint)
             return None
-        if name in FUNCTIONS:
+        if name in CALLABLE:
             self.error(e.pos, f"{name!r} is a function", f"call it: {name}(...)")
             return None
         w = self.weight(name, "vector", e.pos)
@@ -322,7 +369,7 @@ class _Definer:
         left = self.expr(e.left)
         r = e.right
         if not isinstance(r, ast.EVar) or r.name in self.env or r.name in self.states or \
-                r.name in self.inputs or r.name in FUNCTIONS or r.name in self.first_assignment:
+                r.name in self.inputs or r.name in CALLABLE or r.name in self.first_assignment:
             self.error(r.pos, "the right side of @ must be a weight: a name no equation assigns",
                        "write products as `value @ W`, e.g. `x @ Wf` or `(r * h) @ U`")
             return None
@@ -331,6 +378,11 @@ class _Definer:
         if not left.batched:
             self.error(e.left.pos, "the left side of @ must depend on an input or a state",
                        "weights multiply values of the step, e.g. `x @ W` or `h @ U`")
+            return None
+        if left.width == ROW:
+            self.error(e.left.pos, "the left side of @ is one value per row (a reduction); a product needs "
+                                   "a value as wide as units or an input's features",
+                       "use the reduction element-wise first, e.g. `((a - mean(a)) * r) @ W`")
             return None
         seen = r.name in self.weights
         w = self.weight(r.name, "matrix", r.pos)
@@ -363,7 +415,7 @@ class _Definer:
         if not clean:
             return
         for name, pos in self.assigned_at.items():
-            if name not in self.states and not self.reads.get(name):
+            if name not in self.states and name != OUTPUT and not self.reads.get(name):
                 self.error(pos, f"{name!r} is never used",
                            "use it in an equation that leads to a state, or remove the line")
         for k, (name, pos) in enumerate(zip(self.inputs, self.input_pos)):
@@ -408,5 +460,5 @@ def define_cell(cdef: ast.CellDef, sink: DiagnosticSink, source: str = "") -> Ce
             end += 1
         lines = [index.line(k) or "" for k in range(cdef.pos.line, end + 1)]
     names = {node.id: name for name, node in d.env.items() if node is not None and node.op not in
-             ("const", "input", "prev", "vec")}
-    return Cell(cdef.name, d.inputs, d.states, weights, d.g, new, cdef.pos, lines, names)
+             ("const", "input", "prev", "vec") and name != OUTPUT}
+    return Cell(cdef.name, d.inputs, d.states, weights, d.g, new, cdef.pos, d.output, lines, names)

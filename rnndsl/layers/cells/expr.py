@@ -8,9 +8,15 @@ as its only argument and W's index as its attribute. Nodes are hash-consed
 one product) and numbers are folded.
 
 Widths are symbolic: "u" (the cell's units), ("x", k) (the features of input
-k) or None (a number, which broadcasts). Every node that is not a number is
-either batched (it depends on an input or a state: one row per sample) or a
-per-unit vector (weights and arithmetic on them only).
+k), "row" (one value per batch row: a reduction over units or features, and
+arithmetic on it, which broadcasts against units or features) or None (a
+number, which broadcasts). Every node that is not a number is either batched
+(it depends on an input or a state: one row per sample) or a per-unit vector
+(weights and arithmetic on them only).
+
+Roots: a "new" node per state (the value it takes at the end of the step) and,
+for a cell with an `output = ...` equation, one "out" node (the layer's output
+at this step; without one the output is the first state).
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from ...elementwise import BY_NAME, CELL, names, py_function
 from ...errors import Pos
 
 U = "u"
-# op -> arity; "new" marks the value a state takes at the end of the step
-ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "func", "new")
+ROW = "row"
+# op -> arity; "new" marks the value a state takes at the end of the step, "out" the output
+ELEMENTWISE = ("add", "sub", "mul", "div", "neg", "func", "new", "out")
 LEAVES = ("const", "input", "prev", "vec")
 FUNCTIONS = names(CELL)
+# reductions over units (or an input's features): one value per row; var is the population
+# variance, as Keras's LayerNormalization takes it
+REDUCTIONS = ("mean", "sum", "max", "var")
 
 
 FOLD = {
@@ -49,10 +59,10 @@ class FoldError(ValueError):
 @dataclass(eq=False)
 class Node:
     id: int
-    op: str                   # one of LEAVES, ELEMENTWISE, or "matmul"
+    op: str                   # one of LEAVES, ELEMENTWISE, "matmul" or "reduce"
     args: tuple["Node", ...]
-    attr: Any                 # const value, input/state index, weight index, function name
-    width: Any                # "u", ("x", k), or None for a number
+    attr: Any                 # const value, input/state index, weight index, function or reduction name
+    width: Any                # "u", ("x", k), "row", or None for a number
     batched: bool             # depends on an input or a state
     on_state: bool            # depends on a previous state
     pos: Pos | None = None
@@ -72,11 +82,11 @@ class ExprGraph:
 
     def _add(self, op, args, attr, width, batched, on_state, pos) -> Node:
         key = (op, attr, tuple(a.id for a in args))
-        if op != "new" and key in self._keys:
+        if op not in ("new", "out") and key in self._keys:
             return self._keys[key]
         n = Node(len(self.nodes), op, tuple(args), attr, width, batched, on_state, pos)
         self.nodes.append(n)
-        if op != "new":
+        if op not in ("new", "out"):
             self._keys[key] = n
         return n
 
@@ -113,8 +123,15 @@ class ExprGraph:
     def matmul(self, left: Node, w: int, pos=None) -> Node:
         return self._add("matmul", (left,), w, U, True, left.on_state, pos)
 
+    def reduce(self, name: str, value: Node, pos=None) -> Node:
+        """mean, sum, max or var of a batched value over its width: one value per row."""
+        return self._add("reduce", (value,), name, ROW, True, value.on_state, pos)
+
     def new(self, k: int, value: Node, pos=None) -> Node:
         return self._add("new", (value,), k, U, True, value.on_state, pos)
+
+    def out(self, value: Node, pos=None) -> Node:
+        return self._add("out", (value,), None, U, True, value.on_state, pos)
 
     # --- walks ------------------------------------------------------------------------
     def live(self, roots) -> list[Node]:

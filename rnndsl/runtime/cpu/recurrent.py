@@ -16,7 +16,7 @@ import numpy as np
 from ...kernels.cpu import paths
 from ...kernels.cpu.parallel import column_sums, matmul
 from ...layers.base import REGISTRY
-from ..recurrent import dropout_masks, layer_outputs, start_state
+from ..recurrent import dropout_masks, layer_outputs, output_is_first_state, start_state
 from ..tensor import Act, TableGrad, flat
 from .ops import OPS
 
@@ -87,16 +87,19 @@ class Recurrent:
 
     def zero_steps(self, opts, W, x: Act, init, need_dx: bool = True):
         """run_cell over a sequence of zero steps, as Keras: no step runs, so the final state
-        is the initial one (zeros by default) and so is the last output; with
-        return_sequences the output is an empty sequence. backprop hands the final state's
-        gradient back to the initial state (the last output's gradient joins it: see
-        layer_outputs), the weights get zero gradients and x an empty one."""
+        is the initial one (zeros by default) and so is the last output (zeros for a cell's
+        own output); with return_sequences the output is an empty sequence. backprop hands
+        the final state's gradient back to the initial state (the last output's gradient
+        joins it: see layer_outputs), the weights get zero gradients and x an empty one."""
         _, B, F = x.shape
         u, dtype = opts["units"], W[0].dtype
         if init is None:
             init = tuple(np.zeros((B, u), dtype) for _ in range(self.n_states(opts)))
         final = tuple(np.array(s, dtype=dtype, copy=True) for s in init)
-        out = np.zeros((0, B, u), dtype) if opts["return_sequences"] else final[0][None].copy()
+        if opts["return_sequences"]:
+            out = np.zeros((0, B, u), dtype)
+        else:
+            out = final[0][None].copy() if output_is_first_state(opts) else np.zeros((1, B, u), dtype)
 
         def backprop(dout, dfinal):
             dX = np.zeros((0, B, F), dtype) if need_dx else None

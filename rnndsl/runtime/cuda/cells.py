@@ -18,7 +18,8 @@ import numpy as np
 
 from ..recurrent import dropout_masks, layer_outputs, start_state
 from ...cells import cache, compiler
-from ...cells.cuda_codegen import generate, phase_has_nodes, stored_nodes, unsupported
+from ...cells.cuda_codegen import generate, phase_has_nodes, phase_has_rows, stored_nodes, unsupported
+from ...layers.cells.expr import ROW
 
 _built: dict = {}
 
@@ -85,7 +86,7 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
     Vs = [W[i] for i in plan.vecs]
     SP = [eng.empty((T, B, u)) for _ in range(plan.n_states)]
     gen_enodes = stored_nodes(plan)
-    E = {nd.id: eng.empty((T, B, u)) for nd in gen_enodes}
+    E = {nd.id: eng.empty((T, B) if nd.width == ROW else (T, B, u)) for nd in gen_enodes}
     if init is None:
         S = [eng.zeros((B, u)) for _ in range(plan.n_states)]
     else:
@@ -108,6 +109,8 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
         for phase in range(plan.n_phases):
             for g, Wc, M in products[phase]:
                 eng.gemm(left(g, t), Wc, M[t])
+            if phase_has_rows(plan, phase):
+                eng.run(getattr(mod, f"row{phase}"), B, s, t, tn, mk, rm, zo, *data, *S, out)
             if phase_has_nodes(plan, phase):
                 eng.run(getattr(mod, f"fwd{phase}"), n, s, t, tn, mk, rm, zo, *data, *S, out)
     final = tuple(S)
@@ -117,11 +120,15 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
               for k in range(plan.n_states)]
         dP = [eng.zeros((B, u)) for _ in range(plan.n_states)]
         cross = [nd for nd in gen_enodes if nd.id in plan.cross]
-        A = {nd.id: eng.zeros((B, u)) for nd in cross}
+        A = {nd.id: eng.zeros((B,) if nd.width == ROW else (B, u)) for nd in cross}
+        # a per-row value's adjoint from the units-wide kernels, one entry per thread
+        C = [eng.zeros((B, u)) for nd in cross if nd.width == ROW]
+        # a cell's own output: this step's adjoint, and what padded steps carry back
+        dO = [eng.zeros((B, u)), eng.zeros((B, u))] if plan.has_output else []
         dxps = [eng.zeros(xp.shape) for xp in xps]
         dMs = [eng.zeros(M.shape) for M in Ms]
         dVs = [eng.zeros((B, u)) for _ in Vs]
-        grads_arrays = [dout] + dS + dP + [A[nd.id] for nd in cross] + dxps + dMs + dVs
+        grads_arrays = [dout] + dS + dP + [A[nd.id] for nd in cross] + C + dO + dxps + dMs + dVs
         prev = -1
         for s in range(T - 1, -1, -1):
             t = _time(s, T, backwards)
@@ -129,6 +136,8 @@ def run_cell_inputs(eng, spec, opts, W, xs, mask, ctx, init, backwards: bool, ze
                 first = int(phase == plan.n_phases - 1)
                 if phase_has_nodes(plan, phase):
                     eng.run(getattr(mod, f"bwd{phase}"), n, s, t, prev, first, mk, rm, zo, *data, *grads_arrays)
+                if phase_has_rows(plan, phase):
+                    eng.run(getattr(mod, f"rbwd{phase}"), B, s, t, prev, first, mk, rm, zo, *data, *grads_arrays)
                 for g in plan.groups_in_phase[phase]:
                     lf = g.left
                     tgt = dP[lf.attr] if lf.op == "prev" else A[lf.id]
