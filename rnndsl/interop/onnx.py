@@ -287,6 +287,9 @@ def _custom_cell(g, opts, W, xs, widths, mask, init, backwards, zero_out):
     by node, as the Scan's body."""
     cell = opts["cell"]
     u = opts["units"]
+    if cell.output is not None:
+        raise RnnError(f"cell {cell.name!r}: a cell with its own output (`output = ...`) cannot be exported to "
+                       "ONNX yet")
 
     def step(b, s_in, x_in):
         val: dict = {}
@@ -307,7 +310,14 @@ def _custom_cell(g, opts, W, xs, widths, mask, init, backwards, zero_out):
                 val[n.id] = b.op("Neg", [val[n.args[0].id]])
             elif n.op == "func":
                 a = val[n.args[0].id]
-                val[n.id] = b.op("Exp", [a]) if n.attr == "exp" else b.activation(a, n.attr)
+                if n.attr == "rsqrt":
+                    val[n.id] = b.op("Reciprocal", [b.op("Sqrt", [a])])
+                elif n.attr in CELL_FUNCS:
+                    val[n.id] = b.op(CELL_FUNCS[n.attr], [a])
+                else:
+                    val[n.id] = b.activation(a, n.attr)
+            elif n.op == "reduce":              # over the units (or features): one value per row, (B, 1)
+                val[n.id] = _reduce(b, g, n.attr, val[n.args[0].id])
             elif n.op == "new":
                 val[n.id] = val[n.args[0].id]
             else:                                   # pragma: no cover - expr.py's ops are all above
@@ -317,6 +327,22 @@ def _custom_cell(g, opts, W, xs, widths, mask, init, backwards, zero_out):
         return [b.op("Add", [val[k.id], zero]) if not k.batched else val[k.id] for k in cell.new]
 
     return _scan(g, cell.states, u, init, xs[0], list(zip(xs, widths)), mask, backwards, zero_out, step)
+
+
+CELL_FUNCS = {"exp": "Exp", "sqrt": "Sqrt", "log": "Log", "abs": "Abs", "softplus": "Softplus"}
+
+
+def _reduce(b, g, name: str, a):
+    """mean, sum, max or var (population) of a (B, w) value over w, kept as (B, 1)."""
+    if name == "sum":
+        return b.op("ReduceSum", [a, g.const([1], "axes")], keepdims=1)
+    if name == "max":
+        return b.op("ReduceMax", [a], axes=[1], keepdims=1)
+    mean = b.op("ReduceMean", [a], axes=[1], keepdims=1)
+    if name == "mean":
+        return mean
+    d = b.op("Sub", [a, mean])
+    return b.op("ReduceMean", [b.op("Mul", [d, d])], axes=[1], keepdims=1)
 
 
 def xp_width(kind: str, u: int) -> int:

@@ -220,3 +220,10 @@ def test_unknown_suffix_and_missing_onnx(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(RnnError, match=r'pip install "rnndsl\[onnx\]"'):
         m.export(tmp_path / "m.onnx")
+
+
+def test_a_cell_with_its_own_output_is_refused_by_name(tmp_path):
+    m = rnndsl.compile("cell two_out(units) state(h) {\n  h = tanh(x @ W + h @ U)\n  output = h * 2\n}\n"
+                       "input x: float[?, 2]\noutput x | rnn(two_out(3))")
+    with pytest.raises(RnnError, match="cell 'two_out': a cell with its own output .* cannot be exported"):
+        m.export(tmp_path / "m.onnx")
