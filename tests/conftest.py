@@ -52,14 +52,21 @@ BACKGROUND = {
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The tests that read the background runs go last, so that the runs have the rest of
-    the suite's time to finish in."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0] in BACKGROUND)
+    """The tests that read the background runs, or the offloaded ones' outcomes
+    (tests/offload.py), go last, so that those runs have the rest of the suite's time to
+    finish in."""
+    from offload import offloaded
+
+    items.sort(key=lambda item: (item.nodeid.split("::")[0] in BACKGROUND, offloaded(item.nodeid)))
 
 
 def pytest_collection_finish(session):
-    """Start the background runs that collected tests will read, now."""
+    """Start the background runs that collected tests will read, and the offloaded files'
+    child session (tests/offload.py), now."""
+    import offload
     from background import start
+
+    offload.start(session, session.items)
 
     root = Path(__file__).resolve().parent.parent
     wanted = {item.nodeid.split("::")[0] for item in session.items}
@@ -72,7 +79,15 @@ def pytest_collection_finish(session):
             start(root / script, shards=1, nice=10, simulator=simulator)
 
 
+def pytest_runtest_protocol(item, nextitem):
+    from offload import run_from_child
+
+    return True if run_from_child(item) else None
+
+
 def pytest_sessionfinish(session):
+    import offload
     from background import stop_all
 
     stop_all()
+    offload.stop()
