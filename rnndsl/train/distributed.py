@@ -63,6 +63,8 @@ def world():
                     "pip install 'rnndsl[mpi]' (mpi4py and mpich), or run without mpiexec") from None
             comm = MPI.COMM_WORLD
             _world = comm if comm.Get_size() > 1 else False
+            if _world:
+                _abort_on_uncaught()
     return _world or None
 
 
@@ -81,13 +83,27 @@ def size() -> int:
 def abort(error: BaseException | str, code: int = 1) -> None:
     """End the whole job from this rank (MPI_Abort), after saying why on stderr; the other
     ranks would otherwise wait forever in their next Allreduce. No-op when not under MPI."""
-    w = world() if _world is not False else None
+    w = _world or None               # only a world this process has joined
     if w is None:
         return
+    if isinstance(error, KeyboardInterrupt):
+        error = "interrupted"
     sys.stderr.write(f"rnndsl: rank {w.Get_rank()} of {w.Get_size()} failed: {error}\n"
                      "rnndsl: ending the job on every rank (MPI_Abort)\n")
     sys.stderr.flush()
     w.Abort(code)
+
+
+def _abort_on_uncaught() -> None:
+    """An exception that ends one rank's program ends the job (after its traceback), rather
+    than leaving the other ranks waiting in an Allreduce."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        abort(value if not isinstance(value, KeyboardInterrupt) else "interrupted")
+
+    sys.excepthook = hook
 
 
 class DataParallel:

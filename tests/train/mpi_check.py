@@ -44,5 +44,25 @@ def main(out, distributed_flag):
         np.savez(out, **arrays)
 
 
+def fault(how):
+    """Rank 1 fails in its second epoch: an exception ("raise") or killed ("kill")."""
+    import os
+    import signal
+
+    xv, yv, _, _ = data()
+    a = rnndsl.compile(VECTOR, dtype="float64", seed=1).configure(loss="sparse_categorical_crossentropy")
+
+    def fail(model, epoch, logs):
+        if distributed.rank() == 1 and epoch == 1:
+            if how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError("rank 1 fails on purpose")
+
+    a.fit(xv, yv, batch_size=8, epochs=50, verbose=0, callbacks=[fail])
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "auto")
+    if sys.argv[1] in ("raise", "kill"):
+        fault(sys.argv[1])
+    else:
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "auto")
