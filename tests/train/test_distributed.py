@@ -13,9 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("mpi4py", reason="data-parallel training needs the [mpi] extra (mpi4py, mpich)")
-MPIEXEC = shutil.which("mpiexec")
-pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install mpich)")
+try:
+    import mpi4py  # noqa: F401
+    MPIEXEC = shutil.which("mpiexec")
+    WHY = None if MPIEXEC else "no mpiexec on PATH (pip install 'rnndsl[mpi]' brings MPICH's)"
+except ImportError:
+    MPIEXEC, WHY = None, "data-parallel training needs the [mpi] extra: pip install 'rnndsl[mpi]' (mpi4py, mpich)"
+needs_mpi = pytest.mark.skipif(WHY is not None, reason=WHY or "")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -44,6 +48,7 @@ def _rel(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
+@needs_mpi
 def test_two_ranks_give_one_process_weights_losses_and_metrics(tmp_path):
     """float64, no dropout: a vector output with batchnorm and a last partial batch (23 = 2*8 + 7),
     a masked per-step output with validation; weights, losses and metrics within 1e-10."""
@@ -63,6 +68,7 @@ def test_two_ranks_give_one_process_weights_losses_and_metrics(tmp_path):
             assert _rel(two[k], one[k]) < 1e-10, k
 
 
+@needs_mpi
 def test_a_failing_rank_ends_the_job_with_its_message():
     r = _mpiexec(2, str(HERE / "mpi_check.py"), "raise", timeout=90)
     assert r.returncode != 0
@@ -70,6 +76,7 @@ def test_a_failing_rank_ends_the_job_with_its_message():
     assert "ending the job on every rank" in r.stderr
 
 
+@needs_mpi
 def test_run_resumes_with_another_number_of_ranks(tmp_path):
     """`run` for 2 epochs in one process, then `--resume` to 4 under 2 ranks, equals 4 epochs in
     one process (float32: within float32 rounding); rank 0 alone prints and writes."""
@@ -95,3 +102,35 @@ def test_run_resumes_with_another_number_of_ranks(tmp_path):
     for a, b in zip(two.get_weights(), one.get_weights()):
         assert _rel(a, b) < 1e-5
     assert one.optimizer.iterations == two.optimizer.iterations
+
+
+def test_outside_a_launcher_one_process_and_a_clear_error_without_mpi4py(monkeypatch):
+    import rnndsl
+    from rnndsl import TrainingError, distributed
+    from rnndsl.train import distributed as dist
+
+    assert (distributed.rank(), distributed.size()) == (0, 1)
+    m = rnndsl.compile("input x: float[2, 2]\noutput x | dense(2)").configure(loss="mse")
+    with pytest.raises(TrainingError, match="not running under an MPI launcher"):
+        m.fit(np.zeros((4, 2, 2)), np.zeros((4, 2)), epochs=1, verbose=0, distributed=True)
+    monkeypatch.setattr(dist, "_world", None)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)              # not installed
+    monkeypatch.setenv("PMI_RANK", "0")
+    monkeypatch.setenv("PMI_SIZE", "2")
+    with pytest.raises(TrainingError, match=r"under an MPI launcher \(2 ranks\) but mpi4py is not installed: "
+                                            r"pip install 'rnndsl\[mpi\]'"):
+        m.fit(np.zeros((4, 2, 2)), np.zeros((4, 2)), epochs=1, verbose=0)
+    monkeypatch.setattr(dist, "_world", None)
+
+
+def test_ranks_on_one_machine_share_its_cores():
+    """Under a launcher that starts 2 ranks here, each takes cores // 2 threads (RNNDSL_NUM_THREADS wins)."""
+    code = "import os; from rnndsl.kernels.cpu import parallel; print(parallel.WORKERS, os.cpu_count())"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPI_LOCALNRANKS="2")
+    env.pop("RNNDSL_NUM_THREADS", None)
+    workers, cores = map(int, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                             check=True).stdout.split())
+    assert workers == max(1, cores // 2)
+    env["RNNDSL_NUM_THREADS"] = "3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "3"
