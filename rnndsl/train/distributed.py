@@ -31,6 +31,7 @@ from ..errors import TrainingError
 SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
 LAUNCH_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 
+ABORT_GRACE_S = 1.0
 _world = None          # None: not looked at yet; False: not under MPI (or one rank)
 
 
@@ -91,6 +92,11 @@ def abort(error: BaseException | str, code: int = 1) -> None:
     sys.stderr.write(f"rnndsl: rank {w.Get_rank()} of {w.Get_size()} failed: {error}\n"
                      "rnndsl: ending the job on every rank (MPI_Abort)\n")
     sys.stderr.flush()
+    # the launcher forwards a rank's output through a pipe and drops what is still in it when
+    # the job is torn down: give it a moment to pass the message on
+    import time
+
+    time.sleep(ABORT_GRACE_S)
     w.Abort(code)
 
 
