@@ -212,9 +212,14 @@ def cmd_run(args) -> int:
         _say_if_compiling()
     try:
         train_spec(path, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, quiet=args.quiet,
-                   out=out, device=args.device, log=log)
-    except KeyboardInterrupt:
-        return 130
+                   out=out, device=args.device, log=log, resume=args.resume)
+    except BaseException as e:
+        from .distributed import abort
+
+        abort(e)            # under mpiexec: end every rank now, or the others wait forever in an Allreduce
+        if isinstance(e, KeyboardInterrupt):
+            return 130
+        raise
     return 0
 
 
@@ -415,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_whole(0), help="seed for weights, shuffling, dropout and data (>= 0)")
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default cpu)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--resume", action="store_true", help="go on from the checkpoint (--out, or SPEC.ckpt.npz) when "
+                   "it exists: weights, optimizer state, epoch and shuffling; under mpiexec with any number of ranks")
     r.add_argument("--out", help="checkpoint path (default: beside the spec, SPEC.ckpt.npz)")
     r.add_argument("--log", help="write one row per epoch (loss, metrics, validation) to this CSV file; "
                                  "draw it with `rnndsl plot`")

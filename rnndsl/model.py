@@ -394,18 +394,19 @@ class Model:
 
     def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
             seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None, *,
-            sample_weight=None, class_weight=None, steps_per_epoch=None):
+            sample_weight=None, class_weight=None, steps_per_epoch=None, distributed=None):
         """Train; returns a History whose .history maps "loss", metrics, "val_..." to per-epoch values.
 
         x and y are arrays, or x alone is batches: a generator or any iterable of (x, y) or
         (x, y, sample_weight) (steps_per_epoch batches an epoch, else one pass). callbacks:
         rnndsl.callbacks (Keras's), or functions fn(model, epoch, logs). sample_weight
-        weighs each sample's loss, class_weight ({class: weight}) each sample's by its class."""
+        weighs each sample's loss, class_weight ({class: weight}) each sample's by its class.
+        Under mpiexec with several ranks, data-parallel (rnndsl.distributed) unless distributed=False."""
         from .train.loop import fit
 
         return fit(self, x, y, batch_size, epochs, validation_data, validation_split, shuffle, seed, verbose,
                    callbacks, initial_epoch, early_stopping, sample_weight=sample_weight,
-                   class_weight=class_weight, steps_per_epoch=steps_per_epoch)
+                   class_weight=class_weight, steps_per_epoch=steps_per_epoch, distributed=distributed)
 
     def evaluate(self, x, y, batch_size=32, return_dict=False, sample_weight=None):
         """Loss, or [loss, *metrics], in inference mode (sample_weight weighs the loss)."""

@@ -18,7 +18,7 @@ import rnndsl
 
 ROOT = Path(rnndsl.__file__).resolve().parent
 LEVEL = {"errors": 0, "types": 0, "elementwise": 0, "caches": 0, "lang": 1, "data": 1, "layers": 2, "graph": 2, "cells": 3, "kernels": 3,
-         "runtime": 4, "train": 5, "": 6, "model": 6, "saving": 6, "interop": 6, "callbacks": 6, "optimizers": 6, "schedules": 6, "cli": 7, "__main__": 7, "app": 7}
+         "runtime": 4, "train": 5, "": 6, "model": 6, "saving": 6, "interop": 6, "callbacks": 6, "distributed": 6, "optimizers": 6, "schedules": 6, "cli": 7, "__main__": 7, "app": 7}
 NOT_BELOW = {"kernels": ("cells", "layers", "graph")}      # same level, but no edge this way
 
 
@@ -64,7 +64,7 @@ def _part(module: str) -> str:
 def _group(part: str) -> str:
     """The facade's modules (the package root, model, saving) are one unit, as are the
     application's (cli, __main__, app)."""
-    return {"": "facade", "model": "facade", "saving": "facade", "interop": "facade", "callbacks": "facade",
+    return {"": "facade", "model": "facade", "saving": "facade", "interop": "facade", "callbacks": "facade", "distributed": "facade",
             "optimizers": "facade", "schedules": "facade", "cli": "app",
             "__main__": "app"}.get(part, part)
 

@@ -95,13 +95,33 @@ def _catch_interrupt(model):
 
 
 def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=False, out=None, device=None,
-               stream=None, log=None) -> dict:
-    """Train a spec on its data; `log`: a CSV file that gets one row per epoch (CSVLogger)."""
+               stream=None, log=None, resume=False) -> dict:
+    """Train a spec on its data; `log`: a CSV file that gets one row per epoch (CSVLogger);
+    `resume`: go on from the checkpoint `out` (weights, optimizer, epoch, shuffling) when it exists.
+    Under mpiexec with several ranks, training is data-parallel (rnndsl.distributed): rank 0
+    alone prints, evaluates and writes the checkpoint."""
+    import io
+
     from .. import load
+    from ..distributed import rank
+    from ..saving import load_model
     from ..train.callbacks import CSVLogger
 
     stream = stream or sys.stdout
-    model = load(spec_path, seed=seed or 0, device=device or "cpu")
+    lead = rank() == 0
+    if not lead:                 # the other ranks train quietly and write nothing
+        stream, quiet, log = io.StringIO(), True, None
+    resume_from = (Path(out) if out else default_checkpoint(spec_path)) if resume else None
+    if resume_from is not None and resume_from.is_file():
+        model = load_model(resume_from)
+        if model.source != spec_path.read_text(encoding="utf-8"):
+            raise CheckpointError(f"--resume: {resume_from} was trained from another spec than {spec_path}")
+        if device:
+            model.to(device)
+        stream.write(f"resuming from {resume_from} after epoch {model.epoch}\n")
+    else:
+        resume_from = None
+        model = load(spec_path, seed=seed or 0, device=device or "cpu")
     cfg = dict(model.graph.train)
     if "data" not in cfg:
         raise TrainingError(f"{spec_path}: the train section names no data; add e.g. `data = digits()`")
@@ -122,7 +142,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     if split.batch_size and batch_size != split.batch_size:
         raise DataError(f"this data comes in {split.batch_size} parallel streams; batch_size must be "
                         f"{split.batch_size}, got {batch_size}")
-    model.configure()
+    if model.train_config is None:       # a resumed checkpoint keeps its optimizer and its state
+        model.configure()
     verbose = 0 if quiet else cfg.get("verbose", "auto")
     if not quiet:
         for note in split.notes:
@@ -136,17 +157,19 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
     try:
         history = model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
                             validation_data=split.validation, validation_split=vsplit, shuffle=split.shuffle and
-                            cfg.get("shuffle", True), seed=seed, verbose=verbose,
+                            cfg.get("shuffle", True), seed=None if resume_from else seed, verbose=verbose,
+                            initial_epoch=model.epoch if resume_from else 0,
                             early_stopping=early, callbacks=[CSVLogger(log)] if log else None)
     except TrainingError:
-        if _finite_weights(model):
+        if _finite_weights(model) and lead:
             model.save(out)
             stream.write(f"saved the last good weights to {out}\n")
         else:
             stream.write(f"the weights hold NaN or inf: nothing saved to {out}\n")
         raise
     except KeyboardInterrupt:
-        model.save(out)
+        if lead:
+            model.save(out)
         stream.write(f"\ninterrupted: saved a checkpoint of epoch {model.epoch} to {out}\n")
         raise
     finally:
@@ -154,6 +177,8 @@ def train_spec(spec_path: Path, epochs=None, batch_size=None, seed=None, quiet=F
             signal.signal(signal.SIGINT, previous)
     seconds = time.perf_counter() - t0
     result = {"epochs": len(history.epoch), "seconds": seconds}
+    if not lead:
+        return result
     if split.n_test == 0:
         stream.write("no held-out data (test_split=0): no test metrics\n")
     elif split.batch_size:

@@ -32,6 +32,9 @@ class RunCtx:
     updates: list = field(default_factory=list)   # (array, new value): applied only by a train step
     input_grads: bool = True      # whether backward must produce the model inputs' gradients
     carry: dict | None = None     # decoding: node id -> the state its previous step left (decode.py)
+    # data-parallel training (train/distributed.py): the sum over ranks of a float vector, for
+    # statistics over the global batch (batchnorm's moments); None in one process
+    allreduce: object = None
 
     def needs_grad(self, ref) -> bool:
         """Whether the gradient flowing back into this input of a layer is used: not when it
@@ -80,6 +83,7 @@ class Executor:
         self.state_batch: dict[int, int] = {}
         self.reset_to: dict[int, tuple] = {}
         self.rng = np.random.default_rng([seed, 1])
+        self.allreduce = None          # set by a data-parallel fit (RunCtx.allreduce)
         self.vocab_limits = self._vocab_limits()
         self.readers: dict[tuple, list] = {}          # (node, port) -> ids of the layers reading it
         for n in graph.nodes:
@@ -317,7 +321,8 @@ class Executor:
     # --- what a device executor replaces ------------------------------------------------
     def _new_ctx(self, training: bool, input_grads: bool) -> RunCtx:
         use_threads()
-        return RunCtx(training, self.rng, self, input_grads=input_grads)
+        return RunCtx(training, self.rng, self, input_grads=input_grads,
+                      allreduce=self.allreduce if training else None)
 
     def _engine_input(self, act):
         return act

@@ -159,6 +159,98 @@ def _metric_logs(model, cfg, prefix="") -> dict:
     return logs
 
 
+def _shard_loss(model, cfg, tape, ys, weights, n_out):
+    """Per output: (the shard's mean loss, its gradient, the shard's denominator D: rows, or
+    unmasked steps of a per-step output), as output_loss computes each output's part."""
+    parts = []
+    for k in range(n_out):
+        act = tape.outputs[k]
+        value, grads = output_loss([act], [ys[k]], [cfg.losses[k]], [cfg.from_logits[k]], [model.output_names[k]],
+                                   None if weights is None else [weights[k]])
+        if act.data.ndim == 3:
+            count = float(act.mask.sum()) if act.mask is not None else float(act.data.shape[0] * act.data.shape[1])
+        else:
+            count = float(act.data.shape[0])
+        parts.append((value, grads[0], count))
+    return parts
+
+
+def _global_counts(model, dp, counts, rows: int) -> list:
+    """The global batch's denominators: its rows for a vector output; summed over ranks (one
+    small Allreduce) when a per-step output's masks make them depend on the data."""
+    if any(_per_step(model, k) for k in range(len(counts))):
+        return list(dp.sum(counts))
+    return [float(rows)] * len(counts)
+
+
+def _distributed_step(model, cfg, dp, x, ys, weights, rows: int) -> float:
+    """One data-parallel step (train/distributed.py): this rank's shard (x, ys, weights) of a
+    global batch of `rows`; gradients, the loss and the metrics' partial sums are summed over
+    ranks in one Allreduce, and every rank applies the same update. Returns the global batch's loss."""
+    ex = model.executor
+    n_out = len(model.output_names)
+    metrics = [m for ms in cfg.metrics for m in ms]
+    before = [(m.total, m.count) for m in metrics]
+    pool = getattr(ex, "pool", None)
+    ex.allreduce = dp.sum               # batchnorm's moments over the global batch
+    try:
+        with buffers.reusing(pool) if pool is not None else contextlib.nullcontext():
+            local = len(x[0])
+            if local:
+                tape = ex.forward(ex.prepare_inputs(x), training=True, input_grads=False)
+                parts = _shard_loss(model, cfg, tape, ys, weights, n_out)
+            else:                           # a last global batch with fewer rows than ranks
+                parts = [(0.0, None, 0.0)] * n_out
+            loss, d_outs = 0.0, []
+            for (value, g, c), c_all in zip(parts, _global_counts(model, dp, [c for _, _, c in parts], rows)):
+                scale = c / c_all if c_all > 0 else 0.0
+                loss += float(value) * scale
+                d_outs.append(None if g is None else g * g.dtype.type(scale))
+            if local:
+                grads, _ = ex.backward(tape, d_outs)
+                _update_metrics(model, cfg, tape.outputs, ys)
+            else:
+                grads = [None] * len(ex.params)
+            partial = [v for m, (t, c) in zip(metrics, before) for v in (m.total - t, m.count - c)]
+            grads, extra = dp.reduce_step(grads, np.array([loss, *partial], np.float64))
+            loss = float(extra[0])
+            for k, (m, (t, c)) in enumerate(zip(metrics, before)):
+                m.total, m.count = t + float(extra[1 + 2 * k]), c + float(extra[2 + 2 * k])
+            # checked after the sum, so that every rank raises (or goes on) together
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"the loss became {loss}")
+            if not _finite_grads(grads):
+                bad = [n for n, g in zip(model.weight_names(), grads) if g is not None and not np.isfinite(g).all()]
+                raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
+            ex.apply_update(cfg.optimizer, grads)
+            if local:
+                for arr, new in tape.ctx.updates:   # batchnorm's moving statistics: global moments, alike on every rank
+                    arr[...] = new
+    finally:
+        ex.allreduce = None
+    return loss
+
+
+def _stateful(model) -> bool:
+    return any(n.opts.get("stateful") or getattr(n.opts.get("layer"), "opts", {}).get("stateful")
+               for n in model.graph.nodes)
+
+
+def _check_distributable(model, source, n, batch_size, dp) -> None:
+    if source is not None:
+        raise TrainingError("distributed fit takes arrays (x, y), which every rank splits by batch; with x given "
+                            "as batches, run one process (distributed=False)")
+    if getattr(model, "device", "cpu") != "cpu":
+        raise TrainingError("distributed training runs on the CPU engine; use device='cpu' under mpiexec")
+    if _stateful(model):
+        raise TrainingError("a stateful model carries each batch row's state to the next batch, which a split of "
+                            "the batch across ranks would break: train it in one process (distributed=False)")
+    last = n - (math.ceil(n / batch_size) - 1) * batch_size
+    if last < dp.size and any(node.kind == "batchnorm" for node in model.graph.nodes):
+        raise TrainingError(f"the last batch has {last} sample(s) for {dp.size} ranks, and batch normalisation "
+                            "needs rows on every rank: use fewer ranks or a batch_size that leaves a larger last batch")
+
+
 # --- data checks ------------------------------------------------------------------------
 
 def as_targets(model, y) -> list[np.ndarray]:
@@ -364,11 +456,13 @@ def _batches_given(x, y) -> bool:
 
 def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0, shuffle=True,
         seed=None, verbose="auto", callbacks=None, initial_epoch=0, early_stopping=None, stream=None,
-        sample_weight=None, class_weight=None, steps_per_epoch=None) -> History:
+        sample_weight=None, class_weight=None, steps_per_epoch=None, distributed=None) -> History:
     """Keras's fit: arrays (x, y) in batches of batch_size, or x as batches (a generator or
     an iterable of (x, y[, sample_weight]), steps_per_epoch batches an epoch); callbacks
     (train/callbacks.py, or functions fn(model, epoch, logs)); early_stopping=patience is
-    EarlyStopping(patience, restore_best_weights=True) on val_loss (loss without validation)."""
+    EarlyStopping(patience, restore_best_weights=True) on val_loss (loss without validation).
+    Under an MPI launcher with several ranks, training is data-parallel (train/distributed.py)
+    unless distributed=False: batch_size is the global batch, rank 0 alone shows progress."""
     cfg = _config(model)
     stream = stream or sys.stdout
     verbose = 1 if verbose == "auto" else int(verbose)
@@ -412,8 +506,18 @@ def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validat
         if len(validation_data) == 3:
             vsw = sample_weights(model, vy, validation_data[2])
     validating = validation_data is not None or bool(validation_split)
+    from .distributed import data_parallel
+
+    dp = data_parallel(model, distributed)
+    if dp is not None:
+        _check_distributable(model, source, None if source is not None else n, batch_size, dp)
+        if dp.rank:
+            verbose = 0
     if seed is not None:
         model.reseed(seed)
+    if dp is not None and dp.rank:
+        # dropout differs per rank, reproducibly: rank r > 0 draws from (seed, 1, r, epoch)
+        model.executor.rng = np.random.default_rng([model.seed if seed is None else seed, 1, dp.rank, initial_epoch])
     history = History()
     cbs = as_callbacks(callbacks)
     if early_stopping is not None:
@@ -439,18 +543,22 @@ def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validat
         bar = Progbar(steps, verbose=verbose, stream=stream, stateful_metrics=True)
         if source is None:
             order = model.fit_rng.permutation(n) if shuffle else np.arange(n)
-            batches = ((_slice(xs, idx), [t[idx] for t in ys], _sliced(sws, idx))
-                       for idx in (order[k * batch_size:(k + 1) * batch_size] for k in range(steps)))
+            batches = ((_slice(xs, part), [t[part] for t in ys], _sliced(sws, part), len(idx))
+                       for idx in (order[k * batch_size:(k + 1) * batch_size] for k in range(steps))
+                       for part in [idx if dp is None else dp.shard(idx)])
         else:
-            batches = _checked_batches(model, cfg, source, class_weight)
+            batches = ((bx, by, bw, len(bx[0])) for bx, by, bw in _checked_batches(model, cfg, source, class_weight))
         cfg.fresh_metrics()
         total, seen, done = 0.0, 0, 0
-        for step, (bx, by, bw) in enumerate(batches):
+        for step, (bx, by, bw, rows) in enumerate(batches):
             if cbs.batch_hooks:
                 cbs.on_train_batch_begin(step)
             failed = None
             try:
-                loss = train_on_batch(model, bx, by, cfg, targets_listed=True, weights=bw)
+                if dp is None:
+                    loss = train_on_batch(model, bx, by, cfg, targets_listed=True, weights=bw)
+                else:
+                    loss = _distributed_step(model, cfg, dp, bx, by, bw, rows)
             except NonFiniteLoss as e:
                 failed = NonFiniteLoss(f"{e} at epoch {epoch + 1}, batch {step + 1}; training stopped and the "
                                        "weights are those of the last good step (lower the learning rate or "
@@ -458,8 +566,8 @@ def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validat
                 if not cbs.stops_on_nonfinite():
                     raise failed from None
                 loss = math.nan
-            total += loss * len(bx[0])
-            seen += len(bx[0])
+            total += loss * rows
+            seen += rows
             done = step + 1
             if getattr(model, "stop_requested", False):
                 # set by a SIGINT handler: stop between batches, never inside compiled code
@@ -484,7 +592,7 @@ def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validat
         logs = {"loss": total / seen, **_metric_logs(model, cfg)}
         if validating:
             logs.update(evaluate(model, vx, vy, batch_size=batch_size, return_dict=True, prefix="val_",
-                                 sample_weight=vsw, callbacks=cbs))
+                                 sample_weight=vsw, callbacks=cbs, dp=dp))
         bar.update(done, logs, finalize=True)
         model.epoch = epoch + 1
         cbs.on_epoch_end(epoch, logs)
@@ -504,8 +612,37 @@ def _checked_batches(model, cfg, source: _Batches, class_weight):
         yield xs, ys, sample_weights(model, ys, bsw, class_weight)
 
 
+def _evaluate_shards(model, cfg, dp, xs, ys, sws, batch_size) -> float:
+    """The loss of evaluate over the whole data, each batch split across the ranks: the
+    shards' numerators and denominators per batch and output, and the metrics' partial
+    sums, summed over ranks in one Allreduce at the end."""
+    n, n_out = len(xs[0]), len(ys)
+    starts = list(range(0, n, batch_size))
+    nums, counts = np.zeros((len(starts), n_out)), np.zeros((len(starts), n_out))
+    metrics = [m for ms in cfg.metrics for m in ms]
+    ex = model.executor
+    for b, start in enumerate(starts):
+        part = dp.shard(np.arange(start, min(start + batch_size, n)))
+        if not len(part):
+            continue
+        sl = slice(int(part[0]), int(part[-1]) + 1)
+        tape = ex.forward(ex.prepare_inputs(_slice(xs, sl)), training=False)
+        local = [t[sl] for t in ys]
+        for k, (value, _, c) in enumerate(_shard_loss(model, cfg, tape, local, _sliced(sws, sl), n_out)):
+            nums[b, k], counts[b, k] = value * c, c
+        _update_metrics(model, cfg, tape.outputs, local)
+    partial = [v for m in metrics for v in (m.total, m.count)]
+    s = dp.sum(np.concatenate([nums.ravel(), counts.ravel(), partial]))
+    nums, counts = s[:nums.size].reshape(nums.shape), s[nums.size:2 * nums.size].reshape(nums.shape)
+    for k, m in enumerate(metrics):
+        m.total, m.count = float(s[2 * nums.size + 2 * k]), float(s[2 * nums.size + 2 * k + 1])
+    means = np.divide(nums, counts, out=np.zeros_like(nums), where=counts > 0).sum(axis=1)
+    rows = np.array([min(start + batch_size, n) - start for start in starts], np.float64)
+    return float(means @ rows)
+
+
 def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0, sample_weight=None,
-             callbacks=None):
+             callbacks=None, dp=None):
     """Loss (and metrics) over the whole data in inference mode, weighted by batch size;
     sample_weight weighs each sample's loss (not the metrics), as in Keras."""
     cfg = _config(model)
@@ -524,7 +661,7 @@ def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0
     if callbacks is not None:
         callbacks.on_test_begin()
     try:
-        for k, start in enumerate(range(0, n, batch_size)):
+        for k, start in enumerate(range(0, n, batch_size) if dp is None else ()):
             if hooks:
                 callbacks.on_test_batch_begin(k)
             sl = slice(start, start + batch_size)
@@ -538,6 +675,8 @@ def evaluate(model, x, y, batch_size=32, return_dict=False, prefix="", verbose=0
             if hooks:
                 callbacks.on_test_batch_end(k, {"loss": total / min(start + batch_size, n),
                                                 **_metric_logs(model, cfg)})
+        if dp is not None:          # fit's validation, data-parallel (test batch hooks are not called)
+            total = _evaluate_shards(model, cfg, dp, xs, ys, sws, batch_size)
         logs = {f"{prefix}loss": total / n, **_metric_logs(model, cfg, prefix)}
     finally:
         cfg.metrics = saved

@@ -67,7 +67,19 @@ def _start_pool() -> None:
 
 _start_pool()
 
-WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", os.cpu_count() or 1)))
+def _ranks_here() -> int:
+    """How many MPI ranks share this machine, from what the launcher sets (MPICH's Hydra,
+    Open MPI, Slurm); 1 outside a launcher."""
+    for var in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"):
+        try:
+            return max(1, int(os.environ[var]))
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+# the threads of one process: the cores, shared among the MPI ranks on this machine (no oversubscription)
+WORKERS = max(1, int(os.environ.get("RNNDSL_NUM_THREADS", (os.cpu_count() or 1) // _ranks_here())))
 # multiply-adds of a whole call below which splitting does not pay
 MIN_SPLIT_WORK = int(os.environ.get("RNNDSL_MIN_SPLIT_WORK", 2_000_000))
 MIN_ROWS = 4

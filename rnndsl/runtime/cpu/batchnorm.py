@@ -19,16 +19,23 @@ def forward(node, W, ins, ctx, init_state=None):
     if ctx.training:
         # batch statistics over every unmasked row (batch and, for sequences, steps)
         w = np.ones(len(X), X.dtype) if x.mask is None else flat(x.mask[..., None]).astype(X.dtype)[:, 0]
-        n = max(w.sum(), 1.0)
-        mean = (w @ X) / n
+        total = ctx.allreduce  # data-parallel: moments over the global batch (sums over ranks)
+        if total is None:
+            count = w.sum()
+            mean = (w @ X) / max(count, 1.0)
+        else:
+            s = total(np.concatenate([[w.sum()], w @ X]))
+            count = s[0]
+            mean = (s[1:] / max(count, 1.0)).astype(X.dtype)
+        n = max(count, 1.0)
         Xc = X - mean
-        var = (w @ (Xc * Xc)) / n
+        var = (w @ (Xc * Xc)) / n if total is None else (total(w @ (Xc * Xc)) / n).astype(X.dtype)
         m = o["momentum"]
-        if w.sum() > 0:     # zero steps (or every step masked): no statistics to move toward
+        if count > 0:     # zero steps (or every step masked): no statistics to move toward
             ctx.updates.append((moving_mean, m * moving_mean + (1 - m) * mean))
             ctx.updates.append((moving_var, m * moving_var + (1 - m) * var))
     else:
-        mean, var, w, n = moving_mean, moving_var, None, None
+        mean, var, w, n, total = moving_mean, moving_var, None, None, None
         Xc = X - mean
     inv_std = 1.0 / np.sqrt(var + eps)
     Xhat = Xc * inv_std
@@ -48,8 +55,12 @@ def forward(node, W, ins, ctx, init_state=None):
         if w is None:                                              # inference: statistics are constants
             return [(dXhat * inv_std).reshape(x.data.shape)], grads, None
         # undo Xhat = (X - mean) * inv_std with mean and var taken over the weighted rows
-        dvar = -0.5 * (dXhat * Xc).sum(axis=0) * inv_std ** 3
-        dmean = -dXhat.sum(axis=0) * inv_std
+        s_xc, s_d = (dXhat * Xc).sum(axis=0), dXhat.sum(axis=0)
+        if total is not None:                                      # sums over the global batch
+            s = total(np.concatenate([s_xc, s_d])).astype(X.dtype)
+            s_xc, s_d = s[:len(s_xc)], s[len(s_xc):]
+        dvar = -0.5 * s_xc * inv_std ** 3
+        dmean = -s_d * inv_std
         dX = dXhat * inv_std + (w[:, None] / n) * (dmean + 2.0 * Xc * dvar)
         return [dX.reshape(x.data.shape)], grads, None
 
