@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
 from _pytest.reports import TestReport
 
 # the test files (relative to the repository) that run in the child: the cells' (not
