@@ -7,92 +7,105 @@ it once more. Called through a trampoline of fixed signature, the driver is comp
 (and cached); a trampoline per kernel signature is a few LLVM instructions, built here
 directly (milliseconds, no numba pipeline):
 
-    tramp(buf, b0, b1) = kernel(*load(buf), b0, b1)
+    pack_args(args, buf)          store args at buf (compiled per argument types: tiny)
+    tramp(buf, b0, b1)            kernel(*load(buf), b0, b1)
 
-load reads the arguments back as numba stores them in memory (its data model's data
-types in an LLVM struct of natural alignment, the layout `Packer` writes from Python).
-An array goes in as its data pointer, sizes and strides with neither a meminfo nor a
-parent: the caller holds the array for the whole call, and numba's reference counting
-ignores a null meminfo. Arrays, integers, floats and booleans are packed; a kernel with
-any other argument type (Packer.build returns None) keeps the per-signature driver.
+Both sides use the same layout: the arguments' data types (numba's data model) in an
+LLVM struct of natural alignment. An array goes in with neither meminfo nor parent (those
+that unboxing made for pack_args are released when it returns): the caller holds the
+array for the whole call, and numba's reference counting ignores a null meminfo. Arrays, integers,
+floats and booleans are packed; a kernel with any other argument type (Packer.build
+returns None) keeps the per-signature driver.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
-import struct
+import threading
 
-import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import cpu_target
+from numba.extending import intrinsic
 
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
 _ints = itertools.count()
 
 
-_INTS = {8: "b", 16: "h", 32: "i", 64: "q"}
-
-
-def _code(t) -> str | None:
-    """The struct module's code for a scalar numba type as numba stores it, or None. (A
-    literal bool or int, a kernel's per-value argument, is stored as its plain type.)"""
-    if isinstance(t, types.Boolean):
-        return "B"                                  # i8 in memory
-    if isinstance(t, types.Integer):
-        return _INTS[t.bitwidth] if t.signed else _INTS[t.bitwidth].upper()
-    if isinstance(t, types.Float):
-        return {32: "f", 64: "d"}[t.bitwidth]
-    return None
+def _packed(t) -> bool:
+    """Whether arguments of this numba type are packed (a literal bool or int, a kernel's
+    per-value argument, is stored as its plain type)."""
+    if isinstance(t, types.Array):
+        return not isinstance(t.dtype, (types.Record, types.NestedArray))
+    return isinstance(t, (types.Boolean, types.Integer, types.Float))
 
 
 class Packer:
-    """The trampoline of one kernel signature and the packing of its arguments."""
+    """The trampoline of one kernel signature and the buffers its arguments are packed into."""
 
-    def __init__(self, fmt: str, size: int, arrays: tuple, address: int, library):
-        self.fmt, self.size, self.arrays = struct.Struct(fmt), size, arrays
+    def __init__(self, size: int, address: int, library):
+        self.size = size
         self.address = address
         self.library = library                      # keeps the trampoline's code alive
+        self.local = threading.local()              # each thread's argument buffer
+        self.store = None                           # pack_args's entry point for these types (parallel.py)
 
     @classmethod
     def build(cls, sig: tuple, kernel_address: int) -> "Packer | None":
         """For a kernel compiled for (*sig, int64, int64) at kernel_address; None when an
         argument type is not one packed here."""
-        ctx = cpu_target.target_context
-        td = ctx.codegen().target_data
-        fmt, offset, arrays = ["<"], 0, []
-        for k, t in enumerate(sig):
-            data = ctx.get_data_type(t)
-            align = data.get_abi_alignment(td)
-            pad = -offset % align
-            fmt.append("x" * pad)
-            offset += pad
-            if isinstance(t, types.Array) and not isinstance(t.dtype, (types.Record, types.NestedArray)):
-                fmt.append("qqqqQ" + "q" * (2 * t.ndim))       # meminfo, parent, nitems, itemsize, data, shape, strides
-                arrays.append(k)
-            else:
-                code = _code(t)
-                if code is None:
-                    return None
-                fmt.append(code)
-            offset += data.get_abi_size(td)
-        if struct.calcsize("".join(fmt)) != offset:          # pragma: no cover - a layout numba changed
+        if not all(_packed(t) for t in sig):
             return None
+        ctx = cpu_target.target_context
+        layout = ir.LiteralStructType([ctx.get_data_type(t) for t in sig])
+        size = layout.get_abi_size(ctx.codegen().target_data)
         address, library = _trampoline(ctx, tuple(sig), kernel_address)
-        return cls("".join(fmt), offset, tuple(arrays), address, library)
+        return cls(size, address, library)
 
-    def pack(self, args: tuple) -> np.ndarray:
-        """The arguments as the trampoline loads them (keep args alive while it runs)."""
-        values = []
-        for k, a in enumerate(args):
-            if k in self.arrays:
-                values += (0, 0, a.size, a.itemsize, a.__array_interface__["data"][0], *a.shape, *a.strides)
-            else:
-                values.append(a)
-        buf = np.empty(max(self.size, 8), np.uint8)
-        self.fmt.pack_into(buf, 0, *values)
-        return buf
+    def pack(self, args: tuple, store) -> int:
+        """The address of the arguments stored as the trampoline loads them, in a buffer of
+        this thread's (keep args alive while the call runs; the next pack on this thread
+        writes the same buffer). store: pack_args's compiled code for these arguments."""
+        buf = getattr(self.local, "buf", None)
+        if buf is None:
+            buf = self.local.buf = ctypes.create_string_buffer(max(self.size, 8))
+        address = ctypes.addressof(buf)
+        store(args, address)
+        return address
+
+
+@intrinsic
+def _store(typingctx, args, address):
+    """Store the tuple `args` at `address` as numba lays its values out in memory (the
+    struct the trampoline loads)."""
+    if not isinstance(args, types.BaseTuple) or not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, llargs):
+        tup, addr = llargs
+        layout = ir.LiteralStructType([context.get_data_type(t) for t in args.types])
+        ptr = builder.inttoptr(addr, layout.as_pointer())
+        for k, t in enumerate(args.types):
+            value = context.data_model_manager[t].as_data(builder, builder.extract_value(tup, k))
+            if isinstance(t, types.Array):
+                # no meminfo, no parent: the ones unboxing made for this call die with it,
+                # and numba's reference counting ignores a null meminfo
+                for field in (0, 1):
+                    value = builder.insert_value(value, ir.Constant(value.type.elements[field], None), field)
+            builder.store(value, builder.gep(ptr, [ir.Constant(_I32, 0), ir.Constant(_I32, k)]))
+        return context.get_dummy_value()
+
+    return types.none(args, address), codegen
+
+
+@njit(nogil=True, cache=True)
+def pack_args(args, address):
+    """args stored at address (the buffer Packer.pack hands out); compiled per argument
+    types, a few instructions: its entry point unboxes the arrays in C, where reading an
+    array's data pointer from Python took a microsecond an array."""
+    _store(args, address)
 
 
 def _trampoline(ctx, sig: tuple, kernel_address: int):

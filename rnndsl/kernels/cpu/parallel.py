@@ -46,7 +46,7 @@ from numba.extending import intrinsic
 
 from . import buffers, paths
 from .packed import NB, packed, rows_matmul, tn_accumulate
-from .packed_call import Packer
+from .packed_call import Packer, pack_args
 
 SPIN_COUNT = "10000"
 
@@ -120,8 +120,9 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
     if packer is None:                          # an argument type packed_call does not store
         split_typed(address, args, rows, n)
     else:
-        buf = packer.pack(args)
-        split_rows(packer.address, buf.ctypes.data, rows, n)
+        if packer.store is None:                # pack_args for these types: one per kernel signature
+            packer.store = compiled(pack_args, (args, 0), rows=False)[0]
+        _split_entry()(packer.address, packer.pack(args, packer.store), rows, n)
 
 
 @intrinsic
@@ -153,6 +154,19 @@ def split_rows(trampoline, buf, rows, parts):
     trampoline(buf, b0, b1): compiled once for every kernel."""
     for p in prange(parts):
         call_compiled(trampoline, (buf,), rows * p // parts, rows * (p + 1) // parts)
+
+
+_entry: list = []
+
+
+def _split_entry():
+    """split_rows's compiled code for its one signature, called without numba's dispatch
+    (which types the four integers on every call: a few microseconds a split)."""
+    if not _entry:
+        sig = (types.int64,) * 4
+        split_rows.compile(sig)
+        _entry.append(split_rows.overloads[sig].entry_point)
+    return _entry[0]
 
 
 @njit(parallel=True, cache=True, nogil=True)
