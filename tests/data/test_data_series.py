@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # --- windows: Keras's numbers --------------------------------------------------------------------------
 # Keras 3.15.1, keras.utils.timeseries_dataset_from_array(data, targets, T, sequence_stride=s,
-# sampling_rate=r, batch_size=None) (its NumPy "grain" path, /tmp/hs/keras_ts.py), with
+# sampling_rate=r, batch_size=None) (its NumPy "grain" path, run with grain stubbed), with
 # targets = the target column shifted by (T-1)r + h: horizon h after the window's last row.
 
 def test_windows_match_keras_docstring_example():

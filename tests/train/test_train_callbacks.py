@@ -1,5 +1,5 @@
 """Callbacks: the order fit calls them in, and each one's rule against Keras 3.15's numbers
-(/tmp/hr/keras_ref.py: the same sequences of monitored values fed to Keras's callbacks)."""
+(a script run against Keras 3.15: the same sequences of monitored values fed to Keras's callbacks)."""
 
 import io
 import os

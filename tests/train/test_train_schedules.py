@@ -1,7 +1,7 @@
 """Learning-rate schedules: values against Keras 3.15, in optimizers, in a spec's train
 section, from configure's text form, and through a checkpoint.
 
-Keras numbers from /tmp/hr/keras_ref.py (KERAS_BACKEND=torch, Keras 3.15.1; Keras computes
+Keras numbers from a script run against Keras (KERAS_BACKEND=torch, Keras 3.15.1; Keras computes
 in float32, hence the tolerances)."""
 
 import numpy as np

@@ -1,5 +1,5 @@
 """fit(sample_weight=..., class_weight=...) and fit on batches (generators, iterables,
-steps_per_epoch), with Keras 3.15's numbers (/tmp/hr/keras_ref.py, torch backend)."""
+steps_per_epoch), with Keras 3.15's numbers (a script run against it, torch backend)."""
 
 import warnings
 from types import SimpleNamespace
