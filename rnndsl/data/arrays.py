@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rnndsl.errors import DataError, did_you_mean
+from ..errors import DataError, did_you_mean
 
 from .npyfile import NpzReader, file_head, read_npy
+from .options import is_number
 from .series import SERIES_OPTIONS, check_series_options, given, load_csv_windows
 
 __all__ = ["load_arrays", "load_csv", "load_named_arrays"]
@@ -96,14 +97,6 @@ def load_named_arrays(path, inputs: list[str], outputs: list[str]):
     return [arrays[n] for n in inputs], (ys[0] if len(ys) == 1 else ys)
 
 
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
 def load_csv(path, label_column: int | None = -1, skip_header="auto", delimiter: str = ",",
              dtype=np.float32, columns=None, target=None, window: int | None = None, horizon: int = 1,
              stride: int = 1, sampling_rate: int = 1):
@@ -142,7 +135,7 @@ def load_csv(path, label_column: int | None = -1, skip_header="auto", delimiter:
                 if not fields or all(c == "" for c in fields):
                     continue
                 if ncols is None and (skip_header is True or (
-                        skip_header == "auto" and not all(_is_number(c) for c in fields))):
+                        skip_header == "auto" and not all(is_number(c) for c in fields))):
                     ncols = len(fields)  # the header fixes the column count
                     skip_header = False
                     continue

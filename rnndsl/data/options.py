@@ -140,3 +140,12 @@ def check_options(source: str, **values) -> None:
 def _show(value) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_number(s: str) -> bool:
+    """Whether a CSV field reads as a number (a header's fields mostly do not)."""
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True

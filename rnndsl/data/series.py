@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnndsl.errors import DataError, did_you_mean
-
-from .options import fits_memory, whole
+from ..errors import DataError, did_you_mean
+from .options import fits_memory, is_number, whole
 from .npyfile import memory_limit
 
 __all__ = ["windows", "window_starts", "rows_needed", "SeriesTable", "read_series", "load_csv_windows",
@@ -185,14 +184,6 @@ class SeriesTable:
             return None
 
 
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
 def _decode(path: Path) -> str:
     try:
         size = path.stat().st_size
@@ -275,7 +266,7 @@ def read_series(path, columns=None, target=None, skip_header="auto", delimiter: 
                 continue
             if ncols is None:
                 ncols = len(fields)
-                if skip_header is True or (skip_header == "auto" and not all(_is_number(c) for c in fields)):
+                if skip_header is True or (skip_header == "auto" and not all(is_number(c) for c in fields)):
                     header = fields
                 names = header or [f"column {j}" for j in range(ncols)]
                 cols = _pick(_as_list(columns) or list(range(ncols)), header, ncols, "columns", path, lineno)

@@ -185,14 +185,7 @@ output x | lstm(3, seq, initial_state=[h0, c0]) | dense(2)
 
 
 def test_attention_decoder_steps_over_the_whole_encoder():
-    m = rnndsl.compile("""
-input src: int[5]
-input tgt: int[3]
-enc = src | embed(7, 6) | gru(5, seq, state)
-dec = tgt | embed(4, 6) | gru(5, seq, initial_state=enc.state)
-ctx = attention(dec, enc, use_scale=true)
-output concat(dec, ctx) | dense(3)
-""", dtype="float64", seed=4)
+    m = rnndsl.compile(ATTENTION, dtype="float64", seed=4)
     m.set_weights([w * 3 for w in m.get_weights()])
     src = np.random.default_rng(2).integers(0, 7, (6, 5))
     src[:, 3:] = 0

@@ -107,6 +107,23 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
                     acc += A[(b * Tq + i) * Tv + j] * dC[(i * B + b) * dv + e]
             dV[n] = acc
 
+    @cuda.jit(device=True)
+    def partial(g, mine, other, s, mode):
+        """g dS_ij/dmine for the query's or the key's feature `mine` against `other` (the
+        scores are symmetric in q and k), before the factor `finish` applies."""
+        if mode == 0:
+            return g * other
+        t = math.tanh(s * (mine + other)) if mode == 1 else math.tanh(mine + other)
+        return g * (ONE - t * t)
+
+    @cuda.jit(device=True)
+    def finish(acc, s, cw, wv, f, mode):
+        if mode == 0:
+            return acc * s
+        if mode == 1:
+            return acc * cw[0] * s
+        return acc * wv[f] if wv.shape[0] > 0 else acc
+
     @cuda.jit
     def d_query(dQ, dS, Q, K, sw, cw, wv, mode, B, Tq, Tv, d):
         """dQ[i, b, f] = sum_j dS[b, i, j] dS_ij/dq_if."""
@@ -116,23 +133,10 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
             b = r % B
             i = r // B
             s = sw[0] if sw.shape[0] > 0 else ONE
-            q = Q[n]
             acc = ZERO
             for j in range(Tv):
-                g = dS[(b * Tq + i) * Tv + j]
-                k = K[(j * B + b) * d + f]
-                if mode == 0:
-                    acc += g * k
-                else:
-                    t = math.tanh(s * (q + k)) if mode == 1 else math.tanh(q + k)
-                    acc += g * (ONE - t * t)
-            if mode == 0:
-                acc = acc * s
-            elif mode == 1:
-                acc = acc * cw[0] * s
-            elif wv.shape[0] > 0:
-                acc = acc * wv[f]
-            dQ[n] = acc
+                acc += partial(dS[(b * Tq + i) * Tv + j], Q[n], K[(j * B + b) * d + f], s, mode)
+            dQ[n] = finish(acc, s, cw, wv, f, mode)
 
     @cuda.jit
     def d_key(dK, dS, Q, K, sw, cw, wv, mode, B, Tq, Tv, d):
@@ -143,23 +147,10 @@ def build(np_dtype: np.dtype) -> SimpleNamespace:
             b = r % B
             j = r // B
             s = sw[0] if sw.shape[0] > 0 else ONE
-            k = K[n]
             acc = ZERO
             for i in range(Tq):
-                g = dS[(b * Tq + i) * Tv + j]
-                q = Q[(i * B + b) * d + f]
-                if mode == 0:
-                    acc += g * q
-                else:
-                    t = math.tanh(s * (q + k)) if mode == 1 else math.tanh(q + k)
-                    acc += g * (ONE - t * t)
-            if mode == 0:
-                acc = acc * s
-            elif mode == 1:
-                acc = acc * cw[0] * s
-            elif wv.shape[0] > 0:
-                acc = acc * wv[f]
-            dK[n] = acc
+                acc += partial(dS[(b * Tq + i) * Tv + j], K[n], Q[(i * B + b) * d + f], s, mode)
+            dK[n] = finish(acc, s, cw, wv, f, mode)
 
     @cuda.jit
     def weight_parts(P1, P2, dS, Q, K, sw, cw, mode, B, Tq, Tv, d):
