@@ -1,4 +1,4 @@
-"""Runners: rnndsl and its peers (PyTorch, Keras) set up for one workload.
+"""Runners: rnndsl and its peers (PyTorch, ONNX Runtime, Keras) set up for one workload.
 
 A Runner holds ready-to-call closures over fixed data: `train()` does one
 training step (forward, loss, backward, SGD update with learning rate 0.01),
@@ -9,13 +9,16 @@ inference loop (torch.inference_mode for PyTorch). `train_mode()` and
 
 The PyTorch models match the rnndsl specs layer for layer (sizes, batch_first,
 last-step output for a recurrent layer without `seq`, (h, c) handed from the
-encoder to the decoder in seq2seq). Keras runners are used only when Keras
-imports (Keras 3, or tf.keras).
+encoder to the decoder in seq2seq). The ONNX Runtime runner runs the same
+PyTorch module, exported with torch.onnx.export, for inference only. Keras
+runners are used only when Keras imports (Keras 3, or tf.keras).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -217,6 +220,88 @@ def torch_runner(torch, wl: Workload, x, y) -> Runner:
 
     return Runner("torch", infer=lambda: model(*xs), train=train, train_mode=model.train,
                   infer_mode=model.eval, infer_context=torch.inference_mode)
+
+
+# --- ONNX Runtime --------------------------------------------------------------------------
+
+OPSET = 17
+
+
+def ort_module():
+    """(onnxruntime, torch) when both import (torch exports the models), else None."""
+    try:
+        import onnxruntime
+        import torch
+    except Exception:
+        return None
+    return onnxruntime, torch
+
+
+def ort_version(ort) -> str:
+    return getattr(ort, "__version__", "?")
+
+
+def _lstm_step_module(torch):
+    """(x_t, h, c) -> (h', c') through nn.LSTMCell(64, 128): the state as plain graph inputs
+    and outputs, so that the exported model can be stepped."""
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = torch.nn.LSTMCell(64, 128)
+
+        def forward(self, x, h, c):
+            return self.cell(x, (h, c))
+
+    return Step()
+
+
+def _onnx_bytes(torch, module, args: tuple, names: list[str], outputs: list[str]) -> bytes:
+    buf = io.BytesIO()
+    # the exporter's warnings (batch_first LSTM and the like) would bury the table
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the TorchScript exporter: it takes nn.LSTM/GRU/RNN to ONNX's fused recurrent ops
+        torch.onnx.export(module, args, buf, input_names=names, output_names=outputs,
+                          opset_version=OPSET, dynamo=False)
+    return buf.getvalue()
+
+
+def _ort_session(ort, model: bytes, threads: int):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def ort_runner(ort, torch, wl: Workload, x, y, threads: int) -> Runner:
+    """The PyTorch peer's module for wl in eval mode, exported to ONNX (opset 17) in memory and
+    run by an InferenceSession on the CPU provider with `threads` intra-op threads; inference
+    only (train is None). For stream-step, one LSTMCell step with (h, c) fed back each call."""
+    torch.manual_seed(0)
+    if wl.kind == "stream":
+        step = _lstm_step_module(torch).eval()
+        zeros = np.zeros((1, 128), np.float32)
+        args = (torch.from_numpy(x), torch.from_numpy(zeros), torch.from_numpy(zeros))
+        sess = _ort_session(ort, _onnx_bytes(torch, step, args, ["x", "h", "c"], ["h1", "c1"]), threads)
+        feed = {"x": np.ascontiguousarray(x, np.float32), "h": zeros, "c": zeros.copy()}
+
+        def infer():
+            h, c = sess.run(None, feed)
+            feed["h"], feed["c"] = h, c
+            return h
+
+        return Runner("ort", infer=infer,
+                      notes=[f"stream step: exported nn.LSTMCell, (h, c) as inputs and outputs, opset {OPSET}"])
+    module = _torch_model(torch, wl.name).eval()
+    arrays = [np.ascontiguousarray(a) for a in (x if isinstance(x, list) else [x])]
+    names = [f"in{i}" for i in range(len(arrays))]
+    model = _onnx_bytes(torch, module, tuple(torch.from_numpy(a) for a in arrays), names, ["logits"])
+    sess = _ort_session(ort, model, threads)
+    feed = dict(zip(names, arrays))
+    return Runner("ort", infer=lambda: sess.run(None, feed), train=None,
+                  notes=[f"inference: the PyTorch module, torch.onnx.export opset {OPSET}, CPUExecutionProvider"])
 
 
 # --- Keras -------------------------------------------------------------------------------

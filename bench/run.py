@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark rnndsl against PyTorch CPU and Keras (each when importable), in one process.
+"""Benchmark rnndsl against PyTorch CPU, ONNX Runtime and Keras (each when importable), in one process.
 
     python bench/run.py                 full run (~10 min on 2 cores), table + bench/results.json
     python bench/run.py --quick         smoke run (few steps)
@@ -10,7 +10,7 @@
 
 Every framework runs float32 on --threads threads (default 2): the OpenMP,
 OpenBLAS, MKL and numba thread variables are set before NumPy is imported, and
-torch.set_num_threads is called. A timing is the median of --steps calls after
+torch.set_num_threads is called (ONNX Runtime: intra_op_num_threads). A timing is the median of --steps calls after
 warm-up calls (the first of which includes numba compilation). See
 bench/README.md for how to read the table and for the targets.
 """
@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "RNNDSL_NUM_THREADS")
-PEERS = ("torch", "keras")
+PEERS = ("torch", "ort", "keras")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,7 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(under 15%% busy over 2 s); for a shared machine (default 0: no wait)")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
     p.add_argument("--peers", default=",".join(PEERS),
-                   help="peer frameworks to try, comma-separated, or 'none' (default: torch,keras)")
+                   help="peer frameworks to try, comma-separated, or 'none' (default: torch,ort,keras; ort is "
+                        "inference only, the PyTorch models exported to ONNX)")
     p.add_argument("--profile", action="store_true",
                    help="instead of the comparison: break rnndsl's train and infer steps down")
     p.add_argument("--scaling", action="store_true",
@@ -197,6 +198,10 @@ def _peer_modules(wanted: str, threads: int) -> dict:
             except RuntimeError:
                 pass
             mods["torch"] = torch
+    if "ort" in names:
+        ort = peers.ort_module()
+        if ort is not None:
+            mods["ort"] = ort           # (onnxruntime, torch): torch is its exporter
     if "keras" in names:
         keras = peers.keras_module()
         if keras is not None:
@@ -239,6 +244,8 @@ def run_workload(wl, peer_mods: dict, args) -> dict:
     builders = [("rnndsl", lambda: peers.rnndsl_runner(wl, x, y))]
     if "torch" in peer_mods:
         builders.append(("torch", lambda: peers.torch_runner(peer_mods["torch"], wl, x, y)))
+    if "ort" in peer_mods:
+        builders.append(("ort", lambda: peers.ort_runner(*peer_mods["ort"], wl, x, y, args.threads)))
     if "keras" in peer_mods:
         builders.append(("keras", lambda: peers.keras_runner(peer_mods["keras"], wl, x, y)))
     for name, build in builders:
@@ -389,11 +396,14 @@ def compare(args) -> int:
     info["rnndsl"] = peers.rnndsl_version()
     if "torch" in peer_mods:
         info["torch"] = peer_mods["torch"].__version__
+    if "ort" in peer_mods:
+        info["onnxruntime"] = peers.ort_version(peer_mods["ort"][0])
     if "keras" in peer_mods:
         info["keras"] = peers.keras_version(peer_mods["keras"])
     load = info["load_average_at_start"]
     print(f"rnndsl {info['rnndsl']} | numpy {info['numpy']} | numba {info['numba']} | "
           + (f"torch {info['torch']} | " if "torch" in info else "torch not importable | ")
+          + (f"onnxruntime {info['onnxruntime']} | " if "onnxruntime" in info else "onnxruntime not importable | ")
           + (f"keras {info['keras']}" if "keras" in info else "keras not importable"))
     print(f"{info['cpu']}, {info['cores']} cores, {args.threads} threads, float32"
           + (f", load average {load[0]:.2f}" if load else ""))
