@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, did_you_mean
 
 from .npyfile import NpzReader, file_head, read_npy
-from .options import is_number
+from .options import check_csv_format, existing_file, is_number
 from .series import SERIES_OPTIONS, check_series_options, given, load_csv_windows
 
 __all__ = ["load_arrays", "load_csv", "load_named_arrays"]
-
-
-def _existing_file(path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"data path {path} is not a file")
-    return path
 
 
 def load_arrays(path, x_key: str = "x", y_key: str | None = "y"):
@@ -31,7 +21,7 @@ def load_arrays(path, x_key: str = "x", y_key: str | None = "y"):
 
     Only those members are read, each checked before it is made (numeric dtype,
     declared size against the file and the memory bound: see npyfile.py); never pickle."""
-    path = _existing_file(path)
+    path = existing_file(path)
     for name, key in (("x_key", x_key), ("y_key", y_key)):
         if not (isinstance(key, str) or (key is None and name == "y_key")):
             raise DataError(f"{name} must be the name of an array in {path.name}, got {key!r}")
@@ -67,7 +57,7 @@ def load_named_arrays(path, inputs: list[str], outputs: list[str]):
     take the array 'y' when it is the only output). None when the archive names not one of
     the inputs (an .npy, or an .npz of 'x' and 'y', is read by load_arrays instead). Every
     array must hold the same number of samples."""
-    path = _existing_file(path)
+    path = existing_file(path)
     if not file_head(path, DataError).startswith(b"PK"):
         return None
     with NpzReader(path, DataError) as z:
@@ -118,12 +108,8 @@ def load_csv(path, label_column: int | None = -1, skip_header="auto", delimiter:
                                 delimiter, dtype)
     if label_column is not None and (isinstance(label_column, bool) or not isinstance(label_column, int)):
         raise DataError(f"label_column must be a column number (or None), got {str(label_column)[:40]!r}")
-    if skip_header not in (True, False, "auto"):
-        raise DataError(f"skip_header must be true, false or \"auto\", got {str(skip_header)[:40]!r}")
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
-        raise DataError(f"delimiter must be one character (not a quote or line break), got "
-                        f"{str(delimiter)[:40]!r}")
-    path = _existing_file(path)
+    check_csv_format(skip_header, delimiter)
+    path = existing_file(path)
     rows: list[list[float]] = []
     ncols = None
     try:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import numbers
 
-from rnndsl.errors import DataError
+from pathlib import Path
+
+from ..errors import DataError
 
 from .npyfile import memory_limit
 
@@ -149,3 +151,22 @@ def is_number(s: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def existing_file(path) -> Path:
+    """path as a Path, a DataError when no file is there."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"data path {path} is not a file")
+    return path
+
+
+def check_csv_format(skip_header, delimiter) -> None:
+    """A CSV reader's skip_header (true, false or "auto") and delimiter (one character)."""
+    if skip_header not in (True, False, "auto"):
+        raise DataError(f"skip_header must be true, false or \"auto\", got {str(skip_header)[:40]!r}")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise DataError(f"delimiter must be one character (not a quote or line break), got "
+                        f"{str(delimiter)[:40]!r}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, did_you_mean
-from .options import fits_memory, is_number, whole
+from .options import check_csv_format, existing_file, fits_memory, is_number, whole
 from .npyfile import memory_limit
 
 __all__ = ["windows", "window_starts", "rows_needed", "SeriesTable", "read_series", "load_csv_windows",
@@ -239,17 +239,12 @@ def read_series(path, columns=None, target=None, skip_header="auto", delimiter: 
     skipped. A missing column, a row with another number of fields, an empty, non-numeric
     or non-finite value, or bytes that are not UTF-8 are a DataError naming path:line and
     the column."""
-    if skip_header not in (True, False, "auto"):
-        raise DataError(f"skip_header must be true, false or \"auto\", got {str(skip_header)[:40]!r}")
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
-        raise DataError(f"delimiter must be one character (not a quote or line break), got {str(delimiter)[:40]!r}")
+    check_csv_format(skip_header, delimiter)
     for name, value in (("columns", columns), ("target", target)):
         items = _as_list(value)
         if items is not None and (not items or not all(_is_column(c) for c in items)):
             raise DataError(f"{name} takes column names (or numbers from 0) or a list of them, got {value!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}" if not path.exists() else f"data path {path} is not a file")
+    path = existing_file(path)
     text = _decode(path)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = None

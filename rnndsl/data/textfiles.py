@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from rnndsl.errors import DataError, clip, did_you_mean
+from ..errors import DataError, clip, did_you_mean
+from .options import check_csv_format, existing_file
 
 from .text import Vocabulary, check_text_options, labelled_ids, read_utf8, tokenize
 
@@ -67,17 +68,9 @@ def load_text_csv(path, text, label=None, skip_header="auto", delimiter: str = "
         label = _column_option("label", label)
         if label == text:
             raise DataError(f"text and label name the same column {text!r}")
-    if skip_header not in (True, False, "auto"):
-        raise DataError(f"skip_header must be true, false or \"auto\", got {str(skip_header)[:40]!r}")
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
-        raise DataError(f"delimiter must be one character (not a quote or line break), got "
-                        f"{str(delimiter)[:40]!r}")
+    check_csv_format(skip_header, delimiter)
     check_text_options(max_words, maxlen, padding, truncating, labels)
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"data path {path} is not a file")
+    path = existing_file(path)
     named = isinstance(text, str) or isinstance(label, str)
     has_header = skip_header is True or (skip_header == "auto" and named)
     reader = csv.reader(io.StringIO(read_utf8(path, "CSV file"), newline=""), delimiter=delimiter)
