@@ -116,6 +116,7 @@ class LayerSpec:
     fan_in: bool = False          # takes its inputs as name arguments (concat, add)
     recurrent: bool = False
     internal: bool = False        # the graph's own node (layers/state.py): not callable, not in summary
+    per_step: bool = False        # each output step reads only the same step of its inputs (stepwise)
     summary: str = ""
 
     # --- arguments -----------------------------------------------------------------
@@ -184,5 +185,5 @@ class LayerSpec:
         """Whether the layer can run one time step at a time (Model.decode): step t of each
         output depends only on step t of its inputs, the inputs whose entry in `stepped` is
         False (those that do not change from step to step, an encoder's output) and a state
-        the layer carries from step to step."""
-        return False
+        the layer carries from step to step. By default: `per_step`."""
+        return self.per_step

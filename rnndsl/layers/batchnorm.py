@@ -18,6 +18,7 @@ from .base import LayerSpec, Opt, register
 @register
 class BatchNorm(LayerSpec):
     name = "batchnorm"
+    per_step = True
     aliases = ("batch_normalization", "batchnormalization")
     keras_class = "BatchNormalization"
     keras_name = "batch_normalization"
@@ -29,9 +30,6 @@ class BatchNorm(LayerSpec):
         "trainable": Opt("bool", True),
         "name": Opt("string", None),
     }
-
-    def stepwise(self, node, stepped: list[bool]) -> bool:
-        return True
 
     def infer(self, node, ins, ctx) -> None:
         (x,) = ins

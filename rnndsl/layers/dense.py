@@ -12,6 +12,7 @@ from .base import LayerSpec, Opt, register
 @register
 class Dense(LayerSpec):
     name = "dense"
+    per_step = True
     keras_class = "Dense"
     keras_name = "dense"
     positional = ("units",)
@@ -22,9 +23,6 @@ class Dense(LayerSpec):
         "trainable": Opt("bool", True),
         "name": Opt("string", None),
     }
-
-    def stepwise(self, node, stepped: list[bool]) -> bool:
-        return True
 
     def infer(self, node, ins, ctx) -> None:
         (x,) = ins

@@ -8,14 +8,12 @@ from .base import LayerSpec, Opt, register
 @register
 class Dropout(LayerSpec):
     name = "dropout"
+    per_step = True
     keras_class = "Dropout"
     keras_name = "dropout"
     positional = ("rate",)
     options = {"rate": Opt("rate", required=True, doc="0.5"), "seed": Opt("int0", None),
                "name": Opt("string", None)}
-
-    def stepwise(self, node, stepped: list[bool]) -> bool:
-        return True
 
     def infer(self, node, ins, ctx) -> None:
         node.outputs["out"] = ins[0]

@@ -16,6 +16,7 @@ from .base import LayerSpec, Opt, register
 @register
 class Embed(LayerSpec):
     name = "embed"
+    per_step = True
     aliases = ("embedding",)
     keras_class = "Embedding"
     keras_name = "embedding"
@@ -28,9 +29,6 @@ class Embed(LayerSpec):
         "weights": Opt("string", None),
         "name": Opt("string", None),
     }
-
-    def stepwise(self, node, stepped: list[bool]) -> bool:
-        return True
 
     def infer(self, node, ins, ctx) -> None:
         (x,) = ins

@@ -17,13 +17,11 @@ from .base import LayerSpec, Opt, register
 @register
 class Masking(LayerSpec):
     name = "masking"
+    per_step = True
     keras_class = "Masking"
     keras_name = "masking"
     positional = ("mask_value",)
     options = {"mask_value": Opt("float", 0.0, doc="0.0"), "name": Opt("string", None)}
-
-    def stepwise(self, node, stepped: list[bool]) -> bool:
-        return True
 
     def infer(self, node, ins, ctx) -> None:
         (x,) = ins

@@ -20,12 +20,10 @@ class StatePart(LayerSpec):
     """opts["part"]: which part of the state (its input, a `.state` port) this node gives."""
 
     name = "state_part"
+    per_step = True
     keras_class = "StatePart"
     keras_name = "state_part"
     internal = True
-
-    def stepwise(self, node, stepped: list[bool]) -> bool:
-        return True
 
     def infer(self, node, ins, ctx) -> None:
         """Typed by the graph builder from the state it reads (a state is not a TensorType)."""
@@ -36,12 +34,10 @@ class StatePack(LayerSpec):
     feeds, set by the graph builder)."""
 
     name = "state_pack"
+    per_step = True
     keras_class = "StatePack"
     keras_name = "initial_state"
     internal = True
-
-    def stepwise(self, node, stepped: list[bool]) -> bool:
-        return True
 
     def infer(self, node, ins, ctx) -> None:
         """Checked and typed by the graph builder against the layer the state goes to."""
