@@ -477,7 +477,8 @@ class _Gen:
             return forward_source(n.attr, a[0], self.p.const)
         raise AssertionError(op)  # pragma: no cover
 
-    def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
+    def _rows_head(self, loop: _Loop, skip_padded: bool) -> None:
+        """The loop over the rows, a padded step's row skipped, the row's views."""
         s = self.src
         s(ROWS)
         s.indent()
@@ -486,6 +487,10 @@ class _Gen:
             s("    continue")
         for name, expr in loop.views.items():
             s(f"{name} = {expr}")
+
+    def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
+        s = self.src
+        self._rows_head(loop, skip_padded)
         for name in loop.sums:
             s(f"{name} = k0")
         s(f"for j in range({width}):")
@@ -500,13 +505,7 @@ class _Gen:
     def emit_rows(self, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
         """A pass over the rows only: per-row values (reductions loop over j inside)."""
         s = self.src
-        s(ROWS)
-        s.indent()
-        if skip_padded:
-            s(f"if not {_real()}:")
-            s("    continue")
-        for name, expr in loop.views.items():
-            s(f"{name} = {expr}")
+        self._rows_head(loop, skip_padded)
         for line in body:
             s(line)
         s.dedent()
