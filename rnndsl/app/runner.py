@@ -302,22 +302,29 @@ def predict_texts(model, texts: list[str], lines: list[int], stream, as_json: bo
     return pred
 
 
+def _checkpoint_model(ckpt: Path, output: Path | None, what: str, device: str | None):
+    """The checkpoint's model on its device, once `output` (when given) is known writable:
+    a bad path is reported before the work, not after it."""
+    from ..saving import load_model
+
+    if output:
+        why = unwritable(output)
+        if why:
+            raise DataError(f"cannot write {what} to {output}: {why}")
+    model = load_model(ckpt)
+    if device:
+        model.to(device)
+    return model
+
+
 def predict_checkpoint(ckpt: Path, input_path: Path | None, output: Path | None, stream=None,
                        device: str | None = None, texts: list[str] | None = None,
                        as_json: bool = False) -> np.ndarray:
     """Predict with a checkpoint: arrays from an .npz/.npy (printed, or written to
     ``output``), or raw text (``texts``, or a text file of one per line) for a model that
     carries a vocabulary, one label and probability printed per text."""
-    from ..saving import load_model
-
     stream = stream or sys.stdout
-    if output:
-        why = unwritable(output)
-        if why:
-            raise DataError(f"cannot write predictions to {output}: {why}")
-    model = load_model(ckpt)
-    if device:
-        model.to(device)
+    model = _checkpoint_model(ckpt, output, "predictions", device)
     lines = list(range(1, len(texts) + 1)) if texts is not None else None
     if texts is None and model.text_encoder is not None and not _is_array_file(input_path):
         texts, lines = read_text_lines(input_path)      # (without a vocabulary: read as arrays, or refused)
@@ -364,16 +371,9 @@ def forecast_checkpoint(ckpt: Path, input_path: Path, steps: int, output: Path |
     Prints the forecast, or writes it to --output (.csv: a header of the target names and
     one row per step; else .npy)."""
     from ..data.series import read_series
-    from ..saving import load_model
 
     stream = stream or sys.stdout
-    if output:
-        why = unwritable(output)
-        if why:
-            raise DataError(f"cannot write the forecast to {output}: {why}")
-    model = load_model(ckpt)
-    if device:
-        model.to(device)
+    model = _checkpoint_model(ckpt, output, "the forecast", device)
     data = (model.graph.train or {}).get("data") or {}
     names = None
     if input_path.suffix.lower() == ".csv":
