@@ -63,6 +63,7 @@ class Stepper:
         for nid, x in zip(self.static_inputs, inputs):
             values[(nid, "out")] = self.ex.engine_input(nid, x)
         self.ex.run_nodes(self.static_nodes, values, ctx)
+        ctx.carry.clear()           # the static layers never run again: nothing of theirs to carry
         return values, ctx
 
     def run(self, values: dict, ctx, steps: dict) -> dict:
@@ -167,24 +168,24 @@ class Decoder(Stepper):
         B = prompt.shape[0]
         values, ctx = self.start(inputs)
         lp = self.step(values, ctx, prompt, temperature)
-        tokens = np.empty((B, max_len), np.int64)
+        tokens = []                     # a column per step (max_len bounds the steps, not an array)
         scores = np.zeros(B)
         done = np.zeros(B, bool)
         rows = np.arange(B)
         for t in range(max_len):
             if t > 0:
-                lp = self.step(values, ctx, tokens[:, t - 1:t], temperature)
+                lp = self.step(values, ctx, tokens[-1][:, None], temperature)
             pick = lp + rng.gumbel(size=lp.shape) if method == "sample" else lp
             tok = pick.argmax(axis=1)
             if end is not None:
                 tok[done] = end
             scores += np.where(done, 0.0, lp[rows, tok])
-            tokens[:, t] = tok
+            tokens.append(tok)
             if end is not None:
                 done |= tok == end
                 if done.all():
-                    return tokens[:, :t + 1], scores
-        return tokens, scores
+                    break
+        return np.stack(tokens, axis=1).astype(np.int64), scores
 
     def _beam(self, inputs, prompt, max_len, end, k, temperature):
         B, V = prompt.shape[0], self.vocab
@@ -192,12 +193,12 @@ class Decoder(Stepper):
         lp = self.step(values, ctx, np.repeat(prompt, k, axis=0), temperature)
         score = np.full((B, k), -np.inf)
         score[:, 0] = 0.0                     # the k beams start as one: only the first extends
-        seqs = np.zeros((B, k, 0), np.int64)
+        parents, tokens = [], []              # per step (B, k): each beam's parent and last token
         ended = np.zeros((B, k), bool)
         base = (np.arange(B) * k)[:, None]
         for t in range(max_len):
             if t > 0:
-                lp = self.step(values, ctx, seqs[:, :, -1].reshape(B * k, 1), temperature)
+                lp = self.step(values, ctx, tokens[-1].reshape(B * k, 1), temperature)
             lp = lp.reshape(B, k, V)
             if end is not None and ended.any():
                 lp[ended] = -np.inf
@@ -206,7 +207,8 @@ class Decoder(Stepper):
             best = np.argsort(-cand, axis=1, kind="stable")[:, :k]
             parent, tok = best // V, best % V
             score = np.take_along_axis(cand, best, axis=1)
-            seqs = np.concatenate([np.take_along_axis(seqs, parent[:, :, None], axis=1), tok[:, :, None]], axis=2)
+            parents.append(parent)
+            tokens.append(tok)
             order = (base + parent).reshape(-1)
             ctx.carry = {n: self.ex.take_rows(s, order) for n, s in ctx.carry.items()}
             if end is not None:
@@ -217,8 +219,14 @@ class Decoder(Stepper):
                 settled = np.where(ended, score, -np.inf).max(axis=1)
                 if np.all(settled >= live):
                     break
+        rows = np.arange(B)
         top = score.argmax(axis=1)
-        return seqs[np.arange(B), top], score[np.arange(B), top]
+        best_score = score[rows, top]
+        out = np.empty((B, len(tokens)), np.int64)
+        for t in range(len(tokens) - 1, -1, -1):     # the best beam's tokens, back through its parents
+            out[:, t] = tokens[t][rows, top]
+            top = parents[t][rows, top]
+        return out, best_score
 
 
 def _dependents(g, source: int) -> set[int]:
