@@ -25,6 +25,7 @@ import json
 import re
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -451,6 +452,8 @@ def _set_from_groups(model, f, groups: list[tuple[str, str, str]], where: str) -
         if len(arrays) != n:
             raise WeightsError(f"{where}: layer {name!r} ({cls}) has {n} weight arrays, {group} holds {len(arrays)}")
         for i, a in enumerate(arrays):
+            if a.dtype.kind not in "fiub":
+                raise WeightsError(f"{where}: layer {name!r}: {node.weights[i].name} holds {a.dtype}, not numbers")
             if a.shape != weights[k + i].shape:
                 raise WeightsError(f"{where}: layer {name!r}: {node.weights[i].name} has shape "
                                    f"{weights[k + i].shape}, {group} gives {a.shape}")
@@ -510,9 +513,18 @@ def _read_zip(path) -> tuple[dict, bytes]:
                                  f"has {', '.join(sorted(names)[:5]) or 'nothing'}")
         try:
             config = json.loads(z.read("config.json"))
-        except ValueError as e:
+            weights = z.read("model.weights.h5")
+        except ValueError as e:             # JSONDecodeError, UnicodeDecodeError
             raise KerasFileError(f"{path}: config.json is not JSON: {e}") from None
-        return config, z.read("model.weights.h5")
+        except RecursionError:
+            raise KerasFileError(f"{path}: config.json nests too deeply") from None
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError, EOFError) as e:
+            # a damaged member (CRC, deflate stream), an unknown compression, encryption
+            raise KerasFileError(f"{path}: cannot read the zip's members: {type(e).__name__}: {e}") from None
+    if not isinstance(config, dict):
+        raise KerasFileError(f"{path}: config.json is not a Keras model config (a JSON object), it is "
+                             f"{type(config).__name__}")
+    return config, weights
 
 
 def keras_to_spec(path) -> str:
@@ -539,7 +551,8 @@ def load_keras(path, dtype: str = "float32", seed: int = 0):
     h5py = _h5py()
     config, weights = _read_zip(path)
     text, groups, unmasked = _spec_of(config, path)
-    name = config.get("config", {}).get("name") or Path(path).stem
+    inner = config.get("config")
+    name = (inner.get("name") if isinstance(inner, dict) else None) or Path(path).stem
     try:
         model = compile_spec(text, dtype=dtype, seed=seed, file=str(path))
     except RnnError as e:
@@ -552,7 +565,11 @@ def load_keras(path, dtype: str = "float32", seed: int = 0):
                                  "and no mask=, so Keras ignores the mask there; rnndsl would apply it. Pass "
                                  "mask= to that call in Keras (or drop the mask) and save again")
     model.name = name
-    with h5py.File(io.BytesIO(weights), "r") as f:
+    try:
+        f = h5py.File(io.BytesIO(weights), "r")
+    except OSError as e:
+        raise KerasFileError(f"{path}: model.weights.h5 is not an HDF5 file: {e}") from None
+    with f:
         _set_from_groups(model, f, groups, f"{path}: model.weights.h5")
     return model
 

@@ -213,3 +213,40 @@ def test_keras_ignoring_a_mask_under_initial_state_is_refused(keras, tmp_path):
     keras.Model([ids, h0], y).save(tmp_path / "d.keras")
     with pytest.raises(RnnError, match=r"layer 'dec' is called with initial_state on a masked input and no mask="):
         rnndsl.load_model(tmp_path / "d.keras")
+
+
+def test_damaged_keras_files_are_rnndsl_errors(tmp_path, capsys):
+    """A .keras file whose members are damaged or of the wrong kind: an rnndsl error (exit 1
+    from convert), never an internal one."""
+    import zipfile
+
+    pytest.importorskip("h5py")
+    good = tmp_path / "good.keras"
+    rnndsl.compile("input x: float[?, 2]\noutput x | lstm(3) | dense(2)").save(good)
+    with zipfile.ZipFile(good) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+
+    def write(name, replace=None, stored=False):
+        p = tmp_path / name
+        with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED) as z:
+            for n, data in members.items():
+                z.writestr(n, (replace or {}).get(n, data))
+        return p
+
+    cases = {"null config": write("null.keras", {"config.json": b"null"}),
+             "list config": write("list.keras", {"config.json": b"[1, 2]"}),
+             "deep config": write("deep.keras", {"config.json": b"[" * 100000 + b"]" * 100000}),
+             "garbage weights": write("garbage.keras", {"model.weights.h5": b"not hdf5" * 10}),
+             "empty weights": write("empty.keras", {"model.weights.h5": b""})}
+    crc = write("crc.keras", stored=True)
+    raw = bytearray(crc.read_bytes())
+    at = raw.find(b'"class_name"')
+    raw[at + 2] ^= 0x20                            # the stored config's bytes no longer match its CRC
+    crc.write_bytes(bytes(raw))
+    cases["bad CRC"] = crc
+    for what, p in cases.items():
+        with pytest.raises(RnnError):
+            rnndsl.load_model(p)
+        assert main(["convert", str(p), str(tmp_path / "out.rnn")]) == 1, what
+        err = capsys.readouterr().err
+        assert "internal error" not in err and str(p) in err, (what, err)
