@@ -218,6 +218,12 @@ class Model:
                                     f"got shape {prompt.shape}")
                 if start is not None:
                     prompt = np.concatenate([_token_column(start, len(prompt)), prompt], axis=1)
+        if method == "beam":
+            rows = len(prompt) * k
+            if rows * dec.vocab > MAX_BEAM_SCORES:
+                raise DataError(f"decode: {len(prompt)} row(s) of {k} beams over {dec.vocab} tokens score "
+                                f"{rows * dec.vocab:,} candidates a step, more than {MAX_BEAM_SCORES:,}; "
+                                "use a smaller beam_width or fewer rows at a time")
         rng = np.random.default_rng(seed)
         tokens, scores = dec.decode(enc, prompt, max_len, method, end, k, temperature, rng)
         return (tokens, scores) if return_scores else tokens
@@ -536,6 +542,11 @@ class Model:
             return value, w_grads, [None if g is None else (g.transpose(1, 0, 2) if g.ndim == 3 else g)
                                     for g in in_grads]
         return value, w_grads
+
+
+# beam search scores rows x beams x vocabulary candidates a step, in float64 (several arrays
+# of them): past this it would take gigabytes
+MAX_BEAM_SCORES = 50_000_000
 
 
 def _token_column(start, rows: int) -> np.ndarray:

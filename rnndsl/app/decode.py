@@ -27,7 +27,10 @@ def token_rows(text: str, where: str) -> np.ndarray:
                             "every line is one sequence of the same length")
     if not rows:
         raise DataError(f"{where} holds no token ids")
-    return np.array(rows, dtype=np.int64)
+    try:
+        return np.array(rows, dtype=np.int64)
+    except OverflowError:
+        raise DataError(f"{where}: a token id past the 64-bit range") from None
 
 
 def read_decode_inputs(model, input_path: Path):

@@ -93,6 +93,14 @@ class StepSession:
     def step(self, steps: dict) -> list[np.ndarray]:
         """Every model output after one more step (node id -> (rows, ...) one step of each
         stepped input): a sequence output's last step, a vector as it is."""
+        rows = {len(a) for a in self.static} | {np.shape(x)[0] if np.ndim(x) else -1 for x in steps.values()}
+        if len(rows) > 1:
+            g = self.stepper.ex.graph
+            raise DataError("step(): the inputs given whole and the step have different numbers of rows: "
+                            + ", ".join(f"{g.nodes[i].name} {len(a)}" for i, a in
+                                        zip(self.stepper.static_inputs, self.static))
+                            + ", " + ", ".join(f"{g.nodes[i].name} {np.shape(x)[0] if np.ndim(x) else 'none'}"
+                                               for i, x in steps.items()))
         mine = self.stepper.run(self.values, self.ctx, {nid: np.asarray(x)[:, None] for nid, x in steps.items()})
         out = []
         for o in self.stepper.ex.graph.outputs:

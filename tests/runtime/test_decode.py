@@ -285,3 +285,18 @@ def test_decode_command(s2s, tmp_path, capsys):
     assert main(["decode", str(ckpt)]) == 2
     assert main(["decode", str(tmp_path / "none.npz"), "--tokens", "1"]) == 2
     assert main(["decode", str(ckpt), "--tokens", "1 2 3 4 5", "--start", "3", "--temperature", "nan"]) == 1
+
+
+def test_decode_and_step_refuse_sizes_that_do_not_fit(s2s, tmp_path, capsys):
+    from rnndsl.cli import main
+
+    m, src = s2s
+    with pytest.raises(DataError, match="candidates a step"):
+        m.decode(src, start=3, method="beam", beam_width=10 ** 8)
+    ed = rnndsl.compile(ATTENTION)
+    with pytest.raises(DataError, match="different numbers of rows: src 2, tgt 3"):
+        ed.step([np.zeros((2, 5), int), np.array([1, 1, 1])])
+    ckpt = tmp_path / "m.ckpt.npz"
+    m.save(ckpt)
+    assert main(["decode", str(ckpt), "--tokens", "99999999999999999999999", "--start", "3"]) == 1
+    assert "past the 64-bit range" in capsys.readouterr().err
