@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data.options import fits_memory
 from .errors import DataError, RnnError, WeightsError, whole_number
 from .runtime import make_executor, resolve_device
 
@@ -274,6 +275,8 @@ class Model:
             raise DataError("forecast: the model predicts every input feature; future= has nothing to fill")
         else:
             u = None
+        fits_memory(f"forecast: {steps:,} steps of {len(fc.targets)} value(s) for {h.shape[0]} series",
+                    steps * len(fc.targets) * h.shape[0], h.itemsize)
         out = fc.forecast(np.ascontiguousarray(h), steps, u)
         return out[0] if one else out
 

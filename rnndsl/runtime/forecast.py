@@ -16,6 +16,8 @@ step by step (no bidirectional or go_backwards layer, no pooling over the steps)
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..errors import DataError
@@ -50,7 +52,11 @@ class Forecaster(Stepper):
                                 f"takes {F} feature(s): say which input features the outputs are, targets=[...] "
                                 "(positions among the input's features)")
             targets = list(range(F))
-        targets = [int(j) for j in targets]
+        items = list(targets) if isinstance(targets, (list, tuple, np.ndarray)) else None
+        if items is None or not all(isinstance(j, numbers.Integral) and not isinstance(j, bool) for j in items):
+            raise DataError(f"forecast: targets must be a list of feature positions (whole numbers), got "
+                            f"{str(targets)[:60]!r}")
+        targets = [int(j) for j in items]
         if len(targets) != K:
             raise DataError(f"forecast: targets names {len(targets)} input feature(s) but output {out.name!r} "
                             f"gives {K} value(s) per step")

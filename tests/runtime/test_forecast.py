@@ -128,3 +128,13 @@ def test_forecast_targets_from_the_spec(out, data, targets, message):
     assert m._series_targets() == targets
     if targets is None:
         assert m.forecast(HIST, 2).shape == (3, 2, 2)
+
+
+def test_forecast_refuses_bad_targets_and_sizes_that_do_not_fit():
+    m = rnndsl.compile("input x: float[?, 2]\noutput x | lstm(3) | dense(2)", dtype="float64")
+    h = np.zeros((4, 2))
+    for bad in (["a", "b"], 1, [None, 1], [0.7, 1.2], [True, False]):
+        with pytest.raises(DataError, match="targets must be a list of feature positions"):
+            m.forecast(h, 2, targets=bad)
+    with pytest.raises(DataError, match="more than the memory bound"):
+        m.forecast(h, 10 ** 13)
