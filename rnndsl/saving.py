@@ -127,6 +127,13 @@ def _text_meta(cfg, path, model) -> TextEncoder:
     if enc.input is not None and enc.input not in model.input_names:
         raise CheckpointError(f"{path}: the checkpoint's text settings feed input {enc.input[:40]!r}, which its "
                               f"spec does not have ({', '.join(model.input_names)})")
+    if enc.labels is not None and len(model.graph.outputs) == 1:
+        classes = model.graph.type_of(model.graph.outputs[0].ref).features
+        # training checks every label against the output, so more labels than classes (two
+        # for one sigmoid unit) is an edited file
+        if len(enc.labels) > max(classes, 2 if classes == 1 else 0):
+            raise CheckpointError(f"{path}: the checkpoint's text settings name {len(enc.labels)} labels, more "
+                                  f"than the {classes} class(es) the output scores")
     return enc
 
 

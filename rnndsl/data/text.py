@@ -299,6 +299,16 @@ class TextEncoder:
         words = cfg.get("vocabulary")
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
             raise DataError("the text settings' vocabulary must be a list of strings")
+        # ids 0 and 1 are padding and OOV, named so that no text reads as them; every other
+        # entry a word the tokenizer makes (else an edited list maps words to the wrong ids)
+        for w in words[:2]:
+            if tokenize(w) == [w]:
+                raise DataError(f"the text settings' vocabulary starts with {clip(w)!r}, a word a text could "
+                                "hold, where the padding and OOV entries go")
+        for w in words[2:]:
+            if tokenize(w) != [w]:
+                raise DataError(f"the text settings' vocabulary holds {clip(w)!r}, which the {TOKENIZER} "
+                                "tokenizer never gives")
         maxlen = cfg.get("maxlen")
         if isinstance(maxlen, bool) or not isinstance(maxlen, int):
             raise DataError(f"the text settings' maxlen must be a whole number >= 1, got {str(maxlen)[:40]!r}")

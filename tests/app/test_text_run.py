@@ -249,3 +249,19 @@ def test_a_text_file_for_a_model_without_vocabulary_says_why(trained, tmp_path, 
     assert main(["run", str(old), "--input", str(lines)]) == 1
     err = capsys.readouterr().err
     assert "is not a NumPy .npy/.npz file" in err and "carries no vocabulary to read it as text" in err
+
+
+def test_edited_text_settings_in_a_checkpoint_are_refused(trained, tmp_path):
+    """A vocabulary whose padding or OOV entry is a word, or with an entry the tokenizer never
+    gives, and more labels than the output has classes: each is a CheckpointError at load."""
+    _, ckpt, _ = trained
+    arrays, meta = load_checkpoint(ckpt)
+    for edit, message in ((lambda t: t.update(vocabulary=["good", "bad"] + t["vocabulary"][2:]), "starts with 'good'"),
+                          (lambda t: t.update(vocabulary=t["vocabulary"] + ["GOOD"]), "holds 'GOOD'"),
+                          (lambda t: t.update(labels=t["labels"] + ["x", "y"]), "more than the")):
+        m = json.loads(json.dumps(meta))
+        edit(m["text"])
+        bad = tmp_path / "edited.ckpt.npz"
+        save_checkpoint(bad, arrays, m)
+        with pytest.raises(CheckpointError, match=message):
+            rnndsl.load_model(bad)
