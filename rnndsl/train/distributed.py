@@ -66,6 +66,7 @@ def world():
             _world = comm if comm.Get_size() > 1 else False
             if _world:
                 _abort_on_uncaught()
+                _watch_for_a_silent_end(comm)
     return _world or None
 
 
@@ -87,6 +88,7 @@ def abort(error: BaseException | str, code: int = 1) -> None:
     w = _world or None               # only a world this process has joined
     if w is None:
         return
+    _sentinel_quiet()                # this rank says why itself
     if isinstance(error, KeyboardInterrupt):
         error = "interrupted"
     sys.stderr.write(f"rnndsl: rank {w.Get_rank()} of {w.Get_size()} failed: {error}\n"
@@ -110,6 +112,61 @@ def _abort_on_uncaught() -> None:
         abort(value if not isinstance(value, KeyboardInterrupt) else "interrupted")
 
     sys.excepthook = hook
+
+
+# The sentinel: a small process that outlives its rank and reads a pipe whose only writer is the
+# rank. A rank's normal end (or abort(), which says why) writes one byte first; end of file with
+# no byte means the rank was killed outright. MPICH's mpiexec answers one rank's death by sending
+# SIGKILL to every rank's process group within milliseconds, so no rank can print anything then:
+# the sentinel sits in its own session (out of reach of that SIGKILL) and holds the rank's stderr,
+# which mpiexec forwards until every holder has closed it.
+SENTINEL = """import os, sys
+fd, rank, size, pid, host = sys.argv[1:]
+try:
+    said = os.read(int(fd), 1)
+except OSError:
+    said = b""
+if not said:
+    os.write(2, ("rnndsl: rank %s of %s (pid %s on %s) was killed without a word: by a signal (the OOM "
+                 "killer, by hand, or mpiexec ending the job after another rank ended; mpiexec's "
+                 "BAD TERMINATION names the pid that ended first)\\n" % (rank, size, pid, host)).encode())
+"""
+_sentinel_fd = None
+_sentinel_proc = None                # held so that it is not collected (and warned about) while it runs
+
+
+def _watch_for_a_silent_end(comm) -> None:
+    """Start this rank's sentinel (above); a rank that cannot start one goes on without."""
+    global _sentinel_fd, _sentinel_proc
+    import atexit
+    import socket
+    import subprocess
+
+    read, write = os.pipe()          # both ends close-on-exec: only the sentinel gets `read`
+    argv = [sys.executable, "-I", "-S", "-c", SENTINEL, str(read), str(comm.Get_rank()), str(comm.Get_size()),
+            str(os.getpid()), socket.gethostname()]
+    try:
+        _sentinel_proc = subprocess.Popen(argv, pass_fds=(read,), stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        os.close(write)
+        return
+    finally:
+        os.close(read)
+    _sentinel_fd = write
+    atexit.register(_sentinel_quiet)
+
+
+def _sentinel_quiet() -> None:
+    """Tell the sentinel this rank ends knowingly (async-signal safe: one os.write)."""
+    global _sentinel_fd
+    fd, _sentinel_fd = _sentinel_fd, None
+    if fd is not None:
+        try:
+            os.write(fd, b".")
+            os.close(fd)
+        except OSError:
+            pass
 
 
 class DataParallel:

@@ -49,23 +49,28 @@ def _rel(a, b) -> float:
 
 
 @needs_mpi
-def test_two_ranks_give_one_process_weights_losses_and_metrics(tmp_path):
+def test_two_and_four_ranks_give_one_process_weights_losses_and_metrics(tmp_path):
     """float64, no dropout: a vector output with batchnorm and a last partial batch (23 = 2*8 + 7),
-    a masked per-step output with validation; weights, losses and metrics within 1e-10."""
+    a masked per-step output with validation; weights, losses and metrics within 1e-10 of one
+    process's under 2 ranks and under 4 (oversubscribed here; last batches of 7 and 4 rows), and
+    a normal end says nothing on stderr."""
     sys.path.insert(0, str(HERE))
     try:
         import mpi_check
     finally:
         sys.path.remove(str(HERE))
     mpi_check.main(tmp_path / "one.npz", "off")
-    r = _mpiexec(2, str(HERE / "mpi_check.py"), str(tmp_path / "two.npz"))
-    assert r.returncode == 0, r.stderr[-3000:]
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
-    assert int(two["size"]) == 2
-    assert {k for k in one.files if k != "size"} == {k for k in two.files if k != "size"}
-    for k in one.files:
-        if k != "size":
-            assert _rel(two[k], one[k]) < 1e-10, k
+    one = np.load(tmp_path / "one.npz")
+    for n in (2, 4):
+        r = _mpiexec(n, str(HERE / "mpi_check.py"), str(tmp_path / f"{n}.npz"))
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "rnndsl:" not in r.stderr
+        many = np.load(tmp_path / f"{n}.npz")
+        assert int(many["size"]) == n
+        assert {k for k in one.files if k != "size"} == {k for k in many.files if k != "size"}
+        for k in one.files:
+            if k != "size":
+                assert _rel(many[k], one[k]) < 1e-10, (n, k)
 
 
 @needs_mpi
@@ -74,6 +79,19 @@ def test_a_failing_rank_ends_the_job_with_its_message():
     assert r.returncode != 0
     assert "rank 1 of 2 failed: rank 1 fails on purpose" in r.stderr
     assert "ending the job on every rank" in r.stderr
+
+
+@needs_mpi
+def test_a_killed_rank_ends_the_job_and_every_rank_says_so():
+    """Rank 1 SIGKILLs itself in its second epoch while rank 0 goes on to its next Allreduce:
+    mpiexec SIGKILLs rank 0 (nothing in a rank can print then), and each rank's sentinel says
+    what happened; the job ends (the timeout is the hang check) with a nonzero code."""
+    r = _mpiexec(2, str(HERE / "mpi_check.py"), "kill", timeout=90)
+    assert r.returncode != 0
+    for rank in (0, 1):
+        assert f"rnndsl: rank {rank} of 2 (pid " in r.stderr, r.stderr[-3000:]
+    assert r.stderr.count("was killed without a word: by a signal") == 2
+    assert "failed:" not in r.stderr
 
 
 @needs_mpi
