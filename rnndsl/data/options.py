@@ -8,12 +8,12 @@ import numbers
 
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, clip, did_you_mean
 
 from .npyfile import memory_limit
 
 __all__ = ["whole", "number", "seed", "fits_memory", "check_options", "SOURCE_OPTIONS", "SOURCE_REQUIRED",
-           "FILE_SOURCES", "COMMON_OPTIONS", "SOURCES", "CSV_TEXT", "CSV_NUMBERS", "csv_conflict"]
+           "FILE_SOURCES", "COMMON_OPTIONS", "SOURCES", "CSV_TEXT", "CSV_NUMBERS", "csv_conflict", "column_index"]
 
 # The data-source registry: what each source takes, from Python (the loaders check their
 # arguments with check_options) or from a spec's `data = name(...)` (checked by `check`
@@ -170,3 +170,26 @@ def check_csv_format(skip_header, delimiter) -> None:
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
         raise DataError(f"delimiter must be one character (not a quote or line break), got "
                         f"{str(delimiter)[:40]!r}")
+
+
+def column_index(path, what: str, column, header: list[str] | None, ncols: int, line: int) -> int:
+    """The number of a CSV column named by its header (a string) or numbered from 0, for the
+    option `what`; a DataError naming the file, the line and the columns there are otherwise."""
+    if not isinstance(column, str):
+        if not 0 <= column < ncols:
+            raise DataError(f"{path}:{line}: {what} names column {column}, but the rows have {ncols} column(s) "
+                            f"(numbered from 0: 0..{ncols - 1})")
+        return int(column)
+    if header is None:
+        raise DataError(f"{path} has no header row, so {what} cannot name column {clip(column)!r}; add a header "
+                        "line of column names, or number the column from 0")
+    found = [j for j, h in enumerate(header) if h == column]
+    if not found:
+        hint = did_you_mean(column, header)
+        raise DataError(f"{path}:{line}: no column {clip(column)!r} (the columns are: "
+                        f"{', '.join(clip(h, 20) for h in header[:20])}{' ...' if len(header) > 20 else ''})"
+                        + (f"; {hint}" if hint else ""))
+    if len(found) > 1:
+        raise DataError(f"{path}:{line}: the header names column {clip(column)!r} {len(found)} times "
+                        f"(columns {', '.join(map(str, found))}); rename one, or number the one to read from 0")
+    return found[0]

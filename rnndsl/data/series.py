@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, did_you_mean
-from .options import check_csv_format, existing_file, fits_memory, is_number, whole
+from ..errors import DataError
+from .options import check_csv_format, column_index, existing_file, fits_memory, is_number, whole
 from .npyfile import memory_limit
 
 __all__ = ["windows", "window_starts", "rows_needed", "SeriesTable", "read_series", "load_csv_windows",
@@ -203,32 +203,6 @@ def _decode(path: Path) -> str:
                         "save the file as UTF-8") from None
 
 
-def _pick(wanted, header: list[str] | None, ncols: int, what: str, path: Path, header_line: int) -> list[int]:
-    """Column numbers of the columns named in `wanted` (names or numbers from 0)."""
-    out = []
-    for c in wanted:
-        if isinstance(c, str):
-            if header is None:
-                raise DataError(f"{path} has no header row, so {what} cannot name column {c!r}; add a header "
-                                "line of column names, or give column numbers (0 = the first)")
-            hits = [j for j, h in enumerate(header) if h == c]
-            if not hits:
-                hint = did_you_mean(c, header)
-                raise DataError(f"{path}:{header_line}: no column {c!r} (the columns are: "
-                                f"{', '.join(header[:20])}{' ...' if len(header) > 20 else ''})"
-                                + (f"; {hint}" if hint else ""))
-            if len(hits) > 1:
-                raise DataError(f"{path}:{header_line}: the header names column {c!r} {len(hits)} times "
-                                f"(columns {', '.join(str(j) for j in hits)}); rename one")
-            out.append(hits[0])
-        else:
-            if not 0 <= c < ncols:
-                raise DataError(f"{path}: {what} names column {c}, but the file has {ncols} column(s) "
-                                f"(0..{ncols - 1})")
-            out.append(int(c))
-    return out
-
-
 def read_series(path, columns=None, target=None, skip_header="auto", delimiter: str = ",") -> SeriesTable:
     """The columns of a numeric CSV by time (one row per time step, oldest first).
 
@@ -264,8 +238,10 @@ def read_series(path, columns=None, target=None, skip_header="auto", delimiter: 
                 if skip_header is True or (skip_header == "auto" and not all(is_number(c) for c in fields)):
                     header = fields
                 names = header or [f"column {j}" for j in range(ncols)]
-                cols = _pick(_as_list(columns) or list(range(ncols)), header, ncols, "columns", path, lineno)
-                tcols = cols if target is None else _pick(_as_list(target), header, ncols, "target", path, lineno)
+                cols = [column_index(path, "columns", c, header, ncols, lineno)
+                        for c in _as_list(columns) or range(ncols)]
+                tcols = cols if target is None else [column_index(path, "target", c, header, ncols, lineno)
+                                                     for c in _as_list(target)]
                 used = sorted(set(cols) | set(tcols))
                 if header is not None:
                     continue

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError, clip, did_you_mean
-from .options import check_csv_format, existing_file
+from .options import check_csv_format, column_index, existing_file
 
 from .text import Vocabulary, check_text_options, labelled_ids, read_utf8, tokenize
 
@@ -32,27 +32,6 @@ def _column_option(name: str, value):
         return value
     raise DataError(f"{name} must be a column: its header name, or its number counted from 0, got "
                     f"{str(value)[:40]!r}")
-
-
-def _column_index(path: Path, name: str, column, header: list[str] | None, ncols: int, line: int) -> int:
-    if isinstance(column, int):
-        if column >= ncols:
-            raise DataError(f"{path}:{line}: {name} column {column} is out of range: the rows have {ncols} "
-                            f"columns (numbered from 0)")
-        return column
-    if header is None:
-        raise DataError(f"{path}: {name}={column!r} names a column by its header, but skip_header=false says "
-                        "the file has none; number the column from 0 instead")
-    found = [j for j, h in enumerate(header) if h == column]
-    if not found:
-        hint = did_you_mean(column, header)
-        raise DataError(f"{path}:{line}: no column {clip(column)!r} in the header (columns: "
-                        f"{', '.join(repr(clip(h, 20)) for h in header[:20])}{' ...' if len(header) > 20 else ''})"
-                        + (f"; {hint}" if hint else ""))
-    if len(found) > 1:
-        raise DataError(f"{path}:{line}: the header names {len(found)} columns {clip(column)!r} "
-                        f"(columns {', '.join(map(str, found))}); number the one to read from 0")
-    return found[0]
 
 
 def load_text_csv(path, text, label=None, skip_header="auto", delimiter: str = ",",
@@ -92,8 +71,8 @@ def load_text_csv(path, text, label=None, skip_header="auto", delimiter: str = "
                 ncols, first = len(row), line
                 if has_header:
                     header = [c.strip() for c in row]
-                col_text = _column_index(path, "text", text, header, ncols, line)
-                col_label = None if label is None else _column_index(path, "label", label, header, ncols, line)
+                col_text = column_index(path, "text", text, header, ncols, line)
+                col_label = None if label is None else column_index(path, "label", label, header, ncols, line)
                 if has_header:
                     continue
             if len(row) != ncols:

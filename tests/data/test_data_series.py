@@ -96,7 +96,7 @@ def test_read_series_picks_columns_and_keeps_lines(tmp_path):
     ("a,b\n1,2\n3,\n", {}, r"s.csv:3: column 'b' is empty \(a missing value\)"),
     ("a,b\n1,2\n3,nan\n", {}, r"s.csv:3: column 'b': 'nan' is not a finite number"),
     ("1,2\n3,4\n", dict(columns=["a"]), r"has no header row, so columns cannot name column 'a'"),
-    ("1,2\n3,4\n", dict(columns=[2]), r"columns names column 2, but the file has 2 column\(s\)"),
+    ("1,2\n3,4\n", dict(columns=[2]), r"s.csv:1: columns names column 2, but the rows have 2 column\(s\)"),
     ("a,a\n1,2\n", dict(columns=["a"]), r"s.csv:1: the header names column 'a' 2 times"),
     ("a\n", {}, r"s.csv holds no data rows"),
 ])

@@ -52,14 +52,14 @@ def test_csv_utf8_bom_other_delimiter_no_labels(tmp_path):
 
 @pytest.mark.parametrize("content, kw, message", [
     (CSV, {"text": "reviews", "label": "sentiment"},
-     r"r\.csv:1: no column 'reviews' in the header \(columns: 'id', 'review', 'sentiment'\); did you mean 'review'"),
-    (CSV, {"text": 5, "label": 2}, r"r\.csv:1: text column 5 is out of range: the rows have 3 columns"),
-    (CSV, {"text": "review", "label": "sentiment", "skip_header": False}, "names a column by its header"),
+     r"r\.csv:1: no column 'reviews' \(the columns are: id, review, sentiment\); did you mean 'review'"),
+    (CSV, {"text": 5, "label": 2}, r"r\.csv:1: text names column 5, but the rows have 3 column\(s\)"),
+    (CSV, {"text": "review", "label": "sentiment", "skip_header": False}, "has no header row, so text cannot name column 'review'"),
     ("id,review,sentiment\n1,fine,pos\n2,too,many,fields\n", {"text": "review", "label": "sentiment"},
      r"r\.csv:3: expected 3 fields \(as line 1\), found 4; a field that holds the delimiter ',' goes in double"),
     ("id,review,sentiment\n1,fine,pos\n2,empty, \n", {"text": "review", "label": "sentiment"},
      r"r\.csv:3: empty label \(column 'sentiment'\)"),
-    ("a,a,b\n1,x,y\n", {"text": "a", "label": "b"}, r"r\.csv:1: the header names 2 columns 'a'"),
+    ("a,a,b\n1,x,y\n", {"text": "a", "label": "b"}, r"r\.csv:1: the header names column 'a' 2 times"),
     ("review,sentiment\n", {"text": "review", "label": "sentiment"}, r"r\.csv holds no data rows \(only its header\)"),
     (CSV, {"text": "review", "label": "review"}, "text and label name the same column"),
     (CSV, {"text": -1}, "text must be a column: its header name, or its number counted from 0"),
