@@ -36,7 +36,7 @@ from scipy.linalg.blas import get_blas_funcs
 
 from rnndsl.errors import CheckpointError, RnnError, TrainingError, did_you_mean
 
-from .schedules import LearningRateSchedule, get_schedule, serialize_schedule
+from .schedules import LearningRateSchedule, check_known_options, config_parts, get_schedule, serialize_schedule
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer", "OPTIMIZERS",
            "OPTIMIZER_COMMON", "optimizer_options", "flag_options"]
@@ -543,16 +543,7 @@ def get_optimizer(identifier="adam", **overrides) -> Optimizer:
             return identifier
         identifier = identifier.get_config()
     if isinstance(identifier, dict):
-        cfg = dict(identifier)
-        if "class_name" in cfg:
-            name = cfg["class_name"]
-            cfg = dict(cfg.get("config") or {})
-            cfg.pop("name", None)
-        else:
-            name = cfg.pop("name", None)
-            if name is None:
-                raise RnnError("optimizer config needs a 'name' (e.g. {'name': 'adam', ...})")
-        cfg.update(overrides)
+        name, cfg = config_parts(identifier, overrides, "an optimizer")
     elif isinstance(identifier, str):
         name, cfg = identifier, dict(overrides)
     else:
@@ -564,10 +555,5 @@ def get_optimizer(identifier="adam", **overrides) -> Optimizer:
         raise RnnError(f"unknown optimizer '{name}'" + (f"; {hint}" if hint else "")
                        + f" (known: {', '.join(OPTIMIZERS)})")
     cls = OPTIMIZERS[key]
-    allowed = optimizer_options(cls)
-    for opt in cfg:
-        if opt not in allowed:
-            hint = did_you_mean(opt, allowed)
-            raise RnnError(f"unknown option '{opt}' for optimizer '{key}'"
-                           + (f"; {hint}" if hint else "") + f" (options: {', '.join(allowed)})")
+    check_known_options(cfg, optimizer_options(cls), f"optimizer '{key}'")
     return cls(**cfg)

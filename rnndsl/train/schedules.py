@@ -175,6 +175,34 @@ def serialize_schedule(schedule: LearningRateSchedule) -> dict:
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
+def config_parts(identifier: dict, overrides: dict, what: str) -> tuple:
+    """(name, options) of a config dict: Keras's {"class_name": ..., "config": {...}} (its
+    display name dropped) or rnndsl's flat {"name": ..., ...}; overrides set options."""
+    cfg = dict(identifier)
+    if "class_name" in cfg:
+        name = cfg["class_name"]
+        inner = cfg.get("config") or {}
+        if not isinstance(inner, dict):
+            raise RnnError(f"{what}'s config must be an object, got {type(inner).__name__}")
+        cfg = dict(inner)
+        cfg.pop("name", None)            # Keras's configs carry a display name
+    else:
+        name = cfg.pop("name", None)
+        if name is None:
+            raise RnnError(f"{what} config needs a 'name' (or Keras's 'class_name' and 'config')")
+    cfg.update(overrides)
+    return name, cfg
+
+
+def check_known_options(cfg: dict, allowed: list, owner: str) -> None:
+    """An RnnError naming the first option of cfg that `owner` does not take."""
+    for k in cfg:
+        if k not in allowed:
+            hint = did_you_mean(str(k), allowed)
+            raise RnnError(f"unknown option {str(k)[:60]!r} for {owner}" + (f"; {hint}" if hint else "")
+                           + f" (options: {', '.join(allowed)})")
+
+
 def get_schedule(identifier, **options) -> LearningRateSchedule:
     """A schedule from a LearningRateSchedule (returned as is), a config dict
     ({"class_name": "CosineDecay", "config": {...}}, or {"name": "cosine_decay", ...}),
@@ -182,17 +210,7 @@ def get_schedule(identifier, **options) -> LearningRateSchedule:
     if isinstance(identifier, LearningRateSchedule) and not options:
         return identifier
     if isinstance(identifier, dict):
-        cfg = dict(identifier)
-        if "class_name" in cfg:
-            name = cfg["class_name"]
-            inner = cfg.get("config") or {}
-            if not isinstance(inner, dict):
-                raise RnnError(f"a schedule's config must be an object, got {type(inner).__name__}")
-            cfg = dict(inner)
-            cfg.pop("name", None)        # Keras's configs carry a display name
-        else:
-            name = cfg.pop("name", None)
-        cfg.update(options)
+        name, cfg = config_parts(identifier, options, "a schedule")
     elif isinstance(identifier, str):
         name, cfg = identifier, dict(options)
     else:
@@ -205,12 +223,7 @@ def get_schedule(identifier, **options) -> LearningRateSchedule:
         hint = did_you_mean(str(name), SCHEDULES) if isinstance(name, str) else None
         raise RnnError(f"unknown learning-rate schedule {str(name)[:60]!r}" + (f"; {hint}" if hint else "")
                        + f" (known: {', '.join(SCHEDULES)})")
-    allowed = schedule_options(cls.name)
-    for k in cfg:
-        if k not in allowed:
-            hint = did_you_mean(str(k), allowed)
-            raise RnnError(f"unknown option {str(k)[:60]!r} for {cls.name}" + (f"; {hint}" if hint else "")
-                           + f" (options: {', '.join(allowed)})")
+    check_known_options(cfg, schedule_options(cls.name), cls.name)
     missing = [k for k in cls.REQUIRED if k not in cfg]
     if missing:
         raise RnnError(f"{cls.name} needs {', '.join(missing)}")
