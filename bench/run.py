@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="few steps: a smoke run (under 2 minutes)")
     p.add_argument("--only", metavar="NAMES", help="comma-separated workload names (default: all)")
     p.add_argument("--steps", type=int, metavar="N",
-                   help="timed steps per measurement (default 10 for big-lstm, else 20; 3 with --quick; "
+                   help="timed steps per measurement (default 10 for big-lstm, long and wide, else 20; 3 with --quick; "
                         "the stream step times 200*N single steps)")
     p.add_argument("--warmup", type=int, metavar="N", help="untimed calls first (default 3; 1 with --quick)")
     p.add_argument("--json", metavar="PATH", help="results file (default bench/results.json, "
@@ -222,9 +222,11 @@ def _settings(args, wl) -> tuple[int, int]:
         steps = 200 * (args.steps or (2 if args.quick else 10))
         warmup = args.warmup if args.warmup is not None else (20 if args.quick else 200)
         return warmup, steps
-    default = 3 if args.quick else (10 if wl.name == "big-lstm" else 20)
+    default = 3 if args.quick else (10 if wl.name in LONG_STEPS else 20)
     return (args.warmup if args.warmup is not None else (1 if args.quick else 3)), (args.steps or default)
 
+
+LONG_STEPS = ("big-lstm", "long", "wide")     # 10 timed steps by default: the slow ones
 
 NOISY = 1.25     # interquartile ratio p75 / p25 above which a timing is flagged (and re-measured)
 
