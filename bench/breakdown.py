@@ -758,8 +758,13 @@ def main(args) -> int:
             continue
         if getattr(args, "wait_quiet", 0) > 0:
             wait_quiet(args.wait_quiet)
-        with BackgroundLoad() as bg:
-            results[wl.name] = profile_workload(wl, steps, warmup)
+        try:
+            with BackgroundLoad() as bg:
+                results[wl.name] = profile_workload(wl, steps, warmup)
+        except Exception as e:          # noqa: BLE001 - a workload the probes do not know; the others go on
+            results[wl.name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            print(f"{wl.name}: profile failed: {results[wl.name]['error']}", flush=True)
+            continue
         results[wl.name]["background_cpu_share"] = bg.share
         print(format_profile(wl.name, results[wl.name]), flush=True)
         if (bg.share or 0) > 0.1:

@@ -9,9 +9,13 @@ inference loop (torch.inference_mode for PyTorch). `train_mode()` and
 
 The PyTorch models match the rnndsl specs layer for layer (sizes, batch_first,
 last-step output for a recurrent layer without `seq`, (h, c) handed from the
-encoder to the decoder in seq2seq). The ONNX Runtime runner runs the same
-PyTorch module, exported with torch.onnx.export, for inference only. Keras
-runners are used only when Keras imports (Keras 3, or tf.keras).
+encoder to the decoder in seq2seq). The layer-normalised LSTM (lnlstm) has no
+PyTorch layer: it is a module with the per-step Python loop, scripted with
+torch.jit.script, the way a PyTorch user writes a custom cell. The ONNX Runtime
+runner runs the same PyTorch module, exported with torch.onnx.export, for
+inference only. Keras runners are used only when Keras imports (Keras 3, or
+tf.keras). bench/check_peers.py copies rnndsl's weights into each PyTorch peer
+and compares the outputs.
 """
 
 from __future__ import annotations
@@ -114,6 +118,46 @@ def torch_module():
     return torch
 
 
+def _lnlstm_module(torch, features: int, units: int, eps: float = 1e-3):
+    """A layer-normalised LSTM over a (B, T, features) batch, its last h (B, units): per step
+    z = x_t W + h U, each gate's block of z normalised over the units (population variance,
+    eps inside the square root) then times its gain plus its bias, gates i, f, g, o;
+    c = f c + i g; h = o tanh(LN(c) gc + bc). The input projection of all steps is one
+    product before the loop (as a PyTorch user would hoist it); gains 1, biases 0 but the
+    forget gate's 1 (examples/lnlstm.rnn's init)."""
+    nn = torch.nn
+    F = torch.nn.functional
+
+    class LNLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.units = units
+            self.eps = eps
+            self.wx = nn.Linear(features, 4 * units, bias=False)
+            self.wh = nn.Linear(units, 4 * units, bias=False)
+            self.gain = nn.Parameter(torch.ones(4, units))
+            bias = torch.zeros(4, units)
+            bias[1] = 1.0
+            self.bias = nn.Parameter(bias)
+            self.gain_c = nn.Parameter(torch.ones(units))
+            self.bias_c = nn.Parameter(torch.zeros(units))
+
+        def forward(self, x):
+            b, steps = x.size(0), x.size(1)
+            xp = self.wx(x).transpose(0, 1)                     # (T, B, 4u)
+            h = torch.zeros(b, self.units, dtype=x.dtype)
+            c = torch.zeros(b, self.units, dtype=x.dtype)
+            for t in range(steps):
+                z = (xp[t] + self.wh(h)).view(b, 4, self.units)
+                z = F.layer_norm(z, [self.units], None, None, self.eps) * self.gain + self.bias
+                i, f, g, o = z.unbind(1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, [self.units], self.gain_c, self.bias_c, self.eps))
+            return h
+
+    return LNLSTM()
+
+
 def _torch_model(torch, name: str):
     nn = torch.nn
 
@@ -188,8 +232,62 @@ def _torch_model(torch, name: str):
             _, (h, _) = self.rnn(x)
             return self.fc(h[-1])
 
+    class TextGRU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(1000, 64)
+            self.gru = nn.GRU(64, 128, batch_first=True)     # reset-after, as Keras's default
+            self.fc = nn.Linear(128, CLASSES)
+
+        def forward(self, x):
+            _, h = self.gru(self.emb(x))
+            return self.fc(h[-1])
+
+    class AttnSeq2Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc_emb = nn.Embedding(1000, 64)
+            self.enc = nn.LSTM(64, 64, batch_first=True)
+            self.dec_emb = nn.Embedding(2000, 64)
+            self.dec = nn.LSTM(64, 64, batch_first=True)
+            self.fc = nn.Linear(128, CLASSES)
+
+        def forward(self, src, tgt):
+            enc, state = self.enc(self.enc_emb(src))
+            dec, _ = self.dec(self.dec_emb(tgt), state)
+            # rnndsl's attention(dec, enc): S = dec enc^T (no scale), A = softmax over the
+            # encoder steps, context = A enc; then concat(dec, context) | dense
+            a = torch.softmax(torch.bmm(dec, enc.transpose(1, 2)), dim=-1)
+            ctx = torch.bmm(a, enc)
+            return self.fc(torch.cat([dec, ctx], dim=-1)).reshape(-1, CLASSES)
+
+    class LNLSTMText(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(1000, 64)
+            self.rnn = _lnlstm_module(torch, 64, 128)
+            self.fc = nn.Linear(128, CLASSES)
+
+        def forward(self, x):
+            return self.fc(self.rnn(self.emb(x)))
+
+    def lstm_last(features, units):
+        class LastLSTM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = nn.LSTM(features, units, batch_first=True)
+                self.fc = nn.Linear(units, CLASSES)
+
+            def forward(self, x):
+                _, (h, _) = self.rnn(x)
+                return self.fc(h[-1])
+        return LastLSTM
+
+    if name == "lnlstm":
+        return torch.jit.script(LNLSTMText())        # the per-step loop compiled by TorchScript
     return {"mnist-lstm": MnistLSTM, "text-lstm": TextLSTM, "stack-gru": StackGRU, "bi-lstm": BiLSTM,
-            "seq2seq": Seq2Seq, "big-lstm": BigLSTM}[name]()
+            "seq2seq": Seq2Seq, "big-lstm": BigLSTM, "text-gru": TextGRU, "attn-seq2seq": AttnSeq2Seq,
+            "long": lstm_last(32, 64), "wide": lstm_last(256, 1024)}[name]()
 
 
 def torch_runner(torch, wl: Workload, x, y) -> Runner:
@@ -218,8 +316,23 @@ def torch_runner(torch, wl: Workload, x, y) -> Runner:
         opt.step()
         return loss
 
-    return Runner("torch", infer=lambda: model(*xs), train=train, train_mode=model.train,
-                  infer_mode=model.eval, infer_context=torch.inference_mode)
+    scripted = isinstance(model, torch.jit.ScriptModule)
+    # a scripted module's graph optimised for training fails under inference_mode ("Inference
+    # tensors cannot be saved for backward"): no_grad, as PyTorch's message advises
+    r = Runner("torch", infer=lambda: model(*xs), train=train, train_mode=model.train,
+               infer_mode=model.eval, infer_context=torch.no_grad if scripted else torch.inference_mode)
+    if scripted:
+        # TorchScript's profiling executor profiles a module's first calls in each mode and
+        # then optimises it (seconds for lnlstm): done here, so that the timed warm-up is
+        # what it is for the other peers
+        for mode, fn, ctx in ((model.train, train, contextlib.nullcontext), (model.eval, r.infer, torch.no_grad)):
+            mode()
+            with ctx():
+                for _ in range(3):
+                    fn()
+        r.notes.append("torch.jit.script module, inference under no_grad; 3 calls per mode before the warm-up "
+                       "(TorchScript's profiling runs)")
+    return r
 
 
 # --- ONNX Runtime --------------------------------------------------------------------------
@@ -344,10 +457,31 @@ def _keras_model(keras, name: str):
     if name == "big-lstm":
         x = keras.Input((100, 512))
         return keras.Model(x, L.Dense(CLASSES)(L.LSTM(512)(x)))
+    if name == "text-gru":
+        x = keras.Input((100,), dtype="int32")
+        return keras.Model(x, L.Dense(CLASSES)(L.GRU(128)(L.Embedding(1000, 64)(x))))
+    if name in ("long", "wide"):
+        steps, features, units = (2000, 32, 64) if name == "long" else (50, 256, 1024)
+        x = keras.Input((steps, features))
+        return keras.Model(x, L.Dense(CLASSES)(L.LSTM(units)(x)))
+    if name == "attn-seq2seq":
+        src = keras.Input((20,), dtype="int32")
+        tgt = keras.Input((20,), dtype="int32")
+        enc, h, c = L.LSTM(64, return_sequences=True, return_state=True)(L.Embedding(1000, 64)(src))
+        dec = L.LSTM(64, return_sequences=True)(L.Embedding(2000, 64)(tgt), initial_state=[h, c])
+        ctx = L.Attention()([dec, enc])
+        return keras.Model([src, tgt], L.Dense(CLASSES)(L.Concatenate()([dec, ctx])))
     raise KeyError(name)
 
 
+# workloads without a Keras peer, and why
+KERAS_MISSING = {"lnlstm": "Keras has no layer-normalised LSTM layer (a custom Keras cell is not a peer "
+                           "the existing structure has)"}
+
+
 def keras_runner(keras, wl: Workload, x, y) -> Runner:
+    if wl.name in KERAS_MISSING:
+        raise NotImplementedError(KERAS_MISSING[wl.name])
     if wl.kind == "stream":
         cell = keras.layers.LSTMCell(128)
         xt = keras.ops.convert_to_tensor(x) if hasattr(keras, "ops") else x

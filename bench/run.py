@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="few steps: a smoke run (under 2 minutes)")
     p.add_argument("--only", metavar="NAMES", help="comma-separated workload names (default: all)")
     p.add_argument("--steps", type=int, metavar="N",
-                   help="timed steps per measurement (default 10 for big-lstm, else 20; 3 with --quick; "
+                   help="timed steps per measurement (default 10 for big-lstm, long and wide, else 20; 3 with --quick; "
                         "the stream step times 200*N single steps)")
     p.add_argument("--warmup", type=int, metavar="N", help="untimed calls first (default 3; 1 with --quick)")
     p.add_argument("--json", metavar="PATH", help="results file (default bench/results.json, "
@@ -57,7 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scaling", action="store_true",
                    help="instead of the comparison: rnndsl time and peak memory against sequence length "
                         "and hidden size (one subprocess per point)")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="peak memory of a train step, rnndsl and PyTorch, one subprocess each per workload "
+                        "(bench/memory.py; default on, --no-memory skips it)")
     p.add_argument("--point", help=argparse.SUPPRESS)     # internal: one scaling point (subprocess)
+    p.add_argument("--mem-point", help=argparse.SUPPRESS)  # internal: one memory point (subprocess)
     args = p.parse_args(argv)
     if args.retries is None:
         args.retries = 0 if args.quick else 2
@@ -170,6 +174,9 @@ def main(argv=None) -> int:
     if args.point:
         from bench import scaling
         return scaling.run_point(args.point)
+    if args.mem_point:
+        from bench import memory
+        return memory.run_point(args.mem_point)
     if args.scaling:
         from bench import scaling
         return scaling.main(args)
@@ -215,9 +222,11 @@ def _settings(args, wl) -> tuple[int, int]:
         steps = 200 * (args.steps or (2 if args.quick else 10))
         warmup = args.warmup if args.warmup is not None else (20 if args.quick else 200)
         return warmup, steps
-    default = 3 if args.quick else (10 if wl.name == "big-lstm" else 20)
+    default = 3 if args.quick else (10 if wl.name in LONG_STEPS else 20)
     return (args.warmup if args.warmup is not None else (1 if args.quick else 3)), (args.steps or default)
 
+
+LONG_STEPS = ("big-lstm", "long", "wide")     # 10 timed steps by default: the slow ones
 
 NOISY = 1.25     # interquartile ratio p75 / p25 above which a timing is flagged (and re-measured)
 
@@ -252,6 +261,9 @@ def run_workload(wl, peer_mods: dict, args) -> dict:
         entry = res["frameworks"].setdefault(name, {})
         try:
             r = build()
+        except NotImplementedError as e:            # a peer with no equivalent of this workload
+            entry["skipped"] = str(e)
+            continue
         except Exception as e:                      # noqa: BLE001 - recorded, the run goes on
             entry["error"] = "setup: " + _error_text(e)
             continue
@@ -327,6 +339,10 @@ def summarise(res: dict, ceiling: float) -> None:
         summary[f"best_peer_{phase}"] = best[0] if best else None
         summary[f"best_peer_{phase}_s"] = best[1] if best else None
         summary[f"{phase}_ratio"] = mine / best[1] if (mine and best) else None
+    mem = res.get("memory") or {}
+    mine, theirs = (mem.get(fw, {}).get("peak_mb") for fw in ("rnndsl", "torch"))
+    summary["mem_rnndsl_mb"], summary["mem_torch_mb"] = mine, theirs
+    summary["mem_ratio"] = mine / theirs if (mine is not None and theirs) else None
     t = summary["infer_s"]
     summary["gflops"] = res["flops_infer"] / t / 1e9 if t else None
     summary["pct_sgemm"] = 100.0 * summary["gflops"] / ceiling if summary["gflops"] else None
@@ -340,7 +356,7 @@ def summarise(res: dict, ceiling: float) -> None:
 
 
 HEADER = ("workload", "rnndsl train ms", "best peer train ms", "ratio", "rnndsl infer ms",
-          "best peer infer ms", "ratio", "GFLOP/s", "% of sgemm ceiling")
+          "best peer infer ms", "ratio", "GFLOP/s", "% of sgemm ceiling", "train MB rnndsl / torch", "mem ratio")
 
 
 def table_rows(results: dict) -> list[tuple]:
@@ -369,9 +385,15 @@ def table_rows(results: dict) -> list[tuple]:
 
         train_cells = (("—", "—", "—") if res["kind"] == "stream"
                        else (cell(s["train_s"], phase="train"), peer("train"), ratio("train")))
+        def mb(v):
+            return "n/a" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.1f}")
+
+        mem = (("—", "—") if res["kind"] == "stream" or "memory" not in res
+               else (f"{mb(s['mem_rnndsl_mb'])} / {mb(s['mem_torch_mb'])}",
+                     "n/a" if s["mem_ratio"] is None else f"{s['mem_ratio']:.2f}"))
         rows.append((name, *train_cells, cell(s["infer_s"], phase="infer"), peer("infer"), ratio("infer"),
                      "n/a" if s["gflops"] is None else f"{s['gflops']:.1f}",
-                     "n/a" if s["pct_sgemm"] is None else f"{s['pct_sgemm']:.1f}"))
+                     "n/a" if s["pct_sgemm"] is None else f"{s['pct_sgemm']:.1f}", *mem))
     return rows
 
 
@@ -437,15 +459,25 @@ def compare(args) -> int:
     again = sgemm_ceiling(threads=args.threads)
     if again["gflops_best"] > ceiling["gflops_best"]:        # the higher peak is the ceiling
         ceiling = {**again, "first": ceiling}
-        for res in results.values():
-            summarise(res, ceiling["gflops_best"])
     else:
         ceiling["again"] = again
     print(f"sgemm ceiling used: {ceiling['gflops_best']:.1f} GFLOP/s")
+    if args.memory:             # after every timing: the subprocesses would disturb them
+        from bench import memory
+
+        frameworks = ["rnndsl"] + (["torch"] if "torch" in peer_mods else [])
+        print(f"peak memory of a train step ({', '.join(frameworks)}; one subprocess each):", flush=True)
+        for name, got in memory.measure(wls, frameworks, args.threads).items():
+            results[name]["memory"] = got
+    for res in results.values():
+        summarise(res, ceiling["gflops_best"])
     print()
     print(markdown_table(HEADER, table_rows(results)))
     print("\nratio = rnndsl time / best peer time (< 1: rnndsl is faster); GFLOP/s: rnndsl inference;"
           " stream-step in µs per step")
+    if args.memory:
+        print("train MB: peak resident memory of one train step of a fresh model over the resident size "
+              "before it (10^6 bytes; bench/memory.py); mem ratio = rnndsl / torch")
     if any(is_noisy(e[ph]) for r in results.values() for e in r["frameworks"].values()
            for ph in ("train", "infer") if e.get(ph)):
         print("* noisy: the middle half of the steps spread over more than 25% (p75 > 1.25 p25) even after "
@@ -458,8 +490,9 @@ def compare(args) -> int:
     notes = _notes(results)
     if notes:
         print("\n" + "\n".join(notes))
+    floor = stream_floor_section(results)
     verdicts = _verdict_lines(results)
-    print("\ntargets (issue 5):\n" + "\n".join(verdicts))
+    print("\ntargets (issue 22):\n" + "\n".join(verdicts))
     cell = custom_cell_section(wls, args)
     gpu = gpu_section(wls, args)
     info["load_average_at_end"] = load_average()
@@ -474,12 +507,27 @@ def compare(args) -> int:
         "table": {"header": list(HEADER), "rows": [list(r) for r in table_rows(results)]},
         "wall_s": time.perf_counter() - t_start,
         "custom_cell_lstm": cell,
+        "stream_floor": floor,
         "gpu": gpu,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     print(f"\nresults: {out_path} ({doc['wall_s']:.0f}s)")
     return 0
+
+
+def stream_floor_section(results: dict) -> dict:
+    """stream-step's bandwidth floor (bench/bandwidth.py) beside its measured step."""
+    res = results.get("stream-step")
+    if not res or not res.get("summary") or not res["summary"].get("infer_s"):
+        return {}
+    from bench.bandwidth import stream_floor
+
+    f = stream_floor(res["summary"]["infer_s"])
+    print(f"\nstream-step floor: weights {f['weight_bytes']:,} bytes read once a step at {f['read_gb_s']:.0f} GB/s "
+          f"(one core, a warm buffer that size) = {f['floor_us']:.2f} µs; measured step {f['step_us']:.2f} µs "
+          f"= {f['step_over_floor']:.2f}x the floor")
+    return f
 
 
 def _notes(results: dict) -> list[str]:
@@ -497,10 +545,15 @@ def _notes(results: dict) -> list[str]:
                          "the stateful model takes "
                          + (fmt_time(ref["median"], "us") if "median" in ref else ref.get("error", "?")))
         for fw, e in res["frameworks"].items():
+            if e.get("skipped"):
+                lines.append(f"note: {name}: no {fw} peer: {e['skipped']}")
             if e.get("error"):
                 lines.append(f"error: {name}: {fw}: {e['error']}")
             for phase, msg in (e.get("errors") or {}).items():
                 lines.append(f"error: {name}: {fw} {phase}: {msg}")
+        for fw, m in (res.get("memory") or {}).items():
+            if "error" in m:
+                lines.append(f"error: {name}: {fw} memory: {m['error']}")
     return lines
 
 
