@@ -90,9 +90,9 @@ class Optimizer:
                            f"(got clipnorm={clipnorm}, clipvalue={clipvalue}, "
                            f"global_clipnorm={global_clipnorm})")
         self.iterations = 0
-        # slot name -> {param index -> array}; _scratch: per-param work buffers
+        # slot name -> {param index -> array}; _scratch: dtype -> the work buffer (_work)
         self._slots: dict[str, dict[int, np.ndarray]] = {s: {} for s in self.slot_names}
-        self._scratch: dict[int, np.ndarray] = {}
+        self._scratch: dict = {}
         self._clipbuf: dict[int, np.ndarray] = {}
         self._kept: dict = {}                  # keep_state's copies, reused step to step
 
@@ -193,7 +193,7 @@ class Optimizer:
                 p -= tmp
         self._prepare_step()
         for i, p, g in live:
-            self._update(i, p, g, self._slots_for(i, p), self._work(i, p))
+            self._update(i, p, g, self._slots_for(i, p), None if self._in_place(p, g) else self._work(i, p))
         self.iterations += 1
 
     def _clip(self, live):
@@ -241,10 +241,17 @@ class Optimizer:
         return out
 
     def _work(self, i, p):
-        w = self._scratch.get(i)
-        if w is None or w.shape != p.shape or w.dtype != p.dtype:
-            w = self._scratch[i] = np.empty_like(p)
-        return w
+        """A work array of p's shape and dtype. The updates run one after another, so one
+        buffer per dtype, of the largest parameter's size, serves them all (not a copy of
+        every weight: the train step's peak memory, bench/README.md)."""
+        w = self._scratch.get(p.dtype)
+        if w is None or w.size < p.size:
+            w = self._scratch[p.dtype] = np.empty(p.size, p.dtype)
+        return w[:p.size].reshape(p.shape)
+
+    def _in_place(self, p, g) -> bool:
+        """Whether _update needs no work array for this parameter (it is then given None)."""
+        return False
 
     def _init_slot(self, name, p):
         return np.zeros_like(p)
@@ -342,10 +349,14 @@ class SGD(Optimizer):
     def step_hyperparameters(self) -> dict:
         return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
 
+    def _in_place(self, p, g) -> bool:
+        return (not self.momentum and p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype
+                and p.dtype.kind == "f")
+
     def _update(self, i, p, g, slots, tmp):
         lr = self.learning_rate
         if not self.momentum:
-            if p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype and p.dtype.kind == "f":
+            if tmp is None:
                 # BLAS axpy, p += (-lr) g in place: one pass where multiply-then-subtract
                 # takes two (bench/README.md, "Measurements behind the code")
                 get_blas_funcs("axpy", (p,))(g.reshape(-1), p.reshape(-1), a=-lr)
