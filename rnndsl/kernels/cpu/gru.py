@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .parallel import column_sums, matmul, run_rows
+from .parallel import chunks, column_sums, matmul, part_of, run_rows, sum_parts
 from .activations import (
     KERNEL_OPTIONS,
     act_add_row,
@@ -54,8 +54,9 @@ from .activations import (
     scratch_cols,
     step_time,
 )
-from . import buffers
-from .packed import aligned_scratch, packed, rows_matmul
+from . import buffers, paths
+from .lstm import MAX_LOOP_GRAD
+from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 
 
 class GRUSaved(NamedTuple):
@@ -69,7 +70,7 @@ class GRUSaved(NamedTuple):
     reset_after: bool
     backwards: bool
     zero_output_for_mask: bool
-    gates: np.ndarray    # (T, B, 3u) post-activation Z, R, HH
+    gates: np.ndarray    # (T, B, 3u) post-activation Z, R, HH (gru_backward writes dxp over them)
     h_rec: np.ndarray    # (T, B, u) Hd = H_{t-1} * rmask
     aux: np.ndarray      # (T, B, u) reset_after: Rec_h = Hd @ U_h + b_rec_h;
                          #           otherwise:   R * Hd, the input of U_h
@@ -147,9 +148,13 @@ def gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, res
 
 @njit(**KERNEL_OPTIONS)
 def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_output,
-                        gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, tiny, b0, b1):
+                        gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, dUb_parts, tiny, rows, b0, b1):
     """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
-    (T,B,3u); otherwise dZR (T,B,2u), dHH (T,B,u)); dHt holds dhT and ends as dh0."""
+    (T,B,3u), or with dUb_parts (parts, u + 1, 3u) not empty, these rows' share of
+    [dU; db_rec] added to dUb_parts[p] step by step while dRec_t is in cache, p the part of
+    rows 0..rows that begins at b0, and dRec not kept; otherwise dZR (T,B,2u), dHH
+    (T,B,u)); dHt holds dhT and ends as dh0. dxp may be `gates` itself: a row's gates are
+    read before its gradient is written over them, element by element."""
     T, B, G = gates.shape
     u = G // 3
     dt = gates.dtype
@@ -160,6 +165,11 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
     # reset_after=false multiplies by U's blocks with np.dot, which wants the exact width
     UTp = packed(U.T) if reset_after else packed(U[:0].T)     # U^T packed for rows_matmul
     dHt_rec = aligned_scratch(B, scratch_cols(u, UTp) if reset_after else u, dt)
+    dRec_t = np.empty((B, G if reset_after else 0), dt)      # this step's dRec rows
+    in_loop = dUb_parts.shape[1] > 0
+    dUb = dUb_parts[part_of(b0, rows, dUb_parts.shape[0])]
+    if in_loop:
+        dUb[:, :] = 0                  # this worker's own accumulator
     dRHd = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
     for s in range(T - 1, -1, -1):
@@ -173,7 +183,7 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                 # padded: H_t = H_{t-1}; dHt passes through
                 dXt[:] = 0
                 if reset_after:
-                    dRec[t, b] = 0
+                    dRec_t[b] = 0
                 else:
                     dHH[t, b] = 0
                 continue
@@ -193,17 +203,24 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                 Rec_h = aux[t, b]
                 for j in range(u):
                     dpost[u + j] = dXt[2 * u + j] * Rec_h[j]
-                    dRec[t, b, 2 * u + j] = dXt[2 * u + j] * Rt[j]
+                    dRec_t[b, 2 * u + j] = dXt[2 * u + j] * Rt[j]
                 # R = ra(x_r + Rec_r)
                 dact_row(dXt[u : 2 * u], dpost[u : 2 * u], Rt, ract)
                 # Rec_z, Rec_r enter Z, R exactly like x_z, x_r
-                copy_row(dRec[t, b, : 2 * u], dXt[: 2 * u])
+                copy_row(dRec_t[b, : 2 * u], dXt[: 2 * u])
             else:
                 # HH pre-activation = x_h + (R * Hd) @ U_h
                 copy_row(dHH[t, b], dXt[2 * u :])
         if reset_after:
             # Rec = Hd @ U + b_rec
-            rows_matmul(dRec[t, b0:b1], UT, UTp, dHt_rec[b0:b1])
+            rows_matmul(dRec_t[b0:b1], UT, UTp, dHt_rec[b0:b1])
+            if in_loop:                 # dU += Hd_t^T dRec_t, db_rec += sum dRec_t
+                tn_accumulate(h_rec[t, b0:b1], dRec_t[b0:b1], h_rec[t, b0:b0], dRec_t[b0:b0], dUb[:u])
+                for b in range(b0, b1):
+                    add_row(dUb[u], dRec_t[b])
+            else:
+                for b in range(b0, b1):
+                    copy_row(dRec[t, b], dRec_t[b])
         else:
             # (R * Hd) @ U_h
             np.dot(dHH[t, b0:b1], U_h_T, dRHd[b0:b1])
@@ -274,17 +291,29 @@ def gru_backward(saved, dout, dhT=None):
     u = G // 3
     dt = saved.gates.dtype
     ra_ = saved.reset_after
-    dxp = buffers.empty((T, B, G), dt)
+    # dxp takes the place of the saved gates (read before each is overwritten): one (T, B, 3u)
+    # array less at the train step's peak. The saved gates are spent: backward runs once.
+    dxp = saved.gates
+    parts = len(chunks(B, T * B * G * u))
+    # reset_after: [dU; db_rec] inside the time loop up to MAX_LOOP_GRAD, as LSTM's (no
+    # (T, B, 3u) dRec kept, no product after the loop); larger layers keep dRec for products
+    # over all steps, as the plain route does
+    in_loop = ra_ and (u + 1) * G <= MAX_LOOP_GRAD and not paths.plain()
+    dUb = buffers.empty((parts, u + 1 if in_loop else 0, G), dt)      # zeroed by the kernel
     # dL/d(matmul outputs), contiguous for the per-step and the final products:
     # reset_after: dRec for Hd @ U + b_rec; otherwise dZR for Hd @ U_zr and dHH for (R * Hd) @ U_h.
-    dRec = buffers.empty((T if ra_ else 0, B, G), dt)
+    dRec = buffers.empty((T if ra_ and not in_loop else 0, B, G), dt)
     dZR = buffers.empty((0 if ra_ else T, B, 2 * u), dt)
     dHH = buffers.empty((0 if ra_ else T, B, u), dt)
     dh0 = dhT.copy()
     run_rows(gru_backward_kernel,
              (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
               saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
-              dh0, dxp, dRec, dZR, dHH, _tiny(dxp)), B, T * B * G * u)
+              dh0, dxp, dRec, dZR, dHH, dUb, _tiny(dxp), B), B, 0, parts)
+    if in_loop:
+        if parts > 1:
+            sum_parts(dUb, parts)
+        return dxp, dUb[0, :u], dh0, dUb[0, u]
     # dU = sum_t (matmul input)^T (its output gradient): one product per block over all steps
     H = saved.h_rec.reshape(T * B, u).T
     if ra_:
