@@ -48,6 +48,7 @@ from .activations import (
     is_real,
     prepare_backward,
     prepare_forward,
+    stand_in,
     smallest_normal as _tiny,
     input_rows,
     table_rows,
@@ -406,9 +407,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         if E is not None:                             # the other paths read the rows themselves
             rows = gather_rows(E.astype(dt, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dt))
             inputs = (inputs[0], rows) + inputs[2:]
-        xids = np.zeros((0, 0), np.int64)
+        xids = stand_in((0, 0), np.int64)
     if ids is None:
-        ids, table = np.zeros((0, 0), np.int64), np.zeros((0, 0), dt)
+        ids, table = stand_in((0, 0), np.int64), stand_in((0, 0), dt)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
     T = inputs[-1]
     B, u = h0.shape
