@@ -519,7 +519,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
                              f"took X, got {W.dtype} {W.shape}")
         dX = buffers.empty(X.shape, dxp.dtype)
     else:
-        W, dX = np.empty((0, G), dxp.dtype), np.empty((0, 0, 0), dxp.dtype)
+        W, dX = stand_in((0, G), dxp.dtype), stand_in((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
             dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp),
