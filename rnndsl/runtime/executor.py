@@ -232,15 +232,18 @@ class Executor:
             x = np.asarray(x)
         except Exception as e:  # ragged lists and the like
             raise DataError(f"input {name!r}: cannot make an array of it ({e})") from None
-        want = f"(batch, {'?' if t.steps is None else t.steps}" + (")" if t.is_tokens else f", {t.features})") \
-            if t.seq else f"(batch, {t.features})"
+
+        def want():         # the declared shape, for a message (worded only when one is raised)
+            return f"(batch, {'?' if t.steps is None else t.steps}" + (")" if t.is_tokens else f", {t.features})") \
+                if t.seq else f"(batch, {t.features})"
+
         rank = 2 if (t.is_tokens or not t.seq) else 3
         if x.ndim != rank:
-            raise DataError(f"input {name!r} expects shape {want}, got {x.shape}")
+            raise DataError(f"input {name!r} expects shape {want()}, got {x.shape}")
         if t.seq and t.steps is not None and x.shape[1] != t.steps and not any_steps:
-            raise DataError(f"input {name!r} expects {t.steps} steps, shape {want}, got {x.shape}")
+            raise DataError(f"input {name!r} expects {t.steps} steps, shape {want()}, got {x.shape}")
         if not t.is_tokens and x.shape[-1] != t.features:
-            raise DataError(f"input {name!r} expects {t.features} features, shape {want}, got {x.shape}")
+            raise DataError(f"input {name!r} expects {t.features} features, shape {want()}, got {x.shape}")
         if x.shape[0] == 0:
             raise DataError(f"input {name!r} is empty, shape {x.shape}")
         if t.is_tokens:

@@ -20,8 +20,10 @@ An ops object provides:
     assign(dst, src)           dst[...] = src
     reverse_time(a)            a new array: a[::-1] along the first axis
     concat_features(a, b)      [a, b] along the last axis; split_features(g, u) undoes it
-    as_dout(g, out)            g itself where the cell's backward can read it as the
-                               gradient of out, else None (then it is copied)
+    concat_reversed(a, b)      concat_features(a, reverse_time(b))
+    as_dout(g, out)            g (or the engine's one copy of it) where the cell's backward
+                               can read it as the gradient of out, else None (then it is
+                               copied into zeros)
     last_into_final            a last-output-only layer without a mask passes the output's
                                gradient on as the final h's (the last output is the final
                                h) and gives the cell read_only_zeros(shape, dtype) as dout
@@ -71,6 +73,8 @@ def bidirectional_states(node, ctx, init_state, batch: int):
 def dropout_masks(opts, ctx, B: int, F: int, u: int, dtype):
     """Host input (B, F) and recurrent (B, u) dropout masks, scaled by 1/(1-p): one per
     sequence, as Keras draws them, and only in training (None otherwise)."""
+    if not ctx.training:
+        return None, None
     dtype = np.dtype(dtype)
     dmask = rmask = None
     if ctx.training and opts["dropout"] > 0:
@@ -148,7 +152,6 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
     (out, final, backprop(dout, dfinal) -> (dX or None, grads, dinit)). mask: the input's."""
     inner = node.spec.inner(node)
     o = inner.opts
-    n_states = len(inner.spec.state_type(o).parts)
     init_f, init_b, from_edge = bidirectional_states(node, ctx, init_state, B)
     seq = o["return_sequences"]
     # Keras sets both halves' zero_output_for_mask to return_sequences, whatever the
@@ -160,12 +163,16 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
     final = tuple(fin_f) + tuple(fin_b)
     if o["stateful"] and ctx.carry is None:
         ctx.keep_state(node, final)
-    # the backward half ran in reverse; put its sequence back in time order
-    yf, yb = (out_f, ops.reverse_time(out_b)) if seq else (_last(out_f), _last(out_b))
+    # the backward half ran in reverse; put its sequence back in time order (concat: within
+    # the merge's copy; only mul's backprop reads yb)
     mode = node.opts["merge_mode"]
+    if seq and mode == "concat":
+        yf, yb = out_f, None
+    else:
+        yf, yb = (out_f, ops.reverse_time(out_b)) if seq else (_last(out_f), _last(out_b))
     u = o["units"]
     if mode == "concat":
-        merged = {"out": ops.concat_features(yf, yb)}
+        merged = {"out": ops.concat_reversed(yf, out_b) if seq else ops.concat_features(yf, yb)}
     elif mode == "sum":
         merged = {"out": ops.add(yf, yb)}
     elif mode == "mul":
@@ -191,6 +198,7 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
                 dyf = dyb = ops.scale(g, 0.5)
         else:
             dyf, dyb = d.get("forward"), d.get("backward")
+        n_states = len(inner.spec.state_type(o).parts)
         dstate = list(d.get("state") or (ops.zeros_like(s) for s in final))
         if T == 0 and not seq:
             # zero steps: the last outputs were the initial h's (zeros for a cell's own output)

@@ -69,6 +69,10 @@ _OVERLOAD_JIT = dict(error_model="numpy")
 
 def activation_code(activation) -> int:
     """Map an activation name (or an already numeric code) to its code."""
+    if type(activation) is str:
+        code = ACTIVATIONS.get(activation)          # a lowercase name, as the layers pass it
+        if code is not None:
+            return code
     if isinstance(activation, str):
         key = activation.lower()
         if key not in ACTIVATIONS:
@@ -367,7 +371,29 @@ def add_output_grad_row(dh, dout, real, zero_output):
 # ---------------------------------------------------------------------------
 
 
+_STAND_INS: dict = {}
+# the kernels' float types as dtypes: `in` finds an array's dtype by identity first, sooner
+# than comparing it with the scalar types (the same answer)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def stand_in(shape, dtype) -> np.ndarray:
+    """A zero-size array of this shape and dtype for an argument a kernel does not use, kept
+    for reuse: it holds nothing to write, and making a fresh one cost a few tenths of a
+    microsecond, several times a call. Writable, C-ordered, as np.empty makes it (numba's
+    type of the argument includes both: anything else would compile the kernels again)."""
+    key = (shape, dtype)
+    a = _STAND_INS.get(key)
+    if a is None:
+        if len(_STAND_INS) > 64:           # batch sizes come and go: keep it small
+            _STAND_INS.clear()
+        a = _STAND_INS[key] = np.empty(shape, dtype)
+    return a
+
+
 def _as(arr, dtype, shape, name):
+    if type(arr) is np.ndarray and arr.dtype == dtype and arr.shape == shape and arr.flags.c_contiguous:
+        return arr                          # what np.ascontiguousarray returns for it, sooner
     a = np.ascontiguousarray(arr, dtype=dtype)
     if a.shape != shape:
         raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
@@ -388,16 +414,16 @@ def prepare_forward(xp, n_gates, U, states, mask, rmask, X=None, W=None, b_in=No
     B, G = xp.shape[1], xp.shape[2]
     u = G // n_gates
     U = _as(U, dtype, (u, G), "U (recurrent kernel)")
-    states = tuple(_as(s, dtype, (B, u), name) for s, name in states)
+    states = tuple([_as(s, dtype, (B, u), name) for s, name in states])
     if mask is None:
-        mask = np.zeros((0, 0), np.uint8)
+        mask = stand_in((0, 0), np.uint8)
     else:
         mask = np.asarray(mask)
         if mask.shape != (T, B):
             raise ValueError(f"mask has shape {mask.shape}, expected {(T, B)}")
         mask = np.ascontiguousarray(mask != 0, dtype=np.uint8)
     if rmask is None:
-        rmask = np.zeros((0, 0), dtype)
+        rmask = stand_in((0, 0), dtype)
     else:
         rmask = _as(rmask, dtype, (B, u), "rmask (recurrent dropout mask)")
     return inputs, U, states, mask, rmask
@@ -409,16 +435,16 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
     (xp, X, W, b_in, T) with empty stand-ins for the unused side."""
     if X is None:
         xp = np.asarray(xp)
-        if xp.dtype not in (np.float32, np.float64):
+        if xp.dtype not in _FLOATS:
             raise ValueError(f"xp must be float32 or float64, got {xp.dtype}")
         if xp.ndim != 3 or xp.shape[2] % n_gates:
             raise ValueError(f"xp must be (T, B, {n_gates}*units), got shape {xp.shape}")
         xp = np.ascontiguousarray(xp)
         dt, (T, B, G) = xp.dtype, xp.shape
-        X, W = np.empty((0, 0, 0), dt), np.empty((0, G), dt)
+        X, W = stand_in((0, 0, 0), dt), stand_in((0, G), dt)
     else:
         X = np.asarray(X)
-        if X.dtype not in (np.float32, np.float64) or X.ndim != 3:
+        if X.dtype not in _FLOATS or X.ndim != 3:
             raise ValueError(f"X must be a float32 or float64 (T, B, F) array, got {X.dtype} {X.shape}")
         dt = X.dtype
         if X.strides[2] != X.itemsize or (X.flags.f_contiguous and not X.flags.c_contiguous):
@@ -428,9 +454,9 @@ def prepare_input(xp, X, W, b_in, n_gates, U):
             # are compiled for C-ordered and strided inputs, not for a third layout
             X = np.ascontiguousarray(X)
         T, B, F = X.shape
-        G = n_gates * np.shape(U)[0]
+        G = n_gates * (U.shape[0] if type(U) is np.ndarray else np.shape(U)[0])
         W = _as(W, dt, (F, G), "W (kernel)")
-        xp = np.empty((0, B, G), dt)
+        xp = stand_in((0, B, G), dt)
     b_in = np.zeros(G, dt) if b_in is None else _as(b_in, dt, (G,), "b_in (input bias)")
     return xp, X, W, b_in, T
 

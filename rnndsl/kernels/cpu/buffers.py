@@ -28,7 +28,7 @@ class Pool:
         self.used: list = []
 
     def empty(self, shape, dtype) -> np.ndarray:
-        key = (tuple(shape), np.dtype(dtype))
+        key = (tuple(shape), dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
         stack = self.free.get(key)
         a = stack.pop() if stack else np.empty(key[0], key[1])
         self.used.append(a)
@@ -46,12 +46,18 @@ class Pool:
 # the pool of the train step running on this thread: a step's allocations all happen on
 # the thread that runs it (the kernels' worker threads allocate nothing through here), and
 # two models trained on two threads must not hand each other's arrays out
-_scope = threading.local()
+class _Scope(threading.local):
+    # a class default, so that reading it on a thread that never set one raises nothing
+    # (getattr with a default catches an AttributeError: a microsecond, on every array)
+    pool = None
+
+
+_scope = _Scope()
 
 
 def empty(shape, dtype) -> np.ndarray:
     """np.empty, from the current step's pool when a train step is running on this thread."""
-    pool = getattr(_scope, "pool", None)
+    pool = _scope.pool
     return np.empty(shape, dtype) if pool is None else pool.empty(shape, dtype)
 
 
@@ -65,7 +71,7 @@ def zeros(shape, dtype) -> np.ndarray:
 def reusing(pool: Pool):
     """Allocations through empty/zeros come from pool until the block ends; then the pool
     takes them all back for the next step."""
-    outer = getattr(_scope, "pool", None)
+    outer = _scope.pool
     _scope.pool = pool
     try:
         yield pool

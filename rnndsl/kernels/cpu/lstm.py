@@ -48,6 +48,7 @@ from .activations import (
     is_real,
     prepare_backward,
     prepare_forward,
+    stand_in,
     smallest_normal as _tiny,
     input_rows,
     table_rows,
@@ -406,9 +407,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         if E is not None:                             # the other paths read the rows themselves
             rows = gather_rows(E.astype(dt, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dt))
             inputs = (inputs[0], rows) + inputs[2:]
-        xids = np.zeros((0, 0), np.int64)
+        xids = stand_in((0, 0), np.int64)
     if ids is None:
-        ids, table = np.zeros((0, 0), np.int64), np.zeros((0, 0), dt)
+        ids, table = stand_in((0, 0), np.int64), stand_in((0, 0), dt)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
     T = inputs[-1]
     B, u = h0.shape
@@ -518,7 +519,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
                              f"took X, got {W.dtype} {W.shape}")
         dX = buffers.empty(X.shape, dxp.dtype)
     else:
-        W, dX = np.empty((0, G), dxp.dtype), np.empty((0, 0, 0), dxp.dtype)
+        W, dX = stand_in((0, G), dxp.dtype), stand_in((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
             dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp),

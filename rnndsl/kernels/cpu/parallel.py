@@ -201,7 +201,8 @@ def compiled(kernel, args: tuple, rows: bool = True, strided: tuple = ()) -> tup
     dispatch, which retries the compile on every call before it finds that code."""
     consts = _literal.get(kernel, ())
     try:
-        key = (kernel, tuple(map(compute_fingerprint, args)), tuple(args[i] for i in consts), rows, strided)
+        key = (kernel, tuple(map(compute_fingerprint, args)), tuple([args[i] for i in consts]) if consts else (),
+               rows, strided)
     except (TypeError, ValueError):        # a value numba has no fingerprint for: type it each call
         key = None
     found = _compiled.get(key)

@@ -44,7 +44,8 @@ class CpuOps:
 
     @staticmethod
     def zeros_like(a):
-        return np.zeros_like(a)
+        # a state's or a weight's shape (a C array): np.zeros, a fraction of np.zeros_like's cost
+        return np.zeros(a.shape, a.dtype)
 
     @staticmethod
     def add(a, b):
@@ -71,13 +72,27 @@ class CpuOps:
         return np.concatenate([a, b], axis=-1)
 
     @staticmethod
+    def concat_reversed(a, b):
+        # one pass reading b backwards: a reversed copy of b first took a second one
+        return np.concatenate([a, b[::-1]], axis=-1)
+
+    @staticmethod
     def split_features(g, u: int):
         return g[..., :u], g[..., u:]
 
     @staticmethod
     def as_dout(g, out):
         # the kernels only read dout
-        return g if (g.dtype == out.dtype and g.flags.c_contiguous) else None
+        if g.dtype != out.dtype:
+            return None
+        if g.flags.c_contiguous:
+            return g
+        if g.shape != out.shape:
+            return None
+        # a strided view (concat's half): one copy, where zeros then assign pass twice
+        d = buffers.empty(g.shape, g.dtype)
+        d[...] = g
+        return d
 
 
 OPS = CpuOps()

@@ -16,6 +16,7 @@ import numpy as np
 from ...kernels.cpu import paths
 from ...kernels.cpu.parallel import column_sums, matmul
 from ...layers.base import REGISTRY
+from ...layers.recurrent import RecurrentSpec
 from ..recurrent import dropout_masks, layer_outputs, output_is_first_state, start_state
 from ..tensor import Act, TableGrad, flat
 from .ops import OPS
@@ -57,7 +58,10 @@ class Recurrent:
         return REGISTRY[self.name]
 
     def n_states(self, opts) -> int:
-        return len(self.spec.state_type(opts).parts)
+        spec = self.spec
+        if type(spec).state_type is RecurrentSpec.state_type:
+            return len(spec.state_names)        # its rule: a part per state name (no StateType made each call)
+        return len(spec.state_type(opts).parts)
 
     def split_bias(self, opts, bias):
         """(input bias added to xp, recurrent bias given to the kernel)."""
@@ -67,7 +71,10 @@ class Recurrent:
         return db_in
 
     def zero_state(self, opts, batch, dtype) -> tuple:
-        return tuple(np.zeros((batch, opts["units"]), dtype) for _ in range(self.n_states(opts)))
+        """Zero initial states, read-only and kept for reuse: the kernels only copy them (their
+        final state starts as a copy of the initial one), so none is made afresh each call."""
+        z = OPS.read_only_zeros((batch, opts["units"]), dtype)
+        return (z,) * self.n_states(opts)
 
     def table_input(self, opts, x: Act, dmask, dtype, sole_reader: bool):
         """(E, ids) when x is an embedding's rows E[ids] better read through the projected

@@ -170,6 +170,10 @@ class DeviceOps:
             self.run(self.k.put_cols, part.size, self.rows(y), self.rows(part), off)
         return y
 
+    def concat_reversed(self, a, b):
+        """[a, b reversed in time] along the last axis."""
+        return self.concat_features(a, self.reverse_time(b))
+
     def split_features(self, g, u: int):
         """(g[..., :u], g[..., u:]) as new arrays: concat_features undone."""
         w = g.shape[g.ndim - 1]
