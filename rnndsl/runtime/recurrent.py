@@ -158,8 +158,9 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
     # wrapped layer says: without sequences a padded row's halves are its last valid outputs
     zero_out = seq
     fwd_backwards = o["go_backwards"]
-    out_f, fin_f, bp_f = run_half(0, init_f, fwd_backwards, zero_out)
-    out_b, fin_b, bp_b = run_half(1, init_b, not fwd_backwards, zero_out)
+    with ops.together():        # the halves read nothing the other writes: they may run at once
+        out_f, fin_f, bp_f = run_half(0, init_f, fwd_backwards, zero_out)
+        out_b, fin_b, bp_b = run_half(1, init_b, not fwd_backwards, zero_out)
     final = tuple(fin_f) + tuple(fin_b)
     if o["stateful"] and ctx.carry is None:
         ctx.keep_state(node, final)

@@ -179,3 +179,78 @@ def test_packed_arguments_reach_the_kernel_as_a_direct_call_gives_them(monkeypat
     parallel.run_rows(_with_complex, (args[5], 1 + 2j, out), R, 10 ** 9, parts=2)
     np.testing.assert_array_equal(out, args[5] + 2.0)
     assert parallel._packers[parallel.compiled(_with_complex, (args[5], 1 + 2j, out))[1]] is None
+
+
+def test_together_runs_the_deferred_calls_at_its_end(monkeypatch):
+    """Inside together(), run_rows(..., defer=True) waits for the block's end, where the held calls
+    run at once, each on its share of the workers; a call without defer, or inside in_order(),
+    runs as it is made; a block that raises runs none of its held calls."""
+    split_everything(monkeypatch)
+    x = np.arange(21.0).reshape(7, 3) - 10
+    outs = [np.zeros_like(x) for _ in range(4)]
+    with parallel.together():
+        parallel.run_rows(_scaled_rows, (x, outs[0], 2.0, False), 7, 10 ** 9, defer=True)
+        parallel.run_rows(_scaled_rows, (x, outs[1], 3.0, True), 7, 10 ** 9, defer=True)
+        assert not outs[0].any() and not outs[1].any()          # held back
+        parallel.run_rows(_scaled_rows, (x, outs[2], 4.0, False), 7, 10 ** 9)
+        np.testing.assert_array_equal(outs[2], x * 4.0)           # not deferrable: ran at once
+        with parallel.in_order():
+            parallel.run_rows(_scaled_rows, (x, outs[3], 5.0, False), 7, 10 ** 9, defer=True)
+            np.testing.assert_array_equal(outs[3], x * 5.0)
+    np.testing.assert_array_equal(outs[0], x * 2.0)
+    np.testing.assert_array_equal(outs[1], -x * 3.0)
+
+    held = np.zeros_like(x)
+    with pytest.raises(KeyError):
+        with parallel.together():
+            parallel.run_rows(_scaled_rows, (x, held, 2.0, False), 7, 10 ** 9, defer=True)
+            raise KeyError("x")
+    assert not held.any()
+    after = np.zeros_like(x)                                      # the block is over: no longer held
+    parallel.run_rows(_scaled_rows, (x, after, 2.0, False), 7, 10 ** 9, defer=True)
+    np.testing.assert_array_equal(after, x * 2.0)
+
+
+@pytest.mark.parametrize("spec", [
+    "input x: float[5, 10]\noutput x | bilstm(16, seq) | bilstm(8) | dense(3)\n",
+    "input x: float[?, 6]\noutput x | bidirectional(lstm(9, seq), merge_mode=\"sum\") | dense(2)\n",
+])
+def test_bidirectional_halves_at_once_equal_one_after_the_other(monkeypatch, spec):
+    """A bidirectional layer's halves run together (parallel.together) give what they give run
+    one after the other, each split by rows, in inference and in training."""
+    import contextlib
+
+    import rnndsl
+    from rnndsl.runtime.cpu.ops import CpuOps
+
+    split_everything(monkeypatch)
+    r = np.random.default_rng(0)
+    x = r.normal(size=(11, 5, 10) if "10]" in spec else (11, 4, 6)).astype(np.float32)
+    y = r.normal(size=(11, 3) if "dense(3)" in spec else (11, 4, 2)).astype(np.float32)
+    got = {}
+    for mode in ("together", "in turn"):
+        if mode == "in turn":
+            monkeypatch.setattr(CpuOps, "together", staticmethod(contextlib.nullcontext))
+        m = rnndsl.compile(spec, dtype="float32", seed=3)
+        loss, grads = m.loss_and_gradients(x, y, loss="mse")
+        got[mode] = [m.predict_on_batch(x), np.float64(loss)] + [g for g in grads if g is not None]
+    for a, b in zip(got["together"], got["in turn"]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_bidirectional_halves_at_once_keep_a_chunked_layer_in_order(monkeypatch):
+    """Inference of a last-output-only layer over wide inputs runs chunk after chunk, each from
+    the state the one before ended in (in_order inside together): equal to the plain route."""
+    import rnndsl
+    from rnndsl.kernels.cpu import paths
+    from rnndsl.runtime.cpu import recurrent
+
+    split_everything(monkeypatch)
+    monkeypatch.setattr(recurrent, "PER_STEP_MAX_FEATURES", 2)
+    monkeypatch.setattr(recurrent, "CHUNK_ROWS", 8)          # 2 steps of 4 rows a chunk
+    x = np.random.default_rng(1).normal(size=(4, 9, 6))
+    spec = "input x: float[?, 6]\noutput x | bilstm(5) | dense(2)\n"
+    got = rnndsl.compile(spec, dtype="float64", seed=2).predict_on_batch(x)
+    with paths.plain_paths():
+        want = rnndsl.compile(spec, dtype="float64", seed=2).predict_on_batch(x)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

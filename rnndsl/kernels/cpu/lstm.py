@@ -430,11 +430,12 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     work = T * B * G * (u + F)
     if route == FUSED_ROWS:
         run_rows(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, hT, cT, rmask, backwards,
-                                   out, gates, h_rec, c_prev, tanh_c, bool(keep)), B, work)
+                                   out, gates, h_rec, c_prev, tanh_c, bool(keep)), B, work, defer=True)
     else:
         run_rows(lstm_forward_kernel,
                  (inputs[0], inputs[1], inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
-                  backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, work)
+                  backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, work, defer=True)
+    # (deferred inside parallel.together(): nothing below reads what the kernel writes)
     saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
                       gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
     return out, hT, cT, saved

@@ -64,16 +64,22 @@ class Packer:
         address, library = _trampoline(ctx, tuple(sig), kernel_address)
         return cls(size, address, library)
 
-    def pack(self, args: tuple, store) -> int:
-        """The address of the arguments stored as the trampoline loads them, in a buffer of
-        this thread's (keep args alive while the call runs; the next pack on this thread
-        writes the same buffer). store: pack_args's compiled code for these arguments."""
-        buf = getattr(self.local, "buf", None)
+    def pack(self, args: tuple, store, buf=None) -> int:
+        """The address of the arguments stored as the trampoline loads them, in `buf` (from
+        new_buffer) or else a buffer of this thread's (keep args alive while the call runs;
+        the next pack on this thread writes the same buffer). store: pack_args's compiled
+        code for these arguments."""
         if buf is None:
-            buf = self.local.buf = ctypes.create_string_buffer(max(self.size, 8))
+            buf = getattr(self.local, "buf", None)
+            if buf is None:
+                buf = self.local.buf = self.new_buffer()
         address = ctypes.addressof(buf)
         store(args, address)
         return address
+
+    def new_buffer(self):
+        """A buffer of its own for one call's arguments (for calls packed before any runs)."""
+        return ctypes.create_string_buffer(max(self.size, 8))
 
 
 @intrinsic

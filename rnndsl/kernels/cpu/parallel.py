@@ -34,6 +34,8 @@ PyTorch in the same process) keeps its own default.
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -101,28 +103,97 @@ def chunks(rows: int, work: int, min_work: int | None = None) -> list[tuple[int,
     return [(edges[k], edges[k + 1]) for k in range(n)]
 
 
-def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None) -> None:
+def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None, defer: bool = False) -> None:
     """kernel(*args, b0, b1) over rows 0..rows: on this thread when one part is enough, else
     the parts at once in numba's thread pool (split_rows). `parts` (default: chunks' choice)
-    is for a caller that sized per-part arrays already."""
+    is for a caller that sized per-part arrays already. defer: inside together(), the call
+    may wait for the block's end (its caller reads none of its outputs before then)."""
     n = len(chunks(rows, work)) if parts is None else parts
     if not hasattr(kernel, "overloads"):       # NUMBA_DISABLE_JIT: a Python function, run part by part
         for p in range(n):
             kernel(*args, rows * p // n, rows * (p + 1) // n)
         return
     entry, address = compiled(kernel, args)
+    pending = getattr(_pending, "calls", None) if defer and parts is None else None
+    if pending is not None:
+        packer = _packer(address, args)
+        if packer is not None:
+            pending.append((packer, entry, args, rows, work))
+            return
     if n == 1:
         entry(*args, 0, rows)
         return
-    packer = _packers.get(address, False)
-    if packer is False:
-        packer = _packers[address] = Packer.build(_signatures[address], address)
+    packer = _packer(address, args)
     if packer is None:                          # an argument type packed_call does not store
         split_typed(address, args, rows, n)
     else:
-        if packer.store is None:                # pack_args for these types: one per kernel signature
-            packer.store = compiled(pack_args, (args, 0), rows=False)[0]
         _split_entry()(packer.address, packer.pack(args, packer.store), rows, n)
+
+
+def _packer(address: int, args: tuple):
+    """The Packer of the kernel compiled at address (None: an argument type it does not store)."""
+    packer = _packers.get(address, False)
+    if packer is False:
+        packer = _packers[address] = Packer.build(_signatures[address], address)
+    if packer is not None and packer.store is None:    # pack_args for these types: one per kernel signature
+        packer.store = compiled(pack_args, (args, 0), rows=False)[0]
+    return packer
+
+
+# the calls together() holds back on this thread (None: not inside together())
+_pending = threading.local()
+
+
+@contextmanager
+def together():
+    """Run the deferred kernel calls (run_rows(..., defer=True)) of the block at its end, at
+    once: each on its own share of the workers with all its rows, instead of one after the
+    other, each split across all of them. For calls none of which reads what another writes
+    (a bidirectional layer's two halves): one fork and join instead of one per call, and each
+    worker packs and streams one call's weights. Calls made without defer run at once."""
+    if getattr(_pending, "calls", None) is not None or paths.plain():   # nested: the outer block runs them
+        yield
+        return
+    calls = _pending.calls = []
+    try:
+        yield
+    finally:
+        _pending.calls = None
+    _run_together(calls)
+
+
+@contextmanager
+def in_order():
+    """Inside together(): the block's calls run as they are made (calls that read what the one
+    before wrote: a layer run chunk after chunk)."""
+    held = getattr(_pending, "calls", None)
+    _pending.calls = None
+    try:
+        yield
+    finally:
+        _pending.calls = held
+
+
+def _run_together(calls: list) -> None:
+    """The held-back calls: (packer, entry, args, rows, work) each."""
+    if len(calls) < 2 or WORKERS < 2 or sum(c[4] for c in calls) < MIN_SPLIT_WORK:
+        for packer, entry, args, rows, work in calls:     # one after the other, as run_rows would
+            n = len(chunks(rows, work))
+            if n == 1:
+                entry(*args, 0, rows)
+            else:
+                _split_entry()(packer.address, packer.pack(args, packer.store), rows, n)
+        return
+    share = max(1, WORKERS // len(calls))
+    tasks, keep = [], []
+    for packer, _, args, rows, _ in calls:
+        buf = packer.new_buffer()
+        keep.append(buf)
+        address = packer.pack(args, packer.store, buf)
+        n = max(1, min(share, rows // MIN_ROWS))
+        tasks += [(packer.address, address, rows * k // n, rows * (k + 1) // n) for k in range(n)]
+    table = np.array(tasks, np.int64).T.copy()
+    _calls_entry()(table[0], table[1], table[2], table[3])
 
 
 @intrinsic
@@ -167,6 +238,26 @@ def _split_entry():
         split_rows.compile(sig)
         _entry.append(split_rows.overloads[sig].entry_point)
     return _entry[0]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def split_calls(trampolines, bufs, lo, hi):
+    """Several kernels at once, task k being trampolines[k](bufs[k], lo[k], hi[k]) (see
+    together()): compiled once for every kernel, as split_rows."""
+    for k in prange(trampolines.shape[0]):
+        call_compiled(trampolines[k], (bufs[k],), lo[k], hi[k])
+
+
+_calls: list = []
+
+
+def _calls_entry():
+    """split_calls's compiled code for its one signature (four int64 vectors)."""
+    if not _calls:
+        sig = (types.int64[::1],) * 4
+        split_calls.compile(sig)
+        _calls.append(split_calls.overloads[sig].entry_point)
+    return _calls[0]
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kernels.cpu import buffers
+from ...kernels.cpu import buffers, parallel
 from ..tensor import Act
 
 _ZEROS: dict = {}
@@ -79,6 +79,11 @@ class CpuOps:
     @staticmethod
     def split_features(g, u: int):
         return g[..., :u], g[..., u:]
+
+    @staticmethod
+    def together():
+        """Kernel calls that read nothing the others write, run at once (parallel.together)."""
+        return parallel.together()
 
     @staticmethod
     def as_dout(g, out):

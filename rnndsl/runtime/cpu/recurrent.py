@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...kernels.cpu import paths
-from ...kernels.cpu.parallel import column_sums, matmul
+from ...kernels.cpu.parallel import column_sums, in_order, matmul
 from ...layers.base import REGISTRY
 from ...layers.recurrent import RecurrentSpec
 from ..recurrent import dropout_masks, layer_outputs, output_is_first_state, start_state
@@ -173,10 +173,11 @@ class Recurrent:
             step = max(1, CHUNK_ROWS // B)
             starts = range(0, T, step)
             final = init
-            for t0 in (reversed(starts) if backwards else starts):
-                t1 = min(T, t0 + step)
-                mask = None if x.mask is None else x.mask[t0:t1]
-                out, final, saved = run(x.steps(t0, t1), final, mask, False)
+            with in_order():        # each chunk starts from the state the one before ends in
+                for t0 in (reversed(starts) if backwards else starts):
+                    t1 = min(T, t0 + step)
+                    mask = None if x.mask is None else x.mask[t0:t1]
+                    out, final, saved = run(x.steps(t0, t1), final, mask, False)
 
         def backprop(dout, dfinal):
             if need_dx and per_step and X is not None and self.in_kernel_dx:
