@@ -103,8 +103,13 @@ class Executor:
     def apply_update(self, optimizer, grads) -> None:
         """One optimizer step of the weights. Should it leave a weight NaN or inf (an
         overflow that finite gradients can still cause), the weights and the optimizer's
-        state go back to what they were and NonFiniteError names the weights."""
+        state go back to what they were and NonFiniteError names the weights. Where the
+        optimizer proves the step stays finite (Optimizer.stays_finite), no copy of the
+        weights is taken for that (a copy of the model each step: time and peak memory)."""
         live = [i for i, g in enumerate(grads) if g is not None]
+        if optimizer.stays_finite([self.params[i] for i in live], [grads[i] for i in live]):
+            optimizer.apply(self.params, grads)      # proven finite: nothing to go back to
+            return
         kept = self._kept
         for i in live:                       # arrays kept from step to step
             if i not in kept or kept[i].shape != self.params[i].shape or kept[i].dtype != self.params[i].dtype:

@@ -36,6 +36,7 @@ from scipy.linalg.blas import get_blas_funcs
 
 from rnndsl.errors import CheckpointError, RnnError, TrainingError, did_you_mean
 
+from ..kernels.cpu.ops import abs_sum
 from .schedules import LearningRateSchedule, check_known_options, config_parts, get_schedule, serialize_schedule
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer", "OPTIMIZERS",
@@ -253,6 +254,12 @@ class Optimizer:
         """Whether _update needs no work array for this parameter (it is then given None)."""
         return False
 
+    def stays_finite(self, params, grads) -> bool:
+        """Whether the next apply() provably leaves every parameter finite, from bounds on
+        the (finite) parameters and gradients alone (then the caller keeps no copy to go
+        back to); False where it cannot tell."""
+        return False
+
     def _init_slot(self, name, p):
         return np.zeros_like(p)
 
@@ -348,6 +355,19 @@ class SGD(Optimizer):
 
     def step_hyperparameters(self) -> dict:
         return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
+
+    def stays_finite(self, params, grads) -> bool:
+        # w - lr g, rounded twice at most: |w'| <= (|w| + lr |g| (1 + e)) (1 + e) stays below
+        # the largest float while sum|w| + lr sum|g| is under a quarter of it (NaN or inf
+        # anywhere fails the test)
+        if self.momentum or self.weight_decay or not params:
+            return False
+        lr = abs(float(self.learning_rate))
+        for p, g in zip(params, grads):
+            if p.dtype.kind != "f" or not (abs_sum(p.reshape(-1)) + lr * abs_sum(np.ravel(g))
+                                           < float(np.finfo(p.dtype).max) / 4):
+                return False
+        return True
 
     def _in_place(self, p, g) -> bool:
         return (not self.momentum and p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype

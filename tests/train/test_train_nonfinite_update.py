@@ -75,3 +75,29 @@ def test_run_saves_no_nan_and_exits_1(tmp_path, capsys):
     if out.exists():                          # the last good weights, all finite
         m = rnndsl.load_model(out)
         assert all(np.isfinite(w).all() for w in m.get_weights())
+
+
+def test_sgd_proves_a_small_step_finite_and_keeps_no_copy_then():
+    """SGD's bound (sum|w| + lr sum|g| under a quarter of the largest float) says which steps
+    cannot overflow; only those skip the copy kept to undo a step, and the rest still undo."""
+    w = [np.ones((3, 4), np.float32), np.full(4, -2.0, np.float32)]
+    g = [np.full((3, 4), 0.5, np.float32), np.ones(4, np.float32)]
+    assert SGD(0.01).stays_finite(w, g)
+    assert not SGD(1e39).stays_finite(w, g)                  # lr sum|g| past float32's range
+    assert not SGD(0.01, momentum=0.9).stays_finite(w, g)    # no bound for these (yet)
+    assert not Adam(0.01).stays_finite(w, g)
+    big = [np.full((3, 4), 3e37, np.float32), w[1]]           # 12 * 3e37 > 3.4e38 / 4
+    assert not SGD(0.01).stays_finite(big, g)
+    nan = [w[0].copy(), w[1]]
+    nan[0][1, 2] = np.nan
+    assert not SGD(0.01).stays_finite(nan, g)
+
+    m = rnndsl.compile(SPEC, seed=1)
+    x, y = _data()
+    m.configure(loss="sparse_categorical_crossentropy", optimizer=SGD(0.1))
+    before = m.get_weights()
+    m.train_on_batch(x, y)
+    assert not m.executor._kept                               # proven finite: no copy taken
+    _, grads = rnndsl.compile(SPEC, seed=1).loss_and_gradients(x, y, loss="sparse_categorical_crossentropy")
+    for w1, w0, g1 in zip(m.get_weights(), before, grads):
+        np.testing.assert_allclose(w1, w0 - np.float32(0.1) * g1, rtol=1e-6, atol=1e-7)

@@ -56,6 +56,16 @@ def all_finite(x):
     return acc == 0
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def abs_sum(x):
+    """sum |x_i| of the 1-D array x, in float64: one pass, nothing allocated (NaN for a NaN
+    in x, inf for an inf: a bound on every |x_i| that is never too small)."""
+    acc = 0.0
+    for i in range(x.shape[0]):
+        acc += abs(x[i])
+    return acc
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def row_max(z):
     """z.max(axis=1) of a 2-D array: NumPy's reduction over a short last axis is slow, this loop
