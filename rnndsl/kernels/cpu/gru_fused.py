@@ -88,8 +88,8 @@ def _gru_tile(rows: int):
 
 
 # 8 rows: 24 accumulators a k loop, with the three panel loads and a broadcast within the
-# 32 vector registers (X_h waits through the second loop, in memory if need be). 4-10% faster
-# than 6 rows, 10% than 4 (bench/README.md)
+# 32 vector registers (X_h waits through the second loop, in memory if need be); faster than
+# 6 or 4 rows at 256 units (bench/README.md)
 _gru8, _gru4, _gru2, _gru1 = _gru_tile(8), _gru_tile(4), _gru_tile(2), _gru_tile(1)
 
 
