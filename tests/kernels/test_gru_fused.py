@@ -1,7 +1,7 @@
-"""The float32 GRU inference step with its gate math in the product's epilogue
+"""The float32 GRU step with its gate math in the product's epilogue
 (kernels/cpu/gru_fused.py, gru.py's gru_fused_rows) against the plain float64
-route, the unfused float32 kernel, and itself split across workers or reading an
-embedding's rows in place."""
+route, the general float32 kernel, and itself split across workers or reading an
+embedding's rows in place; in training, what it saves and the gradients from it."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from numba import njit
 
 import rnndsl.kernels.cpu.gru as gru_mod
 from rnndsl.kernels.cpu import paths
-from rnndsl.kernels.cpu.gru import gru_forward
+from rnndsl.kernels.cpu.gru import gru_backward, gru_forward
 from rnndsl.kernels.cpu.gru_fused import gru_panels
 
 
@@ -63,7 +63,7 @@ def test_gru_panels_layout():
 def test_fused_inference_matches_the_plain_float64_route(fused_calls, u, B):
     """Random cases: T = 0, 1, 2, 7, forwards and backwards, sequences and the last output,
     a random initial state, against the plain route in float64 (the general kernel) and the
-    unfused float32 kernel (keep=True: what a training forward runs)."""
+    general kernel in float32."""
     for n, (T, backwards, last_only) in enumerate((T, bw, lo) for T in (0, 1, 2, 7)
                                                   for bw in (False, True) for lo in (False, True)):
         seed = 1000 * u + 10 * B + n
@@ -81,11 +81,38 @@ def test_fused_inference_matches_the_plain_float64_route(fused_calls, u, B):
         if T > 0:           # zero steps: no output is written (the runtime gives Keras's, zero_steps)
             np.testing.assert_allclose(out, want, atol=2e-5, err_msg=f"T={T} F={F} {kw}")
         np.testing.assert_allclose(hT, want_h if T else h0, atol=2e-5, rtol=0, err_msg=f"T={T} F={F} {kw}")
+        # a mask (of ones) keeps the general kernel
         unfused, unfused_h, _ = gru_forward(None, f32[2], f32[5], b_rec=f32[4], X=f32[0], W=f32[1], b_in=f32[3],
-                                            keep=True, backwards=backwards)
+                                            keep=False, backwards=backwards, mask=np.ones((T, B)))
         if T > 0:
             np.testing.assert_allclose(out, unfused[-1:] if last_only else unfused, atol=5e-6)
         np.testing.assert_allclose(hT, unfused_h, atol=5e-6)
+
+
+@pytest.mark.parametrize("T,B,F,u", [(3, 1, 5, 16), (4, 3, 7, 32), (5, 13, 40, 48), (7, 64, 3, 16)])
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_fused_training_forward_saves_what_backward_reads(fused_calls, T, B, F, u, backwards, dropout):
+    """keep=True with units a multiple of 16 runs the saving epilogue: its outputs, the saved
+    gates, h_rec (with recurrent dropout) and Rec_h, and then BPTT's gradients, equal the
+    float64 kernels' (the general kernel) to float32 rounding."""
+    X, W, U, b_in, b_rec, h0 = _case(T, B, F, u, seed=T + u + B)
+    rng = np.random.default_rng(u + B)
+    rmask = (rng.random((B, u)) > 0.3) / 0.7 if dropout else None
+    dout = rng.normal(size=(T, B, u))
+    res = {}
+    for dt in (np.float32, np.float64):
+        def c(a):
+            return None if a is None else a.astype(dt)
+        del fused_calls[:]
+        out, hT, sv = gru_forward(None, c(U), c(h0), b_rec=c(b_rec), X=c(X), W=c(W), b_in=c(b_in), keep=True,
+                                  backwards=backwards, rmask=c(rmask))
+        assert bool(fused_calls) == (dt == np.float32)
+        kept = [a.copy() for a in (sv.gates, sv.h_rec, sv.aux)]
+        res[dt] = (out, hT, *kept, *gru_backward(sv, c(dout)))
+    names = ("out", "hT", "gates", "h_rec", "aux", "dxp", "dU", "dh0", "db_rec")
+    for name, got, want in zip(names, res[np.float32], res[np.float64]):
+        np.testing.assert_allclose(got, want, atol=3e-5 * max(1.0, np.abs(want).max()), err_msg=name)
 
 
 @pytest.mark.parametrize("u", [5, 16])
@@ -162,3 +189,22 @@ def test_model_predict_float32_matches_float64():
         x = rng.integers(0, 50, (9, 11)) if "int" in spec else rng.normal(size=(9, 11, 6))
         x32 = x if "int" in spec else x.astype(np.float32)
         np.testing.assert_allclose(m32.predict(x32), m64.predict(x), atol=2e-5)
+
+
+def test_model_training_float32_matches_float64(fused_calls):
+    """Through a model: the loss and every gradient of GRU layers of 16 and 32 units (the
+    fused step saving for backward) in float32 against the same weights in float64."""
+    import rnndsl
+
+    spec = "input x: float[?, 6]\noutput x | gru(32, seq) | gru(16, go_backwards=true) | dense(3)"
+    m64 = rnndsl.compile(spec, dtype="float64", seed=3)
+    m32 = rnndsl.compile(spec, dtype="float32", seed=3)
+    m32.set_weights([w.astype(np.float32) for w in m64.get_weights()])
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(9, 11, 6)), np.arange(9) % 3
+    l32, g32 = m32.loss_and_gradients(x.astype(np.float32), y)
+    assert len(fused_calls) == 2
+    l64, g64 = m64.loss_and_gradients(x, y)
+    np.testing.assert_allclose(l32, l64, rtol=1e-5)
+    for a, b in zip(g32, g64):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)

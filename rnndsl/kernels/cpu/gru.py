@@ -22,8 +22,8 @@ output is H_{t-1}, or zeros with zero_output_for_mask.
 Shapes: xp (T,B,3u), U (u,3u), h0 (B,u), b_rec (3u,).  ``a`` = activation,
 ``ra`` = recurrent_activation (codes in activations.py).
 
-Float32 inference with reset_after, the default activations, no mask and no recurrent
-dropout runs gru_fused_rows (the gate math in the product's epilogue: gru_fused.py).
+Float32 with reset_after, the default activations and no mask (in training, units a
+multiple of 16) runs gru_fused_rows (the gate math in the product's epilogue: gru_fused.py).
 
 NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
@@ -155,13 +155,15 @@ def gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, res
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_fused_rows(X, xids, W, b_in, b_rec, U, Ht, backwards, out, b0, b1):
-    """Rows b0..b1 of a GRU inference (float32, reset_after, default activations, no mask,
-    no recurrent dropout), one fused step per time step (gru_fused.py): x_t W and H_{t-1} U
+def gru_fused_rows(X, xids, W, b_in, b_rec, U, Ht, rmask, backwards, out, gates, h_rec, aux, keep, b0, b1):
+    """Rows b0..b1 of a GRU run (float32, reset_after, default activations, no mask), one
+    fused step per time step (gru_fused.py): x_t W and H_{t-1} U
     in one register tile per 16 units, the gate math on its registers. The input x_t is
     X[t] (T, B, F), or, with xids (T, B) not empty, the rows xids[t, b] of X[0] (an
     embedding's table, read in place). Ht holds h0 and ends as hT; out keeps every step,
-    or one row (the last output)."""
+    or one row (the last output). With keep (training; u a multiple of 16) the step saves
+    what gru_backward reads: gates, h_rec = H_{t-1} * rmask (the product's input, and the
+    H_{t-1} of the update), aux = Rec_h; else nothing is saved and rmask is empty."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     u = Ht.shape[1]
@@ -174,25 +176,33 @@ def gru_fused_rows(X, xids, W, b_in, b_rec, U, Ht, backwards, out, b0, b1):
     Hs = aligned_scratch(2 * M, width, Ht.dtype)
     Hs[:] = 0
     copy_rows(Hs[:M, :u], Ht[b0:b1])
+    none = Hs[:0]
     last = out.shape[0] == 1
     for s in range(T):
         t = T - 1 - s if backwards else s
         cur = (s % 2) * M
         nxt = M - cur
         src, xrows = (X[0], xids[t, b0:b1]) if gather else (X[t, b0:b1], own)
-        gru_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, Hs[nxt:nxt + M], 0, Uq.shape[0])
+        if keep:
+            for r in range(M):
+                dropped_row(h_rec[t, b0 + r], Hs[cur + r, :u], rmask, b0 + r)
+            gru_step_rows(src, xrows, Wq, h_rec[t, b0:b1], Uq, bt, Hs[nxt:nxt + M], gates[t, b0:b1],
+                          aux[t, b0:b1], 0, Uq.shape[0])
+        else:
+            gru_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, Hs[nxt:nxt + M], none, none, 0, Uq.shape[0])
         if not last or s == T - 1:
             copy_rows(out[0 if last else s, b0:b1], Hs[nxt:nxt + M, :u])
     fin = (T % 2) * M
     copy_rows(Ht[b0:b1], Hs[fin:fin + M, :u])
 
 
-def fused_route(a: int, ra: int, reset_after: bool, mask, rmask, X, dtype, keep: bool) -> bool:
-    """Whether gru_forward runs gru_fused_rows: float32 inference (nothing kept) with
-    reset_after, the default activations, no mask, no recurrent dropout and a per-step
-    input X; never on the plain route."""
-    return (not paths.plain() and not keep and reset_after and a == TANH and ra == SIGMOID
-            and mask.shape[0] == 0 and rmask.shape[0] == 0 and X.shape[0] != 0 and dtype == np.float32)
+def fused_route(a: int, ra: int, reset_after: bool, mask, rmask, X, dtype, u: int, keep: bool) -> bool:
+    """Whether gru_forward runs gru_fused_rows: float32 with reset_after, the default
+    activations, no mask and a per-step input X, in inference without recurrent dropout or
+    in training (saving for backward) with u a multiple of 16; never on the plain route."""
+    return (not paths.plain() and reset_after and a == TANH and ra == SIGMOID and mask.shape[0] == 0
+            and X.shape[0] != 0 and dtype == np.float32
+            and (u % UNITS == 0 if keep else rmask.shape[0] == 0))
 
 
 @njit(**KERNEL_OPTIONS)
@@ -332,7 +342,7 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
             raise ValueError(f"b_rec has shape {b_rec.shape}, expected {(G,)}")
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
-    fused = fused_route(a, ra, reset_after, mask, rmask, inputs[1], dt, keep)
+    fused = fused_route(a, ra, reset_after, mask, rmask, inputs[1], dt, u, keep)
     if E is not None:
         if fused and xids.size:                       # read in place
             inputs = (inputs[0], np.ascontiguousarray(E, dtype=dt)[None]) + inputs[2:]
@@ -341,13 +351,17 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
             inputs = (inputs[0], rows) + inputs[2:]
             xids = None
     out = buffers.empty((1 if last_only else T, B, u), dt)
+    n = T if keep else 1
     if fused:
         hT = h0.copy()
         xids = np.zeros((0, 0), np.int64) if xids is None else xids
-        run_rows(gru_fused_rows, (inputs[1], xids, inputs[2], inputs[3], b_rec, U, hT, backwards, out),
-                 B, T * B * G * (u + inputs[2].shape[0]))
-        return out, hT, None
-    n = T if keep else 1
+        n = T if keep else 0
+        gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
+        run_rows(gru_fused_rows, (inputs[1], xids, inputs[2], inputs[3], b_rec, U, hT, rmask, backwards, out, gates,
+                                  h_rec, aux, bool(keep)), B, T * B * G * (u + inputs[2].shape[0]))
+        saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
+                         gates, h_rec, aux) if keep else None
+        return out, hT, saved
     gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
     run_rows(gru_forward_kernel,
