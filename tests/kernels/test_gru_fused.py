@@ -208,3 +208,18 @@ def test_model_training_float32_matches_float64(fused_calls):
     np.testing.assert_allclose(l32, l64, rtol=1e-5)
     for a, b in zip(g32, g64):
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_training_forward_split_across_workers(forced_split, fused_calls):
+    """keep=True with rows split across workers: the outputs and saved arrays one thread gives."""
+    X, W, U, b_in, b_rec, h0 = (a.astype(np.float32) for a in _case(4, 21, 5, 32, seed=2))
+    rmask = ((np.random.default_rng(2).random((21, 32)) > 0.3) / 0.7).astype(np.float32)
+
+    def run():
+        out, hT, sv = gru_forward(None, U, h0, b_rec=b_rec, X=X, W=W, b_in=b_in, keep=True, rmask=rmask)
+        return out, hT, sv.gates, sv.h_rec, sv.aux
+
+    one, split = forced_split(run)
+    assert len(fused_calls) > 2                        # one call, then the split's parts
+    for a, b in zip(one, split):
+        np.testing.assert_array_equal(a, b)
