@@ -328,6 +328,7 @@ def test_the_draw_covers_the_fast_paths():
     cases = [draw(s) for s in range(DEFAULT_MODELS)]
     text = [c.text for c in cases]
     assert sum("embed" in t and "lstm(" in t for t in text) > 30
+    assert sum("embed" in t and "gru(" in t for t in text) > 30         # GRU's fused step reads the rows in place
     assert sum(c.x[0].shape[1] == 1 for c in cases) > 30            # one-step sequences
     assert sum(c.x[0].shape[1] == 0 for c in cases) > 20            # zero steps
     assert sum(c.x[0].shape[0] > 9 and "embed(9" in c.text or "embed(5" in c.text or "embed(3" in c.text

@@ -22,6 +22,9 @@ output is H_{t-1}, or zeros with zero_output_for_mask.
 Shapes: xp (T,B,3u), U (u,3u), h0 (B,u), b_rec (3u,).  ``a`` = activation,
 ``ra`` = recurrent_activation (codes in activations.py).
 
+Float32 with reset_after, the default activations and no mask (in training, units a
+multiple of 16) runs gru_fused_rows (the gate math in the product's epilogue: gru_fused.py).
+
 NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
 
@@ -35,12 +38,15 @@ from numba import njit
 from .parallel import chunks, column_sums, matmul, part_of, run_rows, sum_parts
 from .activations import (
     KERNEL_OPTIONS,
+    SIGMOID,
+    TANH,
     act_add_row,
     add_row,
     activation_code,
     add_output_grad_row,
     commit_row,
     copy_row,
+    copy_rows,
     flush_row,
     dact_row,
     dropped_row,
@@ -55,7 +61,9 @@ from .activations import (
     step_time,
 )
 from . import buffers, paths
+from .gru_fused import UNITS, gru_bias, gru_panels, gru_step_rows
 from .lstm import MAX_LOOP_GRAD
+from .ops import gather_rows, ids_outside
 from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 
 
@@ -144,6 +152,57 @@ def gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, res
             real = is_real(mask, t, b)
             commit_row(Ht[b], Ht_new, real)
             emit_row(out[o, b], Ht[b], real, zero_output)
+
+
+@njit(**KERNEL_OPTIONS)
+def gru_fused_rows(X, xids, W, b_in, b_rec, U, Ht, rmask, backwards, out, gates, h_rec, aux, keep, b0, b1):
+    """Rows b0..b1 of a GRU run (float32, reset_after, default activations, no mask), one
+    fused step per time step (gru_fused.py): x_t W and H_{t-1} U
+    in one register tile per 16 units, the gate math on its registers. The input x_t is
+    X[t] (T, B, F), or, with xids (T, B) not empty, the rows xids[t, b] of X[0] (an
+    embedding's table, read in place). Ht holds h0 and ends as hT; out keeps every step,
+    or one row (the last output). With keep (training; u a multiple of 16) the step saves
+    what gru_backward reads: gates, h_rec = H_{t-1} * rmask (the product's input, and the
+    H_{t-1} of the update), aux = Rec_h; else nothing is saved and rmask is empty."""
+    gather = xids.shape[0] > 0
+    T = xids.shape[0] if gather else X.shape[0]
+    u = Ht.shape[1]
+    M = b1 - b0
+    own = np.arange(M)                            # each row reads its own row of X[t, b0:b1]
+    Wq, Uq = gru_panels(W, U)
+    width = Uq.shape[0] * UNITS
+    bt = gru_bias(b_in, b_rec, width)
+    # H_{t-1} and H_t, swapping halves each step; zero past u
+    Hs = aligned_scratch(2 * M, width, Ht.dtype)
+    Hs[:] = 0
+    copy_rows(Hs[:M, :u], Ht[b0:b1])
+    none = Hs[:0]
+    last = out.shape[0] == 1
+    for s in range(T):
+        t = T - 1 - s if backwards else s
+        cur = (s % 2) * M
+        nxt = M - cur
+        src, xrows = (X[0], xids[t, b0:b1]) if gather else (X[t, b0:b1], own)
+        if keep:
+            for r in range(M):
+                dropped_row(h_rec[t, b0 + r], Hs[cur + r, :u], rmask, b0 + r)
+            gru_step_rows(src, xrows, Wq, h_rec[t, b0:b1], Uq, bt, Hs[nxt:nxt + M], gates[t, b0:b1],
+                          aux[t, b0:b1], 0, Uq.shape[0])
+        else:
+            gru_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, Hs[nxt:nxt + M], none, none, 0, Uq.shape[0])
+        if not last or s == T - 1:
+            copy_rows(out[0 if last else s, b0:b1], Hs[nxt:nxt + M, :u])
+    fin = (T % 2) * M
+    copy_rows(Ht[b0:b1], Hs[fin:fin + M, :u])
+
+
+def fused_route(a: int, ra: int, reset_after: bool, mask, rmask, X, dtype, u: int, keep: bool) -> bool:
+    """Whether gru_forward runs gru_fused_rows: float32 with reset_after, the default
+    activations, no mask and a per-step input X, in inference without recurrent dropout or
+    in training (saving for backward) with u a multiple of 16; never on the plain route."""
+    return (not paths.plain() and reset_after and a == TANH and ra == SIGMOID and mask.shape[0] == 0
+            and X.shape[0] != 0 and dtype == np.float32
+            and (u % UNITS == 0 if keep else rmask.shape[0] == 0))
 
 
 @njit(**KERNEL_OPTIONS)
@@ -249,10 +308,23 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
 
 def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
                 activation="tanh", recurrent_activation="sigmoid", backwards=False,
-                zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False):
+                zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False,
+                xids=None):
     """Run a GRU over time-major xp (T,B,3u), or over X (T,B,F) projected step by step
-    (xp=None; xp[t] = X[t] @ W + b_in). Returns (out, hT, saved): out is (T,B,u), or
-    (1,B,u) with last_only; saved is None with keep=False (inference)."""
+    (xp=None; xp[t] = X[t] @ W + b_in). With xids (T, B), X is an embedding's table E
+    (V, F) and the input x_t the rows E[xids[t]]: the fused inference reads them in place,
+    other paths gather them first. Returns (out, hT, saved): out is (T,B,u), or (1,B,u)
+    with last_only; saved is None with keep=False (inference)."""
+    E = None
+    if xids is not None:
+        E, xids = np.ascontiguousarray(X), np.ascontiguousarray(xids, np.int64)
+        if E.ndim != 2 or xids.ndim != 2:
+            raise ValueError(f"with xids (T, B), X must be an embedding table (V, F), got shapes {xids.shape}, "
+                             f"{E.shape}")
+        if xids.size and ids_outside(xids.reshape(-1), E.shape[0]):
+            raise ValueError(f"xids must lie in 0..{E.shape[0] - 1}, got {xids.min()}..{xids.max()}")
+        # E's first row at every step and sample, a view for the checks
+        X = np.ndarray(xids.shape + E.shape[1:], E.dtype, E, strides=(0, 0, E.strides[1]))
     inputs, U, (h0,), mask, rmask = prepare_forward(xp, 3, U, ((h0, "h0"),), mask, rmask, X, W, b_in)
     T = inputs[-1]
     B, u = h0.shape
@@ -270,8 +342,26 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
             raise ValueError(f"b_rec has shape {b_rec.shape}, expected {(G,)}")
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
-    n = T if keep else 1
+    fused = fused_route(a, ra, reset_after, mask, rmask, inputs[1], dt, u, keep)
+    if E is not None:
+        if fused and xids.size:                       # read in place
+            inputs = (inputs[0], np.ascontiguousarray(E, dtype=dt)[None]) + inputs[2:]
+        else:                                         # the other paths read the rows themselves
+            rows = gather_rows(E.astype(dt, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dt))
+            inputs = (inputs[0], rows) + inputs[2:]
+            xids = None
     out = buffers.empty((1 if last_only else T, B, u), dt)
+    n = T if keep else 1
+    if fused:
+        hT = h0.copy()
+        xids = np.zeros((0, 0), np.int64) if xids is None else xids
+        n = T if keep else 0
+        gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
+        run_rows(gru_fused_rows, (inputs[1], xids, inputs[2], inputs[3], b_rec, U, hT, rmask, backwards, out, gates,
+                                  h_rec, aux, bool(keep)), B, T * B * G * (u + inputs[2].shape[0]))
+        saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
+                         gates, h_rec, aux) if keep else None
+        return out, hT, saved
     gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT = h0.copy()
     run_rows(gru_forward_kernel,

@@ -357,9 +357,15 @@ def packed_gates(M):
 @njit(inline="always")
 def gate_panels_empty(M):
     """The uninitialised (ceil(u/8), K, 32) panels of packed_gates(M)."""
-    K, G = M.shape
-    n = (G // 4 + UNITS - 1) // UNITS
-    return aligned_scratch(n * K, NB, M.dtype).reshape((n, K, NB))
+    return group_panels_empty(M, M.shape[1] // 4, UNITS, 4)
+
+
+@njit(inline="always")
+def group_panels_empty(M, u, units, groups):
+    """Uninitialised (ceil(u/units), K, groups units) panels for M (K, g u), aligned like packed()."""
+    K = M.shape[0]
+    n = (u + units - 1) // units
+    return aligned_scratch(n * K, groups * units, M.dtype).reshape((n, K, groups * units))
 
 
 @intrinsic
@@ -382,21 +388,30 @@ def _copy_units(typingctx, dst, di, src, si):
 @njit(inline="always")
 def fill_gate_panels(M, P, p0, p1):
     """Panels p0..p1 of packed_gates(M) into P."""
+    fill_group_panels(M, P, p0, p1, M.shape[1] // 4, (0, 1, 2, 3))
+
+
+@njit(inline="always")
+def fill_group_panels(M, P, p0, p1, u, groups):
+    """Panels p0..p1 of M (K, g u), gate blocks of u columns, into P (panels, K, n units):
+    panel p holds, for each gate block groups[q] in turn, its units n p .. n p + n - 1
+    (n a multiple of 8); zero past u."""
     K, G = M.shape
-    u = G // 4
+    n = P.shape[2] // len(groups)
     flat = M.flags.c_contiguous and P.flags.c_contiguous
     for p in range(p0, p1):
-        n = min(UNITS, u - p * UNITS)
-        if n < UNITS or not flat:         # (the last panel of u % 8 units: zero past u)
+        m = min(n, u - p * n)
+        if m < n or not flat:             # (the last panel of u % n units: zero past u)
             P[p] = 0
             for k in range(K):
-                for g in range(4):
-                    for j in range(n):
-                        P[p, k, g * UNITS + j] = M[k, g * u + p * UNITS + j]
+                for q in range(len(groups)):
+                    for j in range(m):
+                        P[p, k, q * n + j] = M[k, groups[q] * u + p * n + j]
             continue
         for k in range(K):                # whole unit runs copied at once: faster than the loop above
-            for g in range(4):
-                _copy_units(P, (p * K + k) * NB + g * UNITS, M, k * G + g * u + p * UNITS)
+            for q in range(len(groups)):
+                for j in range(0, n, UNITS):
+                    _copy_units(P, (p * K + k) * P.shape[2] + q * n + j, M, k * G + groups[q] * u + p * n + j)
 
 
 @njit(**KERNEL_OPTIONS)

@@ -10,6 +10,7 @@ from .recurrent import Recurrent
 
 class GRU(Recurrent):
     name = "gru"
+    reads_rows = True
 
     def split_bias(self, opts, bias):
         # reset_after: row 0 joins the input projection, row 1 sits inside r * (h U_h + b_rh)

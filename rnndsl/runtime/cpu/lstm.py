@@ -9,6 +9,7 @@ from .recurrent import Recurrent
 class LSTM(Recurrent):
     name = "lstm"
     takes_table = True
+    reads_rows = True
     in_kernel_dx = True
 
     def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,

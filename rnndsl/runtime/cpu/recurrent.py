@@ -48,8 +48,10 @@ class Recurrent:
 
     name = ""
     # kernel_forward takes an embedding's rows by id: inp = {"ids": (T, B), "table": (V, G*u)}
-    # (xp[t, b] = table[ids[t, b]]), or inp with X the embedding E and "xids" (x_t = E[xids[t]])
+    # (xp[t, b] = table[ids[t, b]])
     takes_table = False
+    # kernel_forward's inference takes inp with X the embedding E and "xids" (x_t = E[xids[t]])
+    reads_rows = False
     in_kernel_dx = False     # kernel_backward can make dX = dxp W^T itself
 
     @property
@@ -152,7 +154,7 @@ class Recurrent:
             out, final, saved = self.kernel_forward(dict(xp=None, ids=ids, table=table), U, init, x.mask, rmask, opts,
                                                     backwards, zero_out, b_rec, keep=ctx.training,
                                                     last_only=last_only)
-        elif not ctx.training and per_step and self.takes_table and x.gathered is not None:
+        elif not ctx.training and per_step and self.reads_rows and x.gathered is not None:
             # inference over an embedding's rows: the kernel reads them in place, E[ids] is
             # never made (no gathering pass)
             E, ids = x.gathered

@@ -1,0 +1,161 @@
+"""The GRU step as vector code: the gate math in the product's epilogue (float32,
+reset_after, default activations, no mask; gru.py's gru_fused_rows calls it). A step is
+gru.py's (H the state after recurrent dropout)
+
+    Z  = sigmoid(x_t W_z + b_in_z + H U_z + b_rec_z)     R = sigmoid(x_t W_r + ... + H U_r + ...)
+    HH = tanh(x_t W_h + b_in_h + R (H U_h + b_rec_h))
+    H_t = HH + Z (H_{t-1} - HH)
+
+W and U are packed in panels of 48 columns, [z, r, h] of 16 units (``gru_panels``). A tile
+of rows keeps four 16-float accumulators a row: Z_z and Z_r, which both k loops (over x_t's
+features, then H_{t-1}'s units) feed, X_h, fed by the first, and Rec_h, by the second; each
+starts at its bias. No multiply-add is spent on a zero block (packing the gates like the
+LSTM's four, [W_h, 0] and [0, U_h], costs a third more products than the gate math
+saves), and the step ends on the registers: Z, R, HH and H_t of 16 units a row, nothing
+but H_t stored in inference; in training also Z, R, HH and Rec_h, which gru_backward reads.
+tanh and sigmoid are lstm_fused.py's vector forms of activations.py's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from .lstm_fused import _emit_sigmoid, _emit_tanh, fill_group_panels, group_panels_empty
+from .packed import I64, V16, emit_kloop, row_stride
+
+UNITS = 16                  # units a panel: one vector per gate
+WIDTH = 3 * UNITS           # a panel's columns: z, r, h of its units
+
+
+def _gru_tile(rows: int):
+    """An intrinsic tile(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p): rows i0..i0+rows, units
+    16p..16p+15 of one step, from rows xids[i0 + r] of X, Hp (H_{t-1}, after recurrent
+    dropout), the panels of gru_panels and bt (4 ub,): gru_bias's four blocks [b_z, b_r,
+    b_in_h, b_rec_h], ub >= u a multiple of 16. H_t to Hn (not Hp: the other panels still
+    read it). When Gs has rows (training), what gru_backward reads is stored too, in gru.py's
+    layout: Z, R, HH to Gs (rows, 3u), Rec_h = H U_h + b_rec_h to AX (rows, u); u must then
+    be a multiple of 16."""
+
+    @intrinsic
+    def tile(typingctx, Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p):
+        sig = types.void(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            hn, x, wq, hp, uq, bt_, xids_, gs, ax = (context.make_array(t)(context, builder, v)
+                                                     for t, v in zip(signature.args[:9], args[:9]))
+            i0v, pv = args[9], args[10]
+            vp = V16.as_pointer()
+            x_stride, h_stride, hn_stride = row_stride(builder, x), row_stride(builder, hp), row_stride(builder, hn)
+            Kx = cgutils.unpack_tuple(builder, wq.shape, 3)[1]
+            Kh = cgutils.unpack_tuple(builder, uq.shape, 3)[1]
+            col = builder.mul(pv, ir.Constant(I64, UNITS))
+            ub = builder.sdiv(cgutils.unpack_tuple(builder, bt_.shape, 1)[0], ir.Constant(I64, 4))
+            bias = [builder.load(builder.bitcast(builder.gep(bt_.data, [
+                builder.add(builder.mul(ub, ir.Constant(I64, g)), col)]), vp), align=4) for g in range(4)]
+
+            def panel(arr, K):         # &P[p, 0, 0]
+                return builder.gep(arr.data, [builder.mul(builder.mul(pv, K), ir.Constant(I64, WIDTH))])
+
+            def index(r):
+                k = builder.load(builder.gep(xids_.data, [builder.add(i0v, ir.Constant(I64, r))]))
+                return k if k.type == I64 else builder.sext(k, I64)
+
+            cols = [UNITS * g for g in range(3)]
+            x_rows = [builder.gep(x.data, [builder.mul(index(r), x_stride)]) for r in range(rows)]
+            acc = emit_kloop(builder, [bias[:3] for _ in range(rows)], x_rows, x_stride, panel(wq, Kx), Kx,
+                             p_stride=WIDTH, cols=cols)
+            x_h = [a[2] for a in acc]
+            h_base = builder.gep(hp.data, [builder.mul(i0v, h_stride)])
+            acc = emit_kloop(builder, [[a[0], a[1], bias[3]] for a in acc], h_base, h_stride, panel(uq, Kh), Kh,
+                             p_stride=WIDTH, cols=cols)
+
+            def at(arr, stride, r, off=None):
+                row = builder.add(i0v, ir.Constant(I64, r))
+                c = col if off is None else builder.add(col, off)
+                return builder.bitcast(builder.gep(arr.data, [builder.add(builder.mul(row, stride), c)]), vp)
+
+            save = builder.icmp_signed("!=", cgutils.unpack_tuple(builder, gs.shape, 2)[0], ir.Constant(I64, 0))
+            g_stride, a_stride = row_stride(builder, gs), row_stride(builder, ax)
+            u = cgutils.unpack_tuple(builder, ax.shape, 2)[1]
+            for r in range(rows):
+                z = _emit_sigmoid(builder, acc[r][0])
+                reset = _emit_sigmoid(builder, acc[r][1])
+                hh = _emit_tanh(builder, builder.fadd(x_h[r], builder.fmul(reset, acc[r][2])))
+                h_old = builder.load(at(hp, h_stride, r), align=4)
+                builder.store(builder.fadd(hh, builder.fmul(z, builder.fsub(h_old, hh))), at(hn, hn_stride, r),
+                              align=4)
+                with builder.if_then(save):
+                    for k, gate in enumerate((z, reset, hh)):
+                        builder.store(gate, at(gs, g_stride, r, builder.mul(u, ir.Constant(I64, k))), align=4)
+                    builder.store(acc[r][2], at(ax, a_stride, r), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+# 8 rows: 24 accumulators a k loop, with the three panel loads and a broadcast within the
+# 32 vector registers (X_h waits through the second loop, in memory if need be); faster than
+# 6 or 4 rows at 256 units (bench/README.md)
+_gru8, _gru4, _gru2, _gru1 = _gru_tile(8), _gru_tile(4), _gru_tile(2), _gru_tile(1)
+
+
+def gru_step_rows(X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1):
+    """One step of a few rows, panels p0..p1 (units 16 p0 .. 16 p1 - 1): Hn[:, :16 panels]
+    from rows xids (rows,) of X (R, F), Hp (rows, >= u), gru_panels' Wq, Uq and bt (see
+    _gru_tile). Hn is (rows, 16 panels) scratch, and so is Hp unless u is a multiple of 16:
+    the units past u stay zero. Gs, AX (rows, 3u), (rows, u): where to save the gates and
+    Rec_h for backward (u a multiple of 16), or empty: nothing saved. Compiled code only."""
+
+
+@overload(gru_step_rows, jit_options=dict(error_model="numpy"))
+def _gru_step_rows(X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1):
+    if getattr(X, "dtype", None) != types.float32:
+        return lambda X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1: None
+
+    def impl(X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1):
+        M = Hp.shape[0]
+        for p in range(p0, p1):                # each panel stays in cache while all rows pass
+            i0 = 0
+            while i0 + 8 <= M:
+                _gru8(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+                i0 += 8
+            if i0 + 4 <= M:
+                _gru4(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+                i0 += 4
+            if i0 + 2 <= M:
+                _gru2(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+                i0 += 2
+            if i0 < M:
+                _gru1(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+    return impl
+
+
+@njit(inline="always")
+def gru_panels(W, U):
+    """GRU's W (F, 3u) and U (u, 3u), gate blocks [z | r | h], as panels (ceil(u/16), K, 48):
+    panel p is [z, r, h] of units 16p..16p+15, zero past u; aligned like packed()."""
+    u = U.shape[0]
+    Wq, Uq = group_panels_empty(W, u, UNITS, 3), group_panels_empty(U, u, UNITS, 3)
+    fill_group_panels(W, Wq, 0, Wq.shape[0], u, (0, 1, 2))
+    fill_group_panels(U, Uq, 0, Uq.shape[0], u, (0, 1, 2))
+    return Wq, Uq
+
+
+@njit(inline="always")
+def gru_bias(b_in, b_rec, width):
+    """The tile's bias (4 width,): [b_in_z + b_rec_z, b_in_r + b_rec_r, b_in_h, b_rec_h], each
+    block zero past u (b_rec_h sits inside R (H U_h + b_rec_h))."""
+    u = b_in.shape[0] // 3
+    out = np.zeros(4 * width, b_in.dtype)
+    for j in range(u):
+        out[j] = b_in[j] + b_rec[j]
+        out[width + j] = b_in[u + j] + b_rec[u + j]
+        out[2 * width + j] = b_in[2 * u + j]
+        out[3 * width + j] = b_rec[2 * u + j]
+    return out

@@ -1,0 +1,225 @@
+"""The float32 GRU step with its gate math in the product's epilogue
+(kernels/cpu/gru_fused.py, gru.py's gru_fused_rows) against the plain float64
+route, the general float32 kernel, and itself split across workers or reading an
+embedding's rows in place; in training, what it saves and the gradients from it."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+import rnndsl.kernels.cpu.gru as gru_mod
+from rnndsl.kernels.cpu import paths
+from rnndsl.kernels.cpu.gru import gru_backward, gru_forward
+from rnndsl.kernels.cpu.gru_fused import gru_panels
+
+
+def _case(T, B, F, u, seed):
+    """Weights scaled by 1.5 / sqrt(fan-in): pre-activations of order one (few saturated gates)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(T, B, F))
+    W = rng.normal(size=(F, 3 * u)) * 1.5 / np.sqrt(F)
+    U = rng.normal(size=(u, 3 * u)) * 1.5 / np.sqrt(u)
+    b_in, b_rec = rng.normal(size=3 * u) * 0.5, rng.normal(size=3 * u) * 0.5
+    h0 = rng.normal(size=(B, u)) * 0.5
+    return X, W, U, b_in, b_rec, h0
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """The rows gru_fused_rows was called for (run_rows runs a Python function part by part)."""
+    calls = []
+    real = gru_mod.gru_fused_rows
+
+    def spy(*args):
+        calls.append(args[-2:])
+        return real(*args)
+
+    monkeypatch.setattr(gru_mod, "gru_fused_rows", spy)
+    return calls
+
+
+@njit(error_model="numpy")
+def _gru_panels(W, U):
+    return gru_panels(W, U)
+
+
+def test_gru_panels_layout():
+    """Panel p holds [z, r, h] of units 16p..16p+15 (W's and U's alike), zeros past u."""
+    u, F = 21, 3
+    W = np.arange(F * 3 * u, dtype=np.float32).reshape(F, 3 * u) + 1
+    U = np.arange(u * 3 * u, dtype=np.float32).reshape(u, 3 * u) + 1
+    Wq, Uq = _gru_panels(W, U)
+    assert Wq.shape == (2, F, 48) and Uq.shape == (2, u, 48)
+    assert Wq.ctypes.data % 64 == 0 and Uq.ctypes.data % 64 == 0
+    for M, P in [(W, Wq), (U, Uq)]:
+        for g in range(3):
+            np.testing.assert_array_equal(P[0, :, 16 * g:16 * g + 16], M[:, g * u:g * u + 16])
+            np.testing.assert_array_equal(P[1, :, 16 * g:16 * g + 5], M[:, g * u + 16:g * u + 21])
+            assert (P[1, :, 16 * g + 5:16 * g + 16] == 0).all()
+
+
+@pytest.mark.parametrize("u", [5, 8, 13, 64])
+@pytest.mark.parametrize("B", [1, 3, 64])
+def test_fused_inference_matches_the_plain_float64_route(fused_calls, u, B):
+    """Random cases: T = 0, 1, 2, 7, forwards and backwards, sequences and the last output,
+    a random initial state, against the plain route in float64 (the general kernel) and the
+    general kernel in float32."""
+    for n, (T, backwards, last_only) in enumerate((T, bw, lo) for T in (0, 1, 2, 7)
+                                                  for bw in (False, True) for lo in (False, True)):
+        seed = 1000 * u + 10 * B + n
+        F = int(np.random.default_rng(seed).integers(1, 41))
+        X, W, U, b_in, b_rec, h0 = _case(T, B, F, u, seed)
+        kw = dict(backwards=backwards, last_only=last_only)
+        with paths.plain_paths():
+            want, want_h, _ = gru_forward(None, U, h0, b_rec=b_rec, X=X, W=W, b_in=b_in, keep=False, **kw)
+        f32 = [a.astype(np.float32) for a in (X, W, U, b_in, b_rec, h0)]
+        del fused_calls[:]
+        out, hT, saved = gru_forward(None, f32[2], f32[5], b_rec=f32[4], X=f32[0], W=f32[1], b_in=f32[3],
+                                     keep=False, **kw)
+        assert saved is None and bool(fused_calls) == (T > 0), (T, backwards, last_only)
+        assert out.shape == want.shape and out.dtype == np.float32
+        if T > 0:           # zero steps: no output is written (the runtime gives Keras's, zero_steps)
+            np.testing.assert_allclose(out, want, atol=2e-5, err_msg=f"T={T} F={F} {kw}")
+        np.testing.assert_allclose(hT, want_h if T else h0, atol=2e-5, rtol=0, err_msg=f"T={T} F={F} {kw}")
+        # a mask (of ones) keeps the general kernel
+        unfused, unfused_h, _ = gru_forward(None, f32[2], f32[5], b_rec=f32[4], X=f32[0], W=f32[1], b_in=f32[3],
+                                            keep=False, backwards=backwards, mask=np.ones((T, B)))
+        if T > 0:
+            np.testing.assert_allclose(out, unfused[-1:] if last_only else unfused, atol=5e-6)
+        np.testing.assert_allclose(hT, unfused_h, atol=5e-6)
+
+
+@pytest.mark.parametrize("T,B,F,u", [(3, 1, 5, 16), (4, 3, 7, 32), (5, 13, 40, 48), (7, 64, 3, 16)])
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_fused_training_forward_saves_what_backward_reads(fused_calls, T, B, F, u, backwards, dropout):
+    """keep=True with units a multiple of 16 runs the saving epilogue: its outputs, the saved
+    gates, h_rec (with recurrent dropout) and Rec_h, and then BPTT's gradients, equal the
+    float64 kernels' (the general kernel) to float32 rounding."""
+    X, W, U, b_in, b_rec, h0 = _case(T, B, F, u, seed=T + u + B)
+    rng = np.random.default_rng(u + B)
+    rmask = (rng.random((B, u)) > 0.3) / 0.7 if dropout else None
+    dout = rng.normal(size=(T, B, u))
+    res = {}
+    for dt in (np.float32, np.float64):
+        def c(a):
+            return None if a is None else a.astype(dt)
+        del fused_calls[:]
+        out, hT, sv = gru_forward(None, c(U), c(h0), b_rec=c(b_rec), X=c(X), W=c(W), b_in=c(b_in), keep=True,
+                                  backwards=backwards, rmask=c(rmask))
+        assert bool(fused_calls) == (dt == np.float32)
+        kept = [a.copy() for a in (sv.gates, sv.h_rec, sv.aux)]
+        res[dt] = (out, hT, *kept, *gru_backward(sv, c(dout)))
+    names = ("out", "hT", "gates", "h_rec", "aux", "dxp", "dU", "dh0", "db_rec")
+    for name, got, want in zip(names, res[np.float32], res[np.float64]):
+        np.testing.assert_allclose(got, want, atol=3e-5 * max(1.0, np.abs(want).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("u", [5, 16])
+def test_state_carried_between_calls(fused_calls, u):
+    """A stateful layer's chunks: 3 steps, then 4 from the state it ended in, give what 7 steps give."""
+    X, W, U, b_in, b_rec, h0 = (a.astype(np.float32) for a in _case(7, 6, 9, u, seed=u))
+    run = lambda x, h: gru_forward(None, U, h, b_rec=b_rec, X=x, W=W, b_in=b_in, keep=False)  # noqa: E731
+    whole, hT, _ = run(X, h0)
+    first, h3, _ = run(X[:3], h0)
+    second, h7, _ = run(X[3:], h3)
+    assert len(fused_calls) == 3
+    np.testing.assert_array_equal(np.concatenate([first, second]), whole)
+    np.testing.assert_array_equal(h7, hT)
+
+
+@pytest.mark.parametrize("B,u", [(21, 19), (9, 8), (2, 40)])
+def test_split_rows_strided_input_and_rows_read_in_place(forced_split, fused_calls, B, u):
+    """Rows split across workers, a time-major view of batch-major data read in place, and an
+    embedding's rows read in place (xids): exactly what one thread gives on E[ids]."""
+    X, W, U, b_in, b_rec, h0 = (a.astype(np.float32) for a in _case(5, B, 6, u, seed=B + u))
+    view = np.ascontiguousarray(X.transpose(1, 0, 2)).transpose(1, 0, 2)
+    assert not view.flags.c_contiguous
+    rng = np.random.default_rng(u)
+    E = rng.normal(size=(11, 6)).astype(np.float32)
+    ids = rng.integers(0, 11, (5, B))
+
+    def run(**inp):
+        return lambda: gru_forward(None, U, h0, b_rec=b_rec, W=W, b_in=b_in, keep=False, **inp)[:2]
+
+    want = run(X=X)()
+    for one, split in [forced_split(run(X=view)), forced_split(run(X=X))]:
+        for a, b, c in zip(want, one, split):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+    want = run(X=E[ids])()
+    for got in forced_split(run(X=E, xids=ids)):
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+    assert fused_calls
+    # where the fused step does not run (float64), the rows are gathered first: the same to rounding
+    c64 = [a.astype(np.float64) for a in (E, W, U, b_in, b_rec, h0)]
+    g64 = gru_forward(None, c64[2], c64[5], b_rec=c64[4], X=c64[0], W=c64[1], b_in=c64[3], keep=False, xids=ids)
+    np.testing.assert_allclose(g64[0], want[0], atol=2e-5)
+    with pytest.raises(ValueError, match="xids must lie in 0..10"):
+        gru_forward(None, U, h0, X=E, W=W, b_in=b_in, keep=False, xids=np.full((5, B), 11))
+
+
+def test_other_options_keep_the_general_kernel(fused_calls):
+    """reset_after=False, a mask, recurrent dropout, other activations, training and the plain
+    route do not take the fused step."""
+    X, W, U, b_in, b_rec, h0 = (a.astype(np.float32) for a in _case(3, 4, 5, 8, seed=3))
+    base = dict(X=X, W=W, b_in=b_in, keep=False)
+    for kw in [dict(reset_after=False), dict(b_rec=b_rec, mask=np.ones((3, 4))), dict(rmask=np.ones((4, 8))),
+               dict(activation="relu"), dict(recurrent_activation="hard_sigmoid"), dict(keep=True)]:
+        gru_forward(None, U, h0, **{**base, **kw})
+    with paths.plain_paths():
+        gru_forward(None, U, h0, b_rec=b_rec, **base)
+    assert not fused_calls
+    gru_forward(None, U, h0, b_rec=b_rec, **base)
+    assert fused_calls
+
+
+def test_model_predict_float32_matches_float64():
+    """Through models: GRU layers (sequences, go_backwards, the last output, stateful chunks)
+    in float32 against the same weights in float64."""
+    import rnndsl
+
+    for spec in ("input x: float[?, 6]\noutput x | gru(13, seq) | gru(8, go_backwards=true) | dense(3)",
+                 "input x: int[?]\noutput x | embed(50, 6) | gru(16, seq) | gru(5) | dense(3)"):
+        m64 = rnndsl.compile(spec, dtype="float64", seed=3)
+        m32 = rnndsl.compile(spec, dtype="float32", seed=3)
+        m32.set_weights([w.astype(np.float32) for w in m64.get_weights()])
+        rng = np.random.default_rng(5)
+        x = rng.integers(0, 50, (9, 11)) if "int" in spec else rng.normal(size=(9, 11, 6))
+        x32 = x if "int" in spec else x.astype(np.float32)
+        np.testing.assert_allclose(m32.predict(x32), m64.predict(x), atol=2e-5)
+
+
+def test_model_training_float32_matches_float64(fused_calls):
+    """Through a model: the loss and every gradient of GRU layers of 16 and 32 units (the
+    fused step saving for backward) in float32 against the same weights in float64."""
+    import rnndsl
+
+    spec = "input x: float[?, 6]\noutput x | gru(32, seq) | gru(16, go_backwards=true) | dense(3)"
+    m64 = rnndsl.compile(spec, dtype="float64", seed=3)
+    m32 = rnndsl.compile(spec, dtype="float32", seed=3)
+    m32.set_weights([w.astype(np.float32) for w in m64.get_weights()])
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(9, 11, 6)), np.arange(9) % 3
+    l32, g32 = m32.loss_and_gradients(x.astype(np.float32), y)
+    assert len(fused_calls) == 2
+    l64, g64 = m64.loss_and_gradients(x, y)
+    np.testing.assert_allclose(l32, l64, rtol=1e-5)
+    for a, b in zip(g32, g64):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_training_forward_split_across_workers(forced_split, fused_calls):
+    """keep=True with rows split across workers: the outputs and saved arrays one thread gives."""
+    X, W, U, b_in, b_rec, h0 = (a.astype(np.float32) for a in _case(4, 21, 5, 32, seed=2))
+    rmask = ((np.random.default_rng(2).random((21, 32)) > 0.3) / 0.7).astype(np.float32)
+
+    def run():
+        out, hT, sv = gru_forward(None, U, h0, b_rec=b_rec, X=X, W=W, b_in=b_in, keep=True, rmask=rmask)
+        return out, hT, sv.gates, sv.h_rec, sv.aux
+
+    one, split = forced_split(run)
+    assert len(fused_calls) > 2                        # one call, then the split's parts
+    for a, b in zip(one, split):
+        np.testing.assert_array_equal(a, b)
