@@ -25,11 +25,11 @@ from pathlib import Path
 from _pytest.reports import TestReport
 
 # the test files (relative to the repository) that run in the child: the cells' (not
-# test_cells_cuda.py, which reads a background run of its own), the element-wise table's, and the
-# kernel tests that compile what no other test needs (the fused GRU's variants, forced splits)
+# test_cells_cuda.py, which reads a background run of its own) and the element-wise table's:
+# kernels no other test compiles (a file whose kernels the other process compiles too would be
+# compiled twice, both processes at once)
 OFFLOADED = tuple(f"tests/cells/test_cells_{name}.py" for name in
-                  ("equivalence", "errors", "gradients", "language", "reductions", "size")) + (
-    "tests/test_elementwise.py", "tests/kernels/test_gru_fused.py", "tests/kernels/test_parallel.py")
+                  ("equivalence", "errors", "gradients", "language", "reductions", "size")) + ("tests/test_elementwise.py",)
 # a child's report line: {"nodeid", "outcome", "longrepr", "duration"}
 PLUGIN = "offload_child"
 
