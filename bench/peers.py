@@ -243,14 +243,10 @@ def _torch_model(torch, name: str):
             _, h = self.gru(self.emb(x))
             return self.fc(h[-1])
 
-    class AttnSeq2Seq(nn.Module):
+    class AttnSeq2Seq(Seq2Seq):
         def __init__(self):
             super().__init__()
-            self.enc_emb = nn.Embedding(1000, 64)
-            self.enc = nn.LSTM(64, 64, batch_first=True)
-            self.dec_emb = nn.Embedding(2000, 64)
-            self.dec = nn.LSTM(64, 64, batch_first=True)
-            self.fc = nn.Linear(128, CLASSES)
+            self.fc = nn.Linear(128, CLASSES)            # over [decoder output, context]
 
         def forward(self, src, tgt):
             enc, state = self.enc(self.enc_emb(src))
