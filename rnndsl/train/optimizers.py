@@ -362,11 +362,14 @@ class SGD(Optimizer):
         # anywhere fails the test)
         if self.momentum or self.weight_decay or not params:
             return False
-        lr = abs(float(self.learning_rate))
+        lr = float(self.learning_rate)
         for p, g in zip(params, grads):
-            if p.dtype.kind != "f" or not (abs_sum(p.reshape(-1)) + lr * abs_sum(np.ravel(g))
-                                           < float(np.finfo(p.dtype).max) / 4):
+            if p.dtype.kind != "f":
                 return False
+            with np.errstate(over="ignore"):
+                lr_p = abs(float(p.dtype.type(lr)))      # the rate as the update sees it: in p's dtype
+            if not (abs_sum(p.reshape(-1)) + lr_p * abs_sum(np.ravel(g)) < float(np.finfo(p.dtype).max) / 4):
+                return False                             # (an inf rate, or NaN anywhere, fails too)
         return True
 
     def _in_place(self, p, g) -> bool:

@@ -84,6 +84,9 @@ def test_sgd_proves_a_small_step_finite_and_keeps_no_copy_then():
     g = [np.full((3, 4), 0.5, np.float32), np.ones(4, np.float32)]
     assert SGD(0.01).stays_finite(w, g)
     assert not SGD(1e39).stays_finite(w, g)                  # lr sum|g| past float32's range
+    # 1e39 is inf in float32, the update's dtype: even a zero gradient makes the step NaN (0 inf)
+    assert not SGD(1e39).stays_finite([np.ones(3, np.float32)], [np.zeros(3, np.float32)])
+    assert SGD(1e39).stays_finite([np.ones(3)], [np.zeros(3)])           # a float64 rate of 1e39 is fine
     assert not SGD(0.01, momentum=0.9).stays_finite(w, g)    # no bound for these (yet)
     assert not Adam(0.01).stays_finite(w, g)
     big = [np.full((3, 4), 3e37, np.float32), w[1]]           # 12 * 3e37 > 3.4e38 / 4
@@ -101,3 +104,17 @@ def test_sgd_proves_a_small_step_finite_and_keeps_no_copy_then():
     _, grads = rnndsl.compile(SPEC, seed=1).loss_and_gradients(x, y, loss="sparse_categorical_crossentropy")
     for w1, w0, g1 in zip(m.get_weights(), before, grads):
         np.testing.assert_allclose(w1, w0 - np.float32(0.1) * g1, rtol=1e-6, atol=1e-7)
+
+
+def test_a_rate_past_the_weights_float_range_is_undone_even_with_tiny_gradients():
+    """lr = 1e39 overflows float32: with gradients small enough for the float64 bound, the step
+    still makes the weights inf or NaN, and is undone (found by attacking the change)."""
+    m = rnndsl.compile(SPEC, seed=1)
+    x, _ = _data()
+    m.configure(loss="mse", optimizer=SGD(1e39))
+    y = m.predict(x)                                          # the model's own outputs: tiny gradients
+    before = m.get_weights()
+    with pytest.raises(NonFiniteError, match="the update made weights NaN or inf"):
+        m.train_on_batch(x, y)
+    for w, b in zip(m.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
