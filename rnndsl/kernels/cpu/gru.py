@@ -63,7 +63,7 @@ from .activations import (
 from . import buffers, paths
 from .gru_fused import UNITS, gru_bias, gru_panels, gru_step_rows
 from .lstm import MAX_LOOP_GRAD
-from .ops import gather_rows, ids_outside
+from .ops import embedding_input, embedding_view
 from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 
 
@@ -317,14 +317,7 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     with last_only; saved is None with keep=False (inference)."""
     E = None
     if xids is not None:
-        E, xids = np.ascontiguousarray(X), np.ascontiguousarray(xids, np.int64)
-        if E.ndim != 2 or xids.ndim != 2:
-            raise ValueError(f"with xids (T, B), X must be an embedding table (V, F), got shapes {xids.shape}, "
-                             f"{E.shape}")
-        if xids.size and ids_outside(xids.reshape(-1), E.shape[0]):
-            raise ValueError(f"xids must lie in 0..{E.shape[0] - 1}, got {xids.min()}..{xids.max()}")
-        # E's first row at every step and sample, a view for the checks
-        X = np.ndarray(xids.shape + E.shape[1:], E.dtype, E, strides=(0, 0, E.strides[1]))
+        E, xids, X = embedding_view(X, xids)
     inputs, U, (h0,), mask, rmask = prepare_forward(xp, 3, U, ((h0, "h0"),), mask, rmask, X, W, b_in)
     T = inputs[-1]
     B, u = h0.shape
@@ -343,13 +336,8 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     a, ra = activation_code(activation), activation_code(recurrent_activation)
     backwards, zero_output = bool(backwards), bool(zero_output_for_mask)
     fused = fused_route(a, ra, reset_after, mask, rmask, inputs[1], dt, u, keep)
-    if E is not None:
-        if fused and xids.size:                       # read in place
-            inputs = (inputs[0], np.ascontiguousarray(E, dtype=dt)[None]) + inputs[2:]
-        else:                                         # the other paths read the rows themselves
-            rows = gather_rows(E.astype(dt, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dt))
-            inputs = (inputs[0], rows) + inputs[2:]
-            xids = None
+    if E is not None:                                 # the fused step reads the rows in place
+        inputs, xids = embedding_input(inputs, E, xids, fused, dt)
     out = buffers.empty((1 if last_only else T, B, u), dt)
     n = T if keep else 1
     if fused:

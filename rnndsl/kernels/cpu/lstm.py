@@ -59,7 +59,7 @@ from .activations import (
     tanh_,
 )
 from . import buffers, paths
-from .ops import gather_rows, ids_outside
+from .ops import checked_ids, embedding_input, embedding_view
 from .packed import NB, aligned_scratch, packed, rows_matmul, tn_accumulate
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_fused_rows,
                          lstm_step_rows, state_back, state_scratch)
@@ -387,12 +387,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         ids, table, X, W = _table_input(ids, table, U)
     E = None
     if xids is not None:
-        E, xids = np.ascontiguousarray(X), _checked_ids(xids, np.shape(X)[0], "xids")
-        if E.ndim != 2:
-            raise ValueError(f"with xids, X must be an embedding table (V, F), got shape {E.shape}")
-        # E's first row at every step and sample, a view for the checks (as np.broadcast_to
-        # makes it, in a fifth of the time)
-        X = np.ndarray(xids.shape + E.shape[1:], E.dtype, E, strides=(0, 0, E.strides[1]))
+        E, xids, X = embedding_view(X, xids)
     inputs, U, (h0, c0), mask, rmask = prepare_forward(
         xp, 4, U, ((h0, "h0"), (c0, "c0")), mask, rmask, X, W, b_in)
     a, ra = activation_code(activation), activation_code(recurrent_activation)
@@ -401,12 +396,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     route = forward_route(a, ra, mask, inputs[1], dt, u, keep, ids is not None)
     # the fused float32 inference (lstm_fused.py): what reads E's rows in place and splits by units
     fused_inference = route == FUSED_ROWS and not keep and rmask.shape[0] == 0
-    if E is not None and fused_inference and xids.size:
-        inputs = (inputs[0], np.ascontiguousarray(E, dtype=dt)[None]) + inputs[2:]
+    if E is not None:                                 # the other paths read the rows gathered
+        inputs, xids = embedding_input(inputs, E, xids, fused_inference, dt)
     else:
-        if E is not None:                             # the other paths read the rows themselves
-            rows = gather_rows(E.astype(dt, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dt))
-            inputs = (inputs[0], rows) + inputs[2:]
         xids = stand_in((0, 0), np.int64)
     if ids is None:
         ids, table = stand_in((0, 0), np.int64), stand_in((0, 0), dt)
@@ -453,23 +445,13 @@ def forward_route(a: int, ra: int, mask, X, dtype, u: int, keep: bool, by_id: bo
     return GENERAL if keep else INFER_ROW
 
 
-def _checked_ids(ids, rows: int, name: str) -> np.ndarray:
-    """ids as a C int64 (T, B) array, every id a row of a table of `rows` rows."""
-    ids = np.ascontiguousarray(ids, np.int64)
-    if ids.ndim != 2:
-        raise ValueError(f"{name} must be (T, B), got shape {ids.shape}")
-    if ids.size and ids_outside(ids.reshape(-1), rows):
-        raise ValueError(f"{name} must lie in 0..{rows - 1}, got {ids.min()}..{ids.max()}")
-    return ids
-
-
 def _table_input(ids, table, U):
     """Checked (ids, table) and the stand-ins for X and W (no columns) that go with them."""
     table = np.asarray(table)
     if table.dtype not in (np.float32, np.float64) or table.ndim != 2 or table.shape[1] != 4 * np.shape(U)[0]:
         raise ValueError(f"table must be a float32 or float64 (vocab, 4*units) array, got {table.dtype} "
                          f"{table.shape}")
-    ids = _checked_ids(ids, table.shape[0], "ids")
+    ids = checked_ids(ids, table.shape[0], "ids")
     T, B = ids.shape
     dt = table.dtype
     return ids, np.ascontiguousarray(table), np.empty((T, B, 0), dt), np.empty((0, table.shape[1]), dt)

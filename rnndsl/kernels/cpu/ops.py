@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import buffers
+from .activations import stand_in
 from .parallel import chunks
 
 
@@ -125,3 +127,35 @@ def ids_outside(ids, rows):
     for i in range(ids.shape[0]):
         n += (ids[i] < 0) | (ids[i] >= rows)
     return n
+
+
+def checked_ids(ids, rows: int, name: str) -> np.ndarray:
+    """ids as a C int64 (T, B) array, every id a row of a table of `rows` rows."""
+    ids = np.ascontiguousarray(ids, np.int64)
+    if ids.ndim != 2:
+        raise ValueError(f"{name} must be (T, B), got shape {ids.shape}")
+    if ids.size and ids_outside(ids.reshape(-1), rows):
+        raise ValueError(f"{name} must lie in 0..{rows - 1}, got {ids.min()}..{ids.max()}")
+    return ids
+
+
+def embedding_view(E, xids):
+    """(E, xids, X) for a recurrent kernel whose input is the rows E[xids[t]] of an embedding's
+    table E (V, F): E C-contiguous, xids checked (T, B), and X a (T, B, F) view of E's first row
+    at every step and sample, for the wrappers' shape checks (as np.broadcast_to makes it, in
+    a fifth of the time)."""
+    E = np.ascontiguousarray(E)
+    xids = checked_ids(xids, np.shape(E)[0], "xids")
+    if E.ndim != 2:
+        raise ValueError(f"with xids, X must be an embedding table (V, F), got shape {E.shape}")
+    return E, xids, np.ndarray(xids.shape + E.shape[1:], E.dtype, E, strides=(0, 0, E.strides[1]))
+
+
+def embedding_input(inputs: tuple, E, xids, in_place: bool, dtype) -> tuple:
+    """(inputs, xids) with x_t = E[xids[t]] in prepare_input's tuple: E itself as X[0] and xids
+    kept where the kernel reads the rows in place (in_place, some steps), else the rows
+    gathered into X and xids empty."""
+    if in_place and xids.size:
+        return (inputs[0], np.ascontiguousarray(E, dtype=dtype)[None]) + inputs[2:], xids
+    rows = gather_rows(E.astype(dtype, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dtype))
+    return (inputs[0], rows) + inputs[2:], stand_in((0, 0), np.int64)

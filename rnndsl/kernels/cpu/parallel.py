@@ -115,11 +115,15 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
         return
     entry, address = compiled(kernel, args)
     pending = getattr(_pending, "calls", None) if defer and parts is None else None
-    if pending is not None:
-        packer = _packer(address, args)
-        if packer is not None:
-            pending.append((packer, entry, args, rows, work))
-            return
+    if pending is not None and _packer(address, args) is not None:
+        pending.append((entry, address, args, rows, work))
+        return
+    _run_parts(entry, address, args, rows, n)
+
+
+def _run_parts(entry, address: int, args: tuple, rows: int, n: int) -> None:
+    """The kernel compiled at address (entry: its Python-callable code) over rows 0..rows in
+    n parts: on this thread for one, else through split_rows."""
     if n == 1:
         entry(*args, 0, rows)
         return
@@ -175,18 +179,15 @@ def in_order():
 
 
 def _run_together(calls: list) -> None:
-    """The held-back calls: (packer, entry, args, rows, work) each."""
+    """The held-back calls: (entry, address, args, rows, work) each."""
     if len(calls) < 2 or WORKERS < 2 or sum(c[4] for c in calls) < MIN_SPLIT_WORK:
-        for packer, entry, args, rows, work in calls:     # one after the other, as run_rows would
-            n = len(chunks(rows, work))
-            if n == 1:
-                entry(*args, 0, rows)
-            else:
-                _split_entry()(packer.address, packer.pack(args, packer.store), rows, n)
+        for entry, address, args, rows, work in calls:    # one after the other, as run_rows would
+            _run_parts(entry, address, args, rows, len(chunks(rows, work)))
         return
     share = max(1, WORKERS // len(calls))
     tasks, keep = [], []
-    for packer, _, args, rows, _ in calls:
+    for _, address, args, rows, _ in calls:
+        packer = _packer(address, args)
         buf = packer.new_buffer()
         keep.append(buf)
         address = packer.pack(args, packer.store, buf)
