@@ -100,14 +100,16 @@ class Executor:
         for p, value in zip(self.params, weights):
             p[...] = np.asarray(value, dtype=p.dtype)
 
-    def apply_update(self, optimizer, grads) -> None:
+    def apply_update(self, optimizer, grads, grad_sums=None) -> None:
         """One optimizer step of the weights. Should it leave a weight NaN or inf (an
         overflow that finite gradients can still cause), the weights and the optimizer's
         state go back to what they were and NonFiniteError names the weights. Where the
-        optimizer proves the step stays finite (Optimizer.stays_finite), no copy of the
-        weights is taken for that (a copy of the model each step: time and peak memory)."""
+        optimizer proves the step stays finite (Optimizer.stays_finite; grad_sums: each
+        gradient's sum |g|, where the caller has them), no copy of the weights is taken for
+        that (a copy of the model each step: time and peak memory)."""
         live = [i for i, g in enumerate(grads) if g is not None]
-        if optimizer.stays_finite([self.params[i] for i in live], [grads[i] for i in live]):
+        if optimizer.stays_finite([self.params[i] for i in live], [grads[i] for i in live],
+                                  None if grad_sums is None else [grad_sums[i] for i in live]):
             optimizer.apply(self.params, grads)      # proven finite: nothing to go back to
             return
         kept = self._kept

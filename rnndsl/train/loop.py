@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError, NonFiniteError, RnnError, TrainingError, whole_number
 from ..kernels.cpu import buffers
-from ..kernels.cpu.ops import all_finite
+from ..kernels.cpu.ops import abs_sum, all_finite
 from .callbacks import CallbackList, EarlyStopping, History, as_callbacks
 from .losses import check_binary_labels, get_loss
 from .metrics import get_metric
@@ -107,8 +107,19 @@ def _config(model) -> TrainConfig:
 
 # --- one step ---------------------------------------------------------------------------
 
-def _finite_grads(grads) -> bool:
-    return all(g is None or all_finite(np.ravel(g)) for g in grads)
+def _grad_sums(model, grads) -> list:
+    """sum |g| of each weight's gradient (None where it has none), one pass each: the
+    optimizer's bound on the update takes them (Optimizer.stays_finite), and they tell a NaN
+    or inf too (NonFiniteLoss names the weights). A float64 sum of finite float64 values
+    can overflow: only then is each value looked at."""
+    sums = [None if g is None else abs_sum(np.ravel(g)) for g in grads]
+    if all(s is None or math.isfinite(s) for s in sums):
+        return sums
+    bad = [n for n, g, s in zip(model.weight_names(), grads, sums)
+           if s is not None and not math.isfinite(s) and not all_finite(np.ravel(g))]
+    if bad:
+        raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
+    return sums
 
 
 def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: bool = False,
@@ -132,10 +143,7 @@ def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: 
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss}")
         grads, _ = ex.backward(tape, d_outs)
-        if not _finite_grads(grads):
-            bad = [n for n, g in zip(model.weight_names(), grads) if g is not None and not np.isfinite(g).all()]
-            raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
-        ex.apply_update(cfg.optimizer, grads)
+        ex.apply_update(cfg.optimizer, grads, _grad_sums(model, grads))
         for arr, new in tape.ctx.updates:
             arr[...] = new
         _update_metrics(model, cfg, tape.outputs, ys)
@@ -219,10 +227,7 @@ def _distributed_step(model, cfg, dp, x, ys, weights, rows: int) -> float:
             # checked after the sum, so that every rank raises (or goes on) together
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"the loss became {loss}")
-            if not _finite_grads(grads):
-                bad = [n for n, g in zip(model.weight_names(), grads) if g is not None and not np.isfinite(g).all()]
-                raise NonFiniteLoss(f"gradients became NaN or inf (in {', '.join(bad[:3])})")
-            ex.apply_update(cfg.optimizer, grads)
+            ex.apply_update(cfg.optimizer, grads, _grad_sums(model, grads))
             if local:
                 for arr, new in tape.ctx.updates:   # batchnorm's moving statistics: global moments, alike on every rank
                     arr[...] = new

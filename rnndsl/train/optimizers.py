@@ -254,10 +254,11 @@ class Optimizer:
         """Whether _update needs no work array for this parameter (it is then given None)."""
         return False
 
-    def stays_finite(self, params, grads) -> bool:
+    def stays_finite(self, params, grads, grad_sums=None) -> bool:
         """Whether the next apply() provably leaves every parameter finite, from bounds on
         the (finite) parameters and gradients alone (then the caller keeps no copy to go
-        back to); False where it cannot tell."""
+        back to); False where it cannot tell. grad_sums: each gradient's sum |g| where the
+        caller has them (None: computed here)."""
         return False
 
     def _init_slot(self, name, p):
@@ -339,6 +340,17 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+_AXPY: dict = {}
+
+
+def _axpy(dtype):
+    """BLAS axpy (y += a x) for dtype, looked up once (get_blas_funcs takes microseconds)."""
+    f = _AXPY.get(dtype)
+    if f is None:
+        f = _AXPY[dtype] = get_blas_funcs("axpy", (np.empty(0, dtype),))
+    return f
+
+
 class SGD(Optimizer):
     """Keras 3 SGD. momentum 0: w -= lr*g. Otherwise m = momentum*m - lr*g, then
     w += m, or with nesterov w += momentum*m - lr*g (using the new m)."""
@@ -356,19 +368,24 @@ class SGD(Optimizer):
     def step_hyperparameters(self) -> dict:
         return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
 
-    def stays_finite(self, params, grads) -> bool:
+    def stays_finite(self, params, grads, grad_sums=None) -> bool:
         # w - lr g, rounded twice at most: |w'| <= (|w| + lr |g| (1 + e)) (1 + e) stays below
         # the largest float while sum|w| + lr sum|g| is under a quarter of it (NaN or inf
         # anywhere fails the test)
         if self.momentum or self.weight_decay or not params:
             return False
         lr = float(self.learning_rate)
-        for p, g in zip(params, grads):
-            if p.dtype.kind != "f":
-                return False
-            with np.errstate(over="ignore"):
-                lr_p = abs(float(p.dtype.type(lr)))      # the rate as the update sees it: in p's dtype
-            if not (abs_sum(p.reshape(-1)) + lr_p * abs_sum(np.ravel(g)) < float(np.finfo(p.dtype).max) / 4):
+        rates = {}                                       # dtype -> (the rate as the update sees it, bound)
+        for k, (p, g) in enumerate(zip(params, grads)):
+            dt = p.dtype
+            if dt not in rates:
+                if dt.kind != "f":
+                    return False
+                with np.errstate(over="ignore"):
+                    rates[dt] = (abs(float(dt.type(lr))), float(np.finfo(dt).max) / 4)    # lr in p's dtype
+            lr_p, bound = rates[dt]
+            g_sum = abs_sum(np.ravel(g)) if grad_sums is None else grad_sums[k]
+            if not (abs_sum(p.reshape(-1)) + lr_p * g_sum < bound):
                 return False                             # (an inf rate, or NaN anywhere, fails too)
         return True
 
@@ -382,7 +399,7 @@ class SGD(Optimizer):
             if tmp is None:
                 # BLAS axpy, p += (-lr) g in place: one pass where multiply-then-subtract
                 # takes two (bench/README.md, "Measurements behind the code")
-                get_blas_funcs("axpy", (p,))(g.reshape(-1), p.reshape(-1), a=-lr)
+                _axpy(p.dtype)(g.reshape(-1), p.reshape(-1), a=-lr)
                 return
             np.multiply(g, lr, out=tmp)
             p -= tmp

@@ -118,3 +118,46 @@ def test_a_rate_past_the_weights_float_range_is_undone_even_with_tiny_gradients(
         m.train_on_batch(x, y)
     for w, b in zip(m.get_weights(), before):
         np.testing.assert_array_equal(w, b)
+
+
+def test_a_nan_gradient_is_named_and_nothing_is_updated(monkeypatch):
+    """Each gradient's sum |g| is taken once, for SGD's bound and for this check: a NaN or
+    inf in a gradient stops the step before the update and names the weight."""
+    m = rnndsl.compile(SPEC, seed=1)
+    x, y = _data()
+    m.configure(loss="sparse_categorical_crossentropy", optimizer=SGD(0.1))
+    ex = m.executor
+    real = type(ex).backward
+
+    def poisoned(self, tape, d):
+        grads, ins = real(self, tape, d)
+        grads[1] = grads[1].copy()
+        grads[1][0, 3] = np.inf
+        return grads, ins
+
+    monkeypatch.setattr(type(ex), "backward", poisoned)
+    before = m.get_weights()
+    with pytest.raises(NonFiniteError, match=r"gradients became NaN or inf \(in .*recurrent_kernel"):
+        m.train_on_batch(x, y)
+    for w, b in zip(m.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+
+
+def test_float64_gradients_whose_sum_overflows_are_still_finite(monkeypatch):
+    """A float64 sum |g| can overflow while every value is finite: the step goes on (by the
+    checked path, as SGD's bound cannot hold), and its result is the plain update's."""
+    m = rnndsl.compile(SPEC, seed=1, dtype="float64")
+    x, y = _data()
+    m.configure(loss="sparse_categorical_crossentropy", optimizer=SGD(1e-300))
+    ex = m.executor
+    real = type(ex).backward
+
+    def huge(self, tape, d):
+        grads, ins = real(self, tape, d)
+        grads[0] = np.full_like(grads[0], 1e308)
+        return grads, ins
+
+    monkeypatch.setattr(type(ex), "backward", huge)
+    before = m.get_weights()
+    m.train_on_batch(x, y)
+    np.testing.assert_allclose(m.get_weights()[0], before[0] - 1e-300 * 1e308, rtol=1e-12)

@@ -73,7 +73,7 @@ class CudaExecutor(Executor):
         for p, value in zip(self.params, weights):
             p.copy_to_device(np.ascontiguousarray(value, dtype=self.dtype))
 
-    def apply_update(self, optimizer, grads) -> None:
+    def apply_update(self, optimizer, grads, grad_sums=None) -> None:
         """One optimizer step on the device (slots stay there: see optim.DeviceSlots). As on
         the host, an update that leaves a weight NaN or inf is undone (weights, slots, step
         count) and raises NonFiniteError: one sum of squares over the updated weights, read
