@@ -223,3 +223,28 @@ def test_training_forward_split_across_workers(forced_split, fused_calls):
     assert len(fused_calls) > 2                        # one call, then the split's parts
     for a, b in zip(one, split):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("u,in_loop", [(5, True), (16, True), (16, False)])
+def test_recurrent_gradients_inside_the_time_loop(forced_split, monkeypatch, u, in_loop):
+    """reset_after: [dU; db_rec] summed step by step and row range by row range inside the
+    time loop (up to MAX_LOOP_GRAD), or past it from dRec kept for products over all steps,
+    equal the plain float64 route's on one thread and split, float32 and float64."""
+    X, W, U, b_in, b_rec, h0 = _case(5, 11, 7, u, seed=u + 40)
+    dout = np.random.default_rng(u).normal(size=(5, 11, u))
+
+    def run(dt):
+        def go():
+            c = [a.astype(dt) for a in (U, h0, b_rec, X, W, b_in)]
+            sv = gru_forward(None, c[0], c[1], b_rec=c[2], X=c[3], W=c[4], b_in=c[5], keep=True)[2]
+            return gru_backward(sv, dout.astype(dt))
+        return go
+
+    with paths.plain_paths():
+        want = run(np.float64)()
+    if not in_loop:
+        monkeypatch.setattr(gru_mod, "MAX_LOOP_GRAD", 0)
+    for dt, tol in ((np.float32, 3e-5), (np.float64, 1e-12)):
+        for got in forced_split(run(dt)):
+            for name, g, w in zip(("dxp", "dU", "dh0", "db_rec"), got, want):
+                np.testing.assert_allclose(g, w, atol=tol * max(1.0, np.abs(w).max()), err_msg=name)

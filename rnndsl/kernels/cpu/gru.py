@@ -62,7 +62,6 @@ from .activations import (
 )
 from . import buffers, paths
 from .gru_fused import UNITS, gru_bias, gru_panels, gru_step_rows
-from .lstm import MAX_LOOP_GRAD
 from .ops import embedding_input, embedding_view
 from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 
@@ -358,6 +357,13 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
                      gates, h_rec, aux) if keep else None
     return out, hT, saved
+
+
+# Largest [dU; db_rec] (floats) accumulated inside the time loop. Its own bound, above
+# LSTM's: a GRU's accumulator holds no dW, and at u = 256 (197k floats, 0.8 MB, beside
+# U's 0.8 MB in a 2 MB L2) the in-loop sums are faster than keeping dRec (T, B, 3u) for
+# products over all steps, and that array is the train step's largest (bench/README.md).
+MAX_LOOP_GRAD = 200_000
 
 
 def gru_backward(saved, dout, dhT=None):
