@@ -350,7 +350,13 @@ def summarise(res: dict, ceiling: float) -> None:
     verdicts = []
     for target in BY_NAME[res["name"]].targets:
         value = summary.get(target.metric)
-        verdicts.append({"target": target.describe(), "value": value, "met": target.met(value)})
+        verdict = {"target": target.describe(), "value": value, "met": target.met(value)}
+        peer_s = summary["best_peer_infer_s"]
+        if target.metric == "infer_ratio" and verdict["met"] is False and peer_s and res["kind"] == "batch":
+            # the throughput the target asks for: the inference FLOPs in target x the best peer's time
+            need = res["flops_infer"] / (target.value * peer_s) / 1e9
+            verdict["needs_gflops"], verdict["needs_pct_sgemm"] = need, 100.0 * need / ceiling
+        verdicts.append(verdict)
     summary["targets"] = verdicts
     res["summary"] = summary
 
@@ -564,7 +570,9 @@ def _verdict_lines(results: dict) -> list[str]:
             value = v["value"]
             shown = "n/a" if value is None else f"{value:.2f}"
             mark = {True: "met", False: "MISSED", None: "n/a"}[v["met"]]
-            lines.append(f"  {name:<12} {v['target']:<20} {shown:>8}  {mark}")
+            need = (f"  (needs {v['needs_gflops']:.0f} GFLOP/s, {v['needs_pct_sgemm']:.0f}% of the sgemm ceiling)"
+                    if "needs_gflops" in v else "")
+            lines.append(f"  {name:<12} {v['target']:<20} {shown:>8}  {mark}{need}")
     return lines
 
 

@@ -58,3 +58,17 @@ def test_workloads_module_imports_no_framework():
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert names & {"torch", "onnxruntime", "keras", "tensorflow"} == set()
+
+
+def test_a_missed_inference_target_says_what_it_needs():
+    """A missed infer_ratio target names the throughput that would meet it: the inference
+    FLOPs in target x the best peer's time, and that over the sgemm ceiling."""
+    from bench import run
+    res = {"name": "mnist-lstm", "kind": "batch", "flops_infer": BY_NAME["mnist-lstm"].flops,
+           "frameworks": {"rnndsl": {"infer": {"median": 1e-3}}, "ort": {"infer": {"median": 1e-3}}}}
+    run.summarise(res, 200.0)
+    v = [t for t in res["summary"]["targets"] if t["target"].startswith("infer_ratio")][0]
+    assert v["met"] is False
+    need = BY_NAME["mnist-lstm"].flops / (0.67 * 1e-3) / 1e9
+    assert abs(v["needs_gflops"] - need) < 1e-9 and abs(v["needs_pct_sgemm"] - need / 2.0) < 1e-9
+    assert f"needs {need:.0f} GFLOP/s" in run._verdict_lines({"mnist-lstm": res})[1]
