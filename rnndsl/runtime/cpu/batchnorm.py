@@ -36,14 +36,26 @@ def forward(node, W, ins, ctx, init_state=None):
             ctx.updates.append((moving_var, m * moving_var + (1 - m) * var))
     else:
         mean, var, w, n, total = moving_mean, moving_var, None, None, None
-        Xc = X - mean
+        Xc = None
     inv_std = 1.0 / np.sqrt(var + eps)
-    Xhat = Xc * inv_std
-    Y = Xhat * gamma if gamma is not None else Xhat.copy()
-    if beta is not None:
-        Y += beta
+    if Xc is None:
+        # inference, as Keras computes it: one multiply-add a value, Y = X s + (beta - mean s)
+        # with s = gamma / sqrt(var + eps) (a backward pass, rare here, makes Xc when it runs)
+        scale = inv_std * gamma if gamma is not None else inv_std
+        Y = X * scale
+        Y += (beta - mean * scale) if beta is not None else -mean * scale
+        Xhat = None
+    else:
+        Xhat = Xc * inv_std
+        Y = Xhat * gamma if gamma is not None else Xhat.copy()
+        if beta is not None:
+            Y += beta
 
     def backprop(d):
+        nonlocal Xc, Xhat
+        if Xhat is None:
+            Xc = X - mean
+            Xhat = Xc * inv_std
         dY = flat(d["out"])
         dXhat = dY * gamma if gamma is not None else dY          # undo Y = gamma * Xhat + beta
         grads = []
