@@ -31,10 +31,12 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from . import buffers
 from .activations import stand_in
+from .packed import NB, V16, emit_kloop, row_stride
 from .parallel import run_rows
 
 # reassoc lets the dot products' sums vectorise; contract, their FMAs; NaN and inf stay exact
@@ -117,8 +119,8 @@ def _dots(out, X, i, b, Y, n):
 
 @njit(**_INLINE)
 def _combine(acc, w, Y, b, n):
-    """acc = sum_{j < n} w[j] Y[j, b], in a scratch row: the outputs' rows lie 4 KiB apart
-    from the rows read (time-major rows B d floats apart), and stores there stall the loads."""
+    """acc = sum_{j < n} w[j] Y[j, b] (acc a scratch row: a time-major output's rows lie a
+    multiple of 4 KiB from the rows read, and stores there would stall the loads)."""
     d = acc.shape[0]
     for f in range(d):
         acc[f] = 0
@@ -135,11 +137,87 @@ def _combine(acc, w, Y, b, n):
         j += 1
 
 
+LANES = NB // 2          # floats in a 16-wide vector register
+
+
+def _nn_tile(rows: int, nvec: int):
+    """An intrinsic tile(O, A, Y, b, i0, c0): O[i0:i0+rows, c0:c0+16 nvec] = A[i0:i0+rows] @
+    Y[:K, b, c0:c0+16 nvec] (float32, K = A's columns), Y a time-major (T, B, F) array read
+    in place, the block of O in rows x nvec vector registers while k walks (packed.py's loop)."""
+
+    @intrinsic
+    def tile(typingctx, O, A, Y, b, i0, c0):
+        sig = types.void(O, A, Y, types.intp, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            oa, aa, ya = (context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:3], args[:3]))
+            b_, i0_, c0_ = args[3:]
+            I64 = ir.IntType(64)
+            o_stride, a_stride, y_stride = row_stride(builder, oa), row_stride(builder, aa), row_stride(builder, ya)
+            K = cgutils.unpack_tuple(builder, aa.shape, 2)[1]
+            F = cgutils.unpack_tuple(builder, ya.shape, 3)[2]
+            a_base = builder.gep(aa.data, [builder.mul(i0_, a_stride)])                  # &A[i0, 0]
+            y_base = builder.gep(ya.data, [builder.add(builder.mul(b_, F), c0_)])        # &Y[0, b, c0]
+            zero = ir.Constant(V16, [0.0] * LANES)
+            acc = emit_kloop(builder, [[zero] * nvec for _ in range(rows)], a_base, a_stride, y_base, K,
+                             p_stride=y_stride, cols=[LANES * q for q in range(nvec)])
+            o_base = builder.gep(oa.data, [builder.add(builder.mul(i0_, o_stride), c0_)])
+            for r in range(rows):
+                for q in range(nvec):
+                    off = builder.add(builder.mul(ir.Constant(I64, r), o_stride), ir.Constant(I64, LANES * q))
+                    builder.store(acc[r][q], builder.bitcast(builder.gep(o_base, [off]), V16.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+# 4 rows x 64 columns: 16 accumulators, each k's four loads of Y feeding 16 FMAs
+_t4x4, _t1x4, _t4x1, _t1x1 = _nn_tile(4, 4), _nn_tile(1, 4), _nn_tile(4, 1), _nn_tile(1, 1)
+
+
+def nn_rows(O, A, Y, b):
+    """O = A @ Y[:K, b] (A (M, K), O (M, F) C arrays, Y (T, B, F)). Compiled code only."""
+
+
+@overload(nn_rows, jit_options=dict(error_model="numpy"))
+def _nn_rows(O, A, Y, b):
+    if getattr(A, "dtype", None) == types.float32:
+        def impl(O, A, Y, b):
+            M, K, F = A.shape[0], A.shape[1], O.shape[1]
+            if F % LANES != 0:
+                _nn_loops(O, A, Y, b)
+                return
+            c0 = 0
+            while c0 + 4 * LANES <= F:
+                i0 = 0
+                while i0 + 4 <= M:
+                    _t4x4(O, A, Y, b, i0, c0)
+                    i0 += 4
+                while i0 < M:
+                    _t1x4(O, A, Y, b, i0, c0)
+                    i0 += 1
+                c0 += 4 * LANES
+            while c0 < F:
+                i0 = 0
+                while i0 + 4 <= M:
+                    _t4x1(O, A, Y, b, i0, c0)
+                    i0 += 4
+                while i0 < M:
+                    _t1x1(O, A, Y, b, i0, c0)
+                    i0 += 1
+                c0 += LANES
+    else:
+        def impl(O, A, Y, b):
+            _nn_loops(O, A, Y, b)
+    return impl
+
+
 @njit(**_INLINE)
-def _put(O, r, c, acc, alpha):
-    """O[r, c] = alpha acc."""
-    for f in range(acc.shape[0]):
-        O[r, c, f] = alpha * acc[f]
+def _nn_loops(O, A, Y, b):
+    for r in range(A.shape[0]):
+        _combine(O[r], A[r], Y, b, A.shape[1])
 
 
 @njit(**_INLINE)
@@ -157,41 +235,53 @@ def _softmax(row, top):
 @njit(**_OPTIONS)
 def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, C, A, P, b0, b1):
     """Samples b0..b1: C, and A when it has B samples (training), P when it has Tq steps."""
-    Tq, Tv = q.shape[0], k.shape[0]
+    Tq, Tv, dv = q.shape[0], k.shape[0], v.shape[2]
     dt = C.dtype
     keep, scores, dropped, vmasked = A.shape[0] != 0, P.shape[0] != 0, drop.shape[0] != 0, vmask.shape[0] != 0
-    W = A if keep else np.empty((1, Tq, Tv), dt)         # the weights; in inference one row at a time
-    ad = np.empty(Tv, dt)
-    acc = np.empty(C.shape[2], dt)
-    one, zero = dt.type(1), dt.type(0)
+    W = A if keep else np.empty((1, Tq, Tv), dt)         # the weights; in inference a sample at a time
+    Ad = np.empty((Tq, Tv), dt)                          # as they weigh the values: dropout, padded queries 0
+    Cs = np.empty((Tq, dv), dt)
+    zero = dt.type(0)
     for b in range(b0, b1):
-        wb = b if keep else 0
+        Wb = W[b if keep else 0]
         for i in range(Tq):
-            row = W[wb, i]
+            row = Wb[i]
             _dots(row, q, i, b, k, Tv)
+            # (no branch inside the loops over j: they then vectorise)
+            for j in range(Tv):
+                row[j] *= scale
+            if vmasked:
+                for j in range(Tv):
+                    if vmask[j, b] == 0:
+                        row[j] -= shift
+            if causal:
+                for j in range(i + 1, Tv):
+                    row[j] -= shift
             top = dt.type(-np.inf)
             for j in range(Tv):
-                sj = row[j] * scale
-                if (vmasked and vmask[j, b] == 0) or (causal and j > i):
-                    sj -= shift
-                row[j] = sj
-                top = max(top, sj)
+                top = max(top, row[j])
             _softmax(row, top)
+            ad = Ad[i]
             if dropped:
                 for j in range(Tv):
                     ad[j] = row[j] * drop[b, i, j]
-                w = ad
             else:
-                w = row
+                for j in range(Tv):
+                    ad[j] = row[j]
             if scores:
                 for j in range(Tv):
-                    P[i, b, j] = w[j]
-            if qmask.shape[0] != 0 and qmask[i, b] == 0:        # a padded query step: context 0
-                for f in range(acc.shape[0]):
+                    P[i, b, j] = ad[j]
+            if qmask.shape[0] != 0 and qmask[i, b] == 0:
+                for j in range(Tv):
+                    ad[j] = zero
+        nn_rows(Cs, Ad, v, b)
+        for i in range(Tq):
+            if qmask.shape[0] != 0 and qmask[i, b] == 0:      # a padded query step: context 0
+                for f in range(dv):
                     C[i, b, f] = zero
             else:
-                _combine(acc, w, v, b, Tv)
-                _put(C, i, b, acc, one)
+                for f in range(dv):
+                    C[i, b, f] = Cs[i, f]
 
 
 @njit(**_OPTIONS)
@@ -199,56 +289,67 @@ def dot_backward_kernel(q, k, v, qmask, scale, drop, A, dC, dP, dQ, dK, dV, ds, 
     """Samples b0..b1: dQ, dK and dV (dK zero-size without a key: its gradient is added
     into dV), ds[b] the scale's gradient from sample b. dC, dP: zero-size when absent."""
     Tq, Tv = q.shape[0], k.shape[0]
-    d = q.shape[2]
+    d, dv = q.shape[2], v.shape[2]
     dt = q.dtype
     has_dC, has_dP, dropped, own_key = dC.shape[0] != 0, dP.shape[0] != 0, drop.shape[0] != 0, dK.shape[0] != 0
-    one, zero = dt.type(1), dt.type(0)
+    zero = dt.type(0)
     g = np.empty(Tv, dt)
-    G = np.empty(d, dt)
-    accV = np.empty(v.shape[2], dt)
-    St = np.empty((Tv, Tq), dt)          # dS, transposed: dK_j = s sum_i St[j, i] q_i
-    Wt = np.empty((Tv, Tq), dt)          # Ad at real query steps, transposed: dV_j = sum_i Wt[j, i] dC_i
+    dS = np.empty((Tq, Tv), dt)
+    St = np.empty((Tv, Tq), dt)          # dS transposed: dK_b = s St Q_b
+    Wt = np.empty((Tv, Tq), dt)          # Ad at real query steps, transposed: dV_b = Wt dC_b
+    Gs = np.empty((Tq, d), dt)
+    Ks = np.empty((Tv, d), dt)
+    Vs = np.empty((Tv, dv), dt)
     for b in range(b0, b1):
-        part = zero
         for i in range(Tq):
             real = has_dC and (qmask.shape[0] == 0 or qmask[i, b] != 0)
-            a = A[b, i]
+            a, w = A[b, i], Wt[:, i]
             if real:
                 _dots(g, dC, i, b, v, Tv)
             else:
                 for j in range(Tv):
                     g[j] = zero
+            if has_dP:
+                for j in range(Tv):
+                    g[j] += dP[i, b, j]
+            if dropped:
+                for j in range(Tv):
+                    g[j] *= drop[b, i, j]
+                    w[j] = a[j] * drop[b, i, j]
+            else:
+                for j in range(Tv):
+                    w[j] = a[j]
+            if not real:
+                for j in range(Tv):
+                    w[j] = zero
             t = zero
             for j in range(Tv):
-                if has_dP:
-                    g[j] += dP[i, b, j]
-                if dropped:
-                    Wt[j, i] = a[j] * drop[b, i, j] if real else zero
-                    g[j] *= drop[b, i, j]
-                else:
-                    Wt[j, i] = a[j] if real else zero
                 t += g[j] * a[j]
             for j in range(Tv):
-                g[j] = a[j] * (g[j] - t)                  # dS_ij
-                St[j, i] = g[j]
-            _combine(G, g, k, b, Tv)
+                e = a[j] * (g[j] - t)
+                dS[i, j] = e
+                St[j, i] = e
+        nn_rows(Gs, dS, k, b)                       # G = dS K_b
+        part = zero
+        for i in range(Tq):
             for f in range(d):
-                part += q[i, b, f] * G[f]
-            _put(dQ, i, b, G, scale)
+                part += q[i, b, f] * Gs[i, f]
+                dQ[i, b, f] = scale * Gs[i, f]
         ds[b] = part
+        nn_rows(Ks, St, q, b)                       # dK_b / s
+        if has_dC:
+            nn_rows(Vs, Wt, dC, b)
+        else:
+            Vs[:] = zero
         for j in range(Tv):
-            if has_dC:
-                _combine(accV, Wt[j], dC, b, Tq)
-            else:
-                for f in range(accV.shape[0]):
-                    accV[f] = zero
-            _combine(G, St[j], q, b, Tq)
             if own_key:
-                _put(dK, j, b, G, scale)
-                _put(dV, j, b, accV, one)
-            else:
                 for f in range(d):
-                    dV[j, b, f] = accV[f] + scale * G[f]
+                    dK[j, b, f] = scale * Ks[j, f]
+                for f in range(dv):
+                    dV[j, b, f] = Vs[j, f]
+            else:
+                for f in range(dv):
+                    dV[j, b, f] = Vs[j, f] + scale * Ks[j, f]
 
 
 def _read(a):
