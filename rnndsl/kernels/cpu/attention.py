@@ -250,11 +250,11 @@ def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, C, A, 
             # (no branch inside the loops over j: they then vectorise)
             for j in range(Tv):
                 row[j] *= scale
-            if vmasked:
+            if vmasked:                                  # shifted once, padded or ahead or both
                 for j in range(Tv):
-                    if vmask[j, b] == 0:
+                    if vmask[j, b] == 0 or (causal and j > i):
                         row[j] -= shift
-            if causal:
+            elif causal:
                 for j in range(i + 1, Tv):
                     row[j] -= shift
             top = dt.type(-np.inf)
