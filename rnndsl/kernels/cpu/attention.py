@@ -185,7 +185,7 @@ def nn_rows(O, A, Y, b):
 def _nn_rows(O, A, Y, b):
     if getattr(A, "dtype", None) == types.float32:
         def impl(O, A, Y, b):
-            M, K, F = A.shape[0], A.shape[1], O.shape[1]
+            M, F = A.shape[0], O.shape[1]
             if F % LANES != 0:
                 _nn_loops(O, A, Y, b)
                 return
