@@ -174,11 +174,13 @@ def _nn_tile(rows: int, nvec: int):
 
 
 # 4 rows x 64 columns: 16 accumulators, each k's four loads of Y feeding 16 FMAs
-_t4x4, _t1x4, _t4x1, _t1x1 = _nn_tile(4, 4), _nn_tile(1, 4), _nn_tile(4, 1), _nn_tile(1, 1)
+_t4x4, _t1x4, _t4x2, _t1x2, _t4x1, _t1x1 = (_nn_tile(4, 4), _nn_tile(1, 4), _nn_tile(4, 2), _nn_tile(1, 2),
+                                             _nn_tile(4, 1), _nn_tile(1, 1))
 
 
 def nn_rows(O, A, Y, b):
-    """O = A @ Y[:K, b] (A (M, K), O (M, F) C arrays, Y (T, B, F)). Compiled code only."""
+    """O = A @ Y[:K, b] (A (M, K) with unit column stride, O (M, F) a C array, Y (T, B, F) a C
+    array). Compiled code only."""
 
 
 @overload(nn_rows, jit_options=dict(error_model="numpy"))
@@ -199,6 +201,15 @@ def _nn_rows(O, A, Y, b):
                     _t1x4(O, A, Y, b, i0, c0)
                     i0 += 1
                 c0 += 4 * LANES
+            while c0 + 2 * LANES <= F:
+                i0 = 0
+                while i0 + 4 <= M:
+                    _t4x2(O, A, Y, b, i0, c0)
+                    i0 += 4
+                while i0 < M:
+                    _t1x2(O, A, Y, b, i0, c0)
+                    i0 += 1
+                c0 += 2 * LANES
             while c0 < F:
                 i0 = 0
                 while i0 + 4 <= M:
@@ -221,6 +232,14 @@ def _nn_loops(O, A, Y, b):
 
 
 @njit(**_INLINE)
+def _transposed(Yt, Y, b):
+    """Yt[f, 0, j] = Y[j, b, f] (Yt's columns past Y's steps stay as they are: zeros)."""
+    for j in range(Y.shape[0]):
+        for f in range(Y.shape[2]):
+            Yt[f, 0, j] = Y[j, b, f]
+
+
+@njit(**_INLINE)
 def _softmax(row, top):
     """row = exp(row - top) / sum(exp(row - top))."""
     total = row.dtype.type(0)
@@ -233,20 +252,31 @@ def _softmax(row, top):
 
 
 @njit(**_OPTIONS)
-def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, C, A, P, b0, b1):
-    """Samples b0..b1: C, and A when it has B samples (training), P when it has Tq steps."""
+def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, tiled, C, A, P, b0, b1):
+    """Samples b0..b1: C, and A when it has B samples (training), P when it has Tq steps.
+    tiled (float32): the scores by the tile, against the sample's keys transposed (Kt)."""
     Tq, Tv, dv = q.shape[0], k.shape[0], v.shape[2]
     dt = C.dtype
     keep, scores, dropped, vmasked = A.shape[0] != 0, P.shape[0] != 0, drop.shape[0] != 0, vmask.shape[0] != 0
     W = A if keep else np.empty((1, Tq, Tv), dt)         # the weights; in inference a sample at a time
     Ad = np.empty((Tq, Tv), dt)                          # as they weigh the values: dropout, padded queries 0
     Cs = np.empty((Tq, dv), dt)
+    wide = -(-Tv // LANES) * LANES if tiled else 0
+    Kt = np.zeros((q.shape[2], 1, wide), dt)
+    Ss = np.empty((Tq, wide), dt)
     zero = dt.type(0)
     for b in range(b0, b1):
         Wb = W[b if keep else 0]
+        if tiled:
+            _transposed(Kt, k, b)
+            nn_rows(Ss, q[:, b, :], Kt, 0)
         for i in range(Tq):
             row = Wb[i]
-            _dots(row, q, i, b, k, Tv)
+            if tiled:
+                for j in range(Tv):
+                    row[j] = Ss[i, j]
+            else:
+                _dots(row, q, i, b, k, Tv)
             # (no branch inside the loops over j: they then vectorise)
             for j in range(Tv):
                 row[j] *= scale
@@ -285,9 +315,10 @@ def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, C, A, 
 
 
 @njit(**_OPTIONS)
-def dot_backward_kernel(q, k, v, qmask, scale, drop, A, dC, dP, dQ, dK, dV, ds, b0, b1):
+def dot_backward_kernel(q, k, v, qmask, scale, drop, A, dC, dP, tiled, dQ, dK, dV, ds, b0, b1):
     """Samples b0..b1: dQ, dK and dV (dK zero-size without a key: its gradient is added
-    into dV), ds[b] the scale's gradient from sample b. dC, dP: zero-size when absent."""
+    into dV), ds[b] the scale's gradient from sample b. dC, dP: zero-size when absent.
+    tiled (float32): dC V^T by the tile, against the sample's values transposed (Vt)."""
     Tq, Tv = q.shape[0], k.shape[0]
     d, dv = q.shape[2], v.shape[2]
     dt = q.dtype
@@ -300,11 +331,20 @@ def dot_backward_kernel(q, k, v, qmask, scale, drop, A, dC, dP, dQ, dK, dV, ds, 
     Gs = np.empty((Tq, d), dt)
     Ks = np.empty((Tv, d), dt)
     Vs = np.empty((Tv, dv), dt)
+    wide = -(-Tv // LANES) * LANES if tiled and has_dC else 0
+    Vt = np.zeros((dv, 1, wide), dt)
+    Gd = np.empty((Tq, wide), dt)
     for b in range(b0, b1):
+        if wide:
+            _transposed(Vt, v, b)
+            nn_rows(Gd, dC[:, b, :], Vt, 0)
         for i in range(Tq):
             real = has_dC and (qmask.shape[0] == 0 or qmask[i, b] != 0)
             a, w = A[b, i], Wt[:, i]
-            if real:
+            if real and wide:
+                for j in range(Tv):
+                    g[j] = Gd[i, j]
+            elif real:
                 _dots(g, dC, i, b, v, Tv)
             else:
                 for j in range(Tv):
@@ -370,7 +410,7 @@ def dot_forward(q, k, v, vmask, qmask, causal: bool, scale, shift, drop, keep: b
     P = buffers.empty((Tq, B, Tv), dt) if scores else none3
     args = (_read(q), _read(k), _read(v), none2 if vmask is None else _read(vmask),
             none2 if qmask is None else _read(qmask), bool(causal), dt.type(scale), dt.type(shift),
-            buffers.read_only(none3) if drop is None else _read(drop), C, A, P)
+            buffers.read_only(none3) if drop is None else _read(drop), dt == np.float32, C, A, P)
     run_rows(dot_forward_kernel, args, B, B * Tq * Tv * (q.shape[2] + v.shape[2]))
     return C, (A if keep else None), (P if scores else None)
 
@@ -390,6 +430,7 @@ def dot_backward(q, k, v, qmask, scale, drop, A, dC, dP, has_key: bool):
     args = (_read(q), _read(k), _read(v),
             buffers.read_only(stand_in((0, 0), np.uint8)) if qmask is None else _read(qmask),
             dt.type(scale), none3 if drop is None else _read(drop), _read(A),
-            none3 if dC is None else _read(dC), none3 if dP is None else _read(dP), dQ, dK, dV, ds)
+            none3 if dC is None else _read(dC), none3 if dP is None else _read(dP), dt == np.float32, dQ, dK, dV,
+            ds)
     run_rows(dot_backward_kernel, args, B, 2 * B * Tq * Tv * (d + v.shape[2]))
     return dQ, (dK if has_key else None), dV, float(ds.sum())
