@@ -8,17 +8,19 @@ across the workers as the recurrent kernels' rows do):
     C_i  = sum_j Ad_ij v_j,  0 where query step i is padding (qmask)
 
 q (Tq, B, d), k (Tv, B, d), v (Tv, B, dv); C (Tq, B, dv); A (B, Tq, Tv), kept for the
-backward (in inference nothing is kept: a row at a time); the scores output P = Ad
+backward (in inference nothing is kept: a sample at a time); the scores output P = Ad
 (Tq, B, Tv). Backward, with dC zeroed at padded query steps:
 
     dAd_ij = dC_i . v_j (+ dP_ij),  dV_j = sum_i Ad_ij dC_i,  dA = dAd * drop
     dS_ij  = A_ij (dA_ij - sum_l dA_il A_il)           (the shift is a constant)
     G_i    = sum_j dS_ij k_j:  dQ_i = s G_i,  dK_j = s sum_i dS_ij q_i,  ds = sum_i q_i . G_i
 
-The products go four rows at a time (one pass over the shared row for four dot products, or
-one load and store of the output row for four terms), on rows of d or dv contiguous floats.
-In float32 the softmax's exp is a polynomial that vectorises (libm's expf does not; see
-exp_).
+In float32 each sample's products are register tiles (packed.py's k loop: 4 rows x 64
+columns in 16 vector registers while k walks): C = Ad V_b, G = dS K_b, dK = s dS^T Q_b and
+dV = Ad^T dC_b read the time-major rows of v, k, q and dC in place; the scores Q_b K_b^T and
+dC_b V_b^T go against the sample's keys or values transposed into a zero-padded scratch.
+float64 (and widths not a multiple of 16) take loops four rows at a time. The softmax's
+float32 exp is a polynomial that vectorises (libm's expf does not; see exp_).
 
 Optional arrays are zero-size stand-ins (one signature per dtype, as activations.py's
 kernels). Without a key of its own, k is v: the backward adds dK into dV.
