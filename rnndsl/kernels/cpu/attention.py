@@ -181,7 +181,7 @@ _t4x4, _t1x4, _t4x2, _t1x2, _t4x1, _t1x1 = (_nn_tile(4, 4), _nn_tile(1, 4), _nn_
 
 
 def nn_rows(O, A, Y, b):
-    """O = A @ Y[:K, b] (A (M, K) with unit column stride, O (M, F) a C array, Y (T, B, F) a C
+    """O = A @ Y[:K, b] (A (M, K) and O (M, F) with unit column strides, Y (T, B, F) a C
     array). Compiled code only."""
 
 
@@ -262,11 +262,12 @@ def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, tiled,
     keep, scores, dropped, vmasked = A.shape[0] != 0, P.shape[0] != 0, drop.shape[0] != 0, vmask.shape[0] != 0
     W = A if keep else np.empty((1, Tq, Tv), dt)         # the weights; in inference a sample at a time
     Ad = np.empty((Tq, Tv), dt)                          # as they weigh the values: dropout, padded queries 0
-    Cs = np.empty((Tq, dv), dt)
     wide = -(-Tv // LANES) * LANES if tiled else 0
     Kt = np.zeros((q.shape[2], 1, wide), dt)
     Ss = np.empty((Tq, wide), dt)
     zero = dt.type(0)
+    qmasked = qmask.shape[0] != 0
+    direct = not dropped and not qmasked                 # the values weighed by W itself
     for b in range(b0, b1):
         Wb = W[b if keep else 0]
         if tiled:
@@ -274,14 +275,14 @@ def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, tiled,
             nn_rows(Ss, q[:, b, :], Kt, 0)
         for i in range(Tq):
             row = Wb[i]
+            # (few loops over a row, none with a branch inside: they vectorise)
             if tiled:
                 for j in range(Tv):
-                    row[j] = Ss[i, j]
+                    row[j] = Ss[i, j] * scale
             else:
                 _dots(row, q, i, b, k, Tv)
-            # (no branch inside the loops over j: they then vectorise)
-            for j in range(Tv):
-                row[j] *= scale
+                for j in range(Tv):
+                    row[j] *= scale
             if vmasked:                                  # shifted once, padded or ahead or both
                 for j in range(Tv):
                     if vmask[j, b] == 0 or (causal and j > i):
@@ -293,6 +294,11 @@ def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, tiled,
             for j in range(Tv):
                 top = max(top, row[j])
             _softmax(row, top)
+            if direct:
+                if scores:
+                    for j in range(Tv):
+                        P[i, b, j] = row[j]
+                continue
             ad = Ad[i]
             if dropped:
                 for j in range(Tv):
@@ -303,17 +309,15 @@ def dot_forward_kernel(q, k, v, vmask, qmask, causal, scale, shift, drop, tiled,
             if scores:
                 for j in range(Tv):
                     P[i, b, j] = ad[j]
-            if qmask.shape[0] != 0 and qmask[i, b] == 0:
+            if qmasked and qmask[i, b] == 0:
                 for j in range(Tv):
                     ad[j] = zero
-        nn_rows(Cs, Ad, v, b)
-        for i in range(Tq):
-            if qmask.shape[0] != 0 and qmask[i, b] == 0:      # a padded query step: context 0
-                for f in range(dv):
-                    C[i, b, f] = zero
-            else:
-                for f in range(dv):
-                    C[i, b, f] = Cs[i, f]
+        nn_rows(C[:, b, :], Wb if direct else Ad, v, b)
+        if qmasked:
+            for i in range(Tq):
+                if qmask[i, b] == 0:                      # a padded query step: context 0
+                    for f in range(dv):
+                        C[i, b, f] = zero
 
 
 @njit(**_OPTIONS)
