@@ -84,6 +84,8 @@ def run(c, dC=True, dP=True, scores=True, rng=None):
                                  c["drop"], True, scores)
     dt = c["q"].dtype
     dCa = rng.normal(size=C.shape).astype(dt) if dC else None
+    if dC and rng.random() < 0.5:                      # a view: read in place, strides and all
+        dCa = np.concatenate([dCa, np.ones(C.shape[:2] + (3,), dt)], -1)[..., :C.shape[2]]
     dPa = rng.normal(size=(C.shape[0], C.shape[1], c["k"].shape[0])).astype(dt) if dP and scores else None
     dQ, dK, dV, ds = kernel.dot_backward(c["q"], c["k"], c["v"], c["qmask"], c["s"], c["drop"], A, dCa, dPa,
                                          c["own_key"])

@@ -280,12 +280,14 @@ def test_piped_query_scalar_weights_saved_and_loaded(tmp_path):
 def test_dot_kernel_equals_plain_route(dtype):
     """The dot scores' compiled kernel (kernels/cpu/attention.py) against the NumPy route the
     plain paths take, through a model: masked query and value, causal, scale, dropout, the
-    scores as an output; the outputs and every weight and input gradient of a train-mode pass."""
+    scores as an output, the context's gradient a view of concat's; the outputs and every
+    weight and input gradient of a train-mode pass."""
     from rnndsl.kernels.cpu.paths import plain_paths
     m = rnndsl.compile("input q: float[5, 16]\ninput v: float[7, 16]\ninput k: float[7, 16]\n"
                        "qm = q | masking()\nvm = v | masking()\n"
                        "a = attention(qm, vm, k, use_scale=true, use_causal_mask=true, dropout=0.2, "
-                       "return_attention_scores=true)\noutput a | dense(3)\noutput a.scores", dtype=dtype)
+                       "return_attention_scores=true)\noutput concat(qm, a) | dense(3)\noutput a.scores",
+                       dtype=dtype)
     m.set_weights([A(0.4)] + m.get_weights()[1:])
     rng = np.random.default_rng(8)
     xs = [rng.normal(size=(9, 5, 16)), rng.normal(size=(9, 7, 16)), rng.normal(size=(9, 7, 16))]

@@ -145,7 +145,7 @@ LANES = NB // 2          # floats in a 16-wide vector register
 def _nn_tile(rows: int, nvec: int):
     """An intrinsic tile(O, A, Y, b, i0, c0): O[i0:i0+rows, c0:c0+16 nvec] = A[i0:i0+rows] @
     Y[:K, b, c0:c0+16 nvec] (float32, K = A's columns), Y a time-major (T, B, F) array read
-    in place, the block of O in rows x nvec vector registers while k walks (packed.py's loop)."""
+    in place (any strides but a unit one along F), the block of O in rows x nvec vector registers while k walks (packed.py's loop)."""
 
     @intrinsic
     def tile(typingctx, O, A, Y, b, i0, c0):
@@ -157,9 +157,9 @@ def _nn_tile(rows: int, nvec: int):
             I64 = ir.IntType(64)
             o_stride, a_stride, y_stride = row_stride(builder, oa), row_stride(builder, aa), row_stride(builder, ya)
             K = cgutils.unpack_tuple(builder, aa.shape, 2)[1]
-            F = cgutils.unpack_tuple(builder, ya.shape, 3)[2]
+            b_stride = builder.sdiv(cgutils.unpack_tuple(builder, ya.strides, 3)[1], ir.Constant(ir.IntType(64), 4))
             a_base = builder.gep(aa.data, [builder.mul(i0_, a_stride)])                  # &A[i0, 0]
-            y_base = builder.gep(ya.data, [builder.add(builder.mul(b_, F), c0_)])        # &Y[0, b, c0]
+            y_base = builder.gep(ya.data, [builder.add(builder.mul(b_, b_stride), c0_)])  # &Y[0, b, c0]
             zero = ir.Constant(V16, [0.0] * LANES)
             acc = emit_kloop(builder, [[zero] * nvec for _ in range(rows)], a_base, a_stride, y_base, K,
                              p_stride=y_stride, cols=[LANES * q for q in range(nvec)])
@@ -181,8 +181,8 @@ _t4x4, _t1x4, _t4x2, _t1x2, _t4x1, _t1x1 = (_nn_tile(4, 4), _nn_tile(1, 4), _nn_
 
 
 def nn_rows(O, A, Y, b):
-    """O = A @ Y[:K, b] (A (M, K) and O (M, F) with unit column strides, Y (T, B, F) a C
-    array). Compiled code only."""
+    """O = A @ Y[:K, b] (A (M, K), O (M, F) and Y (T, B, F) with unit strides along their last
+    axis). Compiled code only."""
 
 
 @overload(nn_rows, jit_options=dict(error_model="numpy"))
@@ -433,10 +433,14 @@ def dot_backward(q, k, v, qmask, scale, drop, A, dC, dP, has_key: bool):
     dV = buffers.empty(v.shape, dt)
     dK = buffers.empty(k.shape, dt) if has_key else stand_in((0, 0, 0), dt)
     ds = np.empty(B, np.float64)
+    if dC is not None and (dC.dtype != dt or dC.strides[-1] != dt.itemsize):
+        dC = np.ascontiguousarray(dC, dt)
+    # dC read in place, whatever its strides (a concat's gradient split into its inputs' parts
+    # is a view): typed any-layout, one compiled code for both
     args = (_read(q), _read(k), _read(v),
             buffers.read_only(stand_in((0, 0), np.uint8)) if qmask is None else _read(qmask),
             dt.type(scale), none3 if drop is None else _read(drop), _read(A),
-            none3 if dC is None else _read(dC), none3 if dP is None else _read(dP), dt == np.float32, dQ, dK, dV,
-            ds)
-    run_rows(dot_backward_kernel, args, B, 2 * B * Tq * Tv * (d + v.shape[2]))
+            none3 if dC is None else buffers.read_only(dC), none3 if dP is None else _read(dP), dt == np.float32, dQ,
+            dK, dV, ds)
+    run_rows(dot_backward_kernel, args, B, 2 * B * Tq * Tv * (d + v.shape[2]), strided=(7,))
     return dQ, (dK if has_key else None), dV, float(ds.sum())
