@@ -182,7 +182,8 @@ _t4x4, _t1x4, _t4x2, _t1x2, _t4x1, _t1x1 = (_nn_tile(4, 4), _nn_tile(1, 4), _nn_
 
 def nn_rows(O, A, Y, b):
     """O = A @ Y[:K, b] (A (M, K), O (M, F) and Y (T, B, F) with unit strides along their last
-    axis). Compiled code only."""
+    axis). In compiled code the overload below; this body runs under NUMBA_DISABLE_JIT."""
+    _nn_loops(O, A, Y, b)
 
 
 @overload(nn_rows, jit_options=dict(error_model="numpy"))
