@@ -194,3 +194,22 @@ def test_backward_equals_finite_differences(seed):
         np.testing.assert_allclose(got, num, rtol=1e-6, atol=1e-7, err_msg=name)
     num_s = (loss(c["q"], c["k"], c["v"], c["s"] + eps) - loss(c["q"], c["k"], c["v"], c["s"] - eps)) / (2 * eps)
     np.testing.assert_allclose(ds, num_s, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_inputs_spread_as_in_numpy(dtype):
+    """A NaN or inf in a query, key or value spoils what it spoils in the float64 math, no less
+    (a model with a broken weight must not predict plausible numbers) and no more."""
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.normal(size=sh).astype(dtype) for sh in ((5, 6, 16), (7, 6, 16), (7, 6, 16)))
+    q[2, 1, 3] = np.nan
+    k[4, 3, 0] = np.inf
+    v[1, 4, 2] = -np.inf
+    v[3, 5, 5] = np.nan
+    C, A, P = kernel.dot_forward(q, k, v, None, None, False, 0.5, SHIFT, None, True, True)
+    with np.errstate(invalid="ignore"):
+        rC, rP, _ = reference(q, k, v, None, None, False, 0.5, None)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(C, rC, **tol)            # NaN where NaN, inf where inf
+    np.testing.assert_allclose(P, rP, **tol)
+    assert np.isnan(C).any() and np.isinf(C).any() and np.isfinite(C).any()
