@@ -410,6 +410,16 @@ def dot_backward_kernel(q, k, v, qmask, scale, drop, A, dC, dP, tiled, dQ, dK, d
                     dV[j, b, f] = Vs[j, f] + scale * Ks[j, f]
 
 
+# query steps from which the scores (and dC V^T) go through the tile: it needs the sample's
+# keys (values) transposed first, which a step or two of queries (a decoder run step by step)
+# does not repay
+MIN_TILED_QUERIES = 4
+
+
+def _tiled(dt, Tq: int) -> bool:
+    return dt == np.float32 and Tq >= MIN_TILED_QUERIES
+
+
 def _read(a):
     return buffers.read_only(np.ascontiguousarray(a))
 
@@ -428,7 +438,7 @@ def dot_forward(q, k, v, vmask, qmask, causal: bool, scale, shift, drop, keep: b
     P = buffers.empty((Tq, B, Tv), dt) if scores else none3
     args = (_read(q), _read(k), _read(v), none2 if vmask is None else _read(vmask),
             none2 if qmask is None else _read(qmask), bool(causal), dt.type(scale), dt.type(shift),
-            buffers.read_only(none3) if drop is None else _read(drop), dt == np.float32, C, A, P)
+            buffers.read_only(none3) if drop is None else _read(drop), _tiled(dt, Tq), C, A, P)
     run_rows(dot_forward_kernel, args, B, B * Tq * Tv * (q.shape[2] + v.shape[2]))
     return C, (A if keep else None), (P if scores else None)
 
@@ -452,7 +462,7 @@ def dot_backward(q, k, v, qmask, scale, drop, A, dC, dP, has_key: bool):
     args = (_read(q), _read(k), _read(v),
             buffers.read_only(stand_in((0, 0), np.uint8)) if qmask is None else _read(qmask),
             dt.type(scale), none3 if drop is None else _read(drop), _read(A),
-            none3 if dC is None else buffers.read_only(dC), none3 if dP is None else _read(dP), dt == np.float32, dQ,
+            none3 if dC is None else buffers.read_only(dC), none3 if dP is None else _read(dP), _tiled(dt, Tq), dQ,
             dK, dV, ds)
     run_rows(dot_backward_kernel, args, B, 2 * B * Tq * Tv * (d + v.shape[2]), strided=(7,))
     return dQ, (dK if has_key else None), dV, float(ds.sum())
