@@ -32,6 +32,8 @@ def _softmax(S):
 
 
 def forward(node, W, ins, ctx, init_state=None):
+    """The dot scores by the kernel (the weights kept for the backward in training only);
+    the rest by forward_numpy."""
     if node.spec.score_mode(node.opts) != "dot" or paths.plain():
         return forward_numpy(node, W, ins, ctx, init_state)
     check_shapes(node, [a.shape for a in ins])
