@@ -274,3 +274,35 @@ def test_piped_query_scalar_weights_saved_and_loaded(tmp_path):
     np.testing.assert_array_equal(back.predict(xs), piped.predict(xs))
     with pytest.raises(rnndsl.WeightsError, match=r"has shape \(\), got \(1,\)"):
         back.set_weights([A([0.5]), A(1.0)])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dot_kernel_equals_plain_route(dtype):
+    """The dot scores' compiled kernel (kernels/cpu/attention.py) against the NumPy route the
+    plain paths take, through a model: masked query and value, causal, scale, dropout, the
+    scores as an output, the context's gradient a view of concat's; the outputs and every
+    weight and input gradient of a train-mode pass."""
+    from rnndsl.kernels.cpu.paths import plain_paths
+    m = rnndsl.compile("input q: float[5, 16]\ninput v: float[7, 16]\ninput k: float[7, 16]\n"
+                       "qm = q | masking()\nvm = v | masking()\n"
+                       "a = attention(qm, vm, k, use_scale=true, use_causal_mask=true, dropout=0.2, "
+                       "return_attention_scores=true)\noutput concat(qm, a) | dense(3)\noutput a.scores",
+                       dtype=dtype)
+    m.set_weights([A(0.4)] + m.get_weights()[1:])
+    rng = np.random.default_rng(8)
+    xs = [rng.normal(size=(9, 5, 16)), rng.normal(size=(9, 7, 16)), rng.normal(size=(9, 7, 16))]
+    xs[0][2, 3:] = 0.0
+    xs[1][4] = 0.0                                           # a sample whose every value step is padding
+    xs[1][1, 5:] = 0.0
+    runs = []
+    for plain in (False, True):
+        m.executor.rng = np.random.default_rng(3)            # the same dropout both ways
+        with plain_paths(plain):
+            tape = m.executor.forward(m.executor.prepare_inputs(xs), training=True)
+            outs = [np.array(o.data) for o in tape.outputs]
+            dW, dX = m.executor.backward(tape, [np.ones_like(o) for o in outs])
+        runs.append(outs + [g for g in dW + dX if g is not None])
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-11, atol=1e-12)
+    assert len(runs[0]) == len(runs[1]) == 2 + 3 + 3
+    for got, want in zip(*runs):
+        np.testing.assert_allclose(got, want, **tol)

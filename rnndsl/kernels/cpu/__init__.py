@@ -18,7 +18,7 @@ import sys
 
 from ... import elementwise
 from ...caches import keep_compiled_code_here
-from . import step  # noqa: F401 - imported here so that its kernels' cache is placed below too
+from . import attention, step  # noqa: F401 - imported here so that their kernels' cache is placed below too
 from .activations import ACTIVATIONS, activation_code
 from .gru import GRUSaved, gru_backward, gru_forward
 from .lstm import LSTMSaved, lstm_backward, lstm_forward

@@ -103,17 +103,19 @@ def chunks(rows: int, work: int, min_work: int | None = None) -> list[tuple[int,
     return [(edges[k], edges[k + 1]) for k in range(n)]
 
 
-def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None, defer: bool = False) -> None:
+def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None, defer: bool = False,
+             strided: tuple = ()) -> None:
     """kernel(*args, b0, b1) over rows 0..rows: on this thread when one part is enough, else
     the parts at once in numba's thread pool (split_rows). `parts` (default: chunks' choice)
     is for a caller that sized per-part arrays already. defer: inside together(), the call
-    may wait for the block's end (its caller reads none of its outputs before then)."""
+    may wait for the block's end (its caller reads none of its outputs before then).
+    strided: the positions of arrays typed any-layout (see compiled)."""
     n = len(chunks(rows, work)) if parts is None else parts
     if not hasattr(kernel, "overloads"):       # NUMBA_DISABLE_JIT: a Python function, run part by part
         for p in range(n):
             kernel(*args, rows * p // n, rows * (p + 1) // n)
         return
-    entry, address = compiled(kernel, args)
+    entry, address = compiled(kernel, args, strided=strided)
     pending = getattr(_pending, "calls", None) if defer and parts is None else None
     if pending is not None and _packer(address, args) is not None:
         pending.append((entry, address, args, rows, work))

@@ -1,13 +1,17 @@
-"""attention and additive_attention on the CPU (math: layers/attention.py): batched
-products over the samples, NumPy per layer call; the backward pass written out by hand.
+"""attention and additive_attention on the CPU (math: layers/attention.py).
 
-Inputs arrive time-major (T, B, F); the work is done on batch-major views (B, T, F), the
-outputs made time-major again."""
+The dot scores run in a compiled kernel (kernels/cpu/attention.py) that reads the time-major
+(T, B, F) inputs in place, the samples split across the workers. The other score modes, and
+every mode on the plain route (paths.plain_paths: the reference the kernel is tested
+against), are batched NumPy products over batch-major views (B, T, F), the outputs made
+time-major again and the backward written out by hand (forward_numpy)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ...kernels.cpu import attention as kernel
+from ...kernels.cpu import paths
 from ..attention import MASKED_SHIFT, check_shapes, dropout_keep, score_keep
 from ..tensor import Act
 
@@ -28,6 +32,40 @@ def _softmax(S):
 
 
 def forward(node, W, ins, ctx, init_state=None):
+    """The dot scores by the kernel (the weights kept for the backward in training only);
+    the rest by forward_numpy."""
+    if node.spec.score_mode(node.opts) != "dot" or paths.plain():
+        return forward_numpy(node, W, ins, ctx, init_state)
+    check_shapes(node, [a.shape for a in ins])
+    q, v = ins[0], ins[1]
+    has_key = len(ins) == 3
+    k = ins[2] if has_key else v
+    qd, vd = q.data, v.data
+    kd = k.data if has_key else vd
+    Tq, B, _ = qd.shape
+    s = node.spec.named_weights(node.opts, W)[0]
+    scale = 1.0 if s is None else s             # times 1 is exact: no scale and scale 1 agree
+    drop = dropout_keep(node, ctx, (B, Tq, kd.shape[0]), qd.dtype)
+    scores = node.opts["return_attention_scores"]
+    C, A, P = kernel.dot_forward(qd, kd, vd, v.mask, q.mask, node.opts["use_causal_mask"], scale, MASKED_SHIFT,
+                                 drop, ctx.training, scores)
+    outs = {"out": Act(C, q.mask)}
+    if scores:
+        outs["scores"] = Act(P)
+
+    def backprop(d):
+        saved = A if A is not None else kernel.dot_forward(      # a backward after a forward not in training
+            qd, kd, vd, v.mask, q.mask, node.opts["use_causal_mask"], scale, MASKED_SHIFT, drop, True, False)[1]
+        dQ, dK, dV, ds = kernel.dot_backward(qd, kd, vd, q.mask, scale, drop, saved, d.get("out"), d.get("scores"),
+                                             has_key)
+        grads = [] if s is None else [np.asarray(ds, dtype=qd.dtype)]
+        return ([dQ, dV, dK] if has_key else [dQ, dV]), grads, None
+
+    return outs, backprop
+
+
+def forward_numpy(node, W, ins, ctx, init_state=None):
+    """Every score mode by NumPy (see the module's docstring)."""
     check_shapes(node, [a.shape for a in ins])
     q, v = ins[0], ins[1]
     has_key = len(ins) == 3
