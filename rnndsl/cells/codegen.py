@@ -90,7 +90,7 @@ class Group:
 class Plan:
     """What the kernels compute, store and save, derived from a Cell's graph."""
 
-    def __init__(self, cell):
+    def __init__(self, cell, remat: bool = True):
         self.cell = cell
         self.nodes: list[Node] = cell.graph.live(cell.roots)
         self.n_states = len(cell.states)
@@ -178,14 +178,15 @@ class Plan:
             for c in self.consumers[n.id]:
                 if c.op in ("matmul", "reduce") or self.pass_of[c.id] != self.pass_of[n.id]:
                     self.cross.add(n.id)
+        self._rematerialise(remat)
         self.stored = {n.id for n in self.elementwise
-                       if n.op not in ROOT_OPS and (n.id in self.cross or n.id in self.needed)}
-        needed_prev = {n.attr for n in self.nodes if n.op == "prev" and n.id in self.needed}
-        self.saved_prev = [k for k in self.prevs if k in needed_prev]
+                       if n.op not in ROOT_OPS and (n.id in self.cross or n.id in self.kept)}
+        kept_prev = {n.attr for n in self.nodes if n.op == "prev" and n.id in self.kept}
+        self.saved_prev = [k for k in self.prevs if k in kept_prev]
         # the first state is always copied (dropped) into P0 when read; others only when saved
         self.materialized_prev = sorted(set(self.saved_prev) | ({0} if 0 in self.prevs else set()))
-        self.saved_nodes = [n for n in self.elementwise if n.id in self.needed]
-        self.saved_groups = [g for g in self.groups if any(n.id in self.needed for n in g.nodes)]
+        self.saved_nodes = [n for n in self.elementwise if n.id in self.kept]
+        self.saved_groups = [g for g in self.groups if any(n.id in self.kept for n in g.nodes)]
         # saved arrays, in the order forward returns them and backward takes them
         self.saved: list[tuple] = ([("prev", k) for k in self.saved_prev]
                                    + [("node", n.id) for n in self.saved_nodes]
@@ -204,6 +205,39 @@ class Plan:
         for grp in self.groups:
             if grp.left.width != U and grp.left.width is not None:
                 self.input_weight.setdefault(grp.left.width[1], grp.weights[0])
+
+    def _rematerialise(self, remat: bool) -> None:
+        """Split what backward reads (needed) into what forward saves for every step (kept)
+        and what backward computes again at each step from those (recomputed).
+
+        Kept: the previous states, the products, the per-row values (reductions and the
+        arithmetic on them: one number per row) and the left sides of per-step products
+        (dU = sum_t a_t^T dM_t is one product after the loop). Recomputed: every other
+        element-wise node, with the element-wise nodes it reads, from kept values, the
+        inputs and the weights. Without remat every needed value is kept (the kernels
+        before rematerialisation; the tests' reference).
+        """
+        lefts = {g.left.id for g in self.groups}
+        demand = set(self.needed)
+        self.kept: set[int] = set()
+        self.recomputed: set[int] = set()
+        for n in reversed(self.nodes):           # consumers before their arguments
+            if n.id not in demand:
+                continue
+            if (remat and n.op in ELEMENTWISE_OPS and n.op not in ROOT_OPS and n.width != ROW
+                    and n.id not in lefts):
+                self.recomputed.add(n.id)
+                demand.update(a.id for a in n.args)
+            else:
+                self.kept.add(n.id)
+        # recomputed values backward reads from a per-step array: those its passes read, and
+        # those a recomputed node of another pass reads (within a pass they stay in registers)
+        self.held = {i for i in self.recomputed if i in self.needed}
+        for n in self.nodes:
+            if n.id in self.recomputed:
+                for a in n.args:
+                    if a.id in self.recomputed and self.pass_of[a.id] != self.pass_of[n.id]:
+                        self.held.add(a.id)
 
     def _share_adjoints(self) -> None:
         """Find adjoints that are equal, so each is computed and stored once.
@@ -454,7 +488,7 @@ class _Gen:
             if grp.hoisted:
                 return f"{loop.tb(grp.name)}[{_offset(blk)}]"
             return f"{loop.b(grp.name)}[{_offset(blk)}]"
-        if p.pass_of[n.id] == key:
+        if p.pass_of[n.id] == key and (self.forward_mode or n.id in p.recomputed):
             return f"v{n.id}"
         if n.width == ROW:
             return loop.b(f"E{n.id}")
@@ -572,6 +606,24 @@ class _Gen:
                 self.src(f"# phase {phase}: {', '.join(_describe(p, n) for n in nodes)}")
                 self.emit_loop(_width(p, width), loop, body)
 
+    def recompute_pass(self, phase: int) -> None:
+        """Backward's step first computes again, phase by phase, the values it reads that
+        forward did not keep (Plan._rematerialise), from the kept ones: forward's passes
+        restricted to those nodes, the ones read elsewhere held in per-step arrays E<id>."""
+        p = self.p
+        for width, nodes in p.passes(phase):
+            nodes = [n for n in nodes if n.id in p.recomputed]
+            if not nodes:
+                continue
+            key = (phase, width)
+            loop, body = _Loop(), []
+            for n in nodes:
+                body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
+                if n.id in p.held:
+                    body.append(f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
+            self.src(f"# phase {phase} again: {', '.join(_describe(p, n) for n in nodes)}")
+            self.emit_loop(_width(p, width), loop, body, skip_padded=True)
+
     def left_array(self, grp: Group) -> str:
         left = grp.left
         if left.op == "prev":
@@ -598,7 +650,7 @@ class _Gen:
             if k not in p.saved_prev:
                 s(f"P{k} = np.empty((B, u), dt)")
         for n in p.elementwise:
-            if n.id in p.stored and n.id not in p.needed:
+            if n.id in p.stored and n.id not in p.kept:
                 s(f"E{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for g in p.groups:
             if g.index not in p.saved_group_ids:
@@ -686,6 +738,8 @@ class _Gen:
             grp, blk = p.block[n.id]
             arr = grp.name if grp.hoisted else f"SM{grp.index}"
             return f"{loop.tb(arr)}[{_offset(blk)}]"
+        if n.id in p.recomputed:
+            return f"{loop.b(f'E{n.id}')}[j]"
         if n.width == ROW:
             return loop.tb(f"SV{n.id}")
         return f"{loop.tb(f'SV{n.id}')}[j]"
@@ -762,6 +816,11 @@ class _Gen:
                 s(f"A{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for k in p.prevs:
             s(f"dP{k} = np.empty((B, u), dt)")
+        held = [n for n in p.elementwise if n.id in p.held]
+        if held:
+            s("# the values computed again at each step (not kept by forward) that are read across passes")
+        for n in held:
+            s(f"E{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         if p.has_output:
             s("dOa = np.empty((B, u), dt)     # this step's output adjoint")
             s("dOc = np.zeros((B, u), dt)     # carried back through padded steps that repeat an output")
@@ -810,6 +869,16 @@ class _Gen:
                 s(f"for j in range({_width(p, width)}):")
                 s(f"    {name}_b[j] = k0")
             s.dedent()
+        if p.recomputed:
+            s("# what forward did not keep, computed again from what it kept (the step's views)")
+            for k in p.saved_prev:
+                s(f"P{k} = SP{k}[t]")
+            for n in p.saved_nodes:
+                s(f"E{n.id} = SV{n.id}[t]")
+            for g in p.saved_groups:
+                s(f"M{g.index} = SM{g.index}[t]")
+            for phase in range(p.n_phases):
+                self.recompute_pass(phase)
         for phase in reversed(range(p.n_phases)):
             self.backward_pass(phase)
             for g in p.groups_in_phase[phase]:
