@@ -179,13 +179,13 @@ class Plan:
                 if c.op in ("matmul", "reduce") or self.pass_of[c.id] != self.pass_of[n.id]:
                     self.cross.add(n.id)
         self._rematerialise(remat)
-        self.stored = {n.id for n in self.elementwise
-                       if n.op not in ROOT_OPS and (n.id in self.cross or n.id in self.kept)}
+        self.stored = {n.id for n in self.elementwise if n.op not in ROOT_OPS and (
+            n.id in self.cross or (n.id in self.kept and n.id not in self.in_place))}
         kept_prev = {n.attr for n in self.nodes if n.op == "prev" and n.id in self.kept}
         self.saved_prev = [k for k in self.prevs if k in kept_prev]
         # the first state is always copied (dropped) into P0 when read; others only when saved
         self.materialized_prev = sorted(set(self.saved_prev) | ({0} if 0 in self.prevs else set()))
-        self.saved_nodes = [n for n in self.elementwise if n.id in self.kept]
+        self.saved_nodes = [n for n in self.elementwise if n.id in self.kept and n.id not in self.in_place]
         self.saved_groups = [g for g in self.groups if any(n.id in self.kept for n in g.nodes)]
         # saved arrays, in the order forward returns them and backward takes them
         self.saved: list[tuple] = ([("prev", k) for k in self.saved_prev]
@@ -218,6 +218,12 @@ class Plan:
         before rematerialisation; the tests' reference).
         """
         lefts = {g.left.id for g in self.groups}
+        # sums of products: x @ W + h @ U + b (add, sub, neg of products, vectors, numbers)
+        linear: set[int] = set()
+        for n in self.nodes:
+            if n.op == "matmul" or (n.op in ("add", "sub", "neg") and any(a.id in linear for a in n.args)
+                                    and all(a.id in linear or a.op in ("vec", "const") for a in n.args)):
+                linear.add(n.id)
         demand = set(self.needed)
         self.kept: set[int] = set()
         self.recomputed: set[int] = set()
@@ -225,11 +231,32 @@ class Plan:
             if n.id not in demand:
                 continue
             if (remat and n.op in ELEMENTWISE_OPS and n.op not in ROOT_OPS and n.width != ROW
-                    and n.id not in lefts):
+                    and n.id not in lefts and not (n.id in linear and n.op != "matmul")):
                 self.recomputed.add(n.id)
                 demand.update(a.id for a in n.args)
             else:
                 self.kept.add(n.id)
+        # a kept sum reading a hoisted product that nothing else reads (through sums read by
+        # nothing else) is written over that product's block of xp: the block is not read
+        # after its step, and the sum's (T, B, u) array is not needed
+        self.in_place: dict[int, tuple[Group, int]] = {}
+        taken: set[tuple[int, int]] = set()
+        for n in self.nodes:
+            if n.id not in self.kept or n.id not in linear or n.op == "matmul":
+                continue
+            stack = list(n.args)
+            while stack:
+                a = stack.pop()
+                if len(self.consumers[a.id]) != 1:
+                    continue
+                if a.op == "matmul":
+                    grp, blk = self.block[a.id]
+                    if grp.hoisted and (grp.index, blk) not in taken:
+                        taken.add((grp.index, blk))
+                        self.in_place[n.id] = (grp, blk)
+                        break
+                elif a.id in linear and a.id not in self.kept:
+                    stack.extend(a.args)
         # recomputed values backward reads from a per-step array: those its passes read, and
         # those a recomputed node of another pass reads (within a pass they stay in registers)
         self.held = {i for i in self.recomputed if i in self.needed}
@@ -488,6 +515,8 @@ class _Gen:
             if grp.hoisted:
                 return f"{loop.tb(grp.name)}[{_offset(blk)}]"
             return f"{loop.b(grp.name)}[{_offset(blk)}]"
+        if not self.forward_mode and n.id in p.in_place:
+            return self.in_place(n, loop)
         if p.pass_of[n.id] == key and (self.forward_mode or n.id in p.recomputed):
             return f"v{n.id}"
         if n.width == ROW:
@@ -599,12 +628,19 @@ class _Gen:
                     body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
                 if n.id in p.stored:
                     body.append(f"E{n.id}[b] = v{n.id}" if width == ROW else f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
+                if n.id in p.in_place:
+                    body.append(f"{self.in_place(n, loop)} = v{n.id}")
             if width == ROW:
                 self.src(f"# phase {phase}, one value per row: {', '.join(_describe(p, n) for n in nodes)}")
                 self.emit_rows(loop, body)
             else:
                 self.src(f"# phase {phase}: {', '.join(_describe(p, n) for n in nodes)}")
                 self.emit_loop(_width(p, width), loop, body)
+
+    def in_place(self, n: Node, loop: _Loop) -> str:
+        """Where a kept sum is written over its hoisted product (Plan._rematerialise)."""
+        grp, blk = self.p.in_place[n.id]
+        return f"{loop.tb(grp.name)}[{_offset(blk)}]"
 
     def recompute_pass(self, phase: int) -> None:
         """Backward's step first computes again, phase by phase, the values it reads that
@@ -650,7 +686,7 @@ class _Gen:
             if k not in p.saved_prev:
                 s(f"P{k} = np.empty((B, u), dt)")
         for n in p.elementwise:
-            if n.id in p.stored and n.id not in p.kept:
+            if n.id in p.stored and n.id not in p.kept or n.id in p.in_place and n.id in p.cross:
                 s(f"E{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for g in p.groups:
             if g.index not in p.saved_group_ids:
@@ -740,6 +776,8 @@ class _Gen:
             return f"{loop.tb(arr)}[{_offset(blk)}]"
         if n.id in p.recomputed:
             return f"{loop.b(f'E{n.id}')}[j]"
+        if n.id in p.in_place:
+            return self.in_place(n, loop)
         if n.width == ROW:
             return loop.tb(f"SV{n.id}")
         return f"{loop.tb(f'SV{n.id}')}[j]"
