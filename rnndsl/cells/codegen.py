@@ -242,7 +242,7 @@ class Plan:
         self.in_place: dict[int, tuple[Group, int]] = {}
         taken: set[tuple[int, int]] = set()
         for n in self.nodes:
-            if n.id not in self.kept or n.id not in linear or n.op == "matmul":
+            if not remat or n.id not in self.kept or n.id not in linear or n.op == "matmul":
                 continue
             stack = list(n.args)
             while stack:
