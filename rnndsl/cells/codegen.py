@@ -27,9 +27,14 @@ from each node to its arguments (a per-row value read by a units-wide pass
 gathers its adjoint as a sum over the loop; its own pass then sends a
 reduction's adjoint back to the argument's row); a product's adjoint turns into the adjoint
 of its left side by one matrix product with W^T per step, and into dW by one
-product over all steps after the loop (done by the caller). What backward
-reads of the forward pass is saved per step: the values that appear in the
-local derivatives and the left sides of the per-step products. Adjoints that
+product over all steps after the loop (done by the caller). Backward reads the
+values that appear in the local derivatives and the left sides of the per-step
+products; forward keeps for every step only the previous states, the sums of
+products (`x @ W + h @ U + b`, written over the hoisted product's block of xp
+where nothing else reads it), the per-row values and the products' left sides,
+and backward's step first computes every other value it reads again from those
+(rematerialisation, Plan._rematerialise: element-wise math in cache instead of
+(T, B, u) arrays through memory). Adjoints that
 are equal by construction are stored once (Plan._share_adjoints): in
 `x @ W + h @ U + b` the per-step product reuses the hoisted product's adjoint
 array and b's gradient is a column sum of it, as in the hand-written LSTM.
@@ -1017,6 +1022,8 @@ Products hoisted out of the time loop (the caller computes them over all steps):
 Products per step (fused by left side):
 {groups}
 Saved for backward (T, B, width) each: {saved}
+Kept over their product's block of xp: {in_place}
+Computed again by backward at each step: {recomputed}
 Gradients after the loop (the caller): dW of a hoisted product = X^T dxp, dW of a
 per-step product = (its saved left side)^T dM, over all steps at once.{shared}
 """
@@ -1067,6 +1074,8 @@ def generate(plan: Plan) -> str:
         hoisted="\n".join(f"    {_describe_group(plan, g)}" for g in plan.hoisted) or "    (none)",
         groups="\n".join(f"    phase {g.phase}: {_describe_group(plan, g)}" for g in plan.groups) or "    (none)",
         saved=", ".join(gen.saved_name(k) for k in plan.saved) or "nothing",
+        in_place=", ".join(f"#{i} in {g.name} block {blk}" for i, (g, blk) in plan.in_place.items()) or "nothing",
+        recomputed=", ".join(_describe(plan, n) for n in plan.elementwise if n.id in plan.recomputed) or "nothing",
         shared="".join(f"\n  {x}" for x in shared) and ("\nShared adjoints:" + "".join(f"\n    {x}" for x in shared)),
     )
     return header + body
