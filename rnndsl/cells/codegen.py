@@ -176,6 +176,11 @@ class Plan:
         self.elementwise = [n for n in self.nodes if n.op in PASS_OPS]
         self.pass_of = {n.id: (self.phase[n.id], width_class(n.width)) for n in self.elementwise}
         self.reductions = [n for n in self.elementwise if n.op == "reduce"]
+        # a variance's mean is its argument's mean(...) where the cell takes that too (layer norm)
+        self.mean_of: dict[int, Node] = {}
+        for n in self.reductions:
+            if n.attr == "mean" and remat:         # (without remat: the kernels as they were)
+                self.mean_of.setdefault(n.args[0].id, n)
         # nodes read outside their own pass: by a later phase, a pass of another width in
         # their phase (one value per row read by a units-wide pass), a product or a reduction
         self.cross: set[int] = set()
@@ -262,13 +267,34 @@ class Plan:
                         break
                 elif a.id in linear and a.id not in self.kept:
                     stack.extend(a.args)
-        # recomputed values backward reads from a per-step array: those its passes read, and
-        # those a recomputed node of another pass reads (within a pass they stay in registers)
-        self.held = {i for i in self.recomputed if i in self.needed}
+        # which backward passes read each value
+        readers: dict[int, set] = {}
+        for n in self.nodes:
+            if n.op in ELEMENTWISE_OPS:
+                for _, term in contributions(n):
+                    for v in values_in(term):
+                        readers.setdefault(v.id, set()).add(self.pass_of[n.id])
+            elif n.op == "reduce" and n.attr in ("max", "var"):
+                readers.setdefault(n.args[0].id, set()).add(self.pass_of[n.id])
+        # inline: computed again inside the one backward pass that reads it (in registers,
+        # no pass of its own), where only that pass and inline nodes of it read it; the
+        # others are computed first, phase by phase (recompute_pass), and those read
+        # outside that pass are held in per-step arrays
+        self.inline: set[int] = set()
+        for n in reversed(self.nodes):
+            if n.id not in self.recomputed:
+                continue
+            key = self.pass_of[n.id]
+            if readers.get(n.id, set()) <= {key} and all(
+                    c.id in self.inline and self.pass_of[c.id] == key
+                    for c in self.consumers[n.id] if c.id in self.recomputed):
+                self.inline.add(n.id)
+        self.held = {i for i in self.recomputed - self.inline if i in self.needed}
         for n in self.nodes:
             if n.id in self.recomputed:
                 for a in n.args:
-                    if a.id in self.recomputed and self.pass_of[a.id] != self.pass_of[n.id]:
+                    if a.id in self.recomputed and a.id not in self.inline and (
+                            n.id in self.inline or self.pass_of[a.id] != self.pass_of[n.id]):
                         self.held.add(a.id)
 
     def _share_adjoints(self) -> None:
@@ -443,6 +469,7 @@ class _Gen:
     def __init__(self, plan: Plan):
         self.p = plan
         self.src = _Src()
+        self.registers: set[int] = set()     # backward: the recomputed values the current loop holds in v<id>
 
     # --- arguments ----------------------------------------------------------------------
     def weight_args(self, forward: bool) -> list[str]:
@@ -522,7 +549,7 @@ class _Gen:
             return f"{loop.b(grp.name)}[{_offset(blk)}]"
         if not self.forward_mode and n.id in p.in_place:
             return self.in_place(n, loop)
-        if p.pass_of[n.id] == key and (self.forward_mode or n.id in p.recomputed):
+        if p.pass_of[n.id] == key and (self.forward_mode or n.id in self.registers):
             return f"v{n.id}"
         if n.width == ROW:
             return loop.b(f"E{n.id}")
@@ -587,10 +614,15 @@ class _Gen:
         if n.attr == "max":
             # the first of equal maxima (backward sends the adjoint to it)
             return ["j = 0", f"v{i} = {x}", f"for j in range(1, {w}):", f"    if {x} > v{i}:", f"        v{i} = {x}"]
-        lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}"]
+        mean = p.mean_of.get(a.id)
+        if n.attr == "var" and mean is not None and p.pass_of[mean.id] == key and mean.id < n.id:
+            lines = [f"m{i} = v{mean.id}"]          # computed just before in this pass
+        else:
+            lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}"]
         if n.attr == "sum":
             return lines + [f"v{i} = s{i}"]
-        lines.append(f"m{i} = s{i} / {cnt}")
+        if not lines[0].startswith("m"):
+            lines.append(f"m{i} = s{i} / {cnt}")
         if n.attr == "mean":
             return lines + [f"v{i} = m{i}"]
         # var: the population variance (Keras's LayerNormalization), from the deviations
@@ -614,8 +646,12 @@ class _Gen:
         if n.attr == "max":
             return ["j = 0", f"b{i} = {x}", f"i{i} = 0", f"for j in range(1, {w}):", f"    if {x} > b{i}:",
                     f"        b{i} = {x}", f"        i{i} = j", f"j = i{i}", f"{target} += g{i}"]
-        return [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}", f"m{i} = s{i} / {cnt}",
-                f"e{i} = (g{i} + g{i}) / {cnt}", f"for j in range({w}):", f"    {target} += e{i} * ({x} - m{i})"]
+        mean = p.mean_of.get(a.id)
+        if mean is not None and mean.id in p.kept:
+            lines = [f"m{i} = {self.bval(mean, loop)}"]       # kept by forward (the same number)
+        else:
+            lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}", f"m{i} = s{i} / {cnt}"]
+        return lines + [f"e{i} = (g{i} + g{i}) / {cnt}", f"for j in range({w}):", f"    {target} += e{i} * ({x} - m{i})"]
 
     def forward_pass(self, phase: int) -> None:
         p = self.p
@@ -653,11 +689,12 @@ class _Gen:
         restricted to those nodes, the ones read elsewhere held in per-step arrays E<id>."""
         p = self.p
         for width, nodes in p.passes(phase):
-            nodes = [n for n in nodes if n.id in p.recomputed]
+            nodes = [n for n in nodes if n.id in p.recomputed and n.id not in p.inline]
             if not nodes:
                 continue
             key = (phase, width)
             loop, body = _Loop(), []
+            self.registers = {n.id for n in nodes}
             for n in nodes:
                 body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
                 if n.id in p.held:
@@ -779,6 +816,8 @@ class _Gen:
             grp, blk = p.block[n.id]
             arr = grp.name if grp.hoisted else f"SM{grp.index}"
             return f"{loop.tb(arr)}[{_offset(blk)}]"
+        if n.id in p.inline:
+            return f"v{n.id}"
         if n.id in p.recomputed:
             return f"{loop.b(f'E{n.id}')}[j]"
         if n.id in p.in_place:
@@ -814,6 +853,10 @@ class _Gen:
         for width, nodes in reversed(p.passes(phase)):
             key = (phase, width)
             loop, body = _Loop(), []
+            self.registers = {n.id for n in nodes if n.id in p.inline}
+            for n in nodes:
+                if n.id in p.inline:
+                    body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
             for n in nodes:
                 init = []
                 if n.id in p.cross:
