@@ -670,7 +670,11 @@ class _Gen:
                 if n.id in p.stored:
                     body.append(f"E{n.id}[b] = v{n.id}" if width == ROW else f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
                 if n.id in p.in_place:
-                    body.append(f"{self.in_place(n, loop)} = v{n.id}")
+                    if p.saved:
+                        # inference (keep=False) reads nothing back: xp stays read-only
+                        body += ["if keep:", f"    {self.in_place(n, loop)} = v{n.id}"]
+                    else:
+                        body.append(f"{self.in_place(n, loop)} = v{n.id}")
             if width == ROW:
                 self.src(f"# phase {phase}, one value per row: {', '.join(_describe(p, n) for n in nodes)}")
                 self.emit_rows(loop, body)

@@ -132,3 +132,16 @@ GRADIENTS = {
 def test_lnlstm_gradients_match_central_differences(name):
     body, x, y = GRADIENTS[name]
     check(LNLSTM + "\n" + body, x, y)
+
+
+# a sum of products that is also a per-step product's left side: kept in its own array (the
+# caller's dV = sum_t a_t^T dM_t reads it after the loop), not over xp
+LEFT_SUM = "cell lsum(units) {\n  a = x @ W + h @ U\n  h = tanh(a @ V + a * 0.5)\n}\n"
+
+
+def test_a_sum_that_a_product_reads_is_kept_in_its_own_array():
+    cell = rnndsl.compile(LEFT_SUM + "input x: float[?, 2]\noutput x | rnn(lsum(3)) | dense(3)").graph.nodes[1].opts["cell"]
+    p = Plan(cell)
+    left = [g.left for g in p.groups if g.left.op != "prev"]
+    assert len(left) == 1 and left[0].id not in p.in_place and ("node", left[0].id) in p.saved
+    check(LEFT_SUM + "input x: float[?, 2]\noutput x | rnn(lsum(3), seq, go_backwards=true) | dense(3)", X, YSEQ)
