@@ -248,11 +248,12 @@ class Plan:
                 self.kept.add(n.id)
         # a kept sum reading a hoisted product that nothing else reads (through sums read by
         # nothing else) is written over that product's block of xp: the block is not read
-        # after its step, and the sum's (T, B, u) array is not needed
+        # after its step, and the sum's (T, B, u) array is not needed (unless a product reads
+        # the sum: the caller's dU = sum_t a_t^T dM_t takes its saved array)
         self.in_place: dict[int, tuple[Group, int]] = {}
         taken: set[tuple[int, int]] = set()
         for n in self.nodes:
-            if not remat or n.id not in self.kept or n.id not in linear or n.op == "matmul":
+            if not remat or n.id not in self.kept or n.id not in linear or n.op == "matmul" or n.id in lefts:
                 continue
             stack = list(n.args)
             while stack:
