@@ -97,6 +97,9 @@ class Plan:
 
     def __init__(self, cell, remat: bool = True):
         self.cell = cell
+        # False: keep every value backward reads, sums in one chain (the kernels before
+        # rematerialisation, the tests' reference)
+        self.remat = remat
         self.nodes: list[Node] = cell.graph.live(cell.roots)
         self.n_states = len(cell.states)
         self.has_output = cell.output is not None       # else the output is the first state
@@ -179,7 +182,7 @@ class Plan:
         # a variance's mean is its argument's mean(...) where the cell takes that too (layer norm)
         self.mean_of: dict[int, Node] = {}
         for n in self.reductions:
-            if n.attr == "mean" and remat:         # (without remat: the kernels as they were)
+            if n.attr == "mean" and remat:
                 self.mean_of.setdefault(n.args[0].id, n)
         # nodes read outside their own pass: by a later phase, a pass of another width in
         # their phase (one value per row read by a units-wide pass), a product or a reduction
@@ -459,6 +462,25 @@ def _row_shape(plan: Plan, width) -> str:
     return "B" if width == ROW else f"(B, {_width(plan, width)})"
 
 
+LANES = 8      # partial sums of a row's reduction
+
+
+def _sum_lines(acc: str, pre: list[str], term: str, width: str) -> list[str]:
+    """Lines making acc = the sum of term over j in range(width) (pre: lines before each
+    term), in LANES partial sums: a float sum in one register is a chain of dependent adds
+    that LLVM may not reorder (no fast-math), eight chains run at once and vectorise."""
+    lines = [" = ".join(f"{acc}_{r}" for r in range(LANES)) + " = k0", "jj = 0",
+             f"while jj + {LANES} <= {width}:"]
+    for r in range(LANES):
+        lines.append(f"    j = jj + {r}" if r else "    j = jj")
+        lines += [f"    {x}" for x in pre] + [f"    {acc}_{r} += {term}"]
+    lines += [f"    jj += {LANES}", f"for j in range(jj, {width}):"] + [f"    {x}" for x in pre] + [f"    {acc}_0 += {term}"]
+    parts = [f"{acc}_{r}" for r in range(LANES)]
+    while len(parts) > 1:                       # a fixed tree: the same order on every call
+        parts = [f"({parts[k]} + {parts[k + 1]})" for k in range(0, len(parts), 2)]
+    return lines + [f"{acc} = {parts[0]}"]
+
+
 def _real(t="t") -> str:
     return f"(mask.shape[0] == 0 or mask[{t}, b] != 0)"
 
@@ -618,6 +640,8 @@ class _Gen:
         mean = p.mean_of.get(a.id)
         if n.attr == "var" and mean is not None and p.pass_of[mean.id] == key and mean.id < n.id:
             lines = [f"m{i} = v{mean.id}"]          # computed just before in this pass
+        elif p.remat:
+            lines = _sum_lines(f"s{i}", [], x, w)
         else:
             lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}"]
         if n.attr == "sum":
@@ -627,6 +651,8 @@ class _Gen:
         if n.attr == "mean":
             return lines + [f"v{i} = m{i}"]
         # var: the population variance (Keras's LayerNormalization), from the deviations
+        if p.remat:
+            return lines + _sum_lines(f"q{i}", [f"d{i} = {x} - m{i}"], f"d{i} * d{i}", w) + [f"v{i} = q{i} / {cnt}"]
         return lines + [f"q{i} = k0", f"for j in range({w}):", f"    d{i} = {x} - m{i}", f"    q{i} += d{i} * d{i}",
                         f"v{i} = q{i} / {cnt}"]
 
