@@ -493,6 +493,7 @@ class _Gen:
         self.p = plan
         self.src = _Src()
         self.registers: set[int] = set()     # backward: the recomputed values the current loop holds in v<id>
+        self.scratch: dict[str, str] = {}     # backward: per-row sums' rows (name -> width), made in its prologue
 
     # --- arguments ----------------------------------------------------------------------
     def weight_args(self, forward: bool) -> list[str]:
@@ -608,6 +609,29 @@ class _Gen:
 
     def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
         s = self.src
+        if loop.sums and self.p.remat:
+            # a per-row sum gathered in the loop would make it one chain of dependent adds, which
+            # keeps the whole loop from vectorising: each j's share goes to a row (R<sum>) instead,
+            # summed after the loop in partial sums
+            for name in loop.sums:
+                self.scratch[f"R{name}"] = width
+                loop.views[f"R{name}_b"] = f"R{name}[b]"
+            self._rows_head(loop, skip_padded)
+            s(f"for j in range({width}):")
+            s.indent()
+            for name in loop.sums:
+                s(f"{name} = k0")
+            for line in body:
+                s(line)
+            for name in loop.sums:
+                s(f"R{name}_b[j] = {name}")
+            s.dedent()
+            for name, target in loop.sums.items():
+                for line in _sum_lines(f"t{name}", [], f"R{name}_b[j]", width):
+                    s(line)
+                s(f"{target} += t{name}")
+            s.dedent()
+            return
         self._rows_head(loop, skip_padded)
         for name in loop.sums:
             s(f"{name} = k0")
@@ -933,6 +957,7 @@ class _Gen:
                 s(f"A{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for k in p.prevs:
             s(f"dP{k} = np.empty((B, u), dt)")
+        s("#@SCRATCH@")
         held = [n for n in p.elementwise if n.id in p.held]
         if held:
             s("# the values computed again at each step (not kept by forward) that are read across passes")
@@ -1126,6 +1151,8 @@ def generate(plan: Plan) -> str:
     body = "\n".join(fwd_lines + gen.src.lines)
     consts = "\n".join(f"    k{i} = consts[{i}]" for i in range(len(plan.consts)))
     body = body.replace("    #@CONSTS@", consts)
+    scratch = "\n".join(f"    {name} = np.empty((B, {w}), dt)" for name, w in gen.scratch.items())
+    body = body.replace("    #@SCRATCH@\n", scratch + "\n" if scratch else "")
     cell = plan.cell
     shared = []
     for gi, h in plan.alias.items():
