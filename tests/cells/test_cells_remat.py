@@ -8,7 +8,8 @@ remat=False): the kernels before rematerialisation), called directly on random d
 units, masks with a padded first step, go_backwards, zero_output_for_mask, recurrent
 dropout, 1, 2 and 5 steps; float64 to 1e-12, float32 to float32's digits), and against
 central differences in float64 through a model (0 and 1 steps too). Cells: the
-layer-normalised LSTM of examples/lnlstm.rnn (bench's "lnlstm") and Keras's GRU.
+layer-normalised LSTM of examples/lnlstm.rnn (bench's "lnlstm"), Keras's GRU, and in
+float32 the layer-normalised GRU of examples/lngru.rnn.
 """
 
 import copy
@@ -24,8 +25,12 @@ from rnndsl.runtime import cells as cell_run
 
 from .common import GRU_AFTER, check
 
-LNLSTM = (Path(__file__).resolve().parents[2] / "examples" / "lnlstm.rnn").read_text().split("\ninput ")[0]
-CELLS = {"lnlstm": LNLSTM, "gru_after": GRU_AFTER}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+LNLSTM = (EXAMPLES / "lnlstm.rnn").read_text().split("\ninput ")[0]
+# the example's layer-norm GRU: its float32 and float64 kernels are compiled by
+# test_cells_reductions.py and the example's training test too
+LNGRU = (EXAMPLES / "lngru.rnn").read_text().split("\ninput ")[0]
+CELLS = {"lnlstm": LNLSTM, "gru_after": GRU_AFTER, "lngru": LNGRU}
 _made: dict = {}
 
 
@@ -96,10 +101,12 @@ OPTIONS = [(False, False, False, False), (True, False, False, True), (True, True
            (False, True, False, True)]
 
 
-@pytest.mark.parametrize("name,dtype", [("lnlstm", "float64"), ("lnlstm", "float32"), ("gru_after", "float64")])
+@pytest.mark.parametrize("name,dtype", [("lnlstm", "float64"), ("gru_after", "float64"), ("lngru", "float32")])
 def test_kernels_equal_the_ones_that_keep_everything(name, dtype):
+    """float64 against the kernels that keep everything; float32 against the same
+    kernels in float64 (each compile of a cell's kernels costs seconds)."""
     cell = cell_of(name)
-    ref = keeping_everything(cell)
+    ref = keeping_everything(cell) if dtype == "float64" else cell
     tol = 1e-12 if dtype == "float64" else 2e-3
     for T in (1, 2, 5):
         for k, (masked, backwards, zero_out, rdrop) in enumerate(OPTIONS):
