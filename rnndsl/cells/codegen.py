@@ -223,12 +223,14 @@ class Plan:
         """Split what backward reads (needed) into what forward saves for every step (kept)
         and what backward computes again at each step from those (recomputed).
 
-        Kept: the previous states, the products, the per-row values (reductions and the
-        arithmetic on them: one number per row) and the left sides of per-step products
-        (dU = sum_t a_t^T dM_t is one product after the loop). Recomputed: every other
-        element-wise node, with the element-wise nodes it reads, from kept values, the
-        inputs and the weights. Without remat every needed value is kept (the kernels
-        before rematerialisation; the tests' reference).
+        Kept: the previous states, the sums of products (`x @ W + h @ U + b`: one array
+        where its products would be two, and none where it goes over its hoisted block of
+        xp), products read otherwise, the per-row values (reductions and the arithmetic on
+        them: one number per row) and the left sides of per-step products (dU = sum_t a_t^T
+        dM_t is one product after the loop). Recomputed: every other element-wise node,
+        with the element-wise nodes it reads, from kept values, the inputs and the
+        weights. Without remat every needed value is kept (the kernels before
+        rematerialisation; the tests' reference).
         """
         lefts = {g.left.id for g in self.groups}
         # sums of products: x @ W + h @ U + b (add, sub, neg of products, vectors, numbers)
