@@ -27,9 +27,14 @@ from each node to its arguments (a per-row value read by a units-wide pass
 gathers its adjoint as a sum over the loop; its own pass then sends a
 reduction's adjoint back to the argument's row); a product's adjoint turns into the adjoint
 of its left side by one matrix product with W^T per step, and into dW by one
-product over all steps after the loop (done by the caller). What backward
-reads of the forward pass is saved per step: the values that appear in the
-local derivatives and the left sides of the per-step products. Adjoints that
+product over all steps after the loop (done by the caller). Backward reads the
+values that appear in the local derivatives and the left sides of the per-step
+products; forward keeps for every step only the previous states, the sums of
+products (`x @ W + h @ U + b`, written over the hoisted product's block of xp
+where nothing else reads it), the per-row values and the products' left sides,
+and backward's step first computes every other value it reads again from those
+(rematerialisation, Plan._rematerialise: element-wise math in cache instead of
+(T, B, u) arrays through memory). Adjoints that
 are equal by construction are stored once (Plan._share_adjoints): in
 `x @ W + h @ U + b` the per-step product reuses the hoisted product's adjoint
 array and b's gradient is a column sum of it, as in the hand-written LSTM.
@@ -90,8 +95,11 @@ class Group:
 class Plan:
     """What the kernels compute, store and save, derived from a Cell's graph."""
 
-    def __init__(self, cell):
+    def __init__(self, cell, remat: bool = True):
         self.cell = cell
+        # False: keep every value backward reads, sums in one chain (the kernels before
+        # rematerialisation, the tests' reference)
+        self.remat = remat
         self.nodes: list[Node] = cell.graph.live(cell.roots)
         self.n_states = len(cell.states)
         self.has_output = cell.output is not None       # else the output is the first state
@@ -171,6 +179,11 @@ class Plan:
         self.elementwise = [n for n in self.nodes if n.op in PASS_OPS]
         self.pass_of = {n.id: (self.phase[n.id], width_class(n.width)) for n in self.elementwise}
         self.reductions = [n for n in self.elementwise if n.op == "reduce"]
+        # a variance's mean is its argument's mean(...) where the cell takes that too (layer norm)
+        self.mean_of: dict[int, Node] = {}
+        for n in self.reductions:
+            if n.attr == "mean" and remat:
+                self.mean_of.setdefault(n.args[0].id, n)
         # nodes read outside their own pass: by a later phase, a pass of another width in
         # their phase (one value per row read by a units-wide pass), a product or a reduction
         self.cross: set[int] = set()
@@ -178,14 +191,15 @@ class Plan:
             for c in self.consumers[n.id]:
                 if c.op in ("matmul", "reduce") or self.pass_of[c.id] != self.pass_of[n.id]:
                     self.cross.add(n.id)
-        self.stored = {n.id for n in self.elementwise
-                       if n.op not in ROOT_OPS and (n.id in self.cross or n.id in self.needed)}
-        needed_prev = {n.attr for n in self.nodes if n.op == "prev" and n.id in self.needed}
-        self.saved_prev = [k for k in self.prevs if k in needed_prev]
+        self._rematerialise(remat)
+        self.stored = {n.id for n in self.elementwise if n.op not in ROOT_OPS and (
+            n.id in self.cross or (n.id in self.kept and n.id not in self.in_place))}
+        kept_prev = {n.attr for n in self.nodes if n.op == "prev" and n.id in self.kept}
+        self.saved_prev = [k for k in self.prevs if k in kept_prev]
         # the first state is always copied (dropped) into P0 when read; others only when saved
         self.materialized_prev = sorted(set(self.saved_prev) | ({0} if 0 in self.prevs else set()))
-        self.saved_nodes = [n for n in self.elementwise if n.id in self.needed]
-        self.saved_groups = [g for g in self.groups if any(n.id in self.needed for n in g.nodes)]
+        self.saved_nodes = [n for n in self.elementwise if n.id in self.kept and n.id not in self.in_place]
+        self.saved_groups = [g for g in self.groups if any(n.id in self.kept for n in g.nodes)]
         # saved arrays, in the order forward returns them and backward takes them
         self.saved: list[tuple] = ([("prev", k) for k in self.saved_prev]
                                    + [("node", n.id) for n in self.saved_nodes]
@@ -204,6 +218,90 @@ class Plan:
         for grp in self.groups:
             if grp.left.width != U and grp.left.width is not None:
                 self.input_weight.setdefault(grp.left.width[1], grp.weights[0])
+
+    def _rematerialise(self, remat: bool) -> None:
+        """Split what backward reads (needed) into what forward saves for every step (kept)
+        and what backward computes again at each step from those (recomputed).
+
+        Kept: the previous states, the sums of products (`x @ W + h @ U + b`: one array
+        where its products would be two, and none where it goes over its hoisted block of
+        xp), products read otherwise, the per-row values (reductions and the arithmetic on
+        them: one number per row) and the left sides of per-step products (dU = sum_t a_t^T
+        dM_t is one product after the loop). Recomputed: every other element-wise node,
+        with the element-wise nodes it reads, from kept values, the inputs and the
+        weights. Without remat every needed value is kept (the kernels before
+        rematerialisation; the tests' reference).
+        """
+        lefts = {g.left.id for g in self.groups}
+        # sums of products: x @ W + h @ U + b (add, sub, neg of products, vectors, numbers)
+        linear: set[int] = set()
+        for n in self.nodes:
+            if n.op == "matmul" or (n.op in ("add", "sub", "neg") and any(a.id in linear for a in n.args)
+                                    and all(a.id in linear or a.op in ("vec", "const") for a in n.args)):
+                linear.add(n.id)
+        demand = set(self.needed)
+        self.kept: set[int] = set()
+        self.recomputed: set[int] = set()
+        for n in reversed(self.nodes):           # consumers before their arguments
+            if n.id not in demand:
+                continue
+            if (remat and n.op in ELEMENTWISE_OPS and n.op not in ROOT_OPS and n.width != ROW
+                    and n.id not in lefts and not (n.id in linear and n.op != "matmul")):
+                self.recomputed.add(n.id)
+                demand.update(a.id for a in n.args)
+            else:
+                self.kept.add(n.id)
+        # a kept sum reading a hoisted product that nothing else reads (through sums read by
+        # nothing else) is written over that product's block of xp: the block is not read
+        # after its step, and the sum's (T, B, u) array is not needed (unless a product reads
+        # the sum: the caller's dU = sum_t a_t^T dM_t takes its saved array)
+        self.in_place: dict[int, tuple[Group, int]] = {}
+        taken: set[tuple[int, int]] = set()
+        for n in self.nodes:
+            if not remat or n.id not in self.kept or n.id not in linear or n.op == "matmul" or n.id in lefts:
+                continue
+            stack = list(n.args)
+            while stack:
+                a = stack.pop()
+                if len(self.consumers[a.id]) != 1:
+                    continue
+                if a.op == "matmul":
+                    grp, blk = self.block[a.id]
+                    if grp.hoisted and (grp.index, blk) not in taken:
+                        taken.add((grp.index, blk))
+                        self.in_place[n.id] = (grp, blk)
+                        break
+                elif a.id in linear and a.id not in self.kept:
+                    stack.extend(a.args)
+        # which backward passes read each value
+        readers: dict[int, set] = {}
+        for n in self.nodes:
+            if n.op in ELEMENTWISE_OPS:
+                for _, term in contributions(n):
+                    for v in values_in(term):
+                        readers.setdefault(v.id, set()).add(self.pass_of[n.id])
+            elif n.op == "reduce" and n.attr in ("max", "var"):
+                readers.setdefault(n.args[0].id, set()).add(self.pass_of[n.id])
+        # inline: computed again inside the one backward pass that reads it (in registers,
+        # no pass of its own), where only that pass and inline nodes of it read it; the
+        # others are computed first, phase by phase (recompute_pass), and those read
+        # outside that pass are held in per-step arrays
+        self.inline: set[int] = set()
+        for n in reversed(self.nodes):
+            if n.id not in self.recomputed:
+                continue
+            key = self.pass_of[n.id]
+            if readers.get(n.id, set()) <= {key} and all(
+                    c.id in self.inline and self.pass_of[c.id] == key
+                    for c in self.consumers[n.id] if c.id in self.recomputed):
+                self.inline.add(n.id)
+        self.held = {i for i in self.recomputed - self.inline if i in self.needed}
+        for n in self.nodes:
+            if n.id in self.recomputed:
+                for a in n.args:
+                    if a.id in self.recomputed and a.id not in self.inline and (
+                            n.id in self.inline or self.pass_of[a.id] != self.pass_of[n.id]):
+                        self.held.add(a.id)
 
     def _share_adjoints(self) -> None:
         """Find adjoints that are equal, so each is computed and stored once.
@@ -366,6 +464,25 @@ def _row_shape(plan: Plan, width) -> str:
     return "B" if width == ROW else f"(B, {_width(plan, width)})"
 
 
+LANES = 8      # partial sums of a row's reduction
+
+
+def _sum_lines(acc: str, pre: list[str], term: str, width: str) -> list[str]:
+    """Lines making acc = the sum of term over j in range(width) (pre: lines before each
+    term), in LANES partial sums: a float sum in one register is a chain of dependent adds
+    that LLVM may not reorder (no fast-math), eight chains run at once and vectorise."""
+    lines = [" = ".join(f"{acc}_{r}" for r in range(LANES)) + " = k0", "jj = 0",
+             f"while jj + {LANES} <= {width}:"]
+    for r in range(LANES):
+        lines.append(f"    j = jj + {r}" if r else "    j = jj")
+        lines += [f"    {x}" for x in pre] + [f"    {acc}_{r} += {term}"]
+    lines += [f"    jj += {LANES}", f"for j in range(jj, {width}):"] + [f"    {x}" for x in pre] + [f"    {acc}_0 += {term}"]
+    parts = [f"{acc}_{r}" for r in range(LANES)]
+    while len(parts) > 1:                       # a fixed tree: the same order on every call
+        parts = [f"({parts[k]} + {parts[k + 1]})" for k in range(0, len(parts), 2)]
+    return lines + [f"{acc} = {parts[0]}"]
+
+
 def _real(t="t") -> str:
     return f"(mask.shape[0] == 0 or mask[{t}, b] != 0)"
 
@@ -377,6 +494,8 @@ class _Gen:
     def __init__(self, plan: Plan):
         self.p = plan
         self.src = _Src()
+        self.registers: set[int] = set()     # backward: the recomputed values the current loop holds in v<id>
+        self.scratch: dict[str, str] = {}     # backward: per-row sums' rows (name -> width), made in its prologue
 
     # --- arguments ----------------------------------------------------------------------
     def weight_args(self, forward: bool) -> list[str]:
@@ -454,7 +573,9 @@ class _Gen:
             if grp.hoisted:
                 return f"{loop.tb(grp.name)}[{_offset(blk)}]"
             return f"{loop.b(grp.name)}[{_offset(blk)}]"
-        if p.pass_of[n.id] == key:
+        if not self.forward_mode and n.id in p.in_place:
+            return self.in_place(n, loop)
+        if p.pass_of[n.id] == key and (self.forward_mode or n.id in self.registers):
             return f"v{n.id}"
         if n.width == ROW:
             return loop.b(f"E{n.id}")
@@ -490,6 +611,29 @@ class _Gen:
 
     def emit_loop(self, width: str, loop: _Loop, body: list[str], skip_padded: bool = False) -> None:
         s = self.src
+        if loop.sums and self.p.remat:
+            # a per-row sum gathered in the loop would make it one chain of dependent adds, which
+            # keeps the whole loop from vectorising: each j's share goes to a row (R<sum>) instead,
+            # summed after the loop in partial sums
+            for name in loop.sums:
+                self.scratch[f"R{name}"] = width
+                loop.views[f"R{name}_b"] = f"R{name}[b]"
+            self._rows_head(loop, skip_padded)
+            s(f"for j in range({width}):")
+            s.indent()
+            for name in loop.sums:
+                s(f"{name} = k0")
+            for line in body:
+                s(line)
+            for name in loop.sums:
+                s(f"R{name}_b[j] = {name}")
+            s.dedent()
+            for name, target in loop.sums.items():
+                for line in _sum_lines(f"t{name}", [], f"R{name}_b[j]", width):
+                    s(line)
+                s(f"{target} += t{name}")
+            s.dedent()
+            return
         self._rows_head(loop, skip_padded)
         for name in loop.sums:
             s(f"{name} = k0")
@@ -519,13 +663,22 @@ class _Gen:
         if n.attr == "max":
             # the first of equal maxima (backward sends the adjoint to it)
             return ["j = 0", f"v{i} = {x}", f"for j in range(1, {w}):", f"    if {x} > v{i}:", f"        v{i} = {x}"]
-        lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}"]
+        mean = p.mean_of.get(a.id)
+        if n.attr == "var" and mean is not None and p.pass_of[mean.id] == key and mean.id < n.id:
+            lines = [f"m{i} = v{mean.id}"]          # computed just before in this pass
+        elif p.remat:
+            lines = _sum_lines(f"s{i}", [], x, w)
+        else:
+            lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}"]
         if n.attr == "sum":
             return lines + [f"v{i} = s{i}"]
-        lines.append(f"m{i} = s{i} / {cnt}")
+        if not lines[0].startswith("m"):
+            lines.append(f"m{i} = s{i} / {cnt}")
         if n.attr == "mean":
             return lines + [f"v{i} = m{i}"]
         # var: the population variance (Keras's LayerNormalization), from the deviations
+        if p.remat:
+            return lines + _sum_lines(f"q{i}", [f"d{i} = {x} - m{i}"], f"d{i} * d{i}", w) + [f"v{i} = q{i} / {cnt}"]
         return lines + [f"q{i} = k0", f"for j in range({w}):", f"    d{i} = {x} - m{i}", f"    q{i} += d{i} * d{i}",
                         f"v{i} = q{i} / {cnt}"]
 
@@ -546,8 +699,12 @@ class _Gen:
         if n.attr == "max":
             return ["j = 0", f"b{i} = {x}", f"i{i} = 0", f"for j in range(1, {w}):", f"    if {x} > b{i}:",
                     f"        b{i} = {x}", f"        i{i} = j", f"j = i{i}", f"{target} += g{i}"]
-        return [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}", f"m{i} = s{i} / {cnt}",
-                f"e{i} = (g{i} + g{i}) / {cnt}", f"for j in range({w}):", f"    {target} += e{i} * ({x} - m{i})"]
+        mean = p.mean_of.get(a.id)
+        if mean is not None and mean.id in p.kept:
+            lines = [f"m{i} = {self.bval(mean, loop)}"]       # kept by forward (the same number)
+        else:
+            lines = [f"s{i} = k0", f"for j in range({w}):", f"    s{i} += {x}", f"m{i} = s{i} / {cnt}"]
+        return lines + [f"e{i} = (g{i} + g{i}) / {cnt}", f"for j in range({w}):", f"    {target} += e{i} * ({x} - m{i})"]
 
     def forward_pass(self, phase: int) -> None:
         p = self.p
@@ -565,12 +722,42 @@ class _Gen:
                     body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
                 if n.id in p.stored:
                     body.append(f"E{n.id}[b] = v{n.id}" if width == ROW else f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
+                if n.id in p.in_place:
+                    if p.saved:
+                        # inference (keep=False) reads nothing back: xp stays read-only
+                        body += ["if keep:", f"    {self.in_place(n, loop)} = v{n.id}"]
+                    else:
+                        body.append(f"{self.in_place(n, loop)} = v{n.id}")
             if width == ROW:
                 self.src(f"# phase {phase}, one value per row: {', '.join(_describe(p, n) for n in nodes)}")
                 self.emit_rows(loop, body)
             else:
                 self.src(f"# phase {phase}: {', '.join(_describe(p, n) for n in nodes)}")
                 self.emit_loop(_width(p, width), loop, body)
+
+    def in_place(self, n: Node, loop: _Loop) -> str:
+        """Where a kept sum is written over its hoisted product (Plan._rematerialise)."""
+        grp, blk = self.p.in_place[n.id]
+        return f"{loop.tb(grp.name)}[{_offset(blk)}]"
+
+    def recompute_pass(self, phase: int) -> None:
+        """Backward's step first computes again, phase by phase, the values it reads that
+        forward did not keep (Plan._rematerialise), from the kept ones: forward's passes
+        restricted to those nodes, the ones read elsewhere held in per-step arrays E<id>."""
+        p = self.p
+        for width, nodes in p.passes(phase):
+            nodes = [n for n in nodes if n.id in p.recomputed and n.id not in p.inline]
+            if not nodes:
+                continue
+            key = (phase, width)
+            loop, body = _Loop(), []
+            self.registers = {n.id for n in nodes}
+            for n in nodes:
+                body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
+                if n.id in p.held:
+                    body.append(f"{loop.b(f'E{n.id}')}[j] = v{n.id}")
+            self.src(f"# phase {phase} again: {', '.join(_describe(p, n) for n in nodes)}")
+            self.emit_loop(_width(p, width), loop, body, skip_padded=True)
 
     def left_array(self, grp: Group) -> str:
         left = grp.left
@@ -598,7 +785,7 @@ class _Gen:
             if k not in p.saved_prev:
                 s(f"P{k} = np.empty((B, u), dt)")
         for n in p.elementwise:
-            if n.id in p.stored and n.id not in p.needed:
+            if n.id in p.stored and n.id not in p.kept or n.id in p.in_place and n.id in p.cross:
                 s(f"E{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for g in p.groups:
             if g.index not in p.saved_group_ids:
@@ -686,6 +873,12 @@ class _Gen:
             grp, blk = p.block[n.id]
             arr = grp.name if grp.hoisted else f"SM{grp.index}"
             return f"{loop.tb(arr)}[{_offset(blk)}]"
+        if n.id in p.inline:
+            return f"v{n.id}"
+        if n.id in p.recomputed:
+            return f"{loop.b(f'E{n.id}')}[j]"
+        if n.id in p.in_place:
+            return self.in_place(n, loop)
         if n.width == ROW:
             return loop.tb(f"SV{n.id}")
         return f"{loop.tb(f'SV{n.id}')}[j]"
@@ -717,6 +910,10 @@ class _Gen:
         for width, nodes in reversed(p.passes(phase)):
             key = (phase, width)
             loop, body = _Loop(), []
+            self.registers = {n.id for n in nodes if n.id in p.inline}
+            for n in nodes:
+                if n.id in p.inline:
+                    body.append(f"v{n.id} = {self.fexpr(n, key, loop)}")
             for n in nodes:
                 init = []
                 if n.id in p.cross:
@@ -762,6 +959,12 @@ class _Gen:
                 s(f"A{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         for k in p.prevs:
             s(f"dP{k} = np.empty((B, u), dt)")
+        s("#@SCRATCH@")
+        held = [n for n in p.elementwise if n.id in p.held]
+        if held:
+            s("# the values computed again at each step (not kept by forward) that are read across passes")
+        for n in held:
+            s(f"E{n.id} = np.empty({_row_shape(p, n.width)}, dt)")
         if p.has_output:
             s("dOa = np.empty((B, u), dt)     # this step's output adjoint")
             s("dOc = np.zeros((B, u), dt)     # carried back through padded steps that repeat an output")
@@ -810,6 +1013,16 @@ class _Gen:
                 s(f"for j in range({_width(p, width)}):")
                 s(f"    {name}_b[j] = k0")
             s.dedent()
+        if p.recomputed:
+            s("# what forward did not keep, computed again from what it kept (the step's views)")
+            for k in p.saved_prev:
+                s(f"P{k} = SP{k}[t]")
+            for n in p.saved_nodes:
+                s(f"E{n.id} = SV{n.id}[t]")
+            for g in p.saved_groups:
+                s(f"M{g.index} = SM{g.index}[t]")
+            for phase in range(p.n_phases):
+                self.recompute_pass(phase)
         for phase in reversed(range(p.n_phases)):
             self.backward_pass(phase)
             for g in p.groups_in_phase[phase]:
@@ -910,6 +1123,8 @@ Products hoisted out of the time loop (the caller computes them over all steps):
 Products per step (fused by left side):
 {groups}
 Saved for backward (T, B, width) each: {saved}
+Kept over their product's block of xp: {in_place}
+Computed again by backward at each step: {recomputed}
 Gradients after the loop (the caller): dW of a hoisted product = X^T dxp, dW of a
 per-step product = (its saved left side)^T dM, over all steps at once.{shared}
 """
@@ -938,6 +1153,8 @@ def generate(plan: Plan) -> str:
     body = "\n".join(fwd_lines + gen.src.lines)
     consts = "\n".join(f"    k{i} = consts[{i}]" for i in range(len(plan.consts)))
     body = body.replace("    #@CONSTS@", consts)
+    scratch = "\n".join(f"    {name} = np.empty((B, {w}), dt)" for name, w in gen.scratch.items())
+    body = body.replace("    #@SCRATCH@\n", scratch + "\n" if scratch else "")
     cell = plan.cell
     shared = []
     for gi, h in plan.alias.items():
@@ -960,6 +1177,8 @@ def generate(plan: Plan) -> str:
         hoisted="\n".join(f"    {_describe_group(plan, g)}" for g in plan.hoisted) or "    (none)",
         groups="\n".join(f"    phase {g.phase}: {_describe_group(plan, g)}" for g in plan.groups) or "    (none)",
         saved=", ".join(gen.saved_name(k) for k in plan.saved) or "nothing",
+        in_place=", ".join(f"#{i} in {g.name} block {blk}" for i, (g, blk) in plan.in_place.items()) or "nothing",
+        recomputed=", ".join(_describe(plan, n) for n in plan.elementwise if n.id in plan.recomputed) or "nothing",
         shared="".join(f"\n  {x}" for x in shared) and ("\nShared adjoints:" + "".join(f"\n    {x}" for x in shared)),
     )
     return header + body

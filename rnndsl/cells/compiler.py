@@ -53,6 +53,8 @@ def describe(cell) -> str:
     if p.reductions:
         out.append(f"  reductions per step (one value per row): "
                    f"{'; '.join(expr_text(cell, r) for r in p.reductions)}")
-    out.append(f"  saved per step for backward: {len(p.saved)} array(s)")
+    out.append(f"  saved per step for backward: {len(p.saved)} array(s)"
+               + (f", {len(p.in_place)} sum(s) of products kept over the input product" if p.in_place else "")
+               + (f"; {len(p.recomputed)} value(s) computed again by backward" if p.recomputed else ""))
     out.append(f"  generated kernels: {module_path(source(cell))}")
     return "\n".join(out)

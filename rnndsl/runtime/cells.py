@@ -1,7 +1,8 @@
 """Calling a cell's generated kernels: the hoisted input products before, the weight gradients after.
 
 Forward:  xp_k = X_k @ [W | W' | ...]  for each input k (all steps in one product),
-          then cell_forward over the steps.
+          then cell_forward over the steps (which writes sums of products such as
+          x @ W + h @ U over the blocks of xp they read: backward reads them there).
 Backward: cell_backward gives dxp_k, the per-step product gradients dM_g, the
           vector-weight gradients and the initial-state gradients; then
           dW_k = X_k^T dxp_k and dX_k = dxp_k W_k^T (one product each), and for
