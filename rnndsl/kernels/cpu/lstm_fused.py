@@ -556,11 +556,16 @@ def lstm_bptt_row(dz, dh, dc, dout, cp, tc, tiny):
     """One row of an LSTM backward step with the default activations and no mask (see
     _bptt_block): dz (4u) the saved gates in, dZ out; dc (u) dL/dC_t in, dL/dC_{t-1} out.
     16 units a vector, the last u % 16 one at a time."""
-    u = dh.shape[0]
-    j = 0
-    while j + 16 <= u:
+    lstm_bptt_units(dz, dh, dc, dout, cp, tc, tiny, 0, dh.shape[0])
+
+
+@njit(inline="always")
+def lstm_bptt_units(dz, dh, dc, dout, cp, tc, tiny, j0, j1):
+    """lstm_bptt_row for units j0..j1 only (a worker's share when BPTT is split by units)."""
+    j = j0
+    while j + 16 <= j1:
         _bptt16(dz, dh, dc, dout, cp, tc, tiny, j)
         j += 16
-    while j < u:
+    while j < j1:
         _bptt1(dz, dh, dc, dout, cp, tc, tiny, j)
         j += 1

@@ -217,11 +217,17 @@ def _panel(A, P, C, jt, cj):
 
 @njit(inline="always")
 def _packed_matmul(A, P, C):
-    nt = P.shape[0]
-    full = min(nt, C.shape[1] // NB)       # panels C has room for
-    for jt in range(full):                 # each panel stays in L1 while all rows pass over it
+    packed_panels_matmul(A, P, C, 0, P.shape[0])
+
+
+@njit(inline="always")
+def packed_panels_matmul(A, P, C, j0, j1):
+    """C[:, NB j0 : NB j1] = A @ (U's columns NB j0 .. NB j1), P = pack(U) (float32), C having
+    exactly U's N columns or room for the padded ones (a worker's own columns of a product)."""
+    full = min(j1, C.shape[1] // NB)       # panels C has room for
+    for jt in range(j0, full):             # each panel stays in L1 while all rows pass over it
         _panel(A, P, C, jt, jt)
-    if full < nt:                          # the last, partial panel: through a scratch block
+    if j0 <= full < j1:                    # the last, partial panel: through a scratch block
         M = A.shape[0]
         tmp = aligned_scratch(M, NB, C.dtype)
         _panel(A, P, tmp, full, 0)
@@ -229,6 +235,29 @@ def _packed_matmul(A, P, C):
         for i in range(M):
             for j in range(rest):
                 C[i, full * NB + j] = tmp[i, j]
+
+
+@njit(inline="always")
+def packed_empty(K, N, dt):
+    """The uninitialised (ceil(N/NB), K, NB) panels of pack() for a (K, N) matrix."""
+    nt = (N + NB - 1) // NB
+    return aligned_scratch(nt * K, NB, dt).reshape((nt, K, NB))
+
+
+@njit(inline="always")
+def fill_panels_transposed(M, P, j0, j1):
+    """Panels j0..j1 of pack(M.T) into P, for M (N, K) C-contiguous: M's rows read in order
+    (M.T's columns read one at a time stride through memory), zero past N."""
+    N, K = M.shape
+    for jt in range(j0, j1):
+        for j in range(NB):
+            c = jt * NB + j
+            if c < N:
+                for k in range(K):
+                    P[jt, k, j] = M[c, k]
+            else:
+                for k in range(K):
+                    P[jt, k, j] = 0
 
 
 def packed(U):
