@@ -313,3 +313,49 @@ def test_long_inputs_take_two_panels_a_tile(B, u, keep):
         res[dt] = (out, hT, cT) + ((sv.gates, sv.c_prev, sv.tanh_c) if keep else ())
     for got, want in zip(res[np.float32], res[np.float64]):
         np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+@pytest.mark.parametrize("T,B,F,u", [(3, 5, 7, 40), (2, 1, 3, 37), (1, 9, 2, 72), (0, 2, 3, 40)])
+@pytest.mark.parametrize("backwards", [False, True])
+def test_training_split_by_units_matches_split_by_rows(forced_split, monkeypatch, T, B, F, u, backwards):
+    """Past UNIT_SPLIT_BYTES a float32 training forward (lstm_forward_columns with keep) and
+    its BPTT (lstm_backward_columns: each worker its panels of U^T, partial last panel, fewer
+    panels than workers) split by units: outputs, saved arrays, dZ, dh0 and dc0 exactly as
+    split by rows (the same tiles and sums), the weight and input gradients (products after the
+    loop) to rounding; all of it as the float64 kernels give to float32 rounding. u = 37: the
+    forward keeps the rows (saving needs u % 8 == 0), the backward still splits; T = 0: no steps."""
+    import rnndsl.kernels.cpu.lstm as lstm_mod
+    X, W, U, b, h0, c0 = _case(T, B, F, u, seed=T + B + u)
+    rng = np.random.default_rng(u)
+    dout, dhT, dcT = (rng.normal(size=s).astype(np.float32) for s in ((T, B, u), (B, u), (B, u)))
+
+    def run(dt=np.float32):
+        c = [a.astype(dt) for a in (U, h0, c0, X, W, b, dout, dhT, dcT)]
+        out, hT, cT, sv = lstm_forward(None, c[0], c[1], c[2], keep=True, X=c[3], W=c[4], b_in=c[5],
+                                       backwards=backwards)
+        kept = [a.copy() for a in (sv.gates, sv.h_rec, sv.c_prev, sv.tanh_c)]     # backward consumes gates
+        grads = lstm_backward(sv, c[6], c[7], c[8], weights=T > 0, W=c[4] if T > 0 else None)
+        return (out, hT, cT, *kept, *grads)
+
+    by_rows = forced_split(run)[1]
+    called = {}
+    for name in ("lstm_forward_columns", "lstm_backward_columns"):
+        orig = getattr(lstm_mod, name)
+
+        def spy(*a, orig=orig, name=name):
+            called[name] = a[-1]
+            return orig(*a)
+        monkeypatch.setattr(lstm_mod, name, spy)
+    monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
+    by_units = run()
+    assert called.get("lstm_backward_columns", 0) == min(3, -(-u // 32))
+    assert called.get("lstm_forward_columns", 0) == (0 if u % 8 or T == 0 else min(3, -(-u // 8)))
+    exact = 10                                   # out, hT, cT, 4 saved, dZ, dh0/dc0 after dU
+    for i, (a, c) in enumerate(zip(by_units, by_rows)):
+        if i < exact and i != 8:
+            np.testing.assert_array_equal(a, c)
+        else:
+            np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+    want = run(np.float64)
+    for got, w in zip(by_units, want):
+        np.testing.assert_allclose(got, w, atol=2e-5 * max(1.0, np.abs(w).max() if w.size else 0))
