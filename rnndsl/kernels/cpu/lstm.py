@@ -320,7 +320,7 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gate
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, gates, h_rec, c_prev, tanh_c, keep, parts):
+def lstm_forward_columns(X, xids, W, b, U, xp, Ht, Ct, backwards, out, gates, h_rec, c_prev, tanh_c, keep, parts):
     """A large float32 LSTM (default activations, no mask, no recurrent dropout, per-step X):
     every worker takes all the rows and its own range of the gate-interleaved panels (units),
     one step at a time, the steps joined by the prange's end. A worker then reads only its
@@ -329,10 +329,13 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, gates, h_rec,
     The packing is split the same way. Ht, Ct hold h0, c0 and end as hT, cT; out keeps
     every step or the last. X and xids as in lstm_fused_rows. With keep (training, u a
     multiple of 8) each worker also saves its units' gates, h_rec = H_{t-1}, c_prev and
-    tanh_c for lstm_backward, as lstm_fused_rows does."""
+    tanh_c for lstm_backward, as lstm_fused_rows does. With xp (T, B, 4u) not empty (u a
+    multiple of 8; W then has no rows, and b is not read), the input term of step t is
+    xp[t] = x_t W + b, projected before for all steps."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     B, u = Ht.shape
+    by_xp = xp.shape[0] > 0
     Wq, Uq = gate_panels_empty(W), gate_panels_empty(U)
     n = Uq.shape[0]
     for p in prange(parts):
@@ -350,6 +353,7 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, gates, h_rec,
         cur = (s % 2) * B
         nxt = B - cur
         src, xrows = (X[0], xids[t]) if gather else (X[t], own)
+        bias, brows = (xp[t], own) if by_xp else (bt, row0)
         for p in prange(parts):
             p0, p1 = n * p // parts, n * (p + 1) // parts
             if keep:
@@ -357,10 +361,10 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, gates, h_rec,
                 j0, j1 = p0 * (NB // 4), min(p1 * (NB // 4), u)
                 for r in range(B):
                     h_rec[t, r, j0:j1] = Hs[cur + r, j0:j1]
-                lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bt, row0, Cs, Hs[nxt:nxt + B], gates[t],
+                lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bias, brows, Cs, Hs[nxt:nxt + B], gates[t],
                                c_prev[t], tanh_c[t], p0, p1)
             else:
-                lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bt, row0, Cs, Hs[nxt:nxt + B], none, none,
+                lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bias, brows, Cs, Hs[nxt:nxt + B], none, none,
                                none, p0, p1)
         if not last or s == T - 1:
             copy_rows(out[0 if last else s], Hs[nxt:nxt + B, :u])
@@ -409,6 +413,12 @@ def bptt_parts(F: int, u: int, itemsize: int, work: int) -> int:
 # a unit split ending each step in a join of the workers (bench/README.md, "Measurements
 # behind the code").
 UNIT_SPLIT_BYTES = 2 << 20
+
+
+# Batch rows up to which lstm_forward_columns takes the input projection x_t W + b of all
+# steps from one product before the loop: a step then streams U alone, not W as well, for
+# only these few rows (bench/README.md, issue 22's wide workload).
+XP_MAX_ROWS = 16
 
 
 def unit_parts(F: int, u: int, itemsize: int, work: int) -> int:
@@ -463,8 +473,15 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     if route == FUSED_ROWS and rmask.shape[0] == 0 and F > 0 and ids.shape[0] == 0:
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
         if parts > 1:
+            Wk, xpk = inputs[2], stand_in((0, B, G), dt)
+            if B <= XP_MAX_ROWS and u % 8 == 0 and xids.shape[0] == 0:
+                # few rows a step: x_t W + b for all steps in one product (W read once, not every step)
+                xpk = buffers.empty((T, B, G), dt)
+                matmul(np.ascontiguousarray(inputs[1]).reshape(T * B, F), Wk, xpk.reshape(T * B, G))
+                xpk += inputs[3]
+                Wk = stand_in((0, G), dt)
             # X typed any-layout: the same code for a time-major array and a view of batch-major data
-            call_strided(lstm_forward_columns, (inputs[1], xids, inputs[2], inputs[3], U, hT, cT, backwards, out,
+            call_strided(lstm_forward_columns, (inputs[1], xids, Wk, inputs[3], U, xpk, hT, cT, backwards, out,
                                                 gates, h_rec, c_prev, tanh_c, bool(keep), parts), strided=(0,))
             return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev,
                                        tanh_c, inputs[1], ids, table)
