@@ -330,8 +330,8 @@ def lstm_forward_columns(X, xids, W, b, U, xp, Ht, Ct, backwards, out, gates, h_
     every step or the last. X and xids as in lstm_fused_rows. With keep (training, u a
     multiple of 8) each worker also saves its units' gates, h_rec = H_{t-1}, c_prev and
     tanh_c for lstm_backward, as lstm_fused_rows does. With xp (T, B, 4u) not empty (u a
-    multiple of 8; W then has no rows, and b is not read), the input term of step t is
-    xp[t] = x_t W + b, projected before for all steps."""
+    multiple of 8; W then has no rows), the input term of step t is xp[t] + b, xp[t] = x_t W
+    projected before for all steps (the bias is added here, each worker to its units)."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     B, u = Ht.shape
@@ -356,9 +356,15 @@ def lstm_forward_columns(X, xids, W, b, U, xp, Ht, Ct, backwards, out, gates, h_
         bias, brows = (xp[t], own) if by_xp else (bt, row0)
         for p in prange(parts):
             p0, p1 = n * p // parts, n * (p + 1) // parts
+            j0, j1 = p0 * (NB // 4), min(p1 * (NB // 4), u)
+            if by_xp:
+                # + b on this worker's units of xp[t] (its tiles read no others), in cache
+                for r in range(B):
+                    for g in range(4):
+                        for j in range(g * u + j0, g * u + j1):
+                            bias[r, j] += b[j]
             if keep:
                 # H_{t-1} of this worker's units (which it wrote itself the step before)
-                j0, j1 = p0 * (NB // 4), min(p1 * (NB // 4), u)
                 for r in range(B):
                     h_rec[t, r, j0:j1] = Hs[cur + r, j0:j1]
                 lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bias, brows, Cs, Hs[nxt:nxt + B], gates[t],
@@ -478,7 +484,6 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                 # few rows a step: x_t W + b for all steps in one product (W read once, not every step)
                 xpk = buffers.empty((T, B, G), dt)
                 matmul(np.ascontiguousarray(inputs[1]).reshape(T * B, F), Wk, xpk.reshape(T * B, G))
-                xpk += inputs[3]
                 Wk = stand_in((0, G), dt)
             # X typed any-layout: the same code for a time-major array and a view of batch-major data
             call_strided(lstm_forward_columns, (inputs[1], xids, Wk, inputs[3], U, xpk, hT, cT, backwards, out,
