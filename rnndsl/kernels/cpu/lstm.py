@@ -421,6 +421,11 @@ def bptt_parts(F: int, u: int, itemsize: int, work: int) -> int:
 UNIT_SPLIT_BYTES = 2 << 20
 
 
+# Batch rows up to which training (the forward that saves, and BPTT) is split by units past
+# UNIT_SPLIT_BYTES: at batch 8 each weight byte read a step serves only 4 rows a worker when
+# split by rows; at big-lstm's 128 rows the two splits ran even (bench/README.md).
+TRAIN_UNIT_MAX_ROWS = 32
+
 # Batch rows up to which lstm_forward_columns takes the input projection x_t W + b of all
 # steps from one product before the loop: a step then streams U alone, not W as well, for
 # only these few rows (bench/README.md, issue 22's wide workload).
@@ -446,7 +451,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     With xids (T, B), X is an embedding's table E (V, F) and the input x_t the rows
     E[xids[t]]: the fused inference reads them in place, other paths gather them first.
     Returns (out, hT, cT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is
-    None with keep=False (inference: nothing kept)."""
+    None with keep=False (inference: nothing kept). Float32 with the default activations, no
+    mask, no recurrent dropout and packed weights past UNIT_SPLIT_BYTES runs split by units
+    (lstm_forward_columns; training at up to TRAIN_UNIT_MAX_ROWS rows)."""
     if ids is not None:
         ids, table, X, W = _table_input(ids, table, U)
     E = None
@@ -476,7 +483,8 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     F = inputs[2].shape[0]
-    if route == FUSED_ROWS and rmask.shape[0] == 0 and F > 0 and ids.shape[0] == 0:
+    if route == FUSED_ROWS and rmask.shape[0] == 0 and F > 0 and ids.shape[0] == 0 and \
+            (not keep or B <= TRAIN_UNIT_MAX_ROWS):
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
         if parts > 1:
             Wk, xpk = inputs[2], stand_in((0, B, G), dt)
@@ -550,7 +558,10 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     For layers up to
     MAX_LOOP_GRAD they are computed inside the time loop (a worker's rows of one step at a
     time, while dZ_t is in cache: faster than products over all steps at such sizes); else
-    by those products.
+    by those products. Where the forward splits by units (float32, default activations, no
+    mask or recurrent dropout, weights past UNIT_SPLIT_BYTES, up to TRAIN_UNIT_MAX_ROWS rows)
+    so does BPTT (lstm_backward_columns), and the weight and input gradients are products
+    over all steps.
 
     Consumes saved: dxp is written over saved.gates (step t's gates are read only by step t
     of the backward pass, each element before its gradient replaces it), so training keeps
@@ -568,7 +579,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     by_id = saved.ids.shape[0] > 0
     fused = (saved.activation == TANH and saved.recurrent_activation == SIGMOID and saved.mask.shape[0] == 0
              and not paths.plain())
-    if fused and dxp.dtype == np.float32 and saved.rmask.shape[0] == 0 and not by_id:
+    if fused and dxp.dtype == np.float32 and saved.rmask.shape[0] == 0 and not by_id and B <= TRAIN_UNIT_MAX_ROWS:
         F = X.shape[2] if X.shape[0] > 0 else 0
         parts = bptt_parts(F, u, dxp.dtype.itemsize, T * B * G * (u + F))
         if parts > 1:
