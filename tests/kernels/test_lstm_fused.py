@@ -233,11 +233,13 @@ def test_model_through_the_table_matches_the_rows(monkeypatch, body):
 @pytest.mark.parametrize("T,B,F,u", [(3, 5, 7, 13), (4, 9, 16, 24), (2, 1, 1, 9), (3, 2, 5, 40)])
 @pytest.mark.parametrize("backwards", [False, True])
 @pytest.mark.parametrize("last_only", [False, True])
+@pytest.mark.parametrize("project", [False, True])
 def test_inference_split_by_units_matches_split_by_rows(forced_split, monkeypatch, T, B, F, u, backwards,
-                                                        last_only):
+                                                        last_only, project):
     """lstm_forward_columns (every worker all the rows, its own units, the steps joined) gives
     exactly what the row-split fused kernel gives, for a strided input too, and for batches
-    too small to split by rows (1 and 2 rows)."""
+    too small to split by rows (1 and 2 rows); with the input projected for all steps first
+    (project: few rows, u a multiple of 8), the same to rounding."""
     import rnndsl.kernels.cpu.lstm as lstm_mod
     from rnndsl.kernels.cpu.parallel import call_strided
     X, W, U, b, h0, c0 = _case(T, B, F, u, seed=B + u)
@@ -252,15 +254,20 @@ def test_inference_split_by_units_matches_split_by_rows(forced_split, monkeypatc
     orig = lstm_mod.lstm_forward_columns
 
     def spy(*a):
-        called.append(a[-1])
+        called.append((a[-1], a[5].shape[0]))
         return call_strided(orig, a, strided=(0,))      # as lstm_forward calls it
 
     monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
+    monkeypatch.setattr(lstm_mod, "XP_MAX_ROWS", 16 if project else 0)
     monkeypatch.setattr(lstm_mod, "lstm_forward_columns", spy)
     by_units = run()
-    assert called and called[0] > 1
+    projected = project and u % 8 == 0
+    assert called and called[0][0] > 1 and called[0][1] == (T if projected else 0)
     for a, c in zip(by_units, by_rows):
-        np.testing.assert_array_equal(a, c)
+        if projected:
+            np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(a, c)
 
 
 @pytest.mark.parametrize("T,B,u,V", [(4, 13, 8, 5), (3, 9, 24, 7), (5, 2, 13, 3)])
@@ -273,6 +280,7 @@ def test_inference_reads_embedding_rows_in_place(forced_split, monkeypatch, T, B
     import rnndsl.kernels.cpu.lstm as lstm_mod
     if by_units:
         monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
+        monkeypatch.setattr(lstm_mod, "XP_MAX_ROWS", 0)        # the steps' projections as the rows' kernel takes them
     _, W, U, b, h0, c0 = _case(T, B, 6, u, seed=V + u)
     rng = np.random.default_rng(T + B)
     E = rng.normal(size=(V, 6)).astype(np.float32)
@@ -313,3 +321,54 @@ def test_long_inputs_take_two_panels_a_tile(B, u, keep):
         res[dt] = (out, hT, cT) + ((sv.gates, sv.c_prev, sv.tanh_c) if keep else ())
     for got, want in zip(res[np.float32], res[np.float64]):
         np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+@pytest.mark.parametrize("T,B,F,u", [(3, 5, 7, 40), (2, 1, 3, 37), (1, 9, 2, 72), (0, 2, 3, 40)])
+@pytest.mark.parametrize("backwards,project", [(False, False), (True, False), (False, True), (True, True)])
+def test_training_split_by_units_matches_split_by_rows(forced_split, monkeypatch, T, B, F, u, backwards, project):
+    """Past UNIT_SPLIT_BYTES a float32 training forward (lstm_forward_columns with keep) and
+    its BPTT (lstm_backward_columns: each worker its panels of U^T, partial last panel, fewer
+    panels than workers) split by units: outputs, saved arrays, dZ, dh0 and dc0 exactly as
+    split by rows (the same tiles and sums), the weight and input gradients (products after the
+    loop) to rounding; all of it as the float64 kernels give to float32 rounding. u = 37: the
+    forward keeps the rows (saving needs u % 8 == 0), the backward still splits; T = 0: no steps.
+    project: the input projected for all steps first (XP_MAX_ROWS), the same to rounding."""
+    import rnndsl.kernels.cpu.lstm as lstm_mod
+    X, W, U, b, h0, c0 = _case(T, B, F, u, seed=T + B + u)
+    rng = np.random.default_rng(u)
+    dout, dhT, dcT = (rng.normal(size=s).astype(np.float32) for s in ((T, B, u), (B, u), (B, u)))
+
+    def run(dt=np.float32):
+        c = [a.astype(dt) for a in (U, h0, c0, X, W, b, dout, dhT, dcT)]
+        out, hT, cT, sv = lstm_forward(None, c[0], c[1], c[2], keep=True, X=c[3], W=c[4], b_in=c[5],
+                                       backwards=backwards)
+        kept = [a.copy() for a in (sv.gates, sv.h_rec, sv.c_prev, sv.tanh_c)]     # backward consumes gates
+        grads = lstm_backward(sv, c[6], c[7], c[8], weights=T > 0, W=c[4] if T > 0 else None)
+        return (out, hT, cT, *kept, *grads)
+
+    by_rows = forced_split(run)[1]
+    called = {}
+    for name in ("lstm_forward_columns", "lstm_backward_columns"):
+        orig = getattr(lstm_mod, name)
+
+        def spy(*a, orig=orig, name=name):
+            called[name] = a[-1]
+            if name == "lstm_forward_columns":
+                called["projected"] = a[5].shape[0]
+            return orig(*a)
+        monkeypatch.setattr(lstm_mod, name, spy)
+    monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
+    monkeypatch.setattr(lstm_mod, "XP_MAX_ROWS", 16 if project else 0)
+    by_units = run()
+    assert called.get("lstm_backward_columns", 0) == min(3, -(-u // 32))
+    assert called.get("lstm_forward_columns", 0) == (0 if u % 8 or T == 0 else min(3, -(-u // 8)))
+    assert called.get("projected", 0) == (T if project and "lstm_forward_columns" in called else 0)
+    exact = 0 if project and "projected" in called else 10     # out, hT, cT, 4 saved, dZ, dh0/dc0 after dU
+    for i, (a, c) in enumerate(zip(by_units, by_rows)):
+        if i < exact and i != 8:
+            np.testing.assert_array_equal(a, c)
+        else:
+            np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+    want = run(np.float64)
+    for got, w in zip(by_units, want):
+        np.testing.assert_allclose(got, w, atol=2e-5 * max(1.0, np.abs(w).max() if w.size else 0))

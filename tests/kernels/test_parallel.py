@@ -103,6 +103,27 @@ def test_matmul_split_paths(monkeypatch, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_matmul_transposed_split_by_output_rows(monkeypatch, dtype):
+    """An X^T dZ past TN_MAX_OUT with a short shared dimension: out's rows split (each worker
+    BLAS on a copy of its columns of X), no more parts than out has rows; a longer shared dimension keeps the partial sums."""
+    split_everything(monkeypatch)
+    monkeypatch.setattr(parallel, "TN_MAX_OUT", 0)
+    calls = []
+    orig = parallel._transposed_rows
+    monkeypatch.setattr(parallel, "_transposed_rows", lambda *a: (calls.append(a[-1]), orig(*a)))
+    r = np.random.default_rng(4)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for K, M, N in ((37, 9, 40), (11, 2, 33), (7, 2, 5)):
+        X, D = r.normal(size=(K, M)).astype(dtype), r.normal(size=(K, N)).astype(dtype)
+        np.testing.assert_allclose(parallel.matmul(X.T, D), X.astype(np.float64).T @ D, rtol=tol, atol=tol)
+    assert calls == [3, 2, 2]
+    monkeypatch.setattr(parallel, "TN_ROWS_MAX_K", 10)
+    X, D = r.normal(size=(37, 9)).astype(dtype), r.normal(size=(37, 40)).astype(dtype)
+    np.testing.assert_allclose(parallel.matmul(X.T, D), X.astype(np.float64).T @ D, rtol=tol, atol=tol)
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
 def test_column_sums(dtype):
     a = np.random.default_rng(3).normal(size=(301, 13)).astype(dtype)
     tol = 1e-4 if dtype == np.float32 else 1e-12

@@ -60,9 +60,10 @@ from .activations import (
 )
 from . import buffers, paths
 from .ops import checked_ids, embedding_input, embedding_view
-from .packed import NB, aligned_scratch, packed, rows_matmul, tn_accumulate
-from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_fused_rows,
-                         lstm_step_rows, state_back, state_scratch)
+from .packed import (NB, aligned_scratch, fill_panels_transposed, packed, packed_empty, packed_panels_matmul,
+                     rows_matmul, tn_accumulate)
+from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_bptt_units,
+                         lstm_fused_rows, lstm_step_rows, state_back, state_scratch)
 
 
 class LSTMSaved(NamedTuple):
@@ -319,17 +320,22 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gate
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
-    """Inference of a large float32 LSTM (default activations, no mask, per-step X): every
-    worker takes all the rows and its own range of the gate-interleaved panels (units), one
-    step at a time, the steps joined by the prange's end. A worker then reads only its share
-    of W and U each step (by rows, each reads all of them from L3), and each panel serves
-    all the rows (see UNIT_SPLIT_BYTES; figures in bench/README.md).
+def lstm_forward_columns(X, xids, W, b, U, xp, Ht, Ct, backwards, out, gates, h_rec, c_prev, tanh_c, keep, parts):
+    """A large float32 LSTM (default activations, no mask, no recurrent dropout, per-step X):
+    every worker takes all the rows and its own range of the gate-interleaved panels (units),
+    one step at a time, the steps joined by the prange's end. A worker then reads only its
+    share of W and U each step (by rows, each reads all of them from L3), and each panel
+    serves all the rows (see UNIT_SPLIT_BYTES; figures in bench/README.md).
     The packing is split the same way. Ht, Ct hold h0, c0 and end as hT, cT; out keeps
-    every step or the last. X and xids as in lstm_fused_rows."""
+    every step or the last. X and xids as in lstm_fused_rows. With keep (training, u a
+    multiple of 8) each worker also saves its units' gates, h_rec = H_{t-1}, c_prev and
+    tanh_c for lstm_backward, as lstm_fused_rows does. With xp (T, B, 4u) not empty (u a
+    multiple of 8; W then has no rows), the input term of step t is xp[t] + b, xp[t] = x_t W
+    projected before for all steps (the bias is added here, each worker to its units)."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     B, u = Ht.shape
+    by_xp = xp.shape[0] > 0
     Wq, Uq = gate_panels_empty(W), gate_panels_empty(U)
     n = Uq.shape[0]
     for p in prange(parts):
@@ -347,12 +353,64 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
         cur = (s % 2) * B
         nxt = B - cur
         src, xrows = (X[0], xids[t]) if gather else (X[t], own)
+        bias, brows = (xp[t], own) if by_xp else (bt, row0)
         for p in prange(parts):
-            lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bt, row0, Cs, Hs[nxt:nxt + B], none, none, none,
-                           n * p // parts, n * (p + 1) // parts)
+            p0, p1 = n * p // parts, n * (p + 1) // parts
+            j0, j1 = p0 * (NB // 4), min(p1 * (NB // 4), u)
+            if by_xp:
+                # + b on this worker's units of xp[t] (its tiles read no others), in cache
+                for r in range(B):
+                    for g in range(4):
+                        for j in range(g * u + j0, g * u + j1):
+                            bias[r, j] += b[j]
+            if keep:
+                # H_{t-1} of this worker's units (which it wrote itself the step before)
+                for r in range(B):
+                    h_rec[t, r, j0:j1] = Hs[cur + r, j0:j1]
+                lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bias, brows, Cs, Hs[nxt:nxt + B], gates[t],
+                               c_prev[t], tanh_c[t], p0, p1)
+            else:
+                lstm_step_rows(src, xrows, Wq, Hs[cur:cur + B], Uq, bias, brows, Cs, Hs[nxt:nxt + B], none, none,
+                               none, p0, p1)
         if not last or s == T - 1:
             copy_rows(out[0 if last else s], Hs[nxt:nxt + B, :u])
     state_back(Hs, Cs, Ht, Ct, 0, B, T)
+
+
+@njit(parallel=True, **KERNEL_OPTIONS)
+def lstm_backward_columns(U, backwards, c_prev, tanh_c, dout, dHt, dCt, dxp, tiny, parts):
+    """BPTT of a large float32 LSTM (default activations, no mask, no recurrent dropout) split
+    by units, as lstm_forward_columns: each worker all the rows and its own units j (whole
+    panels of 32), one step at a time, the steps joined by the prange's end. In step s, a
+    worker first takes its columns of dL/dH_t = dZ_{t+1} U^T (all of dZ_{t+1}, complete after
+    the join, against its own panels of U^T: its share of U each step), then the pointwise
+    step of its units (lstm_bptt_units), writing their four gate columns of dZ_t = dxp[t]
+    over the saved gates. dHt, dCt hold dhT, dcT and end as dh0, dc0."""
+    T, B, G = dxp.shape
+    u = G // 4
+    UTq = packed_empty(G, u, dxp.dtype)           # pack(U.T), each worker its own panels
+    n = UTq.shape[0]
+    for p in prange(parts):
+        fill_panels_transposed(U, UTq, n * p // parts, n * (p + 1) // parts)
+    prev = -1                                     # the step whose dZ feeds dL/dH of this one
+    for s in range(T - 1, -1, -1):
+        t = step_time(s, T, backwards)
+        for p in prange(parts):
+            q0, q1 = n * p // parts, n * (p + 1) // parts
+            if prev >= 0:
+                packed_panels_matmul(dxp[prev], UTq, dHt, q0, q1)
+            j0, j1 = q0 * NB, min(q1 * NB, u)
+            for b in range(B):
+                lstm_bptt_units(dxp[t, b], dHt[b], dCt[b], dout[s, b], c_prev[t, b], tanh_c[t, b], tiny, j0, j1)
+        prev = t
+    if T > 0:
+        for p in prange(parts):
+            packed_panels_matmul(dxp[prev], UTq, dHt, n * p // parts, n * (p + 1) // parts)
+
+
+def bptt_parts(F: int, u: int, itemsize: int, work: int) -> int:
+    """Workers for lstm_backward_columns (as unit_parts, at most one per panel of 32 units)."""
+    return min(unit_parts(F, u, itemsize, work), -(-u // NB))
 
 
 # Packed weights (bytes of W and U) from which a float32 inference runs the LSTM split by
@@ -361,6 +419,17 @@ def lstm_forward_columns(X, xids, W, b, U, Ht, Ct, backwards, out, parts):
 # a unit split ending each step in a join of the workers (bench/README.md, "Measurements
 # behind the code").
 UNIT_SPLIT_BYTES = 2 << 20
+
+
+# Batch rows up to which training (the forward that saves, and BPTT) is split by units past
+# UNIT_SPLIT_BYTES: at batch 8 each weight byte read a step serves only 4 rows a worker when
+# split by rows; at big-lstm's 128 rows the two splits ran even (bench/README.md).
+TRAIN_UNIT_MAX_ROWS = 32
+
+# Batch rows up to which lstm_forward_columns takes the input projection x_t W + b of all
+# steps from one product before the loop: a step then streams U alone, not W as well, for
+# only these few rows (bench/README.md, issue 22's wide workload).
+XP_MAX_ROWS = 16
 
 
 def unit_parts(F: int, u: int, itemsize: int, work: int) -> int:
@@ -382,7 +451,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     With xids (T, B), X is an embedding's table E (V, F) and the input x_t the rows
     E[xids[t]]: the fused inference reads them in place, other paths gather them first.
     Returns (out, hT, cT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is
-    None with keep=False (inference: nothing kept)."""
+    None with keep=False (inference: nothing kept). Float32 with the default activations, no
+    mask, no recurrent dropout and packed weights past UNIT_SPLIT_BYTES runs split by units
+    (lstm_forward_columns; training at up to TRAIN_UNIT_MAX_ROWS rows)."""
     if ids is not None:
         ids, table, X, W = _table_input(ids, table, U)
     E = None
@@ -412,13 +483,21 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     F = inputs[2].shape[0]
-    if fused_inference and F > 0 and ids.shape[0] == 0:
+    if route == FUSED_ROWS and rmask.shape[0] == 0 and F > 0 and ids.shape[0] == 0 and \
+            (not keep or B <= TRAIN_UNIT_MAX_ROWS):
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
         if parts > 1:
+            Wk, xpk = inputs[2], stand_in((0, B, G), dt)
+            if B <= XP_MAX_ROWS and u % 8 == 0 and xids.shape[0] == 0:
+                # few rows a step: x_t W + b for all steps in one product (W read once, not every step)
+                xpk = buffers.empty((T, B, G), dt)
+                matmul(np.ascontiguousarray(inputs[1]).reshape(T * B, F), Wk, xpk.reshape(T * B, G))
+                Wk = stand_in((0, G), dt)
             # X typed any-layout: the same code for a time-major array and a view of batch-major data
-            call_strided(lstm_forward_columns, (inputs[1], xids, inputs[2], inputs[3], U, hT, cT, backwards, out, parts),
-                         strided=(0,))
-            return out, hT, cT, None
+            call_strided(lstm_forward_columns, (inputs[1], xids, Wk, inputs[3], U, xpk, hT, cT, backwards, out,
+                                                gates, h_rec, c_prev, tanh_c, bool(keep), parts), strided=(0,))
+            return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev,
+                                       tanh_c, inputs[1], ids, table)
     work = T * B * G * (u + F)
     if route == FUSED_ROWS:
         run_rows(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, hT, cT, rmask, backwards,
@@ -428,9 +507,14 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  (inputs[0], inputs[1], inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
                   backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, work, defer=True)
     # (deferred inside parallel.together(): nothing below reads what the kernel writes)
-    saved = LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
-                      gates, h_rec, c_prev, tanh_c, inputs[1], ids, table.shape[0]) if keep else None
-    return out, hT, cT, saved
+    return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c,
+                               inputs[1], ids, table)
+
+
+def _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c, X, ids, table):
+    """What lstm_backward reads (None for inference)."""
+    return LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
+                     gates, h_rec, c_prev, tanh_c, X, ids, table.shape[0]) if keep else None
 
 
 def forward_route(a: int, ra: int, mask, X, dtype, u: int, keep: bool, by_id: bool) -> int:
@@ -474,7 +558,10 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     For layers up to
     MAX_LOOP_GRAD they are computed inside the time loop (a worker's rows of one step at a
     time, while dZ_t is in cache: faster than products over all steps at such sizes); else
-    by those products.
+    by those products. Where the forward splits by units (float32, default activations, no
+    mask or recurrent dropout, weights past UNIT_SPLIT_BYTES, up to TRAIN_UNIT_MAX_ROWS rows)
+    so does BPTT (lstm_backward_columns), and the weight and input gradients are products
+    over all steps.
 
     Consumes saved: dxp is written over saved.gates (step t's gates are read only by step t
     of the backward pass, each element before its gradient replaces it), so training keeps
@@ -489,10 +576,19 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     nx = X.shape[2] if weights else 0
     dxp = saved.gates
     dh0, dc0 = dhT.copy(), dcT.copy()
+    by_id = saved.ids.shape[0] > 0
+    fused = (saved.activation == TANH and saved.recurrent_activation == SIGMOID and saved.mask.shape[0] == 0
+             and not paths.plain())
+    if fused and dxp.dtype == np.float32 and saved.rmask.shape[0] == 0 and not by_id and B <= TRAIN_UNIT_MAX_ROWS:
+        F = X.shape[2] if X.shape[0] > 0 else 0
+        parts = bptt_parts(F, u, dxp.dtype.itemsize, T * B * G * (u + F))
+        if parts > 1:
+            lstm_backward_columns(saved.U, saved.backwards, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp,
+                                  _tiny(dxp), parts)
+            return _after_loop(saved, dxp, dh0, dc0, weights, nx, W)
     parts = len(chunks(B, T * B * G * (u + nx)))
     in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD and not paths.plain()
     dWU = buffers.empty((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)      # zeroed by the kernel
-    by_id = saved.ids.shape[0] > 0
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
     want_dx = W is not None
     if want_dx:
@@ -505,9 +601,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
         W, dX = stand_in((0, G), dxp.dtype), stand_in((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
-            dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp),
-            saved.activation == TANH and saved.recurrent_activation == SIGMOID and saved.mask.shape[0] == 0
-            and not paths.plain(), B)
+            dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp), fused, B)
     run_rows(lstm_backward_kernel, args, B, 0, parts)
     if parts > 1:
         sum_parts(dWU, parts)
@@ -527,3 +621,23 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
             dW = dtable[0]                                  # the parts' sum
         res += (dW, db)
     return res + (dX,) if want_dx else res
+
+
+def _after_loop(saved, dxp, dh0, dc0, weights, nx, W):
+    """lstm_backward's results after lstm_backward_columns: the weight gradients (and with W
+    the input's) by products over all steps."""
+    T, B, G = dxp.shape
+    u = G // 4
+    dZ = dxp.reshape(T * B, G)
+    res = (dxp, matmul(saved.h_rec.reshape(T * B, u).T, dZ), dh0, dc0)
+    if weights:
+        res += (matmul(saved.X.reshape(T * B, nx).T, dZ), column_sums(dZ))
+    if W is None:
+        return res
+    W = np.ascontiguousarray(W)
+    if W.dtype != dxp.dtype or W.shape != (saved.X.shape[2], G) or saved.X.shape[0] == 0:
+        raise ValueError(f"W must be the ({saved.X.shape[2]}, {G}) {dxp.dtype} input kernel of a forward that "
+                         f"took X, got {W.dtype} {W.shape}")
+    dX = buffers.empty(saved.X.shape, dxp.dtype)
+    matmul(dZ, np.ascontiguousarray(W.T), dX.reshape(T * B, -1))
+    return res + (dX,)

@@ -399,16 +399,18 @@ def fill_group_panels(M, P, p0, p1, u, groups):
     K, G = M.shape
     n = P.shape[2] // len(groups)
     flat = M.flags.c_contiguous and P.flags.c_contiguous
-    for p in range(p0, p1):
+    full = min(p1, max(p0, u // n)) if flat else p0      # panels p0..full: n units each, copied in runs
+    for p in range(full, p1):             # (the last panel of u % n units: zero past u)
         m = min(n, u - p * n)
-        if m < n or not flat:             # (the last panel of u % n units: zero past u)
-            P[p] = 0
-            for k in range(K):
-                for q in range(len(groups)):
-                    for j in range(m):
-                        P[p, k, q * n + j] = M[k, groups[q] * u + p * n + j]
-            continue
-        for k in range(K):                # whole unit runs copied at once: faster than the loop above
+        P[p] = 0
+        for k in range(K):
+            for q in range(len(groups)):
+                for j in range(m):
+                    P[p, k, q * n + j] = M[k, groups[q] * u + p * n + j]
+    # whole unit runs copied at once (faster than the loop above), each row of M once for all
+    # the panels: panel by panel, the reads strode a row of M apart (a TLB miss each)
+    for k in range(K):
+        for p in range(p0, full):
             for q in range(len(groups)):
                 for j in range(0, n, UNITS):
                     _copy_units(P, (p * K + k) * P.shape[2] + q * n + j, M, k * G + groups[q] * u + p * n + j)
@@ -556,11 +558,16 @@ def lstm_bptt_row(dz, dh, dc, dout, cp, tc, tiny):
     """One row of an LSTM backward step with the default activations and no mask (see
     _bptt_block): dz (4u) the saved gates in, dZ out; dc (u) dL/dC_t in, dL/dC_{t-1} out.
     16 units a vector, the last u % 16 one at a time."""
-    u = dh.shape[0]
-    j = 0
-    while j + 16 <= u:
+    lstm_bptt_units(dz, dh, dc, dout, cp, tc, tiny, 0, dh.shape[0])
+
+
+@njit(inline="always")
+def lstm_bptt_units(dz, dh, dc, dout, cp, tc, tiny, j0, j1):
+    """lstm_bptt_row for units j0..j1 only (a worker's share when BPTT is split by units)."""
+    j = j0
+    while j + 16 <= j1:
         _bptt16(dz, dh, dc, dout, cp, tc, tiny, j)
         j += 16
-    while j < u:
+    while j < j1:
         _bptt1(dz, dh, dc, dout, cp, tc, tiny, j)
         j += 1

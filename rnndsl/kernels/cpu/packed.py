@@ -217,11 +217,17 @@ def _panel(A, P, C, jt, cj):
 
 @njit(inline="always")
 def _packed_matmul(A, P, C):
-    nt = P.shape[0]
-    full = min(nt, C.shape[1] // NB)       # panels C has room for
-    for jt in range(full):                 # each panel stays in L1 while all rows pass over it
+    packed_panels_matmul(A, P, C, 0, P.shape[0])
+
+
+@njit(inline="always")
+def packed_panels_matmul(A, P, C, j0, j1):
+    """C[:, NB j0 : NB j1] = A @ (U's columns NB j0 .. NB j1), P = pack(U) (float32), C having
+    exactly U's N columns or room for the padded ones (a worker's own columns of a product)."""
+    full = min(j1, C.shape[1] // NB)       # panels C has room for
+    for jt in range(j0, full):             # each panel stays in L1 while all rows pass over it
         _panel(A, P, C, jt, jt)
-    if full < nt:                          # the last, partial panel: through a scratch block
+    if j0 <= full < j1:                    # the last, partial panel: through a scratch block
         M = A.shape[0]
         tmp = aligned_scratch(M, NB, C.dtype)
         _panel(A, P, tmp, full, 0)
@@ -229,6 +235,30 @@ def _packed_matmul(A, P, C):
         for i in range(M):
             for j in range(rest):
                 C[i, full * NB + j] = tmp[i, j]
+
+
+@njit(inline="always")
+def packed_empty(K, N, dt):
+    """The uninitialised (ceil(N/NB), K, NB) panels of pack() for a (K, N) matrix."""
+    nt = (N + NB - 1) // NB
+    return aligned_scratch(nt * K, NB, dt).reshape((nt, K, NB))
+
+
+@njit(inline="always")
+def fill_panels_transposed(M, P, j0, j1):
+    """Panels j0..j1 of pack(M.T) into P, for M (N, K) C-contiguous, zero past N: blocks of 64
+    of M's columns, whose 32 rows of a panel stay in L1 while each row of the block is
+    written whole (faster than M.T's columns read one at a time: bench/README.md)."""
+    N, K = M.shape
+    for jt in range(j0, j1):
+        c0 = jt * NB
+        m = min(NB, N - c0)
+        for k0 in range(0, K, 64):
+            for k in range(k0, min(k0 + 64, K)):
+                for j in range(m):
+                    P[jt, k, j] = M[c0 + j, k]
+                for j in range(m, NB):
+                    P[jt, k, j] = 0
 
 
 def packed(U):
@@ -242,7 +272,14 @@ def _packed(U):
             K, N = U.shape
             nt = (N + NB - 1) // NB
             P = aligned_scratch(nt * K, NB, np.float32).reshape((nt, K, NB))
-            for jt in range(nt):
+            full = N // NB
+            # U's rows read once each, in order (panel by panel they are read a row apart: a
+            # TLB miss a read on wide matrices, 1.7x slower at 1024 x 4096)
+            for k in range(K):
+                for jt in range(full):
+                    for j in range(NB):
+                        P[jt, k, j] = U[k, jt * NB + j]
+            for jt in range(full, nt):          # the last, partial panel: zero past N
                 for k in range(K):
                     for j in range(NB):
                         c = jt * NB + j

@@ -359,6 +359,11 @@ def _dot_rows(a, b, out, parts):
 # on outputs far past L2 (bench/README.md, "Measurements behind the code").
 TN_MAX_OUT = 131_072
 TN_ROWS = 128
+# Largest shared dimension (a step's rows times the steps) of an m^T b past TN_MAX_OUT split
+# by output rows (_transposed_rows) rather than by the shared dimension: the split by the
+# shared dimension adds one partial output a worker (16 MB each at wide's dU); by output
+# rows each worker reads all of b, which is small while the shared dimension is short.
+TN_ROWS_MAX_K = 4096
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -382,6 +387,17 @@ def _transposed(m, b, out, parts, tiled):
     out[...] = partial[0]
     for p in range(1, parts):
         out += partial[p]
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _transposed_rows(m, b, out, parts):
+    """out = m^T @ b, out's rows (m's columns) in `parts` ranges at once, each by BLAS on a
+    contiguous copy of its columns of m: for a short shared dimension and a large output
+    (no partial outputs to add up, each worker writing its own rows of out once)."""
+    N = m.shape[1]
+    for p in prange(parts):
+        r0, r1 = N * p // parts, N * (p + 1) // parts
+        np.dot(np.ascontiguousarray(m[:, r0:r1].T), b, out[r0:r1])
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -419,6 +435,9 @@ def matmul(a, b, out=None):
         _packed_rows(a, np.ascontiguousarray(b), out, parts)
     elif parts > 1 and same and a.flags.c_contiguous:
         _dot_rows(a, b, out, parts)
+    elif parts > 1 and same and a.T.flags.c_contiguous and b.flags.c_contiguous and out.size > TN_MAX_OUT and \
+            a.shape[1] <= TN_ROWS_MAX_K:
+        _transposed_rows(a.T, b, out, min(parts, rows))
     elif parts > 1 and same and a.T.flags.c_contiguous and b.flags.c_contiguous:
         _transposed(a.T, b, out, parts, f32 and b.shape[1] % NB == 0 and out.size <= TN_MAX_OUT)
     else:                       # small, or strided operands (no caller of rnndsl's passes them)
