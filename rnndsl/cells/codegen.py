@@ -759,6 +759,17 @@ class _Gen:
             self.src(f"# phase {phase} again: {', '.join(_describe(p, n) for n in nodes)}")
             self.emit_loop(_width(p, width), loop, body, skip_padded=True)
 
+    def saved_views(self, step: str) -> None:
+        """Emit the step's views of what forward keeps: the previous states (P), the saved
+        values (E) and sums (M) at index `step` of their (T, B, ...) arrays."""
+        p, s = self.p, self.src
+        for k in p.saved_prev:
+            s(f"P{k} = SP{k}[{step}]")
+        for n in p.saved_nodes:
+            s(f"E{n.id} = SV{n.id}[{step}]")
+        for g in p.saved_groups:
+            s(f"M{g.index} = SM{g.index}[{step}]")
+
     def left_array(self, grp: Group) -> str:
         left = grp.left
         if left.op == "prev":
@@ -795,12 +806,7 @@ class _Gen:
         s("t = T - 1 - s if backwards else s")
         if p.saved:
             s("k = t if keep else 0")
-        for k in p.saved_prev:
-            s(f"P{k} = SP{k}[k]")
-        for n in p.saved_nodes:
-            s(f"E{n.id} = SV{n.id}[k]")
-        for g in p.saved_groups:
-            s(f"M{g.index} = SM{g.index}[k]")
+        self.saved_views("k")
         if p.materialized_prev:
             s("# the previous states this step reads (the first one with recurrent dropout)")
             s(ROWS)
@@ -1015,12 +1021,7 @@ class _Gen:
             s.dedent()
         if p.recomputed:
             s("# what forward did not keep, computed again from what it kept (the step's views)")
-            for k in p.saved_prev:
-                s(f"P{k} = SP{k}[t]")
-            for n in p.saved_nodes:
-                s(f"E{n.id} = SV{n.id}[t]")
-            for g in p.saved_groups:
-                s(f"M{g.index} = SM{g.index}[t]")
+            self.saved_views("t")
             for phase in range(p.n_phases):
                 self.recompute_pass(phase)
         for phase in reversed(range(p.n_phases)):
