@@ -175,9 +175,33 @@ def _nn_tile(rows: int, nvec: int):
     return tile
 
 
-# 4 rows x 64 columns: 16 accumulators, each k's four loads of Y feeding 16 FMAs
-_t4x4, _t1x4, _t4x2, _t1x2, _t4x1, _t1x1 = (_nn_tile(4, 4), _nn_tile(1, 4), _nn_tile(4, 2), _nn_tile(1, 2),
-                                             _nn_tile(4, 1), _nn_tile(1, 1))
+def _column_blocks(nvec: int):
+    """An inline function blocks(O, A, Y, b, c0) -> c0: the columns c0.. of O in blocks of
+    16 nvec while a whole block fits, each block's rows 4 at a time (the 4-row tile), the
+    rest one by one; returns the first column left over."""
+    t4, t1 = _nn_tile(4, nvec), _nn_tile(1, nvec)
+    width = nvec * LANES
+
+    @njit(**_INLINE)
+    def blocks(O, A, Y, b, c0):
+        M, F = A.shape[0], O.shape[1]
+        while c0 + width <= F:
+            i0 = 0
+            while i0 + 4 <= M:
+                t4(O, A, Y, b, i0, c0)
+                i0 += 4
+            while i0 < M:
+                t1(O, A, Y, b, i0, c0)
+                i0 += 1
+            c0 += width
+        return c0
+
+    return blocks
+
+
+# 4 rows x 64 columns: 16 accumulators, each k's four loads of Y feeding 16 FMAs; then
+# 32 and 16 columns for the rest
+_blocks4, _blocks2, _blocks1 = _column_blocks(4), _column_blocks(2), _column_blocks(1)
 
 
 def nn_rows(O, A, Y, b):
@@ -190,38 +214,10 @@ def nn_rows(O, A, Y, b):
 def _nn_rows(O, A, Y, b):
     if getattr(A, "dtype", None) == types.float32:
         def impl(O, A, Y, b):
-            M, F = A.shape[0], O.shape[1]
-            if F % LANES != 0:
+            if O.shape[1] % LANES != 0:
                 _nn_loops(O, A, Y, b)
                 return
-            c0 = 0
-            while c0 + 4 * LANES <= F:
-                i0 = 0
-                while i0 + 4 <= M:
-                    _t4x4(O, A, Y, b, i0, c0)
-                    i0 += 4
-                while i0 < M:
-                    _t1x4(O, A, Y, b, i0, c0)
-                    i0 += 1
-                c0 += 4 * LANES
-            while c0 + 2 * LANES <= F:
-                i0 = 0
-                while i0 + 4 <= M:
-                    _t4x2(O, A, Y, b, i0, c0)
-                    i0 += 4
-                while i0 < M:
-                    _t1x2(O, A, Y, b, i0, c0)
-                    i0 += 1
-                c0 += 2 * LANES
-            while c0 < F:
-                i0 = 0
-                while i0 + 4 <= M:
-                    _t4x1(O, A, Y, b, i0, c0)
-                    i0 += 4
-                while i0 < M:
-                    _t1x1(O, A, Y, b, i0, c0)
-                    i0 += 1
-                c0 += LANES
+            _blocks1(O, A, Y, b, _blocks2(O, A, Y, b, _blocks4(O, A, Y, b, 0)))
     else:
         def impl(O, A, Y, b):
             _nn_loops(O, A, Y, b)

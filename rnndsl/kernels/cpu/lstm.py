@@ -577,6 +577,12 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     dxp = saved.gates
     dh0, dc0 = dhT.copy(), dcT.copy()
     by_id = saved.ids.shape[0] > 0
+    want_dx = W is not None
+    if want_dx:
+        W = np.ascontiguousarray(W)
+        if W.dtype != dxp.dtype or W.shape != (X.shape[2], G) or by_id or X.shape[0] == 0:
+            raise ValueError(f"W must be the ({X.shape[2]}, {G}) {dxp.dtype} input kernel of a forward that "
+                             f"took X, got {W.dtype} {W.shape}")
     fused = (saved.activation == TANH and saved.recurrent_activation == SIGMOID and saved.mask.shape[0] == 0
              and not paths.plain())
     if fused and dxp.dtype == np.float32 and saved.rmask.shape[0] == 0 and not by_id and B <= TRAIN_UNIT_MAX_ROWS:
@@ -585,17 +591,18 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
         if parts > 1:
             lstm_backward_columns(saved.U, saved.backwards, saved.c_prev, saved.tanh_c, dout, dh0, dc0, dxp,
                                   _tiny(dxp), parts)
-            return _after_loop(saved, dxp, dh0, dc0, weights, nx, W)
+            # the weight gradients, and with W the input's, by products over all steps
+            res = (dxp, *_over_all_steps(saved, dxp, weights, dh0, dc0))
+            if not want_dx:
+                return res
+            dX = buffers.empty(X.shape, dxp.dtype)
+            matmul(dxp.reshape(T * B, G), np.ascontiguousarray(W.T), dX.reshape(T * B, -1))
+            return res + (dX,)
     parts = len(chunks(B, T * B * G * (u + nx)))
     in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD and not paths.plain()
     dWU = buffers.empty((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)      # zeroed by the kernel
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
-    want_dx = W is not None
     if want_dx:
-        W = np.ascontiguousarray(W)
-        if W.dtype != dxp.dtype or W.shape != (X.shape[2], G) or by_id or X.shape[0] == 0:
-            raise ValueError(f"W must be the ({X.shape[2]}, {G}) {dxp.dtype} input kernel of a forward that "
-                             f"took X, got {W.dtype} {W.shape}")
         dX = buffers.empty(X.shape, dxp.dtype)
     else:
         W, dX = stand_in((0, G), dxp.dtype), stand_in((0, 0, 0), dxp.dtype)
@@ -608,36 +615,22 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
         sum_parts(dtable, parts)
     if in_loop:
         dWU = dWU[0]                                        # the parts' sum
-        dW, dU, db = dWU[:nx], dWU[nx:nx + u], dWU[nx + u]
+        res = (dWU[nx:nx + u], dh0, dc0) + ((dWU[:nx], dWU[nx + u]) if weights else ())
     else:
-        # products over all steps
-        dZ = dxp.reshape(T * B, G)
-        dU = matmul(saved.h_rec.reshape(T * B, u).T, dZ)
-        if weights:
-            dW, db = matmul(X.reshape(T * B, nx).T, dZ), column_sums(dZ)
-    res = (dxp, dU, dh0, dc0)
-    if weights:
-        if by_id:
-            dW = dtable[0]                                  # the parts' sum
-        res += (dW, db)
+        res = _over_all_steps(saved, dxp, weights, dh0, dc0)
+    if weights and by_id:
+        res = res[:3] + (dtable[0],) + res[4:]              # dW: the table's gradient, the parts' sum
+    res = (dxp,) + res
     return res + (dX,) if want_dx else res
 
 
-def _after_loop(saved, dxp, dh0, dc0, weights, nx, W):
-    """lstm_backward's results after lstm_backward_columns: the weight gradients (and with W
-    the input's) by products over all steps."""
+def _over_all_steps(saved, dxp, weights, dh0, dc0) -> tuple:
+    """(dU, dh0, dc0), and with weights (dW, db), the weight gradients by products over all
+    steps of dZ = dxp (T, B, 4u): dU = H^T dZ, dW = X^T dZ, db = sum dZ."""
     T, B, G = dxp.shape
-    u = G // 4
     dZ = dxp.reshape(T * B, G)
-    res = (dxp, matmul(saved.h_rec.reshape(T * B, u).T, dZ), dh0, dc0)
+    res = (matmul(saved.h_rec.reshape(T * B, G // 4).T, dZ), dh0, dc0)
     if weights:
-        res += (matmul(saved.X.reshape(T * B, nx).T, dZ), column_sums(dZ))
-    if W is None:
-        return res
-    W = np.ascontiguousarray(W)
-    if W.dtype != dxp.dtype or W.shape != (saved.X.shape[2], G) or saved.X.shape[0] == 0:
-        raise ValueError(f"W must be the ({saved.X.shape[2]}, {G}) {dxp.dtype} input kernel of a forward that "
-                         f"took X, got {W.dtype} {W.shape}")
-    dX = buffers.empty(saved.X.shape, dxp.dtype)
-    matmul(dZ, np.ascontiguousarray(W.T), dX.reshape(T * B, -1))
-    return res + (dX,)
+        X = saved.X
+        res += (matmul(X.reshape(T * B, X.shape[2]).T, dZ), column_sums(dZ))
+    return res

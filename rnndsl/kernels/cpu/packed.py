@@ -246,19 +246,18 @@ def packed_empty(K, N, dt):
 
 @njit(inline="always")
 def fill_panels_transposed(M, P, j0, j1):
-    """Panels j0..j1 of pack(M.T) into P, for M (N, K) C-contiguous, zero past N: blocks of 64
-    of M's columns, whose 32 rows of a panel stay in L1 while each row of the block is
-    written whole (faster than M.T's columns read one at a time: bench/README.md)."""
+    """Panels j0..j1 of pack(M.T) into P, for M (N, K) C-contiguous, zero past N: each panel
+    row P[jt, k] written whole from the panel's 32 rows of M, whose cache lines stay in L1
+    from one k to the next (faster than M.T's columns read one at a time: bench/README.md)."""
     N, K = M.shape
     for jt in range(j0, j1):
         c0 = jt * NB
         m = min(NB, N - c0)
-        for k0 in range(0, K, 64):
-            for k in range(k0, min(k0 + 64, K)):
-                for j in range(m):
-                    P[jt, k, j] = M[c0 + j, k]
-                for j in range(m, NB):
-                    P[jt, k, j] = 0
+        for k in range(K):
+            for j in range(m):
+                P[jt, k, j] = M[c0 + j, k]
+            for j in range(m, NB):
+                P[jt, k, j] = 0
 
 
 def packed(U):
