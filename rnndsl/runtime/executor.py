@@ -57,6 +57,26 @@ class RunCtx:
     def keep_state(self, node: Node, state: tuple) -> None:
         self.executor.states[node.id] = tuple(np.array(s, copy=True) for s in state)
 
+    def derived(self, key, sources: tuple, make, now: bool = True):
+        """make(): an array computed from the weight arrays `sources` alone (a projected
+        table, packed panels), which the caller only reads. Inference keeps it in the
+        executor for the next call: every write of the weights empties that store
+        (Executor.weights_changed), and an entry serves only the same source arrays. In
+        training it is made afresh. With now=False, a first request at these weights
+        returns None (the caller takes a route without it) and the second makes it:
+        for what pays only when the weights are read again unchanged."""
+        if self.training:
+            return make()
+        store = self.executor.derived
+        known = store.get(key)
+        if known is not None and len(known[0]) == len(sources) and all(a is b for a, b in zip(known[0], sources)):
+            if known[1] is not None:
+                return known[1]
+            now = True                  # asked for before at these weights: it is read again
+        value = make() if now else None
+        store[key] = (sources, value)
+        return value
+
 
 @dataclass
 class Tape:
@@ -79,6 +99,7 @@ class Executor:
             k += len(n.weights)
         self.trainable = [w.trainable for w in specs]
         self._kept: dict[int, np.ndarray] = {}     # the weights before an update (apply_update)
+        self.derived: dict = {}            # key -> (source weights, array made from them): RunCtx.derived
         self.states: dict[int, tuple] = {}
         self.state_batch: dict[int, int] = {}
         self.reset_to: dict[int, tuple] = {}
@@ -97,8 +118,21 @@ class Executor:
         return [p.copy() for p in self.params]
 
     def write_weights(self, weights) -> None:
+        self.weights_changed()
         for p, value in zip(self.params, weights):
             p[...] = np.asarray(value, dtype=p.dtype)
+
+    def weights_changed(self) -> None:
+        """Every write of the weights calls this first: what inference derived from them goes."""
+        self.derived.clear()
+
+    def apply_deferred(self, updates) -> None:
+        """A train step's deferred writes of non-trainable weights (batchnorm's moving
+        statistics): (array, new value) pairs."""
+        if updates:
+            self.weights_changed()
+        for arr, new in updates:
+            arr[...] = new
 
     def apply_update(self, optimizer, grads, grad_sums=None) -> None:
         """One optimizer step of the weights. Should it leave a weight NaN or inf (an
@@ -107,6 +141,7 @@ class Executor:
         optimizer proves the step stays finite (Optimizer.stays_finite; grad_sums: each
         gradient's sum |g|, where the caller has them), no copy of the weights is taken for
         that (a copy of the model each step: time and peak memory)."""
+        self.weights_changed()
         live = [i for i, g in enumerate(grads) if g is not None]
         if optimizer.stays_finite([self.params[i] for i in live], [grads[i] for i in live],
                                   None if grad_sums is None else [grad_sums[i] for i in live]):

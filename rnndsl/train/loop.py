@@ -144,8 +144,7 @@ def train_on_batch(model, x, y, cfg: TrainConfig | None = None, targets_listed: 
             raise NonFiniteLoss(f"the loss became {loss}")
         grads, _ = ex.backward(tape, d_outs)
         ex.apply_update(cfg.optimizer, grads, _grad_sums(model, grads))
-        for arr, new in tape.ctx.updates:
-            arr[...] = new
+        ex.apply_deferred(tape.ctx.updates)
         _update_metrics(model, cfg, tape.outputs, ys)
     return float(loss)
 
@@ -228,9 +227,8 @@ def _distributed_step(model, cfg, dp, x, ys, weights, rows: int) -> float:
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"the loss became {loss}")
             ex.apply_update(cfg.optimizer, grads, _grad_sums(model, grads))
-            if local:
-                for arr, new in tape.ctx.updates:   # batchnorm's moving statistics: global moments, alike on every rank
-                    arr[...] = new
+            if local:   # batchnorm's moving statistics: global moments, alike on every rank
+                ex.apply_deferred(tape.ctx.updates)
     finally:
         ex.allreduce = None
     return loss

@@ -27,6 +27,9 @@ from .ops import OPS
 # features and even at 512 (bench/README.md, "Measurements behind the code"). Wider inputs
 # keep the one large product.
 PER_STEP_MAX_FEATURES = 512
+# Largest projected table (E W + b, bytes) that inference keeps between calls beside the
+# weights (Recurrent.table_input)
+TABLE_MAX_BYTES = 64 << 20
 # rows (steps x batch) per chunk when inference runs a last-output-only layer chunk by chunk
 CHUNK_ROWS = 4096
 
@@ -78,21 +81,36 @@ class Recurrent:
         z = OPS.read_only_zeros((batch, opts["units"]), dtype)
         return (z,) * self.n_states(opts)
 
-    def table_input(self, opts, x: Act, dmask, dtype, sole_reader: bool):
-        """(E, ids) when x is an embedding's rows E[ids] better read through the projected
-        table E W + b: V rows projected once instead of T*B, and in training dW = E^T dT,
-        dE = dT W^T from the table's gradient dT (V, G) in place of two (T*B)-row products.
-        Only where the kernel takes a table, this layer is the rows' sole reader (their
-        gradient leaves as a TableGrad), there is no input dropout, V <= T*B / 3 (below the
-        break-even near T*B / 2, where the table's gradient and the scatter into it cost
-        what they save; bench/README.md), and, in float32, u is a multiple of 8 (the fused
-        steps'); else None (and on the plain route)."""
+    def table_input(self, opts, x: Act, dmask, dtype, sole_reader: bool, ctx, W):
+        """(E, ids, table) when x is an embedding's rows E[ids] better read through the
+        projected table E W + b: V rows projected once instead of T*B, and in training dW =
+        E^T dT, dE = dT W^T from the table's gradient dT (V, G) in place of two (T*B)-row
+        products. Only where the kernel takes a table, this layer is the rows' sole reader
+        (their gradient leaves as a TableGrad), there is no input dropout, in float32 u is a
+        multiple of 8 (the fused steps'), and V <= T*B / 3 (below the break-even near
+        T*B / 2, where the table's gradient and the scatter into it cost what they save;
+        bench/README.md); else None (and on the plain route). Inference keeps the table
+        while the weights are unchanged (RunCtx.derived), and at a larger V takes it from
+        the second call at the same weights on, up to TABLE_MAX_BYTES."""
         if paths.plain() or not (self.takes_table and x.gathered is not None and sole_reader and dmask is None):
             return None
         E, ids = x.gathered
-        if 3 * E.shape[0] > ids.size or (dtype == np.float32 and opts["units"] % 8):
+        if dtype == np.float32 and opts["units"] % 8:
             return None
-        return E, ids
+        V, G = E.shape[0], W[0].shape[1]
+        now = 3 * V <= ids.size
+        if not (now or (not ctx.training and V * G * dtype.itemsize <= TABLE_MAX_BYTES)):
+            return None
+        b_in = self.split_bias(opts, W[2] if opts["use_bias"] else None)[0]
+
+        def project():
+            table = matmul(E, W[0])                       # table = E @ kernel + b_in
+            if b_in is not None:
+                table += b_in
+            return table
+
+        table = ctx.derived(("table", id(W[0])), (E, *W), project, now)
+        return None if table is None else (E, ids, table)
 
     def zero_steps(self, opts, W, x: Act, init, need_dx: bool = True):
         """run_cell over a sequence of zero steps, as Keras: no step runs, so the final state
@@ -145,12 +163,9 @@ class Recurrent:
                                        keep=keep, last_only=last_only)
 
         X = None
-        gathered = self.table_input(opts, x, dmask, dtype, sole_reader)
+        gathered = self.table_input(opts, x, dmask, dtype, sole_reader, ctx, W)
         if gathered is not None:
-            E, ids = gathered
-            table = matmul(E, kernel)                       # table = E @ kernel + b_in
-            if b_in is not None:
-                table += b_in
+            E, ids, table = gathered
             out, final, saved = self.kernel_forward(dict(xp=None, ids=ids, table=table), U, init, x.mask, rmask, opts,
                                                     backwards, zero_out, b_rec, keep=ctx.training,
                                                     last_only=last_only)

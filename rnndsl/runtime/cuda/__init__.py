@@ -70,6 +70,7 @@ class CudaExecutor(Executor):
         return [p.copy_to_host() for p in self.params]
 
     def write_weights(self, weights) -> None:
+        self.weights_changed()
         for p, value in zip(self.params, weights):
             p.copy_to_device(np.ascontiguousarray(value, dtype=self.dtype))
 
@@ -78,6 +79,7 @@ class CudaExecutor(Executor):
         the host, an update that leaves a weight NaN or inf is undone (weights, slots, step
         count) and raises NonFiniteError: one sum of squares over the updated weights, read
         back as one number, tells."""
+        self.weights_changed()
         eng = self.eng
         dgrads = self._device_grads(grads)
         live = [i for i, g in enumerate(dgrads) if g is not None]
