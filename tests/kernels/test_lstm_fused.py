@@ -372,3 +372,46 @@ def test_training_split_by_units_matches_split_by_rows(forced_split, monkeypatch
     want = run(np.float64)
     for got, w in zip(by_units, want):
         np.testing.assert_allclose(got, w, atol=2e-5 * max(1.0, np.abs(w).max() if w.size else 0))
+
+
+@pytest.mark.parametrize("T,B,F,u", [(3, 5, 7, 13), (4, 9, 16, 24), (2, 1, 1, 8), (3, 2, 5, 40)])
+@pytest.mark.parametrize("route", ["rows", "units", "units projected", "table", "rows in place"])
+def test_kept_panels_give_what_packing_each_call_gives(forced_split, monkeypatch, T, B, F, u, route):
+    """Inference with the packed W and U made once and kept (derive) against packing them in
+    the kernel every call: the same arithmetic, so the same bits; each kept array is made
+    once however many calls read it."""
+    import rnndsl.kernels.cpu.lstm as lstm_mod
+
+    X, W, U, b, h0, c0 = _case(T, B, F, u, seed=T + u)
+    rng = np.random.default_rng(u)
+    kw = dict(X=X, W=W, b_in=b)
+    if route == "table":
+        kw = dict(ids=rng.integers(0, 6, (T, B)), table=rng.normal(size=(6, 4 * u)).astype(np.float32))
+    elif route == "rows in place":
+        kw = dict(X=rng.normal(size=(6, F)).astype(np.float32), W=W, b_in=b, xids=rng.integers(0, 6, (T, B)))
+    if route.startswith("units"):
+        monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
+        monkeypatch.setattr(lstm_mod, "XP_MAX_ROWS", 16 if route == "units projected" else 0)
+    made = {}
+
+    def derive(key, sources, make):
+        if key not in made:
+            made[key] = [make(), 0]
+        made[key][1] += 1
+        return made[key][0]
+
+    def run(derive=None):
+        return lstm_forward(None, U, h0, c0, keep=False, derive=derive, **kw)[:3]
+
+    def calls():
+        made.clear()                                     # the route may differ: make them again
+        out = run(), run(derive), run(derive)
+        return out, sorted(n for _, n in made.values())
+
+    fused = not (route == "table" and u % 8)            # the fused route (packed gates) is taken
+    for (want, *kept), counts in forced_split(calls):    # one thread, then every call split
+        for got in kept:
+            for a, c in zip(got, want):
+                np.testing.assert_array_equal(a, c)
+        # U's panels (and W's where the route reads them packed) made once, read by both calls
+        assert counts in ([[2], [2, 2]] if fused else [[]])

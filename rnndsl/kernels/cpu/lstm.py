@@ -62,7 +62,7 @@ from . import buffers, paths
 from .ops import checked_ids, embedding_input, embedding_view
 from .packed import (NB, aligned_scratch, fill_panels_transposed, packed, packed_empty, packed_panels_matmul,
                      rows_matmul, tn_accumulate)
-from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels_empty, lstm_bptt_row, lstm_bptt_units,
+from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels, gate_panels_empty, lstm_bptt_row, lstm_bptt_units,
                          lstm_fused_rows, lstm_step_rows, state_back, state_scratch)
 
 
@@ -320,7 +320,8 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gate
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)
-def lstm_forward_columns(X, xids, W, b, U, xp, Ht, Ct, backwards, out, gates, h_rec, c_prev, tanh_c, keep, parts):
+def lstm_forward_columns(X, xids, W, b, U, xp, Ht, Ct, backwards, out, gates, h_rec, c_prev, tanh_c, keep, Wq, Uq,
+                         parts):
     """A large float32 LSTM (default activations, no mask, no recurrent dropout, per-step X):
     every worker takes all the rows and its own range of the gate-interleaved panels (units),
     one step at a time, the steps joined by the prange's end. A worker then reads only its
@@ -331,16 +332,20 @@ def lstm_forward_columns(X, xids, W, b, U, xp, Ht, Ct, backwards, out, gates, h_
     multiple of 8) each worker also saves its units' gates, h_rec = H_{t-1}, c_prev and
     tanh_c for lstm_backward, as lstm_fused_rows does. With xp (T, B, 4u) not empty (u a
     multiple of 8; W then has no rows), the input term of step t is xp[t] + b, xp[t] = x_t W
-    projected before for all steps (the bias is added here, each worker to its units)."""
+    projected before for all steps (the bias is added here, each worker to its units).
+    Wq, Uq: packed_gates(W), packed_gates(U) made before (kept between calls), or with no
+    panels: the workers pack them, each its own panels."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     B, u = Ht.shape
     by_xp = xp.shape[0] > 0
-    Wq, Uq = gate_panels_empty(W), gate_panels_empty(U)
+    if Uq.shape[0] == 0:
+        Wq, Uq = gate_panels_empty(W), gate_panels_empty(U)
+        n = Uq.shape[0]
+        for p in prange(parts):
+            fill_gate_panels(W, Wq, n * p // parts, n * (p + 1) // parts)
+            fill_gate_panels(U, Uq, n * p // parts, n * (p + 1) // parts)
     n = Uq.shape[0]
-    for p in prange(parts):
-        fill_gate_panels(W, Wq, n * p // parts, n * (p + 1) // parts)
-        fill_gate_panels(U, Uq, n * p // parts, n * (p + 1) // parts)
     width = n * (NB // 4)
     bt = gate_blocks(b, width)
     row0 = np.zeros(B, np.int64)                  # the bias's row, for every row
@@ -444,7 +449,7 @@ def unit_parts(F: int, u: int, itemsize: int, work: int) -> int:
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  recurrent_activation="sigmoid", backwards=False,
                  zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False,
-                 ids=None, table=None, xids=None):
+                 ids=None, table=None, xids=None, derive=None):
     """Run an LSTM over time-major xp (T,B,4u), over X (T,B,F) projected step by step
     (xp=None; xp[t] = X[t] @ W + b_in), or over rows of a table (xp=None; xp[t, b] =
     table[ids[t, b]], table (V, 4u) = E W + b for an embedding E read at ids (T, B)).
@@ -453,7 +458,10 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     Returns (out, hT, cT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is
     None with keep=False (inference: nothing kept). Float32 with the default activations, no
     mask, no recurrent dropout and packed weights past UNIT_SPLIT_BYTES runs split by units
-    (lstm_forward_columns; training at up to TRAIN_UNIT_MAX_ROWS rows)."""
+    (lstm_forward_columns; training at up to TRAIN_UNIT_MAX_ROWS rows). derive(key, sources,
+    make) -> array, in inference: where the fused routes' packed W and U may be kept between
+    calls while these arrays are unchanged (RunCtx.derived); None: packed every call."""
+    W0, U0 = W, U                                     # what kept panels are made from
     if ids is not None:
         ids, table, X, W = _table_input(ids, table, U)
     E = None
@@ -483,6 +491,10 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     F = inputs[2].shape[0]
+    kept = fused_inference and derive is not None
+    Wq = Uq = stand_in((0, 0, 0), dt)                # no panels: the kernel packs W and U itself
+    if kept:
+        Uq = derive(("lstm U panels", id(U0)), (U0,), lambda: gate_panels(U))
     if route == FUSED_ROWS and rmask.shape[0] == 0 and F > 0 and ids.shape[0] == 0 and \
             (not keep or B <= TRAIN_UNIT_MAX_ROWS):
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
@@ -493,15 +505,22 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                 xpk = buffers.empty((T, B, G), dt)
                 matmul(np.ascontiguousarray(inputs[1]).reshape(T * B, F), Wk, xpk.reshape(T * B, G))
                 Wk = stand_in((0, G), dt)
+            if kept:
+                Wq = derive(("lstm W panels", id(W0)), (W0,), lambda: gate_panels(Wk)) if xpk.shape[0] == 0 \
+                    else gate_panels(Wk)
             # X typed any-layout: the same code for a time-major array and a view of batch-major data
             call_strided(lstm_forward_columns, (inputs[1], xids, Wk, inputs[3], U, xpk, hT, cT, backwards, out,
-                                                gates, h_rec, c_prev, tanh_c, bool(keep), parts), strided=(0,))
+                                                gates, h_rec, c_prev, tanh_c, bool(keep), Wq, Uq, parts),
+                         strided=(0,))
             return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev,
                                        tanh_c, inputs[1], ids, table)
     work = T * B * G * (u + F)
     if route == FUSED_ROWS:
+        if kept:
+            Wq = gate_panels(inputs[2]) if F == 0 else \
+                derive(("lstm W panels", id(W0)), (W0,), lambda: gate_panels(inputs[2]))
         run_rows(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, hT, cT, rmask, backwards,
-                                   out, gates, h_rec, c_prev, tanh_c, bool(keep)), B, work, defer=True)
+                                   out, gates, h_rec, c_prev, tanh_c, bool(keep), Wq, Uq), B, work, defer=True)
     else:
         run_rows(lstm_forward_kernel,
                  (inputs[0], inputs[1], inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,

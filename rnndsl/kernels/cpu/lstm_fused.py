@@ -354,6 +354,12 @@ def packed_gates(M):
     return P
 
 
+@njit(**KERNEL_OPTIONS)
+def gate_panels(M):
+    """packed_gates(M), called from Python: panels made once and kept (lstm_forward's derive)."""
+    return packed_gates(M)
+
+
 @njit(inline="always")
 def gate_panels_empty(M):
     """The uninitialised (ceil(u/8), K, 32) panels of packed_gates(M)."""
@@ -418,7 +424,7 @@ def fill_group_panels(M, P, p0, p1, u, groups):
 
 @njit(**KERNEL_OPTIONS)
 def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out, gates, h_rec, c_prev, tanh_c,
-                    keep, b0, b1):
+                    keep, Wq, Uq, b0, b1):
     """Rows b0..b1 of an LSTM run, one fused step per time step (float32, default activations,
     no mask). The input term of Z is x_t W + b from a per-step input X (T, B, F), or, with
     xids (T, B) not empty, from the rows xids[t, b] of X[0] (an embedding's table, read in
@@ -427,14 +433,16 @@ def lstm_fused_rows(X, xids, W, b, U, ids, table, Ht, Ct, rmask, backwards, out,
     out keeps every step, or one row (the last output). With keep (training; gates of T
     steps, u a multiple of 8) the step saves what lstm_backward_kernel reads: gates, h_rec = H_{t-1} *
     rmask (the product's input), c_prev, tanh_c; else gates is a 1-step scratch and nothing
-    is saved. A kernel of its own (lstm.py's FUSED_ROWS route), so that a model that takes
-    only this route compiles only this code."""
+    is saved. Wq, Uq: packed_gates(W), packed_gates(U) made before (kept between calls), or
+    with no panels: each worker packs them itself. A kernel of its own (lstm.py's
+    FUSED_ROWS route), so that a model that takes only this route compiles only this code."""
     gather = xids.shape[0] > 0
     T = xids.shape[0] if gather else X.shape[0]
     u = Ht.shape[1]
     M = b1 - b0
     own = np.arange(M)                            # each row reads its own row of X[t, b0:b1]
-    Wq, Uq = packed_gates(W), packed_gates(U)
+    if Uq.shape[0] == 0:
+        Wq, Uq = packed_gates(W), packed_gates(U)
     width = Uq.shape[0] * UNITS
     by_id = ids.shape[0] > 0
     bt = table if by_id else gate_blocks(b, width)

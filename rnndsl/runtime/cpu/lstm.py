@@ -13,12 +13,12 @@ class LSTM(Recurrent):
     in_kernel_dx = True
 
     def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
-                       last_only=False):
+                       last_only=False, derive=None):
         out, hT, cT, saved = lstm_forward(U=U, h0=init[0], c0=init[1], mask=mask, rmask=rmask,
                                           activation=opts["activation"],
                                           recurrent_activation=opts["recurrent_activation"],
                                           backwards=backwards, zero_output_for_mask=zero_out, keep=keep,
-                                          last_only=last_only, **inp)
+                                          last_only=last_only, derive=derive, **inp)
         return out, (hT, cT), saved
 
     def kernel_backward(self, saved, dout, dfinal, W=None):

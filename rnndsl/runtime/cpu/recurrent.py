@@ -37,8 +37,9 @@ CHUNK_ROWS = 4096
 class Recurrent:
     """Runs one built-in recurrent layer kind. A subclass adapts its compiled kernels to:
 
-    kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only)
-        -> (out, final, saved)
+    kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only, derive)
+        -> (out, final, saved); derive: RunCtx.derived in inference (what the kernel may keep
+        between calls: packed weights), else None
     kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec, dK, db_in), dK and
       db_in (the input kernel's and input bias's gradients) None unless the kernel made them
     with in_kernel_dx, also kernel_backward(saved, dout, dfinal, W=kernel) for a forward
@@ -152,6 +153,7 @@ class Recurrent:
             init = self.zero_state(opts, B, dtype)
         last_only = not opts["return_sequences"]
         plain = paths.plain()      # the reference route: xp by one product, all of x time-major
+        derive = None if ctx.training else ctx.derived
         per_step = F <= PER_STEP_MAX_FEATURES and not plain
 
         def run(X, init, mask, keep, xids=None):
@@ -160,7 +162,7 @@ class Recurrent:
                 inp["xids"] = xids
             # inference (keep=False) keeps nothing for backward
             return self.kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec,
-                                       keep=keep, last_only=last_only)
+                                       keep=keep, last_only=last_only, derive=derive)
 
         X = None
         gathered = self.table_input(opts, x, dmask, dtype, sole_reader, ctx, W)
@@ -168,7 +170,7 @@ class Recurrent:
             E, ids, table = gathered
             out, final, saved = self.kernel_forward(dict(xp=None, ids=ids, table=table), U, init, x.mask, rmask, opts,
                                                     backwards, zero_out, b_rec, keep=ctx.training,
-                                                    last_only=last_only)
+                                                    last_only=last_only, derive=derive)
         elif not ctx.training and per_step and self.reads_rows and x.gathered is not None:
             # inference over an embedding's rows: the kernel reads them in place, E[ids] is
             # never made (no gathering pass)
