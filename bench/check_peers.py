@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Do the PyTorch and ONNX Runtime peers compute rnndsl's function? Copies an rnndsl model's
-weights into the workload's PyTorch peer (and its ONNX export) and compares the logits of
-an inference step on the same data.
+"""Do the PyTorch, ONNX Runtime and Keras peers compute rnndsl's function? Copies an rnndsl
+model's weights into the workload's PyTorch peer (and its ONNX export), and into its Keras
+peer where Keras imports, and compares the logits of an inference step on the same data.
 
     python bench/check_peers.py                      # every workload with a weight mapping
     python bench/check_peers.py --only lnlstm,attn-seq2seq
@@ -93,6 +93,8 @@ def load(torch, name: str, module, w: dict) -> None:
 
 
 MAPPED = ("text-lstm", "text-gru", "seq2seq", "attn-seq2seq", "lnlstm", "long", "wide")
+KERAS_CHECKED = ("mnist-lstm", "text-lstm", "text-gru", "stack-gru", "bi-lstm", "seq2seq", "attn-seq2seq", "long",
+                 "wide", "big-lstm")
 
 
 def check(name: str, threads: int) -> dict:
@@ -144,9 +146,37 @@ def check(name: str, threads: int) -> dict:
     return out
 
 
+def check_keras(keras, name: str) -> dict | None:
+    """Largest |rnndsl - Keras| of the logits, the weights moved into the Keras peer unchanged
+    (rnndsl keeps Keras's order and layouts: set_weights of get_weights), and the logits'
+    scale; None where the workload has no Keras peer."""
+    import numpy as np
+    import rnndsl
+
+    from bench import peers
+    from bench.workloads import BY_NAME
+
+    wl = BY_NAME[name]
+    if name in peers.KERAS_MISSING or wl.kind == "stream":
+        return None
+    x, _ = wl.make_data(np.random.default_rng(0))
+    m = rnndsl.compile(wl.spec, dtype="float32", seed=0)
+    rng = np.random.default_rng(1)
+    weights = [(a + 0.1 * rng.standard_normal(a.shape)).astype(np.float32) for a in m.get_weights()]
+    m.set_weights(weights)
+    ref = np.asarray(m.predict_on_batch(x), np.float32).reshape(-1, 10)
+    km = peers._keras_model(keras, name)
+    km.set_weights(weights)
+    xs = [a.astype(np.int32) if a.dtype.kind == "i" else a for a in (x if isinstance(x, list) else [x])]
+    got = np.asarray(km.predict_on_batch(xs if len(xs) > 1 else xs[0]), np.float32).reshape(-1, 10)
+    return {"scale": float(np.abs(ref).max()), "keras": float(np.abs(got - ref).max())}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=",".join(MAPPED))
+    ap.add_argument("--keras", default=",".join(w for w in KERAS_CHECKED),
+                    help="workloads whose Keras peer is checked, where Keras imports")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tol", type=float, default=1e-4, help="largest relative difference (to the logits' scale)")
     a = ap.parse_args(argv)
@@ -154,6 +184,8 @@ def main(argv=None) -> int:
     from bench.run import set_threads
 
     set_threads(a.threads)
+    from bench import peers
+
     bad = 0
     for name in [n.strip() for n in a.only.split(",") if n.strip()]:
         got = check(name, a.threads)
@@ -163,6 +195,18 @@ def main(argv=None) -> int:
         bad += got["float64"] > 1e-9 * got["scale"] or any(v > limit for k, v in diffs.items() if k in ("torch", "ort"))
         print(f"{name:<13} logits up to {got['scale']:.3g}; max |rnndsl - peer|: "
               + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()), flush=True)
+    keras = peers.keras_module()
+    if keras is None:
+        print("keras: not importable (its peers unchecked)")
+        return 1 if bad else 0
+    print(f"keras {peers.keras_version(keras)}: the same weights, no mapping (rnndsl keeps Keras's layouts)")
+    for name in [n.strip() for n in a.keras.split(",") if n.strip()]:
+        got = check_keras(keras, name)
+        if got is None:
+            print(f"{name:<13} no Keras peer")
+            continue
+        bad += got["keras"] > a.tol * got["scale"]
+        print(f"{name:<13} logits up to {got['scale']:.3g}; max |rnndsl - keras| {got['keras']:.2g}", flush=True)
     return 1 if bad else 0
 
 
