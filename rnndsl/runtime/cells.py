@@ -71,12 +71,14 @@ def _mask_arrays(mask, rmask, T, B, u, dtype):
 
 
 def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zero_out=False, keep=True,
-            table=None):
+            table=None, derive=None):
     """Run `cell` over the inputs Xs (one (T, B, F_k) array per cell input), or, with
     table=(E, ids), over the one input E[ids] (Xs is then [None]).
 
     weights: one array per cell.weights entry; init: one (B, u) array per state.
-    keep=False (inference) saves nothing for backward. Returns (out (T, B, u),
+    keep=False (inference) saves nothing for backward. derive(key, sources, make), in
+    inference: where the joined weights and the projected table E W may be kept between
+    calls while their source arrays are unchanged (RunCtx.derived). Returns (out (T, B, u),
     final states, tape for backward)."""
     plan = compiler.plan(cell)
     mod = compiler.kernels(cell)
@@ -85,16 +87,29 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
     T, B = Xs[0].shape[:2] if table is None else table[1].shape
     final = tuple(np.array(s, dtype=dtype, order="C", copy=True) for s in init)
     u = final[0].shape[1]
+    given = weights
     weights = [np.asarray(w, dtype=dtype) for w in weights]
     mask, rmask = _mask_arrays(mask, rmask, T, B, u, dtype)
-    hoisted_W = [_concat([weights[i] for i in g.weights]) for g in plan.hoisted]
+
+    def kept(name, k, idx, make, extra=()):
+        if derive is None or keep:
+            return make()
+        return derive(("cell " + name, id(cell), k), (*extra, *(given[i] for i in idx)), make)
+
+    def joined(name, groups):
+        return [kept(name, k, g.weights, lambda g=g: _concat([weights[i] for i in g.weights]))
+                for k, g in enumerate(groups)]
+
+    hoisted_W = joined("hoisted", plan.hoisted)
     if table is None:
         xps = [matmul(_flat(Xs[g.left.attr]), W).reshape(T, B, -1) for g, W in zip(plan.hoisted, hoisted_W)]
     else:
         E, ids = table
-        xps = [gather_rows(matmul(E, W), ids, buffers.empty((T, B, W.shape[1]), dtype)) for W in hoisted_W]
+        xps = [gather_rows(kept("table", k, g.weights, lambda W=W: matmul(E, W), extra=(E,)), ids,
+                           buffers.empty((T, B, W.shape[1]), dtype))
+               for k, (g, W) in enumerate(zip(plan.hoisted, hoisted_W))]
     loop_X = [np.ascontiguousarray(Xs[k], dtype=dtype) for k in plan.loop_inputs]
-    group_W = [_concat([weights[i] for i in g.weights]) for g in plan.groups]
+    group_W = joined("group", plan.groups)
     vecs = [np.ascontiguousarray(weights[i]) for i in plan.vecs]
     consts = np.array(plan.consts, dtype=dtype)
     features = [X.shape[2] for X in Xs] if table is None else [table[0].shape[1]]

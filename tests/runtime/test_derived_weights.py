@@ -1,5 +1,5 @@
 """What inference derives from the weights and keeps between calls (RunCtx.derived: the
-projected embedding tables) against the plain route, before and after every way the
+projected embedding tables, packed and joined weights) against the plain route, before and after every way the
 weights change: an optimizer step, set_weights, fit (validating between its steps),
 batchnorm's moving statistics, Model.step's stacking of the weights."""
 
@@ -13,9 +13,14 @@ from rnndsl.kernels.cpu import paths
 from rnndsl.runtime.executor import Executor
 from rnndsl.train.optimizers import SGD
 
+from cells import cell_texts  # noqa: E402
+
 # a vocabulary of at most a third of the rows (the table from the first call on), and one
 # larger (inference takes the table from the second call at the same weights on)
 SMALL_VOCAB = "input x: int[6]\noutput x | embed(5, 3) | lstm(16, seq) | batchnorm() | lstm(8) | dense(4)\n"
+# a custom cell reading an embedding through its projected table, and one over floats
+CELL = (cell_texts.MGU + "input x: int[6]\ny = x | embed(5, 3) | rnn(mgu(7), seq)\n"
+        "output y | rnn(mgu(5)) | dense(4)\n")
 LARGE_VOCAB = ("input src: int[?]\ninput tgt: int[?]\nenc = src | embed(40, 3) | lstm(8, state)\n"
                "dec = tgt | embed(50, 4, mask_zero=true) | lstm(8, seq, initial_state=enc.state)\n"
                "output dec | dense(5)\n")
@@ -48,7 +53,7 @@ def _predict_plain(text, model, x):
         return ref.predict_on_batch(x)
 
 
-@pytest.mark.parametrize("text", [SMALL_VOCAB, LARGE_VOCAB], ids=["small-vocab", "large-vocab"])
+@pytest.mark.parametrize("text", [SMALL_VOCAB, LARGE_VOCAB, CELL], ids=["small-vocab", "large-vocab", "cell"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kept_tables_follow_every_change_of_the_weights(text, dtype):
     tol = 2e-5 if dtype == "float32" else 1e-11

@@ -91,7 +91,8 @@ class RNN(Recurrent):
             init = tuple(np.zeros((B, u), dtype) for _ in cell.states)
         # inference keeps nothing for backward
         out, final, tape = self.kernel_forward(Xs, W, init, x.mask, rmask, opts, backwards, zero_out,
-                                               keep=ctx.training, table=table)
+                                               keep=ctx.training, table=table,
+                                               derive=None if ctx.training else ctx.derived)
 
         def backprop(dout, dfinal):
             dfinal = tuple(dfinal[:len(cell.states)]) + (None,) * (len(cell.states) - len(dfinal))
@@ -106,11 +107,12 @@ class RNN(Recurrent):
     # The generated kernels behind Recurrent's two calls. Unlike the built-in cells they
     # take the inputs themselves and all weights: the products x_k @ W are hoisted in
     # rnndsl.runtime.cells, which knows which of the cell's weights multiply which input.
-    def kernel_forward(self, Xs, W, init, mask, rmask, opts, backwards, zero_out, keep=True, table=None):
+    def kernel_forward(self, Xs, W, init, mask, rmask, opts, backwards, zero_out, keep=True, table=None,
+                       derive=None):
         """(out, final states, tape) from the cell's generated cell_forward."""
         tape_cell = opts["cell"]
         out, final, tape = cell_run.forward(tape_cell, Xs, W, init, mask, rmask, backwards, zero_out, keep,
-                                            table=table)
+                                            table=table, derive=derive)
         tape.cell = tape_cell
         return out, final, tape
 
