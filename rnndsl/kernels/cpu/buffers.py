@@ -21,9 +21,15 @@ from contextlib import contextmanager
 import numpy as np
 
 
-# references to a held array that only the pool has, as sys.getrefcount sees them in Pool:
-# its list's, a local name's and getrefcount's argument
-_POOL_REFS = 3
+def _holders(held: list, i: int) -> int:
+    """The references to held[i], as sys.getrefcount counts them when nothing but this call
+    has the array in hand (no local name: a name is a reference, and how an interpreter
+    counts the ones on its stack has changed between versions)."""
+    return sys.getrefcount(held[i])
+
+
+# what _holders counts for an array that only the pool's list holds (measured, not assumed)
+_POOL_REFS = _holders([np.empty(0)], 0)
 # bytes from which a request that no spent array of its own shape serves takes the front of
 # a larger spent one (smaller blocks come from glibc's heap, freed chunks and all)
 MIN_FIT_BYTES = 1 << 16
@@ -50,17 +56,13 @@ class Pool:
     def empty(self, shape, dtype) -> np.ndarray:
         key = (tuple(shape), dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
         k = len(self.answers)
-        if k < len(self.plan) and self.plan[k][0] == key:
+        if k < len(self.plan) and self.plan[k][0] == key and _holders(self.held, self.plan[k][1]) <= _POOL_REFS:
             i = self.plan[k][1]
-            a = self.held[i]
-            if sys.getrefcount(a) <= _POOL_REFS:
-                self.answers.append((key, i))
-                return a if a.shape == key[0] and a.dtype == key[1] else _front(a, key)
-            del a
-        i = self._spent(key)
-        if i < 0:
-            i = len(self.held)
-            self.held.append(np.empty(key[0], key[1]))
+        else:
+            i = self._spent(key)
+            if i < 0:
+                i = len(self.held)
+                self.held.append(np.empty(key[0], key[1]))
         self.answers.append((key, i))
         a = self.held[i]
         return a if a.shape == key[0] and a.dtype == key[1] else _front(a, key)
@@ -73,14 +75,16 @@ class Pool:
         fit = n * dtype.itemsize >= MIN_FIT_BYTES
         best, size = -1, 0
         held = self.held
-        for i in range(len(held)):        # (enumerate's tuple would hold one more reference)
+        for i in range(len(held)):
             a = held[i]
-            if a.dtype != dtype or a.size < n or (best >= 0 and a.size >= size) or (not fit and a.shape != shape):
+            same, usable, a_size = a.shape == shape, a.dtype == dtype and a.size >= n, a.size
+            a = None                                    # (a name would count as a holder)
+            if not usable or (best >= 0 and a_size >= size) or not (fit or same):
                 continue
-            if sys.getrefcount(a) <= _POOL_REFS:
-                if a.shape == shape:
+            if _holders(held, i) <= _POOL_REFS:
+                if same:
                     return i
-                best, size = i, a.size
+                best, size = i, a_size
         return best
 
     def release(self) -> None:
