@@ -622,8 +622,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
         W, dX = stand_in((0, G), dxp.dtype), stand_in((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.xids, saved.ids,
-            dout,
-            dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp), fused, B)
+            dout, dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp), fused, B)
     run_rows(lstm_backward_kernel, args, B, 0, parts)
     if parts > 1:
         sum_parts(dWU, parts)
