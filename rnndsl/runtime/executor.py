@@ -379,6 +379,8 @@ class Executor:
         return v
 
     def _add(self, a, b):
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype:
+            return np.add(a, b, out=buffers.empty(a.shape, a.dtype))    # the step's pool: a spent array may hold it
         return a + b
 
     def _zeros_like(self, param):
@@ -406,7 +408,15 @@ class Executor:
                 d = tuple(self._to_engine(x) for x in d) if isinstance(d, tuple) else self._to_engine(d)
             add((o.ref.node, o.ref.port), d)
         w_grads: list = [None] * len(self.params)
-        for node, backprop in reversed(tape.entries):
+        entries, values = tape.entries, tape.values
+        while entries:
+            # the tape is consumed as it is walked: a layer's outputs (their readers are done)
+            # and, once its backprop has run, its closure (what it saved) are let go, so that a
+            # train step's arrays whose use is over serve the layers still to come
+            # (kernels/cpu/buffers.py)
+            node, backprop = entries.pop()
+            for port in (*node.outputs, "state"):
+                values.pop((node.id, port), None)
             d_out = {port: grads.pop((node.id, port), None) for port in (*node.outputs, "state")}
             sl = self.slices[node.id]
             if all(v is None for v in d_out.values()):
@@ -421,10 +431,13 @@ class Executor:
                 add((node.initial_state.node, "state"), d_init)
             for i, g in zip(range(sl.start, sl.stop), d_W):
                 w_grads[i] = g if self.trainable[i] else None
+            # (the names let go too: the next layer's backprop runs before they are bound again)
+            backprop = d_out = d_ins = d_W = d_init = g = None
         return w_grads, grads
 
     def backward(self, tape: Tape, d_outputs: list[np.ndarray | None]):
-        """Gradients of the weights (None where not trainable) and of the float inputs."""
+        """Gradients of the weights (None where not trainable) and of the float inputs. Consumes
+        the tape (its entries and values; its outputs and ctx stay)."""
         w_grads, grads = self._walk_tape(tape, d_outputs)
         in_grads = [grads.get((nid, "out")) for nid in self.graph.inputs]
         return w_grads, in_grads

@@ -415,3 +415,50 @@ def test_kept_panels_give_what_packing_each_call_gives(forced_split, monkeypatch
                 np.testing.assert_array_equal(a, c)
         # U's panels (and W's where the route reads them packed) made once, read by both calls
         assert counts in ([[2], [2, 2]] if fused else [[]])
+
+
+@pytest.mark.parametrize("T,B,u,V", [(0, 5, 8, 4), (1, 3, 8, 5), (2, 13, 16, 7), (5, 9, 24, 3), (4, 6, 13, 5)])
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("grads", ["in_loop", "over_all_steps", "by_units"])
+def test_training_reads_embedding_rows_in_place(forced_split, monkeypatch, T, B, u, V, backwards, grads):
+    """Training over an embedding's rows (X = E with xids): the saving forward reads them in
+    place (units a multiple of 8; 13 units gather them first), saved keeps E and the ids, and
+    BPTT takes X^T dZ from them (in the time loop, a step's rows copied to a scratch, or by a
+    product over all steps, or after the unit split, from rows gathered then). Outputs, states
+    and every gradient (dZ, dU, dh0, dc0, dW, db, dX) equal those from E[ids] to the bit, on
+    one thread and split, with and without recurrent dropout; and the float64 kernels' to
+    float32 rounding."""
+    import rnndsl.kernels.cpu.lstm as lstm_mod
+    if grads == "over_all_steps":
+        monkeypatch.setattr(lstm_mod, "MAX_LOOP_GRAD", 0)
+    elif grads == "by_units":
+        monkeypatch.setattr(lstm_mod, "UNIT_SPLIT_BYTES", 0)
+        monkeypatch.setattr(lstm_mod, "XP_MAX_ROWS", 0)        # the steps' projections as the rows' kernel takes them
+    _, W, U, b, h0, c0 = _case(T, B, 6, u, seed=V + u + T)
+    rng = np.random.default_rng(T + B + u)
+    E = rng.normal(size=(V, 6)).astype(np.float32)
+    ids = rng.integers(0, V, (T, B))
+    dout = rng.normal(size=(T, B, u)).astype(np.float32)
+    dhT, dcT = rng.normal(size=(B, u)).astype(np.float32), rng.normal(size=(B, u)).astype(np.float32)
+    for dropout in (False, True):
+        rmask = (rng.random((B, u)) > 0.3).astype(np.float32) / np.float32(0.7) if dropout else None
+
+        def run(in_place, dt=np.float32):
+            c = [a.astype(dt) for a in (E, W, U, b, h0, c0, dout, dhT, dcT)]
+
+            def go():
+                kw = dict(X=c[0], xids=ids) if in_place else dict(X=c[0][ids])
+                out, hT, cT, sv = lstm_forward(None, c[2], c[4], c[5], W=c[1], b_in=c[3], keep=True, rmask=rmask,
+                                               backwards=backwards, **kw)
+                assert (sv.xids.shape[0] > 0) == (in_place and dt == np.float32 and u % 8 == 0 and T > 0)
+                if T == 0:              # no steps: nothing to take gradients of (the runtime's zero_steps)
+                    return out, hT, cT
+                return (out, hT, cT) + tuple(lstm_backward(sv, c[6], c[7], c[8], weights=True, W=c[1]))
+            return go
+
+        for got, want in forced_split(lambda: (run(True)(), run(False)())):    # each on the same split
+            assert len(got) == len(want) == (3 if T == 0 else 10)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+        for g, w in zip(want, run(False, np.float64)()):
+            np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4)

@@ -339,3 +339,53 @@ def test_the_draw_covers_the_fast_paths():
                  "concat(", "add(", "batchnorm", "reset_after=false", "zero_output_for_mask"):
         assert sum(word in t for t in text) >= 3, word
     assert sum(c.steppable for c in cases) >= 10
+
+
+# models the draw does not make, whose train steps hand a spent array on: attention over two
+# LSTMs and a concat (bench's attn-seq2seq, small), an add of two branches (the fan-out sum)
+REUSE_SPECS = [
+    ("input src: int[?]\ninput tgt: int[?]\n"
+     "enc = src | embed(40, 8) | lstm(16, seq, state)\n"
+     "dec = tgt | embed(50, 8) | lstm(16, seq, initial_state=enc.state)\n"
+     "ctx = attention(dec, enc)\noutput concat(dec, ctx) | dense(5)\n"),
+    "input x: float[?, 6]\nh = x | gru(9, seq)\nr = h | simplernn(9, seq)\noutput add(h, r) | lstm(8) | dense(3)\n",
+]
+
+
+def _reuse_cases() -> list:
+    cases = [draw(s) for s in range(0, 240, 6)]
+    rng = np.random.default_rng(5)
+    for k, text in enumerate(REUSE_SPECS):
+        B, T = 33, 7
+        if "src" in text:
+            xs, y = [rng.integers(0, 40, (B, T)), rng.integers(0, 50, (B, T))], rng.integers(0, 5, (B, T))
+        else:
+            xs, y = [rng.normal(size=(B, T, 6))], rng.integers(0, 3, B)
+        cases.append(Case(10_000 + k, text, xs, y))
+    return cases
+
+
+def test_train_steps_reusing_spent_arrays_equal_fresh_ones(monkeypatch):
+    """Train steps whose pool hands a spent array on within the step (kernels/cpu/buffers.py,
+    the tape consumed as backward walks it) against steps where every array is the step's
+    own: three steps of SGD (the second and third from the pool the first left) give the
+    same losses and weights, to the last bit, in float32 and float64."""
+    from rnndsl.kernels.cpu import buffers
+
+    for case in _reuse_cases():
+        for dtype in ("float32", "float64"):
+            runs = []
+            for reuse in (True, False):
+                with monkeypatch.context() as mp:
+                    mp.setattr(buffers, "MIN_FIT_BYTES", 0)       # these small models' arrays lend their fronts too
+                    if not reuse:
+                        mp.setattr(buffers.Pool, "_spent", lambda self, key: -1)     # every request its own
+                    m = rnndsl.compile(case.text, dtype=dtype, seed=case.seed % 1000)
+                    m.configure(loss="sparse_categorical_crossentropy", optimizer="sgd")
+                    losses = [m.train_on_batch(case.x, case.y) for _ in range(3)]
+                    runs.append((losses, m.get_weights()))
+            (l1, w1), (l2, w2) = runs
+            where = f"seed {case.seed} {dtype}\n{case.text}"
+            assert l1 == l2, (l1, l2, where)
+            for name, a, b in zip(m.weight_names(), w1, w2):
+                assert np.array_equal(a, b), (name, float(np.max(np.abs(a - b))), where)

@@ -59,7 +59,7 @@ from .activations import (
     tanh_,
 )
 from . import buffers, paths
-from .ops import checked_ids, embedding_input, embedding_view
+from .ops import checked_ids, embedding_input, embedding_view, gather_rows
 from .packed import (NB, aligned_scratch, fill_panels_transposed, packed, packed_empty, packed_panels_matmul,
                      rows_matmul, tn_accumulate)
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels, gate_panels_empty, lstm_bptt_row, lstm_bptt_units,
@@ -80,9 +80,10 @@ class LSTMSaved(NamedTuple):
     h_rec: np.ndarray    # (T, B, u) H_{t-1} * rmask, the matmul input
     c_prev: np.ndarray   # (T, B, u) C_{t-1}
     tanh_c: np.ndarray   # (T, B, u) a(C_t) of the candidate C_t
-    X: np.ndarray        # (T, B, F) the per-step input, or empty (xp was given)
+    X: np.ndarray        # (T, B, F) the per-step input, or empty (xp was given); with xids, (1, V, F)
     ids: np.ndarray      # (T, B) the table rows read (the input was a table's rows), or empty
     vocab: int           # the table's rows
+    xids: np.ndarray     # (T, B): x_t = X[0][xids[t]], an embedding's rows read in place; or empty
 
 
 @njit(inline="always")
@@ -241,12 +242,14 @@ def _backward_rows(fused, t, s, b0, b1, mask, act, ract, zero_output, gates, c_p
 
 
 @njit(**KERNEL_OPTIONS)
-def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gates, h_rec, c_prev, tanh_c, X, ids,
-                         dout, dHt, dCt, dxp, dWU_parts, dtable_parts, W, dX, tiny, fused, rows, b0, b1):
+def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gates, h_rec, c_prev, tanh_c, X, xids,
+                         ids, dout, dHt, dCt, dxp, dWU_parts, dtable_parts, W, dX, tiny, fused, rows, b0, b1):
     """Rows b0..b1: fills dxp (T,B,4u); dHt, dCt hold dhT, dcT and end as dh0, dc0. Adds these
     rows' share of the weight gradients to dWU = dWU_parts[p] (F' + u + 1, 4u), p the part of
     rows 0..rows that begins at b0 (parallel.part_of): [dW; dU; db], dW only when
-    F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache;
+    F' = F (X given; F' = 0 leaves it to the caller), step by step while dZ_t is in cache
+    (with xids (T, B) not empty, x_t is the rows xids[t] of X[0], an embedding's table: each
+    step's rows are copied into a scratch of this worker's for X^T dZ);
     dWU with no rows: none (the caller takes products over all steps). With ids (T, B) not
     empty (the input was rows of a table), sums each row's dZ into its row of dtable =
     dtable_parts[p] (V, 4u), which this worker zeroes first (its own, pages already mapped
@@ -274,6 +277,9 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gate
         dtable[:, :] = 0
     dWU[:, :] = 0                      # this worker's own accumulator
     nx = dWU.shape[0] - u - 1          # rows of dW in dWU: F, or 0
+    in_place = xids.shape[0] > 0 and nx > 0
+    XA = aligned_scratch(B if in_place else 0, nx, dt)     # the rows of a step read in place
+    XB = aligned_scratch(B if in_place else 0, nx, dt)
     pend = -1                          # a step whose weight gradients are still to add
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
@@ -294,7 +300,13 @@ def lstm_backward_kernel(U, mask, rmask, act, ract, backwards, zero_output, gate
         if dWU.shape[0] > 0 and (pend >= 0 or s == 0):
             p = pend if pend >= 0 else t
             n2 = b1 if pend >= 0 else b0          # the second pair: this step, or no rows
-            if nx > 0:
+            if in_place:
+                for b in range(b0, b1):
+                    copy_row(XA[b], X[0, xids[p, b]])
+                for b in range(b0, n2):
+                    copy_row(XB[b], X[0, xids[t, b]])
+                tn_accumulate(XA[b0:b1], dxp[p, b0:b1], XB[b0:n2], dxp[t, b0:n2], dWU[:nx])
+            elif nx > 0:
                 tn_accumulate(X[p, b0:b1], dxp[p, b0:b1], X[t, b0:n2], dxp[t, b0:n2], dWU[:nx])
             tn_accumulate(h_rec[p, b0:b1], dxp[p, b0:b1], h_rec[t, b0:n2], dxp[t, b0:n2], dWU[nx:nx + u])
             for b in range(b0, b1):
@@ -454,7 +466,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     (xp=None; xp[t] = X[t] @ W + b_in), or over rows of a table (xp=None; xp[t, b] =
     table[ids[t, b]], table (V, 4u) = E W + b for an embedding E read at ids (T, B)).
     With xids (T, B), X is an embedding's table E (V, F) and the input x_t the rows
-    E[xids[t]]: the fused inference reads them in place, other paths gather them first.
+    E[xids[t]]: the fused step (FUSED_ROWS) reads them in place, in inference and in
+    training (where saved keeps E and xids, and BPTT reads them there too); other routes
+    gather them first.
     Returns (out, hT, cT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is
     None with keep=False (inference: nothing kept). Float32 with the default activations, no
     mask, no recurrent dropout and packed weights past UNIT_SPLIT_BYTES runs split by units
@@ -473,10 +487,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     dt = h0.dtype
     u = h0.shape[1]
     route = forward_route(a, ra, mask, inputs[1], dt, u, keep, ids is not None)
-    # the fused float32 inference (lstm_fused.py): what reads E's rows in place and splits by units
-    fused_inference = route == FUSED_ROWS and not keep and rmask.shape[0] == 0
-    if E is not None:                                 # the other paths read the rows gathered
-        inputs, xids = embedding_input(inputs, E, xids, fused_inference, dt)
+    # the fused float32 step (lstm_fused.py) reads E's rows in place, by rows or by units
+    if E is not None:                                 # the other routes read the rows gathered
+        inputs, xids = embedding_input(inputs, E, xids, route == FUSED_ROWS, dt)
     else:
         xids = stand_in((0, 0), np.int64)
     if ids is None:
@@ -491,7 +504,8 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
     hT, cT = h0.copy(), c0.copy()
     F = inputs[2].shape[0]
-    kept = fused_inference and derive is not None
+    # inference on the fused route: the packed W and U may be kept between calls
+    kept = route == FUSED_ROWS and not keep and rmask.shape[0] == 0 and derive is not None
     Wq = Uq = stand_in((0, 0, 0), dt)                # no panels: the kernel packs W and U itself
     if kept:
         Uq = derive(("lstm U panels", id(U0)), (U0,), lambda: gate_panels(U))
@@ -513,7 +527,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                                                 gates, h_rec, c_prev, tanh_c, bool(keep), Wq, Uq, parts),
                          strided=(0,))
             return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev,
-                                       tanh_c, inputs[1], ids, table)
+                                       tanh_c, inputs[1], ids, table, xids)
     work = T * B * G * (u + F)
     if route == FUSED_ROWS:
         if kept:
@@ -527,13 +541,13 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                   backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, work, defer=True)
     # (deferred inside parallel.together(): nothing below reads what the kernel writes)
     return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c,
-                               inputs[1], ids, table)
+                               inputs[1], ids, table, xids)
 
 
-def _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c, X, ids, table):
+def _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c, X, ids, table, xids):
     """What lstm_backward reads (None for inference)."""
     return LSTMSaved(U, mask, rmask, a, ra, backwards, zero_output,
-                     gates, h_rec, c_prev, tanh_c, X, ids, table.shape[0]) if keep else None
+                     gates, h_rec, c_prev, tanh_c, X, ids, table.shape[0], xids) if keep else None
 
 
 def forward_route(a: int, ra: int, mask, X, dtype, u: int, keep: bool, by_id: bool) -> int:
@@ -593,13 +607,14 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     if weights and X.shape[0] == 0:
         raise ValueError("lstm_backward(weights=True) needs the forward pass to have taken X")
     nx = X.shape[2] if weights else 0
+    xshape = (T, B, X.shape[2])                 # the input's shape (X itself is a table with xids)
     dxp = saved.gates
     dh0, dc0 = dhT.copy(), dcT.copy()
     by_id = saved.ids.shape[0] > 0
     want_dx = W is not None
     if want_dx:
         W = np.ascontiguousarray(W)
-        if W.dtype != dxp.dtype or W.shape != (X.shape[2], G) or by_id or X.shape[0] == 0:
+        if W.dtype != dxp.dtype or W.shape != (xshape[2], G) or by_id or X.shape[0] == 0:
             raise ValueError(f"W must be the ({X.shape[2]}, {G}) {dxp.dtype} input kernel of a forward that "
                              f"took X, got {W.dtype} {W.shape}")
     fused = (saved.activation == TANH and saved.recurrent_activation == SIGMOID and saved.mask.shape[0] == 0
@@ -614,7 +629,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
             res = (dxp, *_over_all_steps(saved, dxp, weights, dh0, dc0))
             if not want_dx:
                 return res
-            dX = buffers.empty(X.shape, dxp.dtype)
+            dX = buffers.empty(xshape, dxp.dtype)
             matmul(dxp.reshape(T * B, G), np.ascontiguousarray(W.T), dX.reshape(T * B, -1))
             return res + (dX,)
     parts = len(chunks(B, T * B * G * (u + nx)))
@@ -622,12 +637,12 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     dWU = buffers.empty((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)      # zeroed by the kernel
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
     if want_dx:
-        dX = buffers.empty(X.shape, dxp.dtype)
+        dX = buffers.empty(xshape, dxp.dtype)
     else:
         W, dX = stand_in((0, G), dxp.dtype), stand_in((0, 0, 0), dxp.dtype)
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
-            saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.ids, dout,
-            dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp), fused, B)
+            saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.xids, saved.ids,
+            dout, dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp), fused, B)
     run_rows(lstm_backward_kernel, args, B, 0, parts)
     if parts > 1:
         sum_parts(dWU, parts)
@@ -651,5 +666,7 @@ def _over_all_steps(saved, dxp, weights, dh0, dc0) -> tuple:
     res = (matmul(saved.h_rec.reshape(T * B, G // 4).T, dZ), dh0, dc0)
     if weights:
         X = saved.X
+        if saved.xids.shape[0] > 0:                  # an embedding's rows, read in place so far
+            X = gather_rows(X[0], saved.xids, buffers.empty((T, B, X.shape[2]), X.dtype))
         res += (matmul(X.reshape(T * B, X.shape[2]).T, dZ), column_sums(dZ))
     return res

@@ -11,14 +11,19 @@ from .parallel import chunks
 
 
 @njit(cache=True, nogil=True)
-def embedding_grad(ids, dY, vocab):
-    """dE[k] = sum of dY rows whose id is k (the backward of a row gather)."""
+def _add_rows_by_id(ids, dY, dE):
     n, d = dY.shape
-    dE = np.zeros((vocab, d), dtype=dY.dtype)
     for r in range(n):
         k = ids[r]
         for j in range(d):
             dE[k, j] += dY[r, j]
+
+
+def embedding_grad(ids, dY, vocab):
+    """dE[k] = sum of dY rows whose id is k (the backward of a row gather); dE from the
+    train step's pool (buffers.py), where the step's spent arrays can hold it."""
+    dE = buffers.zeros((vocab, dY.shape[1]), dY.dtype)
+    _add_rows_by_id(ids, dY, dE)
     return dE
 
 

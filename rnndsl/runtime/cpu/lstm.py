@@ -10,6 +10,7 @@ class LSTM(Recurrent):
     name = "lstm"
     takes_table = True
     reads_rows = True
+    trains_on_rows = True
     in_kernel_dx = True
 
     def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,

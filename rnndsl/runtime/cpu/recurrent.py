@@ -56,6 +56,8 @@ class Recurrent:
     takes_table = False
     # kernel_forward's inference takes inp with X the embedding E and "xids" (x_t = E[xids[t]])
     reads_rows = False
+    # ... and its training too (what it saves, and its backward, take the rows by xids)
+    trains_on_rows = False
     in_kernel_dx = False     # kernel_backward can make dX = dxp W^T itself
 
     @property
@@ -165,6 +167,7 @@ class Recurrent:
                                        keep=keep, last_only=last_only, derive=derive)
 
         X = None
+        on_rows = False                 # training read an embedding's rows by id (X stays None)
         gathered = self.table_input(opts, x, dmask, dtype, sole_reader, ctx, W)
         if gathered is not None:
             E, ids, table = gathered
@@ -176,6 +179,12 @@ class Recurrent:
             # never made (no gathering pass)
             E, ids = x.gathered
             out, final, saved = run(E, init, x.mask, False, xids=ids)
+        elif ctx.training and per_step and self.trains_on_rows and x.gathered is not None and dmask is None:
+            # training over an embedding's rows: the kernel's fused step reads them in place (its
+            # other routes gather them themselves); no (T, B, dim) copy kept for the backward
+            E, ids = x.gathered
+            on_rows = True
+            out, final, saved = run(E, init, x.mask, True, xids=ids)
         elif ctx.training or not last_only or plain:
             X = x.data
             if dmask is not None:
@@ -199,7 +208,7 @@ class Recurrent:
                     out, final, saved = run(x.steps(t0, t1), final, mask, False)
 
         def backprop(dout, dfinal):
-            if need_dx and per_step and X is not None and self.in_kernel_dx:
+            if need_dx and per_step and (X is not None or on_rows) and self.in_kernel_dx:
                 # X W was taken step by step: the kernel makes dX = dxp W^T too
                 dxp, dU, dinit, db_rec, dK, db_in, dX = self.kernel_backward(saved, dout, dfinal, W=kernel)
                 if dmask is not None:
