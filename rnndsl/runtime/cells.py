@@ -94,7 +94,8 @@ def forward(cell, Xs, weights, init, mask=None, rmask=None, backwards=False, zer
     def kept(name, k, idx, make, extra=()):
         if derive is None or keep:
             return make()
-        return derive(("cell " + name, id(cell), k), (*extra, *(given[i] for i in idx)), make)
+        # keyed by this layer's own weight array: layers of one cell definition share `cell`
+        return derive(("cell " + name, id(given[idx[0]]), k), (*extra, *(given[i] for i in idx)), make)
 
     def joined(name, groups):
         return [kept(name, k, g.weights, lambda g=g: _concat([weights[i] for i in g.weights]))

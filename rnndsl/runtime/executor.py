@@ -8,6 +8,8 @@ layers' compiled kernels.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,21 +63,31 @@ class RunCtx:
         """make(): an array computed from the weight arrays `sources` alone (a projected
         table, packed panels), which the caller only reads. Inference keeps it in the
         executor for the next call: every write of the weights empties that store
-        (Executor.weights_changed), and an entry serves only the same source arrays. In
-        training it is made afresh. With now=False, a first request at these weights
+        (Executor.writing_weights), an entry serves only the same source arrays, and one
+        made while a write ran (another thread's) or larger than KEEP_MAX_BYTES is not kept.
+        In training it is made afresh. With now=False, a first request at these weights
         returns None (the caller takes a route without it) and the second makes it:
         for what pays only when the weights are read again unchanged."""
         if self.training:
             return make()
-        store = self.executor.derived
-        known = store.get(key)
+        ex = self.executor
+        known = ex.derived.get(key)
         if known is not None and len(known[0]) == len(sources) and all(a is b for a, b in zip(known[0], sources)):
             if known[1] is not None:
                 return known[1]
             now = True                  # asked for before at these weights: it is read again
+        generation = ex.weights_generation
         value = make() if now else None
-        store[key] = (sources, value)
+        if value is None or value.nbytes <= KEEP_MAX_BYTES:
+            with ex.derived_lock:       # not kept if the weights were written meanwhile
+                if ex.weights_generation == generation:
+                    ex.derived[key] = (sources, value)
         return value
+
+
+# Largest array RunCtx.derived keeps between calls: a larger one is made each call (its
+# memory the call's alone, as before anything was kept)
+KEEP_MAX_BYTES = 64 << 20
 
 
 @dataclass
@@ -100,6 +112,8 @@ class Executor:
         self.trainable = [w.trainable for w in specs]
         self._kept: dict[int, np.ndarray] = {}     # the weights before an update (apply_update)
         self.derived: dict = {}            # key -> (source weights, array made from them): RunCtx.derived
+        self.weights_generation = 0        # counts the writes of the weights (their starts and ends)
+        self.derived_lock = threading.Lock()
         self.states: dict[int, tuple] = {}
         self.state_batch: dict[int, int] = {}
         self.reset_to: dict[int, tuple] = {}
@@ -118,30 +132,44 @@ class Executor:
         return [p.copy() for p in self.params]
 
     def write_weights(self, weights) -> None:
+        with self.writing_weights():
+            for p, value in zip(self.params, weights):
+                p[...] = np.asarray(value, dtype=p.dtype)
+
+    @contextmanager
+    def writing_weights(self):
+        """Around every write of the weights: what inference derived from them goes, at the
+        write's start and at its end (so that nothing derived while it ran is kept)."""
         self.weights_changed()
-        for p, value in zip(self.params, weights):
-            p[...] = np.asarray(value, dtype=p.dtype)
+        try:
+            yield
+        finally:
+            self.weights_changed()
 
     def weights_changed(self) -> None:
-        """Every write of the weights calls this first: what inference derived from them goes."""
-        self.derived.clear()
+        with self.derived_lock:
+            self.weights_generation += 1
+            self.derived.clear()
 
     def apply_deferred(self, updates) -> None:
         """A train step's deferred writes of non-trainable weights (batchnorm's moving
         statistics): (array, new value) pairs."""
         if updates:
-            self.weights_changed()
-        for arr, new in updates:
-            arr[...] = new
+            with self.writing_weights():
+                for arr, new in updates:
+                    arr[...] = new
 
     def apply_update(self, optimizer, grads, grad_sums=None) -> None:
+        with self.writing_weights():
+            self._apply_update(optimizer, grads, grad_sums)
+
+    def _apply_update(self, optimizer, grads, grad_sums=None) -> None:
         """One optimizer step of the weights. Should it leave a weight NaN or inf (an
         overflow that finite gradients can still cause), the weights and the optimizer's
         state go back to what they were and NonFiniteError names the weights. Where the
         optimizer proves the step stays finite (Optimizer.stays_finite; grad_sums: each
         gradient's sum |g|, where the caller has them), no copy of the weights is taken for
         that (a copy of the model each step: time and peak memory)."""
-        self.weights_changed()
         live = [i for i, g in enumerate(grads) if g is not None]
         if optimizer.stays_finite([self.params[i] for i in live], [grads[i] for i in live],
                                   None if grad_sums is None else [grad_sums[i] for i in live]):

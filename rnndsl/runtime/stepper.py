@@ -153,13 +153,13 @@ class StepPlan:
         known = self.buffers.get(("stacked", node.id))
         if known is not None and all(ex.params[i] is v for i, v in zip(idx, known[1])):
             return known[0]
-        ex.weights_changed()            # the executor's arrays are replaced (by views of equal values)
         W = ex.params[idx[0]]
         S = aligned_empty((F + u + (1 if bias else 0), W.shape[1]), ex.dtype)
         views = (S[:F], S[F:F + u]) + ((S[F + u],) if bias else ())
-        for i, v in zip(idx, views):
-            v[...] = ex.params[i]
-            ex.params[i] = v
+        with ex.writing_weights():      # the executor's arrays are replaced (by views of equal values)
+            for i, v in zip(idx, views):
+                v[...] = ex.params[i]
+                ex.params[i] = v
         self.buffers[("stacked", node.id)] = (S, views)
         return S
 

@@ -110,3 +110,65 @@ def test_model_step_after_a_kept_table():
     got = model.predict_on_batch(x)
     model.reset_states()
     np.testing.assert_allclose(got, _predict_plain(text, model, x), atol=2e-5, rtol=2e-5)
+
+
+def test_what_is_derived_while_the_weights_are_written_is_not_kept(monkeypatch):
+    """Another thread's write landing while a prediction projects its table (simulated: the
+    write happens inside the projection): that call may read either weights, but nothing it
+    made is kept, so the next call reads the new weights (a kept stale table stayed wrong
+    until the next write)."""
+    import rnndsl.runtime.cpu.recurrent as rec
+
+    rng = np.random.default_rng(7)
+    x, _ = _data(SMALL_VOCAB, rng)
+    model = rnndsl.compile(SMALL_VOCAB, seed=3)
+    new = [w * 1.5 for w in model.get_weights()]
+    orig, calls = rec.matmul, []
+
+    def projecting(a, b, *args):
+        out = orig(a, b, *args)
+        if not calls:
+            calls.append(1)
+            model.set_weights(new)                       # the write, between make() and keeping it
+        return out
+
+    monkeypatch.setattr(rec, "matmul", projecting)
+    model.predict_on_batch(x)
+    assert calls
+    monkeypatch.undo()
+    for _ in range(2):
+        np.testing.assert_allclose(model.predict_on_batch(x), _predict_plain(SMALL_VOCAB, model, x),
+                                   atol=2e-5, rtol=2e-5)
+
+
+def test_arrays_past_the_limit_are_made_each_call_not_kept(monkeypatch):
+    import rnndsl.runtime.executor as ex
+
+    monkeypatch.setattr(ex, "KEEP_MAX_BYTES", 0)
+    rng = np.random.default_rng(8)
+    x, _ = _data(SMALL_VOCAB, rng)
+    model = rnndsl.compile(SMALL_VOCAB, seed=4)
+    for _ in range(3):
+        np.testing.assert_allclose(model.predict_on_batch(x), _predict_plain(SMALL_VOCAB, model, x),
+                                   atol=2e-5, rtol=2e-5)
+    assert _tables(model) == 0
+
+
+def test_layers_of_one_cell_definition_keep_their_own_weights(monkeypatch):
+    """Two layers (and a bidirectional one) of the same custom cell: each keeps its own joined
+    weights; from the second call on nothing is joined again."""
+    import rnndsl.runtime.cells as cells
+
+    text = (cell_texts.MGU + "input x: float[5, 3]\n"
+            "output x | rnn(mgu(8), seq) | bidirectional(rnn(mgu(6), seq)) | rnn(mgu(5)) | dense(2)\n")
+    model = rnndsl.compile(text, seed=5)
+    x = np.random.default_rng(9).standard_normal((4, 5, 3)).astype(np.float32)
+    joins = []
+    orig = cells._concat
+    monkeypatch.setattr(cells, "_concat", lambda ws: joins.append(1) or orig(ws))
+    model.predict_on_batch(x)
+    first = len(joins)
+    for _ in range(2):
+        got = model.predict_on_batch(x)
+    assert first > 0 and len(joins) == first
+    np.testing.assert_allclose(got, _predict_plain(text, model, x), atol=2e-5, rtol=2e-5)

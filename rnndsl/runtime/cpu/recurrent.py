@@ -27,8 +27,9 @@ from .ops import OPS
 # features and even at 512 (bench/README.md, "Measurements behind the code"). Wider inputs
 # keep the one large product.
 PER_STEP_MAX_FEATURES = 512
-# Largest projected table (E W + b, bytes) that inference keeps between calls beside the
-# weights (Recurrent.table_input)
+# Largest projected table (E W + b, bytes) inference makes where the vocabulary is more
+# than a third of the batch's tokens (Recurrent.table_input), to keep it for the calls after:
+# no larger than what RunCtx.derived keeps (executor.KEEP_MAX_BYTES)
 TABLE_MAX_BYTES = 64 << 20
 # rows (steps x batch) per chunk when inference runs a last-output-only layer chunk by chunk
 CHUNK_ROWS = 4096

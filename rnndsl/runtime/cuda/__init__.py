@@ -70,16 +70,15 @@ class CudaExecutor(Executor):
         return [p.copy_to_host() for p in self.params]
 
     def write_weights(self, weights) -> None:
-        self.weights_changed()
-        for p, value in zip(self.params, weights):
-            p.copy_to_device(np.ascontiguousarray(value, dtype=self.dtype))
+        with self.writing_weights():
+            for p, value in zip(self.params, weights):
+                p.copy_to_device(np.ascontiguousarray(value, dtype=self.dtype))
 
-    def apply_update(self, optimizer, grads, grad_sums=None) -> None:
+    def _apply_update(self, optimizer, grads, grad_sums=None) -> None:
         """One optimizer step on the device (slots stay there: see optim.DeviceSlots). As on
         the host, an update that leaves a weight NaN or inf is undone (weights, slots, step
         count) and raises NonFiniteError: one sum of squares over the updated weights, read
         back as one number, tells."""
-        self.weights_changed()
         eng = self.eng
         dgrads = self._device_grads(grads)
         live = [i for i, g in enumerate(dgrads) if g is not None]
