@@ -32,22 +32,24 @@ WIDTH = 3 * UNITS           # a panel's columns: z, r, h of its units
 
 
 def _gru_tile(rows: int):
-    """An intrinsic tile(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p): rows i0..i0+rows, units
-    16p..16p+15 of one step, from rows xids[i0 + r] of X, Hp (H_{t-1}, after recurrent
-    dropout), the panels of gru_panels and bt (4 ub,): gru_bias's four blocks [b_z, b_r,
-    b_in_h, b_rec_h], ub >= u a multiple of 16. H_t to Hn (not Hp: the other panels still
+    """An intrinsic tile(Hn, X, Wq, Hp, Uq, bt, tab, ids, xids, Gs, AX, i0, p): rows i0..i0+rows,
+    units 16p..16p+15 of one step, from rows xids[i0 + r] of X, Hp (H_{t-1}, after recurrent
+    dropout), the panels of gru_panels, bt (4 ub,): gru_bias's four blocks [b_z, b_r,
+    b_in_h, b_rec_h], ub >= u a multiple of 16, and rows ids[i0 + r] of tab (R, 3 ub), blocks
+    [z, r, h] added to the first three (a projected embedding table x W + b_in, X then having
+    no columns; or one row of zeros). H_t to Hn (not Hp: the other panels still
     read it). When Gs has rows (training), what gru_backward reads is stored too, in gru.py's
     layout: Z, R, HH to Gs (rows, 3u), Rec_h = H U_h + b_rec_h to AX (rows, u); u must then
     be a multiple of 16."""
 
     @intrinsic
-    def tile(typingctx, Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p):
-        sig = types.void(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, types.intp, types.intp)
+    def tile(typingctx, Hn, X, Wq, Hp, Uq, bt, tab, ids, xids, Gs, AX, i0, p):
+        sig = types.void(Hn, X, Wq, Hp, Uq, bt, tab, ids, xids, Gs, AX, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
-            hn, x, wq, hp, uq, bt_, xids_, gs, ax = (context.make_array(t)(context, builder, v)
-                                                     for t, v in zip(signature.args[:9], args[:9]))
-            i0v, pv = args[9], args[10]
+            hn, x, wq, hp, uq, bt_, tab_, ids_, xids_, gs, ax = (
+                context.make_array(t)(context, builder, v) for t, v in zip(signature.args[:11], args[:11]))
+            i0v, pv = args[11], args[12]
             vp = V16.as_pointer()
             x_stride, h_stride, hn_stride = row_stride(builder, x), row_stride(builder, hp), row_stride(builder, hn)
             Kx = cgutils.unpack_tuple(builder, wq.shape, 3)[1]
@@ -60,13 +62,21 @@ def _gru_tile(rows: int):
             def panel(arr, K):         # &P[p, 0, 0]
                 return builder.gep(arr.data, [builder.mul(builder.mul(pv, K), ir.Constant(I64, WIDTH))])
 
-            def index(r):
-                k = builder.load(builder.gep(xids_.data, [builder.add(i0v, ir.Constant(I64, r))]))
+            def index(arr, r):
+                k = builder.load(builder.gep(arr.data, [builder.add(i0v, ir.Constant(I64, r))]))
                 return k if k.type == I64 else builder.sext(k, I64)
 
+            # the accumulators start at the bias plus the row's table entries
+            t_stride = row_stride(builder, tab_)
+            tub = builder.sdiv(cgutils.unpack_tuple(builder, tab_.shape, 2)[1], ir.Constant(I64, 3))
+            start = []
+            for r in range(rows):
+                base = builder.gep(tab_.data, [builder.mul(index(ids_, r), t_stride)])
+                start.append([builder.fadd(bias[g], builder.load(builder.bitcast(builder.gep(base, [
+                    builder.add(builder.mul(tub, ir.Constant(I64, g)), col)]), vp), align=4)) for g in range(3)])
             cols = [UNITS * g for g in range(3)]
-            x_rows = [builder.gep(x.data, [builder.mul(index(r), x_stride)]) for r in range(rows)]
-            acc = emit_kloop(builder, [bias[:3] for _ in range(rows)], x_rows, x_stride, panel(wq, Kx), Kx,
+            x_rows = [builder.gep(x.data, [builder.mul(index(xids_, r), x_stride)]) for r in range(rows)]
+            acc = emit_kloop(builder, start, x_rows, x_stride, panel(wq, Kx), Kx,
                              p_stride=WIDTH, cols=cols)
             x_h = [a[2] for a in acc]
             h_base = builder.gep(hp.data, [builder.mul(i0v, h_stride)])
@@ -105,34 +115,34 @@ def _gru_tile(rows: int):
 _gru8, _gru4, _gru2, _gru1 = _gru_tile(8), _gru_tile(4), _gru_tile(2), _gru_tile(1)
 
 
-def gru_step_rows(X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1):
+def gru_step_rows(X, xids, Wq, Hp, Uq, bt, tab, ids, Hn, Gs, AX, p0, p1):
     """One step of a few rows, panels p0..p1 (units 16 p0 .. 16 p1 - 1): Hn[:, :16 panels]
-    from rows xids (rows,) of X (R, F), Hp (rows, >= u), gru_panels' Wq, Uq and bt (see
-    _gru_tile). Hn is (rows, 16 panels) scratch, and so is Hp unless u is a multiple of 16:
+    from rows xids (rows,) of X (R, F), Hp (rows, >= u), gru_panels' Wq, Uq, bt and rows ids
+    (rows,) of tab (see _gru_tile). Hn is (rows, 16 panels) scratch, and so is Hp unless u is a multiple of 16:
     the units past u stay zero. Gs, AX (rows, 3u), (rows, u): where to save the gates and
     Rec_h for backward (u a multiple of 16), or empty: nothing saved. Compiled code only."""
 
 
 @overload(gru_step_rows, jit_options=dict(error_model="numpy"))
-def _gru_step_rows(X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1):
+def _gru_step_rows(X, xids, Wq, Hp, Uq, bt, tab, ids, Hn, Gs, AX, p0, p1):
     if getattr(X, "dtype", None) != types.float32:
-        return lambda X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1: None
+        return lambda X, xids, Wq, Hp, Uq, bt, tab, ids, Hn, Gs, AX, p0, p1: None
 
-    def impl(X, xids, Wq, Hp, Uq, bt, Hn, Gs, AX, p0, p1):
+    def impl(X, xids, Wq, Hp, Uq, bt, tab, ids, Hn, Gs, AX, p0, p1):
         M = Hp.shape[0]
         for p in range(p0, p1):                # each panel stays in cache while all rows pass
             i0 = 0
             while i0 + 8 <= M:
-                _gru8(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+                _gru8(Hn, X, Wq, Hp, Uq, bt, tab, ids, xids, Gs, AX, i0, p)
                 i0 += 8
             if i0 + 4 <= M:
-                _gru4(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+                _gru4(Hn, X, Wq, Hp, Uq, bt, tab, ids, xids, Gs, AX, i0, p)
                 i0 += 4
             if i0 + 2 <= M:
-                _gru2(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+                _gru2(Hn, X, Wq, Hp, Uq, bt, tab, ids, xids, Gs, AX, i0, p)
                 i0 += 2
             if i0 < M:
-                _gru1(Hn, X, Wq, Hp, Uq, bt, xids, Gs, AX, i0, p)
+                _gru1(Hn, X, Wq, Hp, Uq, bt, tab, ids, xids, Gs, AX, i0, p)
     return impl
 
 
