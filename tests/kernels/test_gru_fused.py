@@ -377,3 +377,35 @@ def test_model_through_the_table_matches_the_rows(monkeypatch, body):
         np.testing.assert_allclose(l1, l2, rtol=1e-5)
         for a, b in zip(g1, g2):
             np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("u", [5, 13, 16, 37])
+@pytest.mark.parametrize("T", [0, 1, 2, 6])
+def test_vector_backward_step_matches_the_plain_route(forced_split, monkeypatch, u, T):
+    """BPTT's row step as gru_bptt_row's vector code (reset_after, default activations, no
+    mask: 16 units a vector, the rest one at a time) against the plain float64 route, float32
+    and float64, forwards and backwards, with recurrent dropout and a final-state gradient,
+    [dU; db_rec] in the loop or from dRec kept, one thread and split; a mask keeps the loops."""
+    B = 7
+    X, W, U, b_in, b_rec, h0 = _case(T, B, 4, u, seed=u * 10 + T)
+    rng = np.random.default_rng(u + T)
+    dout, dhT = rng.normal(size=(T, B, u)), rng.normal(size=(B, u))
+    rmask = (rng.random((B, u)) > 0.3) / 0.7
+    for backwards, rm, in_loop in ((False, None, True), (True, rmask, True), (False, rmask, False)):
+        def run(dt, mask=None):
+            def go():
+                c = [None if a is None else a.astype(dt) for a in (U, h0, b_rec, X, W, b_in, rm, dout, dhT)]
+                sv = gru_forward(None, c[0], c[1], b_rec=c[2], X=c[3], W=c[4], b_in=c[5], keep=True, rmask=c[6],
+                                 backwards=backwards, mask=mask)[2]
+                return gru_backward(sv, c[7], c[8])
+            return go
+
+        with paths.plain_paths():
+            want = run(np.float64)()
+        monkeypatch.setattr(gru_mod, "MAX_LOOP_GRAD", gru_mod.MAX_LOOP_GRAD if in_loop else 0)
+        cases = [(np.float32, None, 3e-5), (np.float64, None, 1e-12), (np.float64, np.ones((T, B)), 1e-12)]
+        for dt, mask, tol in cases:
+            for got in forced_split(run(dt, mask)):
+                for name, g, w in zip(("dxp", "dU", "dh0", "db_rec"), got, want):
+                    np.testing.assert_allclose(g, w, atol=tol * max(1.0, np.abs(w).max(initial=0)),
+                                               err_msg=f"{name} {dt.__name__} backwards={backwards}")

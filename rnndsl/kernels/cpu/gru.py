@@ -63,7 +63,7 @@ from .activations import (
     table_rows,
 )
 from . import buffers, paths
-from .gru_fused import UNITS, gru_bias, gru_panels, gru_step_rows
+from .gru_fused import UNITS, gru_bias, gru_bptt_row, gru_panels, gru_step_rows
 from .ops import checked_ids, embedding_input, embedding_view, sum_rows_by_id
 from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 
@@ -249,9 +249,16 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
         dUb[:, :] = 0                  # this worker's own accumulator
     dRHd = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
+    # the default activations without a mask: each row's step as gru_bptt_row's vector code,
+    # db_rec's sum (or, not in_loop, a scratch row) taken on the way
+    vector = reset_after and act == TANH and ract == SIGMOID and mask.shape[0] == 0
+    db_rec = dUb[u] if in_loop else np.zeros(G, dt)
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
         for b in range(b0, b1):
+            if vector:
+                gru_bptt_row(dxp[t, b], dRec_t[b], dHd[b], db_rec, dHt[b], dout[s, b], h_rec[t, b], aux[t, b])
+                continue
             real = is_real(mask, t, b)
             # out[s] = H_t (or zeros)
             add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
@@ -293,8 +300,9 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
             rows_matmul(dRec_t[b0:b1], UT, UTp, dHt_rec[b0:b1])
             if in_loop:                 # dU += Hd_t^T dRec_t, db_rec += sum dRec_t
                 tn_accumulate(h_rec[t, b0:b1], dRec_t[b0:b1], h_rec[t, b0:b0], dRec_t[b0:b0], dUb[:u])
-                for b in range(b0, b1):
-                    add_row(dUb[u], dRec_t[b])
+                if not vector:
+                    for b in range(b0, b1):
+                        add_row(dUb[u], dRec_t[b])
             else:
                 for b in range(b0, b1):
                     copy_row(dRec[t, b], dRec_t[b])

@@ -169,3 +169,76 @@ def gru_bias(b_in, b_rec, width):
         out[2 * width + j] = b_in[2 * u + j]
         out[3 * width + j] = b_rec[2 * u + j]
     return out
+
+
+def _bptt_block(width: int):
+    """An intrinsic block(dx, drec, dhd, db, dh, dout, hd, ax, j0): units j0..j0+width-1 of one
+    row of a GRU backward step (reset_after, default activations, no mask), in vectors of the
+    arrays' float type, each line undoing a forward line (gru.py):
+
+        dH  = dh + dout                                    out[s] = H_t
+        dZ  = dH (Hd - HH) Z (1 - Z)                       H_t = HH + Z (Hd - HH), Z = sigmoid
+        dHH = (dH - dH Z) (1 - HH^2)                       HH = tanh(x_h + R Rec_h)
+        dR  = dHH Rec_h R (1 - R)                          R = sigmoid
+        dRec = [dZ, dR, dHH R]    dHd = dH Z (the update's direct term)
+
+    dx (3u) holds the saved gates Z, R, HH on entry and [dZ, dR, dHH] (dxp) on exit, each
+    unit's three read before they are stored; drec (3u) gets dRec, which is also added to db
+    (3u: db_rec's running sum); dhd (u) gets dHd; hd, ax: the step's saved Hd and Rec_h.
+    Straight-line vector code: the scalar loops it replaces did not vectorise (dxp is the
+    gates' own row, and LLVM's runtime overlap checks between the row views fail)."""
+
+    @intrinsic
+    def block(typingctx, dx, drec, dhd, db, dh, dout, hd, ax, j0):
+        sig = types.void(dx, drec, dhd, db, dh, dout, hd, ax, types.intp)
+
+        def codegen(context, builder, signature, args):
+            fty = context.get_value_type(signature.args[0].dtype)
+            vt = ir.VectorType(fty, width)
+            vp = vt.as_pointer()
+            dx_, drec_, dhd_, db_, dh_, dout_, hd_, ax_ = (context.make_array(t)(context, builder, v)
+                                                          for t, v in zip(signature.args[:8], args[:8]))
+            j0v = args[8]
+            u = cgutils.unpack_tuple(builder, dh_.shape, 1)[0]
+
+            def ptr(arr, off):
+                return builder.bitcast(builder.gep(arr.data, [builder.add(j0v, off)]), vp)
+
+            gate = [builder.mul(u, ir.Constant(I64, k)) for k in range(3)]
+            zero = gate[0]
+            ld = lambda arr, off=zero: builder.load(ptr(arr, off), align=1)    # noqa: E731
+            one = ir.Constant(vt, [1.0] * width)
+            mul, sub, add = builder.fmul, builder.fsub, builder.fadd
+            Z, R, HH = (ld(dx_, g) for g in gate)
+            dH = add(ld(dh_), ld(dout_))
+            dz = mul(mul(dH, sub(ld(hd_), HH)), mul(Z, sub(one, Z)))
+            dhh = mul(sub(dH, mul(dH, Z)), sub(one, mul(HH, HH)))
+            dr = mul(mul(dhh, ld(ax_)), mul(R, sub(one, R)))
+            for g, d, dc in zip(gate, (dz, dr, dhh), (dz, dr, mul(dhh, R))):
+                builder.store(d, ptr(dx_, g), align=1)
+                builder.store(dc, ptr(drec_, g), align=1)
+                builder.store(add(ld(db_, g), dc), ptr(db_, g), align=1)
+            builder.store(mul(dH, Z), ptr(dhd_, zero), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+_bptt16, _bptt1 = _bptt_block(16), _bptt_block(1)
+
+
+@njit(inline="always")
+def gru_bptt_row(dx, drec, dhd, db, dh, dout, hd, ax):
+    """One row of a GRU backward step, reset_after with the default activations and no mask
+    (see _bptt_block): dx (3u) the saved gates in, dxp out; drec (3u) dRec out, added to db
+    (3u); dhd (u) dH Z out. 16 units a vector, the last u % 16 one at a time."""
+    u = dh.shape[0]
+    j = 0
+    while j + 16 <= u:
+        _bptt16(dx, drec, dhd, db, dh, dout, hd, ax, j)
+        j += 16
+    while j < u:
+        _bptt1(dx, drec, dhd, db, dh, dout, hd, ax, j)
+        j += 1
