@@ -242,7 +242,10 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
     # reset_after=false multiplies by U's blocks with np.dot, which wants the exact width
     UTp = packed(U.T) if reset_after else packed(U[:0].T)     # U^T packed for rows_matmul
     dHt_rec = aligned_scratch(B, scratch_cols(u, UTp) if reset_after else u, dt)
-    dRec_t = np.empty((B, G if reset_after else 0), dt)      # this step's dRec rows
+    # this step's dRec rows, and the step before's: dU takes two steps a pass (one read and
+    # write of the accumulator for both)
+    dRec2 = np.empty((2, B, G if reset_after else 0), dt)
+    held = -1                     # the step whose dRec waits for its pair, or none
     in_loop = dUb_parts.shape[1] > 0
     dUb = dUb_parts[part_of(b0, rows, dUb_parts.shape[0])]
     if in_loop:
@@ -255,6 +258,7 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
     db_rec = dUb[u] if in_loop else np.zeros(G, dt)
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
+        dRec_t = dRec2[s % 2]
         for b in range(b0, b1):
             if vector:
                 gru_bptt_row(dxp[t, b], dRec_t[b], dHd[b], db_rec, dHt[b], dout[s, b], h_rec[t, b], aux[t, b])
@@ -299,7 +303,13 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
             # Rec = Hd @ U + b_rec
             rows_matmul(dRec_t[b0:b1], UT, UTp, dHt_rec[b0:b1])
             if in_loop:                 # dU += Hd_t^T dRec_t, db_rec += sum dRec_t
-                tn_accumulate(h_rec[t, b0:b1], dRec_t[b0:b1], h_rec[t, b0:b0], dRec_t[b0:b0], dUb[:u])
+                if held < 0 and s > 0:
+                    held = t
+                else:
+                    two = b1 if held >= 0 else b0
+                    tn_accumulate(h_rec[t, b0:b1], dRec_t[b0:b1], h_rec[max(held, 0), b0:two],
+                                  dRec2[1 - s % 2, b0:two], dUb[:u])
+                    held = -1
                 if not vector:
                     for b in range(b0, b1):
                         add_row(dUb[u], dRec_t[b])
