@@ -24,6 +24,8 @@ Shapes: xp (T,B,3u), U (u,3u), h0 (B,u), b_rec (3u,).  ``a`` = activation,
 
 Float32 with reset_after, the default activations and no mask (in training, units a
 multiple of 16) runs gru_fused_rows (the gate math in the product's epilogue: gru_fused.py).
+BPTT with reset_after, the default activations and no mask runs each row's step as
+gru_fused.py's vector code (gru_bptt_row), either dtype.
 
 NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
@@ -228,7 +230,7 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                         gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, dUb_parts, tiny, rows, b0, b1):
     """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
     (T,B,3u), or with dUb_parts (parts, u + 1, 3u) not empty, these rows' share of
-    [dU; db_rec] added to dUb_parts[p] step by step while dRec_t is in cache, p the part of
+    [dU; db_rec] added to dUb_parts[p] two steps a pass while dRec_t is in cache, p the part of
     rows 0..rows that begins at b0, and dRec not kept; otherwise dZR (T,B,2u), dHH
     (T,B,u)); dHt holds dhT and ends as dh0. dxp may be `gates` itself: a row's gates are
     read before its gradient is written over them, element by element."""

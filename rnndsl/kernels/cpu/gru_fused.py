@@ -13,7 +13,9 @@ starts at its bias. No multiply-add is spent on a zero block (packing the gates 
 LSTM's four, [W_h, 0] and [0, U_h], costs a third more products than the gate math
 saves), and the step ends on the registers: Z, R, HH and H_t of 16 units a row, nothing
 but H_t stored in inference; in training also Z, R, HH and Rec_h, which gru_backward reads.
-tanh and sigmoid are lstm_fused.py's vector forms of activations.py's.
+tanh and sigmoid are lstm_fused.py's vector forms of activations.py's. The accumulators
+may also start at rows of a projected embedding table (x W + b_in, read by id). BPTT's row
+step (gru_bptt_row) is vector code here too.
 """
 
 from __future__ import annotations
