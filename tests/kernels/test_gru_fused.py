@@ -248,3 +248,164 @@ def test_recurrent_gradients_inside_the_time_loop(forced_split, monkeypatch, u, 
         for got in forced_split(run(dt)):
             for name, g, w in zip(("dxp", "dU", "dh0", "db_rec"), got, want):
                 np.testing.assert_allclose(g, w, atol=tol * max(1.0, np.abs(w).max()), err_msg=name)
+
+
+def _table_case(T, B, u, V, seed):
+    rng = np.random.default_rng(seed)
+    _, W, U, b_in, b_rec, h0 = _case(T, B, 3, u, seed)
+    E = rng.normal(size=(V, 3))
+    ids = rng.integers(0, V, (T, B))
+    return E, ids, W, U, b_in, b_rec, h0, rng.normal(size=(T, B, u))
+
+
+@pytest.mark.parametrize("T,B,u,V", [(4, 13, 16, 5), (3, 9, 32, 7), (5, 11, 13, 3), (2, 6, 8, 9), (1, 10, 5, 4),
+                                     (0, 3, 16, 4)])
+@pytest.mark.parametrize("opts", [dict(), dict(backwards=True), dict(last_only=True), dict(mask=True),
+                                  dict(rmask=True), dict(reset_after=False)])
+def test_table_rows_match_the_plain_route(forced_split, fused_calls, T, B, u, V, opts):
+    """ids and table = E W + b_in (an embedding read through its projected table) against the
+    plain float64 route on X = E[ids]: the same outputs, and in training the same gradients,
+    the table's gradient dT giving dW = E^T dT and db_in = sum dT; float32 (the fused step
+    where u is a multiple of 16, its table padded to 16 units a gate in inference where it
+    is not; the general kernel with a mask or reset_after=False) and float64, on one thread
+    and split across workers, with masks, recurrent dropout, go_backwards."""
+    E, ids, W, U, b_in, b_rec, h0, dout = _table_case(T, B, u, V, seed=T * B + u + len(opts))
+    rng = np.random.default_rng(u)
+    kw = dict(backwards=opts.get("backwards", False), last_only=opts.get("last_only", False),
+              reset_after=opts.get("reset_after", True))
+    if opts.get("mask"):
+        kw["mask"] = rng.random((T, B)) > 0.3
+    rmask = (rng.random((B, u)) > 0.3) / 0.7 if opts.get("rmask") else None
+    if not kw["reset_after"]:
+        b_rec = None
+    d_out = dout[-1:] if kw["last_only"] else dout
+    for keep in (False, True):
+        if keep and kw["last_only"]:
+            continue
+        rm = rmask if keep else None
+        with paths.plain_paths():
+            out, hT, sv = gru_forward(None, U, h0, b_rec=b_rec, X=E[ids], W=W, b_in=b_in, keep=keep, rmask=rm, **kw)
+            want = (out, hT)
+            if keep:
+                dxp, dU, dh0, db_rec = gru_backward(sv, d_out)
+                dxp2 = dxp.reshape(T * B, 3 * u)
+                want += (dU, dh0, db_rec, E[ids].reshape(T * B, 3).T @ dxp2, dxp2.sum(axis=0))
+        for dt, tol in ((np.float32, 3e-5), (np.float64, 1e-12)):
+            def c(a):
+                return None if a is None else np.asarray(a).astype(dt)
+
+            def run():
+                out, hT, sv = gru_forward(None, c(U), c(h0), b_rec=c(b_rec), ids=ids, table=c(E @ W + b_in),
+                                          keep=keep, rmask=c(rm), **kw)
+                if not keep:
+                    return out, hT
+                dxp, dU, dh0, db_rec, dT, db_in = gru_backward(sv, c(d_out))
+                assert dT.shape == (V, 3 * u)
+                return out, hT, dU, dh0, db_rec, c(E).T @ dT, db_in
+
+            del fused_calls[:]
+            for got in forced_split(run):
+                for name, g, w in zip(("out", "hT", "dU", "dh0", "db_rec", "dW", "db_in"), got, want):
+                    if w is None:
+                        assert g is None
+                        continue
+                    if name == "out" and T == 0:     # zero steps write no output (see zero_steps)
+                        continue
+                    np.testing.assert_allclose(g, w, atol=tol * max(1.0, np.abs(w).max(initial=0)),
+                                               err_msg=f"{name} {dt.__name__} keep={keep}")
+            fused = (dt == np.float32 and T > 0 and "mask" not in kw and kw["reset_after"]
+                     and (u % 16 == 0 if keep else True))
+            assert bool(fused_calls) == fused, (dt, keep)
+
+
+def test_table_gradient_matches_finite_differences():
+    """float64: dT from gru_backward against central differences of sum(out * dout) in the
+    table's entries (every entry of the rows read, and one row no id reads: zero)."""
+    E, ids, W, U, b_in, b_rec, h0, dout = _table_case(3, 4, 5, 4, seed=7)
+    ids[ids == 3] = 0
+    table = E @ W + b_in
+
+    def loss(tab):
+        out, _, _ = gru_forward(None, U, h0, b_rec=b_rec, ids=ids, table=tab, keep=False)
+        return float((out * dout).sum())
+
+    _, _, sv = gru_forward(None, U, h0, b_rec=b_rec, ids=ids, table=table, keep=True)
+    dT = gru_backward(sv, dout)[4]
+    num = np.zeros_like(table)
+    eps = 1e-6
+    for i in np.ndindex(*table.shape):
+        tp, tm = table.copy(), table.copy()
+        tp[i] += eps
+        tm[i] -= eps
+        num[i] = (loss(tp) - loss(tm)) / (2 * eps)
+    assert (dT[3] == 0).all()
+    np.testing.assert_allclose(dT, num, atol=1e-7, rtol=1e-6)
+
+
+def test_table_ids_out_of_range_are_refused():
+    _, _, W, U, b_in, b_rec, h0, _ = _table_case(2, 3, 8, 4, seed=1)
+    with pytest.raises(ValueError, match="ids must lie in 0..3"):
+        gru_forward(None, U, h0, ids=np.array([[0, 1, 4], [0, 0, 0]]), table=np.zeros((4, 24), np.float32))
+    with pytest.raises(ValueError, match="3\\*units"):
+        gru_forward(None, U, h0, ids=np.zeros((2, 3)), table=np.zeros((4, 32)))
+
+
+@pytest.mark.parametrize("body", ["gru(16)", "gru(16, seq, go_backwards=true) | simplernn(5)",
+                                  "gru(13, seq) | gru(8)"])
+def test_model_through_the_table_matches_the_rows(monkeypatch, body):
+    """A float32 model whose GRU reads its embedding through the projected table: the same
+    predictions, loss and gradients as reading the rows E[ids] (takes_table off), and as the
+    float64 plain route."""
+    import rnndsl
+    from rnndsl.runtime.cpu.gru import GRU
+
+    ids = np.random.default_rng(0).integers(0, 20, (8, 12))
+    y = np.arange(8) % 3
+    res = []
+    for table in (True, False):
+        monkeypatch.setattr(GRU, "takes_table", table)
+        m = rnndsl.compile(f"embed(20, 4) | {body} | dense(3)", seed=3)
+        loss, grads = m.loss_and_gradients(ids, y)
+        res.append((m.predict(ids), loss, grads))
+    m64 = rnndsl.compile(f"embed(20, 4) | {body} | dense(3)", seed=3, dtype="float64")
+    with paths.plain_paths():
+        loss, grads = m64.loss_and_gradients(ids, y)
+        res.append((m64.predict(ids), loss, grads))
+    (p1, l1, g1) = res[0]
+    for p2, l2, g2 in res[1:]:
+        np.testing.assert_allclose(p1, p2, atol=1e-5)
+        np.testing.assert_allclose(l1, l2, rtol=1e-5)
+        for a, b in zip(g1, g2):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("u", [5, 13, 16, 37])
+@pytest.mark.parametrize("T", [0, 1, 2, 6])
+def test_vector_backward_step_matches_the_plain_route(forced_split, monkeypatch, u, T):
+    """BPTT's row step as gru_bptt_row's vector code (reset_after, default activations, no
+    mask: 16 units a vector, the rest one at a time) against the plain float64 route, float32
+    and float64, forwards and backwards, with recurrent dropout and a final-state gradient,
+    [dU; db_rec] in the loop or from dRec kept, one thread and split; a mask keeps the loops."""
+    B = 7
+    X, W, U, b_in, b_rec, h0 = _case(T, B, 4, u, seed=u * 10 + T)
+    rng = np.random.default_rng(u + T)
+    dout, dhT = rng.normal(size=(T, B, u)), rng.normal(size=(B, u))
+    rmask = (rng.random((B, u)) > 0.3) / 0.7
+    for backwards, rm, in_loop in ((False, None, True), (True, rmask, True), (False, rmask, False)):
+        def run(dt, mask=None):
+            def go():
+                c = [None if a is None else a.astype(dt) for a in (U, h0, b_rec, X, W, b_in, rm, dout, dhT)]
+                sv = gru_forward(None, c[0], c[1], b_rec=c[2], X=c[3], W=c[4], b_in=c[5], keep=True, rmask=c[6],
+                                 backwards=backwards, mask=mask)[2]
+                return gru_backward(sv, c[7], c[8])
+            return go
+
+        with paths.plain_paths():
+            want = run(np.float64)()
+        monkeypatch.setattr(gru_mod, "MAX_LOOP_GRAD", gru_mod.MAX_LOOP_GRAD if in_loop else 0)
+        cases = [(np.float32, None, 3e-5), (np.float64, None, 1e-12), (np.float64, np.ones((T, B)), 1e-12)]
+        for dt, mask, tol in cases:
+            for got in forced_split(run(dt, mask)):
+                for name, g, w in zip(("dxp", "dU", "dh0", "db_rec"), got, want):
+                    np.testing.assert_allclose(g, w, atol=tol * max(1.0, np.abs(w).max(initial=0)),
+                                               err_msg=f"{name} {dt.__name__} backwards={backwards}")

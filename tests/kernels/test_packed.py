@@ -97,7 +97,10 @@ def _packed_in_compiled_code(U):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
-def test_packed_in_compiled_code_equals_pack(dtype):
-    U = np.random.default_rng(1).normal(size=(5, 70)).astype(dtype)
+@pytest.mark.parametrize("shape", [(5, 70), (64, 33), (37, 96), (1, 1)])
+def test_packed_in_compiled_code_equals_pack(dtype, shape):
+    """packed(U) and packed(U.T) (a transpose: read through fill_panels_transposed) in
+    compiled code: the panels pack() makes of a C copy, zeros past the last column."""
+    U = np.random.default_rng(1).normal(size=shape).astype(dtype)
     np.testing.assert_array_equal(_packed_in_compiled_code(U), pack(U))
     np.testing.assert_array_equal(_packed_in_compiled_code(U.T), pack(np.ascontiguousarray(U.T)))

@@ -24,6 +24,8 @@ Shapes: xp (T,B,3u), U (u,3u), h0 (B,u), b_rec (3u,).  ``a`` = activation,
 
 Float32 with reset_after, the default activations and no mask (in training, units a
 multiple of 16) runs gru_fused_rows (the gate math in the product's epilogue: gru_fused.py).
+BPTT with reset_after, the default activations and no mask runs each row's step as
+gru_fused.py's vector code (gru_bptt_row), either dtype.
 
 NaN and inf in weights or states propagate as in float64 (activations.py, issue 15).
 """
@@ -55,14 +57,16 @@ from .activations import (
     prepare_backward,
     prepare_forward,
     smallest_normal as _tiny,
+    stand_in,
     input_rows,
     out_index,
     scratch_cols,
     step_time,
+    table_rows,
 )
 from . import buffers, paths
-from .gru_fused import UNITS, gru_bias, gru_panels, gru_step_rows
-from .ops import embedding_input, embedding_view
+from .gru_fused import UNITS, gru_bias, gru_bptt_row, gru_panels, gru_step_rows
+from .ops import checked_ids, embedding_input, embedding_view, sum_rows_by_id
 from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 
 
@@ -81,19 +85,23 @@ class GRUSaved(NamedTuple):
     h_rec: np.ndarray    # (T, B, u) Hd = H_{t-1} * rmask
     aux: np.ndarray      # (T, B, u) reset_after: Rec_h = Hd @ U_h + b_rec_h;
                          #           otherwise:   R * Hd, the input of U_h
+    ids: np.ndarray      # (T, B) the table rows read (the input was a table's rows), or empty
+    vocab: int | None    # the table's rows, or None: the input was not a table's rows
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
+def gru_forward_kernel(xp, X, W, b_in, ids, table, U, Ht, b_rec, mask, rmask, act, ract, reset_after,
                        backwards, zero_output, out, gates, h_rec, aux, b0, b1):
     """Rows b0..b1 of every step; the input projection is xp, or X @ W + b_in step by
-    step (input_rows); Ht holds h0 and ends as hT. The saved arrays have T steps when
+    step (input_rows), or, with ids (T, B) not empty, rows of table (table_rows); Ht holds
+    h0 and ends as hT. The saved arrays have T steps when
     backward will run, else 1 (scratch); out has T steps or 1 (the last output only)."""
     T = xp.shape[0] if X.shape[0] == 0 else X.shape[0]
     B, G = Ht.shape[0], U.shape[1]
     u = G // 3
     dt = Ht.dtype
     keep = gates.shape[0] == T
+    by_id = ids.shape[0] > 0
     # Contiguous column blocks of U (np.dot wants contiguous operands); only reset_after=false
     # multiplies by the blocks separately, so only it pays for the copies.
     if reset_after:
@@ -116,7 +124,7 @@ def gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, res
     for s in range(T):
         t = step_time(s, T, backwards)
         k = t if keep else 0
-        xt = input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1)
+        xt = table_rows(table, ids, XP, t, b0, b1) if by_id else input_rows(xp, X, W, Wp, b_in, XP, t, b0, b1)
         for b in range(b0, b1):
             dropped_row(h_rec[k, b], Ht[b], rmask, b)
         Hd = h_rec[k]
@@ -154,12 +162,15 @@ def gru_forward_kernel(xp, X, W, b_in, U, Ht, b_rec, mask, rmask, act, ract, res
 
 
 @njit(**KERNEL_OPTIONS)
-def gru_fused_rows(X, xids, W, b_in, b_rec, U, Ht, rmask, backwards, out, gates, h_rec, aux, keep, b0, b1):
+def gru_fused_rows(X, xids, W, b_in, b_rec, ids, table, U, Ht, rmask, backwards, out, gates, h_rec, aux, keep,
+                   b0, b1):
     """Rows b0..b1 of a GRU run (float32, reset_after, default activations, no mask), one
     fused step per time step (gru_fused.py): x_t W and H_{t-1} U
     in one register tile per 16 units, the gate math on its registers. The input x_t is
     X[t] (T, B, F), or, with xids (T, B) not empty, the rows xids[t, b] of X[0] (an
-    embedding's table, read in place). Ht holds h0 and ends as hT; out keeps every step,
+    embedding's table, read in place); with ids (T, B) not empty, x_t W + b_in is row
+    ids[t, b] of table (V, 3 ub), blocks [z, r, h] of ub = u rounded up to 16 columns (X
+    then has no columns). Ht holds h0 and ends as hT; out keeps every step,
     or one row (the last output). With keep (training; u a multiple of 16) the step saves
     what gru_backward reads: gates, h_rec = H_{t-1} * rmask (the product's input, and the
     H_{t-1} of the update), aux = Rec_h; else nothing is saved and rmask is empty."""
@@ -171,6 +182,11 @@ def gru_fused_rows(X, xids, W, b_in, b_rec, U, Ht, rmask, backwards, out, gates,
     Wq, Uq = gru_panels(W, U)
     width = Uq.shape[0] * UNITS
     bt = gru_bias(b_in, b_rec, width)
+    by_id = ids.shape[0] > 0
+    # the step's table rows copied side by side first (read in place, the tile's loads of
+    # rows scattered over the table missed the cache: slower than x_t W), or one row of zeros
+    tab = aligned_scratch(M, table.shape[1], Ht.dtype) if by_id else np.zeros((1, 3 * width), Ht.dtype)
+    row0 = np.zeros(M, np.int64)
     # H_{t-1} and H_t, swapping halves each step; zero past u
     Hs = aligned_scratch(2 * M, width, Ht.dtype)
     Hs[:] = 0
@@ -182,13 +198,18 @@ def gru_fused_rows(X, xids, W, b_in, b_rec, U, Ht, rmask, backwards, out, gates,
         cur = (s % 2) * M
         nxt = M - cur
         src, xrows = (X[0], xids[t, b0:b1]) if gather else (X[t, b0:b1], own)
+        if by_id:
+            for r in range(M):
+                copy_row(tab[r], table[ids[t, b0 + r]])
+        rows = own if by_id else row0
         if keep:
             for r in range(M):
                 dropped_row(h_rec[t, b0 + r], Hs[cur + r, :u], rmask, b0 + r)
-            gru_step_rows(src, xrows, Wq, h_rec[t, b0:b1], Uq, bt, Hs[nxt:nxt + M], gates[t, b0:b1],
+            gru_step_rows(src, xrows, Wq, h_rec[t, b0:b1], Uq, bt, tab, rows, Hs[nxt:nxt + M], gates[t, b0:b1],
                           aux[t, b0:b1], 0, Uq.shape[0])
         else:
-            gru_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, Hs[nxt:nxt + M], none, none, 0, Uq.shape[0])
+            gru_step_rows(src, xrows, Wq, Hs[cur:cur + M], Uq, bt, tab, rows, Hs[nxt:nxt + M], none, none, 0,
+                          Uq.shape[0])
         if not last or s == T - 1:
             copy_rows(out[0 if last else s, b0:b1], Hs[nxt:nxt + M, :u])
     fin = (T % 2) * M
@@ -209,7 +230,7 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
                         gates, h_rec, aux, dout, dHt, dxp, dRec, dZR, dHH, dUb_parts, tiny, rows, b0, b1):
     """Rows b0..b1: fills dxp (T,B,3u) and the matmul-output gradients (reset_after: dRec
     (T,B,3u), or with dUb_parts (parts, u + 1, 3u) not empty, these rows' share of
-    [dU; db_rec] added to dUb_parts[p] step by step while dRec_t is in cache, p the part of
+    [dU; db_rec] added to dUb_parts[p] two steps a pass while dRec_t is in cache, p the part of
     rows 0..rows that begins at b0, and dRec not kept; otherwise dZR (T,B,2u), dHH
     (T,B,u)); dHt holds dhT and ends as dh0. dxp may be `gates` itself: a row's gates are
     read before its gradient is written over them, element by element."""
@@ -223,16 +244,27 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
     # reset_after=false multiplies by U's blocks with np.dot, which wants the exact width
     UTp = packed(U.T) if reset_after else packed(U[:0].T)     # U^T packed for rows_matmul
     dHt_rec = aligned_scratch(B, scratch_cols(u, UTp) if reset_after else u, dt)
-    dRec_t = np.empty((B, G if reset_after else 0), dt)      # this step's dRec rows
+    # this step's dRec rows, and the step before's: dU takes two steps a pass (one read and
+    # write of the accumulator for both)
+    dRec2 = np.empty((2, B, G if reset_after else 0), dt)
+    held = -1                     # the step whose dRec waits for its pair, or none
     in_loop = dUb_parts.shape[1] > 0
     dUb = dUb_parts[part_of(b0, rows, dUb_parts.shape[0])]
     if in_loop:
         dUb[:, :] = 0                  # this worker's own accumulator
     dRHd = np.empty((B, u), dt)
     dpost = np.empty(G, dt)       # dL/d(Z, R, HH) after their activations
+    # the default activations without a mask: each row's step as gru_bptt_row's vector code,
+    # db_rec's sum (or, not in_loop, a scratch row) taken on the way
+    vector = reset_after and act == TANH and ract == SIGMOID and mask.shape[0] == 0
+    db_rec = dUb[u] if in_loop else np.zeros(G, dt)
     for s in range(T - 1, -1, -1):
         t = step_time(s, T, backwards)
+        dRec_t = dRec2[s % 2]
         for b in range(b0, b1):
+            if vector:
+                gru_bptt_row(dxp[t, b], dRec_t[b], dHd[b], db_rec, dHt[b], dout[s, b], h_rec[t, b], aux[t, b])
+                continue
             real = is_real(mask, t, b)
             # out[s] = H_t (or zeros)
             add_output_grad_row(dHt[b], dout[s, b], real, zero_output)
@@ -273,9 +305,16 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
             # Rec = Hd @ U + b_rec
             rows_matmul(dRec_t[b0:b1], UT, UTp, dHt_rec[b0:b1])
             if in_loop:                 # dU += Hd_t^T dRec_t, db_rec += sum dRec_t
-                tn_accumulate(h_rec[t, b0:b1], dRec_t[b0:b1], h_rec[t, b0:b0], dRec_t[b0:b0], dUb[:u])
-                for b in range(b0, b1):
-                    add_row(dUb[u], dRec_t[b])
+                if held < 0 and s > 0:
+                    held = t
+                else:
+                    two = b1 if held >= 0 else b0
+                    tn_accumulate(h_rec[t, b0:b1], dRec_t[b0:b1], h_rec[max(held, 0), b0:two],
+                                  dRec2[1 - s % 2, b0:two], dUb[:u])
+                    held = -1
+                if not vector:
+                    for b in range(b0, b1):
+                        add_row(dUb[u], dRec_t[b])
             else:
                 for b in range(b0, b1):
                     copy_row(dRec[t, b], dRec_t[b])
@@ -308,12 +347,16 @@ def gru_backward_kernel(U, mask, rmask, act, ract, reset_after, backwards, zero_
 def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
                 activation="tanh", recurrent_activation="sigmoid", backwards=False,
                 zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False,
-                xids=None):
-    """Run a GRU over time-major xp (T,B,3u), or over X (T,B,F) projected step by step
-    (xp=None; xp[t] = X[t] @ W + b_in). With xids (T, B), X is an embedding's table E
-    (V, F) and the input x_t the rows E[xids[t]]: the fused inference reads them in place,
-    other paths gather them first. Returns (out, hT, saved): out is (T,B,u), or (1,B,u)
-    with last_only; saved is None with keep=False (inference)."""
+                xids=None, ids=None, table=None):
+    """Run a GRU over time-major xp (T,B,3u), over X (T,B,F) projected step by step
+    (xp=None; xp[t] = X[t] @ W + b_in), or over rows of a table (xp=None; xp[t, b] =
+    table[ids[t, b]], table (V, 3u) = E W + b_in for an embedding E read at ids (T, B)).
+    With xids (T, B), X is an embedding's table E (V, F) and the input x_t the rows
+    E[xids[t]]: the fused inference reads them in place, other paths gather them first.
+    Returns (out, hT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is None
+    with keep=False (inference)."""
+    if ids is not None:
+        ids, table, X, W = _table_input(ids, table, U)
     E = None
     if xids is not None:
         E, xids, X = embedding_view(X, xids)
@@ -337,26 +380,44 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     fused = fused_route(a, ra, reset_after, mask, rmask, inputs[1], dt, u, keep)
     if E is not None:                                 # the fused step reads the rows in place
         inputs, xids = embedding_input(inputs, E, xids, fused, dt)
+    vocab = None if ids is None else table.shape[0]
+    if ids is None:
+        ids, table = stand_in((0, 0), np.int64), stand_in((0, 0), dt)
     out = buffers.empty((1 if last_only else T, B, u), dt)
     n = T if keep else 1
     if fused:
         hT = h0.copy()
         xids = np.zeros((0, 0), np.int64) if xids is None else xids
         n = T if keep else 0
+        ub = -(-u // UNITS) * UNITS
+        if vocab is not None and ub != u:             # the tile reads 16 units a gate block
+            padded = np.zeros((vocab, 3, ub), dt)
+            padded[:, :, :u] = table.reshape(vocab, 3, u)
+            table = padded.reshape(vocab, 3 * ub)
         gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
-        run_rows(gru_fused_rows, (inputs[1], xids, inputs[2], inputs[3], b_rec, U, hT, rmask, backwards, out, gates,
-                                  h_rec, aux, bool(keep)), B, T * B * G * (u + inputs[2].shape[0]))
-        saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
-                         gates, h_rec, aux) if keep else None
-        return out, hT, saved
-    gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
-    hT = h0.copy()
-    run_rows(gru_forward_kernel,
-             (*inputs[:-1], U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
-              out, gates, h_rec, aux), B, T * B * G * (u + inputs[2].shape[0]))
+        run_rows(gru_fused_rows, (inputs[1], xids, inputs[2], inputs[3], b_rec, ids, table, U, hT, rmask, backwards,
+                                  out, gates, h_rec, aux, bool(keep)), B, T * B * G * (u + inputs[2].shape[0]))
+    else:
+        gates, h_rec, aux = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
+        hT = h0.copy()
+        run_rows(gru_forward_kernel,
+                 (*inputs[:-1], ids, table, U, hT, b_rec, mask, rmask, a, ra, reset_after, backwards, zero_output,
+                  out, gates, h_rec, aux), B, T * B * G * (u + inputs[2].shape[0]))
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
-                     gates, h_rec, aux) if keep else None
+                     gates, h_rec, aux, ids, vocab) if keep else None
     return out, hT, saved
+
+
+def _table_input(ids, table, U):
+    """Checked (ids, table) and the stand-ins for X and W (no columns) that go with them."""
+    table = np.asarray(table)
+    if table.dtype not in (np.float32, np.float64) or table.ndim != 2 or table.shape[1] != 3 * np.shape(U)[0]:
+        raise ValueError(f"table must be a float32 or float64 (vocab, 3*units) array, got {table.dtype} "
+                         f"{table.shape}")
+    ids = checked_ids(ids, table.shape[0], "ids")
+    T, B = ids.shape
+    dt = table.dtype
+    return ids, np.ascontiguousarray(table), np.empty((T, B, 0), dt), np.empty((0, table.shape[1]), dt)
 
 
 # Largest [dU; db_rec] (floats) accumulated inside the time loop. Its own bound, above
@@ -368,7 +429,10 @@ MAX_LOOP_GRAD = 200_000
 
 def gru_backward(saved, dout, dhT=None):
     """Gradients of the loss.  Returns (dxp, dU, dh0, db_rec); db_rec (3u,) is
-    the gradient of the recurrent bias with reset_after, None otherwise."""
+    the gradient of the recurrent bias with reset_after, None otherwise. When the forward
+    read a table's rows (ids), also (dtable, db_in): the table's gradient (V, 3u), each row
+    the sum of dxp over the steps and samples that read it, and its column sums, the
+    gradient of the bias inside the table."""
     dout, (dhT,) = prepare_backward(saved.h_rec.dtype, saved.h_rec.shape, dout,
                                     ((dhT, "dhT"),))
     T, B, G = saved.gates.shape
@@ -394,16 +458,23 @@ def gru_backward(saved, dout, dhT=None):
              (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, ra_,
               saved.backwards, saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.aux, dout,
               dh0, dxp, dRec, dZR, dHH, dUb, _tiny(dxp), B), B, 0, parts)
+    table = ()
+    if saved.vocab is not None:
+        # xp[t, b] = table[ids[t, b]]: each row's gradient goes to the row it read, after the
+        # loop (summed inside it, the scattered updates of a table past L2 pushed U and
+        # [dU; db_rec] out of the cache)
+        dtable = sum_rows_by_id(saved.ids.reshape(-1), dxp.reshape(T * B, G), buffers.empty((saved.vocab, G), dt))
+        table = (dtable, column_sums(dtable))
     if in_loop:
         if parts > 1:
             sum_parts(dUb, parts)
-        return dxp, dUb[0, :u], dh0, dUb[0, u]
+        return (dxp, dUb[0, :u], dh0, dUb[0, u]) + table
     # dU = sum_t (matmul input)^T (its output gradient): one product per block over all steps
     H = saved.h_rec.reshape(T * B, u).T
     if ra_:
         dRec2 = dRec.reshape(T * B, G)
-        return dxp, matmul(H, dRec2), dh0, column_sums(dRec2)
+        return (dxp, matmul(H, dRec2), dh0, column_sums(dRec2)) + table
     dU = np.empty((u, G), dt)
     dU[:, : 2 * u] = matmul(H, dZR.reshape(T * B, 2 * u))
     dU[:, 2 * u :] = matmul(saved.aux.reshape(T * B, u).T, dHH.reshape(T * B, u))
-    return dxp, dU, dh0, None
+    return (dxp, dU, dh0, None) + table

@@ -27,6 +27,48 @@ def embedding_grad(ids, dY, vocab):
     return dE
 
 
+@njit(cache=True, nogil=True)
+def _rows_by_id(ids, vocab):
+    """(order, starts): 0..n-1 sorted by ids[i] (a counting sort, stable), the rows of id k
+    at order[starts[k]:starts[k + 1]]."""
+    starts = np.zeros(vocab + 1, np.int64)
+    for i in range(ids.shape[0]):
+        starts[ids[i] + 1] += 1
+    for k in range(vocab):
+        starts[k + 1] += starts[k]
+    fill = starts[:vocab].copy()
+    order = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        k = ids[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return order, starts
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _sum_by_id(d, order, starts, out, parts):
+    V, G = out.shape
+    for p in prange(parts):
+        for k in range(V * p // parts, V * (p + 1) // parts):
+            o = out[k]
+            for j in range(G):
+                o[j] = 0
+            for i in range(starts[k], starts[k + 1]):
+                src = d[order[i]]
+                for j in range(G):
+                    o[j] += src[j]
+
+
+def sum_rows_by_id(ids, d, out):
+    """out[k] = the sum of the rows d[i] with ids[i] == k, in increasing i, for ids (n,) and
+    d (n, G) (a row gather's backward): each row of out written once, by one core (the
+    table's rows split across the cores), from d's rows read in id order; no partial tables
+    to add up."""
+    order, starts = _rows_by_id(ids, out.shape[0])
+    _sum_by_id(d, order, starts, out, len(chunks(out.shape[0], d.size, MIN_SPLIT_GATHER)))
+    return out
+
+
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _gather_rows(table, ids, out, parts):
     n, d = out.shape

@@ -266,7 +266,13 @@ def packed(U):
 
 @overload(packed, jit_options=dict(error_model="numpy"))
 def _packed(U):
-    if getattr(U, "dtype", None) == types.float32:
+    if getattr(U, "dtype", None) == types.float32 and U.layout == "F":
+        def impl(U):            # a transpose (BPTT's U^T): read as its C-ordered source's rows
+            K, N = U.shape
+            P = packed_empty(K, N, np.float32)
+            fill_panels_transposed(U.T, P, 0, P.shape[0])
+            return P
+    elif getattr(U, "dtype", None) == types.float32:
         def impl(U):
             K, N = U.shape
             nt = (N + NB - 1) // NB

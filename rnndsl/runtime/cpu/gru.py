@@ -10,6 +10,7 @@ from .recurrent import Recurrent
 
 class GRU(Recurrent):
     name = "gru"
+    takes_table = True
     reads_rows = True
 
     def split_bias(self, opts, bias):
@@ -31,8 +32,10 @@ class GRU(Recurrent):
         return out, (hT,), saved
 
     def kernel_backward(self, saved, dout, dfinal):
-        dxp, dU, dh0, db_rec = gru_backward(saved, dout, dfinal[0])
-        return dxp, dU, (dh0,), db_rec, None, None
+        dxp, dU, dh0, db_rec, *table = gru_backward(saved, dout, dfinal[0])
+        # with a table's rows as input: its gradient dT and the input bias's, in place of dW
+        dT, db_in = table if table else (None, None)
+        return dxp, dU, (dh0,), db_rec, dT, db_in
 
 
 CELL = GRU()
