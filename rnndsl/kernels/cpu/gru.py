@@ -66,7 +66,7 @@ from .activations import (
 )
 from . import buffers, paths
 from .gru_fused import UNITS, gru_bias, gru_bptt_row, gru_panels, gru_step_rows
-from .ops import checked_ids, embedding_input, embedding_view, sum_rows_by_id
+from .ops import embedding_input, embedding_view, sum_rows_by_id, table_input
 from .packed import aligned_scratch, packed, rows_matmul, tn_accumulate
 
 
@@ -356,7 +356,7 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     Returns (out, hT, saved): out is (T,B,u), or (1,B,u) with last_only; saved is None
     with keep=False (inference)."""
     if ids is not None:
-        ids, table, X, W = _table_input(ids, table, U)
+        ids, table, X, W = table_input(ids, table, U, 3)
     E = None
     if xids is not None:
         E, xids, X = embedding_view(X, xids)
@@ -406,18 +406,6 @@ def gru_forward(xp, U, h0, b_rec=None, reset_after=True, mask=None, rmask=None,
     saved = GRUSaved(U, mask, rmask, a, ra, reset_after, backwards, zero_output,
                      gates, h_rec, aux, ids, vocab) if keep else None
     return out, hT, saved
-
-
-def _table_input(ids, table, U):
-    """Checked (ids, table) and the stand-ins for X and W (no columns) that go with them."""
-    table = np.asarray(table)
-    if table.dtype not in (np.float32, np.float64) or table.ndim != 2 or table.shape[1] != 3 * np.shape(U)[0]:
-        raise ValueError(f"table must be a float32 or float64 (vocab, 3*units) array, got {table.dtype} "
-                         f"{table.shape}")
-    ids = checked_ids(ids, table.shape[0], "ids")
-    T, B = ids.shape
-    dt = table.dtype
-    return ids, np.ascontiguousarray(table), np.empty((T, B, 0), dt), np.empty((0, table.shape[1]), dt)
 
 
 # Largest [dU; db_rec] (floats) accumulated inside the time loop. Its own bound, above

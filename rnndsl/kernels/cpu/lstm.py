@@ -59,7 +59,7 @@ from .activations import (
     tanh_,
 )
 from . import buffers, paths
-from .ops import checked_ids, embedding_input, embedding_view, gather_rows
+from .ops import embedding_input, embedding_view, gather_rows, table_input
 from .packed import (NB, aligned_scratch, fill_panels_transposed, packed, packed_empty, packed_panels_matmul,
                      rows_matmul, tn_accumulate)
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels, gate_panels_empty, lstm_bptt_row, lstm_bptt_units,
@@ -477,7 +477,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     calls while these arrays are unchanged (RunCtx.derived); None: packed every call."""
     W0, U0 = W, U                                     # what kept panels are made from
     if ids is not None:
-        ids, table, X, W = _table_input(ids, table, U)
+        ids, table, X, W = table_input(ids, table, U, 4)
     E = None
     if xids is not None:
         E, xids, X = embedding_view(X, xids)
@@ -560,18 +560,6 @@ def forward_route(a: int, ra: int, mask, X, dtype, u: int, keep: bool, by_id: bo
     if X.shape[0] != 0 and dtype == np.float32 and (u % 8 == 0 or not (keep or by_id)):
         return FUSED_ROWS
     return GENERAL if keep else INFER_ROW
-
-
-def _table_input(ids, table, U):
-    """Checked (ids, table) and the stand-ins for X and W (no columns) that go with them."""
-    table = np.asarray(table)
-    if table.dtype not in (np.float32, np.float64) or table.ndim != 2 or table.shape[1] != 4 * np.shape(U)[0]:
-        raise ValueError(f"table must be a float32 or float64 (vocab, 4*units) array, got {table.dtype} "
-                         f"{table.shape}")
-    ids = checked_ids(ids, table.shape[0], "ids")
-    T, B = ids.shape
-    dt = table.dtype
-    return ids, np.ascontiguousarray(table), np.empty((T, B, 0), dt), np.empty((0, table.shape[1]), dt)
 
 
 # Largest [dW; dU; db] (floats) accumulated inside the time loop: it is read and written

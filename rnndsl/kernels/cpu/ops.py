@@ -176,6 +176,19 @@ def ids_outside(ids, rows):
     return n
 
 
+def table_input(ids, table, U, gates: int):
+    """Checked (ids, table) of a recurrent kernel reading rows of a projected table (V,
+    gates*units), and the stand-ins for X and W (no columns) that go with them."""
+    table = np.asarray(table)
+    if table.dtype not in (np.float32, np.float64) or table.ndim != 2 or table.shape[1] != gates * np.shape(U)[0]:
+        raise ValueError(f"table must be a float32 or float64 (vocab, {gates}*units) array, got {table.dtype} "
+                         f"{table.shape}")
+    ids = checked_ids(ids, table.shape[0], "ids")
+    T, B = ids.shape
+    dt = table.dtype
+    return ids, np.ascontiguousarray(table), np.empty((T, B, 0), dt), np.empty((0, table.shape[1]), dt)
+
+
 def checked_ids(ids, rows: int, name: str) -> np.ndarray:
     """ids as a C int64 (T, B) array, every id a row of a table of `rows` rows."""
     ids = np.ascontiguousarray(ids, np.int64)
