@@ -317,3 +317,33 @@ def act_and_derivative(x, code):
         y[i] = act_(x[i], code)
         d[i] = dact_(y[i], code)
     return y, d
+
+
+def check_table_against_rows(monkeypatch, cls, body: str, plain64: bool = False) -> None:
+    """A float32 model `embed(20, 4) | body | dense(3)` whose recurrent layer (runner class
+    cls, from rnndsl.runtime.cpu) reads its embedding through the projected table: the same
+    predictions, loss and gradients as reading the rows E[ids] (cls.takes_table off), and,
+    with plain64, as the float64 plain route."""
+    import rnndsl
+    from rnndsl.kernels.cpu import paths
+
+    ids = np.random.default_rng(0).integers(0, 20, (8, 12))
+    y = np.arange(8) % 3
+    text = f"embed(20, 4) | {body} | dense(3)"
+    res = []
+    for table in (True, False):
+        monkeypatch.setattr(cls, "takes_table", table)
+        m = rnndsl.compile(text, seed=3)
+        loss, grads = m.loss_and_gradients(ids, y)
+        res.append((m.predict(ids), loss, grads))
+    if plain64:
+        m64 = rnndsl.compile(text, seed=3, dtype="float64")
+        with paths.plain_paths():
+            loss, grads = m64.loss_and_gradients(ids, y)
+            res.append((m64.predict(ids), loss, grads))
+    p1, l1, g1 = res[0]
+    for p2, l2, g2 in res[1:]:
+        np.testing.assert_allclose(p1, p2, atol=1e-5)
+        np.testing.assert_allclose(l1, l2, rtol=1e-5)
+        for a, b in zip(g1, g2):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)

@@ -12,6 +12,8 @@ from rnndsl.kernels.cpu import paths
 from rnndsl.kernels.cpu.gru import gru_backward, gru_forward
 from rnndsl.kernels.cpu.gru_fused import gru_panels
 
+from .harness import check_table_against_rows
+
 
 def _case(T, B, F, u, seed):
     """Weights scaled by 1.5 / sqrt(fan-in): pre-activations of order one (few saturated gates)."""
@@ -356,27 +358,9 @@ def test_model_through_the_table_matches_the_rows(monkeypatch, body):
     """A float32 model whose GRU reads its embedding through the projected table: the same
     predictions, loss and gradients as reading the rows E[ids] (takes_table off), and as the
     float64 plain route."""
-    import rnndsl
     from rnndsl.runtime.cpu.gru import GRU
 
-    ids = np.random.default_rng(0).integers(0, 20, (8, 12))
-    y = np.arange(8) % 3
-    res = []
-    for table in (True, False):
-        monkeypatch.setattr(GRU, "takes_table", table)
-        m = rnndsl.compile(f"embed(20, 4) | {body} | dense(3)", seed=3)
-        loss, grads = m.loss_and_gradients(ids, y)
-        res.append((m.predict(ids), loss, grads))
-    m64 = rnndsl.compile(f"embed(20, 4) | {body} | dense(3)", seed=3, dtype="float64")
-    with paths.plain_paths():
-        loss, grads = m64.loss_and_gradients(ids, y)
-        res.append((m64.predict(ids), loss, grads))
-    (p1, l1, g1) = res[0]
-    for p2, l2, g2 in res[1:]:
-        np.testing.assert_allclose(p1, p2, atol=1e-5)
-        np.testing.assert_allclose(l1, l2, rtol=1e-5)
-        for a, b in zip(g1, g2):
-            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+    check_table_against_rows(monkeypatch, GRU, body, plain64=True)
 
 
 @pytest.mark.parametrize("u", [5, 13, 16, 37])

@@ -12,6 +12,7 @@ from rnndsl.kernels.cpu.lstm import lstm_backward, lstm_forward
 from rnndsl.kernels.cpu.lstm_fused import packed_gates
 
 from . import reference as ref
+from .harness import check_table_against_rows
 
 
 def _case(T, B, F, u, seed=0):
@@ -212,22 +213,9 @@ def test_table_ids_out_of_range_are_refused():
 def test_model_through_the_table_matches_the_rows(monkeypatch, body):
     """A float32 model whose LSTM reads its embedding through the projected table: the same
     predictions, loss and gradients as reading the rows E[ids] (takes_table off)."""
-    import rnndsl
     from rnndsl.runtime.cpu.lstm import LSTM
 
-    ids = np.random.default_rng(0).integers(0, 20, (8, 12))
-    y = np.arange(8) % 3
-    res = []
-    for table in (True, False):
-        monkeypatch.setattr(LSTM, "takes_table", table)
-        m = rnndsl.compile(f"embed(20, 4) | {body} | dense(3)", seed=3)
-        loss, grads = m.loss_and_gradients(ids, y)
-        res.append((m.predict(ids), loss, grads))
-    (p1, l1, g1), (p2, l2, g2) = res
-    np.testing.assert_allclose(p1, p2, atol=1e-5)
-    np.testing.assert_allclose(l1, l2, rtol=1e-5)
-    for a, b in zip(g1, g2):
-        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+    check_table_against_rows(monkeypatch, LSTM, body)
 
 
 @pytest.mark.parametrize("T,B,F,u", [(3, 5, 7, 13), (4, 9, 16, 24), (2, 1, 1, 9), (3, 2, 5, 40)])
