@@ -18,6 +18,8 @@ from cells import cell_texts  # noqa: E402
 # a vocabulary of at most a third of the rows (the table from the first call on), and one
 # larger (inference takes the table from the second call at the same weights on)
 SMALL_VOCAB = "input x: int[6]\noutput x | embed(5, 3) | lstm(16, seq) | batchnorm() | lstm(8) | dense(4)\n"
+# GRUs: one through its embedding's table, one over floats (odd units)
+GRUS = "input x: int[6]\noutput x | embed(5, 3) | gru(16, seq) | gru(7) | dense(4)\n"
 # a custom cell reading an embedding through its projected table, and one over floats
 CELL = (cell_texts.MGU + "input x: int[6]\ny = x | embed(5, 3) | rnn(mgu(7), seq)\n"
         "output y | rnn(mgu(5)) | dense(4)\n")
@@ -53,7 +55,7 @@ def _predict_plain(text, model, x):
         return ref.predict_on_batch(x)
 
 
-@pytest.mark.parametrize("text", [SMALL_VOCAB, LARGE_VOCAB, CELL], ids=["small-vocab", "large-vocab", "cell"])
+@pytest.mark.parametrize("text", [SMALL_VOCAB, LARGE_VOCAB, GRUS, CELL], ids=["small-vocab", "large-vocab", "gru", "cell"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kept_tables_follow_every_change_of_the_weights(text, dtype):
     tol = 2e-5 if dtype == "float32" else 1e-11
