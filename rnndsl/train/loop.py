@@ -602,6 +602,9 @@ def fit(model, x, y=None, batch_size=32, epochs=1, validation_data=None, validat
         if model.stop_training:
             history.stopped_early = epoch + 1 < epochs
             break
+    pool = getattr(model.executor, "pool", None)
+    if pool is not None:
+        pool.clear()            # a finished fit keeps no train step's arrays (the next step makes them again)
     cbs.on_train_end(logs)
     return history
 

@@ -367,25 +367,40 @@ def _reuse_cases() -> list:
 
 def test_train_steps_reusing_spent_arrays_equal_fresh_ones(monkeypatch):
     """Train steps whose pool hands a spent array on within the step (kernels/cpu/buffers.py,
-    the tape consumed as backward walks it) against steps where every array is the step's
-    own: three steps of SGD (the second and third from the pool the first left) give the
-    same losses and weights, to the last bit, in float32 and float64."""
+    the tape consumed as backward walks it) against steps where nothing is ever reused (every
+    request a new array), and against the pool with every array it hands out filled with NaN
+    first (a kernel reading what it had not written would show): three steps of SGD, the
+    second at a smaller batch where the model allows it, give the same losses and weights, to
+    the last bit, in float32 and float64."""
     from rnndsl.kernels.cpu import buffers
 
+    def poisoned(empty):
+        def fill(self, shape, dtype):
+            a = empty(self, shape, dtype)
+            if a.dtype.kind == "f":
+                a.fill(np.nan)
+            return a
+        return fill
+
     for case in _reuse_cases():
+        B = case.y.shape[0]
+        rows = [B, B // 2 + 1, B] if B > 2 and not case.stateful else [B] * 3
         for dtype in ("float32", "float64"):
             runs = []
-            for reuse in (True, False):
+            for mode in ("reuse", "poisoned", "fresh"):
                 with monkeypatch.context() as mp:
                     mp.setattr(buffers, "MIN_FIT_BYTES", 0)       # these small models' arrays lend their fronts too
-                    if not reuse:
-                        mp.setattr(buffers.Pool, "_spent", lambda self, key: -1)     # every request its own
+                    if mode == "fresh":
+                        mp.setattr(buffers, "_POOL_REFS", -1)     # no array is ever spent: each request its own
+                    elif mode == "poisoned":
+                        mp.setattr(buffers.Pool, "empty", poisoned(buffers.Pool.empty))
                     m = rnndsl.compile(case.text, dtype=dtype, seed=case.seed % 1000)
                     m.configure(loss="sparse_categorical_crossentropy", optimizer="sgd")
-                    losses = [m.train_on_batch(case.x, case.y) for _ in range(3)]
+                    losses = [m.train_on_batch([x[:n] for x in case.x], case.y[:n]) for n in rows]
                     runs.append((losses, m.get_weights()))
-            (l1, w1), (l2, w2) = runs
-            where = f"seed {case.seed} {dtype}\n{case.text}"
-            assert l1 == l2, (l1, l2, where)
-            for name, a, b in zip(m.weight_names(), w1, w2):
-                assert np.array_equal(a, b), (name, float(np.max(np.abs(a - b))), where)
+            (l1, w1) = runs[0]
+            for what, (l2, w2) in zip(("poisoned", "fresh"), runs[1:]):
+                where = f"against {what}: seed {case.seed} {dtype}\n{case.text}"
+                assert l1 == l2, (l1, l2, where)
+                for name, a, b in zip(m.weight_names(), w1, w2):
+                    assert np.array_equal(a, b), (name, float(np.max(np.abs(a - b))), where)

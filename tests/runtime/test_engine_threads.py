@@ -125,3 +125,21 @@ def test_a_train_step_holds_what_is_alive_at_once():
         gc.collect()
     assert held[0] == held[1] == held[2] == held[3]       # the same arrays, step after step
     assert sum(held[3].values()) < 0.9 * sum(asked)      # 0.86; 1 where every request has its own array
+
+
+def test_a_finished_fit_keeps_no_train_step_arrays():
+    """After fit the pool holds nothing (a model kept for prediction does not keep a train
+    step's memory); the next fit makes its arrays again and trains as before."""
+    import rnndsl
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5, 3)).astype(np.float32), rng.integers(0, 2, 40)
+    m = rnndsl.compile("input x: float[5, 3]\noutput x | lstm(8) | dense(2)\n", seed=1)
+    m.configure(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    pool = m.executor.pool
+    m.train_on_batch(x, y)
+    assert pool.held                                  # train_on_batch keeps them for the next step
+    h1 = m.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    assert pool.held == [] and pool.plan == []
+    h2 = m.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    assert pool.held == [] and np.isfinite(h2.history["loss"][0]) and h2.history["loss"][0] != h1.history["loss"][0]

@@ -87,6 +87,10 @@ class Pool:
                 best, size = i, a_size
         return best
 
+    def clear(self) -> None:
+        """Let every held array go (a finished fit: the memory of a train step, returned)."""
+        self.held, self.plan, self.answers = [], [], []
+
     def release(self) -> None:
         """The step is over: its answers become the plan of the next; the held arrays it did not
         use are dropped (a batch of another shape must not keep the old one's arrays alive)."""
