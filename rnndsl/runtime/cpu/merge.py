@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kernels.cpu import buffers
+from ...kernels.cpu import paths
 from ..merge import combine_masks, same_steps
 from ..tensor import Act
 
 
 def concat_forward(node, W, ins, ctx, init_state=None):
-    """[a, b, ...] along the features; backward splits the gradient."""
+    """[a, b, ...] along the features; backward splits the gradient. The join is made when
+    a reader asks for it (Act.parts: a dense layer reads the parts in place), or at once
+    on the plain route."""
     same_steps(node, ins)
-    sizes = np.cumsum([a.data.shape[-1] for a in ins])[:-1]
     parts = [a.data for a in ins]
-    width = sum(p.shape[-1] for p in parts)
-    # into the train step's pool (kernels/cpu/buffers.py): reused by the next step
-    y = np.concatenate(parts, axis=-1, out=buffers.empty(parts[0].shape[:-1] + (width,), np.result_type(*parts)))
-    return {"out": Act(y, combine_masks([a.mask for a in ins]))}, \
-        lambda d: (np.split(d["out"], sizes, axis=-1), [], None)
+    sizes = np.cumsum([p.shape[-1] for p in parts])[:-1]
+    y = Act(mask=combine_masks([a.mask for a in ins]), parts=parts)
+    if paths.plain():
+        y = Act(y.data, y.mask)
+    return {"out": y}, lambda d: (np.split(d["out"], sizes, axis=-1), [], None)
 
 
 def add_forward(node, W, ins, ctx, init_state=None):
