@@ -78,11 +78,15 @@ class RunCtx:
             now = True                  # asked for before at these weights: it is read again
         generation = ex.weights_generation
         value = make() if now else None
-        if value is None or value.nbytes <= KEEP_MAX_BYTES:
+        if value is None or self.keeps(value.nbytes):
             with ex.derived_lock:       # not kept if the weights were written meanwhile
                 if ex.weights_generation == generation:
                     ex.derived[key] = (sources, value)
         return value
+
+    def keeps(self, nbytes: int) -> bool:
+        """Whether derived would keep an array of this size between calls."""
+        return not self.training and nbytes <= KEEP_MAX_BYTES
 
 
 # Largest array RunCtx.derived keeps between calls: a larger one is made each call (its
@@ -147,6 +151,7 @@ class Executor:
             self.weights_changed()
 
     def weights_changed(self) -> None:
+        """What inference derived from the weights goes (writing_weights calls it)."""
         with self.derived_lock:
             self.weights_generation += 1
             self.derived.clear()

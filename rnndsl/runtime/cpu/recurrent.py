@@ -27,10 +27,6 @@ from .ops import OPS
 # features and even at 512 (bench/README.md, "Measurements behind the code"). Wider inputs
 # keep the one large product.
 PER_STEP_MAX_FEATURES = 512
-# Largest projected table (E W + b, bytes) inference makes where the vocabulary is more
-# than a third of the batch's tokens (Recurrent.table_input), to keep it for the calls after:
-# no larger than what RunCtx.derived keeps (executor.KEEP_MAX_BYTES)
-TABLE_MAX_BYTES = 64 << 20
 # rows (steps x batch) per chunk when inference runs a last-output-only layer chunk by chunk
 CHUNK_ROWS = 4096
 
@@ -95,7 +91,7 @@ class Recurrent:
         T*B / 2, where the table's gradient and the scatter into it cost what they save;
         bench/README.md); else None (and on the plain route). Inference keeps the table
         while the weights are unchanged (RunCtx.derived), and at a larger V takes it from
-        the second call at the same weights on, up to TABLE_MAX_BYTES."""
+        the second call at the same weights on, where a table that size is kept."""
         if paths.plain() or not (self.takes_table and x.gathered is not None and sole_reader and dmask is None):
             return None
         E, ids = x.gathered
@@ -103,7 +99,7 @@ class Recurrent:
             return None
         V, G = E.shape[0], W[0].shape[1]
         now = 3 * V <= ids.size
-        if not (now or (not ctx.training and V * G * dtype.itemsize <= TABLE_MAX_BYTES)):
+        if not (now or ctx.keeps(V * G * dtype.itemsize)):
             return None
         b_in = self.split_bias(opts, W[2] if opts["use_bias"] else None)[0]
 
