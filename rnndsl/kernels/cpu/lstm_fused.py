@@ -186,6 +186,9 @@ def _step_tile(rows: int, panels: int = 1):
                 k = builder.add(builder.mul(row, stride), col if off is None else builder.add(col, off))
                 return builder.bitcast(builder.gep(arr.data, [k]), v8p)
 
+            # C_t of every (row, panel) first, then tanh(C_t) two at a time: C_t has 8 lanes,
+            # so two of them make one 16-lane tanh (the same lanes, the same result)
+            items = []
             for r, j in ((r, j) for r in range(rows) for j in range(panels)):
                 row, col = builder.add(i0v, ir.Constant(I64, r)), cols[j]
                 s0 = _emit_sigmoid(builder, acc[r][2 * j])                      # sigmoid(Z_i), sigmoid(Z_f)
@@ -197,10 +200,18 @@ def _step_tile(rows: int, panels: int = 1):
                 c_old = builder.load(c_ptr, align=4)
                 c_new = builder.fadd(builder.fmul(f_, c_old), builder.fmul(i_, g_))
                 builder.store(c_new, c_ptr, align=4)
-                tanh_c = _emit_tanh(builder, c_new)
-                builder.store(builder.fmul(o_, tanh_c), at(hn, hn_stride, row, col), align=4)
-                with builder.if_then(save):
-                    for k, gate in enumerate((i_, f_, g_, o_)):
+                items.append((row, col, (i_, f_, g_, o_), c_old, c_new))
+            tanh_cs = []
+            for k in range(0, len(items) - 1, 2):
+                t = _emit_tanh(builder, builder.shuffle_vector(items[k][4], items[k + 1][4], join))
+                tanh_cs += [_half(builder, t, False), _half(builder, t, True)]
+            if len(items) % 2:
+                tanh_cs.append(_emit_tanh(builder, items[-1][4]))
+            for (row, col, gates, _, _), tanh_c in zip(items, tanh_cs):
+                builder.store(builder.fmul(gates[3], tanh_c), at(hn, hn_stride, row, col), align=4)
+            with builder.if_then(save):
+                for (row, col, gates, c_old, _), tanh_c in zip(items, tanh_cs):
+                    for k, gate in enumerate(gates):
                         off = builder.mul(u, ir.Constant(I64, k))
                         builder.store(gate, at(gs, g_stride, row, col, off), align=4)
                     builder.store(c_old, at(cp, cp_stride, row, col), align=4)
