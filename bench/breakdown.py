@@ -8,7 +8,8 @@ Timers are put around rnndsl's own functions for the duration of the profile
 * each layer's forward (`Executor._run_node`: the CPU runner of its kind, in
   rnndsl/runtime/cpu) and the backprop closure it returns (per node);
 * the compiled recurrent kernels, `kernel_forward` / `kernel_backward` of the
-  CPU's cell runners (rnndsl/runtime/cpu/recurrent.py and its subclasses) (the numba time loops: recurrent products, per-step input
+  CPU's cell runners (and `parallel._run_together`, where a bidirectional layer's
+  two halves, held back by `together()`, run at once) (rnndsl/runtime/cpu/recurrent.py and its subclasses) (the numba time loops: recurrent products, per-step input
   projections, gate math, state copies and the kernels' own allocations). A
   layer's kernel time is the wall time during which at least one of its kernel
   calls ran (the union of the calls' intervals);
@@ -149,6 +150,10 @@ class Probe:
             self._wrap(cls, "run_cell", self._run_cell)
             self._wrap(cls, "kernel_forward", self._kernel("kernel_fwd", capture=True))
             self._wrap(cls, "kernel_backward", self._kernel("kernel_bwd"))
+        # a bidirectional layer's two halves are held back inside parallel.together() and run
+        # at once when its block ends: that run is the layer's kernel time, not glue
+        from rnndsl.kernels.cpu import parallel
+        self._wrap(parallel, "_run_together", self._held_kernels("kernel_fwd"))
         self._wrap(Executor, "prepare_inputs", self._timed("(input checks)", "all"))
         self._wrap(Model, "_loss", self._timed("(loss)", "all"))
         self._wrap(Model, "_output_arrays", self._timed("(output transposes)", "all"))
@@ -264,6 +269,21 @@ class Probe:
             dtype=str(U.dtype),
             # GRU with reset_after=false multiplies by U's blocks separately, with np.dot
             dot_blocks=getattr(spec, "name", "") == "gru" and not opts.get("reset_after", True)))
+
+    def _held_kernels(self, part):
+        """The run of kernel calls held back by together(): an interval of the layer's kernels."""
+        probe = self
+
+        def make(orig):
+            def run(calls):
+                name = probe.stack[0] if probe.stack else "?"
+                t0 = time.perf_counter()
+                try:
+                    return orig(calls)
+                finally:
+                    probe.intervals[(name, part)].append((t0, time.perf_counter()))
+            return run
+        return make
 
     def _kernel(self, part, capture=False):
         probe = self
