@@ -9,7 +9,7 @@ Timers are put around rnndsl's own functions for the duration of the profile
   rnndsl/runtime/cpu) and the backprop closure it returns (per node);
 * the compiled recurrent kernels, `kernel_forward` / `kernel_backward` of the
   CPU's cell runners (and `parallel._run_together`, where a bidirectional layer's
-  two halves, held back by `together()`, run at once) (rnndsl/runtime/cpu/recurrent.py and its subclasses) (the numba time loops: recurrent products, per-step input
+  two halves, held back by `together()`, run at once, forward and backward) (rnndsl/runtime/cpu/recurrent.py and its subclasses) (the numba time loops: recurrent products, per-step input
   projections, gate math, state copies and the kernels' own allocations). A
   layer's kernel time is the wall time during which at least one of its kernel
   calls ran (the union of the calls' intervals);
@@ -99,6 +99,7 @@ class Probe:
         self.features: dict = {}                    # node -> input features
         self.kind: dict = {}                        # node -> layer kind
         self._tl = threading.local()                # .need_dx of the run_cell in progress on this thread
+        self.backward = False                       # a layer's backprop is running
         self._undo: list = []
 
     def new_step(self) -> None:
@@ -153,7 +154,7 @@ class Probe:
         # a bidirectional layer's two halves are held back inside parallel.together() and run
         # at once when its block ends: that run is the layer's kernel time, not glue
         from rnndsl.kernels.cpu import parallel
-        self._wrap(parallel, "_run_together", self._held_kernels("kernel_fwd"))
+        self._wrap(parallel, "_run_together", self._held_kernels())
         self._wrap(Executor, "prepare_inputs", self._timed("(input checks)", "all"))
         self._wrap(Model, "_loss", self._timed("(loss)", "all"))
         self._wrap(Model, "_output_arrays", self._timed("(output transposes)", "all"))
@@ -191,12 +192,14 @@ class Probe:
 
             def timed_backprop(d):
                 probe.stack.append(name)
+                probe.backward = True
                 t1 = time.perf_counter()
                 try:
                     return backprop(d)
                 finally:
                     probe.acc[(name, "bwd")] += time.perf_counter() - t1
                     probe.stack.pop()
+                    probe.backward = False
 
             return outs, timed_backprop
 
@@ -270,13 +273,15 @@ class Probe:
             # GRU with reset_after=false multiplies by U's blocks separately, with np.dot
             dot_blocks=getattr(spec, "name", "") == "gru" and not opts.get("reset_after", True)))
 
-    def _held_kernels(self, part):
-        """The run of kernel calls held back by together(): an interval of the layer's kernels."""
+    def _held_kernels(self):
+        """The run of kernel calls held back by together(): an interval of the layer's kernels
+        (forward or backward ones)."""
         probe = self
 
         def make(orig):
             def run(calls):
                 name = probe.stack[0] if probe.stack else "?"
+                part = "kernel_bwd" if probe.backward else "kernel_fwd"
                 t0 = time.perf_counter()
                 try:
                     return orig(calls)

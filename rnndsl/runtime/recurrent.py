@@ -212,8 +212,9 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
             dyb = ops.reverse_time(dyb)          # undo the re-reversal
         dout_f = step_grads(ops, T, out_f, seq, dyf)
         dout_b = step_grads(ops, T, out_b, seq, dyb)
-        dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
-        dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
+        with ops.together():    # as in the forward: the halves' time loops may run at once
+            dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
+            dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
         # None where x's gradient is not needed: a custom cell's half makes one anyway
         dX = None if dX_f is None or dX_b is None else ops.add(dX_f, dX_b)
         return [dX], g_f + g_b, (tuple(dinit_f) + tuple(dinit_b) if from_edge else None)

@@ -232,29 +232,53 @@ def test_together_runs_the_deferred_calls_at_its_end(monkeypatch):
     np.testing.assert_array_equal(after, x * 2.0)
 
 
-def test_bidirectional_halves_at_once_equal_one_after_the_other(monkeypatch):
+BIDIRECTIONAL_SPECS = [
+    # the first layer reads the model input (no dX), the second's kernel makes its dX
+    "input x: float[5, 10]\noutput x | bilstm(16, seq) | bidirectional(lstm(8), merge_mode=\"sum\") | dense(3)\n",
+    # input dropout: the second's dX is multiplied by the mask after the kernel, so it runs at once
+    "input x: float[5, 10]\noutput x | bilstm(16, seq) | bilstm(8, dropout=0.3) | dense(3)\n",
+    # an embedding's rows read in place (the LSTM's kernel makes their gradient); a GRU runs at once
+    "input x: int[5]\noutput x | embed(7, 6) | bilstm(16, seq) | bigru(8) | dense(3)\n",
+]
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("spec", BIDIRECTIONAL_SPECS)
+def test_bidirectional_halves_at_once_equal_one_after_the_other(monkeypatch, spec, dtype, workers):
     """A bidirectional layer's halves run together (parallel.together) give what they give run
-    one after the other, each split by rows, in inference and in training (concat and sum)."""
+    one after the other, each split by rows, in inference and in training (concat and sum):
+    forward, and backward where each half's time loop waits for the block's end (one worker
+    a half: its weight gradients in one accumulator) or runs at once (its outputs read inside
+    the block: input dropout; or more workers than two a half)."""
     import contextlib
 
     import rnndsl
     from rnndsl.runtime.cpu.ops import CpuOps
 
     split_everything(monkeypatch)
-    spec = ("input x: float[5, 10]\noutput x | bilstm(16, seq) "
-            "| bidirectional(lstm(8), merge_mode=\"sum\") | dense(3)\n")
+    monkeypatch.setattr(parallel, "WORKERS", workers)
     r = np.random.default_rng(0)
-    x = r.normal(size=(11, 5, 10)).astype(np.float32)
-    y = r.normal(size=(11, 3)).astype(np.float32)
-    got = {}
+    x = r.integers(0, 7, size=(11, 5)) if "int" in spec else r.normal(size=(11, 5, 10)).astype(dtype)
+    y = r.normal(size=(11, 3)).astype(dtype)
+    got, held = {}, []
+    run_together = parallel._run_together
+    monkeypatch.setattr(parallel, "_run_together", lambda calls: (held.append(len(calls)), run_together(calls)))
     for mode in ("together", "in turn"):
         if mode == "in turn":
             monkeypatch.setattr(CpuOps, "together", staticmethod(contextlib.nullcontext))
-        m = rnndsl.compile(spec, dtype="float32", seed=3)
+        m = rnndsl.compile(spec, dtype=dtype, seed=3)
         loss, grads = m.loss_and_gradients(x, y, loss="mse")
         got[mode] = [m.predict_on_batch(x), np.float64(loss)] + [g for g in grads if g is not None]
+    # two halves held back in the LSTMs' forwards, and in the backward of those whose outputs
+    # are read only after the block
+    lstms, backward_held = {0: (2, 2), 1: (2, 1), 2: (1, 1)}[BIDIRECTIONAL_SPECS.index(spec)]
+    if workers >= 4:            # two workers a half: its backward runs at once, split by rows
+        backward_held = 0
+    assert held.count(2) == 2 * lstms + backward_held      # training's forward and backward, predict's forward
+    tol = dict(rtol=1e-6, atol=1e-7) if dtype == "float32" else dict(rtol=1e-13, atol=1e-14)
     for a, b in zip(got["together"], got["in turn"]):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, **tol)
 
 
 def test_bidirectional_halves_at_once_keep_a_chunked_layer_in_order(monkeypatch):

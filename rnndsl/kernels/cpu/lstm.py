@@ -569,7 +569,7 @@ def forward_route(a: int, ra: int, mask, X, dtype, u: int, keep: bool, by_id: bo
 MAX_LOOP_GRAD = 160_000
 
 
-def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
+def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None, defer=False):
     """Gradients of the loss.  Returns (dxp, dU, dh0, dc0), and with weights (the forward
     had X, or a table) also (dW, db): the gradients of W, or of the table, and of the input
     bias (with a table: the part of it that reached the table). With W (F, 4u), the input
@@ -583,6 +583,11 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     mask or recurrent dropout, weights past UNIT_SPLIT_BYTES, up to TRAIN_UNIT_MAX_ROWS rows)
     so does BPTT (lstm_backward_columns), and the weight and input gradients are products
     over all steps.
+
+    defer: inside parallel.together(), the time loop may wait for the block's end where what
+    it writes is what this returns (the weight gradients accumulated inside the loop, in one
+    accumulator: where each of the block's two calls gets one worker): the caller reads none
+    of the returned arrays before the block ends (a bidirectional layer's halves run at once).
 
     Consumes saved: dxp is written over saved.gates (step t's gates are read only by step t
     of the backward pass, each element before its gradient replaces it), so training keeps
@@ -620,8 +625,13 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
             dX = buffers.empty(xshape, dxp.dtype)
             matmul(dxp.reshape(T * B, G), np.ascontiguousarray(W.T), dX.reshape(T * B, -1))
             return res + (dX,)
-    parts = len(chunks(B, T * B * G * (u + nx)))
+    work = T * B * G * (u + nx)
     in_loop = (nx + u + 1) * G <= MAX_LOOP_GRAD and not paths.plain()
+    # held back only where nothing below reads what the loop writes (products over all steps
+    # of dxp would), and in one part: each half of two gets one worker (or the work is too
+    # small to split), so there is no sum of the parts' accumulators to make afterwards
+    defer = defer and in_loop and parallel.holding() and (parallel.WORKERS // 2 <= 1 or len(chunks(B, work)) == 1)
+    parts = 1 if defer else len(chunks(B, work))
     dWU = buffers.empty((parts, nx + u + 1 if in_loop else 0, G), dxp.dtype)      # zeroed by the kernel
     dtable = buffers.empty((parts, saved.vocab, G) if by_id else (parts, 0, 0), dxp.dtype)   # zeroed by the kernel
     if want_dx:
@@ -631,7 +641,7 @@ def lstm_backward(saved, dout, dhT=None, dcT=None, weights=False, W=None):
     args = (saved.U, saved.mask, saved.rmask, saved.activation, saved.recurrent_activation, saved.backwards,
             saved.zero_output_for_mask, saved.gates, saved.h_rec, saved.c_prev, saved.tanh_c, X, saved.xids, saved.ids,
             dout, dh0, dc0, dxp, dWU, dtable, W, dX, _tiny(dxp), fused, B)
-    run_rows(lstm_backward_kernel, args, B, 0, parts)
+    run_rows(lstm_backward_kernel, args, B, work, parts, defer=defer)
     if parts > 1:
         sum_parts(dWU, parts)
         sum_parts(dtable, parts)

@@ -107,8 +107,9 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
              strided: tuple = ()) -> None:
     """kernel(*args, b0, b1) over rows 0..rows: on this thread when one part is enough, else
     the parts at once in numba's thread pool (split_rows). `parts` (default: chunks' choice)
-    is for a caller that sized per-part arrays already. defer: inside together(), the call
-    may wait for the block's end (its caller reads none of its outputs before then).
+    is for a caller that sized per-part arrays already (a deferred call then runs in exactly
+    that many parts: see holding). defer: inside together(), the call may wait for the
+    block's end (its caller reads none of its outputs before then).
     strided: the positions of arrays typed any-layout (see compiled)."""
     n = len(chunks(rows, work)) if parts is None else parts
     if not hasattr(kernel, "overloads"):       # NUMBA_DISABLE_JIT: a Python function, run part by part
@@ -116,9 +117,9 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
             kernel(*args, rows * p // n, rows * (p + 1) // n)
         return
     entry, address = compiled(kernel, args, strided=strided)
-    pending = getattr(_pending, "calls", None) if defer and parts is None else None
+    pending = getattr(_pending, "calls", None) if defer else None
     if pending is not None and _packer(address, args) is not None:
-        pending.append((entry, address, args, rows, work))
+        pending.append((entry, address, args, rows, work, parts))
         return
     _run_parts(entry, address, args, rows, n)
 
@@ -148,6 +149,11 @@ def _packer(address: int, args: tuple):
 
 # the calls together() holds back on this thread (None: not inside together())
 _pending = threading.local()
+
+
+def holding() -> bool:
+    """Whether deferred calls wait for a together() block's end on this thread."""
+    return getattr(_pending, "calls", None) is not None
 
 
 @contextmanager
@@ -181,19 +187,20 @@ def in_order():
 
 
 def _run_together(calls: list) -> None:
-    """The held-back calls: (entry, address, args, rows, work) each."""
+    """The held-back calls: (entry, address, args, rows, work, parts) each, parts None (the
+    runner's choice) or the number of parts the caller sized per-part arrays for."""
     if len(calls) < 2 or WORKERS < 2 or sum(c[4] for c in calls) < MIN_SPLIT_WORK:
-        for entry, address, args, rows, work in calls:    # one after the other, as run_rows would
-            _run_parts(entry, address, args, rows, len(chunks(rows, work)))
+        for entry, address, args, rows, work, parts in calls:    # one after the other, as run_rows would
+            _run_parts(entry, address, args, rows, len(chunks(rows, work)) if parts is None else parts)
         return
     share = max(1, WORKERS // len(calls))
     tasks, keep = [], []
-    for _, address, args, rows, _ in calls:
+    for _, address, args, rows, _, parts in calls:
         packer = _packer(address, args)
         buf = packer.new_buffer()
         keep.append(buf)
         address = packer.pack(args, packer.store, buf)
-        n = max(1, min(share, rows // MIN_ROWS))
+        n = max(1, min(share, rows // MIN_ROWS)) if parts is None else parts
         tasks += [(packer.address, address, rows * k // n, rows * (k + 1) // n) for k in range(n)]
     table = np.array(tasks, np.int64).T.copy()
     _calls_entry()(table[0], table[1], table[2], table[3])
