@@ -186,10 +186,7 @@ def _step_tile(rows: int, panels: int = 1):
                 k = builder.add(builder.mul(row, stride), col if off is None else builder.add(col, off))
                 return builder.bitcast(builder.gep(arr.data, [k]), v8p)
 
-            # C_t of every (row, panel) first, then tanh(C_t) two at a time: C_t has 8 lanes,
-            # so two of them make one 16-lane tanh (the same lanes, the same result)
-            items = []
-            for r, j in ((r, j) for r in range(rows) for j in range(panels)):
+            def gates_and_c(r, j):          # the gates and C_t of units 8p..8p+7 (p = panel j) of row r
                 row, col = builder.add(i0v, ir.Constant(I64, r)), cols[j]
                 s0 = _emit_sigmoid(builder, acc[r][2 * j])                      # sigmoid(Z_i), sigmoid(Z_f)
                 t1 = _emit_tanh(builder, builder.fmul(acc[r][2 * j + 1], scale))
@@ -200,22 +197,37 @@ def _step_tile(rows: int, panels: int = 1):
                 c_old = builder.load(c_ptr, align=4)
                 c_new = builder.fadd(builder.fmul(f_, c_old), builder.fmul(i_, g_))
                 builder.store(c_new, c_ptr, align=4)
-                items.append((row, col, (i_, f_, g_, o_), c_old, c_new))
-            tanh_cs = []
-            for k in range(0, len(items) - 1, 2):
-                t = _emit_tanh(builder, builder.shuffle_vector(items[k][4], items[k + 1][4], join))
-                tanh_cs += [_half(builder, t, False), _half(builder, t, True)]
-            if len(items) % 2:
-                tanh_cs.append(_emit_tanh(builder, items[-1][4]))
-            for (row, col, gates, _, _), tanh_c in zip(items, tanh_cs):
-                builder.store(builder.fmul(gates[3], tanh_c), at(hn, hn_stride, row, col), align=4)
-            with builder.if_then(save):
-                for (row, col, gates, c_old, _), tanh_c in zip(items, tanh_cs):
-                    for k, gate in enumerate(gates):
-                        off = builder.mul(u, ir.Constant(I64, k))
-                        builder.store(gate, at(gs, g_stride, row, col, off), align=4)
-                    builder.store(c_old, at(cp, cp_stride, row, col), align=4)
-                    builder.store(tanh_c, at(tc, tc_stride, row, col), align=4)
+                return row, col, (i_, f_, g_, o_), c_old, c_new
+
+            def tanh_pairs(cs):             # tanh of 8-lane vectors, two a 16-lane tanh (lane for lane the same)
+                out = []
+                for k in range(0, len(cs) - 1, 2):
+                    t = _emit_tanh(builder, builder.shuffle_vector(cs[k], cs[k + 1], join))
+                    out += [_half(builder, t, False), _half(builder, t, True)]
+                return out + [_emit_tanh(builder, cs[-1])] * (len(cs) % 2)
+
+            items = [(r, j) for r in range(rows) for j in range(panels)]
+            with builder.if_else(save) as (training, inference):
+                # training: the gates, C_{t-1} and tanh(C_t) stored as they come, two rows at a
+                # time (one in the two-panel tile, whose 24 accumulators leave no registers
+                # for a second row's: big-lstm's train step slowed 4-13% when it spilled)
+                with training:
+                    per = 2 if panels == 1 else 1
+                    for k in range(0, len(items), per):
+                        done = [gates_and_c(*rj) for rj in items[k:k + per]]
+                        for (row, col, gates, c_old, _), tanh_c in zip(done, tanh_pairs([d[4] for d in done])):
+                            builder.store(builder.fmul(gates[3], tanh_c), at(hn, hn_stride, row, col), align=4)
+                            for g, gate in enumerate(gates):
+                                off = builder.mul(u, ir.Constant(I64, g))
+                                builder.store(gate, at(gs, g_stride, row, col, off), align=4)
+                            builder.store(c_old, at(cp, cp_stride, row, col), align=4)
+                            builder.store(tanh_c, at(tc, tc_stride, row, col), align=4)
+                # inference: every tile's C_t first, then their tanh two at a time and H_t (only
+                # o and C_t stay live: independent tiles in flight, 5% off a small layer's step)
+                with inference:
+                    done = [gates_and_c(*rj) for rj in items]
+                    for (row, col, gates, _, _), tanh_c in zip(done, tanh_pairs([d[4] for d in done])):
+                        builder.store(builder.fmul(gates[3], tanh_c), at(hn, hn_stride, row, col), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
