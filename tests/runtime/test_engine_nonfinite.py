@@ -90,6 +90,36 @@ def test_a_nonfinite_weight_reaches_the_outputs_as_in_float64(name, value):
         assert some_nan
 
 
+def _poisoned_gradients(body, k, dtype, plain=False):
+    m = _model(body, dtype)
+    w = m.get_weights()
+    w[k] = w[k].copy()
+    w[k].flat[w[k].size // 2] = np.nan
+    m.set_weights(w)
+    x = IDS if body.startswith("embed") else X.astype(dtype)
+    y = np.zeros(m.predict_on_batch(x[:1]).shape[1:], dtype)[None].repeat(len(x), axis=0)
+    with plain_paths(plain):
+        loss, grads = m.loss_and_gradients(x, y, loss="mse")
+    return loss, grads
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(MODELS) if not n.startswith("dense")])
+def test_a_nan_weight_reaches_the_gradients_as_in_float64(name):
+    """Every gradient holds NaN where the plain float64 route's does: a kernel that flushes
+    tiny values to zero must not flush NaN with them (the fused LSTM BPTT step did: a NaN in
+    the input kernel gave a NaN loss and a finite kernel gradient)."""
+    body = MODELS[name]
+    for k in range(len(_model(body, "float64").get_weights())):
+        want_loss, want = _poisoned_gradients(body, k, "float64", plain=True)
+        assert np.isnan(want_loss)
+        for dtype in ("float32", "float64"):
+            loss, got = _poisoned_gradients(body, k, dtype)
+            assert np.isnan(loss)
+            for j, (g, w) in enumerate(zip(got, want)):
+                np.testing.assert_array_equal(np.isnan(g), np.isnan(w),
+                                              err_msg=f"{name} {dtype} weight {k} = nan: gradient {j}")
+
+
 STATEFUL = {
     "lstm": "lstm(16, seq, stateful=true)",
     "lstm-odd": "lstm(12, seq, stateful=true)",

@@ -558,8 +558,9 @@ def _bptt_block(width: int):
             fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]),
                                                   f"llvm.fabs.v{width}{'f32' if fty == F32 else 'f64'}")
 
-            def flush(v):
-                return builder.select(builder.fcmp_ordered(">=", builder.call(fabs, [v]), tiny_v), v, zv)
+            def flush(v):           # to zero below tiny; NaN stays NaN (as flush_row's v * 0: the
+                # compare is false for it), so that a broken weight's gradient is not made finite
+                return builder.select(builder.fcmp_ordered("<", builder.call(fabs, [v]), tiny_v), zv, v)
 
             I, F, G, O = (ld(dz_, g) for g in gate)
             aC, Cp = ld(tc_), ld(cp_)
