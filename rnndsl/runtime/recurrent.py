@@ -31,6 +31,8 @@ An ops object provides:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 
@@ -212,7 +214,10 @@ def bidirectional_outputs(ops, node, ctx, init_state, T: int, B: int, mask, run_
             dyb = ops.reverse_time(dyb)          # undo the re-reversal
         dout_f = step_grads(ops, T, out_f, seq, dyf)
         dout_b = step_grads(ops, T, out_b, seq, dyb)
-        with ops.together():    # as in the forward: the halves' time loops may run at once
+        # as in the forward, the halves' time loops may run at once: where both are the same
+        # layer, so that both hold theirs back or neither (one held alone would run on a
+        # single worker, with its weight gradients in one accumulator)
+        with ops.together() if node.spec.backward(node) is inner else nullcontext():
             dX_f, g_f, dinit_f = bp_f(dout_f, tuple(dstate[:n_states]))
             dX_b, g_b, dinit_b = bp_b(dout_b, tuple(dstate[n_states:]))
         # None where x's gradient is not needed: a custom cell's half makes one anyway

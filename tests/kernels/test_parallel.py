@@ -281,6 +281,33 @@ def test_bidirectional_halves_at_once_equal_one_after_the_other(monkeypatch, spe
         np.testing.assert_allclose(a, b, **tol)
 
 
+def test_bidirectional_halves_of_two_layers_run_their_backward_in_turn(monkeypatch):
+    """With a backward_layer (another kind, or the same kind configured apart) the halves'
+    BPTT is not held back together: one held alone would run on a single worker. Their
+    forwards still are (each is split as it would be alone)."""
+    import rnndsl
+    from rnndsl.kernels.cpu import paths
+
+    split_everything(monkeypatch)
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+    held = []
+    run_together = parallel._run_together
+    monkeypatch.setattr(parallel, "_run_together", lambda calls: (held.append(len(calls)), run_together(calls)))
+    r = np.random.default_rng(1)
+    x, y = r.normal(size=(9, 4, 5)), r.normal(size=(9, 3))
+    for back in ("gru(6, go_backwards=true)", "lstm(6, go_backwards=true, use_bias=false)"):
+        spec = f"input x: float[4, 5]\noutput x | bidirectional(lstm(6), backward_layer={back}) | dense(3)\n"
+        m = rnndsl.compile(spec, dtype="float64", seed=2)
+        held.clear()
+        m.loss_and_gradients(x, y, loss="mse")
+        assert len(held) == 1, held               # the forward's block only (two LSTM halves or one)
+        with paths.plain_paths():
+            want = m.loss_and_gradients(x, y, loss="mse")
+        got = m.loss_and_gradients(x, y, loss="mse")
+        for a, b in zip(got[1], want[1]):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_bidirectional_halves_at_once_keep_a_chunked_layer_in_order(monkeypatch):
     """Inference of a last-output-only layer over wide inputs runs chunk after chunk, each from
     the state the one before ended in (in_order inside together): equal to the plain route."""
