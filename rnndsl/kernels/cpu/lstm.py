@@ -509,6 +509,13 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     Wq = Uq = stand_in((0, 0, 0), dt)                # no panels: the kernel packs W and U itself
     if kept:
         Uq = derive(("lstm U panels", id(U0)), (U0,), lambda: gate_panels(U))
+
+    def w_panels(Wk):
+        """Wk's panels, kept as W's; a Wk with no rows (the input term came another way: a
+        table, or xp) has empty ones, made each call (cheap; kept under W's key they would
+        collide with W's real panels when the route changes)."""
+        return gate_panels(Wk) if Wk.shape[0] == 0 else \
+            derive(("lstm W panels", id(W0)), (W0,), lambda: gate_panels(Wk))
     if route == FUSED_ROWS and rmask.shape[0] == 0 and F > 0 and ids.shape[0] == 0 and \
             (not keep or B <= TRAIN_UNIT_MAX_ROWS):
         parts = unit_parts(F, u, dt.itemsize, T * B * G * (u + F))
@@ -520,8 +527,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                 matmul(np.ascontiguousarray(inputs[1]).reshape(T * B, F), Wk, xpk.reshape(T * B, G))
                 Wk = stand_in((0, G), dt)
             if kept:
-                Wq = derive(("lstm W panels", id(W0)), (W0,), lambda: gate_panels(Wk)) if xpk.shape[0] == 0 \
-                    else gate_panels(Wk)
+                Wq = w_panels(Wk)
             # X typed any-layout: the same code for a time-major array and a view of batch-major data
             call_strided(lstm_forward_columns, (inputs[1], xids, Wk, inputs[3], U, xpk, hT, cT, backwards, out,
                                                 gates, h_rec, c_prev, tanh_c, bool(keep), Wq, Uq, parts),
@@ -531,8 +537,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     work = T * B * G * (u + F)
     if route == FUSED_ROWS:
         if kept:
-            Wq = gate_panels(inputs[2]) if F == 0 else \
-                derive(("lstm W panels", id(W0)), (W0,), lambda: gate_panels(inputs[2]))
+            Wq = w_panels(inputs[2])
         run_rows(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, hT, cT, rmask, backwards,
                                    out, gates, h_rec, c_prev, tanh_c, bool(keep), Wq, Uq), B, work, defer=True)
     else:
