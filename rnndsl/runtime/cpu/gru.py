@@ -31,7 +31,7 @@ class GRU(Recurrent):
                                      last_only=last_only, **inp)
         return out, (hT,), saved
 
-    def kernel_backward(self, saved, dout, dfinal):
+    def kernel_backward(self, saved, dout, dfinal, defer=False):     # (runs at once: its caller reads dxp)
         dxp, dU, dh0, db_rec, *table = gru_backward(saved, dout, dfinal[0])
         # with a table's rows as input: its gradient dT and the input bias's, in place of dW
         dT, db_in = table if table else (None, None)

@@ -12,7 +12,6 @@ class LSTM(Recurrent):
     reads_rows = True
     trains_on_rows = True
     in_kernel_dx = True
-    defers_backward = True
 
     def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
                        last_only=False, derive=None):
@@ -23,7 +22,7 @@ class LSTM(Recurrent):
                                           last_only=last_only, derive=derive, **inp)
         return out, (hT, cT), saved
 
-    def kernel_backward(self, saved, dout, dfinal, W=None, defer=False):
+    def kernel_backward(self, saved, dout, dfinal, defer=False, W=None):
         if saved.X.shape[0] == 0:           # (the caller reads dxp: dK is not made here)
             dxp, dU, dh0, dc0 = lstm_backward(saved, dout, dfinal[0], dfinal[1])
             return dxp, dU, (dh0, dc0), None, None, None

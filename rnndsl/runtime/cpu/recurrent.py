@@ -37,13 +37,13 @@ class Recurrent:
     kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only, derive)
         -> (out, final, saved); derive: RunCtx.derived in inference (what the kernel may keep
         between calls: packed weights), else None
-    kernel_backward(saved, dout, dfinal) -> (dxp, dU, dinit, db_rec, dK, db_in), dK and
-      db_in (the input kernel's and input bias's gradients) None unless the kernel made them
-    with in_kernel_dx, also kernel_backward(saved, dout, dfinal, W=kernel) for a forward
-      that projected X step by step: the same and the input's gradient dX last
-    with defers_backward, kernel_backward also takes defer: True where the caller reads none
-      of the returned arrays before a together() block it may be in ends (a bidirectional
-      layer's halves; the kernel may then hold its time loop back to run beside the other's)
+    kernel_backward(saved, dout, dfinal, defer) -> (dxp, dU, dinit, db_rec, dK, db_in), dK and
+      db_in (the input kernel's and input bias's gradients) None unless the kernel made them;
+      defer: True where the caller reads none of the returned arrays before a together()
+      block it may be in ends (a bidirectional layer's halves): the kernel may then hold its
+      time loop back to run beside the other half's (LSTM's does), or run at once
+    with in_kernel_dx, also kernel_backward(saved, dout, dfinal, defer, W=kernel) for a
+      forward that projected X step by step: the same and the input's gradient dX last
 
     inp is the input projection: {"xp": (T, B, G*u)} for all steps at once, or
     {"xp": None, "X": X, "W": kernel, "b_in": bias} to project step by step inside the
@@ -59,7 +59,6 @@ class Recurrent:
     # ... and its training too (what it saves, and its backward, take the rows by xids)
     trains_on_rows = False
     in_kernel_dx = False     # kernel_backward can make dX = dxp W^T itself
-    defers_backward = False  # kernel_backward takes defer (see above)
 
     @property
     def spec(self):
@@ -211,14 +210,14 @@ class Recurrent:
         def backprop(dout, dfinal):
             if need_dx and per_step and (X is not None or on_rows) and self.in_kernel_dx:
                 # X W was taken step by step: the kernel makes dX = dxp W^T too
-                defer = dict(defer=dmask is None) if self.defers_backward else {}
-                dxp, dU, dinit, db_rec, dK, db_in, dX = self.kernel_backward(saved, dout, dfinal, W=kernel, **defer)
+                dxp, dU, dinit, db_rec, dK, db_in, dX = self.kernel_backward(saved, dout, dfinal, dmask is None,
+                                                                             W=kernel)
                 if dmask is not None:
                     dX *= dmask                             # undo X = x * dmask
                 return dX, [dK, dU] + ([self.join_bias(db_in, db_rec)] if bias is not None else []), dinit
             # below, only dK made by the kernel and no dX leave its outputs unread
-            defer = dict(defer=gathered is None and not need_dx) if self.defers_backward else {}
-            dxp, dU, dinit, db_rec, dK, db_in = self.kernel_backward(saved, dout, dfinal, **defer)
+            dxp, dU, dinit, db_rec, dK, db_in = self.kernel_backward(saved, dout, dfinal,
+                                                                     gathered is None and not need_dx)
             if gathered is not None:
                 # dK was the table's gradient dT: undo table = E @ kernel + b_in (the kernel
                 # summed dT's rows into db_in)

@@ -16,7 +16,7 @@ class SimpleRNN(Recurrent):
                                            last_only=last_only, **inp)
         return out, (hT,), saved
 
-    def kernel_backward(self, saved, dout, dfinal):
+    def kernel_backward(self, saved, dout, dfinal, defer=False):     # (runs at once: its caller reads dxp)
         dxp, dU, dh0 = simplernn_backward(saved, dout, dfinal[0])
         return dxp, dU, (dh0,), None, None, None
 
