@@ -8,11 +8,12 @@ Timers are put around rnndsl's own functions for the duration of the profile
 * each layer's forward (`Executor._run_node`: the CPU runner of its kind, in
   rnndsl/runtime/cpu) and the backprop closure it returns (per node);
 * the compiled recurrent kernels, `kernel_forward` / `kernel_backward` of the
-  CPU's cell runners (and `parallel._run_together`, where a bidirectional layer's
-  two halves, held back by `together()`, run at once, forward and backward) (rnndsl/runtime/cpu/recurrent.py and its subclasses) (the numba time loops: recurrent products, per-step input
-  projections, gate math, state copies and the kernels' own allocations). A
-  layer's kernel time is the wall time during which at least one of its kernel
-  calls ran (the union of the calls' intervals);
+  CPU's cell runners (rnndsl/runtime/cpu/recurrent.py and its subclasses), and
+  `parallel._run_together`, where a bidirectional layer's two halves, held back by
+  `together()`, run at once, forward and backward (the numba time loops: recurrent
+  products, per-step input projections, gate math, state copies and the kernels' own
+  allocations). A layer's kernel time is the wall time during which at least one of
+  its kernel calls ran (the union of the calls' intervals);
 * the bookkeeping around the layers: input checks (`Executor.prepare_inputs`),
   the loss (`train.targets.output_loss`), the finite checks and the optimizer of a train
   step, the output transposes of `predict_on_batch`.

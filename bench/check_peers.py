@@ -175,7 +175,7 @@ def check_keras(keras, name: str) -> dict | None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=",".join(MAPPED))
-    ap.add_argument("--keras", default=",".join(w for w in KERAS_CHECKED),
+    ap.add_argument("--keras", default=",".join(KERAS_CHECKED),
                     help="workloads whose Keras peer is checked, where Keras imports")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tol", type=float, default=1e-4, help="largest relative difference (to the logits' scale)")
