@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.npyfile import BROKEN_ZIP
 from .data.text import TextEncoder
 from .errors import CheckpointError, DataError, RnnError
 from .train.checkpoint import open_checkpoint, save_checkpoint
@@ -167,7 +168,7 @@ def _keras_zip(path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return "config.json" in z.namelist() and "model.weights.h5" in z.namelist()
-    except (OSError, zipfile.BadZipFile):
+    except BROKEN_ZIP:      # not a readable zip: the checkpoint reader says what is wrong with it
         return False
 
 

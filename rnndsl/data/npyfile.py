@@ -31,8 +31,9 @@ NUMERIC_KINDS = "biuf"        # bool, int, uint, float: everything rnndsl comput
 _MAX_HEADER = 10000           # numpy's own default bound on an .npy header
 _DEFLATE_RATIO = 1032         # deflate's largest expansion: a member cannot hold more
 _CHUNK = 1 << 24
-# a failing read of a broken member surfaces as any of these (zipfile, zlib, numpy's header parser)
-_BROKEN = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError, TypeError, SyntaxError,
+# opening a broken zip, or reading a broken member, surfaces as any of these (zipfile, zlib,
+# numpy's header parser): every reader of a zip rnndsl is given catches them all
+BROKEN_ZIP = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError, TypeError, SyntaxError,
            RecursionError, OverflowError, NotImplementedError, RuntimeError, UnicodeDecodeError)
 
 
@@ -118,7 +119,7 @@ def _read_data(fp, shape, fortran: bool, dtype, nbytes: int, error, where: str) 
             raise error(f"{where} holds more bytes than its shape {tuple(shape)} needs: truncated or corrupt")
     except error:
         raise
-    except _BROKEN as e:
+    except BROKEN_ZIP as e:
         raise error(f"{where} is truncated or corrupt ({type(e).__name__}: {e})") from None
     if not dtype.isnative:
         arr.byteswap(inplace=True)
@@ -156,7 +157,7 @@ class NpzReader:
         try:
             self.disk_size = self.path.stat().st_size
             self._zip = zipfile.ZipFile(self.path)
-        except _BROKEN as e:
+        except BROKEN_ZIP as e:
             raise error(f"{self.label} is not a readable .npz archive: truncated or corrupt "
                         f"({type(e).__name__}: {e})") from None
         self._members = {}
@@ -199,7 +200,7 @@ class NpzReader:
                              f"{_figure(info.compress_size)} of stored data can hold: truncated or corrupt")
         try:
             fp = self._zip.open(info)
-        except _BROKEN as e:
+        except BROKEN_ZIP as e:
             raise self.error(f"{where} is truncated or corrupt ({type(e).__name__}: {e})") from None
         return fp, info, where
 
@@ -213,5 +214,5 @@ class NpzReader:
                 return _read_data(fp, shape, fortran, dtype, nbytes, self.error, where)
         except self.error:
             raise
-        except _BROKEN as e:
+        except BROKEN_ZIP as e:
             raise self.error(f"{where} is truncated or corrupt ({type(e).__name__}: {e})") from None

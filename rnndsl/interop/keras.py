@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.npyfile import BROKEN_ZIP
 from ..errors import RnnError, WeightsError
 from ..layers.base import REGISTRY
 
@@ -503,7 +504,7 @@ def _read_zip(path) -> tuple[dict, bytes]:
     path = Path(path)
     try:
         z = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as e:
+    except BROKEN_ZIP as e:                 # (a damaged central directory: NotImplementedError, ...)
         raise KerasFileError(f"{path}: not a Keras 3 .keras file (a zip holding config.json and "
                              f"model.weights.h5): {e}") from None
     with z:

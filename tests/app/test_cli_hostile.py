@@ -155,6 +155,24 @@ def test_broken_input_files_exit_1(cli, checkpoint):
         assert re.search(message, err), (name, err)
 
 
+def test_a_checkpoint_with_a_damaged_zip_directory_exits_1(cli, checkpoint):
+    """A byte of a central-directory entry edited (its "version needed to extract": zipfile
+    raises NotImplementedError when it opens the file, before any member is read): a
+    CheckpointError, exit 1 (it was an internal error, exit 3, in the sniffing for a .keras
+    zip that runs first)."""
+    data = bytearray(open(checkpoint, "rb").read())
+    entries = [k for k in range(len(data)) if data[k:k + 4] == b"PK\x01\x02"]
+    assert entries
+    for k in entries[:3]:
+        bad = bytearray(data)
+        bad[k + 6] = 0xFF
+        with open("ver.npz", "wb") as f:
+            f.write(bytes(bad))
+        status, out, err = cli("run", "ver.npz", "--input", "ok.npz")
+        assert status == 1, err
+        assert "ver.npz" in err and "zip file version" in err, err
+
+
 @pytest.mark.parametrize("output, message", [
     ("nodir/p.npy", "cannot write --output nodir/p.npy: directory nodir does not exist"),
     (".", "cannot write --output .: . is a directory"),

@@ -244,6 +244,10 @@ def test_damaged_keras_files_are_rnndsl_errors(tmp_path, capsys):
     raw[at + 2] ^= 0x20                            # the stored config's bytes no longer match its CRC
     crc.write_bytes(bytes(raw))
     cases["bad CRC"] = crc
+    ver = bytearray(good.read_bytes())
+    ver[ver.index(b"PK\x01\x02") + 6] = 0xFF        # "version needed": zipfile raises NotImplementedError
+    cases["zip version"] = tmp_path / "ver.keras"
+    cases["zip version"].write_bytes(bytes(ver))
     for what, p in cases.items():
         with pytest.raises(RnnError):
             rnndsl.load_model(p)
