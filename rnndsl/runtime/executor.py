@@ -37,6 +37,10 @@ class RunCtx:
     # data-parallel training (train/distributed.py): the sum over ranks of a float vector, for
     # statistics over the global batch (batchnorm's moments); None in one process
     allreduce: object = None
+    generation: int = -1          # the executor's weights_generation when this run began
+
+    def __post_init__(self):
+        self.generation = self.executor.weights_generation
 
     def needs_grad(self, ref) -> bool:
         """Whether the gradient flowing back into this input of a layer is used: not when it
@@ -88,6 +92,31 @@ class RunCtx:
         """Whether derived would keep an array of this size between calls."""
         return not self.training and nbytes <= KEEP_MAX_BYTES
 
+    def prepares(self, stateful: bool) -> bool:
+        """Whether keep_prepared keeps what a layer makes ready: inference outside decoding,
+        the layer not stateful (its carried state is read and written by its full forward)."""
+        return not self.training and self.carry is None and not stateful
+
+    def keep_prepared(self, node: Node, W: list, again) -> None:
+        """Keep a layer's inference made ready (again(ins, init_state, ctx) -> (outputs,
+        backprop), or None where it does not fit them) for the next calls at these weights:
+        not kept if the weights were written since this call began (every write empties the
+        store, as derived's)."""
+        ex = self.executor
+        with ex.derived_lock:
+            if ex.weights_generation == self.generation:
+                ex.prepared[node.id] = (list(W), again)
+
+    def prepared(self, node: Node, W: list):
+        """What keep_prepared kept for this layer at these weight arrays, in inference outside
+        decoding; else None."""
+        if self.training or self.carry is not None:
+            return None
+        known = self.executor.prepared.get(node.id)
+        if known is None or len(known[0]) != len(W) or any(a is not b for a, b in zip(known[0], W)):
+            return None
+        return known[1]
+
 
 # Largest array RunCtx.derived keeps between calls: a larger one is made each call (its
 # memory the call's alone, as before anything was kept)
@@ -116,6 +145,7 @@ class Executor:
         self.trainable = [w.trainable for w in specs]
         self._kept: dict[int, np.ndarray] = {}     # the weights before an update (apply_update)
         self.derived: dict = {}            # key -> (source weights, array made from them): RunCtx.derived
+        self.prepared: dict = {}           # node id -> (its weights, its inference made ready): RunCtx.prepared
         self.weights_generation = 0        # counts the writes of the weights (their starts and ends)
         self.derived_lock = threading.Lock()
         self.states: dict[int, tuple] = {}
@@ -155,6 +185,7 @@ class Executor:
         with self.derived_lock:
             self.weights_generation += 1
             self.derived.clear()
+            self.prepared.clear()
 
     def apply_deferred(self, updates) -> None:
         """A train step's deferred writes of non-trainable weights (batchnorm's moving

@@ -461,7 +461,7 @@ def unit_parts(F: int, u: int, itemsize: int, work: int) -> int:
 def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                  recurrent_activation="sigmoid", backwards=False,
                  zero_output_for_mask=False, keep=True, X=None, W=None, b_in=None, last_only=False,
-                 ids=None, table=None, xids=None, derive=None):
+                 ids=None, table=None, xids=None, derive=None, ready=None):
     """Run an LSTM over time-major xp (T,B,4u), over X (T,B,F) projected step by step
     (xp=None; xp[t] = X[t] @ W + b_in), or over rows of a table (xp=None; xp[t, b] =
     table[ids[t, b]], table (V, 4u) = E W + b for an embedding E read at ids (T, B)).
@@ -474,7 +474,9 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     mask, no recurrent dropout and packed weights past UNIT_SPLIT_BYTES runs split by units
     (lstm_forward_columns; training at up to TRAIN_UNIT_MAX_ROWS rows). derive(key, sources,
     make) -> array, in inference: where the fused routes' packed W and U may be kept between
-    calls while these arrays are unchanged (RunCtx.derived); None: packed every call."""
+    calls while these arrays are unchanged (RunCtx.derived); None: packed every call.
+    ready: a list, in inference, that receives the call made ready to run again (RowsRun)
+    where it ran by rows over a per-step X with no mask, ids or xids; else left empty."""
     W0, U0 = W, U                                     # what kept panels are made from
     if ids is not None:
         ids, table, X, W = table_input(ids, table, U, 4)
@@ -499,10 +501,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     B, u = h0.shape
     G = 4 * u
     n = T if keep else 1
-    out = buffers.empty((1 if last_only else T, B, u), dt)
-    gates, h_rec = buffers.empty((n, B, G), dt), buffers.empty((n, B, u), dt)
-    c_prev, tanh_c = buffers.empty((n, B, u), dt), buffers.empty((n, B, u), dt)
-    hT, cT = h0.copy(), c0.copy()
+    shapes = ((1 if last_only else T, B, u), (n, B, G), (n, B, u))
     F = inputs[2].shape[0]
     # inference on the fused route: the packed W and U may be kept between calls
     kept = route == FUSED_ROWS and not keep and rmask.shape[0] == 0 and derive is not None
@@ -528,6 +527,7 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
                 Wk = stand_in((0, G), dt)
             if kept:
                 Wq = w_panels(Wk)
+            out, gates, h_rec, c_prev, tanh_c, hT, cT = _arrays(shapes, h0, c0)
             # X typed any-layout: the same code for a time-major array and a view of batch-major data
             call_strided(lstm_forward_columns, (inputs[1], xids, Wk, inputs[3], U, xpk, hT, cT, backwards, out,
                                                 gates, h_rec, c_prev, tanh_c, bool(keep), Wq, Uq, parts),
@@ -538,15 +538,90 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
     if route == FUSED_ROWS:
         if kept:
             Wq = w_panels(inputs[2])
-        run_rows(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, hT, cT, rmask, backwards,
-                                   out, gates, h_rec, c_prev, tanh_c, bool(keep), Wq, Uq), B, work, defer=True)
+        run = RowsRun(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, None, None, rmask,
+                                        backwards, None, None, None, None, None, bool(keep), Wq, Uq), 0, 7, 11,
+                      shapes, work)
     else:
-        run_rows(lstm_forward_kernel,
-                 (inputs[0], inputs[1], inputs[2], inputs[3], ids, table, U, hT, cT, mask, rmask, a, ra,
-                  backwards, zero_output, out, gates, h_rec, c_prev, tanh_c, bool(keep), route), B, work, defer=True)
+        run = RowsRun(lstm_forward_kernel,
+                      (inputs[0], inputs[1], inputs[2], inputs[3], ids, table, U, None, None, mask, rmask, a, ra,
+                       backwards, zero_output, None, None, None, None, None, bool(keep), route), 1, 7, 15, shapes, work)
+    out, hT, cT, (gates, h_rec, c_prev, tanh_c) = run.start(inputs[1], h0, c0)
     # (deferred inside parallel.together(): nothing below reads what the kernel writes)
+    if ready is not None and not keep and xp is None and mask.shape[0] == 0 and rmask.shape[0] == 0 and \
+            ids.shape[0] == 0 and xids.shape[0] == 0:
+        ready.append(run)
     return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c,
                                inputs[1], ids, table, xids)
+
+
+def _arrays(shapes, h0, c0) -> tuple:
+    """A forward's outputs and step arrays (out, gates, h_rec, c_prev, tanh_c) of these
+    shapes ((out), (steps, B, 4u), (steps, B, u)), and hT, cT starting as copies of h0, c0."""
+    dt = h0.dtype
+    out_shape, gate_shape, unit_shape = shapes
+    return (buffers.empty(out_shape, dt), buffers.empty(gate_shape, dt), buffers.empty(unit_shape, dt),
+            buffers.empty(unit_shape, dt), buffers.empty(unit_shape, dt), h0.copy(), c0.copy())
+
+
+class RowsRun:
+    """lstm_forward's run by batch rows, made ready to run again: the kernel's compiled code
+    and every argument but the input X, the state and the arrays a run writes. For inference
+    repeated on inputs of the same shape and layout, at the same weights (the packed panels
+    it holds are theirs): `again` skips lstm_forward's checks, route choice and code lookup
+    (runtime/cpu/recurrent.py keeps one per layer). Inside parallel.together() its run is
+    deferred as lstm_forward's is.
+
+    args: the kernel's arguments with None at X's place (x_at), at hT's and cT's (h_at,
+    h_at + 1) and at out's and the four step arrays' (out_at .. out_at + 4)."""
+
+    __slots__ = ("entry", "address", "args", "x_at", "h_at", "out_at", "shapes", "work", "parts", "x_sig",
+                 "h_sig", "workers", "kernel")
+
+    def __init__(self, kernel, args: tuple, x_at: int, h_at: int, out_at: int, shapes: tuple, work: int):
+        self.kernel, self.args = kernel, args
+        self.x_at, self.h_at, self.out_at = x_at, h_at, out_at
+        self.shapes, self.work = shapes, work
+        self.entry = self.address = self.x_sig = self.h_sig = None
+        self.parts = self.workers = None
+
+    def start(self, X, h0, c0) -> tuple:
+        """The first run, on the arrays lstm_forward checked: (out, hT, cT, step arrays)."""
+        B = h0.shape[0]
+        arrays = _arrays(self.shapes, h0, c0)
+        args = self._args(X, arrays)
+        self.parts = len(chunks(B, self.work))
+        if not hasattr(self.kernel, "overloads"):     # NUMBA_DISABLE_JIT: never kept (see again)
+            run_rows(self.kernel, args, B, self.work, defer=True)
+        else:
+            self.entry, self.address = parallel.compiled(self.kernel, args)
+            self.x_sig = (type(X), X.dtype, X.shape, X.strides)
+            self.h_sig = (h0.dtype, h0.shape)
+            self.workers = (parallel.WORKERS, paths.plain())
+            parallel.run_compiled(self.entry, self.address, args, B, self.work, self.parts, defer=True)
+        return arrays[0], arrays[5], arrays[6], arrays[1:5]
+
+    def fits(self, X, h0, c0) -> bool:
+        """Whether `again` may run on these: X, h0 and c0 like the first run's in type, shape
+        and layout, the workers and the route setting (paths.plain) as they were."""
+        if self.entry is None or (type(X), X.dtype, X.shape, X.strides) != self.x_sig or \
+                (parallel.WORKERS, paths.plain()) != self.workers:
+            return False
+        return all(type(s) is np.ndarray and (s.dtype, s.shape) == self.h_sig and s.flags.c_contiguous
+                   for s in (h0, c0))
+
+    def again(self, X, h0, c0) -> tuple:
+        """(out, hT, cT) of a run on new X, h0, c0 that fit (see fits)."""
+        arrays = _arrays(self.shapes, h0, c0)
+        parallel.run_compiled(self.entry, self.address, self._args(X, arrays), h0.shape[0], self.work, self.parts,
+                              defer=True)
+        return arrays[0], arrays[5], arrays[6]
+
+    def _args(self, X, arrays) -> tuple:
+        a = list(self.args)
+        a[self.x_at] = X
+        a[self.h_at], a[self.h_at + 1] = arrays[5], arrays[6]
+        a[self.out_at:self.out_at + 5] = arrays[:5]
+        return tuple(a)
 
 
 def _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c, X, ids, table, xids):

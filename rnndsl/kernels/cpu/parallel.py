@@ -117,6 +117,14 @@ def run_rows(kernel, args: tuple, rows: int, work: int, parts: int | None = None
             kernel(*args, rows * p // n, rows * (p + 1) // n)
         return
     entry, address = compiled(kernel, args, strided=strided)
+    run_compiled(entry, address, args, rows, work, n, parts, defer)
+
+
+def run_compiled(entry, address: int, args: tuple, rows: int, work: int, n: int, parts: int | None = None,
+                 defer: bool = False) -> None:
+    """run_rows once the kernel's code is found: (entry, address) from compiled() for
+    arguments of these types, in n parts (chunks' choice, or `parts`), for a caller that
+    kept them from an earlier call of the same layer (an inference call made ready)."""
     pending = getattr(_pending, "calls", None) if defer else None
     if pending is not None and _packer(address, args) is not None:
         pending.append((entry, address, args, rows, work, parts))

@@ -23,7 +23,7 @@ class GRU(Recurrent):
         return db_in if db_rec is None else np.stack([db_in, db_rec])
 
     def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
-                       last_only=False, derive=None):
+                       last_only=False, derive=None, ready=None):
         out, hT, saved = gru_forward(U=U, h0=init[0], b_rec=b_rec, reset_after=opts["reset_after"], mask=mask,
                                      rmask=rmask, activation=opts["activation"],
                                      recurrent_activation=opts["recurrent_activation"],

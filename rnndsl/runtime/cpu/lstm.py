@@ -14,13 +14,20 @@ class LSTM(Recurrent):
     in_kernel_dx = True
 
     def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
-                       last_only=False, derive=None):
+                       last_only=False, derive=None, ready=None):
         out, hT, cT, saved = lstm_forward(U=U, h0=init[0], c0=init[1], mask=mask, rmask=rmask,
                                           activation=opts["activation"],
                                           recurrent_activation=opts["recurrent_activation"],
                                           backwards=backwards, zero_output_for_mask=zero_out, keep=keep,
-                                          last_only=last_only, derive=derive, **inp)
+                                          last_only=last_only, derive=derive, ready=ready, **inp)
         return out, (hT, cT), saved
+
+    def run_fits(self, run, X, init) -> bool:
+        return run.fits(X, init[0], init[1])
+
+    def run_again(self, run, X, init):
+        out, hT, cT = run.again(X, init[0], init[1])
+        return out, (hT, cT)
 
     def kernel_backward(self, saved, dout, dfinal, defer=False, W=None):
         if saved.X.shape[0] == 0:           # (the caller reads dxp: dK is not made here)

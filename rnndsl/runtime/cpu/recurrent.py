@@ -34,9 +34,13 @@ CHUNK_ROWS = 4096
 class Recurrent:
     """Runs one built-in recurrent layer kind. A subclass adapts its compiled kernels to:
 
-    kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only, derive)
+    kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep, last_only, derive, ready)
         -> (out, final, saved); derive: RunCtx.derived in inference (what the kernel may keep
-        between calls: packed weights), else None
+        between calls: packed weights), else None; ready: None, or in inference a list that
+        receives the call made ready to run again (a kind that makes one: run_again), which
+        a kind that makes none leaves empty
+    run_again(run, X, init) -> (out, final): that call run on new X and initial states of
+        the same shapes and layout (run_fits(run, X, init) first: whether they are)
     kernel_backward(saved, dout, dfinal, defer) -> (dxp, dU, dinit, db_rec, dK, db_in), dK and
       db_in (the input kernel's and input bias's gradients) None unless the kernel made them;
       defer: True where the caller reads none of the returned arrays before a together()
@@ -138,11 +142,13 @@ class Recurrent:
         return out, final, backprop
 
     def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True,
-                 sole_reader: bool = False):
+                 sole_reader: bool = False, ready: list | None = None):
         """Run the cell over x: (out in processing order, final state, backprop). out is
         (T, B, u) with return_sequences, else (1, B, u): the last output only. need_dx:
         False when x's gradient is not used (backprop then returns None for it). sole_reader:
-        this layer is the only one to read x (see table_input)."""
+        this layer is the only one to read x (see table_input). ready: a list, in inference,
+        that receives the kernel's call made ready to run again (kernel_forward) where the
+        cell ran in one call over ready_input(opts, x); else it stays empty."""
         if x.shape[0] == 0:
             return self.zero_steps(opts, W, x, init, need_dx)
         kernel, U = W[0], W[1]
@@ -158,13 +164,13 @@ class Recurrent:
         derive = None if ctx.training else ctx.derived
         per_step = F <= PER_STEP_MAX_FEATURES and not plain
 
-        def run(X, init, mask, keep, xids=None):
+        def run(X, init, mask, keep, xids=None, ready=None):
             inp = dict(xp=None, X=X, W=kernel, b_in=b_in) if per_step else self.projected(X, kernel, b_in)
             if xids is not None:
                 inp["xids"] = xids
             # inference (keep=False) keeps nothing for backward
             return self.kernel_forward(inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec,
-                                       keep=keep, last_only=last_only, derive=derive)
+                                       keep=keep, last_only=last_only, derive=derive, ready=ready)
 
         X = None
         on_rows = False                 # training read an embedding's rows by id (X stays None)
@@ -189,12 +195,13 @@ class Recurrent:
             X = x.data
             if dmask is not None:
                 X = X * dmask
-            out, final, saved = run(X, init, x.mask, ctx.training)
+            out, final, saved = run(X, init, x.mask, ctx.training,
+                                    ready=None if ctx.training or plain or not per_step else ready)
         elif per_step:
             # inference, last output only, x @ W step by step: the kernel reads the steps in
             # place (from the batch-major model input where that is what x is), so neither a
             # time-major copy nor a projection grows with T
-            out, final, saved = run(x.view(), init, x.mask, False)
+            out, final, saved = run(x.view(), init, x.mask, False, ready=ready)
         else:
             # inference, last output only, a wide input: a chunk of steps at a time, so the
             # projection xp (and the time-major copy of a batch-major input) stays small
@@ -243,6 +250,39 @@ class Recurrent:
         return out, final, backprop
 
     @staticmethod
+    def ready_input(opts, x: Act):
+        """What run_cell's inference ran a call made ready over: every step made (x.data) for
+        a layer returning sequences, else a view of the steps (x.view())."""
+        return x.data if opts["return_sequences"] else x.view()
+
+    def run_fits(self, run, X, init) -> bool:
+        return False
+
+    def run_again(self, run, X, init):
+        raise NotImplementedError(f"{self.name} makes no call ready to run again")
+
+    def again(self, node, run, dtype):
+        """The layer's inference made ready: again(ins, init_state, ctx) -> (outputs, backprop)
+        as forward gives them, by the kernel's call `run` (kernel_forward's ready) on the new
+        input, or None (nothing run) where the input or the initial state is not like those
+        run was made for: a mask, an embedding's rows, other shapes or layout."""
+        o = node.opts
+
+        def again(ins, init_state, ctx):
+            x = ins[0]
+            if x.mask is not None or x.gathered is not None:
+                return None
+            X = self.ready_input(o, x)
+            init = self.zero_state(o, X.shape[1], dtype) if init_state is None else init_state
+            if not self.run_fits(run, X, init):
+                return None
+            out, final = self.run_again(run, X, init)
+            return layer_outputs(OPS, node, ctx, X.shape[0], out, final, None, _inference_only,
+                                 init_state is not None)
+
+        return again
+
+    @staticmethod
     def projected(X, kernel, b_in) -> dict:
         """kernel_forward's inp with xp = X @ kernel for all of X's steps: one product (the
         kernel adds b_in step by step)."""
@@ -250,17 +290,31 @@ class Recurrent:
         return dict(xp=matmul(flat(X), kernel).reshape(T, B, -1), X=None, W=None, b_in=b_in)
 
     def forward(self, node, W, ins, ctx, init_state=None):
-        """The layer over its input: (outputs, backprop) as the executor takes them."""
+        """The layer over its input: (outputs, backprop) as the executor takes them. In
+        inference, the call made ready by an earlier one (again) where it fits."""
+        again = ctx.prepared(node, W)
+        if again is not None:
+            done = again(ins, init_state, ctx)
+            if done is not None:
+                return done
         x = ins[0]
         o = node.opts
         T, B, _ = x.shape
         init, from_edge = start_state(node, ctx, init_state, B, o["stateful"])
+        ready = [] if ctx.prepares(o["stateful"]) else None
         out, final, backprop_cell = self.run_cell(o, W, x, ctx, init, o["go_backwards"], o["zero_output_for_mask"],
                                                   need_dx=ctx.needs_grad(node.inputs[0]),
-                                                  sole_reader=ctx.sole_reader(node, node.inputs[0]))
+                                                  sole_reader=ctx.sole_reader(node, node.inputs[0]), ready=ready)
+        if ready:
+            ctx.keep_prepared(node, W, self.again(node, ready[0], W[0].dtype))
 
         def cell_backprop(dout, dfinal):
             dX, grads, dinit = backprop_cell(dout, dfinal)
             return [dX], grads, dinit
 
         return layer_outputs(OPS, node, ctx, T, out, final, x.mask, cell_backprop, from_edge)
+
+
+def _inference_only(dout, dfinal):
+    """The backprop of a call made ready: inference keeps nothing for a backward."""
+    raise RuntimeError("an inference call keeps nothing for a backward pass")

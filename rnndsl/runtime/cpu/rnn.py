@@ -64,10 +64,11 @@ class RNN(Recurrent):
         return (E, ids) if 3 * E.shape[0] <= ids.size else None
 
     def run_cell(self, opts, W, x: Act, ctx, init, backwards: bool, zero_out: bool, need_dx: bool = True,
-                 sole_reader: bool = False):
+                 sole_reader: bool = False, ready: list | None = None):
         """Run the cell over x: (out (T, B, u) in processing order, final states, backprop).
-        The input gradient is always computed (need_dx and sole_reader are accepted for the
-        common signature): the generated backward produces it with the weight gradients."""
+        The input gradient is always computed (need_dx, sole_reader and ready are accepted for
+        the common signature): the generated backward produces it with the weight gradients;
+        no call is made ready to run again."""
         cell = opts["cell"]
         if x.shape[0] == 0:
             return self.zero_steps(opts, W, x, init)

@@ -10,7 +10,7 @@ class SimpleRNN(Recurrent):
     name = "simplernn"
 
     def kernel_forward(self, inp, U, init, mask, rmask, opts, backwards, zero_out, b_rec, keep=True,
-                       last_only=False, derive=None):
+                       last_only=False, derive=None, ready=None):
         out, hT, saved = simplernn_forward(U=U, h0=init[0], mask=mask, rmask=rmask, activation=opts["activation"],
                                            backwards=backwards, zero_output_for_mask=zero_out, keep=keep,
                                            last_only=last_only, **inp)
