@@ -26,10 +26,18 @@ SPECS = {
                   "dec = tgt | lstm(8, seq, initial_state=enc.state)\n"
                   "output dec | dense(3)\n",
     "return-state": "input x: float[?, 5]\ns = x | lstm(9, state)\noutput s | dense(3)\noutput s.state\n",
+    # an embedding's rows through the projected table: at once (a small vocabulary), and from
+    # the second call at these weights (a larger one), with a state edge between them
+    "tables": "input src: int[?]\ninput tgt: int[?]\n"
+              "enc = src | embed(4, 3) | lstm(8, seq, state)\n"
+              "dec = tgt | embed(300, 5) | lstm(8, seq, initial_state=enc.state)\n"
+              "output dec | dense(3)\noutput enc | lstm(7, go_backwards=true)\n",
 }
 
 
 def _inputs(name, rng, batch, T):
+    if name == "tables":
+        return [rng.integers(0, 4, (batch, T)), rng.integers(0, 300, (batch, T + 2))]
     if name == "state-edge":
         return [rng.standard_normal((batch, T, 5)), rng.standard_normal((batch, T + 1, 4))]
     return rng.standard_normal((batch, T, 5))
@@ -52,9 +60,9 @@ def _count_again(monkeypatch) -> list:
     calls = []
     real = RowsRun.again
 
-    def again(self, X, h0, c0):
-        calls.append(X.shape)
-        return real(self, X, h0, c0)
+    def again(self, X, h0, c0, ids=None):
+        calls.append(h0.shape)
+        return real(self, X, h0, c0, ids)
 
     monkeypatch.setattr(RowsRun, "again", again)
     return calls

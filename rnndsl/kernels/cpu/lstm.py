@@ -59,7 +59,7 @@ from .activations import (
     tanh_,
 )
 from . import buffers, paths
-from .ops import embedding_input, embedding_view, gather_rows, table_input
+from .ops import embedding_input, embedding_view, gather_rows, ids_outside, table_input
 from .packed import (NB, aligned_scratch, fill_panels_transposed, packed, packed_empty, packed_panels_matmul,
                      rows_matmul, tn_accumulate)
 from .lstm_fused import (fill_gate_panels, gate_blocks, gate_panels, gate_panels_empty, lstm_bptt_row, lstm_bptt_units,
@@ -539,16 +539,17 @@ def lstm_forward(xp, U, h0, c0, mask=None, rmask=None, activation="tanh",
         if kept:
             Wq = w_panels(inputs[2])
         run = RowsRun(lstm_fused_rows, (inputs[1], xids, inputs[2], inputs[3], U, ids, table, None, None, rmask,
-                                        backwards, None, None, None, None, None, bool(keep), Wq, Uq), 0, 7, 11,
+                                        backwards, None, None, None, None, None, bool(keep), Wq, Uq), 0, 5, 7, 11,
                       shapes, work)
     else:
         run = RowsRun(lstm_forward_kernel,
                       (inputs[0], inputs[1], inputs[2], inputs[3], ids, table, U, None, None, mask, rmask, a, ra,
-                       backwards, zero_output, None, None, None, None, None, bool(keep), route), 1, 7, 15, shapes, work)
-    out, hT, cT, (gates, h_rec, c_prev, tanh_c) = run.start(inputs[1], h0, c0)
+                       backwards, zero_output, None, None, None, None, None, bool(keep), route), 1, 4, 7, 15, shapes,
+                      work)
+    out, hT, cT, (gates, h_rec, c_prev, tanh_c) = run.start(inputs[1], h0, c0, ids, table.shape[0])
     # (deferred inside parallel.together(): nothing below reads what the kernel writes)
     if ready is not None and not keep and xp is None and mask.shape[0] == 0 and rmask.shape[0] == 0 and \
-            ids.shape[0] == 0 and xids.shape[0] == 0:
+            xids.shape[0] == 0:
         ready.append(run)
     return out, hT, cT, _saved(keep, U, mask, rmask, a, ra, backwards, zero_output, gates, h_rec, c_prev, tanh_c,
                                inputs[1], ids, table, xids)
@@ -565,60 +566,83 @@ def _arrays(shapes, h0, c0) -> tuple:
 
 class RowsRun:
     """lstm_forward's run by batch rows, made ready to run again: the kernel's compiled code
-    and every argument but the input X, the state and the arrays a run writes. For inference
-    repeated on inputs of the same shape and layout, at the same weights (the packed panels
-    it holds are theirs): `again` skips lstm_forward's checks, route choice and code lookup
-    (runtime/cpu/recurrent.py keeps one per layer). Inside parallel.together() its run is
-    deferred as lstm_forward's is.
+    and every argument but the input (X, or a table's row ids), the state and the arrays a
+    run writes. For inference repeated on inputs of the same shape and layout, at the same
+    weights (the packed panels and the projected table it holds are theirs): `again` skips
+    lstm_forward's checks, route choice and code lookup (runtime/cpu/recurrent.py keeps one
+    per layer). Inside parallel.together() its run is deferred as lstm_forward's is.
 
-    args: the kernel's arguments with None at X's place (x_at), at hT's and cT's (h_at,
-    h_at + 1) and at out's and the four step arrays' (out_at .. out_at + 4)."""
+    args: the kernel's arguments with None at X's place (x_at) and at hT's and cT's (h_at,
+    h_at + 1), the arrays a run writes at out_at .. out_at + 4 (out, gates, h_rec, c_prev,
+    tanh_c) and the table's row ids at ids_at (empty: X is the input)."""
 
-    __slots__ = ("entry", "address", "args", "x_at", "h_at", "out_at", "shapes", "work", "parts", "x_sig",
-                 "h_sig", "workers", "kernel")
+    __slots__ = ("kernel", "args", "x_at", "ids_at", "h_at", "out_at", "shapes", "work", "parts", "entry",
+                 "address", "x_sig", "h_sig", "settings", "vocab")
 
-    def __init__(self, kernel, args: tuple, x_at: int, h_at: int, out_at: int, shapes: tuple, work: int):
+    def __init__(self, kernel, args: tuple, x_at: int, ids_at: int, h_at: int, out_at: int, shapes: tuple,
+                 work: int):
         self.kernel, self.args = kernel, args
-        self.x_at, self.h_at, self.out_at = x_at, h_at, out_at
+        self.x_at, self.ids_at, self.h_at, self.out_at = x_at, ids_at, h_at, out_at
         self.shapes, self.work = shapes, work
-        self.entry = self.address = self.x_sig = self.h_sig = None
-        self.parts = self.workers = None
+        self.entry = self.address = self.x_sig = self.h_sig = self.settings = None
+        self.parts = self.vocab = 0
 
-    def start(self, X, h0, c0) -> tuple:
-        """The first run, on the arrays lstm_forward checked: (out, hT, cT, step arrays)."""
+    @property
+    def by_ids(self) -> bool:
+        """Whether its input is a table's row ids (again's ids) rather than X."""
+        return self.args[self.ids_at].shape[0] > 0
+
+    def start(self, X, h0, c0, ids, vocab: int) -> tuple:
+        """The first run, on the arrays lstm_forward checked (ids: the table's row ids, or
+        empty; vocab: the table's rows): (out, hT, cT, step arrays)."""
         B = h0.shape[0]
         arrays = _arrays(self.shapes, h0, c0)
-        args = self._args(X, arrays)
+        args = self._args(X, ids, arrays)
+        kept = list(args)                # the first run's ids stay (by_ids), its X only where ids are the input
+        kept[self.h_at:self.h_at + 2], kept[self.out_at:self.out_at + 5] = (None,) * 2, (None,) * 5
+        if ids.shape[0] == 0:
+            kept[self.x_at] = None
+        self.args = tuple(kept)
         self.parts = len(chunks(B, self.work))
-        if not hasattr(self.kernel, "overloads"):     # NUMBA_DISABLE_JIT: never kept (see again)
+        if not hasattr(self.kernel, "overloads"):     # NUMBA_DISABLE_JIT: never run again (see fits)
             run_rows(self.kernel, args, B, self.work, defer=True)
         else:
             self.entry, self.address = parallel.compiled(self.kernel, args)
-            self.x_sig = (type(X), X.dtype, X.shape, X.strides)
+            self.x_sig = (type(X), X.dtype, X.shape, X.strides, ids.shape)
             self.h_sig = (h0.dtype, h0.shape)
-            self.workers = (parallel.WORKERS, paths.plain())
+            self.settings = (parallel.WORKERS, paths.plain())
+            self.vocab = vocab
             parallel.run_compiled(self.entry, self.address, args, B, self.work, self.parts, defer=True)
         return arrays[0], arrays[5], arrays[6], arrays[1:5]
 
-    def fits(self, X, h0, c0) -> bool:
-        """Whether `again` may run on these: X, h0 and c0 like the first run's in type, shape
-        and layout, the workers and the route setting (paths.plain) as they were."""
-        if self.entry is None or (type(X), X.dtype, X.shape, X.strides) != self.x_sig or \
-                (parallel.WORKERS, paths.plain()) != self.workers:
+    def fits(self, X, h0, c0, ids=None) -> bool:
+        """Whether `again` may run on these: X (None with ids: the table's row ids, a C int64
+        array of rows of the table) like the first run's in type, shape and layout, as are
+        h0 and c0; the workers and the route setting (paths.plain) as they were."""
+        if self.entry is None or (parallel.WORKERS, paths.plain()) != self.settings or (ids is None) == self.by_ids:
+            return False
+        if ids is None:
+            if (type(X), X.dtype, X.shape, X.strides, self.x_sig[4]) != self.x_sig:
+                return False
+        elif type(ids) is not np.ndarray or ids.dtype != np.int64 or ids.shape != self.x_sig[4] or \
+                not ids.flags.c_contiguous or ids_outside(ids.reshape(-1), self.vocab):
             return False
         return all(type(s) is np.ndarray and (s.dtype, s.shape) == self.h_sig and s.flags.c_contiguous
                    for s in (h0, c0))
 
-    def again(self, X, h0, c0) -> tuple:
-        """(out, hT, cT) of a run on new X, h0, c0 that fit (see fits)."""
+    def again(self, X, h0, c0, ids=None) -> tuple:
+        """(out, hT, cT) of a run on new X (or ids), h0, c0 that fit (see fits)."""
         arrays = _arrays(self.shapes, h0, c0)
-        parallel.run_compiled(self.entry, self.address, self._args(X, arrays), h0.shape[0], self.work, self.parts,
-                              defer=True)
+        parallel.run_compiled(self.entry, self.address, self._args(X, ids, arrays), h0.shape[0], self.work,
+                              self.parts, defer=True)
         return arrays[0], arrays[5], arrays[6]
 
-    def _args(self, X, arrays) -> tuple:
+    def _args(self, X, ids, arrays) -> tuple:
         a = list(self.args)
-        a[self.x_at] = X
+        if X is not None:
+            a[self.x_at] = X
+        if ids is not None:
+            a[self.ids_at] = ids
         a[self.h_at], a[self.h_at + 1] = arrays[5], arrays[6]
         a[self.out_at:self.out_at + 5] = arrays[:5]
         return tuple(a)

@@ -22,11 +22,11 @@ class LSTM(Recurrent):
                                           last_only=last_only, derive=derive, ready=ready, **inp)
         return out, (hT, cT), saved
 
-    def run_fits(self, run, X, init) -> bool:
-        return run.fits(X, init[0], init[1])
+    def run_fits(self, run, X, init, ids=None) -> bool:
+        return run.fits(X, init[0], init[1], ids)
 
-    def run_again(self, run, X, init):
-        out, hT, cT = run.again(X, init[0], init[1])
+    def run_again(self, run, X, init, ids=None):
+        out, hT, cT = run.again(X, init[0], init[1], ids)
         return out, (hT, cT)
 
     def kernel_backward(self, saved, dout, dfinal, defer=False, W=None):

@@ -39,8 +39,9 @@ class Recurrent:
         between calls: packed weights), else None; ready: None, or in inference a list that
         receives the call made ready to run again (a kind that makes one: run_again), which
         a kind that makes none leaves empty
-    run_again(run, X, init) -> (out, final): that call run on new X and initial states of
-        the same shapes and layout (run_fits(run, X, init) first: whether they are)
+    run_again(run, X, init, ids) -> (out, final): that call run on new X (None: on the ids
+        of a projected table's rows) and initial states of the same shapes and layout
+        (run_fits(run, X, init, ids) first: whether they are)
     kernel_backward(saved, dout, dfinal, defer) -> (dxp, dU, dinit, db_rec, dK, db_in), dK and
       db_in (the input kernel's and input bias's gradients) None unless the kernel made them;
       defer: True where the caller reads none of the returned arrays before a together()
@@ -148,7 +149,8 @@ class Recurrent:
         False when x's gradient is not used (backprop then returns None for it). sole_reader:
         this layer is the only one to read x (see table_input). ready: a list, in inference,
         that receives the kernel's call made ready to run again (kernel_forward) where the
-        cell ran in one call over ready_input(opts, x); else it stays empty."""
+        cell ran in one call over ready_input(opts, x), or over the projected table's rows
+        at an embedding's ids; else it stays empty."""
         if x.shape[0] == 0:
             return self.zero_steps(opts, W, x, init, need_dx)
         kernel, U = W[0], W[1]
@@ -179,7 +181,8 @@ class Recurrent:
             E, ids, table = gathered
             out, final, saved = self.kernel_forward(dict(xp=None, ids=ids, table=table), U, init, x.mask, rmask, opts,
                                                     backwards, zero_out, b_rec, keep=ctx.training,
-                                                    last_only=last_only, derive=derive)
+                                                    last_only=last_only, derive=derive,
+                                                    ready=None if ctx.training else ready)
         elif not ctx.training and per_step and self.reads_rows and x.gathered is not None:
             # inference over an embedding's rows: the kernel reads them in place, E[ids] is
             # never made (no gathering pass)
@@ -255,30 +258,35 @@ class Recurrent:
         a layer returning sequences, else a view of the steps (x.view())."""
         return x.data if opts["return_sequences"] else x.view()
 
-    def run_fits(self, run, X, init) -> bool:
+    def run_fits(self, run, X, init, ids=None) -> bool:
         return False
 
-    def run_again(self, run, X, init):
+    def run_again(self, run, X, init, ids=None):
         raise NotImplementedError(f"{self.name} makes no call ready to run again")
 
     def again(self, node, run, dtype):
         """The layer's inference made ready: again(ins, init_state, ctx) -> (outputs, backprop)
         as forward gives them, by the kernel's call `run` (kernel_forward's ready) on the new
-        input, or None (nothing run) where the input or the initial state is not like those
-        run was made for: a mask, an embedding's rows, other shapes or layout."""
+        input (its steps, or an embedding's ids where run reads the projected table's rows),
+        or None (nothing run) where the input or the initial state is not like those run was
+        made for: a mask, other shapes or layout, steps where it read ids or ids where steps."""
         o = node.opts
 
         def again(ins, init_state, ctx):
             x = ins[0]
-            if x.mask is not None or x.gathered is not None:
+            if x.mask is not None:
                 return None
-            X = self.ready_input(o, x)
-            init = self.zero_state(o, X.shape[1], dtype) if init_state is None else init_state
-            if not self.run_fits(run, X, init):
+            if x.gathered is not None:
+                X, ids = None, x.gathered[1]
+                T, B = ids.shape
+            else:
+                X, ids = self.ready_input(o, x), None
+                T, B = X.shape[:2]
+            init = self.zero_state(o, B, dtype) if init_state is None else init_state
+            if not self.run_fits(run, X, init, ids):
                 return None
-            out, final = self.run_again(run, X, init)
-            return layer_outputs(OPS, node, ctx, X.shape[0], out, final, None, _inference_only,
-                                 init_state is not None)
+            out, final = self.run_again(run, X, init, ids)
+            return layer_outputs(OPS, node, ctx, T, out, final, None, _inference_only, init_state is not None)
 
         return again
 
