@@ -99,28 +99,37 @@ class RunCtx:
 
     def keep_prepared(self, node: Node, W: list, again) -> None:
         """Keep a layer's inference made ready (again(ins, init_state, ctx) -> (outputs,
-        backprop), or None where it does not fit them) for the next calls at these weights:
-        not kept if the weights were written since this call began (every write empties the
-        store, as derived's)."""
+        backprop), or None where it does not fit them) for the next calls at these weights,
+        beside the PREPARED_PER_LAYER - 1 kept last (a predict's last, shorter batch; batch
+        sizes that alternate): not kept if the weights were written since this call began
+        (every write empties the store, as derived's)."""
         ex = self.executor
         with ex.derived_lock:
             if ex.weights_generation == self.generation:
-                ex.prepared[node.id] = (list(W), again)
+                known = ex.prepared.get(node.id)
+                kept = known[1] if known is not None and _same_arrays(known[0], W) else ()
+                ex.prepared[node.id] = (list(W), (again,) + kept[:PREPARED_PER_LAYER - 1])
 
-    def prepared(self, node: Node, W: list):
-        """What keep_prepared kept for this layer at these weight arrays, in inference outside
-        decoding; else None."""
+    def prepared(self, node: Node, W: list) -> tuple:
+        """What keep_prepared kept for this layer at these weight arrays (the latest first),
+        in inference outside decoding; else ()."""
         if self.training or self.carry is not None:
-            return None
+            return ()
         known = self.executor.prepared.get(node.id)
-        if known is None or len(known[0]) != len(W) or any(a is not b for a, b in zip(known[0], W)):
-            return None
+        if known is None or not _same_arrays(known[0], W):
+            return ()
         return known[1]
 
 
 # Largest array RunCtx.derived keeps between calls: a larger one is made each call (its
 # memory the call's alone, as before anything was kept)
 KEEP_MAX_BYTES = 64 << 20
+# Calls made ready a layer keeps (RunCtx.keep_prepared), each for one shape of its input
+PREPARED_PER_LAYER = 4
+
+
+def _same_arrays(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
 @dataclass

@@ -115,6 +115,21 @@ def test_a_mask_or_new_weights_or_threads_go_back_to_the_full_forward(monkeypatc
     assert not masked.executor.prepared
 
 
+def test_batch_sizes_that_alternate_each_keep_their_call(monkeypatch):
+    """A predict's last, shorter batch, or two batch sizes in turn: each shape's call is
+    kept beside the others (a few a layer), and every output is still the plain route's."""
+    text = SPECS["bilstm"]
+    rng = np.random.default_rng(11)
+    model = rnndsl.compile(text, seed=5)
+    again = _count_again(monkeypatch)
+    x = rng.standard_normal((50, 4, 5))
+    for k in range(3):
+        _same(model.predict(x, batch_size=16), _plain(model, text, x), 3e-5)   # 16, 16, 16 and 2 rows
+    # four runs a batch (both halves of both layers): the first predict's second and third
+    # batches, then every batch of the next two, the short one included
+    assert len(again) == 4 * (2 + 4 + 4)
+
+
 def test_a_kept_call_on_stale_weights_would_be_seen(monkeypatch):
     """The check above can fail: with the store not emptied on a write of the weights, the
     kept calls run on the old packed weights and the outputs differ."""

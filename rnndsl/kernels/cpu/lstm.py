@@ -569,15 +569,16 @@ class RowsRun:
     and every argument but the input (X, or a table's row ids), the state and the arrays a
     run writes. For inference repeated on inputs of the same shape and layout, at the same
     weights (the packed panels and the projected table it holds are theirs): `again` skips
-    lstm_forward's checks, route choice and code lookup (runtime/cpu/recurrent.py keeps one
+    lstm_forward's checks, route choice and code lookup (runtime/cpu/recurrent.py keeps them
     per layer). Inside parallel.together() its run is deferred as lstm_forward's is.
 
-    args: the kernel's arguments with None at X's place (x_at) and at hT's and cT's (h_at,
-    h_at + 1), the arrays a run writes at out_at .. out_at + 4 (out, gates, h_rec, c_prev,
-    tanh_c) and the table's row ids at ids_at (empty: X is the input)."""
+    args: the kernel's arguments, with X at x_at, the table's row ids at ids_at (empty: X is
+    the input), hT and cT at h_at and h_at + 1, and the arrays a run writes at out_at ..
+    out_at + 4 (out, gates, h_rec, c_prev, tanh_c); the first run keeps them but for the
+    input, the state and those arrays."""
 
     __slots__ = ("kernel", "args", "x_at", "ids_at", "h_at", "out_at", "shapes", "work", "parts", "entry",
-                 "address", "x_sig", "h_sig", "settings", "vocab")
+                 "address", "x_sig", "h_sig", "settings", "vocab", "by_ids")
 
     def __init__(self, kernel, args: tuple, x_at: int, ids_at: int, h_at: int, out_at: int, shapes: tuple,
                  work: int):
@@ -586,11 +587,7 @@ class RowsRun:
         self.shapes, self.work = shapes, work
         self.entry = self.address = self.x_sig = self.h_sig = self.settings = None
         self.parts = self.vocab = 0
-
-    @property
-    def by_ids(self) -> bool:
-        """Whether its input is a table's row ids (again's ids) rather than X."""
-        return self.args[self.ids_at].shape[0] > 0
+        self.by_ids = False             # whether its input is a table's row ids (again's ids) rather than X
 
     def start(self, X, h0, c0, ids, vocab: int) -> tuple:
         """The first run, on the arrays lstm_forward checked (ids: the table's row ids, or
@@ -598,10 +595,10 @@ class RowsRun:
         B = h0.shape[0]
         arrays = _arrays(self.shapes, h0, c0)
         args = self._args(X, ids, arrays)
-        kept = list(args)                # the first run's ids stay (by_ids), its X only where ids are the input
+        self.by_ids = ids.shape[0] > 0
+        kept = list(args)                # X stays where ids are the input (a stand-in with no columns)
         kept[self.h_at:self.h_at + 2], kept[self.out_at:self.out_at + 5] = (None,) * 2, (None,) * 5
-        if ids.shape[0] == 0:
-            kept[self.x_at] = None
+        kept[self.ids_at if self.by_ids else self.x_at] = None
         self.args = tuple(kept)
         self.parts = len(chunks(B, self.work))
         if not hasattr(self.kernel, "overloads"):     # NUMBA_DISABLE_JIT: never run again (see fits)

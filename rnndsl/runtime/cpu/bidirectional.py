@@ -13,8 +13,7 @@ CELLS = {c.name: c for c in (simplernn.CELL, lstm.CELL, gru.CELL, rnn.CELL)}
 def forward(node, W, ins, ctx, init_state=None):
     """Two cell runs over x, one reading it backwards, and their merge. In inference, the
     two calls made ready by an earlier one (_again) where they fit."""
-    again = ctx.prepared(node, W)
-    if again is not None:
+    for again in ctx.prepared(node, W):
         done = again(ins, init_state, ctx)
         if done is not None:
             return done

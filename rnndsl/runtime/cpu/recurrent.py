@@ -300,8 +300,7 @@ class Recurrent:
     def forward(self, node, W, ins, ctx, init_state=None):
         """The layer over its input: (outputs, backprop) as the executor takes them. In
         inference, the call made ready by an earlier one (again) where it fits."""
-        again = ctx.prepared(node, W)
-        if again is not None:
+        for again in ctx.prepared(node, W):
             done = again(ins, init_state, ctx)
             if done is not None:
                 return done
