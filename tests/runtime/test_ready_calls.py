@@ -151,6 +151,30 @@ def test_a_kept_call_on_stale_weights_would_be_seen(monkeypatch):
         _same(model.predict_on_batch(x), _plain(model, text, x), 3e-5)
 
 
+def test_a_table_too_large_to_keep_is_not_kept_by_a_call(monkeypatch):
+    """A projected table past KEEP_MAX_BYTES is made each call (RunCtx.derived): the layer
+    reading it keeps no call that would hold it; the layer after it still keeps its own."""
+    from rnndsl.runtime import executor
+    monkeypatch.setattr(executor, "KEEP_MAX_BYTES", 4096)
+    text = "input x: int[?]\noutput x | embed(40, 4) | lstm(16, seq) | lstm(8) | dense(2)\n"
+    rng = np.random.default_rng(2)
+    model = rnndsl.compile(text, seed=6)
+    again = _count_again(monkeypatch)
+    for _ in range(3):
+        x = rng.integers(0, 40, (30, 6))                 # 3 V <= T B: the table at once (40 x 64 floats)
+        _same(model.predict_on_batch(x), _plain(model, text, x), 3e-5)
+    assert len(again) == 2                              # the second LSTM's, on the second and third call
+    tables = [a.nbytes for kept in model.executor.prepared.values() for again_ in kept[1]
+              for a in _arrays_held(again_) if a.size >= 40 * 64]
+    assert tables == []
+
+
+def _arrays_held(again) -> list:
+    """The arrays a kept call holds (its RowsRun's arguments)."""
+    runs = [c.cell_contents for c in again.__closure__ if isinstance(c.cell_contents, RowsRun)]
+    return [a for r in runs for a in r.args if isinstance(a, np.ndarray)]
+
+
 def test_stateful_layers_and_decoding_keep_no_calls():
     text = "input x: float[?, 3]\noutput x | lstm(8, stateful=true) | dense(2)\n"
     model = rnndsl.compile(text, seed=1)

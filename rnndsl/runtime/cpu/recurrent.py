@@ -182,7 +182,8 @@ class Recurrent:
             out, final, saved = self.kernel_forward(dict(xp=None, ids=ids, table=table), U, init, x.mask, rmask, opts,
                                                     backwards, zero_out, b_rec, keep=ctx.training,
                                                     last_only=last_only, derive=derive,
-                                                    ready=None if ctx.training else ready)
+                                                    # a table too large to keep is made each call (derived)
+                                                    ready=ready if ctx.keeps(table.nbytes) else None)
         elif not ctx.training and per_step and self.reads_rows and x.gathered is not None:
             # inference over an embedding's rows: the kernel reads them in place, E[ids] is
             # never made (no gathering pass)
