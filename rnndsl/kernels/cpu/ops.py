@@ -219,3 +219,24 @@ def embedding_input(inputs: tuple, E, xids, in_place: bool, dtype) -> tuple:
         return (inputs[0], np.ascontiguousarray(E, dtype=dtype)[None]) + inputs[2:], xids
     rows = gather_rows(E.astype(dtype, copy=False), xids, buffers.empty(xids.shape + E.shape[1:], dtype))
     return (inputs[0], rows) + inputs[2:], stand_in((0, 0), np.int64)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scale_shift_rows(X, st, out):
+    R, F = X.shape
+    for r in range(R):
+        for j in range(F):
+            out[r, j] = X[r, j] * st[0, j] + st[1, j]
+
+
+def scale_shift(X, st):
+    """X * st[0] + st[1] for X (rows, F) and st (2, F) (batchnorm's inference): one compiled
+    pass where NumPy takes two and a second array, rounded as NumPy rounds them (the
+    product, then the sum: no fused multiply-add)."""
+    if X.dtype == st.dtype and X.flags.c_contiguous and st.flags.c_contiguous and X.ndim == 2:
+        out = buffers.empty(X.shape, X.dtype)
+        _scale_shift_rows(X, st, out)
+        return out
+    Y = X * st[0]
+    Y += st[1]
+    return Y

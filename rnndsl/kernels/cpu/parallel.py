@@ -95,10 +95,9 @@ MIN_SPLIT_MATMUL = 256_000
 def chunks(rows: int, work: int, min_work: int | None = None) -> list[tuple[int, int]]:
     """Split rows 0..rows into contiguous ranges, one per worker, when the work is worth it
     (min_work multiply-adds; MIN_SPLIT_WORK by default); one range on the plain route."""
-    if paths.plain():
+    if work < (MIN_SPLIT_WORK if min_work is None else min_work) or paths.plain():
         return [(0, rows)]
-    n = min(WORKERS, rows // MIN_ROWS) if work >= (MIN_SPLIT_WORK if min_work is None else min_work) else 1
-    n = max(n, 1)
+    n = max(min(WORKERS, rows // MIN_ROWS), 1)
     edges = [rows * k // n for k in range(n + 1)]
     return [(edges[k], edges[k + 1]) for k in range(n)]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...kernels.cpu.ops import scale_shift
 from ..tensor import Act, flat
 
 
@@ -47,8 +48,7 @@ def forward(node, W, ins, ctx, init_state=None):
         # inv_std and Xc when it runs.
         st = ctx.derived(("batchnorm", id(moving_var)), tuple(W),
                          lambda: _scale_shift(gamma, beta, moving_mean, moving_var, eps))
-        Y = X * st[0]
-        Y += st[1]
+        Y = scale_shift(X, st)
         Xhat = None
     else:
         Xhat = Xc * inv_std
