@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 
 from ...kernels.cpu.parallel import column_sums, matmul
@@ -18,7 +20,7 @@ def forward(node, W, ins, ctx, init_state=None):
     parts = x.unmade_parts()
     if parts is not None:
         Xs = [flat(p) for p in parts]
-        cuts = np.cumsum([0] + [p.shape[1] for p in Xs])
+        cuts = list(accumulate((p.shape[1] for p in Xs), initial=0))
         Z = matmul(Xs[0], kernel[cuts[0]:cuts[1]])
         for k in range(1, len(Xs)):
             Z += matmul(Xs[k], kernel[cuts[k]:cuts[k + 1]])

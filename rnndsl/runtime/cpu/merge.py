@@ -3,6 +3,8 @@ are runtime/merge.py's, shared with the CUDA engine."""
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 
 from ...kernels.cpu import paths
@@ -16,7 +18,7 @@ def concat_forward(node, W, ins, ctx, init_state=None):
     on the plain route."""
     same_steps(node, ins)
     parts = [a.data for a in ins]
-    sizes = np.cumsum([p.shape[-1] for p in parts])[:-1]
+    sizes = list(accumulate(p.shape[-1] for p in parts))[:-1]     # (ints: NumPy's cumsum took microseconds)
     y = Act(mask=combine_masks([a.mask for a in ins]), parts=parts)
     if paths.plain():
         y = Act(y.data, y.mask)
