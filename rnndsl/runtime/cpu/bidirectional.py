@@ -13,10 +13,9 @@ CELLS = {c.name: c for c in (simplernn.CELL, lstm.CELL, gru.CELL, rnn.CELL)}
 def forward(node, W, ins, ctx, init_state=None):
     """Two cell runs over x, one reading it backwards, and their merge. In inference, the
     two calls made ready by an earlier one (_again) where they fit."""
-    for again in ctx.prepared(node, W):
-        done = again(ins, init_state, ctx)
-        if done is not None:
-            return done
+    done = ctx.run_prepared(node, W, ins, init_state)
+    if done is not None:
+        return done
     halves = (node.spec.inner(node), node.spec.backward(node))
     x = ins[0]
     T, B, _ = x.shape

@@ -301,10 +301,9 @@ class Recurrent:
     def forward(self, node, W, ins, ctx, init_state=None):
         """The layer over its input: (outputs, backprop) as the executor takes them. In
         inference, the call made ready by an earlier one (again) where it fits."""
-        for again in ctx.prepared(node, W):
-            done = again(ins, init_state, ctx)
-            if done is not None:
-                return done
+        done = ctx.run_prepared(node, W, ins, init_state)
+        if done is not None:
+            return done
         x = ins[0]
         o = node.opts
         T, B, _ = x.shape
