@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import DataError, NonFiniteError
 from ..graph.graph import Graph, Node
+from ..graph.sizes import physical_memory
 from .init import initial_weights
 from ..kernels.cpu import buffers
 from ..kernels.cpu.ops import all_finite, ids_outside
@@ -172,6 +173,7 @@ class Executor:
         self.rng = np.random.default_rng([seed, 1])
         self.allreduce = None          # set by a data-parallel fit (RunCtx.allreduce)
         self.vocab_limits = self._vocab_limits()
+        self.memory = physical_memory()      # bytes (None: unknown), the bound of an input's copy
         self.readers: dict[tuple, list] = {}          # (node, port) -> ids of the layers reading it
         for n in graph.nodes:
             for r in n.inputs:
@@ -370,6 +372,11 @@ class Executor:
             raise DataError(f"input {name!r} expects {t.features} features, shape {want()}, got {x.shape}")
         if x.shape[0] == 0:
             raise DataError(f"input {name!r} is empty, shape {x.shape}")
+        # the copy below (a view of a small array, np.broadcast_to, can claim any size)
+        need, memory = x.size * (8 if t.is_tokens else self.dtype.itemsize), self.memory
+        if memory is not None and need > memory:
+            raise DataError(f"input {name!r} of shape {x.shape} needs {need:,} bytes as the model's array, more "
+                            f"than this machine's memory ({memory:,} bytes); pass fewer rows at a time")
         if t.is_tokens:
             if x.dtype.kind == "f":
                 if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):

@@ -95,3 +95,16 @@ def test_wrongly_shaped_states_are_refused_by_predict_and_step_alike(chain, n):
     a = m.step(np.ones((2, 3)))
     m.reset_states([np.full((2, 4), 0.5)] * n)
     np.testing.assert_allclose(m.predict_on_batch(np.ones((2, 1, 3))), a, rtol=1e-5)
+
+
+@pytest.mark.parametrize("text,shape", [("input x: float[?, 5]\noutput x | lstm(7) | dense(2)\n", (10**12, 3, 5)),
+                                        ("input x: int[?]\noutput x | embed(3, 4) | lstm(7) | dense(2)\n", (10**12, 3))])
+def test_a_batch_larger_than_the_machine_is_a_data_error(text, shape):
+    """A view of a small array can claim any size (np.broadcast_to): its copy for the model
+    would not fit the machine, and the call says so rather than failing in NumPy."""
+    model = rnndsl.compile(text)
+    x = np.broadcast_to(np.ones(shape[1:], np.float32 if len(shape) == 3 else np.int64), shape)
+    with pytest.raises(DataError, match="more than this machine's memory"):
+        model.predict_on_batch(x)
+    small = np.ascontiguousarray(x[:4])
+    assert model.predict_on_batch(small).shape == (4, 2)        # a fitting batch still runs
